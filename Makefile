@@ -1,0 +1,45 @@
+# Targets work across every module of go.work.
+SHELL   := /bin/bash
+MODULES := $(shell go list -m -f '{{.Dir}}')
+PKGS    := $(addsuffix /...,$(shell go list -m))
+BUF     := cd proto && GOWORK=off go tool buf
+TESTFLAGS ?= -race -timeout 15m
+
+.PHONY: run test build proto proto-check lint vet tidy clean
+
+## run: all four services in one process with an embedded NATS (see README)
+run:
+	go run ./cmd/feedloop dev
+
+## test: generated code in sync, lint, then every module's tests against real NATS and Redis
+test: proto-check lint
+	go test $(TESTFLAGS) $(PKGS)
+
+## build: every binary into ./bin
+build:
+	@mkdir -p bin
+	go build -o bin/feedloop ./cmd/feedloop
+	for s in intake classifier router notifier; do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+
+## proto: lint the contract and regenerate the Go code beside it
+proto:
+	$(BUF) lint
+	$(BUF) generate
+
+## proto-check: fail when the committed generated code is stale
+proto-check: proto
+	@git diff --exit-code -- proto >/dev/null && test -z "$$(git status --porcelain -- proto)" \
+	  || { git status --short -- proto; echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+## lint: gofmt, go vet, buf lint
+lint:
+	@out=$$(gofmt -l $(MODULES)); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	go vet $(PKGS)
+	$(BUF) lint
+
+## tidy: go mod tidy in every module
+tidy:
+	for d in $(MODULES); do (cd $$d && go mod tidy) || exit 1; done
+
+clean:
+	rm -rf bin .feedloop

@@ -1,0 +1,3 @@
+module github.com/feedloop/feedloop/cmd/feedloop
+
+go 1.26.7

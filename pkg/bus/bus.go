@@ -1,0 +1,147 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// Header keys feedloop sets besides Nats-Msg-Id and the trace context.
+const (
+	HeaderPayloadType = "Feedloop-Payload-Type"
+	HeaderFeedbackID  = "Feedloop-Feedback-Id"
+	HeaderDLQError    = "Feedloop-Dlq-Error"
+	HeaderDLQSubject  = "Feedloop-Dlq-Subject"
+	HeaderDLQStream   = "Feedloop-Dlq-Stream"
+	HeaderDLQSequence = "Feedloop-Dlq-Sequence"
+	HeaderDLQDeliver  = "Feedloop-Dlq-Deliveries"
+)
+
+// ErrNotStored is returned when the server did not confirm a publish.
+var ErrNotStored = errors.New("bus: message not stored")
+
+// Bus publishes and consumes feedloop messages on one JetStream context.
+type Bus struct {
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	log        *slog.Logger
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+}
+
+// Option configures a Bus.
+type Option func(*Bus)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(b *Bus) { b.log = l } }
+
+// Connect dials NATS at url with reconnects that never give up: a service
+// outlives a restart of its server.
+func Connect(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bus: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// New returns a Bus on nc. It uses the global OpenTelemetry tracer provider
+// and propagator, so telemetry set-up must run first.
+func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	b := &Bus{
+		nc:         nc,
+		js:         js,
+		log:        slog.Default(),
+		tracer:     otel.Tracer("github.com/feedloop/feedloop/pkg/bus"),
+		propagator: otel.GetTextMapPropagator(),
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// Conn returns the underlying connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// JetStream returns the underlying JetStream context.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Publish publishes ev on subject and waits for the stream to store it.
+// Nats-Msg-Id is the event id, so publishing the same event twice within the
+// duplicate window stores it once (the PubAck then reports Duplicate).
+func (b *Bus) Publish(ctx context.Context, subject string, ev *feedloopv1.Event) (*jetstream.PubAck, error) {
+	if ev.GetId() == "" {
+		return nil, fmt.Errorf("bus: publish %s: event has no id", subject)
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("bus: marshal event %s: %w", ev.GetId(), err)
+	}
+	h := nats.Header{}
+	h.Set(HeaderPayloadType, PayloadType(ev))
+	if ev.GetFeedbackId() != "" {
+		h.Set(HeaderFeedbackID, ev.GetFeedbackId())
+	}
+	return b.PublishData(ctx, subject, ev.GetId(), data, h)
+}
+
+// PublishData publishes raw data with msgID as Nats-Msg-Id and extra headers,
+// injecting the trace context of ctx, and waits for the PubAck.
+func (b *Bus) PublishData(ctx context.Context, subject, msgID string, data []byte, h nats.Header) (*jetstream.PubAck, error) {
+	ctx, span := b.tracer.Start(ctx, "send "+subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			messagingSystemNATS,
+			semconv.MessagingDestinationName(subject),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingMessageID(msgID),
+		))
+	defer span.End()
+	if h == nil {
+		h = nats.Header{}
+	}
+	b.propagator.Inject(ctx, HeaderCarrier(h))
+	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	if err != nil {
+		span.RecordError(err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, subject, err)
+	}
+	if ack.Duplicate {
+		span.AddEvent("duplicate dropped by stream", trace.WithAttributes(attribute.String("messaging.message.id", msgID)))
+	}
+	return ack, nil
+}
+
+// PayloadType names the payload of ev, e.g. "feedloop.v1.Routed".
+func PayloadType(ev *feedloopv1.Event) string {
+	m := ev.ProtoReflect()
+	od := m.Descriptor().Oneofs().ByName("payload")
+	if fd := m.WhichOneof(od); fd != nil {
+		return string(fd.Message().FullName())
+	}
+	return ""
+}

@@ -1,0 +1,188 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// Msg is one delivery handed to a Handler.
+type Msg struct {
+	Subject      string
+	Data         []byte
+	Header       nats.Header
+	Stream       string
+	StreamSeq    uint64
+	NumDelivered uint64
+}
+
+// MsgID is the message's Nats-Msg-Id.
+func (m *Msg) MsgID() string { return m.Header.Get(jetstream.MsgIDHeader) }
+
+// Event decodes the message as an Event. A message that does not decode can
+// never succeed, so the error is permanent.
+func (m *Msg) Event() (*feedloopv1.Event, error) {
+	ev := &feedloopv1.Event{}
+	if err := proto.Unmarshal(m.Data, ev); err != nil {
+		return nil, Permanent(fmt.Errorf("decode event on %s: %w", m.Subject, err))
+	}
+	if ev.GetId() == "" || ev.GetPayload() == nil {
+		return nil, Permanent(fmt.Errorf("event on %s: missing id or payload", m.Subject))
+	}
+	return ev, nil
+}
+
+// Handler handles one message. nil acks it; an error wrapped by Permanent
+// dead-letters it; any other error retries it with backoff until MaxDeliver,
+// then dead-letters it.
+type Handler func(ctx context.Context, m *Msg) error
+
+// Middleware wraps a Handler with a cross-cutting concern.
+type Middleware func(Handler) Handler
+
+// ConsumerConfig describes a durable pull consumer.
+type ConsumerConfig struct {
+	// Stream to consume.
+	Stream string
+	// Durable name, shared by every replica of a service (competing consumers);
+	// also names the dead-letter subject feedback.dlq.<Durable>.
+	Durable string
+	// FilterSubjects limit the consumer to these subjects; empty means all.
+	FilterSubjects []string
+	// MaxDeliver bounds deliveries of one message (default 5).
+	MaxDeliver int
+	// Backoff is the delay before the n-th retry; the last entry repeats
+	// (default 200ms, 1s, 5s, 15s).
+	Backoff []time.Duration
+	// AckWait is how long a delivery may take before it is redelivered (default 30s).
+	AckWait time.Duration
+	// MaxAckPending bounds unacknowledged messages across replicas (default 1000).
+	MaxAckPending int
+	// Concurrency is how many messages this replica handles at once (default 1).
+	Concurrency int
+	// Middleware wraps the handler inside the standard chain.
+	Middleware []Middleware
+}
+
+// DefaultBackoff is the retry schedule for transient errors.
+var DefaultBackoff = []time.Duration{200 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.Concurrency < 1 {
+		c.Concurrency = 1
+	}
+	return c
+}
+
+// EnsureConsumer creates or updates the durable consumer described by c.
+func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.Consumer, error) {
+	c = c.withDefaults()
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+		Durable:        c.Durable,
+		FilterSubjects: c.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		MaxDeliver:     c.MaxDeliver,
+		MaxAckPending:  c.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: ensure consumer %s on %s: %w", c.Durable, c.Stream, err)
+	}
+	return cons, nil
+}
+
+// Consume runs h for every message of the durable consumer c until ctx is
+// cancelled, then stops pulling and waits for the messages in hand to finish
+// (drain). The standard chain is tracing → dead letter → retry → recover →
+// c.Middleware → h.
+func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
+	c = c.withDefaults()
+	cons, err := b.EnsureConsumer(ctx, c)
+	if err != nil {
+		return err
+	}
+	for i := len(c.Middleware) - 1; i >= 0; i-- {
+		h = c.Middleware[i](h)
+	}
+	h = Tracing(b.tracer, b.propagator, c.Durable)(
+		DeadLetter(b, c.Durable, c.MaxDeliver)(
+			Retry(c.Backoff)(
+				Recoverer(b.log)(h))))
+
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*c.Concurrency, 64)))
+	if err != nil {
+		return fmt.Errorf("bus: consume %s: %w", c.Durable, err)
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+
+	sem := make(chan struct{}, c.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			b.log.Warn("bus: pull failed", "consumer", c.Durable, "err", err)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.handle(ctx, c, h, jm)
+		}()
+	}
+}
+
+// handle runs h on one message and settles it. In-flight work finishes even
+// when ctx is cancelled (drain), bounded by AckWait.
+func (b *Bus) handle(ctx context.Context, c ConsumerConfig, h Handler, jm jetstream.Msg) {
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers()}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	if md, err := jm.Metadata(); err == nil {
+		m.Stream, m.StreamSeq, m.NumDelivered = md.Stream, md.Sequence.Stream, md.NumDelivered
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.AckWait)
+	defer cancel()
+	err := h(hctx, m)
+	var retry *RetryError
+	switch {
+	case err == nil:
+		err = jm.Ack()
+	case errors.Is(err, errDeadLettered):
+		err = jm.Term()
+	case errors.As(err, &retry):
+		err = jm.NakWithDelay(retry.Delay)
+	default:
+		err = jm.NakWithDelay(backoffFor(c.Backoff, m.NumDelivered))
+	}
+	if err != nil {
+		b.log.Warn("bus: settle message failed; it will be redelivered", "consumer", c.Durable, "subject", m.Subject, "err", err)
+	}
+}

@@ -1,0 +1,33 @@
+// Package redisx connects to Redis with OpenTelemetry tracing, for the
+// derived, rebuildable state feedloop keeps there.
+package redisx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+)
+
+// Connect parses url (redis://host:port/db), instruments the client with
+// tracing and checks it answers.
+func Connect(ctx context.Context, url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisx: parse url: %w", err)
+	}
+	c := redis.NewClient(opt)
+	if err := redisotel.InstrumentTracing(c); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("redisx: instrument: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("redisx: ping %s: %w", opt.Addr, err)
+	}
+	return c, nil
+}

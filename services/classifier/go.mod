@@ -1,0 +1,3 @@
+module github.com/feedloop/feedloop/services/classifier
+
+go 1.26.7
