@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -65,10 +66,44 @@ func (c Common) Streams() bus.StreamsConfig {
 // returns a clear error naming every bad variable.
 func LoadEnv[T any]() (T, error) {
 	cfg, err := env.ParseAs[T]()
-	if err != nil {
+	if err == nil {
+		return cfg, nil
+	}
+	// env names the Go field; people set variables, so name those.
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	return cfg, nil
+	keys := envKeys(reflect.TypeOf(cfg))
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) && keys[pe.Name] != "" {
+			e = fmt.Errorf("%s: %w", keys[pe.Name], pe.Err)
+		}
+		errs = append(errs, e)
+	}
+	return cfg, fmt.Errorf("config: %w", errors.Join(errs...))
+}
+
+// envKeys maps struct field names to their env variable, through embedded
+// and nested structs.
+func envKeys(t reflect.Type) map[string]string {
+	keys := map[string]string{}
+	if t.Kind() != reflect.Struct {
+		return keys
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k != "" {
+			keys[f.Name] = k
+		} else if f.Type.Kind() == reflect.Struct {
+			for n, k := range envKeys(f.Type) {
+				keys[n] = k
+			}
+		}
+	}
+	return keys
 }
 
 // ParseLevel parses debug, info, warn or error.
