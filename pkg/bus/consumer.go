@@ -120,6 +120,9 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 	c = c.withDefaults()
 	cons, err := b.EnsureConsumer(ctx, c)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: not a failure
+		}
 		return err
 	}
 	for i := len(c.Middleware) - 1; i >= 0; i-- {

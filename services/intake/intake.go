@@ -1,0 +1,245 @@
+// Package intake is the feedloop service that takes feedback from company
+// systems over gRPC, HTTP and NATS, validates it, gives it its id and
+// publishes feedback.received once per (source, external_id).
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/feedloop/feedloop/pkg/grpcserver"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
+	"github.com/feedloop/feedloop/services/intake/internal/httpport"
+	"github.com/feedloop/feedloop/services/intake/internal/idem"
+	"github.com/feedloop/feedloop/services/intake/internal/natsport"
+)
+
+// Defaults for the zero values of Config fields set in Go.
+const (
+	DefaultGRPCAddr        = ":7001"
+	DefaultHTTPAddr        = ":7002"
+	DefaultIdempotencyTTL  = 720 * time.Hour
+	DefaultMaxBodyBytes    = 64 << 10
+	DefaultConcurrency     = 4
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Config is intake's configuration. Zero values of the intake fields mean
+// their defaults, so cmd/feedloop may build it in Go; an address with port 0
+// picks a free port (see GRPCAddr, HTTPAddr).
+type Config struct {
+	lifecycle.Common
+
+	// GRPCAddr is where IntakeService listens.
+	GRPCAddr string `env:"INTAKE_GRPC_ADDR" envDefault:":7001"`
+	// HTTPAddr is where POST /v1/feedback and GET /healthz listen.
+	HTTPAddr string `env:"INTAKE_HTTP_ADDR" envDefault:":7002"`
+	// IdempotencyTTL is how long a (source, external_id) is remembered.
+	IdempotencyTTL time.Duration `env:"INTAKE_IDEMPOTENCY_TTL" envDefault:"720h"`
+	// MaxBodyBytes bounds an HTTP request body.
+	MaxBodyBytes int64 `env:"INTAKE_MAX_BODY_BYTES" envDefault:"65536"`
+	// Concurrency is how many NATS submissions one replica handles at once.
+	Concurrency int `env:"INTAKE_NATS_CONCURRENCY" envDefault:"4"`
+	// ShutdownTimeout bounds the graceful HTTP shutdown.
+	ShutdownTimeout time.Duration `env:"INTAKE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// LoadConfig reads the environment and validates it.
+func LoadConfig() (Config, error) {
+	cfg, err := lifecycle.LoadEnv[Config]()
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks c, naming the variable at fault in each message.
+func (c Config) Validate() error {
+	errs := []error{c.Common.Validate(), c.validateOwn()}
+	if c.IdempotencyTTL > 0 && c.IdempotencyTTL < c.DuplicateWindow {
+		errs = append(errs, fmt.Errorf("INTAKE_IDEMPOTENCY_TTL: must be at least NATS_DUPLICATE_WINDOW (%s), got %s", c.DuplicateWindow, c.IdempotencyTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// validateOwn checks the intake fields only: New uses it on a Config built
+// in Go, whose Common need not be complete.
+func (c Config) validateOwn() error {
+	var errs []error
+	if err := checkAddr(c.GRPCAddr); err != nil {
+		errs = append(errs, fmt.Errorf("INTAKE_GRPC_ADDR: %w", err))
+	}
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("INTAKE_HTTP_ADDR: %w", err))
+	}
+	if c.IdempotencyTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("INTAKE_IDEMPOTENCY_TTL: must be at least 1m, got %s", c.IdempotencyTTL))
+	}
+	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("INTAKE_MAX_BODY_BYTES: must be between 1024 and 16777216, got %d", c.MaxBodyBytes))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 256 {
+		errs = append(errs, fmt.Errorf("INTAKE_NATS_CONCURRENCY: must be between 1 and 256, got %d", c.Concurrency))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("INTAKE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port (host may be empty, port 0 picks a free one), got %q", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535, got %q", addr)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = DefaultGRPCAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
+
+// Service is a running intake: its listeners are open from New on.
+type Service struct {
+	cfg      Config
+	infra    *lifecycle.Infra
+	log      *slog.Logger
+	acc      *accept.Acceptor
+	grpc     *grpcserver.Server
+	grpcLis  net.Listener
+	http     *http.Server
+	httpLis  net.Listener
+	consumer func(ctx context.Context) error
+}
+
+// New builds intake on infra and opens its listeners, so GRPCAddr and
+// HTTPAddr are known before Run.
+func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validateOwn(); err != nil {
+		return nil, fmt.Errorf("intake: config: %w", err)
+	}
+	if infra == nil || infra.Bus == nil || infra.Redis == nil {
+		return nil, errors.New("intake: infra must have a Bus and a Redis client")
+	}
+	log := infra.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{cfg: cfg, infra: infra, log: log}
+	s.acc = accept.New(idem.New(infra.Redis, cfg.IdempotencyTTL), infra.Bus, log, time.Now)
+
+	s.grpc = grpcserver.New(log)
+	feedloopv1.RegisterIntakeServiceServer(s.grpc, grpcport.New(s.acc))
+
+	handler := httpport.Handler(s.acc, httpport.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Log:          log,
+		Checks: map[string]httpport.Check{
+			"nats": func(context.Context) error {
+				if st := infra.Bus.Conn().Status(); st != nats.CONNECTED {
+					return fmt.Errorf("nats: %s", st)
+				}
+				return nil
+			},
+			"redis": func(ctx context.Context) error { return infra.Redis.Ping(ctx).Err() },
+		},
+	})
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	submissions := natsport.Handler(s.acc, log)
+	s.consumer = func(ctx context.Context) error {
+		return infra.Bus.Consume(ctx, natsport.ConsumerConfig(cfg.Concurrency), submissions)
+	}
+
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("intake: listen gRPC on %s (INTAKE_GRPC_ADDR): %w", cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		_ = s.grpcLis.Close()
+		return nil, fmt.Errorf("intake: listen HTTP on %s (INTAKE_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	return s, nil
+}
+
+// GRPCAddr is the address the gRPC server is bound to.
+func (s *Service) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address the HTTP server is bound to.
+func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Run serves gRPC, HTTP and the NATS consumer until ctx is cancelled, then
+// stops them gracefully and returns nil. If one of them fails, the others
+// are stopped and the error is returned.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	s.grpc.Health.SetServingStatus(feedloopv1.IntakeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	g.Go(func() error { return s.grpc.Serve(gctx, s.grpcLis) })
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("intake: http serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := s.http.Shutdown(sctx); err != nil {
+			return fmt.Errorf("intake: http shutdown: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// Cancelled while the consumer was being set up is a shutdown,
+		// not a failure.
+		if err := s.consumer(gctx); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("intake: nats consumer: %w", err)
+		}
+		return nil
+	})
+	s.log.InfoContext(ctx, "intake: running", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	err := g.Wait()
+	s.log.InfoContext(ctx, "intake: stopped", "err", err)
+	return err
+}

@@ -1,0 +1,159 @@
+package accept_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/testkit"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/idem"
+)
+
+var now = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+
+func clock() time.Time { return now }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func item(ext string) *feedloopv1.Feedback {
+	return &feedloopv1.Feedback{Source: "helpdesk", ExternalId: ext, Text: "the app crashes on login"}
+}
+
+func receivedCount(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(t.Context(), bus.StreamFeedback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(bus.SubjectReceived))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[bus.SubjectReceived]
+}
+
+func TestSubmitDoesNotModifyInputAndSetsTimes(t *testing.T) {
+	b := testkit.Bus(t)
+	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	in := item("A-1")
+	res, err := acc.Submit(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.GetId() != "" || in.GetReceivedAt() != nil || in.GetOccurredAt() != nil {
+		t.Fatalf("input modified: %v", in)
+	}
+	if res.FeedbackID != accept.FeedbackID("helpdesk", "A-1") {
+		t.Fatalf("id = %s", res.FeedbackID)
+	}
+	st, _ := b.JetStream().Stream(t.Context(), bus.StreamFeedback)
+	raw, err := st.GetLastMsgForSubject(t.Context(), bus.SubjectReceived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Header.Get(bus.HeaderPayloadType) != "feedloop.v1.Received" || raw.Header.Get(bus.HeaderFeedbackID) != res.FeedbackID {
+		t.Fatalf("headers = %v", raw.Header)
+	}
+}
+
+// Publishing fails (the bus connection is gone): the caller gets
+// ErrUnavailable and the key is NOT set, so a retry once the bus is back
+// publishes the item instead of calling it a duplicate.
+func TestBusDownNeverLosesTheItem(t *testing.T) {
+	url := testkit.NATS(t)
+	good := testkit.BusAt(t, url)
+	rdb := testkit.RedisClient(t)
+	keys := idem.New(rdb, time.Hour)
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := bus.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	_, err = accept.New(keys, down, discard(), clock).Submit(t.Context(), item("A-2"))
+	if !errors.Is(err, accept.ErrUnavailable) {
+		t.Fatalf("Submit with the bus down = %v, want ErrUnavailable", err)
+	}
+	if n, err := rdb.Exists(t.Context(), idem.Key("helpdesk", "A-2")).Result(); err != nil || n != 0 {
+		t.Fatalf("idempotency key exists (%d, %v) although nothing was stored", n, err)
+	}
+
+	res, err := accept.New(keys, good, discard(), clock).Submit(t.Context(), item("A-2"))
+	if err != nil || res.Duplicate {
+		t.Fatalf("retry with the bus back = %+v, %v; want accepted as new", res, err)
+	}
+	if n := receivedCount(t, good.JetStream()); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+}
+
+// Redis may read but not write (a real ACL denies SET): the event is stored,
+// so the submission succeeds; a resubmission is still a duplicate because
+// JetStream drops the same event id.
+func TestKeyNotWrittenStillAcceptsOnce(t *testing.T) {
+	b := testkit.Bus(t)
+	admin := testkit.RedisClient(t)
+	if err := admin.Do(t.Context(), "ACL", "SETUSER", "reader", "on", ">secret", "~*", "+@connection", "+get").Err(); err != nil {
+		t.Fatalf("acl: %v", err)
+	}
+	opt := *admin.Options()
+	opt.Username, opt.Password = "reader", "secret"
+	reader := redis.NewClient(&opt)
+	t.Cleanup(func() { _ = reader.Close() })
+	if err := reader.Set(t.Context(), "probe", "x", 0).Err(); err == nil {
+		t.Fatal("the reader may write; the test would prove nothing")
+	}
+
+	acc := accept.New(idem.New(reader, time.Hour), b, discard(), clock)
+	first, err := acc.Submit(t.Context(), item("A-3"))
+	if err != nil || first.Duplicate {
+		t.Fatalf("first = %+v, %v; want accepted", first, err)
+	}
+	again, err := acc.Submit(t.Context(), item("A-3"))
+	if err != nil || !again.Duplicate || again.FeedbackID != first.FeedbackID {
+		t.Fatalf("again = %+v, %v; want duplicate of %s", again, err, first.FeedbackID)
+	}
+	if n := receivedCount(t, b.JetStream()); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+}
+
+func TestInvalidCarriesViolations(t *testing.T) {
+	b := testkit.Bus(t)
+	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	_, err := acc.Submit(context.Background(), &feedloopv1.Feedback{Source: "helpdesk", Text: "x"})
+	if !errors.Is(err, accept.ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	vs := accept.Violations(err)
+	if len(vs) != 1 || vs[0].Field != "feedback.external_id" {
+		t.Fatalf("violations = %v", vs)
+	}
+	if n := receivedCount(t, b.JetStream()); n != 0 {
+		t.Fatalf("%d events, want 0", n)
+	}
+}
+
+func TestIDsAreDeterministic(t *testing.T) {
+	a, b := accept.FeedbackID("helpdesk", "X"), accept.FeedbackID("helpdesk", "X")
+	if a != b || a == accept.FeedbackID("helpdesk", "Y") || a == accept.FeedbackID("crm", "X") {
+		t.Fatal("feedback ids must depend on exactly (source, external_id)")
+	}
+	if accept.ReceivedEventID(a) != bus.DeriveID(a, "received") {
+		t.Fatal("received event id must derive from the feedback id")
+	}
+}

@@ -1,0 +1,149 @@
+// Package httpport serves intake over HTTP: POST /v1/feedback with a
+// protojson Feedback, and GET /healthz. Errors are JSON:
+// {"error": "...", "violations": [{"field": "...", "description": "..."}]}.
+package httpport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/validate"
+)
+
+// FeedbackPath is where feedback is posted.
+const FeedbackPath = "/v1/feedback"
+
+// Check reports whether a dependency is usable, for /healthz.
+type Check func(ctx context.Context) error
+
+// Options configure the handler.
+type Options struct {
+	// MaxBodyBytes bounds a request body; a larger one gets 413.
+	MaxBodyBytes int64
+	// Checks run on GET /healthz, by name; any failure gives 503.
+	Checks map[string]Check
+	Log    *slog.Logger
+}
+
+// Handler returns the HTTP handler, traced with otelhttp.
+func Handler(acc *accept.Acceptor, o Options) http.Handler {
+	h := &handler{acc: acc, o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+FeedbackPath, h.submit)
+	mux.HandleFunc(FeedbackPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use POST", r.Method, FeedbackPath), nil)
+	})
+	mux.HandleFunc("GET /healthz", h.healthz)
+	return otelhttp.NewHandler(mux, "intake.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+}
+
+type handler struct {
+	acc *accept.Acceptor
+	o   Options
+}
+
+// errorBody is every error response.
+type errorBody struct {
+	Error      string      `json:"error"`
+	Violations []violation `json:"violations,omitempty"`
+}
+
+type violation struct {
+	Field       string `json:"field"`
+	Description string `json:"description"`
+}
+
+func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")), nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit), nil)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read request body: "+err.Error(), nil)
+		return
+	}
+	fb := &feedloopv1.Feedback{}
+	if err := protojson.Unmarshal(body, fb); err != nil {
+		// protojson names the leaf field and the position; the path comes
+		// from the position, the description is protojson's own words.
+		field := fieldAt(body, err, fb.ProtoReflect().Descriptor(), validate.Prefix)
+		writeError(w, http.StatusBadRequest, "malformed feedback JSON", []validate.Violation{{Field: field, Description: err.Error()}})
+		return
+	}
+	res, err := h.acc.Submit(ctx, fb)
+	switch {
+	case err == nil:
+	case errors.Is(err, accept.ErrInvalid):
+		writeError(w, http.StatusBadRequest, accept.ErrInvalid.Error(), accept.Violations(err))
+		return
+	case errors.Is(err, accept.ErrUnavailable):
+		h.o.Log.WarnContext(ctx, "intake: http submit failed", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		return
+	default:
+		h.o.Log.ErrorContext(ctx, "intake: http submit failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	out, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(&feedloopv1.SubmitResponse{FeedbackId: res.FeedbackID, Duplicate: res.Duplicate})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	code := http.StatusAccepted
+	if res.Duplicate {
+		code = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(out)
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	code := http.StatusOK
+	for name, check := range h.o.Checks {
+		if err := check(ctx); err != nil {
+			status[name] = err.Error()
+			code = http.StatusServiceUnavailable
+		} else {
+			status[name] = "ok"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(status)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string, vs []validate.Violation) {
+	b := errorBody{Error: msg}
+	for _, v := range vs {
+		b.Violations = append(b.Violations, violation{Field: v.Field, Description: v.Description})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}
