@@ -1,0 +1,179 @@
+// Package app is the notifier's use case: one lifecycle event in, at most
+// one message per (feedback, step, recipient) out, each recorded by a
+// feedback.notified event.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
+	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/templates"
+)
+
+// ErrInFlight means another sender holds the delivery's claim: retry later,
+// when it will be sent (or its claim expired).
+var ErrInFlight = errors.New("delivery in flight elsewhere")
+
+// Publisher publishes events; *bus.Bus is one.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, ev *feedloopv1.Event) (*jetstream.PubAck, error)
+}
+
+// Handler turns lifecycle events into notifications.
+type Handler struct {
+	Templates  *templates.Set
+	Recipients *recipients.Directory
+	Dedup      *dedup.Store
+	Publisher  Publisher
+	Log        *slog.Logger
+	// StatusURL is the base of customer status links ("" for none).
+	StatusURL string
+	// Now stamps the Notified events (default time.Now).
+	Now func() time.Time
+}
+
+// Handle is the bus handler: it plans the event's notices and delivers each
+// to every target. Deliveries already made are not repeated; the error
+// returned is permanent only if every failed delivery failed for good.
+func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
+	ev, err := m.Event()
+	if err != nil {
+		return err
+	}
+	dec, err := notify.Plan(m.Subject, ev, h.StatusURL)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	for _, s := range dec.Skipped {
+		h.Log.InfoContext(ctx, "notification skipped", "feedback_id", ev.GetFeedbackId(), "event_id", ev.GetId(), "step", s.Step.Name, "reason", s.Reason)
+	}
+	var errs []error
+	permanent := true
+	for _, n := range dec.Notices {
+		targets := h.Recipients.For(n)
+		if len(targets) == 0 {
+			h.Log.InfoContext(ctx, "notification skipped: no contact address on any configured channel",
+				"feedback_id", n.FeedbackID, "step", n.Name, "audience", n.Audience, "team", n.Team)
+			continue
+		}
+		for _, t := range targets {
+			if err := h.deliver(ctx, n, t); err != nil {
+				h.Log.WarnContext(ctx, "notification failed", "feedback_id", n.FeedbackID, "step", n.Name,
+					"channel", t.Channel, "recipient", t.Recipient, "err", err)
+				errs = append(errs, err)
+				if !bus.IsPermanent(err) {
+					permanent = false
+				}
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	err = errors.Join(errs...)
+	if permanent {
+		return bus.Permanent(err)
+	}
+	return err
+}
+
+// deliver sends n to t at most once and publishes its Notified record.
+func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target) error {
+	d := notify.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: t.Channel, Recipient: t.Recipient}
+	claim, err := h.Dedup.Claim(ctx, d.Key())
+	if err != nil {
+		return err
+	}
+	switch claim.State {
+	case dedup.Held:
+		return fmt.Errorf("%s: %w", d.Key(), ErrInFlight)
+	case dedup.Sent:
+		// Already sent, maybe because of another event: republish the
+		// record under the original cause. Its id is the one first
+		// published, so the stream drops it, unless a crash came between
+		// send and publish, in which case this restores the record.
+		h.Log.DebugContext(ctx, "notification already sent", "key", d.Key(), "cause_event_id", claim.Cause)
+		return h.publish(ctx, n, t, d, claim.Cause)
+	}
+
+	msg, err := h.message(n, t, d)
+	if err == nil {
+		err = t.Sender.Send(ctx, msg)
+	}
+	if err != nil {
+		// Release even when ctx has expired mid-send, or retries wait for the claim TTL.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rerr := h.Dedup.Release(rctx, claim)
+		cancel()
+		if rerr != nil {
+			// The claim expires on its own; until then retries see Held.
+			h.Log.WarnContext(ctx, "release of delivery claim failed", "key", d.Key(), "err", rerr)
+		}
+		if errors.Is(err, channel.ErrRejected) {
+			return bus.Permanent(err)
+		}
+		return err
+	}
+	// The claim is kept if marking fails: releasing it would let a retry
+	// send again at once; it expires after the claim TTL instead.
+	if err := h.Dedup.MarkSent(ctx, claim, n.CauseEventID); err != nil {
+		return err
+	}
+	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
+		"audience", n.Audience, "channel", t.Channel, "recipient", t.Recipient, "team", n.Team)
+	return h.publish(ctx, n, t, d, n.CauseEventID)
+}
+
+func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Delivery) (channel.Message, error) {
+	r, err := h.Templates.Render(n.Name, n.Locale, n.Data)
+	if err != nil {
+		// Templates were validated at start; data they cannot render now
+		// will not render on a retry either.
+		return channel.Message{}, fmt.Errorf("%w: %w", channel.ErrRejected, err)
+	}
+	return channel.Message{
+		Key:     d.IdempotencyKey(),
+		To:      t.To,
+		ToName:  t.ToName,
+		Subject: r.Subject,
+		Text:    r.Text,
+		HTML:    r.HTML,
+		Data:    n.Data,
+	}, nil
+}
+
+func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Target, d notify.Delivery, cause string) error {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	ev := &feedloopv1.Event{
+		Id:         d.NotifiedID(cause),
+		FeedbackId: n.FeedbackID,
+		OccurredAt: timestamppb.New(now()),
+		Payload: &feedloopv1.Event_Notified{Notified: &feedloopv1.Notified{
+			Step:         n.Step,
+			Audience:     string(n.Audience),
+			Channel:      t.Channel,
+			Recipient:    t.Recipient,
+			Team:         n.Team,
+			CauseEventId: cause,
+		}},
+	}
+	if _, err := h.Publisher.Publish(ctx, bus.SubjectNotified, ev); err != nil {
+		return fmt.Errorf("publish notified for %s: %w", d.Key(), err)
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package webhook delivers notifications as signed HTTP POSTs of JSON.
+//
+// Each request carries:
+//
+//	Content-Type: application/json
+//	Idempotency-Key: <uuid>     the same for every attempt and redelivery of one
+//	                            (feedback, step, recipient) delivery: drop repeats
+//	X-Feedloop-Signature: sha256=<hex>
+//	                            hex(HMAC-SHA256(secret, body)) over the exact body bytes
+//	X-Feedloop-Step: <step>     e.g. received, routed
+//
+// Receivers verify by recomputing the HMAC of the raw body with the shared
+// secret (NOTIFIER_WEBHOOK_SECRET) and comparing in constant time. The body
+// is Payload as JSON. A 2xx answer accepts the delivery; 429, 5xx and
+// network errors are retried with exponential backoff (a bounded number of
+// attempts per call, Retry-After honoured up to the cap); any other answer
+// (4xx, 3xx: redirects are not followed) rejects it for good.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+)
+
+// Header names.
+const (
+	HeaderSignature      = "X-Feedloop-Signature"
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderStep           = "X-Feedloop-Step"
+)
+
+// ErrUnavailable marks a delivery that failed after every attempt with a
+// retryable cause (5xx, 429, network); a later retry may succeed.
+var ErrUnavailable = errors.New("webhook unavailable")
+
+// Payload is the JSON body of every webhook request (version 1).
+type Payload struct {
+	Version        int    `json:"version"`
+	IdempotencyKey string `json:"idempotency_key"`
+	// Step is the step of the loop, e.g. "received" or "routed".
+	Step string `json:"step"`
+	// Audience is "customer" or "team".
+	Audience   string   `json:"audience"`
+	FeedbackID string   `json:"feedback_id"`
+	Team       string   `json:"team,omitempty"`
+	Customer   Customer `json:"customer"`
+	Source     string   `json:"source,omitempty"`
+	Subject    string   `json:"subject,omitempty"`
+	// Text is the customer's text for customer steps and the redacted text
+	// for team steps.
+	Text       string    `json:"text"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// Message is the rendered message, for receivers that show it as is.
+	Message Message `json:"message"`
+	// StatusURL is the customer's status link, absent when not configured.
+	StatusURL      string          `json:"status_url,omitempty"`
+	Classification *Classification `json:"classification,omitempty"`
+	Assignment     *Assignment     `json:"assignment,omitempty"`
+}
+
+// Customer identifies the customer.
+type Customer struct {
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Locale string `json:"locale,omitempty"`
+}
+
+// Message is the rendered message.
+type Message struct {
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+	HTML    string `json:"html"`
+}
+
+// Classification summarises the classifier's findings (team steps).
+type Classification struct {
+	Topics    []string `json:"topics,omitempty"`
+	Sentiment string   `json:"sentiment,omitempty"`
+	Urgency   string   `json:"urgency,omitempty"`
+	Language  string   `json:"language,omitempty"`
+}
+
+// Assignment is the team's assignment (team steps).
+type Assignment struct {
+	Route         string    `json:"route,omitempty"`
+	Priority      string    `json:"priority,omitempty"`
+	AcknowledgeBy time.Time `json:"acknowledge_by,omitzero"`
+	ResolveBy     time.Time `json:"resolve_by,omitzero"`
+}
+
+// NewPayload builds the body for m.
+func NewPayload(m channel.Message) Payload {
+	d := m.Data
+	p := Payload{
+		Version:        1,
+		IdempotencyKey: m.Key,
+		Step:           d.Step,
+		Audience:       d.Audience,
+		FeedbackID:     d.FeedbackID,
+		Team:           d.Team,
+		Customer:       Customer{ID: d.Customer.ID, Name: d.Customer.Name, Email: d.Customer.Email, Locale: d.Customer.Locale},
+		Source:         d.Source,
+		Subject:        d.Subject,
+		Text:           d.Text,
+		ReceivedAt:     d.ReceivedAt,
+		Message:        Message{Subject: m.Subject, Text: m.Text, HTML: m.HTML},
+		StatusURL:      d.StatusURL,
+	}
+	if !d.Classification.IsZero() {
+		c := d.Classification
+		p.Classification = &Classification{Topics: c.Topics, Sentiment: c.Sentiment, Urgency: c.Urgency, Language: c.Language}
+	}
+	if !d.Assignment.IsZero() {
+		a := d.Assignment
+		p.Assignment = &Assignment{Route: a.Route, Priority: a.Priority, AcknowledgeBy: a.AcknowledgeBy, ResolveBy: a.ResolveBy}
+	}
+	return p
+}
+
+// Sign returns the X-Feedloop-Signature value for body.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether signature is the valid signature of body, in
+// constant time. Receivers written in Go can use it as is.
+func Verify(secret, body []byte, signature string) bool {
+	return hmac.Equal([]byte(Sign(secret, body)), []byte(signature))
+}
+
+// Options configure a Client.
+type Options struct {
+	// URL receives the POSTs.
+	URL string
+	// Secret signs the bodies.
+	Secret []byte
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration
+	// Attempts bounds the attempts of one Send (default 3).
+	Attempts int
+	// Backoff is the wait before the second attempt, doubled after each
+	// further one (default 500ms).
+	Backoff time.Duration
+	// MaxBackoff caps a wait, Retry-After included (default 5s).
+	MaxBackoff time.Duration
+	// HTTP is the client used (default: a client that does not follow redirects).
+	HTTP *http.Client
+	// UserAgent is sent as User-Agent (default "feedloop-notifier").
+	UserAgent string
+}
+
+// Client posts messages to one webhook URL.
+type Client struct {
+	o Options
+}
+
+// New returns a Client for o.
+func New(o Options) (*Client, error) {
+	if o.URL == "" {
+		return nil, errors.New("webhook: no URL")
+	}
+	if len(o.Secret) == 0 {
+		return nil, errors.New("webhook: no secret")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{
+			// A redirect of a signed POST is a misconfiguration, not something to follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "feedloop-notifier"
+	}
+	return &Client{o: o}, nil
+}
+
+// Send posts m, retrying transient failures within the call.
+func (c *Client) Send(ctx context.Context, m channel.Message) error {
+	body, err := json.Marshal(NewPayload(m))
+	if err != nil {
+		return fmt.Errorf("webhook: encode: %w: %w", channel.ErrRejected, err)
+	}
+	sig := Sign(c.o.Secret, body)
+	wait := c.o.Backoff
+	var last error
+	for attempt := 1; ; attempt++ {
+		retryAfter, err := c.post(ctx, body, sig, m)
+		if err == nil || errors.Is(err, channel.ErrRejected) {
+			return err
+		}
+		last = err
+		if attempt >= c.o.Attempts {
+			break
+		}
+		d := wait
+		if retryAfter > 0 {
+			d = retryAfter
+		}
+		d = min(d, c.o.MaxBackoff)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w (last: %w)", ErrUnavailable, ctx.Err(), last)
+		case <-t.C:
+		}
+		wait *= 2
+	}
+	return fmt.Errorf("%w: %d attempts: %w", ErrUnavailable, c.o.Attempts, last)
+}
+
+// post makes one attempt. It returns the server's Retry-After, if any.
+func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Message) (time.Duration, error) {
+	actx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.o.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("webhook: %w: %w", channel.ErrRejected, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.o.UserAgent)
+	req.Header.Set(HeaderSignature, sig)
+	req.Header.Set(HeaderIdempotencyKey, m.Key)
+	req.Header.Set(HeaderStep, m.Data.Step)
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		// *url.Error repeats the full URL, query tokens included: keep its cause only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, fmt.Errorf("webhook: post %s: %w", redact(c.o.URL), err)
+	}
+	defer resp.Body.Close()
+	// Read a bounded part of the answer: it explains a refusal, and reading
+	// to the end lets the connection be reused.
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return 0, nil
+	case code == http.StatusTooManyRequests || code >= 500:
+		return parseRetryAfter(resp.Header.Get("Retry-After")),
+			fmt.Errorf("webhook: %s answered %s: %s", redact(c.o.URL), resp.Status, strings.TrimSpace(string(snippet)))
+	default:
+		return 0, fmt.Errorf("webhook: %w: %s answered %s: %s", channel.ErrRejected, redact(c.o.URL), resp.Status, strings.TrimSpace(string(snippet)))
+	}
+}
+
+// parseRetryAfter reads a Retry-After in seconds; dates and junk give 0.
+func parseRetryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// redact drops the query and user info of a URL for logs: they often hold tokens.
+func redact(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if j := strings.IndexByte(raw[i+3:], '@'); j >= 0 {
+			raw = raw[:i+3] + raw[i+3+j+1:]
+		}
+	}
+	return raw
+}
+
+var _ channel.Sender = (*Client)(nil)

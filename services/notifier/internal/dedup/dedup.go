@@ -1,0 +1,128 @@
+// Package dedup makes sure a delivery is sent at most once, across
+// redeliveries and replicas, with a two-phase claim in Redis:
+//
+//  1. Claim sets the delivery's key to "claim:<token>" if it is absent, for
+//     a short ClaimTTL: one sender at a time.
+//  2. After a successful send, MarkSent sets it to "sent:<cause event id>"
+//     for the long TTL; later claims see Sent with the original cause.
+//  3. After a failed send, Release deletes the claim (only if still ours),
+//     so a retry can send.
+//
+// A claim held by someone else means a send is in flight (or its sender
+// died; the claim then expires): the caller retries later.
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// State is the outcome of a Claim.
+type State int
+
+const (
+	// Acquired: the caller holds the claim and must send, then MarkSent or Release.
+	Acquired State = iota + 1
+	// Sent: the delivery was made; Claim.Cause tells which event caused it.
+	Sent
+	// Held: another sender holds the claim.
+	Held
+)
+
+func (s State) String() string {
+	switch s {
+	case Acquired:
+		return "acquired"
+	case Sent:
+		return "sent"
+	case Held:
+		return "held"
+	}
+	return "unknown"
+}
+
+const (
+	prefixClaim = "claim:"
+	prefixSent  = "sent:"
+)
+
+// Claim is one attempt to claim a delivery.
+type Claim struct {
+	Key   string
+	State State
+	// Cause is the event id recorded when the delivery was sent (State Sent).
+	Cause string
+	token string
+}
+
+// Store keeps delivery records in Redis.
+type Store struct {
+	rdb      redis.Cmdable
+	claimTTL time.Duration
+	sentTTL  time.Duration
+}
+
+// New returns a Store. claimTTL must outlast one send (a crashed sender's
+// claim expires after it); sentTTL is how long a delivery is remembered.
+func New(rdb redis.Cmdable, claimTTL, sentTTL time.Duration) *Store {
+	return &Store{rdb: rdb, claimTTL: claimTTL, sentTTL: sentTTL}
+}
+
+// claimScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless it exists, and
+// returns the existing value, or nil when the claim was taken.
+var claimScript = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if v then return v end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+return false
+`)
+
+// releaseScript deletes KEYS[1] only if it still holds the caller's claim.
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// Claim tries to claim the delivery recorded at key.
+func (s *Store) Claim(ctx context.Context, key string) (Claim, error) {
+	token := prefixClaim + uuid.NewString()
+	v, err := claimScript.Run(ctx, s.rdb, []string{key}, token, s.claimTTL.Milliseconds()).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Claim{Key: key, State: Acquired, token: token}, nil
+	case err != nil:
+		return Claim{}, fmt.Errorf("dedup: claim %s: %w", key, err)
+	case strings.HasPrefix(v, prefixSent):
+		return Claim{Key: key, State: Sent, Cause: strings.TrimPrefix(v, prefixSent)}, nil
+	default:
+		return Claim{Key: key, State: Held}, nil
+	}
+}
+
+// MarkSent records that c's delivery was made because of event cause.
+func (s *Store) MarkSent(ctx context.Context, c Claim, cause string) error {
+	if err := s.rdb.Set(ctx, c.Key, prefixSent+cause, s.sentTTL).Err(); err != nil {
+		return fmt.Errorf("dedup: mark %s sent: %w", c.Key, err)
+	}
+	return nil
+}
+
+// Release gives c up after a failed send, unless it expired and someone
+// else claimed the delivery since.
+func (s *Store) Release(ctx context.Context, c Claim) error {
+	if c.State != Acquired {
+		return nil
+	}
+	if err := releaseScript.Run(ctx, s.rdb, []string{c.Key}, c.token).Err(); err != nil {
+		return fmt.Errorf("dedup: release %s: %w", c.Key, err)
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package templates_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/templates"
+)
+
+// write creates files (path → content) under a new temp dir.
+func write(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// step returns the three files of step under prefix, each saying lang.
+func step(prefix, name, lang string) map[string]string {
+	return map[string]string{
+		filepath.Join(prefix, name+".subject.tmpl"): lang + " subject {{.FeedbackID}}\n",
+		filepath.Join(prefix, name+".txt.tmpl"):     lang + " text {{.Customer.Name}}",
+		filepath.Join(prefix, name+".html.tmpl"):    "<p>" + lang + " html {{.Customer.Name}}</p>",
+	}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+var samples = map[string]any{"received": notify.Sample("received")}
+
+func TestLocaleFallback(t *testing.T) {
+	dir := write(t, merge(step("", "received", "default"), step("de", "received", "de"), step("de-AT", "received", "de-at"), step("pt_BR", "received", "pt-br")))
+	set, err := templates.Load(dir, samples)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	data := notify.Sample("received")
+	for locale, want := range map[string]string{
+		"de-CH":      "de",      // region without override → language
+		"de":         "de",      // exact
+		"DE-at":      "de-at",   // case-insensitive, region override
+		"de_AT":      "de-at",   // underscore spelling
+		"pt-BR":      "pt-br",   // directory spelled pt_BR
+		"pt":         "default", // a region dir is no language fallback
+		"fr-CA":      "default", // unknown → default
+		"":           "default",
+		"zh-Hant-TW": "default",
+	} {
+		r, err := set.Render("received", locale, data)
+		if err != nil {
+			t.Fatalf("Render(%q): %v", locale, err)
+		}
+		if !strings.HasPrefix(r.Subject, want+" subject ") || !strings.HasPrefix(r.Text, want+" text ") || !strings.HasPrefix(r.HTML, "<p>"+want+" html ") {
+			t.Errorf("Render(%q) = %+v, want the %s templates", locale, r, want)
+		}
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	got := templates.Candidates("zh-Hant-TW")
+	want := []string{"zh-hant-tw", "zh-hant", "zh", ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Candidates = %q, want %q", got, want)
+	}
+}
+
+func TestRenderEscapesHTMLNotText(t *testing.T) {
+	dir := write(t, step("", "received", "x"))
+	set, err := templates.Load(dir, samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := notify.Sample("received")
+	d.Customer.Name = `<script>alert("x")</script>`
+	r, err := set.Render("received", "", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.HTML, "<script>") {
+		t.Errorf("HTML not escaped: %s", r.HTML)
+	}
+	if !strings.Contains(r.Text, "<script>") {
+		t.Errorf("text was escaped: %s", r.Text)
+	}
+}
+
+func TestSubjectIsOneLine(t *testing.T) {
+	files := step("", "received", "x")
+	files["received.subject.tmpl"] = "  Hello\n{{.Subject}}\r\n  there  \n"
+	set, err := templates.Load(write(t, files), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := notify.Sample("received")
+	d.Subject = "evil\r\nBcc: x@example.com"
+	r, err := set.Render("received", "", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject != "Hello evil Bcc: x@example.com there" {
+		t.Errorf("Subject = %q", r.Subject)
+	}
+}
+
+func TestLoadErrorsNameTheFile(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  []string // substrings of the error, each naming a file
+	}{
+		{
+			name:  "missing default file",
+			files: map[string]string{"received.subject.tmpl": "s", "received.txt.tmpl": "t"},
+			want:  []string{"received.html.tmpl: missing"},
+		},
+		{
+			name:  "empty directory",
+			files: map[string]string{},
+			want:  []string{"received.subject.tmpl: missing", "received.txt.tmpl: missing", "received.html.tmpl: missing"},
+		},
+		{
+			name:  "missing and broken files together",
+			files: map[string]string{"received.subject.tmpl": "{{.Nope}}"},
+			want:  []string{"received.subject.tmpl: execute with sample data", "received.txt.tmpl: missing", "received.html.tmpl: missing"},
+		},
+		{
+			name:  "partial locale override",
+			files: merge(step("", "received", "d"), map[string]string{"de/received.txt.tmpl": "hallo"}),
+			want:  []string{filepath.Join("de", "received.subject.tmpl") + ": missing", filepath.Join("de", "received.html.tmpl") + ": missing"},
+		},
+		{
+			name:  "parse error",
+			files: merge(step("", "received", "d"), map[string]string{"received.txt.tmpl": "{{.Customer.Name"}),
+			want:  []string{"received.txt.tmpl: parse"},
+		},
+		{
+			name:  "unknown field",
+			files: merge(step("", "received", "d"), step("fr", "received", "fr"), map[string]string{"fr/received.html.tmpl": "{{.Customer.Nmae}}"}),
+			want:  []string{filepath.Join("fr", "received.html.tmpl") + ": execute with sample data"},
+		},
+		{
+			name:  "unknown function",
+			files: merge(step("", "received", "d"), map[string]string{"received.subject.tmpl": "{{shout .Subject}}"}),
+			want:  []string{"received.subject.tmpl: parse"},
+		},
+		{
+			name:  "empty subject",
+			files: merge(step("", "received", "d"), map[string]string{"received.subject.tmpl": "{{/* nothing */}}\n"}),
+			want:  []string{"received.subject.tmpl: renders empty text"},
+		},
+		{
+			name:  "not a locale directory",
+			files: merge(step("", "received", "d"), map[string]string{"old stuff/x.txt": "x"}),
+			want:  []string{"old stuff: directory name is not a locale"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := write(t, tc.files)
+			_, err := templates.Load(dir, samples)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), filepath.Join(dir, w)) {
+					t.Errorf("error does not contain %q:\n%v", filepath.Join(dir, w), err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingDir(t *testing.T) {
+	_, err := templates.Load(filepath.Join(t.TempDir(), "nope"), samples)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("error = %v, want not-exist naming the directory", err)
+	}
+}
+
+func TestUnusedFilesAreReported(t *testing.T) {
+	dir := write(t, merge(step("", "received", "d"), step("", "planned", "d"), map[string]string{"de/recieved.txt.tmpl": "typo"}))
+	set, err := templates.Load(dir, samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(set.Unused(), "\n")
+	for _, w := range []string{"planned.txt.tmpl", filepath.Join("de", "recieved.txt.tmpl")} {
+		if !strings.Contains(got, w) {
+			t.Errorf("Unused() = %q, want it to list %s", got, w)
+		}
+	}
+	if strings.Contains(got, "received.txt.tmpl") {
+		t.Errorf("Unused() lists a used file: %q", got)
+	}
+}
+
+func TestFuncs(t *testing.T) {
+	files := step("", "received", "d")
+	files["received.txt.tmpl"] = `{{truncate 5 "abcdefgh"}}|{{truncate 10 "short"}}|{{date .ReceivedAt}}|{{join ", " (slice .Classification.Topics 0 0)}}|{{date .Assignment.ResolveBy}}`
+	set, err := templates.Load(write(t, files), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := notify.Sample("received")
+	d.Assignment = notify.Assignment{}
+	r, err := set.Render("received", "", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "abcd…|short|2025-03-14 09:26 UTC||"; r.Text != want {
+		t.Errorf("Text = %q, want %q", r.Text, want)
+	}
+}
+
+// The shipped example templates must load: feedloop dev and the
+// Kubernetes examples use them.
+func TestExampleTemplatesLoad(t *testing.T) {
+	all := map[string]any{}
+	for _, name := range notify.StepNames() {
+		all[name] = notify.Sample(name)
+	}
+	set, err := templates.Load(filepath.Join("..", "..", "..", "..", "deploy", "examples", "templates"), all)
+	if err != nil {
+		t.Fatalf("example templates: %v", err)
+	}
+	if len(set.Unused()) != 0 {
+		t.Errorf("example templates have unused files: %v", set.Unused())
+	}
+	r, err := set.Render("received", "de-CH", notify.Sample("received"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r.Subject, "Wir haben Ihr Feedback erhalten") || r.Locale != "de" {
+		t.Errorf("de-CH rendered %q from locale %q", r.Subject, r.Locale)
+	}
+	r, err = set.Render("routed", "", notify.Sample("routed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Subject, "[billing]") || !strings.Contains(r.Text, "Priority:       high") {
+		t.Errorf("routed rendered %q / %q", r.Subject, r.Text)
+	}
+}

@@ -1,0 +1,332 @@
+// Package notifier is the notifier service: it turns lifecycle events into
+// customer and team messages (signed webhooks, SMTP email, console),
+// rendered from per-step, per-locale templates, never twice for the same
+// step and recipient, only with the customer's consent, and records each
+// message as a feedback.notified event.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/services/notifier/internal/app"
+	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+	"github.com/feedloop/feedloop/services/notifier/internal/channel/console"
+	"github.com/feedloop/feedloop/services/notifier/internal/channel/email"
+	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
+	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
+	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/teams"
+	"github.com/feedloop/feedloop/services/notifier/internal/templates"
+)
+
+// Durable is the name of the notifier's consumer, shared by its replicas;
+// its dead letters go to feedback.dlq.notifier.
+const Durable = "notifier"
+
+// Defaults for Config fields left zero when Config is built in Go.
+const (
+	DefaultTemplatesDir    = "/etc/feedloop/templates"
+	DefaultDedupTTL        = 2160 * time.Hour
+	DefaultWebhookTimeout  = 10 * time.Second
+	DefaultWebhookAttempts = 3
+	DefaultConcurrency     = 4
+	// MinWebhookSecret is the shortest accepted webhook secret, in bytes.
+	MinWebhookSecret = 16
+)
+
+// Consumer settings. A handler may take a while (webhook retries, SMTP), so
+// AckWait is generous; the claim TTL outlasts one handler call so a live
+// sender never loses its claim, and the redelivery schedule outlasts the
+// claim TTL so a crashed sender's delivery is retried after its claim expired.
+const (
+	ackWait    = 60 * time.Second
+	claimTTL   = 2 * ackWait
+	maxDeliver = 10
+)
+
+var backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, 60 * time.Second}
+
+// Config is the notifier's configuration.
+type Config struct {
+	lifecycle.Common
+
+	// TemplatesDir holds <step>.subject.tmpl, <step>.txt.tmpl, <step>.html.tmpl
+	// and optional locale subdirectories.
+	TemplatesDir string `env:"NOTIFIER_TEMPLATES_DIR" envDefault:"/etc/feedloop/templates"`
+	// TeamsFile is the YAML file of team channels; empty: no team channels.
+	TeamsFile string `env:"NOTIFIER_TEAMS_FILE"`
+	// CustomerWebhookURL receives customer messages (the company's own
+	// messaging system); empty: none.
+	CustomerWebhookURL string `env:"NOTIFIER_CUSTOMER_WEBHOOK_URL"`
+	// WebhookSecret signs every webhook body; required with any webhook.
+	WebhookSecret string `env:"NOTIFIER_WEBHOOK_SECRET"`
+	// WebhookTimeout bounds one webhook attempt.
+	WebhookTimeout time.Duration `env:"NOTIFIER_WEBHOOK_TIMEOUT" envDefault:"10s"`
+	// WebhookAttempts bounds the attempts of one webhook delivery per handling.
+	WebhookAttempts int `env:"NOTIFIER_WEBHOOK_ATTEMPTS" envDefault:"3"`
+	// SMTPAddr is the SMTP server (host:port); empty: no email.
+	SMTPAddr     string `env:"NOTIFIER_SMTP_ADDR"`
+	SMTPUsername string `env:"NOTIFIER_SMTP_USERNAME"`
+	SMTPPassword string `env:"NOTIFIER_SMTP_PASSWORD"`
+	// SMTPFrom is the sender, e.g. "Acme Support <support@acme.example>".
+	SMTPFrom string `env:"NOTIFIER_SMTP_FROM"`
+	// Console mirrors every message to ConsoleOutput. It is on by itself
+	// when no other channel is configured.
+	Console bool `env:"NOTIFIER_CONSOLE"`
+	// StatusURL is the base of customer status links (<base>/<feedback id>).
+	StatusURL string `env:"NOTIFIER_STATUS_URL"`
+	// DedupTTL is how long a sent message is remembered.
+	DedupTTL time.Duration `env:"NOTIFIER_DEDUP_TTL" envDefault:"2160h"`
+	// Concurrency is how many events one replica handles at once.
+	Concurrency int `env:"NOTIFIER_CONCURRENCY" envDefault:"4"`
+
+	// ConsoleOutput is where the console channel writes (default os.Stdout).
+	// Set from Go only: `feedloop dev` passes its own stdout.
+	ConsoleOutput io.Writer `env:"-"`
+}
+
+// LoadConfig reads the environment and validates it.
+func LoadConfig() (Config, error) {
+	cfg, err := lifecycle.LoadEnv[Config]()
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// withDefaults fills the zero fields of a Config built in Go.
+func (c Config) withDefaults() Config {
+	if c.TemplatesDir == "" {
+		c.TemplatesDir = DefaultTemplatesDir
+	}
+	if c.DedupTTL == 0 {
+		c.DedupTTL = DefaultDedupTTL
+	}
+	if c.WebhookTimeout == 0 {
+		c.WebhookTimeout = DefaultWebhookTimeout
+	}
+	if c.WebhookAttempts == 0 {
+		c.WebhookAttempts = DefaultWebhookAttempts
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ConsoleOutput == nil {
+		c.ConsoleOutput = os.Stdout
+	}
+	return c
+}
+
+// Validate checks c, naming the variable at fault. Zero values of fields
+// with a default are accepted (they mean the default).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	errs := []error{c.Common.Validate()}
+	if c.CustomerWebhookURL != "" {
+		if err := teams.CheckURL(c.CustomerWebhookURL); err != nil {
+			errs = append(errs, fmt.Errorf("NOTIFIER_CUSTOMER_WEBHOOK_URL: %w", err))
+		}
+		if c.WebhookSecret == "" {
+			errs = append(errs, errors.New("NOTIFIER_WEBHOOK_SECRET: required when NOTIFIER_CUSTOMER_WEBHOOK_URL is set"))
+		}
+	}
+	if c.WebhookSecret != "" && len(c.WebhookSecret) < MinWebhookSecret {
+		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_SECRET: must be at least %d bytes, got %d", MinWebhookSecret, len(c.WebhookSecret)))
+	}
+	if c.WebhookTimeout < 0 {
+		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_TIMEOUT: must be positive, got %s", c.WebhookTimeout))
+	}
+	if c.WebhookAttempts < 1 || c.WebhookAttempts > 10 {
+		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_ATTEMPTS: must be 1..10, got %d", c.WebhookAttempts))
+	}
+	if c.SMTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.SMTPAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("NOTIFIER_SMTP_ADDR: must be host:port, got %q", c.SMTPAddr))
+		}
+		if c.SMTPFrom == "" {
+			errs = append(errs, errors.New("NOTIFIER_SMTP_FROM: required when NOTIFIER_SMTP_ADDR is set"))
+		} else if _, err := email.ParseFrom(c.SMTPFrom); err != nil {
+			errs = append(errs, fmt.Errorf("NOTIFIER_SMTP_FROM: must be an address like \"Acme <support@acme.example>\": %w", err))
+		}
+	} else if c.SMTPUsername != "" || c.SMTPPassword != "" {
+		errs = append(errs, errors.New("NOTIFIER_SMTP_USERNAME/NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_ADDR"))
+	}
+	if c.SMTPPassword != "" && c.SMTPUsername == "" {
+		errs = append(errs, errors.New("NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_USERNAME"))
+	}
+	if c.StatusURL != "" {
+		if err := teams.CheckURL(c.StatusURL); err != nil {
+			errs = append(errs, fmt.Errorf("NOTIFIER_STATUS_URL: %w", err))
+		}
+	}
+	if c.DedupTTL < time.Hour {
+		errs = append(errs, fmt.Errorf("NOTIFIER_DEDUP_TTL: must be at least 1h, got %s", c.DedupTTL))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 256 {
+		errs = append(errs, fmt.Errorf("NOTIFIER_CONCURRENCY: must be 1..256, got %d", c.Concurrency))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a running notifier.
+type Service struct {
+	cfg     Config
+	bus     *bus.Bus
+	handler *app.Handler
+	log     *slog.Logger
+}
+
+// New validates cfg, loads and validates the templates and the teams file,
+// and builds the channels. It does not connect to any receiver.
+func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	if infra == nil || infra.Bus == nil || infra.Redis == nil {
+		return nil, errors.New("notifier: infra needs a bus and a redis client")
+	}
+	log := infra.Log
+	if log == nil {
+		log = slog.Default()
+	}
+
+	samples := map[string]any{}
+	for _, name := range notify.StepNames() {
+		samples[name] = notify.Sample(name)
+	}
+	tmpl, err := templates.Load(cfg.TemplatesDir, samples)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: NOTIFIER_TEMPLATES_DIR: %w", err)
+	}
+	for _, f := range tmpl.Unused() {
+		log.Warn("notifier: template file not used by any step", "file", f)
+	}
+
+	dir, err := buildDirectory(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	log.Info("notifier: channels", "summary", describe(cfg, dir), "locales", strings.Join(tmpl.Locales(), ","))
+
+	return &Service{
+		cfg: cfg,
+		bus: infra.Bus,
+		log: log,
+		handler: &app.Handler{
+			Templates:  tmpl,
+			Recipients: dir,
+			Dedup:      dedup.New(infra.Redis, claimTTL, cfg.DedupTTL),
+			Publisher:  infra.Bus,
+			Log:        log,
+			StatusURL:  cfg.StatusURL,
+		},
+	}, nil
+}
+
+func buildDirectory(cfg Config) (*recipients.Directory, error) {
+	dir := &recipients.Directory{TeamWebhooks: map[string]channel.Sender{}}
+	newWebhook := func(url string) (channel.Sender, error) {
+		return webhook.New(webhook.Options{
+			URL: url, Secret: []byte(cfg.WebhookSecret),
+			Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts,
+		})
+	}
+	if cfg.SMTPAddr != "" {
+		c, err := email.New(email.Options{
+			Addr: cfg.SMTPAddr, From: cfg.SMTPFrom,
+			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("NOTIFIER_SMTP_ADDR: %w", err)
+		}
+		dir.Email = c
+	}
+	if cfg.CustomerWebhookURL != "" {
+		c, err := newWebhook(cfg.CustomerWebhookURL)
+		if err != nil {
+			return nil, fmt.Errorf("NOTIFIER_CUSTOMER_WEBHOOK_URL: %w", err)
+		}
+		dir.CustomerWebhook = c
+	}
+	if cfg.TeamsFile != "" {
+		f, err := teams.Load(cfg.TeamsFile)
+		if err != nil {
+			return nil, fmt.Errorf("NOTIFIER_TEAMS_FILE: %w", err)
+		}
+		if f.Has(teams.TypeWebhook) && cfg.WebhookSecret == "" {
+			return nil, fmt.Errorf("NOTIFIER_WEBHOOK_SECRET: required because %s configures webhooks", cfg.TeamsFile)
+		}
+		if f.Has(teams.TypeEmail) && cfg.SMTPAddr == "" {
+			return nil, fmt.Errorf("NOTIFIER_SMTP_ADDR: required because %s configures email channels", cfg.TeamsFile)
+		}
+		for _, entry := range f.Names() {
+			for _, c := range f.Teams[entry] {
+				if c.Type != teams.TypeWebhook {
+					continue
+				}
+				s, err := newWebhook(c.URL)
+				if err != nil {
+					return nil, fmt.Errorf("NOTIFIER_TEAMS_FILE: %s: teams.%s webhook %s: %w", cfg.TeamsFile, entry, c.Name, err)
+				}
+				dir.TeamWebhooks[recipients.TeamWebhookKey(entry, c.Name)] = s
+			}
+		}
+		dir.Teams = f
+	}
+	if cfg.Console || (dir.Email == nil && dir.CustomerWebhook == nil && dir.Teams == nil) {
+		dir.Console = console.New(cfg.ConsoleOutput)
+	}
+	return dir, nil
+}
+
+func describe(cfg Config, d *recipients.Directory) string {
+	var parts []string
+	if d.Email != nil {
+		parts = append(parts, "email via "+cfg.SMTPAddr)
+	}
+	if d.CustomerWebhook != nil {
+		parts = append(parts, "customer webhook")
+	}
+	if d.Teams != nil {
+		parts = append(parts, "team channels for "+strings.Join(d.Teams.Names(), ","))
+	}
+	if d.Console != nil {
+		parts = append(parts, "console")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ConsumerConfig is the notifier's durable consumer on the FEEDBACK stream.
+func (s *Service) ConsumerConfig() bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        Durable,
+		FilterSubjects: []string{bus.SubjectReceived, bus.AllRouted},
+		MaxDeliver:     maxDeliver,
+		Backoff:        backoff,
+		AckWait:        ackWait,
+		Concurrency:    s.cfg.Concurrency,
+	}
+}
+
+// Run consumes lifecycle events until ctx is cancelled, then lets the
+// messages in hand finish and returns nil.
+func (s *Service) Run(ctx context.Context) error {
+	s.log.InfoContext(ctx, "notifier: consuming", "durable", Durable)
+	if err := s.bus.Consume(ctx, s.ConsumerConfig(), s.handler.Handle); err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	return nil
+}
