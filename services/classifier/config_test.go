@@ -1,0 +1,66 @@
+package classifier_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/services/classifier"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := classifier.DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 8 || cfg.RulesPollInterval != 30*time.Second ||
+		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 {
+		t.Errorf("DefaultConfig() = %+v", cfg)
+	}
+}
+
+func TestLoadConfigFromEnvironment(t *testing.T) {
+	t.Setenv("CLASSIFIER_RULES_FILE", "/tmp/r.yaml")
+	t.Setenv("CLASSIFIER_CONCURRENCY", "3")
+	t.Setenv("CLASSIFIER_LANGUAGES", "en, fr")
+	t.Setenv("CLASSIFIER_RULES_POLL_INTERVAL", "0s")
+	cfg, err := classifier.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RulesFile != "/tmp/r.yaml" || cfg.Concurrency != 3 || cfg.RulesPollInterval != 0 || len(cfg.Languages) != 2 {
+		t.Errorf("LoadConfig() = %+v", cfg)
+	}
+	// An empty language list turns detection off and is valid.
+	t.Setenv("CLASSIFIER_LANGUAGES", "")
+	if _, err := classifier.LoadConfig(); err != nil {
+		t.Errorf("CLASSIFIER_LANGUAGES=\"\": %v", err)
+	}
+}
+
+func TestValidateNamesTheVariable(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*classifier.Config)
+		want   string
+	}{
+		{"rules file", func(c *classifier.Config) { c.RulesFile = " " }, "CLASSIFIER_RULES_FILE: is required"},
+		{"concurrency", func(c *classifier.Config) { c.Concurrency = 0 }, "CLASSIFIER_CONCURRENCY: must be 1..256, got 0"},
+		{"poll interval", func(c *classifier.Config) { c.RulesPollInterval = time.Millisecond }, "CLASSIFIER_RULES_POLL_INTERVAL: must be 0 (off) or at least 100ms"},
+		{"languages", func(c *classifier.Config) { c.Languages = []string{"en", "klingon"} }, `CLASSIFIER_LANGUAGES: "klingon" is not an ISO 639-1 code`},
+		{"one language", func(c *classifier.Config) { c.Languages = []string{"en"} }, "CLASSIFIER_LANGUAGES: need at least 2 distinct languages"},
+		{"min confidence", func(c *classifier.Config) { c.LanguageMinConfidence = 1.5 }, "CLASSIFIER_LANGUAGE_MIN_CONFIDENCE: must be 0..1, got 1.5"},
+		{"common", func(c *classifier.Config) { c.NATSURL = "http://x" }, "NATS_URL: must start with nats://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := classifier.DefaultConfig()
+			tt.modify(&cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

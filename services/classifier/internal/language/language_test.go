@@ -1,0 +1,96 @@
+package language
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+var demoLanguages = []string{"en", "de", "fr", "es", "it", "nl", "pt"}
+
+func TestLinguaDetects(t *testing.T) {
+	d, err := NewLingua(demoLanguages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, want := range map[string]string{
+		"I was charged twice and the app crashes":                "en",
+		"Ich wurde zweimal belastet und die App stürzt ab":       "de",
+		"La livraison est en retard et le colis est endommagé":   "fr",
+		"El paquete no llegó y quiero un reembolso":              "es",
+		"Het pakket is nooit aangekomen, ik wil mijn geld terug": "nl",
+	} {
+		got, conf := d.Detect(text)
+		if got != want || conf <= 0 || conf > 1 {
+			t.Errorf("Detect(%q) = %q, %v; want %q with confidence in (0,1]", text, got, conf, want)
+		}
+	}
+	if got, conf := d.Detect("42 !!"); got != "" || conf != 0 {
+		t.Errorf("Detect(no letters) = %q, %v; want nothing", got, conf)
+	}
+}
+
+func TestLinguaIsSafeForConcurrentUse(t *testing.T) {
+	d, err := NewLingua([]string{"en", "de"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("The delivery was late again. ", 200) // past maxRunes
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if got, _ := d.Detect(long); got != "en" {
+				t.Errorf("Detect(long English) = %q", got)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestCheck(t *testing.T) {
+	if err := Check(demoLanguages); err != nil {
+		t.Errorf("Check(%q) = %v", demoLanguages, err)
+	}
+	for _, bad := range [][]string{{"en"}, {"en", "en"}, {"en", "xx"}, {"en", "english"}, nil} {
+		if err := Check(bad); err == nil {
+			t.Errorf("Check(%q) succeeded", bad)
+		}
+	}
+	if _, err := NewLingua([]string{"en"}); err == nil {
+		t.Error("NewLingua with one language succeeded")
+	}
+}
+
+// fixed is a Detector that always answers the same.
+type fixed struct {
+	code string
+	conf float64
+}
+
+func (f fixed) Detect(string) (string, float64) { return f.code, f.conf }
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name   string
+		d      Detector
+		text   string
+		locale string
+		want   string
+	}{
+		{"confident detection wins over locale", fixed{"fr", 0.9}, "bonjour", "de-CH", "fr"},
+		{"detection at the threshold counts", fixed{"fr", 0.5}, "bonjour", "de-CH", "fr"},
+		{"unsure detection falls back to locale", fixed{"nl", 0.3}, "thanks!", "en-GB", "en"},
+		{"no detection falls back to locale", fixed{"", 0}, "ok", "pt-BR", "pt"},
+		{"empty text is not detected", fixed{"fr", 1}, "  ", "es", "es"},
+		{"no detector uses locale", nil, "hello", "it", "it"},
+		{"nothing known", fixed{"", 0}, "ok", "", ""},
+		{"malformed locale", fixed{"", 0}, "ok", "not a locale!", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Resolve(tt.d, tt.text, tt.locale, 0.5); got != tt.want {
+				t.Errorf("Resolve = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,257 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"math"
+	"regexp"
+	"strings"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/classifier/internal/textnorm"
+)
+
+// NegationWindow is how many words before a sentiment or urgency keyword
+// are searched for a negator ("not really happy" is negated, "not late. I
+// am happy" is not: negation never crosses a clause break).
+const NegationWindow = 3
+
+// Classifier is a compiled rules file. It is immutable and safe for
+// concurrent use; reloading builds a new one.
+type Classifier struct {
+	version  string
+	topics   []topicMatcher
+	urgency  []urgencyMatcher // most urgent first
+	negative []phrase
+	positive []phrase
+	negators []phrase
+}
+
+type topicMatcher struct {
+	id, topic string
+	m         matcher
+}
+
+type urgencyLevel = feedloopv1.Urgency
+
+const (
+	urgencyCritical = feedloopv1.Urgency_URGENCY_CRITICAL
+	urgencyHigh     = feedloopv1.Urgency_URGENCY_HIGH
+	urgencyLow      = feedloopv1.Urgency_URGENCY_LOW
+)
+
+type urgencyMatcher struct {
+	level urgencyLevel
+	m     matcher
+}
+
+// matcher matches when any of its phrases or patterns does.
+type matcher struct {
+	phrases  []phrase
+	patterns []*regexp.Regexp
+}
+
+// phrase is a keyword: consecutive words within one clause.
+type phrase struct {
+	text  string
+	words []word
+}
+
+// word matches one token exactly, or by its end (anyStart) or start (anyEnd).
+type word struct {
+	text             string
+	anyStart, anyEnd bool
+}
+
+func (w word) match(tok string) bool {
+	switch {
+	case w.anyStart && w.anyEnd:
+		return strings.Contains(tok, w.text)
+	case w.anyEnd:
+		return strings.HasPrefix(tok, w.text)
+	case w.anyStart:
+		return strings.HasSuffix(tok, w.text)
+	}
+	return tok == w.text
+}
+
+// doc is a text prepared once for all rules.
+type doc struct {
+	folded string
+	toks   []textnorm.Token
+	// at indexes token positions by word, so a keyword is looked up rather
+	// than tried at every position.
+	at map[string][]int
+}
+
+func newDoc(text string) doc {
+	f := textnorm.Fold(text)
+	d := doc{folded: f, toks: textnorm.Tokens(f), at: map[string][]int{}}
+	for i, t := range d.toks {
+		d.at[t.Text] = append(d.at[t.Text], i)
+	}
+	return d
+}
+
+// matchAt reports whether p matches the words starting at token i.
+func (d doc) matchAt(p phrase, i int) bool {
+	if i+len(p.words) > len(d.toks) {
+		return false
+	}
+	clause := d.toks[i].Clause
+	for k, w := range p.words {
+		t := d.toks[i+k]
+		if t.Clause != clause || !w.match(t.Text) {
+			return false
+		}
+	}
+	return true
+}
+
+// hits returns the token positions where p starts, in no particular order.
+func (d doc) hits(p phrase) []int {
+	var hits []int
+	try := func(positions []int) {
+		for _, i := range positions {
+			if d.matchAt(p, i) {
+				hits = append(hits, i)
+			}
+		}
+	}
+	if first := p.words[0]; !first.anyStart && !first.anyEnd {
+		try(d.at[first.text])
+		return hits
+	}
+	// A wildcard word is tried against each distinct word of the text.
+	for w, positions := range d.at {
+		if p.words[0].match(w) {
+			try(positions)
+		}
+	}
+	return hits
+}
+
+// negated reports whether a negator stands within NegationWindow words
+// before token i, in the same clause.
+func (d doc) negated(negators []phrase, i int) bool {
+	for j := i - 1; j >= 0 && j >= i-NegationWindow; j-- {
+		if d.toks[j].Clause != d.toks[i].Clause {
+			return false
+		}
+		for _, n := range negators {
+			if d.matchAt(n, j) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matches reports whether m matches d; with negators, a keyword hit only
+// counts when it is not negated.
+func (d doc) matches(m matcher, negators []phrase) bool {
+	for _, p := range m.phrases {
+		for _, i := range d.hits(p) {
+			if !d.negated(negators, i) {
+				return true
+			}
+		}
+	}
+	for _, re := range m.patterns {
+		if re.MatchString(d.folded) {
+			return true
+		}
+	}
+	return false
+}
+
+// Version is the file's version string.
+func (c *Classifier) Version() string { return c.version }
+
+// ModelVersion is what classifications record as model_version.
+func (c *Classifier) ModelVersion() string { return ModelVersionPrefix + c.version }
+
+// Classify classifies the subject and text of fb. It never fails for a
+// non-nil fb; the error is there for the Classifier interface.
+func (c *Classifier) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedloopv1.Classification, error) {
+	if fb == nil {
+		return nil, errors.New("rules: no feedback to classify")
+	}
+	text := fb.GetText()
+	if s := fb.GetSubject(); s != "" {
+		// The line break keeps the subject's last words and the text's first
+		// ones from forming a phrase or a negation across them.
+		text = s + "\n" + text
+	}
+	return c.ClassifyText(text), nil
+}
+
+// ClassifyText classifies text: topics (confidence 1 for each matched rule's
+// topic, or "unknown" with confidence 0), the ids of the matched topic
+// rules, urgency and keyword sentiment.
+func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
+	d := newDoc(text)
+	out := &feedloopv1.Classification{
+		ModelVersion: c.ModelVersion(),
+		Urgency:      feedloopv1.Urgency_URGENCY_NORMAL,
+	}
+	seen := map[string]bool{}
+	for _, t := range c.topics {
+		if !d.matches(t.m, nil) {
+			continue
+		}
+		out.RuleIds = append(out.RuleIds, t.id)
+		if !seen[t.topic] {
+			seen[t.topic] = true
+			out.Topics = append(out.Topics, &feedloopv1.TopicScore{Topic: t.topic, Confidence: 1})
+		}
+	}
+	if len(out.Topics) == 0 {
+		out.Topics = []*feedloopv1.TopicScore{{Topic: TopicUnknown, Confidence: 0}}
+	}
+	for _, u := range c.urgency {
+		if d.matches(u.m, c.negators) {
+			out.Urgency = u.level
+			break
+		}
+	}
+	out.Sentiment, out.SentimentConfidence = c.sentiment(d)
+	return out
+}
+
+// sentiment counts positive and negative keyword hits, a negated hit
+// counting for the other side, and weighs them: the more hits and the more
+// they agree, the higher the confidence, never above 0.95 since keywords
+// miss irony and context. No hits is neutral with confidence 0 (no
+// evidence); a tie is neutral with confidence 0.5.
+func (c *Classifier) sentiment(d doc) (feedloopv1.Sentiment, float64) {
+	var pos, neg int
+	count := func(phrases []phrase, same, flipped *int) {
+		for _, p := range phrases {
+			for _, i := range d.hits(p) {
+				if d.negated(c.negators, i) {
+					*flipped++
+				} else {
+					*same++
+				}
+			}
+		}
+	}
+	count(c.positive, &pos, &neg)
+	count(c.negative, &neg, &pos)
+	total := pos + neg
+	switch {
+	case total == 0:
+		return feedloopv1.Sentiment_SENTIMENT_NEUTRAL, 0
+	case pos == neg:
+		return feedloopv1.Sentiment_SENTIMENT_NEUTRAL, 0.5
+	}
+	net := pos - neg
+	agreement := math.Abs(float64(net)) / float64(total)
+	strength := math.Min(0.95, 0.5+0.15*float64(total))
+	conf := math.Round(agreement*strength*100) / 100
+	if net > 0 {
+		return feedloopv1.Sentiment_SENTIMENT_POSITIVE, conf
+	}
+	return feedloopv1.Sentiment_SENTIMENT_NEGATIVE, conf
+}
