@@ -1,0 +1,114 @@
+package router_test
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/testkit"
+	"github.com/feedloop/feedloop/services/router"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := router.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RoutesFile != "/etc/feedloop/routes.yaml" || cfg.GRPCAddr != ":7003" || cfg.Concurrency != 4 || cfg.ReloadInterval != 5*time.Second {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestLoadConfigFromEnv(t *testing.T) {
+	t.Setenv("ROUTER_ROUTES_FILE", "/srv/routes.yaml")
+	t.Setenv("ROUTER_GRPC_ADDR", "127.0.0.1:9000")
+	t.Setenv("ROUTER_CONCURRENCY", "16")
+	t.Setenv("ROUTER_RELOAD_INTERVAL", "30s")
+	cfg, err := router.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RoutesFile != "/srv/routes.yaml" || cfg.GRPCAddr != "127.0.0.1:9000" || cfg.Concurrency != 16 || cfg.ReloadInterval != 30*time.Second {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+func TestValidateNamesEachVariable(t *testing.T) {
+	t.Setenv("ROUTER_GRPC_ADDR", "7003")
+	t.Setenv("ROUTER_CONCURRENCY", "0")
+	t.Setenv("ROUTER_RELOAD_INTERVAL", "1ms")
+	t.Setenv("NATS_URL", "http://x")
+	_, err := router.LoadConfig()
+	if err == nil {
+		t.Fatal("LoadConfig accepted bad values")
+	}
+	for _, want := range []string{
+		`ROUTER_GRPC_ADDR: must be host:port or :port, got "7003"`,
+		"ROUTER_CONCURRENCY: must be between 1 and 1024, got 0",
+		"ROUTER_RELOAD_INTERVAL: must be at least 100ms, got 1ms",
+		"NATS_URL:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\ndoes not contain %q", err, want)
+		}
+	}
+}
+
+func TestValidateInGo(t *testing.T) {
+	cfg, err := router.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RoutesFile = ""
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ROUTER_ROUTES_FILE: must not be empty") {
+		t.Errorf("Validate with no routes file = %v", err)
+	}
+	cfg.RoutesFile, cfg.GRPCAddr = "x.yaml", "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate with port 0 = %v, want nil", err)
+	}
+}
+
+func TestNewFailsClearly(t *testing.T) {
+	infra := &lifecycle.Infra{Bus: testkit.Bus(t), Log: slog.New(slog.DiscardHandler)}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(good, []byte(routesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("route:\n  priority: high\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	for name, tc := range map[string]struct {
+		cfg  router.Config
+		want []string
+	}{
+		"missing routes file": {router.Config{RoutesFile: filepath.Join(dir, "nope.yaml"), GRPCAddr: "127.0.0.1:0"},
+			[]string{"ROUTER_ROUTES_FILE", "nope.yaml", "no such file"}},
+		"invalid routes file": {router.Config{RoutesFile: bad, GRPCAddr: "127.0.0.1:0"},
+			[]string{"ROUTER_ROUTES_FILE", bad, "route: the root route must have a team"}},
+		"port taken": {router.Config{RoutesFile: good, GRPCAddr: busy.Addr().String()},
+			[]string{"ROUTER_GRPC_ADDR", "address already in use"}},
+		"bad address": {router.Config{RoutesFile: good, GRPCAddr: "nowhere"},
+			[]string{"ROUTER_GRPC_ADDR: must be host:port"}},
+	} {
+		_, err := router.New(tc.cfg, infra)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: New error = %v, want it to contain %q", name, err, w)
+			}
+		}
+	}
+}
