@@ -34,6 +34,14 @@ func TestExampleRoutesFile(t *testing.T) {
 			},
 		},
 		{
+			name:   "a double charge and an app crash: billing and product",
+			labels: ls("topic", "billing", "topic", "app", "sentiment", "negative", "channel", "email"),
+			want: []want{
+				{"billing", "root/billing", "normal", 8 * h, 3 * d},
+				{"product", "root/product", "normal", 1 * d, 14 * d},
+			},
+		},
+		{
 			name:   "unclassified: triage",
 			labels: ls(),
 			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
