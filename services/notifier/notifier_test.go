@@ -31,7 +31,7 @@ import (
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
-	"github.com/feedloop/feedloop/services/notifier/internal/smtptest"
+	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 )
 
 const (

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/rules"
+	"github.com/feedloop/feedloop/services/router/routing"
+)
+
+func newRulesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Check and try out a routing tree",
+	}
+	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd())
+	return cmd
+}
+
+func newRulesCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a routing tree; every error names the bad node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tree, err := loadTree(args[0])
+			if err != nil {
+				return err
+			}
+			n := 0
+			tree.Root.Walk(func(*routing.Route) { n++ })
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok — %d routes, default team %s, teams %s\n",
+				args[0], n, tree.DefaultTeam(), strings.Join(tree.Teams(), ", "))
+			return nil
+		},
+	}
+}
+
+func loadTree(path string) (*routing.Tree, error) {
+	tree, err := routing.Load(path)
+	if err != nil {
+		if errors.Is(err, routing.ErrInvalid) {
+			return nil, &exitError{2, err}
+		}
+		return nil, &exitError{2, fmt.Errorf("%s: %w", path, err)}
+	}
+	return tree, nil
+}
+
+type rulesTestOpts struct {
+	feedback, classification, rules string
+	jsonOut                         bool
+}
+
+func newRulesTestCmd() *cobra.Command {
+	o := &rulesTestOpts{}
+	cmd := &cobra.Command{
+		Use:   "test FILE --feedback JSON",
+		Short: "Show the teams an item would go to and which route matched",
+		Long: `Show the teams a feedback item would be routed to by the tree in FILE, and
+why: the route that matched for each team and the matchers that held.
+
+--feedback is a protojson Feedback, inline or as a file name. The item is
+classified with --rules (a classifier rules file) when given; score bands
+and sentiment from NPS/CSAT/CES answers are always derived. --classification
+(protojson, inline or a file) gives the classification instead.`,
+		Example: `  feedloop rules test deploy/examples/routes.yaml --rules deploy/examples/rules.yaml \
+    --feedback '{"source":"helpdesk","text":"I was charged twice and the app crashes","nps":2}'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.feedback, "feedback", "", "protojson Feedback, inline or a file name (required)")
+	f.StringVar(&o.classification, "classification", "", "protojson Classification, inline or a file name")
+	f.StringVar(&o.rules, "rules", "", "classifier rules file to classify the item with")
+	f.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
+	_ = cmd.MarkFlagRequired("feedback")
+	return cmd
+}
+
+// jsonArg reads a flag that holds JSON inline or names a file.
+func jsonArg(flag, v string, m proto.Message) error {
+	data := []byte(v)
+	if t := strings.TrimSpace(v); !strings.HasPrefix(t, "{") {
+		var err error
+		if data, err = os.ReadFile(v); err != nil {
+			return &exitError{2, fmt.Errorf("--%s: %w", flag, err)}
+		}
+	}
+	if err := protojson.Unmarshal(data, m); err != nil {
+		return &exitError{2, fmt.Errorf("--%s: %w", flag, err)}
+	}
+	return nil
+}
+
+// noTopics is the model used without --rules: every item is unclassified.
+type noTopics struct{}
+
+func (noTopics) Classify(context.Context, *feedloopv1.Feedback) (*feedloopv1.Classification, error) {
+	return &feedloopv1.Classification{}, nil
+}
+
+func (o *rulesTestOpts) run(cmd *cobra.Command, file string) error {
+	tree, err := loadTree(file)
+	if err != nil {
+		return err
+	}
+	fb := &feedloopv1.Feedback{}
+	if err := jsonArg("feedback", o.feedback, fb); err != nil {
+		return err
+	}
+	cls := &feedloopv1.Classification{}
+	switch {
+	case o.classification != "":
+		if err := jsonArg("classification", o.classification, cls); err != nil {
+			return err
+		}
+	default:
+		var model classifier.Classifier = noTopics{}
+		if o.rules != "" {
+			rc, err := rules.Load(o.rules)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("--rules: %w", err)}
+			}
+			model = rc
+		}
+		p := &classifier.Pipeline{Model: model}
+		if cls, err = p.Classify(cmd.Context(), fb); err != nil {
+			return err
+		}
+	}
+	matches := tree.Match(fb, cls)
+	labels := routing.Labels(fb, cls)
+	if o.jsonOut {
+		type jsonMatch struct {
+			Team        string   `json:"team"`
+			Route       string   `json:"route"`
+			Priority    string   `json:"priority"`
+			Acknowledge string   `json:"acknowledge,omitempty"`
+			Resolve     string   `json:"resolve,omitempty"`
+			Matchers    []string `json:"matchers"`
+		}
+		out := struct {
+			Labels  map[string][]string `json:"labels"`
+			Matches []jsonMatch         `json:"matches"`
+		}{Labels: labels, Matches: []jsonMatch{}}
+		for _, m := range matches {
+			jm := jsonMatch{Team: m.Team, Route: m.Route, Priority: routing.PriorityName(m.Priority), Matchers: []string{}}
+			if m.SLA.Acknowledge > 0 {
+				jm.Acknowledge = m.SLA.Acknowledge.String()
+			}
+			if m.SLA.Resolve > 0 {
+				jm.Resolve = m.SLA.Resolve.String()
+			}
+			for _, mt := range m.Matchers {
+				jm.Matchers = append(jm.Matchers, mt.String())
+			}
+			out.Matches = append(out.Matches, jm)
+		}
+		return printJSON(cmd, out)
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "labels: %s\n", labels)
+	fmt.Fprintf(w, "%d team(s):\n", len(matches))
+	for _, m := range matches {
+		fmt.Fprintf(w, "  %s\n", m)
+	}
+	return nil
+}
