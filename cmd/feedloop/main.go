@@ -6,6 +6,12 @@ import (
 	"os"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/cli"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	ctx, stop := lifecycle.SignalContext()
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -27,11 +27,11 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/testkit"
+	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
-	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 )
 
 const (

@@ -54,8 +54,7 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if o.natsPort < 0 || o.natsPort > 65535 {
 		return &exitError{2, fmt.Errorf("--nats-port: must be 0..65535, got %d", o.natsPort)}
 	}
-	ctx, stop := lifecycle.SignalContext()
-	defer stop()
+	ctx := cmd.Context()
 	shutdown, err := telemetry.Setup(ctx, "feedloop-dev")
 	if err != nil {
 		return err

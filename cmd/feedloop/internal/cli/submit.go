@@ -20,14 +20,14 @@ import (
 )
 
 type submitOpts struct {
-	server, file                          string
-	source, externalID, text, subject     string
-	channel, email, name, locale, custID  string
-	product, area, inReplyTo              string
-	nps, csat, ces                        int
-	consent, surveyConsent, jsonOut       bool
-	attrs                                 map[string]string
-	timeout                               time.Duration
+	server, file                         string
+	source, externalID, text, subject    string
+	channel, email, name, locale, custID string
+	product, area, inReplyTo             string
+	nps, csat, ces                       int
+	consent, surveyConsent, jsonOut      bool
+	attrs                                map[string]string
+	timeout                              time.Duration
 }
 
 func newSubmitCmd() *cobra.Command {

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/email"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
-	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 )
 
 var date = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)

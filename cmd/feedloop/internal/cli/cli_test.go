@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
+)
+
+const examples = "../../../../deploy/examples"
+
+// syncBuffer is a bytes.Buffer safe for the command and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb syncBuffer
+	code = Main(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The printed curl line is what a newcomer pastes first: it must work and
+// its item must reach the teams and the customer on the console.
+func TestDevPrintsAWorkingCurlLine(t *testing.T) {
+	var out, errb syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"dev", "--data", t.TempDir(), "--examples", examples,
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &out, &errb)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("dev exited %d: %s", code, errb.String())
+		}
+	}()
+	curl := regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`)
+	waitFor(t, "the banner", func() bool { return curl.MatchString(out.String()) })
+	m := curl.FindStringSubmatch(out.String())
+	res, err := http.Post(m[1], "application/json", strings.NewReader(m[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("curl line answered %d", res.StatusCode)
+	}
+	for _, line := range []string{
+		"→ customer ada@example.com [received]",
+		"→ team billing [routed]",
+		"→ team product [routed]",
+	} {
+		waitFor(t, line, func() bool { return strings.Contains(out.String(), line) })
+	}
+}
+
+func TestDevRejectsBadFlags(t *testing.T) {
+	code, _, stderr := run(t, "dev", "--examples", t.TempDir())
+	if code != 2 || !strings.Contains(stderr, "--examples") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = run(t, "dev", "--examples", examples, "--log-level", "loud")
+	if code != 2 || !strings.Contains(stderr, "--log-level") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestSubmit(t *testing.T) {
+	cfg := stack.DevConfig(examples, t.TempDir())
+	var console syncBuffer
+	cfg.Notifier.ConsoleOutput = &console
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	server := s.Intake.GRPCAddr()
+
+	args := []string{"submit", "--server", server, "--source", "helpdesk", "--external-id", "T-1",
+		"--email", "ada@example.com", "--consent", "--nps", "3", "--attr", "plan=pro",
+		"--text", "Delivery was late again"}
+	code, stdout, stderr := run(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	id := strings.TrimSpace(stdout)
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
+		t.Fatalf("stdout %q is not an id", stdout)
+	}
+	waitFor(t, "acknowledgement", func() bool {
+		return strings.Contains(console.String(), "→ customer ada@example.com [received]") &&
+			strings.Contains(console.String(), id)
+	})
+
+	code, stdout, _ = run(t, append(args, "--json")...)
+	var resp struct {
+		FeedbackID string `json:"feedbackId"`
+		Duplicate  bool   `json:"duplicate"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &resp) != nil || resp.FeedbackID != id || !resp.Duplicate {
+		t.Fatalf("resubmission: exit %d, %q", code, stdout)
+	}
+
+	code, _, stderr = run(t, "submit", "--server", server, "--source", "helpdesk", "--external-id", "T-2", "--text", "x", "--nps", "11", "--email", "not-an-email")
+	if code != 2 || !strings.Contains(stderr, "feedback.nps") || !strings.Contains(stderr, "feedback.customer.email") {
+		t.Fatalf("invalid submit: exit %d, stderr %q", code, stderr)
+	}
+
+	file := filepath.Join(t.TempDir(), "fb.json")
+	if err := os.WriteFile(file, []byte(`{"source":"web","externalId":"F-1","text":"from a file","channel":"CHANNEL_WEB"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := run(t, "submit", "--server", server, "--file", file); code != 0 || strings.TrimSpace(stdout) == id {
+		t.Fatalf("--file: exit %d, %q %q", code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, "submit", "--server", server, "--channel", "pigeon"); code != 2 || !strings.Contains(stderr, "--channel") {
+		t.Fatalf("--channel pigeon: exit %d, %q", code, stderr)
+	}
+}
+
+func TestRulesCheck(t *testing.T) {
+	code, stdout, stderr := run(t, "rules", "check", filepath.Join(examples, "routes.yaml"))
+	if code != 0 || !strings.Contains(stdout, "ok") || !strings.Contains(stdout, "default team triage") {
+		t.Fatalf("example: exit %d, %q %q", code, stdout, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(bad, []byte("route:\n  team: triage\n  routes:\n    - team: Billing!\n      matchers: ['topic=~\"(\"']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, "rules", "check", bad)
+	if code != 2 || !strings.Contains(stderr, "route.routes[0]") || !strings.Contains(stderr, "matchers[0]") {
+		t.Fatalf("bad tree: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRulesTest(t *testing.T) {
+	fb := `{"source":"helpdesk","text":"I was charged twice and the app crashes","nps":2}`
+	code, stdout, stderr := run(t, "rules", "test", filepath.Join(examples, "routes.yaml"),
+		"--rules", filepath.Join(examples, "rules.yaml"), "--feedback", fb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"customer-success via root/detractors", "billing via root/billing", "product via root/product", `nps_band="detractor"`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	// Without --rules the item has no topic: the default team takes it.
+	code, stdout, _ = run(t, "rules", "test", filepath.Join(examples, "routes.yaml"), "--json",
+		"--feedback", `{"source":"web","text":"hello"}`)
+	var res struct {
+		Matches []struct{ Team, Route string } `json:"matches"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || len(res.Matches) != 1 || res.Matches[0].Team != "triage" {
+		t.Fatalf("exit %d, %q", code, stdout)
+	}
+
+	if code, _, stderr := run(t, "rules", "test", filepath.Join(examples, "routes.yaml"), "--feedback", `{"nps":"high"}`); code != 2 || !strings.Contains(stderr, "--feedback") {
+		t.Fatalf("bad feedback: exit %d, %q", code, stderr)
+	}
+}
