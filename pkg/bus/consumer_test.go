@@ -41,17 +41,6 @@ func fastConsumer(durable string) bus.ConsumerConfig {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestConsumeDecodesAndAcks(t *testing.T) {
 	b := testkit.Bus(t)
 	got := make(chan *feedloopv1.Event, 10)
@@ -78,7 +67,7 @@ func TestConsumeDecodesAndAcks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ack", func() bool {
+	testkit.Eventually(t, "ack", func() bool {
 		info, err := cons.Info(ctxT(t))
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 1
 	})
@@ -101,7 +90,7 @@ func TestTransientErrorIsRetriedThenSucceeds(t *testing.T) {
 	if _, err := b.Publish(ctxT(t), bus.SubjectReceived, receivedEvent("r")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "third delivery", func() bool { return calls.Load() >= 3 })
+	testkit.Eventually(t, "third delivery", func() bool { return calls.Load() >= 3 })
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
@@ -130,8 +119,8 @@ func TestPoisonMessageIsDeadLetteredAndNextFlows(t *testing.T) {
 	if _, err := b.Publish(ctxT(t), bus.SubjectReceived, receivedEvent("good")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "good message", func() bool { return good.Load() == 1 })
-	eventually(t, "dead letter", func() bool {
+	testkit.Eventually(t, "good message", func() bool { return good.Load() == 1 })
+	testkit.Eventually(t, "dead letter", func() bool {
 		return subjectCount(t, b, bus.StreamDLQ, bus.DLQSubject("classifier")) == 1
 	})
 	dl := lastMsg(t, b, bus.StreamDLQ, bus.DLQSubject("classifier"))
@@ -156,7 +145,7 @@ func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	if _, err := b.Publish(ctxT(t), bus.SubjectReceived, receivedEvent("x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "dead letter", func() bool {
+	testkit.Eventually(t, "dead letter", func() bool {
 		return subjectCount(t, b, bus.StreamDLQ, bus.DLQSubject("router")) == 1
 	})
 	if got := calls.Load(); got != 3 {
@@ -241,7 +230,7 @@ func TestCompetingReplicasShareOneDurable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all messages", func() bool { return total.Load() >= n })
+	testkit.Eventually(t, "all messages", func() bool { return total.Load() >= n })
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()

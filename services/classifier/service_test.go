@@ -177,7 +177,7 @@ func (h *harness) classified(t *testing.T, in *feedloopv1.Event) (*feedloopv1.Ev
 	t.Helper()
 	want := bus.DeriveID(in.GetId(), "classified")
 	var found *jetstream.RawStreamMsg
-	eventually(t, "classified event "+want, func() bool {
+	testkit.Eventually(t, "classified event "+want, func() bool {
 		for _, m := range h.messages(t, bus.StreamFeedback, bus.SubjectClassified) {
 			if m.Header.Get(jetstream.MsgIDHeader) == want {
 				found = m
@@ -194,17 +194,6 @@ func (h *harness) classified(t *testing.T, in *feedloopv1.Event) (*feedloopv1.Ev
 		t.Fatalf("event id %s under Nats-Msg-Id %s", ev.GetId(), want)
 	}
 	return ev, found
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func topics(cls *feedloopv1.Classification) []string {
@@ -302,7 +291,7 @@ func TestRedeliveredInputPublishesOneClassifiedEvent(t *testing.T) {
 	h.classified(t, next)
 	// Wait until the classifier has acknowledged the redelivery, i.e. handled
 	// it successfully (its publish was a duplicate, not an error).
-	eventually(t, "redelivery acknowledged", func() bool {
+	testkit.Eventually(t, "redelivery acknowledged", func() bool {
 		c, err := h.bus.JetStream().Consumer(ctxT(t), bus.StreamFeedback, classifier.Durable)
 		if err != nil {
 			t.Fatal(err)
@@ -337,7 +326,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 
 	dlq := bus.DLQSubject(classifier.Durable)
 	var dead []*jetstream.RawStreamMsg
-	eventually(t, "two dead letters on "+dlq, func() bool {
+	testkit.Eventually(t, "two dead letters on "+dlq, func() bool {
 		dead = h.messages(t, bus.StreamDLQ, dlq)
 		return len(dead) == 2
 	})
@@ -382,14 +371,14 @@ func TestRulesReload(t *testing.T) {
 	}
 
 	replaceFile(t, h.rulesPath, rulesV2)
-	eventually(t, "rules test-2 in force", func() bool { return h.svc.RulesVersion() == "test-2" })
+	testkit.Eventually(t, "rules test-2 in force", func() bool { return h.svc.RulesVersion() == "test-2" })
 	if cls := classify("I want a refund"); !slices.Equal(topics(cls), []string{"returns"}) || cls.GetModelVersion() != "rules:test-2" {
 		t.Errorf("after reload: topics %q, model %q", topics(cls), cls.GetModelVersion())
 	}
 
 	// A broken file is logged and the rules in force stay.
 	writeFile(t, h.rulesPath, strings.Replace(rulesV2, "keywords: [refund]", "patterns: ['(refund']", 1))
-	eventually(t, "reload failure logged", func() bool {
+	testkit.Eventually(t, "reload failure logged", func() bool {
 		return h.logs.contains("rules reload failed", "topics[0].patterns[0]: invalid regexp")
 	})
 	if v := h.svc.RulesVersion(); v != "test-2" {

@@ -146,14 +146,14 @@ func (e *env) receivedCount(t *testing.T) uint64 {
 // waitReceived polls until feedback.received holds n messages.
 func (e *env) waitReceived(t *testing.T, n uint64) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d messages on feedback.received", n), func() bool { return e.receivedCount(t) == n })
+	testkit.Eventually(t, fmt.Sprintf("%d messages on feedback.received", n), func() bool { return e.receivedCount(t) == n })
 }
 
 // waitSubmitDrained polls until every submission on the work queue was
 // settled (acked or terminated, which deletes it).
 func (e *env) waitSubmitDrained(t *testing.T) {
 	t.Helper()
-	eventually(t, "submit stream drained", func() bool {
+	testkit.Eventually(t, "submit stream drained", func() bool {
 		st, err := e.bus.JetStream().Stream(ctxT(t), bus.StreamSubmit)
 		if err != nil {
 			t.Fatal(err)
@@ -164,17 +164,6 @@ func (e *env) waitSubmitDrained(t *testing.T) {
 		}
 		return info.State.Msgs == 0 && info.State.LastSeq > 0
 	})
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte, http.Header) {
@@ -517,7 +506,7 @@ func TestRedisDown(t *testing.T) {
 	if _, err := e.bus.PublishData(ctxT(t), bus.SubmitSubject("helpdesk"), "sub-t3", data, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the submission to be redelivered", func() bool {
+	testkit.Eventually(t, "the submission to be redelivered", func() bool {
 		cons, err := e.bus.JetStream().Consumer(ctxT(t), bus.StreamSubmit, "intake")
 		if err != nil {
 			return false
@@ -543,7 +532,7 @@ func TestRunStopsAndFreesPorts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	eventually(t, "HTTP up", func() bool {
+	testkit.Eventually(t, "HTTP up", func() bool {
 		resp, err := http.Get("http://" + svc.HTTPAddr() + "/healthz")
 		if err != nil {
 			return false

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake"
 )
@@ -176,7 +177,7 @@ func natsFeedbackBad(subject string, change func(fb *feedloopv1.Feedback)) func(
 func deadLetter(t *testing.T, e *env, seq uint64) *nats.Msg {
 	t.Helper()
 	var found *nats.Msg
-	eventually(t, fmt.Sprintf("dead letter of submission %d", seq), func() bool {
+	testkit.Eventually(t, fmt.Sprintf("dead letter of submission %d", seq), func() bool {
 		ctx := ctxT(t)
 		st, err := e.bus.JetStream().Stream(ctx, bus.StreamDLQ)
 		if err != nil {

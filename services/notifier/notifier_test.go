@@ -109,24 +109,6 @@ func (h *hooks) all() []hook {
 	return append([]hook(nil), h.got...)
 }
 
-// syncBuffer is a Buffer safe for the console channel and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a notifier's world: real NATS, Redis, webhook receiver, SMTP server.
 type env struct {
 	t     *testing.T
@@ -221,16 +203,10 @@ func (e *env) redeliver(subject string, ev *feedloopv1.Event, msgID string) {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds.
 func (e *env) eventually(what string, cond func() bool) {
 	e.t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(e.t, what, cond)
 }
 
 // idle waits until the notifier consumer has handled and acknowledged every
@@ -590,7 +566,7 @@ func TestRejectedWebhookDeadLettersButKeepsOtherDeliveries(t *testing.T) {
 
 func TestConsoleWhenNothingIsConfigured(t *testing.T) {
 	e := newEnv(t)
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	e.cfg = notifier.Config{
 		Common:        e.cfg.Common,
 		TemplatesDir:  e.cfg.TemplatesDir,

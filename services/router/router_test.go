@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,31 +54,13 @@ const wait = 10 * time.Second
 // occurred is the classified events' time: the base of every SLA deadline.
 var occurred = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 
-// syncBuffer collects the service's log for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t      *testing.T
 	bus    *bus.Bus
 	js     jetstream.JetStream
 	infra  *lifecycle.Infra
 	routes string
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	svc    *router.Service
 	stop   func()
 }
@@ -89,7 +69,7 @@ type harness struct {
 func start(t *testing.T) *harness {
 	t.Helper()
 	b := testkit.Bus(t)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	h := &harness{
 		t:      t,
 		bus:    b,

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -9,55 +8,26 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 )
 
 const examples = "../../../../deploy/examples"
 
-// syncBuffer is a bytes.Buffer safe for the command and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testkit.SyncBuffer
 	code = Main(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // The printed curl line is what a newcomer pastes first: it must work and
 // its item must reach the teams and the customer on the console.
 func TestDevPrintsAWorkingCurlLine(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb testkit.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -71,7 +41,7 @@ func TestDevPrintsAWorkingCurlLine(t *testing.T) {
 		}
 	}()
 	curl := regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`)
-	waitFor(t, "the banner", func() bool { return curl.MatchString(out.String()) })
+	testkit.Eventually(t, "the banner", func() bool { return curl.MatchString(out.String()) })
 	m := curl.FindStringSubmatch(out.String())
 	res, err := http.Post(m[1], "application/json", strings.NewReader(m[2]))
 	if err != nil {
@@ -86,7 +56,7 @@ func TestDevPrintsAWorkingCurlLine(t *testing.T) {
 		"→ team billing [routed]",
 		"→ team product [routed]",
 	} {
-		waitFor(t, line, func() bool { return strings.Contains(out.String(), line) })
+		testkit.Eventually(t, line, func() bool { return strings.Contains(out.String(), line) })
 	}
 }
 
@@ -103,7 +73,7 @@ func TestDevRejectsBadFlags(t *testing.T) {
 
 func TestSubmit(t *testing.T) {
 	cfg := stack.DevConfig(examples, t.TempDir())
-	var console syncBuffer
+	var console testkit.SyncBuffer
 	cfg.Notifier.ConsoleOutput = &console
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := stack.Start(ctx, cfg)
@@ -126,7 +96,7 @@ func TestSubmit(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
 		t.Fatalf("stdout %q is not an id", stdout)
 	}
-	waitFor(t, "acknowledgement", func() bool {
+	testkit.Eventually(t, "acknowledgement", func() bool {
 		return strings.Contains(console.String(), "→ customer ada@example.com [received]") &&
 			strings.Contains(console.String(), id)
 	})

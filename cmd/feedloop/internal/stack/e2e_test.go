@@ -88,17 +88,6 @@ func (h *hook) find(fid, step string) []hookCall {
 	return out
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type env struct {
 	s        *stack.Stack
 	customer *hook
@@ -184,7 +173,7 @@ func (e *env) events(t *testing.T, prefix, fid string) map[string][]*feedloopv1.
 // idle waits until every durable consumer has nothing pending or unacked.
 func (e *env) idle(t *testing.T) {
 	t.Helper()
-	eventually(t, "the pipeline to settle", func() bool {
+	testkit.Eventually(t, "the pipeline to settle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, d := range []string{"classifier", "router", "notifier"} {
@@ -260,7 +249,7 @@ func TestEndToEnd(t *testing.T) {
 	fid := resp.GetFeedbackId()
 
 	t.Run("grpc submission is routed to every team that owns a part", func(t *testing.T) {
-		eventually(t, "two routed events", func() bool { return len(routedTeams(e.events(t, "feedback.routed.", fid))) >= 2 })
+		testkit.Eventually(t, "two routed events", func() bool { return len(routedTeams(e.events(t, "feedback.routed.", fid))) >= 2 })
 		if got := routedTeams(e.events(t, "feedback.routed.", fid)); !sameSet(got, []string{"customer-success", "logistics"}) {
 			t.Fatalf("routed to %v, want customer-success and logistics", got)
 		}
@@ -276,8 +265,8 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("customer gets one signed acknowledgement by webhook and by email", func(t *testing.T) {
-		eventually(t, "customer webhook", func() bool { return len(e.customer.find(fid, "received")) == 1 })
-		eventually(t, "customer email", func() bool { return len(e.smtp.To("ada@example.com")) == 1 })
+		testkit.Eventually(t, "customer webhook", func() bool { return len(e.customer.find(fid, "received")) == 1 })
+		testkit.Eventually(t, "customer email", func() bool { return len(e.smtp.To("ada@example.com")) == 1 })
 		c := e.customer.find(fid, "received")[0]
 		if c.body.Audience != "customer" || c.idempotencyKey == "" {
 			t.Errorf("customer webhook = %+v", c)
@@ -289,7 +278,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("each routed team is alerted", func(t *testing.T) {
-		eventually(t, "team alerts", func() bool { return len(e.teams.find(fid, "routed")) == 2 })
+		testkit.Eventually(t, "team alerts", func() bool { return len(e.teams.find(fid, "routed")) == 2 })
 		var teams []string
 		for _, c := range e.teams.find(fid, "routed") {
 			teams = append(teams, c.body.Team)
@@ -301,7 +290,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("every delivery is recorded on feedback.notified", func(t *testing.T) {
 		// customer: webhook + email; teams: two webhooks.
-		eventually(t, "notified events", func() bool { return len(e.events(t, bus.SubjectNotified, fid)[bus.SubjectNotified]) == 4 })
+		testkit.Eventually(t, "notified events", func() bool { return len(e.events(t, bus.SubjectNotified, fid)[bus.SubjectNotified]) == 4 })
 		steps := map[feedloopv1.Step]int{}
 		for _, ev := range e.events(t, bus.SubjectNotified, fid)[bus.SubjectNotified] {
 			steps[ev.GetNotified().GetStep()]++
@@ -346,10 +335,10 @@ func TestEndToEnd(t *testing.T) {
 		if err := protojson.Unmarshal(raw, &sr); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "billing", func() bool {
+		testkit.Eventually(t, "billing", func() bool {
 			return sameSet(routedTeams(e.events(t, "feedback.routed.", sr.GetFeedbackId())), []string{"billing"})
 		})
-		eventually(t, "customer email", func() bool { return len(e.smtp.To("bob@example.com")) == 1 })
+		testkit.Eventually(t, "customer email", func() bool { return len(e.smtp.To("bob@example.com")) == 1 })
 	})
 
 	t.Run("nats submission flows to the team", func(t *testing.T) {
@@ -366,7 +355,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// The id is derived from (source, external_id); find it through the received event.
 		var fid2 string
-		eventually(t, "received", func() bool {
+		testkit.Eventually(t, "received", func() bool {
 			for _, ev := range e.allReceived(t) {
 				if f := ev.GetReceived().GetFeedback(); f.GetSource() == "appstore" && f.GetExternalId() == "review-7" {
 					fid2 = ev.GetFeedbackId()
@@ -375,7 +364,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			return false
 		})
-		eventually(t, "mobile", func() bool {
+		testkit.Eventually(t, "mobile", func() bool {
 			return sameSet(routedTeams(e.events(t, "feedback.routed.", fid2)), []string{"mobile"})
 		})
 	})

@@ -1,16 +1,16 @@
 package routesfile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
 
 	"github.com/feedloop/feedloop/services/router/routing"
 )
@@ -20,24 +20,6 @@ const (
 	treeB = "route:\n  team: triage\n  routes:\n    - team: finance\n      matchers: ['topic=\"billing\"']\n"
 	bad   = "route:\n  team: triage\n  routes:\n    - team: Finance!\n"
 )
-
-// syncBuffer is a log sink the watcher and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func write(t *testing.T, path, content string) {
 	t.Helper()
@@ -55,11 +37,11 @@ func billingTeam(tr *routing.Tree) string {
 	return tr.MatchLabels(routing.LabelSet{"topic": {"billing"}})[0].Team
 }
 
-func open(t *testing.T) (*Watcher, string, *syncBuffer) {
+func open(t *testing.T) (*Watcher, string, *testkit.SyncBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "routes.yaml")
 	write(t, path, treeA)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	w, err := Open(path, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
