@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,6 +106,29 @@ func envKeys(t reflect.Type) map[string]string {
 		}
 	}
 	return keys
+}
+
+// Load parses the environment into T and validates it: the one way a
+// service's main reads its configuration.
+func Load[T interface{ Validate() error }]() (T, error) {
+	cfg, err := LoadEnv[T]()
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// CheckAddr checks a listen address: host:port, host may be empty, port 0
+// picks a free port.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || strings.ContainsAny(host, " /\t") {
+		return fmt.Errorf("must be host:port (host may be empty, port 0 picks a free one), got %q", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535, got %q", addr)
+	}
+	return nil
 }
 
 // ParseLevel parses debug, info, warn or error.

@@ -72,13 +72,7 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads the configuration from the environment and validates it.
-func LoadConfig() (Config, error) {
-	cfg, err := lifecycle.LoadEnv[Config]()
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
-}
+func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks c and names the variable at fault.
 func (c Config) Validate() error {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,13 +57,7 @@ type Config struct {
 }
 
 // LoadConfig reads the environment and validates it.
-func LoadConfig() (Config, error) {
-	cfg, err := lifecycle.LoadEnv[Config]()
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
-}
+func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks c, naming the variable at fault in each message.
 func (c Config) Validate() error {
@@ -79,10 +72,10 @@ func (c Config) Validate() error {
 // in Go, whose Common need not be complete.
 func (c Config) validateOwn() error {
 	var errs []error
-	if err := checkAddr(c.GRPCAddr); err != nil {
+	if err := lifecycle.CheckAddr(c.GRPCAddr); err != nil {
 		errs = append(errs, fmt.Errorf("INTAKE_GRPC_ADDR: %w", err))
 	}
-	if err := checkAddr(c.HTTPAddr); err != nil {
+	if err := lifecycle.CheckAddr(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("INTAKE_HTTP_ADDR: %w", err))
 	}
 	if c.IdempotencyTTL < time.Minute {
@@ -98,17 +91,6 @@ func (c Config) validateOwn() error {
 		errs = append(errs, fmt.Errorf("INTAKE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
-}
-
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("must be host:port (host may be empty, port 0 picks a free one), got %q", addr)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("port must be a number from 0 to 65535, got %q", addr)
-	}
-	return nil
 }
 
 func (c Config) withDefaults() Config {

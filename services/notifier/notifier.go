@@ -97,13 +97,7 @@ type Config struct {
 }
 
 // LoadConfig reads the environment and validates it.
-func LoadConfig() (Config, error) {
-	cfg, err := lifecycle.LoadEnv[Config]()
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
-}
+func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // withDefaults fills the zero fields of a Config built in Go.
 func (c Config) withDefaults() Config {

@@ -48,7 +48,7 @@ func TestValidateNamesEachVariable(t *testing.T) {
 		t.Fatal("LoadConfig accepted bad values")
 	}
 	for _, want := range []string{
-		`ROUTER_GRPC_ADDR: must be host:port or :port, got "7003"`,
+		`ROUTER_GRPC_ADDR: must be host:port (host may be empty, port 0 picks a free one), got "7003"`,
 		"ROUTER_CONCURRENCY: must be between 1 and 1024, got 0",
 		"ROUTER_RELOAD_INTERVAL: must be at least 100ms, got 1ms",
 		"NATS_URL:",

@@ -14,8 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,13 +46,7 @@ type Config struct {
 }
 
 // LoadConfig reads the configuration from the environment and validates it.
-func LoadConfig() (Config, error) {
-	cfg, err := lifecycle.LoadEnv[Config]()
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
-}
+func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks every field and names the variable at fault.
 func (c Config) Validate() error {
@@ -67,8 +59,8 @@ func (c Config) validate() error {
 	if c.RoutesFile == "" {
 		errs = append(errs, errors.New("ROUTER_ROUTES_FILE: must not be empty"))
 	}
-	if host, port, err := net.SplitHostPort(c.GRPCAddr); err != nil || !validPort(port) || strings.ContainsAny(host, " /\t") {
-		errs = append(errs, fmt.Errorf("ROUTER_GRPC_ADDR: must be host:port or :port, got %q", c.GRPCAddr))
+	if err := lifecycle.CheckAddr(c.GRPCAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ROUTER_GRPC_ADDR: %w", err))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("ROUTER_CONCURRENCY: must be between 1 and 1024, got %d", c.Concurrency))
@@ -77,11 +69,6 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("ROUTER_RELOAD_INTERVAL: must be at least 100ms, got %s", c.ReloadInterval))
 	}
 	return errors.Join(errs...)
-}
-
-func validPort(p string) bool {
-	n, err := strconv.Atoi(p)
-	return err == nil && n >= 0 && n <= 65535
 }
 
 // Service is a running router.
