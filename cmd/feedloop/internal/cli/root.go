@@ -46,7 +46,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDevCmd(), newSubmitCmd(), newRulesCmd())
+	root.AddCommand(newDevCmd(), newSubmitCmd(), newRulesCmd(), newClassifierCmd())
 	return root
 }
 

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const intentsFixture = "../../../../services/classifier/model/testdata/intents.csv"
+const intentsTestFixture = "../../../../services/classifier/model/testdata/intents_test.csv"
+
+func trainFixture(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "intents.model")
+	code, stdout, stderr := run(t, "classifier", "train", "--data", intentsFixture, "--text-col", "text",
+		"--label-col", "label", "--out", out, "--seed", "3")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"6 classes", "120 examples", "intents.csv", "cross-validated (5 folds): accuracy 0.", "threshold", "trained in"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("train summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stderr, "[") {
+		t.Errorf("progress bar drawn on a non-terminal: %q", stderr)
+	}
+	return out
+}
+
+func TestClassifierTrainEvalPredict(t *testing.T) {
+	model := trainFixture(t)
+
+	code, stdout, stderr := run(t, "classifier", "eval", "--model", model, "--data", intentsTestFixture,
+		"--text-col", "text", "--label-col", "label", "--json")
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, stderr)
+	}
+	var ev struct {
+		N              int      `json:"n"`
+		Accuracy       *float64 `json:"accuracy"`
+		MacroF1        *float64 `json:"macro_f1"`
+		ClosedAccuracy float64  `json:"closed_accuracy"`
+		PerLabel       map[string]struct {
+			Precision, Recall, F1 *float64
+			Support               int
+		} `json:"per_label"`
+		P50 *float64 `json:"p50_us"`
+		P99 *float64 `json:"p99_us"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+		t.Fatalf("eval output is not one JSON object: %v\n%s", err, stdout)
+	}
+	if ev.N != 30 || ev.Accuracy == nil || ev.MacroF1 == nil || ev.P50 == nil || ev.P99 == nil {
+		t.Fatalf("eval JSON lacks fields: %s", stdout)
+	}
+	if *ev.Accuracy < 0.5 || *ev.Accuracy > 1 || ev.ClosedAccuracy < 0.9 || *ev.MacroF1 <= 0 || *ev.MacroF1 > 1 {
+		t.Errorf("implausible figures: %s", stdout)
+	}
+	if *ev.P50 <= 0 || *ev.P99 < *ev.P50 {
+		t.Errorf("timings p50 %v p99 %v", *ev.P50, *ev.P99)
+	}
+	if len(ev.PerLabel) != 6 || ev.PerLabel["billing"].Support != 5 || ev.PerLabel["billing"].F1 == nil {
+		t.Errorf("per_label %+v", ev.PerLabel)
+	}
+
+	code, stdout, stderr = run(t, "classifier", "predict", "--model", model, "--json", "I was charged twice on my card")
+	if code != 0 {
+		t.Fatalf("predict: exit %d: %s", code, stderr)
+	}
+	var p struct {
+		Label   string  `json:"label"`
+		Prob    float64 `json:"prob"`
+		Top     []struct{ Label string }
+		Explain []struct {
+			Feature string
+			Weight  float64
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatalf("predict JSON: %v\n%s", err, stdout)
+	}
+	if p.Top[0].Label != "billing" || p.Prob <= 0 || p.Prob > 1 || len(p.Explain) == 0 {
+		t.Errorf("prediction %s", stdout)
+	}
+	code, stdout, _ = run(t, "classifier", "predict", "--model", model, "My parcel never arrived")
+	if code != 0 || !strings.Contains(stdout, "delivery") || !strings.Contains(stdout, "because of") {
+		t.Errorf("predict text: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestClassifierEvalOOSLabel(t *testing.T) {
+	model := trainFixture(t)
+	// Out-of-scope rows: correct when the model says unknown.
+	path := filepath.Join(t.TempDir(), "oos.csv")
+	data := "text,label\nwhat is the weather on mars tomorrow,NO_NODES_DETECTED\nI want a refund for the double charge,billing\n"
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "classifier", "eval", "--model", model, "--data", path, "--text-col", "text",
+		"--label-col", "label", "--oos-label", "NO_NODES_DETECTED", "--json")
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, stderr)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ev["oos_recall"]; !ok {
+		t.Errorf("no oos_recall: %s", stdout)
+	}
+	if _, ok := ev["per_label"].(map[string]any)["NO_NODES_DETECTED"]; !ok {
+		t.Errorf("out-of-scope label not reported: %s", stdout)
+	}
+}
+
+func TestClassifierBadInput(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.model")
+	if err := os.WriteFile(corrupt, []byte("FLMODEL\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad text column", []string{"train", "--data", intentsFixture, "--text-col", "body", "--label-col", "label", "--out", filepath.Join(dir, "m")}, `"body"`},
+		{"bad label column", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "intent", "--out", filepath.Join(dir, "m")}, `"intent"`},
+		{"column missing in second file", []string{"train", "--data", intentsFixture, "--data", filepath.Join(dir, "corrupt.model"), "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m")}, `"text"`},
+		{"missing data file", []string{"train", "--data", filepath.Join(dir, "none.csv"), "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m")}, "none.csv"},
+		{"bad threshold", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--oos-threshold", "2"}, "--oos-threshold"},
+		{"one fold", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--folds", "1"}, "folds"},
+		{"missing model", []string{"predict", "--model", filepath.Join(dir, "none.model"), "hello"}, "none.model"},
+		{"corrupt model", []string{"predict", "--model", corrupt, "hello"}, "truncated"},
+		{"eval corrupt model", []string{"eval", "--model", corrupt, "--data", intentsFixture, "--text-col", "text", "--label-col", "label"}, "invalid model file"},
+	} {
+		code, _, stderr := run(t, append([]string{"classifier"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 naming %s", tc.name, code, stderr, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m")); !os.IsNotExist(err) {
+		t.Error("a failed train wrote a model")
+	}
+}
+
+func TestClassifierEvalBadColumn(t *testing.T) {
+	model := trainFixture(t)
+	code, _, stderr := run(t, "classifier", "eval", "--model", model, "--data", intentsTestFixture, "--text-col", "text", "--label-col", "category", "--json")
+	if code != 2 || !strings.Contains(stderr, `"category"`) || !strings.Contains(stderr, "intents_test.csv") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

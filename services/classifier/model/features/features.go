@@ -1,0 +1,437 @@
+// Package features turns text into the hashed n-gram terms a linear model
+// reads: Unicode normalisation (NFKC, case folding, optional accent
+// removal on Latin letters), tokenisation that keeps emoji and splits
+// mixed scripts, word n-grams and character n-grams inside word
+// boundaries, each hashed into a fixed space of 2^HashBits buckets.
+//
+// Weighting (TF-IDF, normalisation) needs corpus statistics and lives with
+// the model; this package only counts.
+package features
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Block says which family a term belongs to; each block is normalised on
+// its own, so word and character evidence weigh the same.
+type Block uint8
+
+const (
+	// Words are word n-grams.
+	Words Block = iota
+	// Chars are character n-grams inside a word.
+	Chars
+	// NumBlocks is the number of blocks.
+	NumBlocks
+)
+
+func (b Block) String() string {
+	switch b {
+	case Words:
+		return "word"
+	case Chars:
+		return "char"
+	}
+	return fmt.Sprintf("block(%d)", uint8(b))
+}
+
+// Config says which terms are extracted. The zero value is not useful:
+// start from Default.
+type Config struct {
+	// HashBits is the size of the hash space, 2^HashBits buckets (10–30).
+	HashBits int `json:"hash_bits"`
+	// WordMin and WordMax are the word n-gram orders (1–2: words and
+	// pairs of words); WordMax 0 turns word terms off.
+	WordMin int `json:"word_min"`
+	WordMax int `json:"word_max"`
+	// CharMin and CharMax are the character n-gram lengths taken inside
+	// each word padded with '<' and '>'; CharMax 0 turns them off.
+	CharMin int `json:"char_min"`
+	CharMax int `json:"char_max"`
+	// StripAccents removes combining accents from Latin letters
+	// ("café" reads as "cafe"); marks of other scripts are kept.
+	StripAccents bool `json:"strip_accents"`
+}
+
+// Default is the configuration that won across the project's datasets.
+func Default() Config {
+	return Config{HashBits: 22, WordMin: 1, WordMax: 2, CharMin: 2, CharMax: 5, StripAccents: true}
+}
+
+// ErrConfig is wrapped by Validate's errors.
+var ErrConfig = errors.New("invalid feature config")
+
+// Validate reports a configuration that cannot be used.
+func (c Config) Validate() error {
+	switch {
+	case c.HashBits < 10 || c.HashBits > 30:
+		return fmt.Errorf("%w: hash_bits %d not in 10..30", ErrConfig, c.HashBits)
+	case c.WordMax < 0 || c.WordMax > 4 || c.WordMax > 0 && (c.WordMin < 1 || c.WordMin > c.WordMax):
+		return fmt.Errorf("%w: word n-grams %d..%d (want 1 ≤ min ≤ max ≤ 4, or max 0)", ErrConfig, c.WordMin, c.WordMax)
+	case c.CharMax < 0 || c.CharMax > 8 || c.CharMax > 0 && (c.CharMin < 1 || c.CharMin > c.CharMax):
+		return fmt.Errorf("%w: char n-grams %d..%d (want 1 ≤ min ≤ max ≤ 8, or max 0)", ErrConfig, c.CharMin, c.CharMax)
+	case c.WordMax == 0 && c.CharMax == 0:
+		return fmt.Errorf("%w: neither word nor char n-grams", ErrConfig)
+	}
+	return nil
+}
+
+var apostrophes = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u02bc", "'", "`", "'", "\u00b4", "'")
+
+// Normalize returns s in NFKC form, case-folded ("Straße" → "strasse"),
+// with typographic apostrophes made plain and, with stripAccents, without
+// the accents of Latin letters ("Ça" → "ca"). Invalid UTF-8 bytes become
+// U+FFFD.
+func Normalize(s string, stripAccents bool) string {
+	if ascii(s) {
+		// NFKC, folding and accents are no-ops on ASCII but for case.
+		b := []byte(s)
+		for i, c := range b {
+			switch {
+			case c >= 'A' && c <= 'Z':
+				b[i] = c + 'a' - 'A'
+			case c == '`':
+				b[i] = '\''
+			}
+		}
+		return string(b)
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = cases.Fold().String(norm.NFKC.String(s))
+	s = apostrophes.Replace(s)
+	if !stripAccents {
+		return s
+	}
+	d := norm.NFD.String(s)
+	var b strings.Builder
+	b.Grow(len(d))
+	latin := false
+	for _, r := range d {
+		if unicode.Is(unicode.Mn, r) {
+			if latin {
+				continue
+			}
+		} else {
+			latin = unicode.Is(unicode.Latin, r)
+		}
+		b.WriteRune(r)
+	}
+	return norm.NFC.String(b.String())
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// Token is one unit of a normalised text.
+type Token struct {
+	// Text is the token as it appears in the normalised text.
+	Text string
+	// Word is true for runs of letters, digits and marks (which get
+	// character n-grams); false for emoji, symbols, '!' and '?'.
+	Word bool
+}
+
+// Tokenize cuts normalised text into tokens: words are runs of letters,
+// digits and combining marks of one script (an apostrophe between two
+// letters stays inside: "don't"), so "hello世界" is two words; every emoji,
+// other symbol, currency sign, '!' and '?' is a token of its own; emoji
+// modifiers, variation selectors and joiners are dropped; everything else
+// separates tokens.
+func Tokenize(s string) []Token {
+	toks := make([]Token, 0, len(s)/4+1)
+	start := -1 // byte offset of the current word, -1 outside a word
+	var script *unicode.RangeTable
+	flush := func(end int) {
+		if start >= 0 {
+			toks = append(toks, Token{Text: s[start:end], Word: true})
+			start = -1
+			script = nil
+		}
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) && !isJoiner(r):
+			sc := scriptOf(r)
+			if start >= 0 && sc != nil && script != nil && sc != script {
+				flush(i)
+			}
+			if start < 0 {
+				start = i
+			}
+			if sc != nil {
+				script = sc
+			}
+		case r == '\'' && start >= 0 && nextIsLetter(s[i+1:]):
+			// inside a word
+		case isJoiner(r) || isModifier(r):
+			// part of an emoji sequence: ignored
+		case unicode.Is(unicode.So, r) || unicode.Is(unicode.Sc, r) || r == '!' || r == '?':
+			flush(i)
+			toks = append(toks, Token{Text: s[i : i+utf8.RuneLen(r)]})
+		default:
+			flush(i)
+		}
+	}
+	flush(len(s))
+	return toks
+}
+
+func nextIsLetter(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsLetter(r)
+}
+
+// isJoiner is true for the zero-width joiner and variation selectors.
+func isJoiner(r rune) bool {
+	return r == '\u200d' || r == '\u200c' || r >= '\ufe00' && r <= '\ufe0f' || r >= 0xe0100 && r <= 0xe01ef
+}
+
+// isModifier is true for the emoji skin-tone modifiers and tag characters.
+func isModifier(r rune) bool {
+	return r >= 0x1f3fb && r <= 0x1f3ff || r >= 0xe0020 && r <= 0xe007f
+}
+
+// scripts that decide word boundaries; a letter of none of them (and
+// digits, marks) continues the current word.
+var scripts = []*unicode.RangeTable{
+	unicode.Latin, unicode.Cyrillic, unicode.Greek, unicode.Arabic, unicode.Hebrew,
+	unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul, unicode.Thai,
+	unicode.Devanagari, unicode.Bengali, unicode.Tamil, unicode.Telugu, unicode.Gujarati,
+	unicode.Gurmukhi, unicode.Kannada, unicode.Malayalam, unicode.Armenian, unicode.Georgian,
+}
+
+func scriptOf(r rune) *unicode.RangeTable {
+	if r < 0x80 {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return unicode.Latin
+		}
+		return nil
+	}
+	if !unicode.IsLetter(r) {
+		return nil
+	}
+	for _, t := range scripts {
+		if unicode.Is(t, r) {
+			if t == unicode.Hiragana || t == unicode.Katakana {
+				return unicode.Han // Japanese mixes them inside words
+			}
+			return t
+		}
+	}
+	return nil
+}
+
+// Term is one hashed feature of a text and how often it occurs.
+type Term struct {
+	// Hash is the bucket, < 2^HashBits.
+	Hash uint32
+	// Block is the term's family.
+	Block Block
+	// Count is how often the term occurs in the text.
+	Count uint32
+}
+
+// Gram is a term with its text, for explanations.
+type Gram struct {
+	Hash  uint32
+	Block Block
+	// Text is the n-gram: words joined by a space, or characters with '<'
+	// and '>' marking the word's start and end.
+	Text string
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+	// sep separates the words of a word n-gram inside the hash.
+	sep = 0x1f
+)
+
+func hashBytes(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// finish mixes the high bits down (FNV's low bits are weak) and masks.
+func finish(h uint64, bits int) uint32 {
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 32
+	return uint32(h) & (1<<bits - 1)
+}
+
+// HashWords is the hash of the word n-gram made of words.
+func (c Config) HashWords(words ...string) uint32 {
+	h := uint64(fnvOffset)
+	h = hashBytes(h, "w")
+	for i, w := range words {
+		if i > 0 {
+			h ^= sep
+			h *= fnvPrime
+		}
+		h = hashBytes(h, w)
+	}
+	return finish(h, c.HashBits)
+}
+
+// HashChars is the hash of the character n-gram g (with its '<' '>'
+// markers).
+func (c Config) HashChars(g string) uint32 {
+	return finish(hashBytes(hashBytes(fnvOffset, "c"), g), c.HashBits)
+}
+
+// each calls fn for every term occurrence of the tokens: word n-grams
+// (tokens[i:i+n]) and character n-grams (g, a substring of the padded
+// token).
+func (c Config) each(toks []Token, fn func(h uint32, b Block, i, n int, g string)) {
+	if c.WordMax > 0 {
+		for i := range toks {
+			for n := c.WordMin; n <= c.WordMax && i+n <= len(toks); n++ {
+				h := uint64(fnvOffset)
+				h = hashBytes(h, "w")
+				for j := i; j < i+n; j++ {
+					if j > i {
+						h ^= sep
+						h *= fnvPrime
+					}
+					h = hashBytes(h, toks[j].Text)
+				}
+				fn(finish(h, c.HashBits), Words, i, n, "")
+			}
+		}
+	}
+	if c.CharMax > 0 {
+		var offs []int
+		for _, t := range toks {
+			if !t.Word {
+				continue
+			}
+			p := "<" + t.Text + ">"
+			offs = offs[:0]
+			for i := range p {
+				offs = append(offs, i)
+			}
+			offs = append(offs, len(p))
+			nr := len(offs) - 1
+			for n := c.CharMin; n <= c.CharMax && n <= nr; n++ {
+				for i := 0; i+n <= nr; i++ {
+					g := p[offs[i]:offs[i+n]]
+					fn(c.HashChars(g), Chars, 0, 0, g)
+				}
+			}
+		}
+	}
+}
+
+func wordText(toks []Token, i, n int) string {
+	if n == 1 {
+		return toks[i].Text
+	}
+	parts := make([]string, n)
+	for j := range parts {
+		parts[j] = toks[i+j].Text
+	}
+	return strings.Join(parts, " ")
+}
+
+// Terms returns the terms of text (normalised here), sorted by hash and
+// block, each once with its count. Two terms of different blocks that
+// share a bucket stay apart.
+func (c Config) Terms(text string) []Term {
+	toks := Tokenize(Normalize(text, c.StripAccents))
+	// Keys hash<<1|block fit 31 bits (HashBits ≤ 30): radix-sorted.
+	keys := make([]uint32, 0, 8*len(toks)+8)
+	c.each(toks, func(h uint32, b Block, _, _ int, _ string) {
+		keys = append(keys, h<<1|uint32(b))
+	})
+	keys = radixSort(keys)
+	out := make([]Term, 0, len(keys))
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j] == keys[i] {
+			j++
+		}
+		out = append(out, Term{Hash: keys[i] >> 1, Block: Block(keys[i] & 1), Count: uint32(j - i)})
+		i = j
+	}
+	return out
+}
+
+// radixSort sorts 31-bit keys: insertion sort when short, else three
+// passes of 11 bits.
+func radixSort(a []uint32) []uint32 {
+	if len(a) < 64 {
+		slices.Sort(a)
+		return a
+	}
+	b := make([]uint32, len(a))
+	var count [1 << 11]int
+	for shift := 0; shift < 33; shift += 11 {
+		clear(count[:])
+		for _, k := range a {
+			count[k>>shift&(1<<11-1)]++
+		}
+		sum := 0
+		for i, n := range count {
+			count[i] = sum
+			sum += n
+		}
+		for _, k := range a {
+			d := k >> shift & (1<<11 - 1)
+			b[count[d]] = k
+			count[d]++
+		}
+		a, b = b, a
+	}
+	return a
+}
+
+// Grams returns every distinct n-gram of text with its hash, in the order
+// they first occur: the reverse map from a text's terms to readable
+// n-grams. The first n-gram seen wins when two share a hash and block.
+func (c Config) Grams(text string) []Gram {
+	return c.Name(text, nil)
+}
+
+// Name is Grams restricted to the given terms (all when nil): the texts of
+// a few terms of text, cheaply.
+func (c Config) Name(text string, terms []Term) []Gram {
+	var out []Gram
+	seen := map[uint32]bool{}
+	want := make([]uint32, len(terms)) // a few: a scan beats a map
+	for i, t := range terms {
+		want[i] = t.Hash<<1 | uint32(t.Block)
+	}
+	toks := Tokenize(Normalize(text, c.StripAccents))
+	c.each(toks, func(h uint32, b Block, i, n int, g string) {
+		k := h<<1 | uint32(b)
+		if terms != nil && !slices.Contains(want, k) || seen[k] {
+			return
+		}
+		seen[k] = true
+		if b == Words {
+			g = wordText(toks, i, n)
+		}
+		out = append(out, Gram{Hash: h, Block: b, Text: g})
+	})
+	return out
+}

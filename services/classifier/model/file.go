@@ -1,0 +1,256 @@
+package model
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/feedloop/feedloop/services/classifier/model/linear"
+)
+
+// The file format, version 1:
+//
+//	magic    8 bytes  "FLMODEL\x00"
+//	version  uint32   little endian, FormatVersion
+//	length   uint64   little endian, bytes of payload
+//	checksum 32 bytes SHA-256 of payload
+//	payload  zstd frame of:
+//	  header length uint32, header JSON (labels, feature config,
+//	    weighting, calibration, threshold, training metadata)
+//	  term keys: uvarint deltas (dim of them, ascending)
+//	  idf:       dim float32
+//	  weights:   dim*K float32, feature-major
+//	  biases:    K float32
+//
+// Everything is little endian. The checksum is verified before anything
+// is decoded, so a corrupt or truncated file is reported as such.
+const (
+	magic = "FLMODEL\x00"
+	// FormatVersion is the version Save writes and Load reads.
+	FormatVersion = 1
+	// maxPayload bounds what Load reads (a defence against a corrupt
+	// length field).
+	maxPayload = 1 << 31
+)
+
+// ErrFormat is wrapped by every error about a model file's content:
+// not a model, an unsupported version, truncated, or corrupt.
+var ErrFormat = errors.New("invalid model file")
+
+type header struct {
+	Format      int             `json:"format"`
+	Labels      []string        `json:"labels"`
+	Features    json.RawMessage `json:"features"`
+	Weighting   Weighting       `json:"weighting"`
+	Temperature float64         `json:"temperature"`
+	Threshold   float64         `json:"threshold"`
+	Dim         int             `json:"dim"`
+	Meta        Metadata        `json:"meta"`
+}
+
+// Save writes m in the model file format. The same model always gives the
+// same bytes.
+func (m *Model) Save(w io.Writer) error {
+	var raw bytes.Buffer
+	fc, err := json.Marshal(m.Features)
+	if err != nil {
+		return err
+	}
+	h, err := json.Marshal(header{
+		Format: FormatVersion, Labels: m.Labels, Features: fc, Weighting: m.Weighting,
+		Temperature: m.Temperature, Threshold: m.Threshold, Dim: len(m.vocab.keys), Meta: m.Meta,
+	})
+	if err != nil {
+		return err
+	}
+	raw.Grow(len(h) + len(m.vocab.keys)*8 + len(m.lin.W)*4)
+	_ = binary.Write(&raw, binary.LittleEndian, uint32(len(h)))
+	raw.Write(h)
+	var buf [binary.MaxVarintLen64]byte
+	prev := uint64(0)
+	for _, k := range m.vocab.keys {
+		raw.Write(buf[:binary.PutUvarint(buf[:], k-prev)])
+		prev = k
+	}
+	writeFloats(&raw, m.vocab.idf)
+	writeFloats(&raw, m.lin.W)
+	writeFloats(&raw, m.lin.B)
+
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	if err != nil {
+		return err
+	}
+	payload := enc.EncodeAll(raw.Bytes(), nil)
+	sum := sha256.Sum256(payload)
+	bw := bufio.NewWriter(w)
+	bw.WriteString(magic)
+	_ = binary.Write(bw, binary.LittleEndian, uint32(FormatVersion))
+	_ = binary.Write(bw, binary.LittleEndian, uint64(len(payload)))
+	bw.Write(sum[:])
+	bw.Write(payload)
+	return bw.Flush()
+}
+
+func writeFloats(b *bytes.Buffer, fs []float32) {
+	var buf [4]byte
+	for _, f := range fs {
+		binary.LittleEndian.PutUint32(buf[:], math.Float32bits(f))
+		b.Write(buf[:])
+	}
+}
+
+// SaveFile writes m to path atomically (a temporary file renamed into
+// place), so a service watching path never reads half a model.
+func (m *Model) SaveFile(path string) error {
+	tmp, err := os.CreateTemp(dirOf(path), ".model-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := m.Save(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(path[i]) {
+			return path[:i+1]
+		}
+	}
+	return "."
+}
+
+// LoadFile reads a model file.
+func LoadFile(path string) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := Load(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Load reads a model in the file format, verifying its checksum.
+func Load(r io.Reader) (*Model, error) {
+	var pre [8 + 4 + 8 + 32]byte
+	if n, err := io.ReadFull(r, pre[:]); err != nil {
+		if n >= 8 && string(pre[:8]) != magic || n > 0 && n < 8 && string(pre[:n]) != magic[:n] {
+			return nil, fmt.Errorf("%w: not a feedloop model (bad magic)", ErrFormat)
+		}
+		return nil, fmt.Errorf("%w: truncated header (%d of %d bytes)", ErrFormat, n, len(pre))
+	}
+	if string(pre[:8]) != magic {
+		return nil, fmt.Errorf("%w: not a feedloop model (bad magic)", ErrFormat)
+	}
+	if v := binary.LittleEndian.Uint32(pre[8:]); v != FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, FormatVersion)
+	}
+	n := binary.LittleEndian.Uint64(pre[12:])
+	if n > maxPayload {
+		return nil, fmt.Errorf("%w: payload length %d is implausible", ErrFormat, n)
+	}
+	payload, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(payload)) != n {
+		return nil, fmt.Errorf("%w: truncated payload (%d of %d bytes)", ErrFormat, len(payload), n)
+	}
+	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:], pre[20:52]) {
+		return nil, fmt.Errorf("%w: checksum mismatch (file corrupt)", ErrFormat)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(4<<30))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(payload, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrFormat, err)
+	}
+	return decode(raw)
+}
+
+func decode(raw []byte) (*Model, error) {
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(what, args...))
+	}
+	if len(raw) < 4 {
+		return nil, bad("payload too short")
+	}
+	hl := int(binary.LittleEndian.Uint32(raw))
+	raw = raw[4:]
+	if hl > len(raw) {
+		return nil, bad("header length %d beyond payload", hl)
+	}
+	var h header
+	if err := json.Unmarshal(raw[:hl], &h); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	raw = raw[hl:]
+	m := &Model{Labels: h.Labels, Weighting: h.Weighting, Temperature: h.Temperature, Threshold: h.Threshold, Meta: h.Meta}
+	if err := json.Unmarshal(h.Features, &m.Features); err != nil {
+		return nil, bad("feature config: %v", err)
+	}
+	if err := m.Features.Validate(); err != nil {
+		return nil, bad("%v", err)
+	}
+	K, dim := len(h.Labels), h.Dim
+	if K < 2 || dim < 0 || !(h.Temperature > 0) || h.Threshold < 0 || h.Threshold >= 1 {
+		return nil, bad("header: %d labels, dim %d, temperature %v, threshold %v", K, dim, h.Temperature, h.Threshold)
+	}
+	v := &vocab{w: h.Weighting, keys: make([]uint64, dim)}
+	prev := uint64(0)
+	for j := range dim {
+		d, n := binary.Uvarint(raw)
+		if n <= 0 {
+			return nil, bad("term keys truncated at %d of %d", j, dim)
+		}
+		raw = raw[n:]
+		if j > 0 && d == 0 {
+			return nil, bad("term keys not ascending at %d", j)
+		}
+		prev += d
+		v.keys[j] = prev
+	}
+	want := 4 * (dim + dim*K + K)
+	if len(raw) != want {
+		return nil, bad("weights: %d bytes, want %d", len(raw), want)
+	}
+	v.idf = readFloats(raw[:4*dim])
+	raw = raw[4*dim:]
+	lin := &linear.Model{Dim: dim, K: K, W: readFloats(raw[:4*dim*K]), B: readFloats(raw[4*dim*K:])}
+	v.buildIndex()
+	m.vocab, m.lin = v, lin
+	return m, nil
+}
+
+func readFloats(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}

@@ -1,0 +1,165 @@
+// Package model is feedloop's trained text classifier: hashed word and
+// character n-grams with TF-IDF weighting (package features), one-vs-rest
+// linear SVMs (package linear) whose scores are calibrated into
+// probabilities by a temperature, and an out-of-scope threshold below
+// which a text is "unknown". Train fits one by cross-validation on
+// labelled data; Save and Load keep it in a versioned, checksummed file.
+package model
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/feedloop/feedloop/services/classifier/model/features"
+	"github.com/feedloop/feedloop/services/classifier/model/linear"
+)
+
+// Unknown is the label of a prediction whose top probability is below the
+// model's threshold.
+const Unknown = "unknown"
+
+// Model is a trained classifier. It is safe for concurrent use.
+type Model struct {
+	// Labels are the classes, sorted.
+	Labels    []string
+	Features  features.Config
+	Weighting Weighting
+	// Temperature turns scores into probabilities: softmax(score/T).
+	Temperature float64
+	// Threshold is the top probability below which Predict says Unknown.
+	Threshold float64
+	Meta      Metadata
+
+	vocab *vocab
+	lin   *linear.Model
+}
+
+// Metadata is how a model was made.
+type Metadata struct {
+	// Created is an RFC 3339 time, empty when not recorded.
+	Created string       `json:"created,omitempty"`
+	Sources []Source     `json:"sources"`
+	Options TrainOptions `json:"options"`
+	Report  TrainReport  `json:"report"`
+}
+
+// LabelProb is a label with its calibrated probability.
+type LabelProb struct {
+	Label string  `json:"label"`
+	Prob  float64 `json:"prob"`
+}
+
+// Contribution is one n-gram's part in a decision: its feature value times
+// its weight for the predicted label.
+type Contribution struct {
+	// Feature is the n-gram: words joined by spaces, or "<chars>" with '<'
+	// and '>' marking a word's start and end.
+	Feature string  `json:"feature"`
+	Kind    string  `json:"kind"`
+	Weight  float64 `json:"weight"`
+}
+
+// Prediction is a model's answer for one text.
+type Prediction struct {
+	// Label is the top label, or Unknown when Prob < the threshold.
+	Label string `json:"label"`
+	// Prob is the top label's calibrated probability.
+	Prob float64 `json:"prob"`
+	// Top are the most probable labels, best first.
+	Top []LabelProb `json:"top"`
+	// Explain are the n-grams that most supported the top label, largest
+	// contribution first.
+	Explain []Contribution `json:"explain,omitempty"`
+}
+
+// PredictOptions size a Prediction.
+type PredictOptions struct {
+	// TopLabels is how many labels Top holds (≥ 1).
+	TopLabels int
+	// Explain is how many contributions to list; 0 skips the
+	// explanation (cheaper).
+	Explain int
+}
+
+// Predict classifies text with 5 top labels and 8 explaining n-grams.
+func (m *Model) Predict(text string) Prediction {
+	return m.PredictWith(text, PredictOptions{TopLabels: 5, Explain: 8})
+}
+
+// PredictWith classifies text.
+func (m *Model) PredictWith(text string, o PredictOptions) Prediction {
+	x := m.vocab.vector(m.Features.Terms(text))
+	K := len(m.Labels)
+	s := make([]float64, 2*K)
+	s, p := s[:K], s[K:]
+	m.lin.Scores(x, s)
+	softmax(s, m.Temperature, p)
+	order := topN(p, min(max(o.TopLabels, 1), K))
+	top := order[0]
+	pr := Prediction{Label: m.Labels[top], Prob: p[top], Top: make([]LabelProb, len(order))}
+	if pr.Prob < m.Threshold {
+		pr.Label = Unknown
+	}
+	for i, c := range order {
+		pr.Top[i] = LabelProb{Label: m.Labels[c], Prob: p[c]}
+	}
+	if o.Explain > 0 {
+		pr.Explain = m.explain(text, x, top, o.Explain)
+	}
+	return pr
+}
+
+// topN returns the indexes of the n largest values, largest first (the
+// lower index first among equals).
+func topN(v []float64, n int) []int {
+	out := make([]int, 0, n+1)
+	for i, x := range v {
+		if len(out) == n && x <= v[out[n-1]] {
+			continue
+		}
+		pos := len(out)
+		for pos > 0 && x > v[out[pos-1]] {
+			pos--
+		}
+		out = slices.Insert(out, pos, i)
+		if len(out) > n {
+			out = out[:n]
+		}
+	}
+	return out
+}
+
+// explain returns the n largest positive contributions to class c of the
+// features of x, named by recomputing the n-grams of text.
+func (m *Model) explain(text string, x linear.Vector, c, n int) []Contribution {
+	contrib := make([]float64, len(x))
+	for i, e := range x {
+		contrib[i] = float64(e.Value) * float64(m.lin.W[int(e.Index)*m.lin.K+c])
+	}
+	best := topN(contrib, min(n, len(x)))
+	terms := make([]features.Term, 0, len(best))
+	weight := map[features.Term]float64{}
+	for _, i := range best {
+		if contrib[i] <= 0 {
+			break
+		}
+		k := m.vocab.keys[x[i].Index]
+		t := features.Term{Hash: uint32(k >> 8), Block: features.Block(k & 0xff)}
+		terms = append(terms, t)
+		weight[t] = contrib[i]
+	}
+	if len(terms) == 0 {
+		return nil
+	}
+	out := make([]Contribution, 0, len(terms))
+	for _, g := range m.Features.Name(text, terms) {
+		w := weight[features.Term{Hash: g.Hash, Block: g.Block}]
+		out = append(out, Contribution{Feature: g.Text, Kind: g.Block.String(), Weight: math.Round(w*1e4) / 1e4})
+	}
+	slices.SortStableFunc(out, func(a, b Contribution) int { return cmp.Compare(b.Weight, a.Weight) })
+	return out
+}
+
+// NumFeatures is the size of the vocabulary.
+func (m *Model) NumFeatures() int { return len(m.vocab.keys) }

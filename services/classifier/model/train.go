@@ -1,0 +1,632 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/feedloop/feedloop/services/classifier/model/features"
+	"github.com/feedloop/feedloop/services/classifier/model/linear"
+)
+
+// TrainOptions are the settings of Train. Start from DefaultTrainOptions:
+// its values won under cross-validation across the project's datasets.
+type TrainOptions struct {
+	Features  features.Config `json:"features"`
+	Weighting Weighting       `json:"weighting"`
+	// C is the SVMs' inverse regularisation strength. With CGrid, C is
+	// chosen from the grid by cross-validated accuracy instead.
+	C     float64   `json:"c"`
+	CGrid []float64 `json:"c_grid,omitempty"`
+	// Epsilon is the solver's stopping tolerance.
+	Epsilon float64 `json:"epsilon"`
+	// MaxEpochs bounds the solver's passes per class.
+	MaxEpochs int `json:"max_epochs"`
+	// Seed makes training reproducible: same seed and data, same model
+	// file.
+	Seed uint64 `json:"seed"`
+	// Folds is the number of cross-validation folds (≥ 2) used to
+	// measure accuracy, calibrate probabilities and fit the threshold.
+	Folds int `json:"folds"`
+	// OOSLabel names the label of out-of-scope examples in the data, if
+	// any: they become no class and help fit the threshold.
+	OOSLabel string `json:"oos_label,omitempty"`
+	// FitThreshold fits the out-of-scope threshold by cross-validation
+	// holding out whole labels as pseudo-out-of-scope; when false,
+	// Threshold is used as given (0 = never "unknown").
+	FitThreshold bool    `json:"fit_threshold"`
+	Threshold    float64 `json:"threshold,omitempty"`
+	// OOSWeight is the weight of out-of-scope recall against in-scope
+	// accuracy in the threshold objective (0..1; 0.5 = balanced).
+	OOSWeight float64 `json:"oos_weight"`
+	// Workers is how many trainings run at once; 0 = GOMAXPROCS. It
+	// changes the speed, never the model.
+	Workers int `json:"-"`
+	// Created is recorded in the model file; the zero time records none
+	// (use a fixed time for byte-identical files).
+	Created time.Time `json:"-"`
+}
+
+// DefaultTrainOptions returns the settings that won across the datasets.
+func DefaultTrainOptions() TrainOptions {
+	return TrainOptions{
+		Features:     features.Default(),
+		Weighting:    Weighting{Sublinear: true, IDF: true, MinDF: 1},
+		C:            1,
+		CGrid:        []float64{0.3, 1, 3},
+		Epsilon:      0.1,
+		MaxEpochs:    200,
+		Seed:         1,
+		Folds:        5,
+		FitThreshold: true,
+		OOSWeight:    0.5,
+	}
+}
+
+// Validate reports options that cannot be used.
+func (o TrainOptions) Validate() error {
+	if err := o.Features.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case !(o.C > 0) && len(o.CGrid) == 0:
+		return fmt.Errorf("%w: C must be > 0, got %v", ErrOptions, o.C)
+	case slices.ContainsFunc(o.CGrid, func(c float64) bool { return !(c > 0) }):
+		return fmt.Errorf("%w: every C of the grid must be > 0, got %v", ErrOptions, o.CGrid)
+	case !(o.Epsilon > 0):
+		return fmt.Errorf("%w: epsilon must be > 0, got %v", ErrOptions, o.Epsilon)
+	case o.MaxEpochs < 1:
+		return fmt.Errorf("%w: max epochs must be ≥ 1, got %d", ErrOptions, o.MaxEpochs)
+	case o.Folds < 2:
+		return fmt.Errorf("%w: folds must be ≥ 2, got %d", ErrOptions, o.Folds)
+	case o.Threshold < 0 || o.Threshold >= 1:
+		return fmt.Errorf("%w: threshold must be in [0, 1), got %v", ErrOptions, o.Threshold)
+	case o.OOSWeight < 0 || o.OOSWeight > 1:
+		return fmt.Errorf("%w: oos weight must be in [0, 1], got %v", ErrOptions, o.OOSWeight)
+	}
+	return nil
+}
+
+// ErrOptions is wrapped by errors about TrainOptions.
+var ErrOptions = errors.New("invalid training options")
+
+// TrainReport is what training measured, by cross-validation on the
+// training data only.
+type TrainReport struct {
+	Classes     int `json:"classes"`
+	Examples    int `json:"examples"`
+	OOSExamples int `json:"oos_examples,omitempty"`
+	// Features is the size of the final model's vocabulary.
+	Features int `json:"features"`
+	Folds    int `json:"folds"`
+	// C is the regularisation used; CVByC the accuracy of each C tried.
+	C     float64   `json:"c"`
+	CVByC []CVPoint `json:"cv_by_c,omitempty"`
+	// CVAccuracy and CVMacroF1 are closed-set (top label) figures over
+	// the in-scope examples, out of fold.
+	CVAccuracy float64 `json:"cv_accuracy"`
+	CVMacroF1  float64 `json:"cv_macro_f1"`
+	// CVAccuracyAtThreshold counts in-scope examples the threshold
+	// would reject as errors.
+	CVAccuracyAtThreshold float64 `json:"cv_accuracy_at_threshold"`
+	// Temperature calibrates the SVM scores: p = softmax(score/T).
+	Temperature float64 `json:"temperature"`
+	// CVLogLoss is the calibrated out-of-fold log loss.
+	CVLogLoss float64    `json:"cv_log_loss"`
+	Threshold float64    `json:"threshold"`
+	OOS       *OOSReport `json:"oos,omitempty"`
+	// Durations are not stored in the model file.
+	CVTime    time.Duration `json:"-"`
+	TotalTime time.Duration `json:"-"`
+}
+
+// CVPoint is the cross-validated accuracy of one setting.
+type CVPoint struct {
+	C        float64 `json:"c"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+// OOSReport tells how the threshold was chosen: cross-validation where
+// each fold holds out a group of whole labels as pseudo-out-of-scope
+// (with any real out-of-scope examples).
+type OOSReport struct {
+	// InScopeAccuracy is the share of in-scope test items given their
+	// right label (not rejected) at the threshold.
+	InScopeAccuracy float64 `json:"in_scope_accuracy"`
+	// OOSRecall is the share of out-of-scope test items rejected.
+	OOSRecall float64 `json:"oos_recall"`
+	// Objective is (1-w)·InScopeAccuracy + w·OOSRecall, w = OOSWeight.
+	Objective float64 `json:"objective"`
+	InScope   int     `json:"in_scope"`
+	OutScope  int     `json:"out_of_scope"`
+}
+
+// job is one training of the cross-validation or the final model.
+type job struct {
+	train []int // rows trained on
+	test  []int // rows scored
+	class []int // the classes trained, global ids; nil = all
+	c     float64
+}
+
+type jobResult struct {
+	scores [][]float64 // per test row, per trained class
+	vocab  *vocab
+	lin    *linear.Model
+}
+
+// Train fits a model on ds. progress, if not nil, is called with the
+// number of classes fitted so far and the total, over all
+// cross-validation folds and the final model.
+func Train(ctx context.Context, ds *Dataset, o TrainOptions, progress func(done, total int)) (*Model, TrainReport, error) {
+	start := time.Now()
+	var rep TrainReport
+	if err := o.Validate(); err != nil {
+		return nil, rep, err
+	}
+	if ds.Len() == 0 {
+		return nil, rep, fmt.Errorf("%w: no examples", ErrData)
+	}
+	// Labels, sorted, without the out-of-scope one.
+	var labels []string
+	seen := map[string]bool{}
+	for _, l := range ds.Labels {
+		if l != o.OOSLabel && !seen[l] {
+			seen[l] = true
+			labels = append(labels, l)
+		}
+	}
+	slices.Sort(labels)
+	if len(labels) < 2 {
+		return nil, rep, fmt.Errorf("%w: %d label(s) besides the out-of-scope one, need at least 2", ErrData, len(labels))
+	}
+	if slices.Contains(labels, Unknown) {
+		return nil, rep, fmt.Errorf("%w: label %q is reserved for out-of-scope predictions", ErrData, Unknown)
+	}
+	classOf := map[string]int{}
+	for i, l := range labels {
+		classOf[l] = i
+	}
+	y := make([]int, ds.Len()) // -1 = out of scope
+	var inScope []int
+	for i, l := range ds.Labels {
+		if l == o.OOSLabel {
+			y[i] = -1
+			rep.OOSExamples++
+			continue
+		}
+		y[i] = classOf[l]
+		inScope = append(inScope, i)
+	}
+	K := len(labels)
+	rep.Classes, rep.Examples, rep.Folds = K, len(inScope), o.Folds
+
+	// Terms once per text; vocabularies are per fold.
+	docs := make([][]features.Term, ds.Len())
+	parallel(ds.Len(), o.Workers, func(i int) { docs[i] = o.Features.Terms(ds.Texts[i]) })
+
+	fold := stratifiedFolds(y, K, o.Folds, o.Seed)
+	grid := o.CGrid
+	if len(grid) == 0 {
+		grid = []float64{o.C}
+	}
+	// Phase 1: cross-validation for each C of the grid.
+	var cvJobs []job
+	for _, c := range grid {
+		for f := range o.Folds {
+			j := job{c: c}
+			for _, i := range inScope {
+				if fold[i] == f {
+					j.test = append(j.test, i)
+				} else {
+					j.train = append(j.train, i)
+				}
+			}
+			cvJobs = append(cvJobs, j)
+		}
+	}
+	fitOOS := o.FitThreshold && K >= 3
+	groups := min(o.Folds, K)
+	total := len(cvJobs)*K + K
+	if fitOOS {
+		total += (groups - 1) * K // each class is trained in groups-1 of the label folds
+	}
+	var mu sync.Mutex
+	done := 0
+	step := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		done++
+		if progress != nil {
+			progress(min(done, total), total)
+		}
+	}
+	lp := linear.Params{C: o.C, Epsilon: o.Epsilon, MaxEpochs: o.MaxEpochs, Bias: 1, Seed: o.Seed, Workers: 1}
+	cvStart := time.Now()
+	results, err := runJobs(ctx, cvJobs, docs, y, K, o.Weighting, lp, o.Workers, step)
+	if err != nil {
+		return nil, rep, err
+	}
+	rep.CVTime = time.Since(cvStart)
+
+	// Closed-set cross-validation: pick C, then calibrate on its scores.
+	var oofScores [][]float64
+	var oofY []int
+	bestAcc := -1.0
+	for g, c := range grid {
+		var scores [][]float64
+		var truth []int
+		for n := g * o.Folds; n < (g+1)*o.Folds; n++ {
+			for r, i := range cvJobs[n].test {
+				scores = append(scores, results[n].scores[r])
+				truth = append(truth, y[i])
+			}
+		}
+		pred := make([]int, len(truth))
+		for r, sc := range scores {
+			pred[r] = argmax(sc)
+		}
+		acc, f1 := accuracyF1(truth, pred, K)
+		rep.CVByC = append(rep.CVByC, CVPoint{C: c, Accuracy: acc})
+		if acc > bestAcc+1e-9 {
+			bestAcc, oofScores, oofY = acc, scores, truth
+			rep.C, rep.CVAccuracy, rep.CVMacroF1 = c, acc, f1
+		}
+	}
+	if len(grid) == 1 {
+		rep.CVByC = nil
+	}
+	rep.Temperature = fitTemperature(oofScores, oofY)
+	rep.CVLogLoss = logLoss(oofScores, oofY, rep.Temperature)
+
+	// Phase 2: the final model and the label-held-out folds, with that C.
+	jobs := []job{{train: inScope, c: rep.C}}
+	if fitOOS {
+		perm := rand.New(rand.NewPCG(o.Seed, 2)).Perm(K)
+		held := make([]int, K) // class → group
+		for pos, c := range perm {
+			held[c] = pos % groups
+		}
+		for g := range groups {
+			j := job{c: rep.C}
+			for c := range K {
+				if held[c] != g {
+					j.class = append(j.class, c)
+				}
+			}
+			for i := range y {
+				switch {
+				case y[i] < 0:
+					if fold[i]%groups == g {
+						j.test = append(j.test, i) // real out-of-scope, never trained on
+					}
+				case held[y[i]] == g, fold[i]%groups == g:
+					j.test = append(j.test, i)
+				default:
+					j.train = append(j.train, i)
+				}
+			}
+			jobs = append(jobs, j)
+		}
+	}
+	results, err = runJobs(ctx, jobs, docs, y, K, o.Weighting, lp, o.Workers, step)
+	if err != nil {
+		return nil, rep, err
+	}
+
+	rep.Threshold = o.Threshold
+	if fitOOS {
+		var items []oosItem
+		for n := 1; n < len(jobs); n++ {
+			j := jobs[n]
+			in := map[int]bool{}
+			for _, c := range j.class {
+				in[c] = true
+			}
+			for r, i := range j.test {
+				s := results[n].scores[r]
+				top, p := topProb(s, rep.Temperature)
+				it := oosItem{p: p}
+				if y[i] >= 0 && in[y[i]] {
+					it.inScope = true
+					it.correct = j.class[top] == y[i]
+				}
+				items = append(items, it)
+			}
+		}
+		rep.Threshold, rep.OOS = fitThreshold(items, o.OOSWeight)
+	}
+	correct := 0
+	for r, s := range oofScores {
+		if top, p := topProb(s, rep.Temperature); top == oofY[r] && p >= rep.Threshold {
+			correct++
+		}
+	}
+	rep.CVAccuracyAtThreshold = float64(correct) / float64(len(oofY))
+
+	final := results[0]
+	rep.Features = len(final.vocab.keys)
+	m := &Model{
+		Labels:      labels,
+		Features:    o.Features,
+		Weighting:   o.Weighting,
+		Temperature: rep.Temperature,
+		Threshold:   rep.Threshold,
+		Meta: Metadata{
+			Sources: ds.Sources,
+			Options: o,
+			Report:  rep,
+		},
+		vocab: final.vocab,
+		lin:   final.lin,
+	}
+	if !o.Created.IsZero() {
+		m.Meta.Created = o.Created.UTC().Format(time.RFC3339)
+	}
+	rep.TotalTime = time.Since(start)
+	return m, rep, nil
+}
+
+// runJobs runs jobs on up to workers goroutines.
+func runJobs(ctx context.Context, jobs []job, docs [][]features.Term, y []int, K int, w Weighting, lp linear.Params, workers int, step func()) ([]jobResult, error) {
+	results := make([]jobResult, len(jobs))
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), workers, func(n int) {
+		if err := ctx.Err(); err != nil {
+			errs[n] = err
+			return
+		}
+		results[n], errs[n] = runJob(ctx, jobs[n], docs, y, K, w, lp, step)
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return results, errors.Join(errs...)
+}
+
+func runJob(ctx context.Context, j job, docs [][]features.Term, y []int, K int, w Weighting, lp linear.Params, step func()) (jobResult, error) {
+	var res jobResult
+	lp.C = j.c
+	res.vocab = newVocab(docs, j.train, w)
+	local := make([]int, K) // global class → local class
+	k := K
+	if j.class != nil {
+		for c := range local {
+			local[c] = -1
+		}
+		for lc, c := range j.class {
+			local[c] = lc
+		}
+		k = len(j.class)
+	} else {
+		for c := range local {
+			local[c] = c
+		}
+	}
+	X := make([]linear.Vector, len(j.train))
+	ly := make([]int, len(j.train))
+	for r, i := range j.train {
+		X[r] = res.vocab.vector(docs[i])
+		ly[r] = local[y[i]]
+	}
+	lin, err := linear.Train(ctx, X, ly, len(res.vocab.keys), k, lp, func(int, int) { step() })
+	if err != nil {
+		return res, err
+	}
+	res.lin = lin
+	res.scores = make([][]float64, len(j.test))
+	for r, i := range j.test {
+		s := make([]float64, k)
+		lin.Scores(res.vocab.vector(docs[i]), s)
+		res.scores[r] = s
+	}
+	return res, nil
+}
+
+// parallel calls fn(0..n-1) on up to workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	ch := make(chan int)
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ch {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		ch <- i
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// stratifiedFolds deals each class's rows (and the out-of-scope rows, y
+// -1) round-robin into k folds after a seeded shuffle.
+func stratifiedFolds(y []int, K, k int, seed uint64) []int {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	byClass := make([][]int, K+1)
+	for i, c := range y {
+		byClass[c+1] = append(byClass[c+1], i)
+	}
+	fold := make([]int, len(y))
+	next := 0
+	for _, rows := range byClass {
+		rng.Shuffle(len(rows), func(a, b int) { rows[a], rows[b] = rows[b], rows[a] })
+		for _, i := range rows {
+			fold[i] = next % k
+			next++
+		}
+	}
+	return fold
+}
+
+func argmax(s []float64) int {
+	best := 0
+	for i, v := range s {
+		if v > s[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// softmax writes softmax(s/T) into p.
+func softmax(s []float64, T float64, p []float64) {
+	m := s[argmax(s)]
+	var z float64
+	for i, v := range s {
+		p[i] = math.Exp((v - m) / T)
+		z += p[i]
+	}
+	for i := range p {
+		p[i] /= z
+	}
+}
+
+// topProb is the top class and its calibrated probability.
+func topProb(s []float64, T float64) (int, float64) {
+	top := argmax(s)
+	var z float64
+	for _, v := range s {
+		z += math.Exp((v - s[top]) / T)
+	}
+	return top, 1 / z
+}
+
+func logLoss(scores [][]float64, y []int, T float64) float64 {
+	var sum float64
+	for r, s := range scores {
+		m := s[argmax(s)]
+		var z float64
+		for _, v := range s {
+			z += math.Exp((v - m) / T)
+		}
+		sum += math.Log(z) - (s[y[r]]-m)/T
+	}
+	return sum / float64(len(scores))
+}
+
+// fitTemperature minimises the log loss over T by golden-section search
+// on ln T (the loss is unimodal in T).
+func fitTemperature(scores [][]float64, y []int) float64 {
+	lo, hi := math.Log(1e-3), math.Log(1e2)
+	f := func(t float64) float64 { return logLoss(scores, y, math.Exp(t)) }
+	g := (math.Sqrt(5) - 1) / 2
+	a, b := hi-g*(hi-lo), lo+g*(hi-lo)
+	fa, fb := f(a), f(b)
+	for range 60 {
+		if fa < fb {
+			hi, b, fb = b, a, fa
+			a = hi - g*(hi-lo)
+			fa = f(a)
+		} else {
+			lo, a, fa = a, b, fb
+			b = lo + g*(hi-lo)
+			fb = f(b)
+		}
+	}
+	return math.Exp((lo + hi) / 2)
+}
+
+type oosItem struct {
+	p                float64
+	inScope, correct bool
+}
+
+// fitThreshold picks the probability below which items are rejected,
+// maximising (1-w)·in-scope accuracy + w·out-of-scope recall.
+func fitThreshold(items []oosItem, w float64) (float64, *OOSReport) {
+	slices.SortFunc(items, func(a, b oosItem) int {
+		switch {
+		case a.p < b.p:
+			return -1
+		case a.p > b.p:
+			return 1
+		}
+		return 0
+	})
+	rep := &OOSReport{}
+	inCorrect := 0
+	for _, it := range items {
+		if it.inScope {
+			rep.InScope++
+			if it.correct {
+				inCorrect++
+			}
+		} else {
+			rep.OutScope++
+		}
+	}
+	if rep.InScope == 0 || rep.OutScope == 0 {
+		return 0, rep
+	}
+	nIn, nOut := float64(rep.InScope), float64(rep.OutScope)
+	// Threshold at items[i].p rejects items[:i].
+	bestI, best := 0, (1-w)*float64(inCorrect)/nIn
+	bestAcc, bestRec := float64(inCorrect)/nIn, 0.0
+	rejCorrect, rejOut := 0, 0
+	for i := 0; i < len(items); i++ {
+		if it := items[i]; it.inScope && it.correct {
+			rejCorrect++
+		} else if !it.inScope {
+			rejOut++
+		}
+		if i+1 < len(items) && items[i+1].p == items[i].p {
+			continue
+		}
+		acc, rec := float64(inCorrect-rejCorrect)/nIn, float64(rejOut)/nOut
+		if v := (1-w)*acc + w*rec; v > best+1e-12 {
+			best, bestI, bestAcc, bestRec = v, i+1, acc, rec
+		}
+	}
+	t := 0.0
+	switch {
+	case bestI == 0:
+	case bestI == len(items):
+		t = math.Nextafter(items[bestI-1].p, 2)
+	default:
+		t = (items[bestI-1].p + items[bestI].p) / 2
+	}
+	rep.InScopeAccuracy, rep.OOSRecall, rep.Objective = bestAcc, bestRec, best
+	return t, rep
+}
+
+// accuracyF1 returns the accuracy and the macro-averaged F1 over the
+// classes that occur in truth or predictions.
+func accuracyF1(truth, pred []int, K int) (float64, float64) {
+	tp := make([]int, K)
+	fp := make([]int, K)
+	fn := make([]int, K)
+	correct := 0
+	for i := range truth {
+		if truth[i] == pred[i] {
+			correct++
+			tp[truth[i]]++
+			continue
+		}
+		fn[truth[i]]++
+		fp[pred[i]]++
+	}
+	var f1s float64
+	n := 0
+	for c := range K {
+		if tp[c]+fp[c]+fn[c] == 0 {
+			continue
+		}
+		n++
+		f1s += 2 * float64(tp[c]) / float64(2*tp[c]+fp[c]+fn[c])
+	}
+	return float64(correct) / float64(len(truth)), f1s / float64(max(n, 1))
+}
