@@ -149,7 +149,13 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
+			// The iterator reconnects by itself; pause so a lasting fault
+			// (consumer deleted, server gone) is not a busy loop.
 			b.log.Warn("bus: pull failed", "consumer", c.Durable, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
 			continue
 		}
 		sem <- struct{}{}
