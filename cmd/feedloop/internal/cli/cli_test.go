@@ -155,6 +155,18 @@ func TestRulesTest(t *testing.T) {
 		}
 	}
 
+	// The shipped example item reaches every team that owns a part of it.
+	code, stdout, stderr = run(t, "rules", "test", filepath.Join(examples, "routes.yaml"),
+		"--rules", filepath.Join(examples, "rules.yaml"), "--feedback", filepath.Join(examples, "feedback.json"))
+	if code != 0 {
+		t.Fatalf("example feedback: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"3 team(s)", "customer-success via", "billing via", "logistics-dach via root/logistics/dach"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("example feedback: output lacks %q:\n%s", want, stdout)
+		}
+	}
+
 	// Without --rules the item has no topic: the default team takes it.
 	code, stdout, _ = run(t, "rules", "test", filepath.Join(examples, "routes.yaml"), "--json",
 		"--feedback", `{"source":"web","text":"hello"}`)
