@@ -97,7 +97,7 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 // EnsureConsumer creates or updates the durable consumer described by c.
 func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.Consumer, error) {
 	c = c.withDefaults()
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:        c.Durable,
 		FilterSubjects: c.FilterSubjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
@@ -105,7 +105,12 @@ func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.C
 		MaxDeliver:     c.MaxDeliver,
 		MaxAckPending:  c.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if len(cc.FilterSubjects) == 1 {
+		// One subject needs no 2.10 multi-filter support on the server.
+		cc.FilterSubject, cc.FilterSubjects = cc.FilterSubjects[0], nil
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("bus: ensure consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
