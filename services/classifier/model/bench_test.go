@@ -7,6 +7,10 @@ import (
 	"testing"
 )
 
+// cfpb lives beside banking77; its narratives are long (≈ 260
+// characters, ≈ 1500 n-grams each).
+const cfpb = "../../../../shared/datasets/cfpb_complaints_1000/train.csv"
+
 func benchData(b *testing.B, big bool) *Dataset {
 	if !big {
 		return fixture(b, "intents.csv")
@@ -22,7 +26,10 @@ func benchData(b *testing.B, big bool) *Dataset {
 }
 
 func benchPredict(b *testing.B, big bool, o PredictOptions) {
-	ds := benchData(b, big)
+	benchPredictData(b, benchData(b, big), o)
+}
+
+func benchPredictData(b *testing.B, ds *Dataset, o PredictOptions) {
 	opts := testOptions()
 	opts.Folds, opts.FitThreshold = 2, false
 	m, _, err := Train(context.Background(), ds, opts, nil)
@@ -49,6 +56,26 @@ func BenchmarkPredictBanking77(b *testing.B) {
 
 func BenchmarkPredictBanking77NoExplain(b *testing.B) {
 	benchPredict(b, true, PredictOptions{TopLabels: 1})
+}
+
+func cfpbData(b *testing.B) *Dataset {
+	ds, err := ReadCSV(cfpb, "narrative", "product")
+	if errors.Is(err, os.ErrNotExist) {
+		b.Skip("cfpb_complaints_1000 not present")
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ds
+}
+
+// Long texts: the worst case of the p99 target.
+func BenchmarkPredictCFPB(b *testing.B) {
+	benchPredictData(b, cfpbData(b), PredictOptions{TopLabels: 5, Explain: 8})
+}
+
+func BenchmarkPredictCFPBNoExplain(b *testing.B) {
+	benchPredictData(b, cfpbData(b), PredictOptions{TopLabels: 1})
 }
 
 // Training with the default options: 5-fold cross-validation, the

@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/feedloop/feedloop/services/classifier/model/features"
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
@@ -87,15 +88,36 @@ func (m *Model) Predict(text string) Prediction {
 	return m.PredictWith(text, PredictOptions{TopLabels: 5, Explain: 8})
 }
 
+// scratch is the memory of one prediction, pooled: a prediction
+// allocates little more than its result.
+type scratch struct {
+	fb      features.Buffer
+	terms   []features.Term
+	x       linear.Vector
+	blocks  []features.Block
+	s       []float64
+	contrib []float64
+	order   []int
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 // PredictWith classifies text.
 func (m *Model) PredictWith(text string, o PredictOptions) Prediction {
-	x := m.vocab.vector(m.Features.Terms(text))
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.terms = m.Features.AppendTerms(sc.terms[:0], text, &sc.fb)
+	sc.x, sc.blocks = m.vocab.appendVector(sc.x[:0], sc.blocks, sc.terms)
+	x := sc.x
 	K := len(m.Labels)
-	s := make([]float64, 2*K)
-	s, p := s[:K], s[K:]
+	if cap(sc.s) < 2*K {
+		sc.s = make([]float64, 2*K)
+	}
+	s, p := sc.s[:K], sc.s[K:2*K]
 	m.lin.Scores(x, s)
 	softmax(s, m.Temperature, p)
-	order := topN(p, min(max(o.TopLabels, 1), K))
+	sc.order = topN(sc.order[:0], p, min(max(o.TopLabels, 1), K))
+	order := sc.order
 	top := order[0]
 	pr := Prediction{Label: m.Labels[top], Prob: p[top], Top: make([]LabelProb, len(order))}
 	if pr.Prob < m.Threshold {
@@ -105,15 +127,15 @@ func (m *Model) PredictWith(text string, o PredictOptions) Prediction {
 		pr.Top[i] = LabelProb{Label: m.Labels[c], Prob: p[c]}
 	}
 	if o.Explain > 0 {
-		pr.Explain = m.explain(text, x, top, o.Explain)
+		pr.Explain = m.explain(sc, text, top, o.Explain)
 	}
 	return pr
 }
 
-// topN returns the indexes of the n largest values, largest first (the
-// lower index first among equals).
-func topN(v []float64, n int) []int {
-	out := make([]int, 0, n+1)
+// topN appends to out the indexes of the n largest values, largest first
+// (the lower index first among equals).
+func topN(out []int, v []float64, n int) []int {
+	out = out[:0]
 	for i, x := range v {
 		if len(out) == n && x <= v[out[n-1]] {
 			continue
@@ -131,30 +153,31 @@ func topN(v []float64, n int) []int {
 }
 
 // explain returns the n largest positive contributions to class c of the
-// features of x, named by recomputing the n-grams of text.
-func (m *Model) explain(text string, x linear.Vector, c, n int) []Contribution {
-	contrib := make([]float64, len(x))
-	for i, e := range x {
-		contrib[i] = float64(e.Value) * float64(m.lin.W[int(e.Index)*m.lin.K+c])
+// features of sc.x, named by recomputing the n-grams of text.
+func (m *Model) explain(sc *scratch, text string, c, n int) []Contribution {
+	x := sc.x
+	contrib := sc.contrib[:0]
+	for _, e := range x {
+		contrib = append(contrib, float64(e.Value)*float64(m.lin.W[int(e.Index)*m.lin.K+c]))
 	}
-	best := topN(contrib, min(n, len(x)))
+	sc.contrib = contrib
+	best := topN(make([]int, 0, n+1), contrib, min(n, len(x)))
 	terms := make([]features.Term, 0, len(best))
-	weight := map[features.Term]float64{}
+	weights := make([]float64, 0, len(best))
 	for _, i := range best {
 		if contrib[i] <= 0 {
 			break
 		}
 		k := m.vocab.keys[x[i].Index]
-		t := features.Term{Hash: uint32(k >> 8), Block: features.Block(k & 0xff)}
-		terms = append(terms, t)
-		weight[t] = contrib[i]
+		terms = append(terms, features.Term{Hash: uint32(k >> 8), Block: features.Block(k & 0xff)})
+		weights = append(weights, contrib[i])
 	}
 	if len(terms) == 0 {
 		return nil
 	}
 	out := make([]Contribution, 0, len(terms))
 	for _, g := range m.Features.Name(text, terms) {
-		w := weight[features.Term{Hash: g.Hash, Block: g.Block}]
+		w := weights[slices.Index(terms, features.Term{Hash: g.Hash, Block: g.Block})]
 		out = append(out, Contribution{Feature: g.Text, Kind: g.Block.String(), Weight: math.Round(w*1e4) / 1e4})
 	}
 	slices.SortStableFunc(out, func(a, b Contribution) int { return cmp.Compare(b.Weight, a.Weight) })

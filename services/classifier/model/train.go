@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,9 +43,16 @@ type TrainOptions struct {
 	// Threshold is used as given (0 = never "unknown").
 	FitThreshold bool    `json:"fit_threshold"`
 	Threshold    float64 `json:"threshold,omitempty"`
-	// OOSWeight is the weight of out-of-scope recall against in-scope
-	// accuracy in the threshold objective (0..1; 0.5 = balanced).
-	OOSWeight float64 `json:"oos_weight"`
+	// OOSShare is the share of out-of-scope items assumed in the traffic
+	// the model will see (0..1): the fitted threshold maximises the
+	// expected accuracy (1-s)·in-scope accuracy + s·out-of-scope recall.
+	// Data with many out-of-scope items (chatbot logs) wants a larger
+	// share than routed feedback does.
+	OOSShare float64 `json:"oos_share"`
+	// MaxReject caps the share of in-scope items the fitted threshold may
+	// send to "unknown" (0..1; 1 = no cap): they cost the triage team
+	// work even when the model would have been wrong.
+	MaxReject float64 `json:"max_reject"`
 	// Workers is how many trainings run at once; 0 = GOMAXPROCS. It
 	// changes the speed, never the model.
 	Workers int `json:"-"`
@@ -65,7 +73,8 @@ func DefaultTrainOptions() TrainOptions {
 		Seed:         1,
 		Folds:        5,
 		FitThreshold: true,
-		OOSWeight:    0.5,
+		OOSShare:     0.15,
+		MaxReject:    0.05,
 	}
 }
 
@@ -87,8 +96,10 @@ func (o TrainOptions) Validate() error {
 		return fmt.Errorf("%w: folds must be ≥ 2, got %d", ErrOptions, o.Folds)
 	case o.Threshold < 0 || o.Threshold >= 1:
 		return fmt.Errorf("%w: threshold must be in [0, 1), got %v", ErrOptions, o.Threshold)
-	case o.OOSWeight < 0 || o.OOSWeight > 1:
-		return fmt.Errorf("%w: oos weight must be in [0, 1], got %v", ErrOptions, o.OOSWeight)
+	case !(o.OOSShare >= 0 && o.OOSShare <= 1):
+		return fmt.Errorf("%w: assumed out-of-scope share must be in [0, 1], got %v", ErrOptions, o.OOSShare)
+	case !(o.MaxReject >= 0 && o.MaxReject <= 1):
+		return fmt.Errorf("%w: max in-scope rejection must be in [0, 1], got %v", ErrOptions, o.MaxReject)
 	}
 	return nil
 }
@@ -115,6 +126,9 @@ type TrainReport struct {
 	// CVAccuracyAtThreshold counts in-scope examples the threshold
 	// would reject as errors.
 	CVAccuracyAtThreshold float64 `json:"cv_accuracy_at_threshold"`
+	// CVRejected is the share of in-scope examples the threshold sends
+	// to "unknown", out of fold.
+	CVRejected float64 `json:"cv_rejected"`
 	// Temperature calibrates the SVM scores: p = softmax(score/T).
 	Temperature float64 `json:"temperature"`
 	// CVLogLoss is the calibrated out-of-fold log loss.
@@ -136,15 +150,30 @@ type CVPoint struct {
 // each fold holds out a group of whole labels as pseudo-out-of-scope
 // (with any real out-of-scope examples).
 type OOSReport struct {
+	// Rule is the objective, in words.
+	Rule string `json:"rule"`
+	// OOSShare and MaxReject are the objective's settings.
+	OOSShare  float64 `json:"oos_share"`
+	MaxReject float64 `json:"max_reject"`
 	// InScopeAccuracy is the share of in-scope test items given their
 	// right label (not rejected) at the threshold.
 	InScopeAccuracy float64 `json:"in_scope_accuracy"`
+	// InScopeRejected is the share of in-scope test items rejected
+	// (sent to "unknown", rightly labelled or not).
+	InScopeRejected float64 `json:"in_scope_rejected"`
 	// OOSRecall is the share of out-of-scope test items rejected.
 	OOSRecall float64 `json:"oos_recall"`
-	// Objective is (1-w)·InScopeAccuracy + w·OOSRecall, w = OOSWeight.
+	// Objective is the expected accuracy (1-s)·InScopeAccuracy +
+	// s·OOSRecall, s = OOSShare.
 	Objective float64 `json:"objective"`
 	InScope   int     `json:"in_scope"`
 	OutScope  int     `json:"out_of_scope"`
+}
+
+// EstimatedAccuracy is the expected accuracy at the threshold on traffic
+// with the given share of out-of-scope items.
+func (r *OOSReport) EstimatedAccuracy(share float64) float64 {
+	return (1-share)*r.InScopeAccuracy + share*r.OOSRecall
 }
 
 // job is one training of the cross-validation or the final model.
@@ -340,15 +369,27 @@ func Train(ctx context.Context, ds *Dataset, o TrainOptions, progress func(done,
 				items = append(items, it)
 			}
 		}
-		rep.Threshold, rep.OOS = fitThreshold(items, o.OOSWeight)
+		// The cap holds on both estimates of the in-scope traffic: the
+		// label-held-out folds' and the closed-set folds', whose models
+		// know every label as the final one does.
+		closed := make([]float64, len(oofScores))
+		for r, s := range oofScores {
+			_, closed[r] = topProb(s, rep.Temperature)
+		}
+		rep.Threshold, rep.OOS = fitThreshold(items, o.OOSShare, o.MaxReject, maxThreshold(closed, o.MaxReject))
 	}
-	correct := 0
+	correct, rejected := 0, 0
 	for r, s := range oofScores {
-		if top, p := topProb(s, rep.Temperature); top == oofY[r] && p >= rep.Threshold {
+		top, p := topProb(s, rep.Temperature)
+		switch {
+		case p < rep.Threshold:
+			rejected++
+		case top == oofY[r]:
 			correct++
 		}
 	}
 	rep.CVAccuracyAtThreshold = float64(correct) / float64(len(oofY))
+	rep.CVRejected = float64(rejected) / float64(len(oofY))
 
 	final := results[0]
 	rep.Features = len(final.vocab.keys)
@@ -545,19 +586,29 @@ type oosItem struct {
 	inScope, correct bool
 }
 
+// maxThreshold is the largest threshold that rejects at most maxReject of
+// the in-scope items whose top probabilities are ps (1 when maxReject ≥ 1).
+func maxThreshold(ps []float64, maxReject float64) float64 {
+	allowed := int(math.Floor(maxReject*float64(len(ps)) + 1e-9))
+	if allowed >= len(ps) {
+		return 1
+	}
+	ps = slices.Clone(ps)
+	slices.Sort(ps)
+	return ps[allowed] // rejects only the ps below it: at most allowed
+}
+
 // fitThreshold picks the probability below which items are rejected,
-// maximising (1-w)·in-scope accuracy + w·out-of-scope recall.
-func fitThreshold(items []oosItem, w float64) (float64, *OOSReport) {
-	slices.SortFunc(items, func(a, b oosItem) int {
-		switch {
-		case a.p < b.p:
-			return -1
-		case a.p > b.p:
-			return 1
-		}
-		return 0
-	})
-	rep := &OOSReport{}
+// maximising the expected accuracy (1-s)·in-scope accuracy + s·out-of-scope
+// recall among the thresholds that reject at most maxReject of the
+// in-scope items and are at most maxT.
+func fitThreshold(items []oosItem, s, maxReject, maxT float64) (float64, *OOSReport) {
+	slices.SortFunc(items, func(a, b oosItem) int { return cmp.Compare(a.p, b.p) })
+	rep := &OOSReport{OOSShare: s, MaxReject: maxReject,
+		Rule: fmt.Sprintf("max expected accuracy at %g%% out-of-scope", 100*s)}
+	if maxReject < 1 {
+		rep.Rule += fmt.Sprintf(", rejecting at most %g%% of in-scope items", 100*maxReject)
+	}
 	inCorrect := 0
 	for _, it := range items {
 		if it.inScope {
@@ -573,33 +624,43 @@ func fitThreshold(items []oosItem, w float64) (float64, *OOSReport) {
 		return 0, rep
 	}
 	nIn, nOut := float64(rep.InScope), float64(rep.OutScope)
-	// Threshold at items[i].p rejects items[:i].
-	bestI, best := 0, (1-w)*float64(inCorrect)/nIn
-	bestAcc, bestRec := float64(inCorrect)/nIn, 0.0
-	rejCorrect, rejOut := 0, 0
+	// Threshold at(i) rejects items[:i].
+	at := func(i int) float64 {
+		switch {
+		case i == 0:
+			return 0
+		case i == len(items):
+			return math.Nextafter(items[i-1].p, 2)
+		}
+		return (items[i-1].p + items[i].p) / 2
+	}
+	bestI, best := 0, (1-s)*float64(inCorrect)/nIn
+	bestAcc, bestRec, bestRej := float64(inCorrect)/nIn, 0.0, 0.0
+	rejCorrect, rejIn, rejOut := 0, 0, 0
 	for i := 0; i < len(items); i++ {
-		if it := items[i]; it.inScope && it.correct {
-			rejCorrect++
-		} else if !it.inScope {
+		switch it := items[i]; {
+		case !it.inScope:
 			rejOut++
+		case it.correct:
+			rejCorrect++
+			rejIn++
+		default:
+			rejIn++
 		}
 		if i+1 < len(items) && items[i+1].p == items[i].p {
 			continue
 		}
+		rej := float64(rejIn) / nIn
+		if rej > maxReject+1e-12 || at(i+1) > maxT {
+			break // rejections only grow with the threshold
+		}
 		acc, rec := float64(inCorrect-rejCorrect)/nIn, float64(rejOut)/nOut
-		if v := (1-w)*acc + w*rec; v > best+1e-12 {
-			best, bestI, bestAcc, bestRec = v, i+1, acc, rec
+		if v := (1-s)*acc + s*rec; v > best+1e-12 {
+			best, bestI, bestAcc, bestRec, bestRej = v, i+1, acc, rec, rej
 		}
 	}
-	t := 0.0
-	switch {
-	case bestI == 0:
-	case bestI == len(items):
-		t = math.Nextafter(items[bestI-1].p, 2)
-	default:
-		t = (items[bestI-1].p + items[bestI].p) / 2
-	}
-	rep.InScopeAccuracy, rep.OOSRecall, rep.Objective = bestAcc, bestRec, best
+	t := at(bestI)
+	rep.InScopeAccuracy, rep.InScopeRejected, rep.OOSRecall, rep.Objective = bestAcc, bestRej, bestRec, best
 	return t, rep
 }
 

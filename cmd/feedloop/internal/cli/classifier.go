@@ -34,6 +34,7 @@ type classifierTrainOpts struct {
 	seed                uint64
 	folds               int
 	oosLabel, threshold string
+	oosShare, maxReject float64
 	c                   string
 	hashBits            int
 	jsonOut             bool
@@ -51,8 +52,11 @@ concatenated and each must have both columns) and write it to --out.
 Accuracy, the probability calibration and the out-of-scope threshold are
 measured by cross-validation on the training data (--folds). The threshold
 is fitted by holding out whole labels as pseudo-out-of-scope, plus the rows
-labelled --oos-label if the data has any; --oos-threshold off never says
-"unknown", a number fixes it. The model file records the data files'
+labelled --oos-label if the data has any: it maximises the accuracy expected
+on traffic with --oos-share out-of-scope items, rejecting at most
+--max-reject of the in-scope ones (for chatbot logs where half the queries
+are out of scope, e.g. HINT3: --oos-share 0.5 --max-reject 1).
+--oos-threshold off never says "unknown", a number fixes it. The model file records the data files'
 names and checksums, the settings and these figures. SOURCE_DATE_EPOCH, if
 set, is the creation time recorded (for byte-identical rebuilds).`,
 		Example: `  feedloop classifier train --data banking77/train.csv --text-col text \
@@ -69,6 +73,8 @@ set, is the creation time recorded (for byte-identical rebuilds).`,
 	f.IntVar(&o.folds, "folds", def.Folds, "cross-validation folds")
 	f.StringVar(&o.oosLabel, "oos-label", "", "label of out-of-scope rows in the data (no class of its own)")
 	f.StringVar(&o.threshold, "oos-threshold", "auto", `"auto" (fit by cross-validation), "off", or a probability`)
+	f.Float64Var(&o.oosShare, "oos-share", def.OOSShare, "share of out-of-scope items assumed when fitting the threshold (0..1)")
+	f.Float64Var(&o.maxReject, "max-reject", def.MaxReject, "most in-scope items the fitted threshold may send to unknown (0..1; 1 = no cap)")
 	f.StringVar(&o.c, "c", joinFloats(def.CGrid), "SVM inverse regularisation strength; a comma-separated list is a grid searched by cross-validation")
 	f.IntVar(&o.hashBits, "hash-bits", def.Features.HashBits, "feature hash space, 2^bits buckets")
 	f.BoolVar(&o.jsonOut, "json", false, "print the training report as JSON")
@@ -110,6 +116,10 @@ func inputError(err error) error {
 func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 	opts := model.DefaultTrainOptions()
 	opts.Seed, opts.Folds, opts.OOSLabel = o.seed, o.folds, o.oosLabel
+	opts.OOSShare, opts.MaxReject = o.oosShare, o.maxReject
+	if !(o.oosShare >= 0 && o.oosShare <= 1) || !(o.maxReject >= 0 && o.maxReject <= 1) {
+		return &exitError{2, fmt.Errorf("--oos-share and --max-reject: want shares in [0, 1], got %v and %v", o.oosShare, o.maxReject)}
+	}
 	cs, err := parseFloats(o.c)
 	if err != nil || len(cs) == 0 {
 		return &exitError{2, fmt.Errorf("--c: want a number or a comma-separated list, got %q", o.c)}
@@ -186,10 +196,10 @@ func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 	fmt.Fprintln(w)
 	switch {
 	case rep.OOS != nil && rep.OOS.OutScope > 0:
-		fmt.Fprintf(w, "out-of-scope threshold %.3f: in-scope accuracy %.4f, out-of-scope recall %.4f (labels held out by cross-validation); accuracy with the threshold %.4f\n",
-			rep.Threshold, rep.OOS.InScopeAccuracy, rep.OOS.OOSRecall, rep.CVAccuracyAtThreshold)
+		fmt.Fprintf(w, "out-of-scope threshold %.3f (%s): in-scope accuracy %.4f, in-scope rejected %.1f%%, out-of-scope recall %.4f, expected accuracy %.4f (labels held out by cross-validation); accuracy with the threshold %.4f, %.1f%% unknown\n",
+			rep.Threshold, rep.OOS.Rule, rep.OOS.InScopeAccuracy, 100*rep.OOS.InScopeRejected, rep.OOS.OOSRecall, rep.OOS.Objective, rep.CVAccuracyAtThreshold, 100*rep.CVRejected)
 	case rep.Threshold > 0:
-		fmt.Fprintf(w, "out-of-scope threshold %.3f (given); accuracy with the threshold %.4f\n", rep.Threshold, rep.CVAccuracyAtThreshold)
+		fmt.Fprintf(w, "out-of-scope threshold %.3f (given); accuracy with the threshold %.4f, %.1f%% unknown\n", rep.Threshold, rep.CVAccuracyAtThreshold, 100*rep.CVRejected)
 	default:
 		fmt.Fprintln(w, "out-of-scope threshold: off")
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/feedloop/feedloop/services/classifier/model"
 )
 
 const intentsFixture = "../../../../services/classifier/model/testdata/intents.csv"
@@ -132,6 +134,8 @@ func TestClassifierBadInput(t *testing.T) {
 		{"column missing in second file", []string{"train", "--data", intentsFixture, "--data", filepath.Join(dir, "corrupt.model"), "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m")}, `"text"`},
 		{"missing data file", []string{"train", "--data", filepath.Join(dir, "none.csv"), "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m")}, "none.csv"},
 		{"bad threshold", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--oos-threshold", "2"}, "--oos-threshold"},
+		{"bad oos share", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--oos-share", "1.5"}, "--oos-share"},
+		{"bad max reject", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--max-reject", "-1"}, "--max-reject"},
 		{"one fold", []string{"train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", filepath.Join(dir, "m"), "--folds", "1"}, "folds"},
 		{"missing model", []string{"predict", "--model", filepath.Join(dir, "none.model"), "hello"}, "none.model"},
 		{"corrupt model", []string{"predict", "--model", corrupt, "hello"}, "truncated"},
@@ -152,5 +156,54 @@ func TestClassifierEvalBadColumn(t *testing.T) {
 	code, _, stderr := run(t, "classifier", "eval", "--model", model, "--data", intentsTestFixture, "--text-col", "text", "--label-col", "category", "--json")
 	if code != 2 || !strings.Contains(stderr, `"category"`) || !strings.Contains(stderr, "intents_test.csv") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// The threshold objective is set by flags, reported and recorded in the
+// model: the product default caps in-scope rejections; a chatbot setting
+// (HINT3) assumes half the traffic is out of scope.
+func TestClassifierTrainThresholdObjective(t *testing.T) {
+	dir := t.TempDir()
+	type report struct {
+		Report struct {
+			Threshold float64 `json:"threshold"`
+			OOS       struct {
+				Rule            string  `json:"rule"`
+				OOSShare        float64 `json:"oos_share"`
+				MaxReject       float64 `json:"max_reject"`
+				InScopeRejected float64 `json:"in_scope_rejected"`
+			} `json:"oos"`
+		} `json:"report"`
+	}
+	trainJSON := func(name string, extra ...string) report {
+		out := filepath.Join(dir, name)
+		args := append([]string{"classifier", "train", "--data", intentsFixture, "--text-col", "text", "--label-col", "label", "--out", out, "--json"}, extra...)
+		code, stdout, stderr := run(t, args...)
+		if code != 0 {
+			t.Fatalf("train %v: exit %d: %s", extra, code, stderr)
+		}
+		var r report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatalf("train JSON: %v\n%s", err, stdout)
+		}
+		return r
+	}
+	def := trainJSON("default.model")
+	if o := def.Report.OOS; o.OOSShare != 0.15 || o.MaxReject != 0.05 || o.InScopeRejected > 0.05 || !strings.Contains(o.Rule, "at most 5%") {
+		t.Errorf("default objective %+v", o)
+	}
+	chat := trainJSON("chatbot.model", "--oos-share", "0.5", "--max-reject", "1")
+	if o := chat.Report.OOS; o.OOSShare != 0.5 || o.MaxReject != 1 || strings.Contains(o.Rule, "at most") {
+		t.Errorf("chatbot objective %+v", o)
+	}
+	if chat.Report.Threshold < def.Report.Threshold {
+		t.Errorf("threshold for half out-of-scope traffic %v below the default's %v", chat.Report.Threshold, def.Report.Threshold)
+	}
+	m, err := model.LoadFile(filepath.Join(dir, "chatbot.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.Options.OOSShare != 0.5 || m.Meta.Options.MaxReject != 1 || m.Meta.Report.OOS == nil || m.Meta.Report.OOS.Rule != chat.Report.OOS.Rule || m.Threshold != chat.Report.Threshold {
+		t.Errorf("model file records options %+v, oos %+v, threshold %v", m.Meta.Options, m.Meta.Report.OOS, m.Threshold)
 	}
 }

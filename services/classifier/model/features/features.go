@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -154,22 +155,32 @@ type Token struct {
 // modifiers, variation selectors and joiners are dropped; everything else
 // separates tokens.
 func Tokenize(s string) []Token {
-	toks := make([]Token, 0, len(s)/4+1)
+	return appendTokens(make([]Token, 0, len(s)/4+1), s)
+}
+
+// appendTokens appends the tokens of s to toks.
+func appendTokens(toks []Token, s string) []Token {
 	start := -1 // byte offset of the current word, -1 outside a word
 	var script *unicode.RangeTable
-	flush := func(end int) {
-		if start >= 0 {
-			toks = append(toks, Token{Text: s[start:end], Word: true})
-			start = -1
-			script = nil
-		}
-	}
 	for i, r := range s {
 		switch {
+		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
+			// the common case of lower-case ASCII words, as below
+			if start < 0 {
+				start = i
+			}
+			if r >= 'a' {
+				if script != nil && script != unicode.Latin {
+					toks = append(toks, Token{Text: s[start:i], Word: true})
+					start = i
+				}
+				script = unicode.Latin
+			}
 		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) && !isJoiner(r):
 			sc := scriptOf(r)
 			if start >= 0 && sc != nil && script != nil && sc != script {
-				flush(i)
+				toks = append(toks, Token{Text: s[start:i], Word: true})
+				start, script = -1, nil
 			}
 			if start < 0 {
 				start = i
@@ -182,13 +193,21 @@ func Tokenize(s string) []Token {
 		case isJoiner(r) || isModifier(r):
 			// part of an emoji sequence: ignored
 		case unicode.Is(unicode.So, r) || unicode.Is(unicode.Sc, r) || r == '!' || r == '?':
-			flush(i)
+			if start >= 0 {
+				toks = append(toks, Token{Text: s[start:i], Word: true})
+				start, script = -1, nil
+			}
 			toks = append(toks, Token{Text: s[i : i+utf8.RuneLen(r)]})
 		default:
-			flush(i)
+			if start >= 0 {
+				toks = append(toks, Token{Text: s[start:i], Word: true})
+				start, script = -1, nil
+			}
 		}
 	}
-	flush(len(s))
+	if start >= 0 {
+		toks = append(toks, Token{Text: s[start:], Word: true})
+	}
 	return toks
 }
 
@@ -301,13 +320,12 @@ func (c Config) HashChars(g string) uint32 {
 
 // each calls fn for every term occurrence of the tokens: word n-grams
 // (tokens[i:i+n]) and character n-grams (g, a substring of the padded
-// token).
-func (c Config) each(toks []Token, fn func(h uint32, b Block, i, n int, g string)) {
+// token), until fn returns false.
+func (c Config) each(toks []Token, fn func(h uint32, b Block, i, n int, g string) bool) {
 	if c.WordMax > 0 {
 		for i := range toks {
 			for n := c.WordMin; n <= c.WordMax && i+n <= len(toks); n++ {
-				h := uint64(fnvOffset)
-				h = hashBytes(h, "w")
+				h := wordSeed
 				for j := i; j < i+n; j++ {
 					if j > i {
 						h ^= sep
@@ -315,7 +333,9 @@ func (c Config) each(toks []Token, fn func(h uint32, b Block, i, n int, g string
 					}
 					h = hashBytes(h, toks[j].Text)
 				}
-				fn(finish(h, c.HashBits), Words, i, n, "")
+				if !fn(finish(h, c.HashBits), Words, i, n, "") {
+					return
+				}
 			}
 		}
 	}
@@ -335,7 +355,9 @@ func (c Config) each(toks []Token, fn func(h uint32, b Block, i, n int, g string
 			for n := c.CharMin; n <= c.CharMax && n <= nr; n++ {
 				for i := 0; i+n <= nr; i++ {
 					g := p[offs[i]:offs[i+n]]
-					fn(c.HashChars(g), Chars, 0, 0, g)
+					if !fn(c.HashChars(g), Chars, 0, 0, g) {
+						return
+					}
 				}
 			}
 		}
@@ -357,38 +379,135 @@ func wordText(toks []Token, i, n int) string {
 // block, each once with its count. Two terms of different blocks that
 // share a bucket stay apart.
 func (c Config) Terms(text string) []Term {
-	toks := Tokenize(Normalize(text, c.StripAccents))
+	var b Buffer
+	return c.AppendTerms(nil, text, &b)
+}
+
+// Buffer is the scratch memory of AppendTerms. Reusing one (per
+// goroutine, or from a sync.Pool) makes term extraction allocation-free
+// for ASCII texts. The zero value is ready to use.
+type Buffer struct {
+	norm      []byte
+	toks      []Token
+	keys, tmp []uint32
+	offs      []int
+}
+
+// AppendTerms appends the terms of text to dst, as Terms returns them,
+// using b's memory for the intermediate steps.
+func (c Config) AppendTerms(dst []Term, text string, b *Buffer) []Term {
+	var s string
+	if ascii(text) {
+		// Normalize's ASCII path, into b.norm: the string is only read by
+		// the tokens, which are cleared before returning.
+		b.norm = append(b.norm[:0], text...)
+		for i, ch := range b.norm {
+			switch {
+			case ch >= 'A' && ch <= 'Z':
+				b.norm[i] = ch + 'a' - 'A'
+			case ch == '`':
+				b.norm[i] = '\''
+			}
+		}
+		if len(b.norm) > 0 {
+			s = unsafe.String(&b.norm[0], len(b.norm))
+		}
+	} else {
+		s = Normalize(text, c.StripAccents)
+	}
+	b.toks = appendTokens(b.toks[:0], s)
 	// Keys hash<<1|block fit 31 bits (HashBits ≤ 30): radix-sorted.
-	keys := make([]uint32, 0, 8*len(toks)+8)
-	c.each(toks, func(h uint32, b Block, _, _ int, _ string) {
-		keys = append(keys, h<<1|uint32(b))
-	})
-	keys = radixSort(keys)
-	out := make([]Term, 0, len(keys))
+	keys := c.appendKeys(b.keys[:0], b.toks, b)
+	clear(b.toks) // no reference to the text outlives the call
+	keys, b.tmp = radixSort(keys, b.tmp, c.HashBits+1)
+	b.keys = keys
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j] == keys[i] {
 			j++
 		}
-		out = append(out, Term{Hash: keys[i] >> 1, Block: Block(keys[i] & 1), Count: uint32(j - i)})
+		dst = append(dst, Term{Hash: keys[i] >> 1, Block: Block(keys[i] & 1), Count: uint32(j - i)})
 		i = j
 	}
-	return out
+	return dst
 }
 
-// radixSort sorts 31-bit keys: insertion sort when short, else three
-// passes of 11 bits.
-func radixSort(a []uint32) []uint32 {
+var (
+	wordSeed = hashBytes(fnvOffset, "w")
+	charSeed = hashBytes(fnvOffset, "c")
+)
+
+// appendKeys appends hash<<1|block of every term occurrence of toks, as
+// each finds them (in another order): a character n-gram's hash extends
+// the hash of the one a character shorter at the same start.
+func (c Config) appendKeys(keys []uint32, toks []Token, b *Buffer) []uint32 {
+	if c.WordMax > 0 {
+		for i := range toks {
+			h := wordSeed
+			for n := 1; n <= c.WordMax && i+n <= len(toks); n++ {
+				if n > 1 {
+					h ^= sep
+					h *= fnvPrime
+				}
+				h = hashBytes(h, toks[i+n-1].Text)
+				if n >= c.WordMin {
+					keys = append(keys, finish(h, c.HashBits)<<1|uint32(Words))
+				}
+			}
+		}
+	}
+	if c.CharMax > 0 {
+		for _, t := range toks {
+			if !t.Word {
+				continue
+			}
+			// The padded token "<"+t.Text+">" has nr characters; offs are
+			// the byte offsets of t.Text's characters, with its length.
+			offs := b.offs[:0]
+			for i := range t.Text {
+				offs = append(offs, i)
+			}
+			offs = append(offs, len(t.Text))
+			b.offs = offs
+			nr := len(offs) + 1
+			for i := 0; i < nr; i++ {
+				h := charSeed
+				for n := 1; n <= c.CharMax && i+n <= nr; n++ {
+					switch j := i + n - 1; j { // the character added
+					case 0:
+						h = (h ^ '<') * fnvPrime
+					case nr - 1:
+						h = (h ^ '>') * fnvPrime
+					default:
+						h = hashBytes(h, t.Text[offs[j-1]:offs[j]])
+					}
+					if n >= c.CharMin {
+						keys = append(keys, finish(h, c.HashBits)<<1|uint32(Chars))
+					}
+				}
+			}
+		}
+	}
+	return keys
+}
+
+// radixSort sorts keys of up to bits bits: insertion sort when short,
+// else passes of 8 bits through tmp. It returns the sorted keys and the
+// other buffer, for reuse.
+func radixSort(a, tmp []uint32, bits int) (sorted, spare []uint32) {
 	if len(a) < 64 {
 		slices.Sort(a)
-		return a
+		return a, tmp
 	}
-	b := make([]uint32, len(a))
-	var count [1 << 11]int
-	for shift := 0; shift < 33; shift += 11 {
+	if cap(tmp) < len(a) {
+		tmp = make([]uint32, len(a), cap(a))
+	}
+	b := tmp[:len(a)]
+	var count [256]int
+	for shift := 0; shift < bits; shift += 8 {
 		clear(count[:])
 		for _, k := range a {
-			count[k>>shift&(1<<11-1)]++
+			count[k>>shift&0xff]++
 		}
 		sum := 0
 		for i, n := range count {
@@ -396,13 +515,13 @@ func radixSort(a []uint32) []uint32 {
 			sum += n
 		}
 		for _, k := range a {
-			d := k >> shift & (1<<11 - 1)
+			d := k >> shift & 0xff
 			b[count[d]] = k
 			count[d]++
 		}
 		a, b = b, a
 	}
-	return a
+	return a, b
 }
 
 // Grams returns every distinct n-gram of text with its hash, in the order
@@ -416,22 +535,34 @@ func (c Config) Grams(text string) []Gram {
 // a few terms of text, cheaply.
 func (c Config) Name(text string, terms []Term) []Gram {
 	var out []Gram
-	seen := map[uint32]bool{}
+	var seen map[uint32]bool
 	want := make([]uint32, len(terms)) // a few: a scan beats a map
 	for i, t := range terms {
 		want[i] = t.Hash<<1 | uint32(t.Block)
 	}
+	if terms == nil {
+		seen = map[uint32]bool{}
+	}
 	toks := Tokenize(Normalize(text, c.StripAccents))
-	c.each(toks, func(h uint32, b Block, i, n int, g string) {
+	c.each(toks, func(h uint32, b Block, i, n int, g string) bool {
 		k := h<<1 | uint32(b)
-		if terms != nil && !slices.Contains(want, k) || seen[k] {
-			return
+		if terms != nil {
+			// Found terms leave want: the scan stops when all are named.
+			at := slices.Index(want, k)
+			if at < 0 {
+				return true
+			}
+			want = slices.Delete(want, at, at+1)
+		} else if seen[k] {
+			return true
+		} else {
+			seen[k] = true
 		}
-		seen[k] = true
 		if b == Words {
 			g = wordText(toks, i, n)
 		}
 		out = append(out, Gram{Hash: h, Block: b, Text: g})
+		return terms == nil || len(want) > 0
 	})
 	return out
 }

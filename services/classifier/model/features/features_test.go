@@ -1,6 +1,7 @@
 package features
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -222,6 +223,9 @@ func FuzzFeatures(f *testing.F) {
 			}
 			seen[Term{Hash: tm.Hash, Block: tm.Block}] = true
 		}
+		if ref := refTerms(c, s); !slices.Equal(terms, ref) {
+			t.Fatalf("Terms(%q) = %v, the n-grams counted one by one give %v", s, terms, ref)
+		}
 		gs := c.Grams(s)
 		if len(gs) != len(terms) {
 			t.Fatalf("%d grams, %d terms for %q", len(gs), len(terms), s)
@@ -253,5 +257,44 @@ func TestNormalizeASCIIFastPath(t *testing.T) {
 	want := Normalize(s+"é", true)
 	if want = strings.TrimSuffix(want, "e"); got != want {
 		t.Errorf("fast path %q, full %q", got, want)
+	}
+}
+
+// refTerms counts the n-grams each enumerates, one by one: what Terms
+// computes by its faster route.
+func refTerms(c Config, s string) []Term {
+	count := map[uint32]uint32{}
+	c.each(Tokenize(Normalize(s, c.StripAccents)), func(h uint32, b Block, _, _ int, _ string) bool {
+		count[h<<1|uint32(b)]++
+		return true
+	})
+	out := []Term{}
+	for _, k := range slices.Sorted(maps.Keys(count)) {
+		out = append(out, Term{Hash: k >> 1, Block: Block(k & 1), Count: count[k]})
+	}
+	return out
+}
+
+// AppendTerms with one Buffer reused across texts of every kind and
+// length gives what the n-grams counted one by one give, whatever came
+// before in the buffer.
+func TestAppendTermsReusedBuffer(t *testing.T) {
+	long := strings.Repeat("loan company arvest bank due pandemic unable maintain financial obligation ", 8)
+	texts := []string{long, "", "hello world", "I was charged twice 😡😡!", "hello世界 Straße ﬁ", "a'b'c don't", "x", long + "é", "ABC abc 123abc"}
+	for _, c := range []Config{Default(), {HashBits: 18, WordMin: 2, WordMax: 3, CharMin: 3, CharMax: 5}, {HashBits: 12, CharMin: 1, CharMax: 2}} {
+		var b Buffer
+		for round := range 2 {
+			for _, s := range texts {
+				got := c.AppendTerms(nil, s, &b)
+				if want := refTerms(c, s); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+					t.Fatalf("round %d, %+v: AppendTerms(%.30q) has %d terms, want %d", round, c, s, len(got), len(want))
+				}
+			}
+		}
+		// dst is appended to.
+		pre := []Term{{Hash: 1, Count: 9}}
+		if got := c.AppendTerms(pre, "hello", &b); got[0] != pre[0] || len(got) != 1+len(c.Terms("hello")) {
+			t.Errorf("AppendTerms onto %v = %v", pre, got)
+		}
 	}
 }
