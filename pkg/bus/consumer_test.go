@@ -15,20 +15,10 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// runConsumer runs Consume in the background and stops it at cleanup,
-// failing the test if Consume returns an error.
-func runConsumer(t *testing.T, b *bus.Bus, cc bus.ConsumerConfig, h bus.Handler) context.CancelFunc {
+// runConsumer runs Consume until the test ends; it must return nil.
+func runConsumer(t *testing.T, b *bus.Bus, cc bus.ConsumerConfig, h bus.Handler) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Consume(ctx, cc, h) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Consume: %v", err)
-		}
-	})
-	return cancel
+	testkit.Run(t, func(ctx context.Context) error { return b.Consume(ctx, cc, h) })
 }
 
 func fastConsumer(durable string) bus.ConsumerConfig {

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -43,4 +44,31 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Run runs a service's Run (or any blocking func) in the background until
+// the test ends, then cancels it and fails the test unless it returns nil
+// within WaitTimeout: a graceful stop is part of every service's contract.
+// The returned stop does the same earlier; calling it twice is harmless.
+func Run(t testing.TB, run func(ctx context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v after cancel, want nil", err)
+				}
+			case <-time.After(WaitTimeout):
+				t.Errorf("Run did not return within %s of cancel", WaitTimeout)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -78,20 +78,7 @@ func start(t *testing.T, rules string) *harness {
 		t.Fatal(err)
 	}
 	h.svc = svc
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel, want nil", err)
-			}
-		case <-time.After(deadline):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testkit.Run(t, svc.Run)
 	return h
 }
 

@@ -162,20 +162,7 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("Run: %v", err)
-			}
-		case <-time.After(deadline):
-			e.t.Error("Run did not return after cancel")
-		}
-	})
+	testkit.Run(e.t, svc.Run)
 }
 
 func (e *env) publish(subject string, ev *feedloopv1.Event) {

@@ -100,22 +100,8 @@ func (h *harness) run() {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
 	h.svc = svc
-	h.stop = func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel, want nil", err)
-			}
-		case <-time.After(wait):
-			t.Error("Run did not return after cancel")
-		}
-		h.stop = func() {}
-	}
+	h.stop = testkit.Run(t, svc.Run)
 }
 
 func (h *harness) writeRoutes(content string) {

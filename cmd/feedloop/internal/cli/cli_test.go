@@ -75,14 +75,11 @@ func TestSubmit(t *testing.T) {
 	cfg := stack.DevConfig(examples, t.TempDir())
 	var console testkit.SyncBuffer
 	cfg.Notifier.ConsoleOutput = &console
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := stack.Start(ctx, cfg)
+	s, err := stack.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	testkit.Run(t, s.Run)
 	server := s.Intake.GRPCAddr()
 
 	args := []string{"submit", "--server", server, "--source", "helpdesk", "--external-id", "T-1",

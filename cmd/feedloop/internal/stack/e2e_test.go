@@ -112,20 +112,11 @@ func start(t *testing.T) *env {
 	cfg.Notifier.SMTPFrom = "Acme Support <support@acme.example>"
 	cfg.Notifier.ConsoleOutput = io.Discard
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := stack.Start(ctx, cfg)
+	s, err := stack.Start(t.Context(), cfg)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stack stopped with %v", err)
-		}
-	})
+	testkit.Run(t, s.Run)
 	e.s = s
 	conn, err := grpc.NewClient(s.Intake.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
