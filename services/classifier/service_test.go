@@ -134,29 +134,7 @@ func (h *harness) publish(t *testing.T, ev *feedloopv1.Event) *jetstream.PubAck 
 // messages returns every message stored on subject in stream, in order.
 func (h *harness) messages(t *testing.T, stream, subject string) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := ctxT(t)
-	s, err := h.bus.JetStream().Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Subject == subject {
-			out = append(out, m)
-		}
-	}
-	return out
+	return testkit.Messages(t, h.bus, stream, subject)
 }
 
 // classified waits for the feedback.classified event derived from in.

@@ -85,28 +85,12 @@ func ctxT(t *testing.T) context.Context {
 // its Nats-Msg-Id.
 func (e *env) received(t *testing.T) ([]*feedloopv1.Event, []string) {
 	t.Helper()
-	ctx := ctxT(t)
-	st, err := e.bus.JetStream().Stream(ctx, bus.StreamFeedback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var evs []*feedloopv1.Event
 	var ids []string
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		raw, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("get msg %d: %v", seq, err)
-		}
-		if raw.Subject != bus.SubjectReceived {
-			continue
-		}
+	for _, raw := range testkit.Messages(t, e.bus, bus.StreamFeedback, bus.SubjectReceived) {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(raw.Data, ev); err != nil {
-			t.Fatalf("decode event %d: %v", seq, err)
+			t.Fatalf("decode event %d: %v", raw.Sequence, err)
 		}
 		evs = append(evs, ev)
 		ids = append(ids, raw.Header.Get(nats.MsgIdHdr))

@@ -178,22 +178,8 @@ func deadLetter(t *testing.T, e *env, seq uint64) *nats.Msg {
 	t.Helper()
 	var found *nats.Msg
 	testkit.Eventually(t, fmt.Sprintf("dead letter of submission %d", seq), func() bool {
-		ctx := ctxT(t)
-		st, err := e.bus.JetStream().Stream(ctx, bus.StreamDLQ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for s := info.State.FirstSeq; info.State.Msgs > 0 && s <= info.State.LastSeq; s++ {
-			raw, err := st.GetMsg(ctx, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if raw.Subject == bus.DLQSubject("intake") &&
-				raw.Header.Get(bus.HeaderDLQStream) == bus.StreamSubmit &&
+		for _, raw := range testkit.Messages(t, e.bus, bus.StreamDLQ, bus.DLQSubject("intake")) {
+			if raw.Header.Get(bus.HeaderDLQStream) == bus.StreamSubmit &&
 				raw.Header.Get(bus.HeaderDLQSequence) == strconv.FormatUint(seq, 10) {
 				found = &nats.Msg{Subject: raw.Subject, Data: raw.Data, Header: raw.Header}
 				return true

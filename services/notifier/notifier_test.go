@@ -214,26 +214,7 @@ func (e *env) idle() {
 // messages returns the messages stored on subject in stream.
 func (e *env) messages(stream, subject string) []*jetstream.RawStreamMsg {
 	e.t.Helper()
-	ctx := context.Background()
-	s, err := e.bus.JetStream().Stream(ctx, stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue // deleted
-		}
-		if m.Subject == subject {
-			out = append(out, m)
-		}
-	}
-	return out
+	return testkit.Messages(e.t, e.bus, stream, subject)
 }
 
 // notified returns the feedback.notified events about fid.

@@ -127,34 +127,17 @@ func start(t *testing.T) *env {
 	return e
 }
 
-// events returns the events stored on FEEDBACK whose subject starts with
-// prefix and that concern feedback id fid.
-func (e *env) events(t *testing.T, prefix, fid string) map[string][]*feedloopv1.Event {
+// events returns the events stored on FEEDBACK whose subject matches
+// filter and that concern feedback id fid (all when fid is empty), by subject.
+func (e *env) events(t *testing.T, filter, fid string) map[string][]*feedloopv1.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := e.s.Bus.JetStream().Stream(ctx, bus.StreamFeedback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][]*feedloopv1.Event{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		if !strings.HasPrefix(m.Subject, prefix) {
-			continue
-		}
+	for _, m := range testkit.Messages(t, e.s.Bus, bus.StreamFeedback, filter) {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data, ev); err != nil {
-			t.Fatalf("undecodable event at %d: %v", seq, err)
+			t.Fatalf("undecodable event at %d: %v", m.Sequence, err)
 		}
-		if ev.GetFeedbackId() == fid {
+		if fid == "" || ev.GetFeedbackId() == fid {
 			out[m.Subject] = append(out[m.Subject], ev)
 		}
 	}
@@ -240,11 +223,11 @@ func TestEndToEnd(t *testing.T) {
 	fid := resp.GetFeedbackId()
 
 	t.Run("grpc submission is routed to every team that owns a part", func(t *testing.T) {
-		testkit.Eventually(t, "two routed events", func() bool { return len(routedTeams(e.events(t, "feedback.routed.", fid))) >= 2 })
-		if got := routedTeams(e.events(t, "feedback.routed.", fid)); !sameSet(got, []string{"customer-success", "logistics"}) {
+		testkit.Eventually(t, "two routed events", func() bool { return len(routedTeams(e.events(t, bus.AllRouted, fid))) >= 2 })
+		if got := routedTeams(e.events(t, bus.AllRouted, fid)); !sameSet(got, []string{"customer-success", "logistics"}) {
 			t.Fatalf("routed to %v, want customer-success and logistics", got)
 		}
-		for _, list := range e.events(t, "feedback.routed.", fid) {
+		for _, list := range e.events(t, bus.AllRouted, fid) {
 			r := list[0].GetRouted()
 			if r.GetFeedback().GetText() != fb.GetText() || r.GetClassification().GetNpsBand() != feedloopv1.NpsBand_NPS_BAND_DETRACTOR {
 				t.Errorf("routed event lacks the item or its classification: %v", r)
@@ -327,7 +310,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		testkit.Eventually(t, "billing", func() bool {
-			return sameSet(routedTeams(e.events(t, "feedback.routed.", sr.GetFeedbackId())), []string{"billing"})
+			return sameSet(routedTeams(e.events(t, bus.AllRouted, sr.GetFeedbackId())), []string{"billing"})
 		})
 		testkit.Eventually(t, "customer email", func() bool { return len(e.smtp.To("bob@example.com")) == 1 })
 	})
@@ -347,7 +330,7 @@ func TestEndToEnd(t *testing.T) {
 		// The id is derived from (source, external_id); find it through the received event.
 		var fid2 string
 		testkit.Eventually(t, "received", func() bool {
-			for _, ev := range e.allReceived(t) {
+			for _, ev := range e.events(t, bus.SubjectReceived, "")[bus.SubjectReceived] {
 				if f := ev.GetReceived().GetFeedback(); f.GetSource() == "appstore" && f.GetExternalId() == "review-7" {
 					fid2 = ev.GetFeedbackId()
 					return true
@@ -356,37 +339,11 @@ func TestEndToEnd(t *testing.T) {
 			return false
 		})
 		testkit.Eventually(t, "mobile", func() bool {
-			return sameSet(routedTeams(e.events(t, "feedback.routed.", fid2)), []string{"mobile"})
+			return sameSet(routedTeams(e.events(t, bus.AllRouted, fid2)), []string{"mobile"})
 		})
 	})
 
 	if len(e.customer.bad)+len(e.teams.bad) > 0 {
 		t.Fatalf("webhook problems: %v %v", e.customer.bad, e.teams.bad)
 	}
-}
-
-func (e *env) allReceived(t *testing.T) []*feedloopv1.Event {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := e.s.Bus.JetStream().Stream(ctx, bus.StreamFeedback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*feedloopv1.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil || m.Subject != bus.SubjectReceived {
-			continue
-		}
-		ev := &feedloopv1.Event{}
-		if proto.Unmarshal(m.Data, ev) == nil {
-			out = append(out, ev)
-		}
-	}
-	return out
 }
