@@ -5,7 +5,6 @@ package natsembed
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,10 +20,6 @@ type Options struct {
 	StoreDir string
 	// ServerName names the server (default "feedloop").
 	ServerName string
-	// Cluster joins the server to a cluster when its Name is set.
-	Cluster server.ClusterOpts
-	// Routes are the other cluster members.
-	Routes []string
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -46,10 +41,6 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-		Cluster:    o.Cluster,
-	}
-	if len(o.Routes) > 0 {
-		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
