@@ -20,6 +20,7 @@ const (
 	SubjectReceived   = "feedback.received"
 	SubjectClassified = "feedback.classified"
 	SubjectNotified   = "feedback.notified"
+	SubjectClosed     = "feedback.closed"
 	subjectRouted     = "feedback.routed."
 	subjectUpdated    = "feedback.updated."
 	subjectEscalated  = "feedback.escalated."
@@ -36,6 +37,7 @@ var FeedbackSubjects = []string{
 	subjectUpdated + "*",
 	subjectEscalated + "*",
 	SubjectNotified,
+	SubjectClosed,
 }
 
 // RoutedSubject is where a team's routed items are published.

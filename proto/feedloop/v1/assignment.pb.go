@@ -9,6 +9,7 @@ package feedloopv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -95,7 +96,12 @@ type Assignment struct {
 	// The team must acknowledge the item by then.
 	AcknowledgeBy *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=acknowledge_by,json=acknowledgeBy,proto3" json:"acknowledge_by,omitempty"`
 	// The team must resolve or decline the item by then.
-	ResolveBy     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=resolve_by,json=resolveBy,proto3" json:"resolve_by,omitempty"`
+	ResolveBy *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=resolve_by,json=resolveBy,proto3" json:"resolve_by,omitempty"`
+	// Who is alerted, in order, when a deadline is missed: level 1 at the
+	// deadline, each next level its own interval after the previous one.
+	Escalation []*EscalationStep `protobuf:"bytes,6,rep,name=escalation,proto3" json:"escalation,omitempty"`
+	// When the item was rerouted here, the team it came from.
+	ReroutedFrom  string `protobuf:"bytes,7,opt,name=rerouted_from,json=reroutedFrom,proto3" json:"rerouted_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,11 +171,80 @@ func (x *Assignment) GetResolveBy() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Assignment) GetEscalation() []*EscalationStep {
+	if x != nil {
+		return x.Escalation
+	}
+	return nil
+}
+
+func (x *Assignment) GetReroutedFrom() string {
+	if x != nil {
+		return x.ReroutedFrom
+	}
+	return ""
+}
+
+// EscalationStep is one level of an SLA escalation chain.
+type EscalationStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team alerted at this level.
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// Time after the previous level (or after the deadline, for level 1).
+	After         *durationpb.Duration `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EscalationStep) Reset() {
+	*x = EscalationStep{}
+	mi := &file_feedloop_v1_assignment_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscalationStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscalationStep) ProtoMessage() {}
+
+func (x *EscalationStep) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_assignment_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscalationStep.ProtoReflect.Descriptor instead.
+func (*EscalationStep) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_assignment_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EscalationStep) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *EscalationStep) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
 var File_feedloop_v1_assignment_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_assignment_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfeedloop/v1/assignment.proto\x12\vfeedloop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
+	"\x1cfeedloop/v1/assignment.proto\x12\vfeedloop.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
 	"\n" +
 	"Assignment\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12\x14\n" +
@@ -177,7 +252,14 @@ const file_feedloop_v1_assignment_proto_rawDesc = "" +
 	"\bpriority\x18\x03 \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\x12A\n" +
 	"\x0eacknowledge_by\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\racknowledgeBy\x129\n" +
 	"\n" +
-	"resolve_by\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tresolveBy*s\n" +
+	"resolve_by\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tresolveBy\x12;\n" +
+	"\n" +
+	"escalation\x18\x06 \x03(\v2\x1b.feedloop.v1.EscalationStepR\n" +
+	"escalation\x12#\n" +
+	"\rrerouted_from\x18\a \x01(\tR\freroutedFrom\"U\n" +
+	"\x0eEscalationStep\x12\x12\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x12/\n" +
+	"\x05after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05after*s\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
@@ -198,21 +280,25 @@ func file_feedloop_v1_assignment_proto_rawDescGZIP() []byte {
 }
 
 var file_feedloop_v1_assignment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_feedloop_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_feedloop_v1_assignment_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_feedloop_v1_assignment_proto_goTypes = []any{
 	(Priority)(0),                 // 0: feedloop.v1.Priority
 	(*Assignment)(nil),            // 1: feedloop.v1.Assignment
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*EscalationStep)(nil),        // 2: feedloop.v1.EscalationStep
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 4: google.protobuf.Duration
 }
 var file_feedloop_v1_assignment_proto_depIdxs = []int32{
 	0, // 0: feedloop.v1.Assignment.priority:type_name -> feedloop.v1.Priority
-	2, // 1: feedloop.v1.Assignment.acknowledge_by:type_name -> google.protobuf.Timestamp
-	2, // 2: feedloop.v1.Assignment.resolve_by:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 1: feedloop.v1.Assignment.acknowledge_by:type_name -> google.protobuf.Timestamp
+	3, // 2: feedloop.v1.Assignment.resolve_by:type_name -> google.protobuf.Timestamp
+	2, // 3: feedloop.v1.Assignment.escalation:type_name -> feedloop.v1.EscalationStep
+	4, // 4: feedloop.v1.EscalationStep.after:type_name -> google.protobuf.Duration
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_assignment_proto_init() }
@@ -226,7 +312,7 @@ func file_feedloop_v1_assignment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_feedloop_v1_assignment_proto_rawDesc), len(file_feedloop_v1_assignment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

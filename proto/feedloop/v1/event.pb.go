@@ -95,6 +95,59 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{0}
 }
 
+// EscalationKind tells a pre-breach warning from a breach.
+type EscalationKind int32
+
+const (
+	// Not set.
+	EscalationKind_ESCALATION_KIND_UNSPECIFIED EscalationKind = 0
+	// The deadline is near (a configured fraction of the SLA has passed).
+	EscalationKind_ESCALATION_KIND_WARNING EscalationKind = 1
+	// The deadline passed.
+	EscalationKind_ESCALATION_KIND_BREACH EscalationKind = 2
+)
+
+// Enum value maps for EscalationKind.
+var (
+	EscalationKind_name = map[int32]string{
+		0: "ESCALATION_KIND_UNSPECIFIED",
+		1: "ESCALATION_KIND_WARNING",
+		2: "ESCALATION_KIND_BREACH",
+	}
+	EscalationKind_value = map[string]int32{
+		"ESCALATION_KIND_UNSPECIFIED": 0,
+		"ESCALATION_KIND_WARNING":     1,
+		"ESCALATION_KIND_BREACH":      2,
+	}
+)
+
+func (x EscalationKind) Enum() *EscalationKind {
+	p := new(EscalationKind)
+	*p = x
+	return p
+}
+
+func (x EscalationKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EscalationKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_feedloop_v1_event_proto_enumTypes[1].Descriptor()
+}
+
+func (EscalationKind) Type() protoreflect.EnumType {
+	return &file_feedloop_v1_event_proto_enumTypes[1]
+}
+
+func (x EscalationKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EscalationKind.Descriptor instead.
+func (EscalationKind) EnumDescriptor() ([]byte, []int) {
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{1}
+}
+
 // Step of the loop a notification belongs to.
 type Step int32
 
@@ -113,31 +166,43 @@ const (
 	Step_STEP_DECLINED Step = 5
 	// Customer: how did it go?
 	Step_STEP_SURVEY Step = 6
-	// Team: an SLA was breached.
+	// Team: an SLA was breached or is about to be.
 	Step_STEP_ESCALATED Step = 7
+	// Customer: the promised date changed.
+	Step_STEP_PLAN_CHANGED Step = 8
+	// Team: the customer's answer reopened the item.
+	Step_STEP_REOPENED Step = 9
+	// Customer: the messages held back by the daily cap, in one message.
+	Step_STEP_DIGEST Step = 10
 )
 
 // Enum value maps for Step.
 var (
 	Step_name = map[int32]string{
-		0: "STEP_UNSPECIFIED",
-		1: "STEP_RECEIVED",
-		2: "STEP_ROUTED",
-		3: "STEP_PLANNED",
-		4: "STEP_RESOLVED",
-		5: "STEP_DECLINED",
-		6: "STEP_SURVEY",
-		7: "STEP_ESCALATED",
+		0:  "STEP_UNSPECIFIED",
+		1:  "STEP_RECEIVED",
+		2:  "STEP_ROUTED",
+		3:  "STEP_PLANNED",
+		4:  "STEP_RESOLVED",
+		5:  "STEP_DECLINED",
+		6:  "STEP_SURVEY",
+		7:  "STEP_ESCALATED",
+		8:  "STEP_PLAN_CHANGED",
+		9:  "STEP_REOPENED",
+		10: "STEP_DIGEST",
 	}
 	Step_value = map[string]int32{
-		"STEP_UNSPECIFIED": 0,
-		"STEP_RECEIVED":    1,
-		"STEP_ROUTED":      2,
-		"STEP_PLANNED":     3,
-		"STEP_RESOLVED":    4,
-		"STEP_DECLINED":    5,
-		"STEP_SURVEY":      6,
-		"STEP_ESCALATED":   7,
+		"STEP_UNSPECIFIED":  0,
+		"STEP_RECEIVED":     1,
+		"STEP_ROUTED":       2,
+		"STEP_PLANNED":      3,
+		"STEP_RESOLVED":     4,
+		"STEP_DECLINED":     5,
+		"STEP_SURVEY":       6,
+		"STEP_ESCALATED":    7,
+		"STEP_PLAN_CHANGED": 8,
+		"STEP_REOPENED":     9,
+		"STEP_DIGEST":       10,
 	}
 )
 
@@ -152,11 +217,11 @@ func (x Step) String() string {
 }
 
 func (Step) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_event_proto_enumTypes[1].Descriptor()
+	return file_feedloop_v1_event_proto_enumTypes[2].Descriptor()
 }
 
 func (Step) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_event_proto_enumTypes[1]
+	return &file_feedloop_v1_event_proto_enumTypes[2]
 }
 
 func (x Step) Number() protoreflect.EnumNumber {
@@ -165,7 +230,7 @@ func (x Step) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Step.Descriptor instead.
 func (Step) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{1}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{2}
 }
 
 // Event is the one envelope of every message on the FEEDBACK stream.
@@ -189,6 +254,9 @@ type Event struct {
 	//	*Event_StatusChanged
 	//	*Event_Escalated
 	//	*Event_Notified
+	//	*Event_Commented
+	//	*Event_Replied
+	//	*Event_Closed
 	Payload       isEvent_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -306,6 +374,33 @@ func (x *Event) GetNotified() *Notified {
 	return nil
 }
 
+func (x *Event) GetCommented() *Commented {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_Commented); ok {
+			return x.Commented
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetReplied() *Replied {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_Replied); ok {
+			return x.Replied
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetClosed() *Closed {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_Closed); ok {
+			return x.Closed
+		}
+	}
+	return nil
+}
+
 type isEvent_Payload interface {
 	isEvent_Payload()
 }
@@ -340,6 +435,21 @@ type Event_Notified struct {
 	Notified *Notified `protobuf:"bytes,15,opt,name=notified,proto3,oneof"`
 }
 
+type Event_Commented struct {
+	// A team member left an internal note (subject feedback.updated.<team>).
+	Commented *Commented `protobuf:"bytes,16,opt,name=commented,proto3,oneof"`
+}
+
+type Event_Replied struct {
+	// The customer answered the survey or replied (subject feedback.updated.<team>, one per team).
+	Replied *Replied `protobuf:"bytes,17,opt,name=replied,proto3,oneof"`
+}
+
+type Event_Closed struct {
+	// Every assignment is resolved or declined (subject feedback.closed).
+	Closed *Closed `protobuf:"bytes,18,opt,name=closed,proto3,oneof"`
+}
+
 func (*Event_Received) isEvent_Payload() {}
 
 func (*Event_Classified) isEvent_Payload() {}
@@ -352,11 +462,19 @@ func (*Event_Escalated) isEvent_Payload() {}
 
 func (*Event_Notified) isEvent_Payload() {}
 
+func (*Event_Commented) isEvent_Payload() {}
+
+func (*Event_Replied) isEvent_Payload() {}
+
+func (*Event_Closed) isEvent_Payload() {}
+
 // Received carries the feedback as intake accepted it.
 type Received struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The validated feedback with id and received_at set.
-	Feedback      *Feedback `protobuf:"bytes,1,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	Feedback *Feedback `protobuf:"bytes,1,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// Random 128-bit token (hex) of the customer's status page /status/{token}.
+	StatusToken   string `protobuf:"bytes,2,opt,name=status_token,json=statusToken,proto3" json:"status_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +514,13 @@ func (x *Received) GetFeedback() *Feedback {
 		return x.Feedback
 	}
 	return nil
+}
+
+func (x *Received) GetStatusToken() string {
+	if x != nil {
+		return x.StatusToken
+	}
+	return ""
 }
 
 // Classified carries the feedback and what the classifier found.
@@ -535,7 +660,14 @@ type StatusChanged struct {
 	// Due date promised with a plan.
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	// Target team of a reroute.
-	RerouteTo     string `protobuf:"bytes,8,opt,name=reroute_to,json=rerouteTo,proto3" json:"reroute_to,omitempty"`
+	RerouteTo string `protobuf:"bytes,8,opt,name=reroute_to,json=rerouteTo,proto3" json:"reroute_to,omitempty"`
+	// The feedback (customer, consent, locale; text redacted), so the
+	// notifier can tell the customer without a lookup.
+	Feedback *Feedback `protobuf:"bytes,9,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// The item's status page token.
+	StatusToken string `protobuf:"bytes,10,opt,name=status_token,json=statusToken,proto3" json:"status_token,omitempty"`
+	// For a plan whose date moved: the date promised before.
+	PreviousDueAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=previous_due_at,json=previousDueAt,proto3" json:"previous_due_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,7 +758,248 @@ func (x *StatusChanged) GetRerouteTo() string {
 	return ""
 }
 
-// Escalated records an SLA breach of one team's assignment.
+func (x *StatusChanged) GetFeedback() *Feedback {
+	if x != nil {
+		return x.Feedback
+	}
+	return nil
+}
+
+func (x *StatusChanged) GetStatusToken() string {
+	if x != nil {
+		return x.StatusToken
+	}
+	return ""
+}
+
+func (x *StatusChanged) GetPreviousDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousDueAt
+	}
+	return nil
+}
+
+// Commented records an internal note; it is never shown to the customer.
+type Commented struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team that commented.
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// Who wrote it.
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The note.
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Commented) Reset() {
+	*x = Commented{}
+	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Commented) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Commented) ProtoMessage() {}
+
+func (x *Commented) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Commented.ProtoReflect.Descriptor instead.
+func (*Commented) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Commented) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *Commented) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Commented) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// Replied attributes a customer's answer to one team that handled the item.
+type Replied struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team the answer is attributed to.
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// Id of the feedback item that carried the answer (its in_reply_to is this item).
+	ReplyFeedbackId string `protobuf:"bytes,2,opt,name=reply_feedback_id,json=replyFeedbackId,proto3" json:"reply_feedback_id,omitempty"`
+	// CSAT score 1-5 when the answer was a survey answer, 0 otherwise.
+	Csat int32 `protobuf:"varint,3,opt,name=csat,proto3" json:"csat,omitempty"`
+	// The customer's words (redacted).
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Whether the answer reopened the team's assignment.
+	Reopened      bool `protobuf:"varint,5,opt,name=reopened,proto3" json:"reopened,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replied) Reset() {
+	*x = Replied{}
+	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replied) ProtoMessage() {}
+
+func (x *Replied) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replied.ProtoReflect.Descriptor instead.
+func (*Replied) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Replied) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *Replied) GetReplyFeedbackId() string {
+	if x != nil {
+		return x.ReplyFeedbackId
+	}
+	return ""
+}
+
+func (x *Replied) GetCsat() int32 {
+	if x != nil {
+		return x.Csat
+	}
+	return 0
+}
+
+func (x *Replied) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Replied) GetReopened() bool {
+	if x != nil {
+		return x.Reopened
+	}
+	return false
+}
+
+// Closed records that every assignment of an item is resolved or declined.
+type Closed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teams that handled the item.
+	Teams []string `protobuf:"bytes,1,rep,name=teams,proto3" json:"teams,omitempty"`
+	// The feedback (customer, consent, locale; text redacted).
+	Feedback *Feedback `protobuf:"bytes,2,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// The item's status page token.
+	StatusToken string `protobuf:"bytes,3,opt,name=status_token,json=statusToken,proto3" json:"status_token,omitempty"`
+	// How many times the item has been closed; 1 the first time.
+	Round         int32 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Closed) Reset() {
+	*x = Closed{}
+	mi := &file_feedloop_v1_event_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Closed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Closed) ProtoMessage() {}
+
+func (x *Closed) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_event_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Closed.ProtoReflect.Descriptor instead.
+func (*Closed) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Closed) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *Closed) GetFeedback() *Feedback {
+	if x != nil {
+		return x.Feedback
+	}
+	return nil
+}
+
+func (x *Closed) GetStatusToken() string {
+	if x != nil {
+		return x.StatusToken
+	}
+	return ""
+}
+
+func (x *Closed) GetRound() int32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+// Escalated records an SLA warning (level 0) or breach (level 1 and up)
+// of one team's assignment; subject feedback.escalated.<team>.
 type Escalated struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team that breached the SLA.
@@ -638,14 +1011,20 @@ type Escalated struct {
 	// Which deadline was missed, e.g. "acknowledge" or "resolve".
 	Deadline string `protobuf:"bytes,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// The missed deadline.
-	DueAt         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// Warning before the deadline or breach after it.
+	Kind EscalationKind `protobuf:"varint,6,opt,name=kind,proto3,enum=feedloop.v1.EscalationKind" json:"kind,omitempty"`
+	// The feedback (text redacted), for the alert.
+	Feedback *Feedback `protobuf:"bytes,7,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// The assignment's priority.
+	Priority      Priority `protobuf:"varint,8,opt,name=priority,proto3,enum=feedloop.v1.Priority" json:"priority,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Escalated) Reset() {
 	*x = Escalated{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	mi := &file_feedloop_v1_event_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +1036,7 @@ func (x *Escalated) String() string {
 func (*Escalated) ProtoMessage() {}
 
 func (x *Escalated) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	mi := &file_feedloop_v1_event_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +1049,7 @@ func (x *Escalated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Escalated.ProtoReflect.Descriptor instead.
 func (*Escalated) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{5}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Escalated) GetTeam() string {
@@ -708,6 +1087,27 @@ func (x *Escalated) GetDueAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Escalated) GetKind() EscalationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EscalationKind_ESCALATION_KIND_UNSPECIFIED
+}
+
+func (x *Escalated) GetFeedback() *Feedback {
+	if x != nil {
+		return x.Feedback
+	}
+	return nil
+}
+
+func (x *Escalated) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
 // Notified records one message sent to a customer or a team.
 type Notified struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -729,7 +1129,7 @@ type Notified struct {
 
 func (x *Notified) Reset() {
 	*x = Notified{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	mi := &file_feedloop_v1_event_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1141,7 @@ func (x *Notified) String() string {
 func (*Notified) ProtoMessage() {}
 
 func (x *Notified) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	mi := &file_feedloop_v1_event_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1154,7 @@ func (x *Notified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notified.ProtoReflect.Descriptor instead.
 func (*Notified) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{6}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Notified) GetStep() Step {
@@ -803,7 +1203,7 @@ var File_feedloop_v1_event_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x17feedloop/v1/event.proto\x12\vfeedloop.v1\x1a\x1cfeedloop/v1/assignment.proto\x1a feedloop/v1/classification.proto\x1a\x1afeedloop/v1/feedback.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n" +
+	"\x17feedloop/v1/event.proto\x12\vfeedloop.v1\x1a\x1cfeedloop/v1/assignment.proto\x1a feedloop/v1/classification.proto\x1a\x1afeedloop/v1/feedback.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vfeedback_id\x18\x02 \x01(\tR\n" +
@@ -818,10 +1218,14 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x06routed\x18\f \x01(\v2\x13.feedloop.v1.RoutedH\x00R\x06routed\x12C\n" +
 	"\x0estatus_changed\x18\r \x01(\v2\x1a.feedloop.v1.StatusChangedH\x00R\rstatusChanged\x126\n" +
 	"\tescalated\x18\x0e \x01(\v2\x16.feedloop.v1.EscalatedH\x00R\tescalated\x123\n" +
-	"\bnotified\x18\x0f \x01(\v2\x15.feedloop.v1.NotifiedH\x00R\bnotifiedB\t\n" +
-	"\apayload\"=\n" +
+	"\bnotified\x18\x0f \x01(\v2\x15.feedloop.v1.NotifiedH\x00R\bnotified\x126\n" +
+	"\tcommented\x18\x10 \x01(\v2\x16.feedloop.v1.CommentedH\x00R\tcommented\x120\n" +
+	"\areplied\x18\x11 \x01(\v2\x14.feedloop.v1.RepliedH\x00R\areplied\x12-\n" +
+	"\x06closed\x18\x12 \x01(\v2\x13.feedloop.v1.ClosedH\x00R\x06closedB\t\n" +
+	"\apayload\"`\n" +
 	"\bReceived\x121\n" +
-	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\"\x84\x01\n" +
+	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12!\n" +
+	"\fstatus_token\x18\x02 \x01(\tR\vstatusToken\"\x84\x01\n" +
 	"\n" +
 	"Classified\x121\n" +
 	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12C\n" +
@@ -831,7 +1235,7 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x0eclassification\x18\x02 \x01(\v2\x1b.feedloop.v1.ClassificationR\x0eclassification\x127\n" +
 	"\n" +
 	"assignment\x18\x03 \x01(\v2\x17.feedloop.v1.AssignmentR\n" +
-	"assignment\"\x9c\x02\n" +
+	"assignment\"\xb6\x03\n" +
 	"\rStatusChanged\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12'\n" +
 	"\x04from\x18\x02 \x01(\x0e2\x13.feedloop.v1.StatusR\x04from\x12#\n" +
@@ -841,14 +1245,36 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x121\n" +
 	"\x06due_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12\x1d\n" +
 	"\n" +
-	"reroute_to\x18\b \x01(\tR\trerouteTo\"\xa5\x01\n" +
+	"reroute_to\x18\b \x01(\tR\trerouteTo\x121\n" +
+	"\bfeedback\x18\t \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12!\n" +
+	"\fstatus_token\x18\n" +
+	" \x01(\tR\vstatusToken\x12B\n" +
+	"\x0fprevious_due_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rpreviousDueAt\"I\n" +
+	"\tCommented\x12\x12\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\x8d\x01\n" +
+	"\aReplied\x12\x12\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x12*\n" +
+	"\x11reply_feedback_id\x18\x02 \x01(\tR\x0freplyFeedbackId\x12\x12\n" +
+	"\x04csat\x18\x03 \x01(\x05R\x04csat\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1a\n" +
+	"\breopened\x18\x05 \x01(\bR\breopened\"\x8a\x01\n" +
+	"\x06Closed\x12\x14\n" +
+	"\x05teams\x18\x01 \x03(\tR\x05teams\x121\n" +
+	"\bfeedback\x18\x02 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12!\n" +
+	"\fstatus_token\x18\x03 \x01(\tR\vstatusToken\x12\x14\n" +
+	"\x05round\x18\x04 \x01(\x05R\x05round\"\xbc\x02\n" +
 	"\tEscalated\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12\x14\n" +
 	"\x05level\x18\x02 \x01(\x05R\x05level\x12\x1f\n" +
 	"\vescalate_to\x18\x03 \x01(\tR\n" +
 	"escalateTo\x12\x1a\n" +
 	"\bdeadline\x18\x04 \x01(\tR\bdeadline\x121\n" +
-	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xbf\x01\n" +
+	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12/\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1b.feedloop.v1.EscalationKindR\x04kind\x121\n" +
+	"\bfeedback\x18\a \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x121\n" +
+	"\bpriority\x18\b \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\"\xbf\x01\n" +
 	"\bNotified\x12%\n" +
 	"\x04step\x18\x01 \x01(\x0e2\x11.feedloop.v1.StepR\x04step\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x18\n" +
@@ -864,7 +1290,11 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x0fSTATUS_RESOLVED\x10\x04\x12\x13\n" +
 	"\x0fSTATUS_DECLINED\x10\x05\x12\x13\n" +
 	"\x0fSTATUS_REROUTED\x10\x06\x12\x13\n" +
-	"\x0fSTATUS_REOPENED\x10\a*\x9d\x01\n" +
+	"\x0fSTATUS_REOPENED\x10\a*j\n" +
+	"\x0eEscalationKind\x12\x1f\n" +
+	"\x1bESCALATION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ESCALATION_KIND_WARNING\x10\x01\x12\x1a\n" +
+	"\x16ESCALATION_KIND_BREACH\x10\x02*\xd8\x01\n" +
 	"\x04Step\x12\x14\n" +
 	"\x10STEP_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTEP_RECEIVED\x10\x01\x12\x0f\n" +
@@ -873,7 +1303,11 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\rSTEP_RESOLVED\x10\x04\x12\x11\n" +
 	"\rSTEP_DECLINED\x10\x05\x12\x0f\n" +
 	"\vSTEP_SURVEY\x10\x06\x12\x12\n" +
-	"\x0eSTEP_ESCALATED\x10\aB;Z9github.com/feedloop/feedloop/proto/feedloop/v1;feedloopv1b\x06proto3"
+	"\x0eSTEP_ESCALATED\x10\a\x12\x15\n" +
+	"\x11STEP_PLAN_CHANGED\x10\b\x12\x11\n" +
+	"\rSTEP_REOPENED\x10\t\x12\x0f\n" +
+	"\vSTEP_DIGEST\x10\n" +
+	"B;Z9github.com/feedloop/feedloop/proto/feedloop/v1;feedloopv1b\x06proto3"
 
 var (
 	file_feedloop_v1_event_proto_rawDescOnce sync.Once
@@ -887,47 +1321,61 @@ func file_feedloop_v1_event_proto_rawDescGZIP() []byte {
 	return file_feedloop_v1_event_proto_rawDescData
 }
 
-var file_feedloop_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_feedloop_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_feedloop_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_feedloop_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_feedloop_v1_event_proto_goTypes = []any{
 	(Status)(0),                   // 0: feedloop.v1.Status
-	(Step)(0),                     // 1: feedloop.v1.Step
-	(*Event)(nil),                 // 2: feedloop.v1.Event
-	(*Received)(nil),              // 3: feedloop.v1.Received
-	(*Classified)(nil),            // 4: feedloop.v1.Classified
-	(*Routed)(nil),                // 5: feedloop.v1.Routed
-	(*StatusChanged)(nil),         // 6: feedloop.v1.StatusChanged
-	(*Escalated)(nil),             // 7: feedloop.v1.Escalated
-	(*Notified)(nil),              // 8: feedloop.v1.Notified
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*Feedback)(nil),              // 10: feedloop.v1.Feedback
-	(*Classification)(nil),        // 11: feedloop.v1.Classification
-	(*Assignment)(nil),            // 12: feedloop.v1.Assignment
+	(EscalationKind)(0),           // 1: feedloop.v1.EscalationKind
+	(Step)(0),                     // 2: feedloop.v1.Step
+	(*Event)(nil),                 // 3: feedloop.v1.Event
+	(*Received)(nil),              // 4: feedloop.v1.Received
+	(*Classified)(nil),            // 5: feedloop.v1.Classified
+	(*Routed)(nil),                // 6: feedloop.v1.Routed
+	(*StatusChanged)(nil),         // 7: feedloop.v1.StatusChanged
+	(*Commented)(nil),             // 8: feedloop.v1.Commented
+	(*Replied)(nil),               // 9: feedloop.v1.Replied
+	(*Closed)(nil),                // 10: feedloop.v1.Closed
+	(*Escalated)(nil),             // 11: feedloop.v1.Escalated
+	(*Notified)(nil),              // 12: feedloop.v1.Notified
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*Feedback)(nil),              // 14: feedloop.v1.Feedback
+	(*Classification)(nil),        // 15: feedloop.v1.Classification
+	(*Assignment)(nil),            // 16: feedloop.v1.Assignment
+	(Priority)(0),                 // 17: feedloop.v1.Priority
 }
 var file_feedloop_v1_event_proto_depIdxs = []int32{
-	9,  // 0: feedloop.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	3,  // 1: feedloop.v1.Event.received:type_name -> feedloop.v1.Received
-	4,  // 2: feedloop.v1.Event.classified:type_name -> feedloop.v1.Classified
-	5,  // 3: feedloop.v1.Event.routed:type_name -> feedloop.v1.Routed
-	6,  // 4: feedloop.v1.Event.status_changed:type_name -> feedloop.v1.StatusChanged
-	7,  // 5: feedloop.v1.Event.escalated:type_name -> feedloop.v1.Escalated
-	8,  // 6: feedloop.v1.Event.notified:type_name -> feedloop.v1.Notified
-	10, // 7: feedloop.v1.Received.feedback:type_name -> feedloop.v1.Feedback
-	10, // 8: feedloop.v1.Classified.feedback:type_name -> feedloop.v1.Feedback
-	11, // 9: feedloop.v1.Classified.classification:type_name -> feedloop.v1.Classification
-	10, // 10: feedloop.v1.Routed.feedback:type_name -> feedloop.v1.Feedback
-	11, // 11: feedloop.v1.Routed.classification:type_name -> feedloop.v1.Classification
-	12, // 12: feedloop.v1.Routed.assignment:type_name -> feedloop.v1.Assignment
-	0,  // 13: feedloop.v1.StatusChanged.from:type_name -> feedloop.v1.Status
-	0,  // 14: feedloop.v1.StatusChanged.to:type_name -> feedloop.v1.Status
-	9,  // 15: feedloop.v1.StatusChanged.due_at:type_name -> google.protobuf.Timestamp
-	9,  // 16: feedloop.v1.Escalated.due_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: feedloop.v1.Notified.step:type_name -> feedloop.v1.Step
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 0: feedloop.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	4,  // 1: feedloop.v1.Event.received:type_name -> feedloop.v1.Received
+	5,  // 2: feedloop.v1.Event.classified:type_name -> feedloop.v1.Classified
+	6,  // 3: feedloop.v1.Event.routed:type_name -> feedloop.v1.Routed
+	7,  // 4: feedloop.v1.Event.status_changed:type_name -> feedloop.v1.StatusChanged
+	11, // 5: feedloop.v1.Event.escalated:type_name -> feedloop.v1.Escalated
+	12, // 6: feedloop.v1.Event.notified:type_name -> feedloop.v1.Notified
+	8,  // 7: feedloop.v1.Event.commented:type_name -> feedloop.v1.Commented
+	9,  // 8: feedloop.v1.Event.replied:type_name -> feedloop.v1.Replied
+	10, // 9: feedloop.v1.Event.closed:type_name -> feedloop.v1.Closed
+	14, // 10: feedloop.v1.Received.feedback:type_name -> feedloop.v1.Feedback
+	14, // 11: feedloop.v1.Classified.feedback:type_name -> feedloop.v1.Feedback
+	15, // 12: feedloop.v1.Classified.classification:type_name -> feedloop.v1.Classification
+	14, // 13: feedloop.v1.Routed.feedback:type_name -> feedloop.v1.Feedback
+	15, // 14: feedloop.v1.Routed.classification:type_name -> feedloop.v1.Classification
+	16, // 15: feedloop.v1.Routed.assignment:type_name -> feedloop.v1.Assignment
+	0,  // 16: feedloop.v1.StatusChanged.from:type_name -> feedloop.v1.Status
+	0,  // 17: feedloop.v1.StatusChanged.to:type_name -> feedloop.v1.Status
+	13, // 18: feedloop.v1.StatusChanged.due_at:type_name -> google.protobuf.Timestamp
+	14, // 19: feedloop.v1.StatusChanged.feedback:type_name -> feedloop.v1.Feedback
+	13, // 20: feedloop.v1.StatusChanged.previous_due_at:type_name -> google.protobuf.Timestamp
+	14, // 21: feedloop.v1.Closed.feedback:type_name -> feedloop.v1.Feedback
+	13, // 22: feedloop.v1.Escalated.due_at:type_name -> google.protobuf.Timestamp
+	1,  // 23: feedloop.v1.Escalated.kind:type_name -> feedloop.v1.EscalationKind
+	14, // 24: feedloop.v1.Escalated.feedback:type_name -> feedloop.v1.Feedback
+	17, // 25: feedloop.v1.Escalated.priority:type_name -> feedloop.v1.Priority
+	2,  // 26: feedloop.v1.Notified.step:type_name -> feedloop.v1.Step
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_event_proto_init() }
@@ -945,14 +1393,17 @@ func file_feedloop_v1_event_proto_init() {
 		(*Event_StatusChanged)(nil),
 		(*Event_Escalated)(nil),
 		(*Event_Notified)(nil),
+		(*Event_Commented)(nil),
+		(*Event_Replied)(nil),
+		(*Event_Closed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_feedloop_v1_event_proto_rawDesc), len(file_feedloop_v1_event_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   7,
+			NumEnums:      3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
