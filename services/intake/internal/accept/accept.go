@@ -5,6 +5,8 @@ package accept
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,7 +126,10 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (Result,
 		Id:         ReceivedEventID(id),
 		FeedbackId: id,
 		OccurredAt: out.ReceivedAt,
-		Payload:    &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: out}},
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{
+			Feedback:    out,
+			StatusToken: NewStatusToken(),
+		}},
 	}
 	ack, err := a.pub.Publish(ctx, bus.SubjectReceived, ev)
 	if err != nil {
@@ -138,4 +143,14 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (Result,
 	}
 	a.log.InfoContext(ctx, "intake: feedback accepted", "feedback_id", id, "source", fb.GetSource(), "external_id", fb.GetExternalId(), "duplicate", ack.Duplicate, "seq", ack.Sequence)
 	return Result{FeedbackID: id, Duplicate: ack.Duplicate}, nil
+}
+
+// NewStatusToken returns the token of a customer's status page: 128 random
+// bits, so a link cannot be guessed from a feedback id or another link. A
+// republished event carries a different token, but it has the same event id
+// and only the first one stored counts.
+func NewStatusToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return hex.EncodeToString(b)
 }

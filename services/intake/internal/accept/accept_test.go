@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
@@ -62,6 +64,18 @@ func TestSubmitDoesNotModifyInputAndSetsTimes(t *testing.T) {
 	}
 	if raw.Header.Get(bus.HeaderPayloadType) != "feedloop.v1.Received" || raw.Header.Get(bus.HeaderFeedbackID) != res.FeedbackID {
 		t.Fatalf("headers = %v", raw.Header)
+	}
+	var ev feedloopv1.Event
+	if err := proto.Unmarshal(raw.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	// The status page token is 128 random bits in hex, never derived from the id.
+	tok := ev.GetReceived().GetStatusToken()
+	if len(tok) != 32 || strings.Contains(tok, res.FeedbackID) {
+		t.Fatalf("status token = %q", tok)
+	}
+	if other := accept.NewStatusToken(); other == tok {
+		t.Fatalf("two tokens are equal: %s", tok)
 	}
 }
 
