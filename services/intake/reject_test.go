@@ -237,7 +237,7 @@ func TestRejects(t *testing.T) {
 		// gRPC Submit: InvalidArgument with BadRequest field violations.
 		{name: "missing source", via: viaGRPC, field: "feedback.source", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Source = "" })},
 		{name: "missing external_id", via: viaGRPC, field: "feedback.external_id", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.ExternalId = "" })},
-		{name: "missing text", via: viaGRPC, field: "feedback.text", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Text = "" })},
+		{name: "missing text", via: viaGRPC, field: "feedback.text", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Text = ""; fb.Nps, fb.Csat, fb.Ces = nil, nil, nil })},
 		{name: "text over 32 KiB", via: viaGRPC, field: "feedback.text", msg: "at most 32768 bytes", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Text = big })},
 		{name: "nps 11", via: viaGRPC, field: "feedback.nps", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Nps = proto.Int32(11) })},
 		{name: "nps -1", via: viaGRPC, field: "feedback.nps", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Nps = proto.Int32(-1) })},
@@ -330,6 +330,7 @@ func TestRejects(t *testing.T) {
 		{name: "nps 11 on NATS", via: viaNATS, field: "feedback.nps", do: natsFeedbackBad(bus.SubmitSubject("helpdesk"), func(fb *feedloopv1.Feedback) { fb.Nps = proto.Int32(11) })},
 		{name: "missing text and external_id on NATS", via: viaNATS, field: "feedback.external_id", msg: "feedback.text: is required", do: natsFeedbackBad(bus.SubmitSubject("helpdesk"), func(fb *feedloopv1.Feedback) {
 			fb.ExternalId, fb.Text = "", ""
+			fb.Nps, fb.Csat, fb.Ces = nil, nil, nil
 		})},
 	}
 

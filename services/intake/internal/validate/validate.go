@@ -93,8 +93,9 @@ func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
 	}
 	c.text("subject", fb.GetSubject(), MaxSubjectBytes)
 	switch t := fb.GetText(); {
-	case strings.TrimSpace(t) == "":
-		c.add("text", "is required (blank text carries no feedback)")
+	case strings.TrimSpace(t) == "" && fb.Nps == nil && fb.Csat == nil && fb.Ces == nil:
+		// A bare score is feedback (a survey answer); otherwise the text is it.
+		c.add("text", "is required unless the item carries a score (nps, csat or ces)")
 	default:
 		c.text("text", t, MaxTextBytes)
 	}

@@ -72,8 +72,8 @@ func TestFeedback(t *testing.T) {
 		{"external_id of 256 bytes", func(fb *feedloopv1.Feedback) { fb.ExternalId = strings.Repeat("x", 256) }, "", ""},
 		{"external_id with a newline", func(fb *feedloopv1.Feedback) { fb.ExternalId = "a\nb" }, "feedback.external_id", "printable"},
 		{"external_id with a space and unicode", func(fb *feedloopv1.Feedback) { fb.ExternalId = "Bestellung Nr. 7 – ä" }, "", ""},
-		{"missing text", func(fb *feedloopv1.Feedback) { fb.Text = "" }, "feedback.text", "is required"},
-		{"blank text", func(fb *feedloopv1.Feedback) { fb.Text = " \n\t" }, "feedback.text", "is required"},
+		{"missing text", func(fb *feedloopv1.Feedback) { fb.Text = ""; fb.Nps, fb.Csat, fb.Ces = nil, nil, nil }, "feedback.text", "is required"},
+		{"blank text", func(fb *feedloopv1.Feedback) { fb.Text = " \n\t"; fb.Nps, fb.Csat, fb.Ces = nil, nil, nil }, "feedback.text", "is required unless"},
 		{"text of 32769 bytes", func(fb *feedloopv1.Feedback) { fb.Text = strings.Repeat("x", 32769) }, "feedback.text", "at most 32768 bytes, got 32769"},
 		{"text of 32768 bytes", func(fb *feedloopv1.Feedback) { fb.Text = strings.Repeat("x", 32768) }, "", ""},
 		{"text with invalid UTF-8", func(fb *feedloopv1.Feedback) { fb.Text = "ok \xff\xfe" }, "feedback.text", "UTF-8"},
@@ -111,6 +111,7 @@ func TestFeedback(t *testing.T) {
 		{"attribute value of 1024 bytes", func(fb *feedloopv1.Feedback) {
 			fb.Attributes = map[string]string{"plan": strings.Repeat("v", 1024)}
 		}, "", ""},
+		{"survey answer: a score and no text", func(fb *feedloopv1.Feedback) { fb.Text = ""; fb.Nps, fb.Ces = nil, nil }, "", ""},
 		{"in_reply_to not a UUID", func(fb *feedloopv1.Feedback) { fb.InReplyTo = "ticket-41" }, "feedback.in_reply_to", "UUID"},
 		{"in_reply_to as URN", func(fb *feedloopv1.Feedback) { fb.InReplyTo = "urn:uuid:123e4567-e89b-12d3-a456-426614174000" }, "feedback.in_reply_to", "UUID"},
 		{"occurred_at 24h ahead", func(fb *feedloopv1.Feedback) { fb.OccurredAt = timestamppb.New(now.Add(24 * time.Hour)) }, "", ""},
@@ -141,13 +142,13 @@ func TestFeedback(t *testing.T) {
 }
 
 func TestFeedbackReportsEveryViolationInFieldOrder(t *testing.T) {
-	fb := &feedloopv1.Feedback{Nps: proto.Int32(11), Customer: &feedloopv1.Customer{Email: "x"}}
+	fb := &feedloopv1.Feedback{Ces: proto.Int32(8), Customer: &feedloopv1.Customer{Email: "x"}, Text: " "}
 	got := validate.Feedback(fb, now)
 	var fields []string
 	for _, v := range got {
 		fields = append(fields, v.Field)
 	}
-	want := "feedback.source feedback.external_id feedback.customer.email feedback.text feedback.nps"
+	want := "feedback.source feedback.external_id feedback.customer.email feedback.ces"
 	if strings.Join(fields, " ") != want {
 		t.Fatalf("fields = %q, want %q", strings.Join(fields, " "), want)
 	}
