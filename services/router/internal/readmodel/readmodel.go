@@ -1,0 +1,247 @@
+// Package readmodel keeps the router's read model in Redis: every feedback
+// item as the projection folds it (state and timeline), the indexes the
+// team API serves (per-team items by due time and by status, per-customer
+// history, status tokens) and the teams' KPI counters.
+//
+// It is derived state: Apply folds one event in, idempotently by event id,
+// and Rebuild throws every read-model key away and replays the FEEDBACK
+// stream. All keys start with a prefix (default "rm:") because intake and
+// notifier keep their own keys in the same Redis, and a rebuild must not
+// touch them.
+//
+// Apply updates an item, its indexes and the counters in one optimistic
+// transaction (WATCH/MULTI), so the keys live on one Redis: a standalone
+// server, or a primary behind Sentinel — not Redis Cluster.
+//
+// # Keys
+//
+//	<p>item:<id>              string  the Item, protobuf (deterministic)
+//	<p>applied:<id>           set     ids of the events folded into the item
+//	<p>token:<token>          string  status token → feedback id
+//	<p>open:<team>            zset    the team's open items, score = due unix seconds (+inf when none)
+//	<p>status:<team>:<n>      zset    the team's items whose status number is n, same score
+//	<p>customer:id:<id>       zset    a customer's items, score = received unix time
+//	<p>customer:email:<addr>  zset    the same for customers known only by (lower-cased) email
+//	<p>kpi:<team>             hash    the team's counters (fields named by the KPI* constants)
+package readmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/projection"
+)
+
+// DefaultPrefix starts every read-model key.
+const DefaultPrefix = "rm:"
+
+// ErrNotFound is returned (wrapped) for an unknown item or token.
+var ErrNotFound = errors.New("readmodel: not found")
+
+// maxAttempts bounds the retries of an Apply whose item changed under it;
+// only events of the same item compete, so a few suffice.
+const maxAttempts = 50
+
+// Store is the read model on one Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	log    *slog.Logger
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPrefix sets the key prefix (default DefaultPrefix). It must be
+// non-empty: a rebuild deletes every key that starts with it.
+func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
+	s := &Store{rdb: rdb, prefix: DefaultPrefix, log: slog.Default()}
+	for _, o := range opts {
+		o(s)
+	}
+	if rdb == nil {
+		return nil, errors.New("readmodel: redis client is required")
+	}
+	if s.prefix == "" {
+		return nil, errors.New("readmodel: key prefix must not be empty (a rebuild deletes every key under it)")
+	}
+	return s, nil
+}
+
+// Prefix is the prefix of every key the Store owns.
+func (s *Store) Prefix() string { return s.prefix }
+
+func (s *Store) itemKey(id string) string    { return s.prefix + "item:" + id }
+func (s *Store) appliedKey(id string) string { return s.prefix + "applied:" + id }
+func (s *Store) tokenKey(tok string) string  { return s.prefix + "token:" + tok }
+func (s *Store) openKey(team string) string  { return s.prefix + "open:" + team }
+func (s *Store) kpiKey(team string) string   { return s.prefix + "kpi:" + team }
+
+func (s *Store) statusKey(team string, st feedloopv1.Status) string {
+	return s.prefix + "status:" + team + ":" + strconv.Itoa(int(st))
+}
+
+// customerKey is the key of the customer's history: by customer id, else by
+// lower-cased email; "" when the item names no customer.
+func (s *Store) customerKey(fb *feedloopv1.Feedback) string {
+	c := fb.GetCustomer()
+	if c.GetId() != "" {
+		return s.prefix + "customer:id:" + c.GetId()
+	}
+	if e := strings.ToLower(strings.TrimSpace(c.GetEmail())); e != "" {
+		return s.prefix + "customer:email:" + e
+	}
+	return ""
+}
+
+// Apply folds ev into its item with the projection, updates the indexes and
+// the KPI counters, all in one transaction, and reports whether it did. An
+// event already applied to the item, or one the projection ignores, changes
+// nothing and returns false. Events of one item may be applied
+// concurrently: a transaction that lost the race is retried.
+func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
+	id := ev.GetFeedbackId()
+	if id == "" || ev.GetId() == "" {
+		return false, nil
+	}
+	itemKey, appliedKey := s.itemKey(id), s.appliedKey(id)
+	for attempt := 1; ; attempt++ {
+		var applied bool
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var err error
+			applied, err = s.applyTx(ctx, tx, ev, itemKey, appliedKey)
+			return err
+		}, itemKey, appliedKey)
+		switch {
+		case err == nil:
+			return applied, nil
+		case !errors.Is(err, redis.TxFailedErr):
+			return false, fmt.Errorf("readmodel: apply event %s to %s: %w", ev.GetId(), id, err)
+		case attempt == maxAttempts:
+			return false, fmt.Errorf("readmodel: apply event %s to %s: gave up after %d conflicts: %w", ev.GetId(), id, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("readmodel: apply event %s to %s: %w", ev.GetId(), id, ctx.Err())
+		case <-time.After(time.Duration(attempt) * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event, itemKey, appliedKey string) (bool, error) {
+	// One round trip for both reads (after WATCH, before MULTI).
+	var seenCmd *redis.BoolCmd
+	var getCmd *redis.StringCmd
+	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		seenCmd = p.SIsMember(ctx, appliedKey, ev.GetId())
+		getCmd = p.Get(ctx, itemKey)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, err
+	}
+	if seenCmd.Val() {
+		return false, nil
+	}
+	old := &feedloopv1.Item{}
+	blob, err := getCmd.Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return false, err
+	default:
+		if err := proto.Unmarshal(blob, old); err != nil {
+			return false, fmt.Errorf("decode %s: %w", itemKey, err)
+		}
+	}
+	cur := proto.Clone(old).(*feedloopv1.Item)
+	if !projection.Apply(cur, ev) {
+		return false, nil
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(cur)
+	if err != nil {
+		return false, fmt.Errorf("encode item: %w", err)
+	}
+	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, itemKey, data, 0)
+		p.SAdd(ctx, appliedKey, ev.GetId())
+		s.updateIndexes(ctx, p, old, cur)
+		for team, fields := range kpiDeltas(old, ev) {
+			for f, n := range fields {
+				p.HIncrBy(ctx, s.kpiKey(team), f, n)
+			}
+		}
+		return nil
+	})
+	return err == nil, err
+}
+
+// zentry is one member of one sorted set.
+type zentry struct {
+	key, member string
+	score       float64
+}
+
+// indexEntries lists the sorted-set members item should have.
+func (s *Store) indexEntries(item *feedloopv1.Item) []zentry {
+	id := item.GetFeedbackId()
+	var out []zentry
+	for _, a := range item.GetAssignments() {
+		score := dueScore(a)
+		out = append(out, zentry{s.statusKey(a.GetTeam(), a.GetStatus()), id, score})
+		if projection.IsOpen(a.GetStatus()) {
+			out = append(out, zentry{s.openKey(a.GetTeam()), id, score})
+		}
+	}
+	if k := s.customerKey(item.GetFeedback()); k != "" && item.GetReceivedAt() != nil {
+		out = append(out, zentry{k, id, float64(item.GetReceivedAt().AsTime().UnixMilli()) / 1000})
+	}
+	return out
+}
+
+// dueScore orders a team's list: due unix seconds, +inf for nothing due so
+// those sort last (ties fall back to the member, the feedback id).
+func dueScore(a *feedloopv1.AssignmentState) float64 {
+	if a.GetDueAt() == nil {
+		return math.Inf(1)
+	}
+	return float64(a.GetDueAt().GetSeconds())
+}
+
+// updateIndexes queues the changes that take the indexes from old to cur.
+func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, old, cur *feedloopv1.Item) {
+	type km struct{ key, member string }
+	was := map[km]float64{}
+	for _, e := range s.indexEntries(old) {
+		was[km{e.key, e.member}] = e.score
+	}
+	for _, e := range s.indexEntries(cur) {
+		k := km{e.key, e.member}
+		if score, ok := was[k]; !ok || score != e.score {
+			p.ZAdd(ctx, e.key, redis.Z{Score: e.score, Member: e.member})
+		}
+		delete(was, k)
+	}
+	for k := range was {
+		p.ZRem(ctx, k.key, k.member)
+	}
+	if tok := cur.GetStatusToken(); tok != "" && tok != old.GetStatusToken() {
+		p.Set(ctx, s.tokenKey(tok), cur.GetFeedbackId(), 0)
+	}
+}

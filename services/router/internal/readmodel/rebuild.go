@@ -1,0 +1,245 @@
+package readmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// Applier folds one event into some derived state (the read model, the SLA
+// timer index…). Replay feeds every Applier each event in stream order.
+type Applier interface {
+	Apply(ctx context.Context, ev *feedloopv1.Event) error
+}
+
+// ApplierFunc adapts a function to Applier.
+type ApplierFunc func(ctx context.Context, ev *feedloopv1.Event) error
+
+// Apply calls f.
+func (f ApplierFunc) Apply(ctx context.Context, ev *feedloopv1.Event) error { return f(ctx, ev) }
+
+// Applier is the Store as an Applier (its Apply also says whether the event
+// changed anything, which replay does not need).
+func (s *Store) Applier() Applier {
+	return ApplierFunc(func(ctx context.Context, ev *feedloopv1.Event) error {
+		_, err := s.Apply(ctx, ev)
+		return err
+	})
+}
+
+// Rebuild deletes every read-model key and replays stream from its first
+// message to the last one stored when it starts, through the Store and then
+// through also (e.g. the SLA index, which must reset its own state first).
+// It returns how many events it replayed.
+//
+// The Store is empty and then partial while it runs: run it while no live
+// projector writes (a live projector applying newer events meanwhile could
+// fold an item's events out of order).
+func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream string, also ...Applier) (int, error) {
+	deleted, err := s.Reset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.log.InfoContext(ctx, "read model reset", "prefix", s.prefix, "keys_deleted", deleted)
+	n, err := Replay(ctx, js, stream, s.log, append([]Applier{s.Applier()}, also...)...)
+	if err != nil {
+		return n, fmt.Errorf("readmodel: rebuild: %w", err)
+	}
+	s.log.InfoContext(ctx, "read model rebuilt", "stream", stream, "events", n)
+	return n, nil
+}
+
+// Reset deletes every key under the Store's prefix (SCAN + UNLINK) and
+// returns how many it deleted. Other keys in the same Redis are untouched.
+func (s *Store) Reset(ctx context.Context) (int, error) {
+	n := 0
+	it := s.rdb.Scan(ctx, 0, s.match(), 1000).Iterator()
+	batch := make([]string, 0, 500)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("readmodel: reset: unlink: %w", err)
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for it.Next(ctx) {
+		batch = append(batch, it.Val())
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return n, fmt.Errorf("readmodel: reset: scan: %w", err)
+	}
+	return n, flush()
+}
+
+// match is the SCAN pattern of the Store's keys, the prefix's glob
+// characters escaped.
+func (s *Store) match() string {
+	var b strings.Builder
+	for _, r := range s.prefix {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String() + "*"
+}
+
+// Replay reads stream with an ordered consumer from its first message to
+// the last one stored when Replay starts and hands each event to every
+// applier, in order. A message that is not an event is logged and skipped
+// (the live consumer dead-letters it); an applier's error stops the replay.
+// It returns how many events were applied.
+func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, appliers ...Applier) (int, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("replay: stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("replay: stream %s info: %w", stream, err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	last := info.State.LastSeq
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return 0, fmt.Errorf("replay: read %s: %w", stream, err)
+	}
+	defer msgs.Stop()
+	stop := context.AfterFunc(ctx, msgs.Stop) // unblocks Next on cancel
+	defer stop()
+
+	n := 0
+	for {
+		m, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, fmt.Errorf("replay %s: %w", stream, ctx.Err())
+			}
+			return n, fmt.Errorf("replay %s: next: %w", stream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return n, fmt.Errorf("replay %s: metadata: %w", stream, err)
+		}
+		ev := &feedloopv1.Event{}
+		if err := proto.Unmarshal(m.Data(), ev); err != nil || ev.GetId() == "" {
+			log.WarnContext(ctx, "replay: skipping a message that is not an event",
+				"stream", stream, "seq", md.Sequence.Stream, "subject", m.Subject(), "error", err)
+		} else {
+			for _, a := range appliers {
+				if err := a.Apply(ctx, ev); err != nil {
+					return n, fmt.Errorf("replay %s: event %s (seq %d): %w", stream, ev.GetId(), md.Sequence.Stream, err)
+				}
+			}
+			n++
+		}
+		// NumPending 0: nothing more is stored now, so nothing up to last is
+		// left either (last may have been deleted since Info).
+		if md.Sequence.Stream >= last || md.NumPending == 0 {
+			return n, nil
+		}
+	}
+}
+
+// Dump returns every read-model key with its value in a normal form, so two
+// states can be compared: strings as they are (items as protobuf text), sets
+// as sorted members, sorted sets as "member score" in order, hashes as
+// sorted "field=value", one per line.
+func (s *Store) Dump(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	it := s.rdb.Scan(ctx, 0, s.match(), 1000).Iterator()
+	for it.Next(ctx) {
+		k := it.Val()
+		v, err := s.dumpKey(ctx, k)
+		if errors.Is(err, redis.Nil) {
+			continue // gone since the scan
+		}
+		if err != nil {
+			return nil, fmt.Errorf("readmodel: dump %s: %w", k, err)
+		}
+		out[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("readmodel: dump: scan: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) dumpKey(ctx context.Context, k string) (string, error) {
+	typ, err := s.rdb.Type(ctx, k).Result()
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	switch typ {
+	case "none":
+		return "", redis.Nil
+	case "string":
+		v, err := s.rdb.Get(ctx, k).Bytes()
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(k, s.itemKey("")) {
+			return string(v), nil
+		}
+		it := &feedloopv1.Item{}
+		if err := proto.Unmarshal(v, it); err != nil {
+			return "", err
+		}
+		return prototext.Format(it), nil
+	case "set":
+		if lines, err = s.rdb.SMembers(ctx, k).Result(); err != nil {
+			return "", err
+		}
+		slices.Sort(lines)
+	case "zset":
+		zs, err := s.rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		if err != nil {
+			return "", err
+		}
+		for _, z := range zs {
+			lines = append(lines, fmt.Sprint(z.Member)+" "+strconv.FormatFloat(z.Score, 'f', -1, 64))
+		}
+	case "hash":
+		h, err := s.rdb.HGetAll(ctx, k).Result()
+		if err != nil {
+			return "", err
+		}
+		for f, v := range h {
+			lines = append(lines, f+"="+v)
+		}
+		slices.Sort(lines)
+	default:
+		return "", fmt.Errorf("unexpected type %s", typ)
+	}
+	return strings.Join(lines, "\n"), nil
+}
