@@ -53,6 +53,9 @@ func Load(path string) (*Tree, error) {
 //	  team: triage            # required: the default team
 //	  priority: normal        # low | normal | high | urgent (default normal)
 //	  sla: {acknowledge: 8h, resolve: 5d}
+//	  escalate:               # who is alerted when a deadline is missed
+//	    - {team: support-escalations, after: 0s}
+//	    - {team: customer-success, after: 4h}
 //	  routes:
 //	    - name: billing
 //	      team: billing
@@ -160,7 +163,7 @@ func (p *parser) route(n *yaml.Node, path string, parent *Route) *Route {
 	}
 	r := &Route{parent: parent, src: path, line: n.Line, Priority: feedloopv1.Priority_PRIORITY_NORMAL}
 	if parent != nil {
-		r.Team, r.Priority, r.SLA = parent.Team, parent.Priority, parent.SLA
+		r.Team, r.Priority, r.SLA, r.Escalation = parent.Team, parent.Priority, parent.SLA, parent.Escalation
 	}
 	var children *yaml.Node
 	p.fields(n, path, func(k, v *yaml.Node) {
@@ -199,10 +202,12 @@ func (p *parser) route(n *yaml.Node, path string, parent *Route) *Route {
 			}
 		case "sla":
 			p.sla(v, path+".sla", &r.SLA)
+		case "escalate":
+			r.Escalation = p.escalate(v, path+".escalate")
 		case "routes":
 			children = v
 		default:
-			p.errorf(k, path, "unknown field %q (want name, team, matchers, continue, priority, sla or routes)", k.Value)
+			p.errorf(k, path, "unknown field %q (want name, team, matchers, continue, priority, sla, escalate or routes)", k.Value)
 		}
 	})
 	if r.SLA.Acknowledge > 0 && r.SLA.Resolve > 0 && r.SLA.Resolve < r.SLA.Acknowledge {
@@ -271,21 +276,70 @@ func (p *parser) sla(v *yaml.Node, path string, sla *SLA) {
 			p.errorf(k, path, "unknown field %q (want acknowledge or resolve)", k.Value)
 			return
 		}
-		fpath := path + "." + k.Value
-		if val.Kind != yaml.ScalarNode {
-			p.errorf(val, fpath, "must be a duration like 30m, 8h or 3d")
-			return
-		}
-		d, err := ParseDuration(val.Value)
-		switch {
-		case err != nil:
-			p.errorf(val, fpath, "%v", err)
-		case d < 0:
-			p.errorf(val, fpath, "must not be negative, got %s", val.Value)
-		default:
+		if d, ok := p.duration(val, path+"."+k.Value); ok {
 			*dst = d
 		}
 	})
+}
+
+// escalate parses a chain, which replaces the inherited one as a whole
+// (`escalate: []` clears it). A step's after defaults to 0s: alert at once.
+func (p *parser) escalate(v *yaml.Node, path string) []EscalationStep {
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(v, path, "must be a list of steps like {team: support-escalations, after: 1h}")
+		return nil
+	}
+	chain := []EscalationStep{} // not nil: an explicit empty list clears the inherited chain
+	for i, item := range v.Content {
+		item = deref(item)
+		spath := fmt.Sprintf("%s[%d]", path, i)
+		if item.Kind != yaml.MappingNode {
+			p.errorf(item, spath, "must be a mapping like {team: support-escalations, after: 1h}")
+			continue
+		}
+		var step EscalationStep
+		p.fields(item, spath, func(k, val *yaml.Node) {
+			switch k.Value {
+			case "team":
+				if s, ok := p.str(val, spath, "team"); ok {
+					// Escalations are published and alerted per team, like routes.
+					if !bus.ValidToken(s) {
+						p.errorf(val, spath, "team %q must match [a-z0-9_-]{1,64}", s)
+					}
+					step.Team = s
+				}
+			case "after":
+				if d, ok := p.duration(val, spath+".after"); ok {
+					step.After = d
+				}
+			default:
+				p.errorf(k, spath, "unknown field %q (want team or after)", k.Value)
+			}
+		})
+		if step.Team == "" {
+			p.errorf(item, spath, "team is required")
+		}
+		chain = append(chain, step)
+	}
+	return chain
+}
+
+// duration parses a non-negative duration at path.
+func (p *parser) duration(val *yaml.Node, path string) (time.Duration, bool) {
+	if val.Kind != yaml.ScalarNode {
+		p.errorf(val, path, "must be a duration like 30m, 8h or 3d")
+		return 0, false
+	}
+	d, err := ParseDuration(val.Value)
+	switch {
+	case err != nil:
+		p.errorf(val, path, "%v", err)
+		return 0, false
+	case d < 0:
+		p.errorf(val, path, "must not be negative, got %s", val.Value)
+		return 0, false
+	}
+	return d, true
 }
 
 // paths names every route below r; see Route.Path.

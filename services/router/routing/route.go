@@ -1,7 +1,8 @@
 // Package routing is feedloop's routing tree, modelled on Alertmanager's:
 // a root route that names the default team, child routes with label
 // matchers, depth-first matching where the first matching child wins unless
-// it sets continue, and options (team, priority, SLA) that children inherit.
+// it sets continue, and options (team, priority, SLA, escalation chain) that
+// children inherit.
 //
 // A feedback item's labels come from Labels; a Tree maps them to one Match
 // per team, and each Match becomes one feedback.routed.<team> event.
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -23,6 +25,14 @@ type SLA struct {
 	Resolve     time.Duration
 }
 
+// EscalationStep is one level of an SLA escalation chain: when a deadline
+// is missed, level 1 alerts its team After the deadline, and each next
+// level alerts its team After the level before it.
+type EscalationStep struct {
+	Team  string
+	After time.Duration
+}
+
 // Route is one node of the tree, with its inherited options resolved.
 type Route struct {
 	// Name as configured; empty when the route has none.
@@ -30,10 +40,13 @@ type Route struct {
 	// Path from the root, e.g. "root/billing/refunds": each segment is the
 	// route's name, else its own team, else its index among its siblings.
 	Path string
-	// Team, Priority and SLA after inheritance.
+	// Team, Priority, SLA and Escalation after inheritance.
 	Team     string
 	Priority feedloopv1.Priority
 	SLA      SLA
+	// Escalation is the chain alerted when an SLA deadline is missed; empty
+	// when the route has none (the team is still told of the breach).
+	Escalation []EscalationStep
 	// Matchers must all hold for the route to match; none matches everything.
 	Matchers Matchers
 	// Continue lets the siblings after this route match too (fan-out).
@@ -103,16 +116,33 @@ type Match struct {
 	Route    string // path of the route that matched
 	Priority feedloopv1.Priority
 	SLA      SLA
+	// Escalation is the route's chain; shared with the tree, do not modify.
+	Escalation []EscalationStep
 	// Matchers explains the match: every matcher from the root down to the
 	// route, all of which held for the item.
 	Matchers Matchers
 }
 
 // String renders m for people, e.g.
-// `billing via root/billing/refunds priority=high acknowledge=8h0m0s resolve=72h0m0s matched {topic="billing"}`.
+// `billing via root/billing/refunds priority=high acknowledge=8h0m0s resolve=72h0m0s escalate=support-escalations+0s,customer-success+4h0m0s matched {topic="billing"}`.
 func (m Match) String() string {
-	return fmt.Sprintf("%s via %s priority=%s acknowledge=%s resolve=%s matched %s",
-		m.Team, m.Route, PriorityName(m.Priority), durationOrNone(m.SLA.Acknowledge), durationOrNone(m.SLA.Resolve), m.Matchers)
+	return fmt.Sprintf("%s via %s priority=%s acknowledge=%s resolve=%s escalate=%s matched %s",
+		m.Team, m.Route, PriorityName(m.Priority), durationOrNone(m.SLA.Acknowledge), durationOrNone(m.SLA.Resolve), chainString(m.Escalation), m.Matchers)
+}
+
+// chainString renders a chain as team+after,team+after or none.
+func chainString(chain []EscalationStep) string {
+	if len(chain) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, s := range chain {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.Team + "+" + s.After.String())
+	}
+	return b.String()
 }
 
 func durationOrNone(d time.Duration) string {
@@ -139,7 +169,7 @@ func (t *Tree) MatchLabels(ls LabelSet) []Match {
 			continue
 		}
 		seen[r.Team] = true
-		out = append(out, Match{Team: r.Team, Route: r.Path, Priority: r.Priority, SLA: r.SLA, Matchers: r.PathMatchers()})
+		out = append(out, Match{Team: r.Team, Route: r.Path, Priority: r.Priority, SLA: r.SLA, Escalation: r.Escalation, Matchers: r.PathMatchers()})
 	}
 	return out
 }

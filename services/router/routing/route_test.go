@@ -39,16 +39,17 @@ func ls(pairs ...string) LabelSet {
 type want struct {
 	team, route, priority string
 	ack, resolve          time.Duration
+	escalate              string // team+after,... or none
 }
 
 func (w want) String() string {
-	return fmt.Sprintf("%s %s %s ack=%s resolve=%s", w.team, w.route, w.priority, w.ack, w.resolve)
+	return fmt.Sprintf("%s %s %s ack=%s resolve=%s escalate=%s", w.team, w.route, w.priority, w.ack, w.resolve, w.escalate)
 }
 
 func got(ms []Match) []want {
 	out := make([]want, len(ms))
 	for i, m := range ms {
-		out[i] = want{m.Team, m.Route, PriorityName(m.Priority), m.SLA.Acknowledge, m.SLA.Resolve}
+		out[i] = want{m.Team, m.Route, PriorityName(m.Priority), m.SLA.Acknowledge, m.SLA.Resolve, chainString(m.Escalation)}
 	}
 	return out
 }
@@ -56,6 +57,14 @@ func got(ms []Match) []want {
 const (
 	h = time.Hour
 	d = 24 * time.Hour
+)
+
+// Escalation chains of the fixture, as chainString renders them.
+const (
+	leads      = "triage-leads+1h0m0s"                            // the root's, inherited
+	billingEsc = "support-escalations+0s,customer-success+4h0m0s" // set on billing
+	enterprise = "account-managers+0s"                            // billing/enterprise's own
+	noChain    = "none"
 )
 
 func TestTreeMatch(t *testing.T) {
@@ -68,147 +77,147 @@ func TestTreeMatch(t *testing.T) {
 		{
 			name:   "nothing matches: the default team, with the root's options",
 			labels: ls(),
-			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "unclassified phone call: child of the root inherits its team",
 			labels: ls("channel", "phone"),
-			want:   []want{{"triage", "root/unclassified", "high", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root/unclassified", "high", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "topic route: ack inherited from the root, resolve set on the node",
 			labels: ls("topic", "billing"),
-			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "child inherits team and SLA, sets priority",
 			labels: ls("topic", "billing", "attr.order_type", "chargeback"),
-			want:   []want{{"billing", "root/billing/refunds", "high", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing/refunds", "high", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "child overrides one SLA field and keeps the other",
 			labels: ls("topic", "billing", "attr.plan", "enterprise", "sentiment", "negative"),
-			want:   []want{{"billing", "root/billing/enterprise", "high", 1 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing/enterprise", "high", 1 * h, 3 * d, enterprise}},
 		},
 		{
 			name:   "negative matcher fails: the parent matches itself",
 			labels: ls("topic", "billing", "attr.plan", "enterprise", "sentiment", "positive"),
-			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "negative matcher holds when the label is absent",
 			labels: ls("topic", "billing", "attr.plan", "enterprise"),
-			want:   []want{{"billing", "root/billing/enterprise", "high", 1 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing/enterprise", "high", 1 * h, 3 * d, enterprise}},
 		},
 		{
 			name:   "first matching child wins",
 			labels: ls("topic", "billing", "attr.order_type", "refund", "attr.plan", "enterprise"),
-			want:   []want{{"billing", "root/billing/refunds", "high", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing/refunds", "high", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "regexp is anchored: refunds does not match refund_request",
 			labels: ls("topic", "billing", "attr.order_type", "refund_request"),
-			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "multi-topic: = matches when any topic is equal",
 			labels: ls("topic", "account", "topic", "billing"),
-			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d}},
+			want:   []want{{"billing", "root/billing", "normal", 8 * h, 3 * d, billingEsc}},
 		},
 		{
 			name:   "multi-topic: the first sibling that matches wins, without continue",
 			labels: ls("topic", "billing", "topic", "delivery"),
-			want:   []want{{"logistics", "root/logistics", "normal", 8 * h, 5 * d}},
+			want:   []want{{"logistics", "root/logistics", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "multi-topic: != holds only when no topic is equal",
 			labels: ls("topic", "delivery", "ces_band", "high_effort"),
-			want:   []want{{"logistics", "root/logistics/delivery-only", "high", 8 * h, 5 * d}},
+			want:   []want{{"logistics", "root/logistics/delivery-only", "high", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "multi-topic: != fails when one topic is equal",
 			labels: ls("topic", "delivery", "topic", "billing", "ces_band", "high_effort"),
-			want:   []want{{"logistics", "root/logistics", "normal", 8 * h, 5 * d}},
+			want:   []want{{"logistics", "root/logistics", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "multi-topic: =~ on the child matches another topic than the parent",
 			labels: ls("topic", "account", "topic", "fraud"),
-			want:   []want{{"accounts", "root/accounts/security", "urgent", 30 * time.Minute, 1 * d}},
+			want:   []want{{"accounts", "root/accounts/security", "urgent", 30 * time.Minute, 1 * d, leads}},
 		},
 		{
 			name:   "fan-out: continue route plus the topic team",
 			labels: ls("topic", "delivery", "nps_band", "detractor", "channel", "survey"),
 			want: []want{
-				{"customer-success", "root/customer-success", "high", 24 * h, 5 * d},
-				{"logistics", "root/logistics", "normal", 8 * h, 5 * d},
+				{"customer-success", "root/customer-success", "high", 24 * h, 5 * d, leads},
+				{"logistics", "root/logistics", "normal", 8 * h, 5 * d, leads},
 			},
 		},
 		{
 			name:   "fan-out to three teams, in tree order",
 			labels: ls("urgency", "critical", "topic", "billing", "attr.order_type", "refund", "nps_band", "detractor", "channel", "survey"),
 			want: []want{
-				{"support-escalations", "root/escalations", "urgent", 15 * time.Minute, 5 * d},
-				{"customer-success", "root/customer-success", "high", 24 * h, 5 * d},
-				{"billing", "root/billing/refunds", "high", 8 * h, 3 * d},
+				{"support-escalations", "root/escalations", "urgent", 15 * time.Minute, 5 * d, leads},
+				{"customer-success", "root/customer-success", "high", 24 * h, 5 * d, leads},
+				{"billing", "root/billing/refunds", "high", 8 * h, 3 * d, billingEsc},
 			},
 		},
 		{
 			name:   "continue routes count as matches: the default team is not added",
 			labels: ls("urgency", "critical"),
-			want:   []want{{"support-escalations", "root/escalations", "urgent", 15 * time.Minute, 5 * d}},
+			want:   []want{{"support-escalations", "root/escalations", "urgent", 15 * time.Minute, 5 * d, leads}},
 		},
 		{
 			name:   "one team reached twice gets the item once, from its first route",
 			labels: ls("nps_band", "detractor", "channel", "survey", "csat_band", "unsatisfied"),
-			want:   []want{{"customer-success", "root/customer-success", "high", 24 * h, 5 * d}},
+			want:   []want{{"customer-success", "root/customer-success", "high", 24 * h, 5 * d, leads}},
 		},
 		{
 			name:   "second continue route of a team alone",
 			labels: ls("csat_band", "unsatisfied", "topic", "product"),
 			want: []want{
-				{"customer-success", "root/unsatisfied", "normal", 8 * h, 5 * d},
-				{"product", "root/product", "low", 8 * h, 5 * d},
+				{"customer-success", "root/unsatisfied", "normal", 8 * h, 5 * d, leads},
+				{"product", "root/product", "low", 8 * h, 5 * d, leads},
 			},
 		},
 		{
 			name:   "all matchers of a route must hold: detractor by email is not a survey",
 			labels: ls("nps_band", "detractor", "channel", "email"),
-			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "child with its own team inherits the parent's priority",
 			labels: ls("topic", "app", "channel", "app_review", "sentiment", "negative"),
-			want:   []want{{"mobile", "root/product/mobile", "low", 8 * h, 5 * d}},
+			want:   []want{{"mobile", "root/product/mobile", "low", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "route without name or team is named by its index",
 			labels: ls("topic", "product", "product", "api"),
-			want:   []want{{"product", "root/product/1", "normal", 8 * h, 5 * d}},
+			want:   []want{{"product", "root/product/1", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "sentiment!=positive keeps praise away from product; explicit 0s clears the inherited ack",
 			labels: ls("topic", "app", "sentiment", "positive", "nps_band", "promoter"),
-			want:   []want{{"marketing", "root/praise", "low", 0, 5 * d}},
+			want:   []want{{"marketing", "root/praise", "low", 0, 5 * d, noChain}},
 		},
 		{
 			name:   "!~ fails for a passive",
 			labels: ls("sentiment", "positive", "nps_band", "passive"),
-			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "language regexp with a region",
 			labels: ls("language", "de-CH", "source", "zendesk"),
-			want:   []want{{"dach-support", "root/dach", "normal", 8 * h, 5 * d}},
+			want:   []want{{"dach-support", "root/dach", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "language regexp is anchored",
 			labels: ls("language", "deu"),
-			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d, leads}},
 		},
 		{
 			name:   "source!= excludes app-store reviews from the language route",
 			labels: ls("language", "de", "source", "appstore"),
-			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d}},
+			want:   []want{{"triage", "root", "normal", 8 * h, 5 * d, leads}},
 		},
 	}
 	for _, tc := range tests {
@@ -250,8 +259,8 @@ func TestTreeMatchFromFeedback(t *testing.T) {
 	}
 	g := got(tree.Match(fb, c))
 	w := []want{
-		{"customer-success", "root/customer-success", "high", 24 * h, 5 * d},
-		{"billing", "root/billing/refunds", "high", 8 * h, 3 * d},
+		{"customer-success", "root/customer-success", "high", 24 * h, 5 * d, leads},
+		{"billing", "root/billing/refunds", "high", 8 * h, 3 * d, billingEsc},
 	}
 	if !slices.Equal(g, w) {
 		t.Errorf("got %v, want %v", g, w)
@@ -492,6 +501,47 @@ route:
     - team: a
       sla: {resolve: 1h}
 `, []string{`route.routes[0]: sla: resolve (1h0m0s) must not be shorter than acknowledge (8h0m0s)`}},
+		{"escalate not a list", `
+route:
+  team: triage
+  escalate: {team: leads}
+`, []string{`route.escalate: must be a list of steps`}},
+		{"escalation step not a mapping", `
+route:
+  team: triage
+  routes:
+    - team: a
+      escalate: [leads]
+`, []string{`route.routes[0].escalate[0]: must be a mapping`}},
+		{"escalation step without team", `
+route:
+  team: triage
+  escalate:
+    - {team: leads}
+    - {after: 1h}
+`, []string{`route.escalate[1]: team is required`}},
+		{"bad escalation team", `
+route:
+  team: triage
+  routes:
+    - team: a
+      escalate: [{team: Leads!, after: 1h}]
+`, []string{`route.routes[0].escalate[0]: team "Leads!" must match [a-z0-9_-]{1,64}`}},
+		{"negative escalation interval", `
+route:
+  team: triage
+  escalate: [{team: leads, after: -5m}]
+`, []string{`route.escalate[0].after: must not be negative, got -5m`}},
+		{"bad escalation interval", `
+route:
+  team: triage
+  escalate: [{team: leads, after: later}]
+`, []string{`route.escalate[0].after: invalid duration "later"`}},
+		{"unknown escalation field", `
+route:
+  team: triage
+  escalate: [{team: leads, wait: 1h}]
+`, []string{`route.escalate[0]: unknown field "wait" (want team or after)`}},
 		{"continue not a bool", `
 route:
   team: triage
@@ -603,20 +653,38 @@ route:
 		t.Fatal(err)
 	}
 	g := got(tree.MatchLabels(ls("topic", "billing")))
-	w := []want{{"a", "root/a", "normal", h, 2 * h}, {"b", "root/b", "normal", h, 2 * h}}
+	w := []want{{"a", "root/a", "normal", h, 2 * h, noChain}, {"b", "root/b", "normal", h, 2 * h, noChain}}
 	if !slices.Equal(g, w) {
 		t.Errorf("got %v, want %v", g, w)
 	}
 }
 
+func TestEscalationChain(t *testing.T) {
+	tree := fixture(t)
+	ms := tree.MatchLabels(ls("topic", "billing"))
+	want := []EscalationStep{{"support-escalations", 0}, {"customer-success", 4 * h}}
+	if len(ms) != 1 || !slices.Equal(ms[0].Escalation, want) {
+		t.Fatalf("billing chain = %v, want %v", ms, want)
+	}
+	// A route's own chain replaces the inherited one; it does not append.
+	ms = tree.MatchLabels(ls("topic", "billing", "attr.plan", "enterprise"))
+	if want := []EscalationStep{{"account-managers", 0}}; !slices.Equal(ms[0].Escalation, want) {
+		t.Errorf("enterprise chain = %v, want %v", ms[0].Escalation, want)
+	}
+	// The team routed to is unchanged: escalation targets are not routes.
+	if slices.Contains(tree.Teams(), "triage-leads") || slices.Contains(tree.Teams(), "account-managers") {
+		t.Errorf("Teams = %v lists escalation targets", tree.Teams())
+	}
+}
+
 func TestMatchString(t *testing.T) {
 	ms := fixture(t).MatchLabels(ls("topic", "billing", "attr.order_type", "refund"))
-	want := `billing via root/billing/refunds priority=high acknowledge=8h0m0s resolve=72h0m0s matched {topic="billing", attr.order_type=~"refund|chargeback"}`
+	want := `billing via root/billing/refunds priority=high acknowledge=8h0m0s resolve=72h0m0s escalate=support-escalations+0s,customer-success+4h0m0s matched {topic="billing", attr.order_type=~"refund|chargeback"}`
 	if got := ms[0].String(); got != want {
 		t.Errorf("String =\n %s\nwant\n %s", got, want)
 	}
 	ms = fixture(t).MatchLabels(ls("sentiment", "positive"))
-	if got := ms[0].String(); !strings.Contains(got, "acknowledge=none") {
-		t.Errorf("zero SLA renders as %s, want acknowledge=none", got)
+	if got := ms[0].String(); !strings.Contains(got, "acknowledge=none") || !strings.Contains(got, "escalate=none") {
+		t.Errorf("zero SLA and empty chain render as %s, want acknowledge=none and escalate=none", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -33,7 +34,9 @@ type Out struct {
 // Route returns one Routed event per team that tree gives in to. Each event
 // id is derived from the input id and the team; occurred_at is the input's,
 // and it is also the base of the SLA deadlines (a zero SLA duration leaves
-// that deadline unset).
+// that deadline unset). The assignment carries the route's escalation
+// chain, so the SLA timers need no routing tree (which may have changed
+// by the time a deadline passes).
 func Route(in *feedloopv1.Event, tree *routing.Tree) ([]Out, error) {
 	cl := in.GetClassified()
 	if cl == nil {
@@ -73,12 +76,24 @@ func Route(in *feedloopv1.Event, tree *routing.Tree) ([]Out, error) {
 					Priority:      m.Priority,
 					AcknowledgeBy: deadline(base, m.SLA.Acknowledge),
 					ResolveBy:     deadline(base, m.SLA.Resolve),
+					Escalation:    escalation(m.Escalation),
 				},
 			}},
 		}
 		out = append(out, Out{Subject: bus.RoutedSubject(m.Team), Event: ev, Match: m})
 	}
 	return out, nil
+}
+
+func escalation(chain []routing.EscalationStep) []*feedloopv1.EscalationStep {
+	if len(chain) == 0 {
+		return nil
+	}
+	out := make([]*feedloopv1.EscalationStep, len(chain))
+	for i, s := range chain {
+		out[i] = &feedloopv1.EscalationStep{Team: s.Team, After: durationpb.New(s.After)}
+	}
+	return out
 }
 
 func deadline(base time.Time, d time.Duration) *timestamppb.Timestamp {

@@ -2,6 +2,7 @@ package assign
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ const routes = `
 route:
   team: triage
   sla: {acknowledge: 8h, resolve: 72h}
+  escalate: [{team: support-escalations, after: 0s}]
   routes:
     - name: cs
       team: customer-success
@@ -27,7 +29,11 @@ route:
     - name: billing
       team: billing
       matchers: ['topic="billing"']
+      escalate:
+        - {team: support-escalations, after: 0s}
+        - {team: customer-success, after: 4h}
     - name: fyi
+      escalate: []
       team: marketing
       matchers: ['sentiment="positive"']
       priority: low
@@ -71,9 +77,10 @@ func TestRouteFanOut(t *testing.T) {
 		subject, team, route string
 		prio                 feedloopv1.Priority
 		ack, resolve         time.Duration
+		escalation           string
 	}{
-		{"feedback.routed.customer-success", "customer-success", "root/cs", feedloopv1.Priority_PRIORITY_HIGH, time.Hour, 72 * time.Hour},
-		{"feedback.routed.billing", "billing", "root/billing", feedloopv1.Priority_PRIORITY_NORMAL, 8 * time.Hour, 72 * time.Hour},
+		{"feedback.routed.customer-success", "customer-success", "root/cs", feedloopv1.Priority_PRIORITY_HIGH, time.Hour, 72 * time.Hour, "support-escalations+0s"},
+		{"feedback.routed.billing", "billing", "root/billing", feedloopv1.Priority_PRIORITY_NORMAL, 8 * time.Hour, 72 * time.Hour, "support-escalations+0s,customer-success+4h0m0s"},
 	}
 	if len(out) != len(want) {
 		t.Fatalf("got %d events, want %d: %v", len(out), len(want), out)
@@ -102,6 +109,9 @@ func TestRouteFanOut(t *testing.T) {
 		}
 		if got := a.GetResolveBy().AsTime(); !got.Equal(occurred.Add(w.resolve)) {
 			t.Errorf("[%d] resolve_by = %v, want %v", i, got, occurred.Add(w.resolve))
+		}
+		if got := chain(a); got != w.escalation {
+			t.Errorf("[%d] escalation = %s, want %s", i, got, w.escalation)
 		}
 	}
 	if ids := []string{out[0].Event.GetId(), out[1].Event.GetId()}; ids[0] == ids[1] {
@@ -148,6 +158,18 @@ func TestRouteDefaultTeamAndNoDeadline(t *testing.T) {
 	if a.GetTeam() != "marketing" || a.AcknowledgeBy != nil || a.ResolveBy != nil {
 		t.Errorf("zero SLA should leave deadlines unset, got %v", a)
 	}
+	if a.Escalation != nil {
+		t.Errorf("escalate: [] should leave the chain empty, got %v", a.Escalation)
+	}
+}
+
+// chain renders an assignment's escalation as team+after,... .
+func chain(a *feedloopv1.Assignment) string {
+	var parts []string
+	for _, s := range a.GetEscalation() {
+		parts = append(parts, s.GetTeam()+"+"+s.GetAfter().AsDuration().String())
+	}
+	return strings.Join(parts, ",")
 }
 
 func TestRouteFeedbackIDFallsBackToFeedback(t *testing.T) {

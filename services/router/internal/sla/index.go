@@ -1,0 +1,537 @@
+package sla
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// Index is the timer index in Redis. Its keys, under Config.KeyPrefix:
+//
+//	due                  sorted set: one member per pending firing, scored
+//	                     by when it fires (unix seconds)
+//	a:<team>:<feedback>  the assignment's record (JSON): what the scheduler
+//	                     needs to build the Escalated event, and the timers
+//
+// A record and its members of due change together, in one transaction
+// guarded by WATCH on the record, so replicas and a concurrent consumer may
+// apply events to one index.
+type Index struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// NewIndex returns the index kept in rdb.
+func NewIndex(rdb redis.UniversalClient, cfg Config) (*Index, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Index{rdb: rdb, cfg: cfg.withDefaults()}, nil
+}
+
+// record is one (feedback item, team) assignment. Times are unix seconds.
+type record struct {
+	FeedbackID string `json:"feedback_id"`
+	Team       string `json:"team"`
+	Priority   int32  `json:"priority"`
+	// Feedback is the item as the Escalated event carries it (text
+	// redacted), marshalled deterministically so replays store equal bytes.
+	Feedback    []byte   `json:"feedback"`
+	Chain       []step   `json:"chain,omitempty"`
+	Acknowledge timer    `json:"acknowledge"`
+	Resolve     timer    `json:"resolve"`
+	Seen        []string `json:"seen"` // ids of the events applied, sorted
+}
+
+type step struct {
+	Team  string `json:"team"`
+	After int64  `json:"after"`
+}
+
+// timer is one deadline of an assignment and its pending firings.
+type timer struct {
+	Window int64 `json:"window,omitempty"` // length of the SLA; 0: no such deadline
+	Due    int64 `json:"due,omitempty"`    // the deadline; 0: not armed
+	Warn   int64 `json:"warn,omitempty"`   // when the warning fires; 0: none pending
+	Level  int32 `json:"level,omitempty"`  // next breach level; 0: none pending
+	Fire   int64 `json:"fire,omitempty"`   // when that level fires
+}
+
+func (r *record) timer(deadline string) *timer {
+	switch deadline {
+	case Acknowledge:
+		return &r.Acknowledge
+	case Resolve:
+		return &r.Resolve
+	}
+	return nil
+}
+
+// Firing kinds as they appear in members of the due set; a warning sorts
+// before a breach due the same second.
+const (
+	memberWarning = "0"
+	memberBreach  = "1"
+)
+
+// member names one pending firing in the due set.
+func member(kind, deadline, team, feedbackID string) string {
+	return kind + "|" + deadline + "|" + team + "|" + feedbackID
+}
+
+func parseMember(m string) (kind, deadline, team, feedbackID string, ok bool) {
+	parts := strings.SplitN(m, "|", 4)
+	if len(parts) != 4 {
+		return "", "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], parts[3], true
+}
+
+// members are r's pending firings and when each fires.
+func (r *record) members() map[string]int64 {
+	out := map[string]int64{}
+	for _, d := range []string{Acknowledge, Resolve} {
+		t := r.timer(d)
+		if t.Warn > 0 {
+			out[member(memberWarning, d, r.Team, r.FeedbackID)] = t.Warn
+		}
+		if t.Level > 0 {
+			out[member(memberBreach, d, r.Team, r.FeedbackID)] = t.Fire
+		}
+	}
+	return out
+}
+
+// arm starts t's window at start: the warning, then level 1 of the chain
+// (chain[0].after past the deadline, or at it when there is no chain).
+func (r *record) arm(t *timer, start int64, warnAt float64) {
+	*t = timer{Window: t.Window}
+	if t.Window <= 0 {
+		return
+	}
+	t.Due = start + t.Window
+	t.Level, t.Fire = 1, t.Due
+	if len(r.Chain) > 0 {
+		t.Fire += r.Chain[0].After
+	}
+	if warnAt > 0 {
+		if w := start + int64(math.Round(warnAt*float64(t.Window))); w < t.Due {
+			t.Warn = w
+		}
+	}
+}
+
+func (r *record) seen(id string) bool {
+	_, ok := slices.BinarySearch(r.Seen, id)
+	return ok
+}
+
+func (r *record) markSeen(id string) {
+	if i, ok := slices.BinarySearch(r.Seen, id); !ok {
+		r.Seen = slices.Insert(r.Seen, i, id)
+	}
+}
+
+func (x *Index) dueKey() string { return x.cfg.KeyPrefix + "due" }
+
+func (x *Index) recordKey(team, feedbackID string) string {
+	return x.cfg.KeyPrefix + "a:" + team + ":" + feedbackID
+}
+
+// Reset deletes every key of the index (and nothing else), before a
+// rebuild replays the stream into it.
+func (x *Index) Reset(ctx context.Context) error {
+	del := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, globEscape(x.cfg.KeyPrefix)+"*", 512).Iterator()
+		var batch []string
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			err := c.Del(ctx, batch...).Err()
+			batch = batch[:0]
+			return err
+		}
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) >= 512 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if cc, ok := x.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return del(ctx, c) })
+	} else {
+		err = del(ctx, x.rdb)
+	}
+	if err != nil {
+		return fmt.Errorf("sla: reset: %w", err)
+	}
+	return nil
+}
+
+// Apply updates the index for ev; events that do not concern SLA timers
+// are ignored, so every feedback.> event may be passed. Applying an event
+// again, at any later point, changes nothing.
+//
+//   - Routed arms the assignment's acknowledge and resolve deadlines.
+//   - StatusChanged to ACKNOWLEDGED or PLANNED cancels the acknowledge
+//     timers; RESOLVED, DECLINED or REROUTED cancels both; REOPENED arms
+//     both again with their original windows, from the reopen.
+//   - Escalated moves the firing it reports on: a warning is cleared, breach
+//     level n arms level n+1 (chain[n].after later) while the chain lasts.
+//     It does so only if the timer is still at that firing, so an
+//     escalation applied after the deadline was met changes nothing.
+//
+// Apply expects one assignment's Routed before its other events, as the
+// stream holds them; events for an assignment it does not know are
+// ignored. Errors for malformed events are bus.Permanent and wrap
+// ErrMalformed.
+func (x *Index) Apply(ctx context.Context, ev *feedloopv1.Event) error {
+	switch p := ev.GetPayload().(type) {
+	case *feedloopv1.Event_Routed:
+		return x.applyRouted(ctx, ev, p.Routed)
+	case *feedloopv1.Event_StatusChanged:
+		return x.applyStatus(ctx, ev, p.StatusChanged)
+	case *feedloopv1.Event_Escalated:
+		return x.applyEscalated(ctx, ev, p.Escalated)
+	}
+	return nil
+}
+
+func malformed(ev *feedloopv1.Event, format string, args ...any) error {
+	return bus.Permanent(fmt.Errorf("%w: event %s: %s", ErrMalformed, ev.GetId(), fmt.Sprintf(format, args...)))
+}
+
+// check validates what every applied event needs.
+func check(ev *feedloopv1.Event, team string) error {
+	switch {
+	case ev.GetId() == "":
+		return malformed(ev, "no id")
+	case ev.GetFeedbackId() == "":
+		return malformed(ev, "no feedback id")
+	case !bus.ValidToken(team):
+		return malformed(ev, "team %q is not a valid team", team)
+	case !ev.GetOccurredAt().IsValid():
+		return malformed(ev, "no valid occurred_at")
+	}
+	return nil
+}
+
+func (x *Index) applyRouted(ctx context.Context, ev *feedloopv1.Event, r *feedloopv1.Routed) error {
+	a := r.GetAssignment()
+	if err := check(ev, a.GetTeam()); err != nil {
+		return err
+	}
+	// The alert shows the text teams may see, never the original.
+	fb := proto.Clone(r.GetFeedback()).(*feedloopv1.Feedback)
+	if fb == nil {
+		fb = &feedloopv1.Feedback{}
+	}
+	fb.Text = r.GetClassification().GetRedactedText()
+	fbBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(fb)
+	if err != nil {
+		return fmt.Errorf("sla: marshal feedback of event %s: %w", ev.GetId(), err)
+	}
+	var chain []step
+	for _, s := range a.GetEscalation() {
+		chain = append(chain, step{Team: s.GetTeam(), After: max(0, int64(s.GetAfter().AsDuration()/time.Second))})
+	}
+	start := ceilUnix(ev.GetOccurredAt())
+	window := func(by *timestamppb.Timestamp) int64 {
+		if !by.IsValid() {
+			return 0
+		}
+		// At least a second: a deadline at or before the routing is missed at once.
+		return max(1, ceilUnix(by)-start)
+	}
+	return x.update(ctx, ev, a.GetTeam(), true, func(rec *record) {
+		// A new Routed for a known assignment (routed back to the team)
+		// starts it afresh; the events seen so far stay seen.
+		*rec = record{
+			FeedbackID:  ev.GetFeedbackId(),
+			Team:        a.GetTeam(),
+			Priority:    int32(a.GetPriority()),
+			Feedback:    fbBytes,
+			Chain:       chain,
+			Acknowledge: timer{Window: window(a.GetAcknowledgeBy())},
+			Resolve:     timer{Window: window(a.GetResolveBy())},
+			Seen:        rec.Seen,
+		}
+		rec.arm(&rec.Acknowledge, start, x.cfg.WarnAt)
+		rec.arm(&rec.Resolve, start, x.cfg.WarnAt)
+	})
+}
+
+func (x *Index) applyStatus(ctx context.Context, ev *feedloopv1.Event, sc *feedloopv1.StatusChanged) error {
+	var change func(*record)
+	switch sc.GetTo() {
+	case feedloopv1.Status_STATUS_ACKNOWLEDGED, feedloopv1.Status_STATUS_PLANNED:
+		change = func(r *record) { r.Acknowledge = timer{Window: r.Acknowledge.Window} }
+	case feedloopv1.Status_STATUS_RESOLVED, feedloopv1.Status_STATUS_DECLINED, feedloopv1.Status_STATUS_REROUTED:
+		change = func(r *record) {
+			r.Acknowledge = timer{Window: r.Acknowledge.Window}
+			r.Resolve = timer{Window: r.Resolve.Window}
+		}
+	case feedloopv1.Status_STATUS_REOPENED:
+		start := ceilUnix(ev.GetOccurredAt())
+		change = func(r *record) {
+			r.arm(&r.Acknowledge, start, x.cfg.WarnAt)
+			r.arm(&r.Resolve, start, x.cfg.WarnAt)
+		}
+	default:
+		return nil
+	}
+	if err := check(ev, sc.GetTeam()); err != nil {
+		return err
+	}
+	return x.update(ctx, ev, sc.GetTeam(), false, change)
+}
+
+func (x *Index) applyEscalated(ctx context.Context, ev *feedloopv1.Event, e *feedloopv1.Escalated) error {
+	if err := check(ev, e.GetTeam()); err != nil {
+		return err
+	}
+	if e.GetDeadline() != Acknowledge && e.GetDeadline() != Resolve {
+		return malformed(ev, "deadline %q is neither %s nor %s", e.GetDeadline(), Acknowledge, Resolve)
+	}
+	if !e.GetDueAt().IsValid() {
+		return malformed(ev, "no valid due_at")
+	}
+	due, level, kind := ceilUnix(e.GetDueAt()), e.GetLevel(), e.GetKind()
+	return x.update(ctx, ev, e.GetTeam(), false, func(r *record) {
+		t := r.timer(e.GetDeadline())
+		if t.Due != due {
+			return // another round of this deadline, or it was met
+		}
+		switch kind {
+		case feedloopv1.EscalationKind_ESCALATION_KIND_WARNING:
+			t.Warn = 0
+		case feedloopv1.EscalationKind_ESCALATION_KIND_BREACH:
+			if t.Level != level || level < 1 {
+				return
+			}
+			// A warning still pending (its publish failed) is moot now.
+			t.Warn = 0
+			if int(level) < len(r.Chain) {
+				t.Level, t.Fire = level+1, t.Fire+r.Chain[level].After
+			} else {
+				t.Level, t.Fire = 0, 0
+			}
+		}
+	})
+}
+
+// maxTxRetries bounds the optimistic retries of one update; each retry
+// means another writer changed the same assignment meanwhile.
+const maxTxRetries = 100
+
+// update applies change to the record of (ev's item, team) and brings its
+// members of the due set in line, atomically, unless ev was applied
+// already. Without a record, it does nothing unless create is set.
+func (x *Index) update(ctx context.Context, ev *feedloopv1.Event, team string, create bool, change func(*record)) error {
+	key := x.recordKey(team, ev.GetFeedbackId())
+	txf := func(tx *redis.Tx) error {
+		rec, err := load(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			if !create {
+				return nil
+			}
+			rec = &record{}
+		}
+		if rec.seen(ev.GetId()) {
+			return nil
+		}
+		before := rec.members()
+		change(rec)
+		rec.markSeen(ev.GetId())
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("sla: encode %s: %w", key, err)
+		}
+		after := rec.members()
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, data, 0)
+			x.syncMembers(ctx, p, before, after)
+			return nil
+		})
+		return err
+	}
+	for range maxTxRetries {
+		err := x.rdb.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sla: apply event %s: %w", ev.GetId(), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("sla: apply event %s: %s kept changing under %d retries", ev.GetId(), key, maxTxRetries)
+}
+
+func (x *Index) syncMembers(ctx context.Context, p redis.Pipeliner, before, after map[string]int64) {
+	for m := range before {
+		if _, ok := after[m]; !ok {
+			p.ZRem(ctx, x.dueKey(), m)
+		}
+	}
+	for m, at := range after {
+		p.ZAdd(ctx, x.dueKey(), redis.Z{Score: float64(at), Member: m})
+	}
+}
+
+// load reads the record at key; nil when there is none.
+func load(ctx context.Context, c redis.Cmdable, key string) (*record, error) {
+	raw, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sla: read %s: %w", key, err)
+	}
+	var rec record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("sla: decode %s: %w", key, err)
+	}
+	return &rec, nil
+}
+
+// due returns up to limit members of the due set that fire at or before now.
+func (x *Index) due(ctx context.Context, now int64, limit int64) ([]string, error) {
+	ms, err := x.rdb.ZRangeByScore(ctx, x.dueKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now, 10), Count: limit,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("sla: read due timers: %w", err)
+	}
+	return ms, nil
+}
+
+// firing returns the Escalated event of the firing m names, if it is
+// pending in the record and due by now; nil otherwise.
+func (x *Index) firing(ctx context.Context, m string, now int64) (*feedloopv1.Event, error) {
+	kind, deadline, team, feedbackID, ok := parseMember(m)
+	if !ok {
+		return nil, nil
+	}
+	rec, err := load(ctx, x.rdb, x.recordKey(team, feedbackID))
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	t := rec.timer(deadline)
+	if t == nil {
+		return nil, nil
+	}
+	e := &feedloopv1.Escalated{
+		Team:     team,
+		Deadline: deadline,
+		DueAt:    timestamppb.New(time.Unix(t.Due, 0)),
+		Priority: feedloopv1.Priority(rec.Priority),
+		Feedback: &feedloopv1.Feedback{},
+	}
+	var at int64
+	switch {
+	case kind == memberWarning && t.Warn > 0 && t.Warn <= now:
+		e.Kind, at = feedloopv1.EscalationKind_ESCALATION_KIND_WARNING, t.Warn
+	case kind == memberBreach && t.Level > 0 && t.Fire <= now:
+		e.Kind, e.Level, at = feedloopv1.EscalationKind_ESCALATION_KIND_BREACH, t.Level, t.Fire
+		if int(t.Level) <= len(rec.Chain) {
+			e.EscalateTo = rec.Chain[t.Level-1].Team
+		}
+	default:
+		return nil, nil
+	}
+	if err := proto.Unmarshal(rec.Feedback, e.Feedback); err != nil {
+		return nil, fmt.Errorf("sla: decode feedback of %s: %w", m, err)
+	}
+	return &feedloopv1.Event{
+		// Everything that tells one firing from another, and nothing that
+		// depends on who fires it or when: replicas and restarts derive the
+		// same id, and the stream keeps one event.
+		Id:         bus.DeriveID(feedbackID, "escalated", team, deadline, strconv.FormatInt(t.Due, 10), e.GetKind().String(), strconv.Itoa(int(e.GetLevel()))),
+		FeedbackId: feedbackID,
+		OccurredAt: timestamppb.New(time.Unix(at, 0)),
+		Payload:    &feedloopv1.Event_Escalated{Escalated: e},
+	}, nil
+}
+
+// reconcile makes m's entry in the due set agree with its record, for a
+// member found due that names no due firing. Normally another replica just
+// moved the timer on and the entry is right already; an entry whose record
+// is gone (keys deleted by hand) is dropped so it cannot block a tick.
+func (x *Index) reconcile(ctx context.Context, m string) error {
+	_, _, team, feedbackID, ok := parseMember(m)
+	if !ok {
+		return x.rdb.ZRem(ctx, x.dueKey(), m).Err()
+	}
+	key := x.recordKey(team, feedbackID)
+	err := x.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		rec, err := load(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		var want map[string]int64
+		if rec != nil {
+			want = rec.members()
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if at, ok := want[m]; ok {
+				p.ZAdd(ctx, x.dueKey(), redis.Z{Score: float64(at), Member: m})
+			} else {
+				p.ZRem(ctx, x.dueKey(), m)
+			}
+			return nil
+		})
+		return err
+	}, key)
+	if err != nil && !errors.Is(err, redis.TxFailedErr) {
+		return fmt.Errorf("sla: reconcile %s: %w", m, err)
+	}
+	return nil
+}
+
+// globEscape quotes the characters SCAN MATCH treats as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ceilUnix is ts in whole seconds, rounded up so that a timer never fires
+// before its instant.
+func ceilUnix(ts *timestamppb.Timestamp) int64 {
+	s := ts.GetSeconds()
+	if ts.GetNanos() > 0 {
+		s++
+	}
+	return s
+}
