@@ -19,7 +19,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RoutesFile != "/etc/feedloop/routes.yaml" || cfg.GRPCAddr != ":7003" || cfg.Concurrency != 4 || cfg.ReloadInterval != 5*time.Second {
+	if cfg.RoutesFile != "/etc/feedloop/routes.yaml" || cfg.GRPCAddr != ":7003" || cfg.HTTPAddr != ":7004" || cfg.Concurrency != 4 ||
+		cfg.ReloadInterval != 5*time.Second || cfg.SLAWarnAt != 0.8 || cfg.SLATick != time.Second || cfg.TeamTokensFile != "" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -42,6 +43,9 @@ func TestValidateNamesEachVariable(t *testing.T) {
 	t.Setenv("ROUTER_GRPC_ADDR", "7003")
 	t.Setenv("ROUTER_CONCURRENCY", "0")
 	t.Setenv("ROUTER_RELOAD_INTERVAL", "1ms")
+	t.Setenv("ROUTER_HTTP_ADDR", "x")
+	t.Setenv("ROUTER_SLA_WARN_AT", "1")
+	t.Setenv("ROUTER_SLA_TICK", "1ms")
 	t.Setenv("NATS_URL", "http://x")
 	_, err := router.LoadConfig()
 	if err == nil {
@@ -51,6 +55,9 @@ func TestValidateNamesEachVariable(t *testing.T) {
 		`ROUTER_GRPC_ADDR: must be host:port (host may be empty, port 0 picks a free one), got "7003"`,
 		"ROUTER_CONCURRENCY: must be between 1 and 1024, got 0",
 		"ROUTER_RELOAD_INTERVAL: must be at least 100ms, got 1ms",
+		"ROUTER_HTTP_ADDR: must be host:port",
+		"ROUTER_SLA_WARN_AT: must be at least 0 and below 1, got 1",
+		"ROUTER_SLA_TICK: must be between 10ms and 1m, got 1ms",
 		"NATS_URL:",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -75,7 +82,7 @@ func TestValidateInGo(t *testing.T) {
 }
 
 func TestNewFailsClearly(t *testing.T) {
-	infra := &lifecycle.Infra{Bus: testkit.Bus(t), Log: slog.New(slog.DiscardHandler)}
+	infra := &lifecycle.Infra{Bus: testkit.Bus(t), Redis: testkit.RedisClient(t), Log: slog.New(slog.DiscardHandler)}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(good, []byte(routesYAML), 0o644); err != nil {
@@ -103,6 +110,12 @@ func TestNewFailsClearly(t *testing.T) {
 			[]string{"ROUTER_GRPC_ADDR", "address already in use"}},
 		"bad address": {router.Config{RoutesFile: good, GRPCAddr: "nowhere"},
 			[]string{"ROUTER_GRPC_ADDR: must be host:port"}},
+		"http port taken": {router.Config{RoutesFile: good, GRPCAddr: "127.0.0.1:0", HTTPAddr: busy.Addr().String()},
+			[]string{"ROUTER_HTTP_ADDR", "address already in use"}},
+		"missing tokens file": {router.Config{RoutesFile: good, GRPCAddr: "127.0.0.1:0", TeamTokensFile: filepath.Join(dir, "tokens.yaml")},
+			[]string{"ROUTER_TEAM_TOKENS_FILE", "no such file"}},
+		"invalid tokens file": {router.Config{RoutesFile: good, GRPCAddr: "127.0.0.1:0", TeamTokensFile: bad},
+			[]string{"ROUTER_TEAM_TOKENS_FILE", bad, "field route not found"}},
 	} {
 		_, err := router.New(tc.cfg, infra)
 		for _, w := range tc.want {
@@ -110,5 +123,17 @@ func TestNewFailsClearly(t *testing.T) {
 				t.Errorf("%s: New error = %v, want it to contain %q", name, err, w)
 			}
 		}
+	}
+}
+
+func TestNewNeedsRedis(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(good, []byte(routesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := router.New(router.Config{RoutesFile: good, GRPCAddr: "127.0.0.1:0"}, &lifecycle.Infra{Bus: testkit.Bus(t)})
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL is required") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,11 +1,19 @@
-// Package router is the router service: it consumes feedback.classified,
-// runs each item through the routing tree (package routing) and publishes
-// one feedback.routed.<team> event per team, with the route's priority and
-// SLA deadlines. The routes file is reloaded when it changes.
+// Package router is the router service. It owns what happens to feedback
+// once classified:
 //
-// The lifecycle of assignments, the team API and the SLA timers come later;
-// the gRPC listener is already opened (serving health only) so its address
-// is fixed from the start.
+//   - routing: each feedback.classified event goes through the routing tree
+//     (package routing) and becomes one feedback.routed.<team> event per team,
+//     with the route's priority, SLA deadlines and escalation chain; the
+//     routes file is reloaded when it changes;
+//   - the lifecycle: the team API (gRPC TeamService, package teamapi) lets
+//     teams acknowledge, plan, resolve, decline, reroute and comment, each
+//     action an event on feedback.updated.<team>; answers to an item
+//     (in_reply_to) are attributed to its teams and may reopen it;
+//   - the read model in Redis (package readmodel), kept by a projector that
+//     folds every feedback.> event, rebuildable from the stream;
+//   - SLA timers (package sla): warnings and escalation chains on
+//     feedback.escalated.<team>;
+//   - the customer's status page and survey (package statuspage) over HTTP.
 package router
 
 import (
@@ -14,21 +22,38 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/answers"
 	"github.com/feedloop/feedloop/services/router/internal/consumer"
+	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/routesfile"
+	"github.com/feedloop/feedloop/services/router/internal/sla"
+	"github.com/feedloop/feedloop/services/router/internal/statuspage"
+	"github.com/feedloop/feedloop/services/router/internal/teamapi"
+	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/grpc"
 )
 
 // Defaults applied by New to zero fields of a Config built in Go.
 const (
 	DefaultConcurrency    = 4
 	DefaultReloadInterval = 5 * time.Second
+	DefaultSLAWarnAt      = 0.8
 )
+
+// ProjectorDurable is the consumer that folds every event into the read
+// model and the SLA index.
+const ProjectorDurable = "router-projector"
 
 // Config is the router's configuration.
 type Config struct {
@@ -36,9 +61,20 @@ type Config struct {
 	// RoutesFile is the routing tree (see routing.Parse and
 	// deploy/examples/routes.yaml).
 	RoutesFile string `env:"ROUTER_ROUTES_FILE" envDefault:"/etc/feedloop/routes.yaml"`
-	// GRPCAddr is where gRPC listens (health now, the team API later);
+	// GRPCAddr is where gRPC listens (TeamService, health, reflection);
 	// port 0 picks a free port, see Service.GRPCAddr.
 	GRPCAddr string `env:"ROUTER_GRPC_ADDR" envDefault:":7003"`
+	// HTTPAddr serves the customers' status pages and survey.
+	HTTPAddr string `env:"ROUTER_HTTP_ADDR" envDefault:":7004"`
+	// TeamTokensFile lists the team API tokens as SHA-256 hashes (see
+	// deploy/examples/team-tokens.yaml); reloaded when it changes. Empty:
+	// every team API call is refused.
+	TeamTokensFile string `env:"ROUTER_TEAM_TOKENS_FILE"`
+	// SLAWarnAt is the fraction of an SLA window after which the team is
+	// warned; 0 turns warnings off.
+	SLAWarnAt float64 `env:"ROUTER_SLA_WARN_AT" envDefault:"0.8"`
+	// SLATick is how often due SLA timers are looked for.
+	SLATick time.Duration `env:"ROUTER_SLA_TICK" envDefault:"1s"`
 	// Concurrency is how many classified events one replica routes at once.
 	Concurrency int `env:"ROUTER_CONCURRENCY" envDefault:"4"`
 	// ReloadInterval is how often the routes file is checked for changes.
@@ -68,22 +104,37 @@ func (c Config) validate() error {
 	if c.ReloadInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ROUTER_RELOAD_INTERVAL: must be at least 100ms, got %s", c.ReloadInterval))
 	}
+	if err := lifecycle.CheckAddr(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ROUTER_HTTP_ADDR: %w", err))
+	}
+	if c.SLAWarnAt < 0 || c.SLAWarnAt >= 1 {
+		errs = append(errs, fmt.Errorf("ROUTER_SLA_WARN_AT: must be at least 0 and below 1, got %g", c.SLAWarnAt))
+	}
+	if c.SLATick < 10*time.Millisecond || c.SLATick > time.Minute {
+		errs = append(errs, fmt.Errorf("ROUTER_SLA_TICK: must be between 10ms and 1m, got %s", c.SLATick))
+	}
 	return errors.Join(errs...)
 }
 
 // Service is a running router.
 type Service struct {
-	cfg    Config
-	infra  *lifecycle.Infra
-	log    *slog.Logger
-	routes *routesfile.Watcher
-	grpc   *grpcserver.Server
-	lis    net.Listener
+	cfg     Config
+	infra   *lifecycle.Infra
+	log     *slog.Logger
+	routes  *routesfile.Watcher
+	tokens  *tokensWatcher
+	store   *readmodel.Store
+	sla     *sla.Index
+	lock    *itemlock.Locker
+	grpc    *grpcserver.Server
+	lis     net.Listener
+	httpLis net.Listener
+	stop    chan struct{}
 }
 
-// New loads the routes file and opens the gRPC listener. Zero Concurrency
-// and ReloadInterval take their defaults, so a Config built in Go needs only
-// RoutesFile and GRPCAddr.
+// New loads the routes and tokens files, connects the read model and opens
+// the listeners. Zero Concurrency, ReloadInterval and SLATick take their
+// defaults, so a Config built in Go needs only RoutesFile and the addresses.
 func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
@@ -91,11 +142,20 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if cfg.ReloadInterval == 0 {
 		cfg.ReloadInterval = DefaultReloadInterval
 	}
+	if cfg.SLATick == 0 {
+		cfg.SLATick = sla.DefaultTick
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	if infra == nil || infra.Bus == nil {
 		return nil, errors.New("router: infra.Bus is required")
+	}
+	if infra.Redis == nil {
+		return nil, errors.New("router: REDIS_URL is required: the read model, SLA timers and locks live in Redis")
 	}
 	log := infra.Log
 	if log == nil {
@@ -105,26 +165,64 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_ROUTES_FILE: %w", err)
 	}
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	tokens, err := openTokens(cfg.TeamTokensFile, log)
 	if err != nil {
+		return nil, fmt.Errorf("router: ROUTER_TEAM_TOKENS_FILE: %w", err)
+	}
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	idx, err := sla.NewIndex(infra.Redis, sla.Config{WarnAt: cfg.SLAWarnAt, Tick: cfg.SLATick, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx,
+		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
+		stop: make(chan struct{}),
+	}
+	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens.Tokens)
+	s.grpc = grpcserver.New(log, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
+		Store:    store,
+		NotFound: isNotFound,
+		Lock:     s.lock,
+		Bus:      infra.Bus,
+		Teams:    func() []string { return s.routes.Tree().Teams() },
+		Log:      log,
+	}, s.stop))
+	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
 	}
-	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Tree().DefaultTeam(), "teams", routes.Tree().Teams(), "grpc_addr", lis.Addr().String())
-	return &Service{cfg: cfg, infra: infra, log: log, routes: routes, grpc: grpcserver.New(log), lis: lis}, nil
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.lis.Close()
+		return nil, fmt.Errorf("router: ROUTER_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Tree().DefaultTeam(), "teams", routes.Tree().Teams(),
+		"team_tokens", tokens.Tokens().Len(), "grpc_addr", s.lis.Addr().String(), "http_addr", s.httpLis.Addr().String())
+	return s, nil
 }
+
+func isNotFound(err error) bool { return errors.Is(err, readmodel.ErrNotFound) }
 
 // GRPCAddr is the address gRPC listens on, with the port chosen.
 func (s *Service) GRPCAddr() string { return s.lis.Addr().String() }
 
+// HTTPAddr is the address of the status pages, with the port chosen.
+func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
+
 // Tree is the routing tree in force.
 func (s *Service) Tree() *routing.Tree { return s.routes.Tree() }
 
-// Run routes classified events, reloads the routes file and serves gRPC
-// until ctx is cancelled, then drains the consumer, stops gRPC gracefully
-// and returns nil. It returns an error if a part fails on its own.
+// Run routes classified events, projects every event into the read model,
+// fires SLA timers, and serves the team API and status pages until ctx is
+// cancelled; then drains the consumers, stops the servers gracefully and
+// returns nil. It returns an error if a part fails on its own.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	context.AfterFunc(ctx, func() { close(s.stop) })
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -141,14 +239,106 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	wg.Go(func() { s.routes.Run(ctx, s.cfg.ReloadInterval) })
+	wg.Go(func() { s.tokens.Run(ctx, s.cfg.ReloadInterval) })
 	wg.Go(func() { fail(s.grpc.Serve(ctx, s.lis)) })
+	wg.Go(func() { fail(s.serveHTTP(ctx)) })
 	wg.Go(func() {
-		h := consumer.Handler(s.infra.Bus, s.routes.Tree, s.log)
+		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log}
+		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, s.applyNow, s.log)
 		fail(s.infra.Bus.Consume(ctx, consumer.Config(s.cfg.Concurrency), h))
+	})
+	wg.Go(func() { fail(s.infra.Bus.Consume(ctx, s.projectorConfig(), s.project)) })
+	wg.Go(func() {
+		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log}, time.Now)
+		fail(sched.Run(ctx))
 	})
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
 	return nil
+}
+
+// projectorConfig is the consumer of every event. One at a time, so an
+// item's events are folded in stream order.
+func (s *Service) projectorConfig() bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        ProjectorDurable,
+		FilterSubjects: []string{"feedback.>"},
+		Concurrency:    1,
+	}
+}
+
+// project folds one event into the read model and the SLA index; both are
+// idempotent by event id, so a redelivery or an event already applied by
+// the team API changes nothing.
+func (s *Service) project(ctx context.Context, m *bus.Msg) error {
+	ev, err := m.Event()
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Apply(ctx, ev); err != nil {
+		return fmt.Errorf("read model: %w", err)
+	}
+	if err := s.sla.Apply(ctx, ev); err != nil {
+		return fmt.Errorf("sla index: %w", err)
+	}
+	return nil
+}
+
+// applyNow folds a routed event in as soon as it is stored, so its team can
+// act on it at once; the projector applies it again, harmlessly.
+func (s *Service) applyNow(ctx context.Context, ev *feedloopv1.Event) {
+	if _, err := s.store.Apply(ctx, ev); err != nil {
+		s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
+	}
+	if err := s.sla.Apply(ctx, ev); err != nil {
+		s.log.WarnContext(ctx, "router: SLA index not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
+	}
+}
+
+func (s *Service) serveHTTP(ctx context.Context) error {
+	mux := http.NewServeMux()
+	statuspage.New(s.store, isNotFound, s.infra.Bus, s.log).Routes(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	srv := &http.Server{
+		Handler:           otelhttp.NewHandler(mux, "router.http"),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := srv.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http serve: %w", err)
+	}
+	return nil
+}
+
+// Rebuild empties the read model and the SLA index and replays the FEEDBACK
+// stream into them; it returns how many events it replayed. Run it while no
+// router projects (after a Redis loss, before starting the routers): events
+// folded live during the replay could land out of order.
+func Rebuild(ctx context.Context, infra *lifecycle.Infra, warnAt float64) (int, error) {
+	if infra == nil || infra.Bus == nil || infra.Redis == nil {
+		return 0, errors.New("router: rebuild needs NATS_URL and REDIS_URL")
+	}
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(infra.Log))
+	if err != nil {
+		return 0, err
+	}
+	idx, err := sla.NewIndex(infra.Redis, sla.Config{WarnAt: warnAt, Logger: infra.Log})
+	if err != nil {
+		return 0, err
+	}
+	if err := idx.Reset(ctx); err != nil {
+		return 0, fmt.Errorf("router: rebuild: %w", err)
+	}
+	return store.Rebuild(ctx, infra.Bus.JetStream(), bus.StreamFeedback, idx)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/assign"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
@@ -27,15 +28,32 @@ func Config(concurrency int) bus.ConsumerConfig {
 	}
 }
 
+// Answers takes a classified event that answers an earlier item (in_reply_to)
+// and reports whether it did; nil routes every event.
+type Answers func(ctx context.Context, in *feedloopv1.Event) (bool, error)
+
+// Applied is told of every routed event once it is stored, so the read model
+// shows the item to its teams at once; nil skips that.
+type Applied func(ctx context.Context, ev *feedloopv1.Event)
+
 // Handler routes one classified event with the tree current at the time.
 // A message that is not a well-formed Classified event is dead-lettered at
 // once; a failed publish is retried, and the events published before it are
 // published again under the same ids, which the stream drops as duplicates.
-func Handler(b *bus.Bus, tree func() *routing.Tree, log *slog.Logger) bus.Handler {
+func Handler(b *bus.Bus, tree func() *routing.Tree, answers Answers, applied Applied, log *slog.Logger) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
 		in, err := m.Event()
 		if err != nil {
 			return err // permanent already
+		}
+		if answers != nil && in.GetClassified().GetFeedback().GetInReplyTo() != "" {
+			done, err := answers(ctx, in)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
 		}
 		outs, err := assign.Route(in, tree())
 		if err != nil {
@@ -44,6 +62,11 @@ func Handler(b *bus.Bus, tree func() *routing.Tree, log *slog.Logger) bus.Handle
 		for _, o := range outs {
 			if _, err := b.Publish(ctx, o.Subject, o.Event); err != nil {
 				return fmt.Errorf("route %s to %s: %w", in.GetFeedbackId(), o.Match.Team, err)
+			}
+		}
+		if applied != nil {
+			for _, o := range outs {
+				applied(ctx, o.Event)
 			}
 		}
 		teams := make([]string, len(outs))

@@ -1,0 +1,81 @@
+// Package answers handles a customer's answer to an item: feedback that
+// arrives through intake with in_reply_to set (a survey answer from the
+// status page or the company's survey tool, or a reply). Instead of being
+// routed as a new item, the answer is attributed to every team that handled
+// the original item, and a bad score or a reply in words reopens the
+// shares that were closed (package workflow decides).
+package answers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/workflow"
+)
+
+// Store is the read model.
+type Store interface {
+	Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error)
+	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
+}
+
+// Handler attributes answers.
+type Handler struct {
+	Store    Store
+	NotFound func(error) bool
+	Lock     *itemlock.Locker
+	Bus      *bus.Bus
+	Log      *slog.Logger
+}
+
+// Handle takes a Classified event. It returns false when the event is not
+// an answer to a known item, which is then routed like any feedback.
+func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error) {
+	cl := in.GetClassified()
+	fb := cl.GetFeedback()
+	target := fb.GetInReplyTo()
+	if target == "" || target == in.GetFeedbackId() {
+		return false, nil
+	}
+	unlock, err := h.Lock.Lock(ctx, target)
+	if err != nil {
+		return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)
+	}
+	defer unlock()
+	item, err := h.Store.Item(ctx, target)
+	switch {
+	case err == nil:
+	case h.NotFound(err):
+		h.Log.WarnContext(ctx, "answer to an unknown item; routing it as new feedback", "feedback_id", in.GetFeedbackId(), "in_reply_to", target)
+		return false, nil
+	default:
+		return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)
+	}
+	text := cl.GetClassification().GetRedactedText()
+	if text == "" {
+		text = fb.GetText()
+	}
+	outs := workflow.Reply(item, workflow.Answer{
+		EventID:    in.GetId(),
+		At:         in.GetOccurredAt().AsTime(),
+		FeedbackID: in.GetFeedbackId(),
+		CSAT:       fb.GetCsat(),
+		Text:       text,
+	})
+	for _, o := range outs {
+		if _, err := h.Bus.Publish(ctx, o.Subject, o.Event); err != nil {
+			return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)
+		}
+	}
+	for _, o := range outs {
+		if _, err := h.Store.Apply(ctx, o.Event); err != nil {
+			h.Log.WarnContext(ctx, "answers: read model not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+		}
+	}
+	h.Log.InfoContext(ctx, "customer answer attributed", "feedback_id", target, "answer_id", in.GetFeedbackId(), "csat", fb.GetCsat(), "events", len(outs))
+	return true, nil
+}

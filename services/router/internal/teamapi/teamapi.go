@@ -1,0 +1,430 @@
+// Package teamapi is the router's gRPC TeamService: how a department lists,
+// reads, watches and works the items routed to it. Reads come from the read
+// model; an action takes the item's lock, lets package workflow decide,
+// publishes the resulting events and folds them into the read model at
+// once, so the caller reads its own write.
+package teamapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/teamauth"
+	"github.com/feedloop/feedloop/services/router/internal/workflow"
+)
+
+// Store is the read model the API serves.
+type Store interface {
+	Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error)
+	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
+	List(ctx context.Context, team string, statuses []feedloopv1.Status, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error)
+	CustomerHistory(ctx context.Context, item *feedloopv1.Item, limit int) ([]*feedloopv1.ItemSummary, error)
+	Stats(ctx context.Context, team string) (*feedloopv1.StatsResponse, error)
+}
+
+// Deps are what the server needs.
+type Deps struct {
+	Store Store
+	// NotFound reports whether a Store error means the item does not exist.
+	NotFound func(error) bool
+	Lock     *itemlock.Locker
+	Bus      *bus.Bus
+	// Teams are the teams that exist (the routing tree's).
+	Teams func() []string
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// Paging limits of List.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+	historyLimit    = 20
+)
+
+// WatchDurable is the durable consumer that keeps a team's routed items
+// while no one watches.
+func WatchDurable(team string) string { return "watch-" + team }
+
+// Server implements feedloopv1.TeamServiceServer.
+type Server struct {
+	feedloopv1.UnimplementedTeamServiceServer
+	d Deps
+	// done ends Watch streams when the service stops: a graceful gRPC stop
+	// waits for open streams, which would otherwise never end.
+	done <-chan struct{}
+}
+
+// New returns the server; done closes when the service shuts down.
+func New(d Deps, done <-chan struct{}) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Server{d: d, done: done}
+}
+
+// caller returns the authenticated principal; the interceptor guarantees one.
+func caller(ctx context.Context) (teamauth.Principal, error) {
+	p, ok := teamauth.FromContext(ctx)
+	if !ok {
+		return p, status.Error(codes.Unauthenticated, "no team token")
+	}
+	return p, nil
+}
+
+// teamOf checks that a request's team, if given, is the caller's own.
+func teamOf(p teamauth.Principal, requested string) (string, error) {
+	if requested != "" && requested != p.Team {
+		return "", status.Errorf(codes.PermissionDenied, "token of team %s cannot read team %s", p.Team, requested)
+	}
+	return p.Team, nil
+}
+
+// List returns the team's items, soonest due first.
+func (s *Server) List(ctx context.Context, req *feedloopv1.ListRequest) (*feedloopv1.ListResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	team, err := teamOf(p, req.GetTeam())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = DefaultPageSize
+	case size < 0 || size > MaxPageSize:
+		return nil, invalid("page_size", fmt.Sprintf("must be between 1 and %d, got %d", MaxPageSize, size))
+	}
+	offset := 0
+	if tok := req.GetPageToken(); tok != "" {
+		offset, err = strconv.Atoi(tok)
+		if err != nil || offset < 0 {
+			return nil, invalid("page_token", "not a token from a previous page")
+		}
+	}
+	for i, st := range req.GetStatuses() {
+		if _, ok := feedloopv1.Status_name[int32(st)]; !ok || st == feedloopv1.Status_STATUS_UNSPECIFIED {
+			return nil, invalid(fmt.Sprintf("statuses[%d]", i), fmt.Sprintf("unknown status %d", st))
+		}
+	}
+	items, total, err := s.d.Store.List(ctx, team, req.GetStatuses(), offset, size)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	resp := &feedloopv1.ListResponse{Items: items, Total: total}
+	if next := offset + len(items); int64(next) < total && len(items) > 0 {
+		resp.NextPageToken = strconv.Itoa(next)
+	}
+	return resp, nil
+}
+
+// Get returns an item routed to the caller's team with its whole timeline.
+func (s *Server) Get(ctx context.Context, req *feedloopv1.GetRequest) (*feedloopv1.GetResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	item, err := s.item(ctx, req.GetFeedbackId())
+	if err != nil {
+		return nil, err
+	}
+	if assignment(item, p.Team) == nil {
+		return nil, status.Errorf(codes.PermissionDenied, "feedback %s was not routed to team %s", item.GetFeedbackId(), p.Team)
+	}
+	history, err := s.d.Store.CustomerHistory(ctx, item, historyLimit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &feedloopv1.GetResponse{Item: forTeams(item), CustomerHistory: history}, nil
+}
+
+// Stats returns the team's closed-loop figures.
+func (s *Server) Stats(ctx context.Context, req *feedloopv1.StatsRequest) (*feedloopv1.StatsResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	team, err := teamOf(p, req.GetTeam())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.d.Store.Stats(ctx, team)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return st, nil
+}
+
+// Acknowledge says the team has seen the item.
+func (s *Server) Acknowledge(ctx context.Context, req *feedloopv1.AcknowledgeRequest) (*feedloopv1.AcknowledgeResponse, error) {
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Acknowledge})
+	return &feedloopv1.AcknowledgeResponse{Assignment: a}, err
+}
+
+// Plan promises the customer a date.
+func (s *Server) Plan(ctx context.Context, req *feedloopv1.PlanRequest) (*feedloopv1.PlanResponse, error) {
+	cmd := workflow.Command{Action: workflow.Plan, Message: req.GetMessage()}
+	if req.GetDueAt() != nil {
+		if err := req.GetDueAt().CheckValid(); err != nil {
+			return nil, invalid("due_at", err.Error())
+		}
+		cmd.DueAt = req.GetDueAt().AsTime()
+	}
+	a, err := s.act(ctx, req.GetFeedbackId(), cmd)
+	return &feedloopv1.PlanResponse{Assignment: a}, err
+}
+
+// Resolve closes the team's share with a message.
+func (s *Server) Resolve(ctx context.Context, req *feedloopv1.ResolveRequest) (*feedloopv1.ResolveResponse, error) {
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Resolve, Message: req.GetMessage()})
+	return &feedloopv1.ResolveResponse{Assignment: a}, err
+}
+
+// Decline closes the team's share with a reason.
+func (s *Server) Decline(ctx context.Context, req *feedloopv1.DeclineRequest) (*feedloopv1.DeclineResponse, error) {
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Decline, Message: req.GetReason()})
+	return &feedloopv1.DeclineResponse{Assignment: a}, err
+}
+
+// Reroute hands the team's share to another team.
+func (s *Server) Reroute(ctx context.Context, req *feedloopv1.RerouteRequest) (*feedloopv1.RerouteResponse, error) {
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Reroute, Message: req.GetReason(), RerouteTo: req.GetTeam()})
+	return &feedloopv1.RerouteResponse{Assignment: a}, err
+}
+
+// Comment adds an internal note.
+func (s *Server) Comment(ctx context.Context, req *feedloopv1.CommentRequest) (*feedloopv1.CommentResponse, error) {
+	var id string
+	_, err := s.actWith(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Comment, Message: req.GetText()}, func(outs []workflow.Out) { id = outs[0].Event.GetId() })
+	if err != nil {
+		return nil, err
+	}
+	return &feedloopv1.CommentResponse{EventId: id}, nil
+}
+
+func (s *Server) act(ctx context.Context, id string, cmd workflow.Command) (*feedloopv1.AssignmentState, error) {
+	return s.actWith(ctx, id, cmd, nil)
+}
+
+// actWith runs one action under the item's lock: read, decide, publish,
+// fold into the read model; then returns the team's share as it now is.
+func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, published func([]workflow.Out)) (*feedloopv1.AssignmentState, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, invalid("feedback_id", "required")
+	}
+	unlock, err := s.d.Lock.Lock(ctx, id)
+	if err != nil {
+		if errors.Is(err, itemlock.ErrBusy) {
+			return nil, status.Error(codes.Aborted, err.Error())
+		}
+		return nil, unavailable(err)
+	}
+	defer unlock()
+	item, err := s.item(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Team, cmd.Actor, cmd.Now, cmd.EventID = p.Team, p.Name, s.d.Now(), bus.NewID()
+	outs, err := workflow.Decide(item, cmd, s.known)
+	if err != nil {
+		return nil, decideError(err)
+	}
+	for _, o := range outs {
+		if err := s.publish(ctx, o); err != nil {
+			return nil, unavailable(err)
+		}
+	}
+	for _, o := range outs {
+		// The projector applies the same events from the stream; applying
+		// here too only makes the change visible to the caller at once.
+		if _, err := s.d.Store.Apply(ctx, o.Event); err != nil {
+			s.d.Log.WarnContext(ctx, "teamapi: read model not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+		}
+	}
+	if published != nil {
+		published(outs)
+	}
+	s.d.Log.InfoContext(ctx, "team action", "action", cmd.Action.String(), "feedback_id", id, "team", p.Team, "actor", p.Name, "events", len(outs))
+	item, err = s.d.Store.Item(ctx, id)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return assignment(item, p.Team), nil
+}
+
+// publish retries briefly: the events of one action belong together, and a
+// client retry after a partial publish would be refused by the new state.
+func (s *Server) publish(ctx context.Context, o workflow.Out) error {
+	var err error
+	for attempt := range 3 {
+		if _, err = s.d.Bus.Publish(ctx, o.Subject, o.Event); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Server) known(team string) bool { return slices.Contains(s.d.Teams(), team) }
+
+func (s *Server) item(ctx context.Context, id string) (*feedloopv1.Item, error) {
+	if id == "" {
+		return nil, invalid("feedback_id", "required")
+	}
+	item, err := s.d.Store.Item(ctx, id)
+	switch {
+	case err == nil:
+		return item, nil
+	case s.d.NotFound(err):
+		return nil, status.Errorf(codes.NotFound, "feedback %s not found", id)
+	default:
+		return nil, unavailable(err)
+	}
+}
+
+// Watch streams items newly routed to the caller's team, from a durable
+// consumer: what arrived while no one watched comes first. A message is
+// acknowledged only after it was sent, so a client that drops mid-stream
+// gets it again next time.
+func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamService_WatchServer) error {
+	ctx := stream.Context()
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	team, err := teamOf(p, req.GetTeam())
+	if err != nil {
+		return err
+	}
+	cons, err := s.d.Bus.EnsureConsumer(ctx, bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        WatchDurable(team),
+		FilterSubjects: []string{bus.RoutedSubject(team)},
+		MaxDeliver:     -1,
+		MaxAckPending:  256,
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return unavailable(err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	go func() {
+		select {
+		case <-s.done:
+			it.Stop()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return unavailable(err)
+		}
+		resp, err := watchResponse(m.Data())
+		if err != nil {
+			// Never sendable: skip it rather than block the team's stream.
+			s.d.Log.WarnContext(ctx, "teamapi: skipping undecodable routed message", "team", team, "err", err)
+			_ = m.Term()
+			continue
+		}
+		if err := stream.Send(resp); err != nil {
+			_ = m.Nak()
+			return err
+		}
+		if err := m.DoubleAck(ctx); err != nil {
+			s.d.Log.WarnContext(ctx, "teamapi: watch ack failed; the item will be sent again", "team", team, "err", err)
+		}
+	}
+}
+
+func watchResponse(data []byte) (*feedloopv1.WatchResponse, error) {
+	var ev feedloopv1.Event
+	if err := proto.Unmarshal(data, &ev); err != nil {
+		return nil, err
+	}
+	r := ev.GetRouted()
+	if r == nil {
+		return nil, fmt.Errorf("event %s is not Routed", ev.GetId())
+	}
+	r = proto.CloneOf(r)
+	// Teams see the redacted text only.
+	if red := r.GetClassification().GetRedactedText(); red != "" && r.Feedback != nil {
+		r.Feedback.Text = red
+	}
+	return &feedloopv1.WatchResponse{EventId: ev.GetId(), Routed: r}, nil
+}
+
+// forTeams strips what teams must not see: the customer's status token.
+func forTeams(item *feedloopv1.Item) *feedloopv1.Item {
+	out := proto.CloneOf(item)
+	out.StatusToken = ""
+	return out
+}
+
+func assignment(item *feedloopv1.Item, team string) *feedloopv1.AssignmentState {
+	for _, a := range item.GetAssignments() {
+		if a.GetTeam() == team {
+			return a
+		}
+	}
+	return nil
+}
+
+func decideError(err error) error {
+	var fe *workflow.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return invalid(fe.Field, fe.Rule)
+	case errors.Is(err, workflow.ErrIllegal):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, workflow.ErrNotAssigned):
+		return status.Error(codes.PermissionDenied, err.Error())
+	default:
+		return status.Error(codes.Internal, err.Error())
+	}
+}
+
+// invalid is InvalidArgument with a BadRequest field violation.
+func invalid(field, rule string) error {
+	st := status.New(codes.InvalidArgument, field+": "+rule)
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: rule}}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+func unavailable(err error) error { return status.Error(codes.Unavailable, err.Error()) }
