@@ -102,6 +102,7 @@ func (h *harness) run() {
 		Concurrency:    2,
 		ReloadInterval: 100 * time.Millisecond,
 		SLATick:        50 * time.Millisecond,
+		SLAWarnAt:      0.5,
 	}, h.infra)
 	if err != nil {
 		t.Fatalf("New: %v", err)
