@@ -18,6 +18,7 @@ func TestLoadConfigFromEnv(t *testing.T) {
 	t.Setenv("NOTIFIER_SMTP_ADDR", "smtp.example.com:587")
 	t.Setenv("NOTIFIER_SMTP_FROM", "Acme <support@acme.example>")
 	t.Setenv("NOTIFIER_CONSOLE", "true")
+	t.Setenv("NOTIFIER_CUSTOMER_ROUTED", "true")
 	cfg, err := notifier.LoadConfig()
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
@@ -28,8 +29,11 @@ func TestLoadConfigFromEnv(t *testing.T) {
 	if cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != 4 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
-	if cfg.ConsoleOutput != nil {
-		t.Error("ConsoleOutput set from the environment")
+	if !cfg.CustomerRouted || cfg.CustomerDailyCap != 5 || cfg.DigestDelay != 5*time.Minute || cfg.DigestPoll != 30*time.Second {
+		t.Errorf("routed/cap/digest settings = %v %d %s %s", cfg.CustomerRouted, cfg.CustomerDailyCap, cfg.DigestDelay, cfg.DigestPoll)
+	}
+	if cfg.ConsoleOutput != nil || cfg.Clock != nil {
+		t.Error("Go-only fields set from the environment")
 	}
 }
 
@@ -37,6 +41,8 @@ func TestLoadConfigNamesBadVariables(t *testing.T) {
 	t.Setenv("NOTIFIER_CUSTOMER_WEBHOOK_URL", "ftp://nope")
 	t.Setenv("NOTIFIER_SMTP_ADDR", "smtp.example.com")
 	t.Setenv("NOTIFIER_DEDUP_TTL", "5m")
+	t.Setenv("NOTIFIER_CUSTOMER_DAILY_CAP", "-1")
+	t.Setenv("NOTIFIER_DIGEST_DELAY", "48h")
 	_, err := notifier.LoadConfig()
 	if err == nil {
 		t.Fatal("LoadConfig accepted bad variables")
@@ -47,6 +53,8 @@ func TestLoadConfigNamesBadVariables(t *testing.T) {
 		`NOTIFIER_SMTP_ADDR: must be host:port, got "smtp.example.com"`,
 		"NOTIFIER_SMTP_FROM: required when NOTIFIER_SMTP_ADDR is set",
 		"NOTIFIER_DEDUP_TTL: must be at least 1h",
+		"NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got -1",
+		"NOTIFIER_DIGEST_DELAY: must be 0..24h, got 48h0m0s",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -72,6 +80,10 @@ func TestValidate(t *testing.T) {
 		{"status url", notifier.Config{Common: validCommon(), StatusURL: "status.example.com"}, "NOTIFIER_STATUS_URL: must be an absolute http(s) URL"},
 		{"attempts", notifier.Config{Common: validCommon(), WebhookAttempts: 50}, "NOTIFIER_WEBHOOK_ATTEMPTS: must be 1..10, got 50"},
 		{"concurrency", notifier.Config{Common: validCommon(), Concurrency: -1}, "NOTIFIER_CONCURRENCY: must be 1..256, got -1"},
+		{"no cap", notifier.Config{Common: validCommon(), CustomerDailyCap: 0}, ""},
+		{"cap", notifier.Config{Common: validCommon(), CustomerDailyCap: 1001}, "NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got 1001"},
+		{"digest delay", notifier.Config{Common: validCommon(), DigestDelay: -time.Second}, "NOTIFIER_DIGEST_DELAY: must be 0..24h, got -1s"},
+		{"digest poll", notifier.Config{Common: validCommon(), DigestPoll: time.Millisecond}, "NOTIFIER_DIGEST_POLL: must be 10ms..1h, got 1ms"},
 		{"common", notifier.Config{Common: lifecycle.Common{NATSURL: "http://x", RedisURL: "redis://x", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"}}, "NATS_URL: must start with nats://"},
 	}
 	for _, tc := range cases {

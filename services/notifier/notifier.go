@@ -1,8 +1,9 @@
 // Package notifier is the notifier service: it turns lifecycle events into
 // customer and team messages (signed webhooks, SMTP email, console),
 // rendered from per-step, per-locale templates, never twice for the same
-// step and recipient, only with the customer's consent, and records each
-// message as a feedback.notified event.
+// step and recipient, only with the customer's consent, at most a daily
+// number per customer (the rest in one digest), and records each message
+// as a feedback.notified event.
 package notifier
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/console"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/email"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
+	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
@@ -41,6 +43,7 @@ const (
 	DefaultWebhookTimeout  = 10 * time.Second
 	DefaultWebhookAttempts = 3
 	DefaultConcurrency     = 4
+	DefaultDigestPoll      = 30 * time.Second
 	// MinWebhookSecret is the shortest accepted webhook secret, in bytes.
 	MinWebhookSecret = 16
 )
@@ -84,8 +87,21 @@ type Config struct {
 	// Console mirrors every message to ConsoleOutput. It is on by itself
 	// when no other channel is configured.
 	Console bool `env:"NOTIFIER_CONSOLE"`
-	// StatusURL is the base of customer status links (<base>/<feedback id>).
+	// StatusURL is the base of customer status links (<base>/<status
+	// token>) and survey answers (<base>/<status token>/survey?csat=N).
 	StatusURL string `env:"NOTIFIER_STATUS_URL"`
+	// CustomerRouted also tells the customer which team their feedback
+	// reached ("it reached our billing team").
+	CustomerRouted bool `env:"NOTIFIER_CUSTOMER_ROUTED" envDefault:"false"`
+	// CustomerDailyCap bounds the messages one customer gets per UTC day;
+	// the rest are held and sent in one digest after the day. 0: no cap
+	// (also the meaning of the zero value in a Config built in Go).
+	CustomerDailyCap int `env:"NOTIFIER_CUSTOMER_DAILY_CAP" envDefault:"5"`
+	// DigestDelay is how long after the end of a UTC day (midnight) its
+	// digests are sent: a margin for replicas whose clocks differ.
+	DigestDelay time.Duration `env:"NOTIFIER_DIGEST_DELAY" envDefault:"5m"`
+	// DigestPoll is how often a replica looks for due digests.
+	DigestPoll time.Duration `env:"NOTIFIER_DIGEST_POLL" envDefault:"30s"`
 	// DedupTTL is how long a sent message is remembered.
 	DedupTTL time.Duration `env:"NOTIFIER_DEDUP_TTL" envDefault:"2160h"`
 	// Concurrency is how many events one replica handles at once.
@@ -94,6 +110,9 @@ type Config struct {
 	// ConsoleOutput is where the console channel writes (default os.Stdout).
 	// Set from Go only: `feedloop dev` passes its own stdout.
 	ConsoleOutput io.Writer `env:"-"`
+	// Clock tells the time for the daily cap and digests (default
+	// time.Now). Set from Go only: tests move it across midnight.
+	Clock func() time.Time `env:"-"`
 }
 
 // LoadConfig reads the environment and validates it.
@@ -116,8 +135,14 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
+	if c.DigestPoll == 0 {
+		c.DigestPoll = DefaultDigestPoll
+	}
 	if c.ConsoleOutput == nil {
 		c.ConsoleOutput = os.Stdout
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	return c
 }
@@ -170,6 +195,15 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 || c.Concurrency > 256 {
 		errs = append(errs, fmt.Errorf("NOTIFIER_CONCURRENCY: must be 1..256, got %d", c.Concurrency))
 	}
+	if c.CustomerDailyCap < 0 || c.CustomerDailyCap > 1000 {
+		errs = append(errs, fmt.Errorf("NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got %d", c.CustomerDailyCap))
+	}
+	if c.DigestDelay < 0 || c.DigestDelay > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("NOTIFIER_DIGEST_DELAY: must be 0..24h, got %s", c.DigestDelay))
+	}
+	if c.DigestPoll < 10*time.Millisecond || c.DigestPoll > time.Hour {
+		errs = append(errs, fmt.Errorf("NOTIFIER_DIGEST_POLL: must be 10ms..1h, got %s", c.DigestPoll))
+	}
 	return errors.Join(errs...)
 }
 
@@ -212,19 +246,24 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	log.Info("notifier: channels", "summary", describe(cfg, dir), "locales", strings.Join(tmpl.Locales(), ","))
+	log.Info("notifier: channels", "summary", describe(cfg, dir), "locales", strings.Join(tmpl.Locales(), ","),
+		"customer_routed", cfg.CustomerRouted, "customer_daily_cap", cfg.CustomerDailyCap)
 
 	return &Service{
 		cfg: cfg,
 		bus: infra.Bus,
 		log: log,
 		handler: &app.Handler{
-			Templates:  tmpl,
-			Recipients: dir,
-			Dedup:      dedup.New(infra.Redis, claimTTL, cfg.DedupTTL),
-			Publisher:  infra.Bus,
-			Log:        log,
-			StatusURL:  cfg.StatusURL,
+			Templates:   tmpl,
+			Recipients:  dir,
+			Dedup:       dedup.New(infra.Redis, claimTTL, cfg.DedupTTL),
+			Publisher:   infra.Bus,
+			Log:         log,
+			Options:     notify.Options{StatusURL: cfg.StatusURL, CustomerRouted: cfg.CustomerRouted},
+			Cap:         dailycap.New(infra.Redis, cfg.DedupTTL),
+			CapLimit:    cfg.CustomerDailyCap,
+			DigestDelay: cfg.DigestDelay,
+			Now:         cfg.Clock,
 		},
 	}, nil
 }
@@ -305,9 +344,10 @@ func describe(cfg Config, d *recipients.Directory) string {
 // ConsumerConfig is the notifier's durable consumer on the FEEDBACK stream.
 func (s *Service) ConsumerConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
-		Stream:         bus.StreamFeedback,
-		Durable:        Durable,
-		FilterSubjects: []string{bus.SubjectReceived, bus.AllRouted},
+		Stream:  bus.StreamFeedback,
+		Durable: Durable,
+		// Several filters need nats-server 2.10+.
+		FilterSubjects: []string{bus.SubjectReceived, bus.AllRouted, bus.AllUpdated, bus.AllEscalated, bus.SubjectClosed},
 		MaxDeliver:     maxDeliver,
 		Backoff:        backoff,
 		AckWait:        ackWait,
@@ -315,11 +355,21 @@ func (s *Service) ConsumerConfig() bus.ConsumerConfig {
 	}
 }
 
-// Run consumes lifecycle events until ctx is cancelled, then lets the
-// messages in hand finish and returns nil.
+// Run consumes lifecycle events and sends due digests until ctx is
+// cancelled, then lets the messages in hand finish and returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	s.log.InfoContext(ctx, "notifier: consuming", "durable", Durable)
-	if err := s.bus.Consume(ctx, s.ConsumerConfig(), s.handler.Handle); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	digests := make(chan struct{})
+	go func() {
+		defer close(digests)
+		s.handler.RunDigests(ctx, s.cfg.DigestPoll)
+	}()
+	err := s.bus.Consume(ctx, s.ConsumerConfig(), s.handler.Handle)
+	cancel()
+	<-digests
+	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
 	return nil

@@ -249,11 +249,15 @@ func customerFeedback(fid string, consent bool) *feedloopv1.Feedback {
 func receivedEvent(fid string, consent bool) *feedloopv1.Event {
 	return &feedloopv1.Event{
 		Id: bus.NewID(), FeedbackId: fid, OccurredAt: timestamppb.Now(),
-		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: customerFeedback(fid, consent)}},
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: customerFeedback(fid, consent), StatusToken: tokenOf(fid)}},
 	}
 }
 
 const redacted = "My card [CARD] was charged twice. Call me on [PHONE]."
+
+// tokenOf is the status token of item fid in these tests: random in
+// production, derived here so tests can predict links.
+func tokenOf(fid string) string { return strings.ReplaceAll(bus.DeriveID(fid, "token"), "-", "") }
 
 func routedEvent(fid, team string) *feedloopv1.Event {
 	return &feedloopv1.Event{
@@ -316,7 +320,7 @@ func TestCustomerAcknowledgedExactlyOnce(t *testing.T) {
 	if p.Step != "received" || p.Audience != "customer" || p.Customer.Email != "ada@example.com" || p.Customer.ID != "cus_42" || p.Customer.Locale != "de-CH" {
 		t.Errorf("payload = %+v", p)
 	}
-	if p.StatusURL != "https://status.acme.example/feedback/"+fid {
+	if p.StatusURL != "https://status.acme.example/feedback/"+tokenOf(fid) {
 		t.Errorf("status_url = %q", p.StatusURL)
 	}
 	if !strings.HasPrefix(p.Message.Subject, "Wir haben Ihr Feedback erhalten") {

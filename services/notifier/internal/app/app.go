@@ -1,6 +1,7 @@
 // Package app is the notifier's use case: one lifecycle event in, at most
-// one message per (feedback, step, recipient) out, each recorded by a
-// feedback.notified event.
+// one message per (feedback, step, scope, recipient) out, each recorded by a
+// feedback.notified event; customer messages over the daily cap are held
+// and sent later in one digest per customer and day (digest.go).
 package app
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
@@ -38,10 +40,23 @@ type Handler struct {
 	Dedup      *dedup.Store
 	Publisher  Publisher
 	Log        *slog.Logger
-	// StatusURL is the base of customer status links ("" for none).
-	StatusURL string
-	// Now stamps the Notified events (default time.Now).
+	// Options shape the notices (status links, the optional routed note).
+	Options notify.Options
+	// Cap holds customer messages over CapLimit per customer and UTC day
+	// for the digest; nil or CapLimit 0: no cap.
+	Cap      *dailycap.Store
+	CapLimit int
+	// DigestDelay is how long after the end of a UTC day its digests are due.
+	DigestDelay time.Duration
+	// Now is the clock: it stamps Notified events and tells the day (default time.Now).
 	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // Handle is the bus handler: it plans the event's notices and delivers each
@@ -52,7 +67,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 	if err != nil {
 		return err
 	}
-	dec, err := notify.Plan(m.Subject, ev, h.StatusURL)
+	dec, err := notify.Plan(m.Subject, ev, h.Options)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -67,6 +82,20 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 			h.Log.InfoContext(ctx, "notification skipped: no contact address on any configured channel",
 				"feedback_id", n.FeedbackID, "step", n.Name, "audience", n.Audience, "team", n.Team)
 			continue
+		}
+		if n.Audience == notify.AudienceCustomer {
+			held, err := h.admit(ctx, n)
+			if err != nil {
+				h.Log.WarnContext(ctx, "notification not admitted", "feedback_id", n.FeedbackID, "step", n.Name, "err", err)
+				errs = append(errs, err)
+				if !bus.IsPermanent(err) {
+					permanent = false
+				}
+				continue
+			}
+			if held {
+				continue
+			}
 		}
 		for _, t := range targets {
 			if err := h.deliver(ctx, n, t); err != nil {
@@ -154,26 +183,31 @@ func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Deliver
 	}, nil
 }
 
+// publish records the delivery of n to t, caused by event cause, as a
+// Notified event; a digest records one per message it stands for, each
+// under that message's feedback item and cause.
 func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Target, d notify.Delivery, cause string) error {
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
+	covers := n.Covers
+	if len(covers) == 0 {
+		covers = []notify.Covered{{FeedbackID: n.FeedbackID, Team: n.Team, CauseEventID: cause}}
 	}
-	ev := &feedloopv1.Event{
-		Id:         d.NotifiedID(cause),
-		FeedbackId: n.FeedbackID,
-		OccurredAt: timestamppb.New(now()),
-		Payload: &feedloopv1.Event_Notified{Notified: &feedloopv1.Notified{
-			Step:         n.Step,
-			Audience:     string(n.Audience),
-			Channel:      t.Channel,
-			Recipient:    t.Recipient,
-			Team:         n.Team,
-			CauseEventId: cause,
-		}},
-	}
-	if _, err := h.Publisher.Publish(ctx, bus.SubjectNotified, ev); err != nil {
-		return fmt.Errorf("publish notified for %s: %w", d.Key(), err)
+	for _, c := range covers {
+		ev := &feedloopv1.Event{
+			Id:         d.NotifiedID(c.CauseEventID),
+			FeedbackId: c.FeedbackID,
+			OccurredAt: timestamppb.New(h.now()),
+			Payload: &feedloopv1.Event_Notified{Notified: &feedloopv1.Notified{
+				Step:         n.Step,
+				Audience:     string(n.Audience),
+				Channel:      t.Channel,
+				Recipient:    t.Recipient,
+				Team:         c.Team,
+				CauseEventId: c.CauseEventID,
+			}},
+		}
+		if _, err := h.Publisher.Publish(ctx, bus.SubjectNotified, ev); err != nil {
+			return fmt.Errorf("publish notified for %s: %w", d.Key(), err)
+		}
 	}
 	return nil
 }

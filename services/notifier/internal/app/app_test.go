@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -20,6 +21,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/notifier/internal/app"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
+	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
@@ -31,6 +33,7 @@ type fixture struct {
 	b     *bus.Bus
 	hits  *atomic.Int32
 	store *dedup.Store
+	rdb   *redis.Client
 }
 
 func newFixture(t *testing.T) fixture {
@@ -54,9 +57,10 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	b := testkit.Bus(t)
-	store := dedup.New(testkit.RedisClient(t), time.Minute, time.Hour)
+	rdb := testkit.RedisClient(t)
+	store := dedup.New(rdb, time.Minute, time.Hour)
 	return fixture{
-		b: b, hits: &hits, store: store,
+		b: b, hits: &hits, store: store, rdb: rdb,
 		h: &app.Handler{
 			Templates:  set,
 			Recipients: &recipients.Directory{CustomerWebhook: hook},
@@ -147,5 +151,69 @@ func TestUndecodableMessageIsPermanent(t *testing.T) {
 	err := f.h.Handle(context.Background(), &bus.Msg{Subject: bus.SubjectReceived, Data: []byte{0xff, 0x01}, Header: nats.Header{}})
 	if !bus.IsPermanent(err) {
 		t.Fatalf("Handle = %v, want permanent", err)
+	}
+}
+
+// A digest another replica is sending is left for a later tick, and once
+// sent is retired without a second send.
+func TestDigestInFlightElsewhereIsLeftThenRetired(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)
+	f.h.Cap, f.h.CapLimit, f.h.Now = dailycap.New(f.rdb, time.Hour), 1, func() time.Time { return now }
+	first, second := bus.NewID(), bus.NewID()
+	for _, m := range []*bus.Msg{receivedMsg(t, "ev-1", first), receivedMsg(t, "ev-2", second)} {
+		if err := f.h.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.hits.Load(); n != 1 {
+		t.Fatalf("webhook got %d requests, want 1 (cap 1, the second held)", n)
+	}
+	digest := notify.Delivery{
+		FeedbackID: notify.DigestID("2025-03-14", notify.CapIdentity(notify.Customer{ID: "c1"})),
+		Step:       "digest", Channel: "webhook", Recipient: recipients.CustomerWebhook,
+	}
+	other, err := f.store.Claim(ctx, digest.Key())
+	if err != nil || other.State != dedup.Acquired {
+		t.Fatal(other.State, err)
+	}
+	now = time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC)
+	if err := f.h.SendDigests(ctx); err != nil {
+		t.Fatalf("SendDigests while in flight elsewhere: %v", err)
+	}
+	if n := f.hits.Load(); n != 1 {
+		t.Fatalf("webhook got %d requests while another replica sent the digest", n)
+	}
+	if due, _ := f.h.Cap.Due(ctx, now, 10); len(due) != 1 {
+		t.Fatalf("due = %v, want the digest still due", due)
+	}
+	if err := f.store.MarkSent(ctx, other, digest.FeedbackID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.SendDigests(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.hits.Load(); n != 1 {
+		t.Fatalf("webhook got %d requests, want no second digest", n)
+	}
+	if due, _ := f.h.Cap.Due(ctx, now, 10); len(due) != 0 {
+		t.Fatalf("due = %v, want the digest retired", due)
+	}
+	// The held message is recorded as told, under its own item and cause.
+	s, err := f.b.JetStream().Stream(ctx, bus.StreamFeedback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, bus.SubjectNotified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &feedloopv1.Event{}
+	if err := proto.Unmarshal(m.Data, ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := ev.GetNotified(); ev.GetFeedbackId() != second || n.GetStep() != feedloopv1.Step_STEP_DIGEST || n.GetCauseEventId() != "ev-2" {
+		t.Errorf("last notified = %v", ev)
 	}
 }

@@ -4,14 +4,14 @@
 //
 // A step is notified through a fixed chain: event → Notice (this package) →
 // templates "<step>.*.tmpl" rendered in the recipient's locale → one delivery
-// per recipient channel. New steps (planned, resolved, declined, survey,
-// escalated) slot in by adding a Spec to Steps and a case to Plan.
+// per recipient channel. A new step slots in by adding a Spec to Steps and a
+// case to Plan.
 package notify
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -39,11 +39,36 @@ type Spec struct {
 	Audience Audience
 }
 
-// Steps are the steps this notifier sends, in loop order. Templates are
-// required and validated for each of them.
+// Template names of the steps.
+const (
+	StepReceived       = "received"
+	StepCustomerRouted = "customer_routed"
+	StepPlanned        = "planned"
+	StepPlanChanged    = "plan_changed"
+	StepResolved       = "resolved"
+	StepDeclined       = "declined"
+	StepSurvey         = "survey"
+	StepDigest         = "digest"
+	StepRouted         = "routed"
+	StepEscalated      = "escalated"
+	StepReopened       = "reopened"
+)
+
+// Steps are the steps this notifier sends, customer steps in loop order,
+// then team steps. Templates are required and validated for each of them.
+// STEP_ROUTED appears twice: the team alert and the optional customer note.
 var Steps = []Spec{
-	{Step: feedloopv1.Step_STEP_RECEIVED, Name: "received", Audience: AudienceCustomer},
-	{Step: feedloopv1.Step_STEP_ROUTED, Name: "routed", Audience: AudienceTeam},
+	{Step: feedloopv1.Step_STEP_RECEIVED, Name: StepReceived, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_ROUTED, Name: StepCustomerRouted, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_PLANNED, Name: StepPlanned, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_PLAN_CHANGED, Name: StepPlanChanged, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_RESOLVED, Name: StepResolved, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_DECLINED, Name: StepDeclined, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_SURVEY, Name: StepSurvey, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_DIGEST, Name: StepDigest, Audience: AudienceCustomer},
+	{Step: feedloopv1.Step_STEP_ROUTED, Name: StepRouted, Audience: AudienceTeam},
+	{Step: feedloopv1.Step_STEP_ESCALATED, Name: StepEscalated, Audience: AudienceTeam},
+	{Step: feedloopv1.Step_STEP_REOPENED, Name: StepReopened, Audience: AudienceTeam},
 }
 
 // StepNames returns the template names of Steps.
@@ -55,35 +80,59 @@ func StepNames() []string {
 	return names
 }
 
-// SpecOf returns the Spec of step.
-func SpecOf(step feedloopv1.Step) (Spec, bool) {
+// SpecNamed returns the Spec whose templates are called name.
+func SpecNamed(name string) (Spec, bool) {
 	for _, s := range Steps {
-		if s.Step == step {
+		if s.Name == name {
 			return s, true
 		}
 	}
 	return Spec{}, false
 }
 
+// spec is SpecNamed for the names of this package.
+func spec(name string) Spec {
+	s, ok := SpecNamed(name)
+	if !ok {
+		panic("notify: no step " + name)
+	}
+	return s
+}
+
 // Notice is one step to notify because of one event: the notifier turns it
 // into one message per recipient channel of its audience.
 type Notice struct {
 	Spec
-	// FeedbackID is the feedback item concerned.
+	// FeedbackID is the feedback item concerned (for a digest: the digest's
+	// own identity, see DigestID).
 	FeedbackID string
 	// CauseEventID is the id of the event that asked for the notice.
 	CauseEventID string
 	// Scope tells apart repeated occurrences of one step for one feedback
-	// item that must each be sent: the team for routed (one alert per
-	// team), empty for received (one acknowledgement per item).
+	// item that must each be sent (see Delivery): the team for routed,
+	// customer_routed, planned, resolved, declined; team and new date for
+	// plan_changed; team and event for reopened; team alerted and the
+	// escalation's deadline, kind, level and due date for escalated; empty
+	// for received and survey (once per item).
 	Scope string
-	// Team is the team concerned, for team steps.
+	// Team is the team concerned: whose channels get a team notice, and
+	// the team recorded in Notified for customer steps about one team.
 	Team string
 	// Locale picks the templates: the customer's for customer steps, empty
 	// (the default templates) for team steps.
 	Locale string
 	// Data is what the templates and the webhook body are made of.
 	Data Data
+	// Covers lists the held messages a digest stands for: each gets its
+	// own Notified record. Empty for every other step.
+	Covers []Covered
+}
+
+// Covered is a message held back by the daily cap and sent in a digest.
+type Covered struct {
+	FeedbackID   string
+	Team         string
+	CauseEventID string
 }
 
 // Skip records a notice not sent and why, for the log.
@@ -98,153 +147,59 @@ type Decision struct {
 	Skipped []Skip
 }
 
-// Plan decides what to notify because of ev, published on subject.
-// statusBase is the base URL of status links ("" for none). Events of no
-// interest give an empty Decision; malformed events an ErrInvalidEvent.
-func Plan(subject string, ev *feedloopv1.Event, statusBase string) (Decision, error) {
+// Options are the deployment's choices that shape notices.
+type Options struct {
+	// StatusURL is the base of status links ("" for none).
+	StatusURL string
+	// CustomerRouted tells the customer which team their feedback reached.
+	CustomerRouted bool
+}
+
+// Plan decides what to notify because of ev, published on subject. Events
+// of no interest give an empty Decision; malformed events an ErrInvalidEvent.
+func Plan(subject string, ev *feedloopv1.Event, o Options) (Decision, error) {
 	switch p := ev.GetPayload().(type) {
 	case *feedloopv1.Event_Received:
-		return planReceived(subject, ev, p.Received, statusBase)
+		return planReceived(subject, ev, p.Received, o)
 	case *feedloopv1.Event_Routed:
-		return planRouted(subject, ev, p.Routed, statusBase)
+		return planRouted(subject, ev, p.Routed, o)
+	case *feedloopv1.Event_StatusChanged:
+		return planStatus(subject, ev, p.StatusChanged, o)
+	case *feedloopv1.Event_Escalated:
+		return planEscalated(subject, ev, p.Escalated, o)
+	case *feedloopv1.Event_Closed:
+		return planClosed(subject, ev, p.Closed, o)
 	default:
+		// Commented and Replied are internal; Classified and Notified are
+		// not the notifier's business.
 		return Decision{}, nil
 	}
 }
 
-func planReceived(subject string, ev *feedloopv1.Event, r *feedloopv1.Received, statusBase string) (Decision, error) {
-	spec, _ := SpecOf(feedloopv1.Step_STEP_RECEIVED)
-	if subject != bus.SubjectReceived {
-		return Decision{}, fmt.Errorf("%w: Received payload on %s", ErrInvalidEvent, subject)
-	}
-	fb := r.GetFeedback()
-	if err := checkFeedback(ev, fb); err != nil {
-		return Decision{}, err
-	}
-	if !fb.GetCustomer().GetConsent().GetContact() {
-		return Decision{Skipped: []Skip{{Step: spec, Reason: "customer gave no contact consent"}}}, nil
-	}
-	n := Notice{
-		Spec:         spec,
-		FeedbackID:   ev.GetFeedbackId(),
-		CauseEventID: ev.GetId(),
-		Locale:       fb.GetCustomer().GetLocale(),
-		Data:         feedbackData(spec, ev.GetFeedbackId(), fb, statusBase),
-	}
-	// The customer sees their own words, unredacted.
-	n.Data.Text = fb.GetText()
-	return Decision{Notices: []Notice{n}}, nil
-}
-
-func planRouted(subject string, ev *feedloopv1.Event, r *feedloopv1.Routed, statusBase string) (Decision, error) {
-	spec, _ := SpecOf(feedloopv1.Step_STEP_ROUTED)
-	fb := r.GetFeedback()
-	if err := checkFeedback(ev, fb); err != nil {
-		return Decision{}, err
-	}
-	team := r.GetAssignment().GetTeam()
-	if team == "" {
-		return Decision{}, fmt.Errorf("%w: Routed event %s has no assignment team", ErrInvalidEvent, ev.GetId())
-	}
-	if want := bus.RoutedSubject(team); subject != want {
-		return Decision{}, fmt.Errorf("%w: Routed event for team %q on %s, want %s", ErrInvalidEvent, team, subject, want)
-	}
-	d := feedbackData(spec, ev.GetFeedbackId(), fb, statusBase)
-	d.Team = team
-	// Teams see the redacted text only: personal data stays out of team tools.
-	d.Text = r.GetClassification().GetRedactedText()
-	d.Classification = classificationData(r.GetClassification())
-	d.Assignment = assignmentData(r.GetAssignment())
-	return Decision{Notices: []Notice{{
-		Spec:         spec,
-		FeedbackID:   ev.GetFeedbackId(),
-		CauseEventID: ev.GetId(),
-		Scope:        team,
-		Team:         team,
-		Data:         d,
-	}}}, nil
-}
-
-func checkFeedback(ev *feedloopv1.Event, fb *feedloopv1.Feedback) error {
-	if ev.GetFeedbackId() == "" {
-		return fmt.Errorf("%w: event %s has no feedback_id", ErrInvalidEvent, ev.GetId())
-	}
-	if fb == nil {
-		return fmt.Errorf("%w: event %s carries no feedback", ErrInvalidEvent, ev.GetId())
-	}
-	if fb.GetId() != "" && fb.GetId() != ev.GetFeedbackId() {
-		return fmt.Errorf("%w: event %s is about feedback %s but carries feedback %s", ErrInvalidEvent, ev.GetId(), ev.GetFeedbackId(), fb.GetId())
-	}
-	return nil
-}
-
-func feedbackData(spec Spec, feedbackID string, fb *feedloopv1.Feedback, statusBase string) Data {
-	c := fb.GetCustomer()
-	d := Data{
-		Step:       spec.Name,
-		Audience:   string(spec.Audience),
-		FeedbackID: feedbackID,
-		Customer: Customer{
-			ID:     c.GetId(),
-			Name:   c.GetName(),
-			Email:  c.GetEmail(),
-			Locale: c.GetLocale(),
-		},
-		Source:    fb.GetSource(),
-		Channel:   enumName(fb.GetChannel().String(), "CHANNEL_"),
-		Subject:   fb.GetSubject(),
-		Product:   fb.GetProduct(),
-		Area:      fb.GetArea(),
-		StatusURL: StatusURL(statusBase, feedbackID),
-	}
-	if t := fb.GetReceivedAt(); t != nil {
-		d.ReceivedAt = t.AsTime().UTC()
-	}
-	return d
-}
-
-func classificationData(c *feedloopv1.Classification) Classification {
-	out := Classification{
-		Sentiment: enumName(c.GetSentiment().String(), "SENTIMENT_"),
-		Urgency:   enumName(c.GetUrgency().String(), "URGENCY_"),
-		Language:  c.GetLanguage(),
-	}
-	for _, t := range c.GetTopics() {
-		out.Topics = append(out.Topics, t.GetTopic())
-	}
-	return out
-}
-
-func assignmentData(a *feedloopv1.Assignment) Assignment {
-	out := Assignment{
-		Route:    a.GetRoute(),
-		Priority: enumName(a.GetPriority().String(), "PRIORITY_"),
-	}
-	if t := a.GetAcknowledgeBy(); t != nil {
-		out.AcknowledgeBy = t.AsTime().UTC()
-	}
-	if t := a.GetResolveBy(); t != nil {
-		out.ResolveBy = t.AsTime().UTC()
-	}
-	return out
-}
-
-// enumName turns "PRIORITY_HIGH" into "high"; unspecified values give "".
-func enumName(s, prefix string) string {
-	s = strings.ToLower(strings.TrimPrefix(s, prefix))
-	if s == "unspecified" {
+// StatusURL is the customer's status link: base + "/" + the escaped token,
+// or "" when no base is configured or the item has no token.
+func StatusURL(base, token string) string {
+	if base == "" || token == "" {
 		return ""
 	}
-	return s
+	return strings.TrimRight(base, "/") + "/" + url.PathEscape(token)
 }
 
-// StatusURL is the customer's status link for a feedback item: base + "/" +
-// the escaped id, or "" when no base is configured.
-func StatusURL(base, feedbackID string) string {
-	if base == "" {
-		return ""
+// SurveyScores are the CSAT answers offered by the survey, worst first.
+var SurveyScores = []int{1, 2, 3, 4, 5}
+
+// SurveyLinks are the survey's one-click answers,
+// <status url>/<token>/survey?csat=N; none without a status link.
+func SurveyLinks(base, token string) []SurveyLink {
+	s := StatusURL(base, token)
+	if s == "" {
+		return nil
 	}
-	return strings.TrimRight(base, "/") + "/" + url.PathEscape(feedbackID)
+	out := make([]SurveyLink, 0, len(SurveyScores))
+	for _, n := range SurveyScores {
+		out = append(out, SurveyLink{Score: n, URL: s + "/survey?csat=" + strconv.Itoa(n)})
+	}
+	return out
 }
 
 // Delivery identifies one message: a step of one feedback item (within its
@@ -261,11 +216,7 @@ type Delivery struct {
 // Key is the Redis key recording the delivery:
 // notify:sent:<feedback>:<step>[/<scope>]:<channel>:<recipient>.
 func (d Delivery) Key() string {
-	step := d.Step
-	if d.Scope != "" {
-		step += "/" + d.Scope
-	}
-	return "notify:sent:" + d.FeedbackID + ":" + step + ":" + d.Channel + ":" + d.Recipient
+	return "notify:sent:" + d.FeedbackID + ":" + stepScope(d.Step, d.Scope) + ":" + d.Channel + ":" + d.Recipient
 }
 
 // IdempotencyKey is a deterministic UUID of the delivery, given to receivers
@@ -275,7 +226,25 @@ func (d Delivery) IdempotencyKey() string {
 }
 
 // NotifiedID is the id of the Notified event recording the delivery caused
-// by event cause; the same delivery and cause always give the same id.
+// by event cause; the same delivery and cause always give the same id. The
+// scope is part of it when set: one event may cause one step twice (an
+// escalation alerts the team and its escalation target).
 func (d Delivery) NotifiedID(cause string) string {
-	return bus.DeriveID(cause, "notified", d.Step, d.Channel, d.Recipient)
+	if d.Scope == "" {
+		return bus.DeriveID(cause, "notified", d.Step, d.Channel, d.Recipient)
+	}
+	return bus.DeriveID(cause, "notified", d.Step, d.Scope, d.Channel, d.Recipient)
+}
+
+// NoticeKey names a notice independently of its channels: the unit the
+// daily cap counts, notify:notice:<feedback>:<step>[/<scope>].
+func (n Notice) NoticeKey() string {
+	return "notify:notice:" + n.FeedbackID + ":" + stepScope(n.Name, n.Scope)
+}
+
+func stepScope(step, scope string) string {
+	if scope == "" {
+		return step
+	}
+	return step + "/" + scope
 }

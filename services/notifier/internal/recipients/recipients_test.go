@@ -26,11 +26,13 @@ func targets(ts []recipients.Target) []string {
 }
 
 func customerNotice(c notify.Customer) notify.Notice {
-	return notify.Notice{Spec: notify.Steps[0], Data: notify.Data{Customer: c}}
+	s, _ := notify.SpecNamed(notify.StepReceived)
+	return notify.Notice{Spec: s, Data: notify.Data{Customer: c}}
 }
 
 func teamNotice(team string) notify.Notice {
-	return notify.Notice{Spec: notify.Steps[1], Team: team}
+	s, _ := notify.SpecNamed(notify.StepRouted)
+	return notify.Notice{Spec: s, Team: team}
 }
 
 func teamsFile(t *testing.T) *teams.File {

@@ -90,6 +90,38 @@ var Funcs = map[string]any{
 	},
 	// join joins elems with sep.
 	"join": func(sep string, elems []string) string { return strings.Join(elems, sep) },
+	// localdate formats t's UTC day the way lang writes dates: en "28 March
+	// 2025", en-US "March 28, 2025", de "28. März 2025", fr "28 mars 2025",
+	// any other language "2025-03-28"; "" for the zero time. A template
+	// passes its own language, so the date matches the words around it.
+	"localdate": LocalDate,
+}
+
+var monthNames = map[string][12]string{
+	"en": {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
+	"de": {"Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"},
+	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
+}
+
+// LocalDate is the template function localdate.
+func LocalDate(lang string, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.UTC()
+	tag := Normalize(lang)
+	base, _, _ := strings.Cut(tag, "-")
+	month := monthNames[base][t.Month()-1]
+	switch {
+	case tag == "en-us":
+		return fmt.Sprintf("%s %d, %d", month, t.Day(), t.Year())
+	case base == "en" || base == "fr":
+		return fmt.Sprintf("%d %s %d", t.Day(), month, t.Year())
+	case base == "de":
+		return fmt.Sprintf("%d. %s %d", t.Day(), month, t.Year())
+	default:
+		return t.Format("2006-01-02")
+	}
 }
 
 // Load reads and validates the templates in dir for every step of samples

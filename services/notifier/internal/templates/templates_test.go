@@ -2,11 +2,13 @@ package templates_test
 
 import (
 	"errors"
+	htmltemplate "html/template"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
@@ -233,9 +235,29 @@ func TestFuncs(t *testing.T) {
 	}
 }
 
-// The shipped example templates must load: feedloop dev and the
-// Kubernetes examples use them.
-func TestExampleTemplatesLoad(t *testing.T) {
+func TestLocalDate(t *testing.T) {
+	day := time.Date(2025, 3, 28, 23, 30, 0, 0, time.FixedZone("X", -2*3600)) // 29 March in UTC
+	for lang, want := range map[string]string{
+		"en":    "29 March 2025",
+		"en-GB": "29 March 2025",
+		"en-US": "March 29, 2025",
+		"de":    "29. März 2025",
+		"de_CH": "29. März 2025",
+		"fr":    "29 mars 2025",
+		"ja":    "2025-03-29",
+		"":      "2025-03-29",
+	} {
+		if got := templates.LocalDate(lang, day); got != want {
+			t.Errorf("LocalDate(%q) = %q, want %q", lang, got, want)
+		}
+	}
+	if got := templates.LocalDate("de", time.Time{}); got != "" {
+		t.Errorf("LocalDate(zero) = %q", got)
+	}
+}
+
+func exampleSet(t *testing.T) *templates.Set {
+	t.Helper()
 	all := map[string]any{}
 	for _, name := range notify.StepNames() {
 		all[name] = notify.Sample(name)
@@ -244,6 +266,13 @@ func TestExampleTemplatesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example templates: %v", err)
 	}
+	return set
+}
+
+// The shipped example templates must load: feedloop dev and the
+// Kubernetes examples use them.
+func TestExampleTemplatesLoad(t *testing.T) {
+	set := exampleSet(t)
 	if len(set.Unused()) != 0 {
 		t.Errorf("example templates have unused files: %v", set.Unused())
 	}
@@ -260,5 +289,89 @@ func TestExampleTemplatesLoad(t *testing.T) {
 	}
 	if !strings.Contains(r.Subject, "[billing]") || !strings.Contains(r.Text, "Priority:       high") {
 		t.Errorf("routed rendered %q / %q", r.Subject, r.Text)
+	}
+}
+
+// Every customer step speaks English, German and French, and says what it
+// must: the team's message, the dates in the locale's words, the reason,
+// the survey links. Team steps are English only.
+func TestExampleTemplatesSayEachStep(t *testing.T) {
+	set := exampleSet(t)
+	s := notify.Sample("")
+	msg, reason, link1 := s.Message, s.Reason, s.SurveyLinks[0].URL
+	cases := []struct {
+		step, locale string
+		subject      string
+		text         []string
+	}{
+		{"received", "en", "We got your feedback: Charged twice", []string{s.Text, s.StatusURL}},
+		{"received", "de", "Wir haben Ihr Feedback erhalten: Charged twice", []string{s.Text, s.StatusURL}},
+		{"customer_routed", "en", "Your feedback reached our billing team: Charged twice", []string{"reached our billing team"}},
+		{"customer_routed", "de", "Ihr Feedback ist bei unserem Team billing angekommen: Charged twice", []string{"Team billing"}},
+		{"customer_routed", "fr", "Votre avis est arrivé à notre équipe billing : Charged twice", []string{"équipe billing"}},
+		{"planned", "en", "We have a plan: Charged twice", []string{"done by 28 March 2025", msg, s.StatusURL}},
+		{"planned", "de", "Wir haben einen Plan: Charged twice", []string{"bis zum 28. März 2025", msg, s.StatusURL}},
+		{"planned", "fr", "Nous avons un plan : Charged twice", []string{"d'ici le 28 mars 2025", msg}},
+		{"plan_changed", "en", "New date for your feedback: Charged twice", []string{"instead of 21 March 2025", "done by 28 March 2025", msg}},
+		{"plan_changed", "de", "Neuer Termin für Ihr Feedback: Charged twice", []string{"statt bis zum 21. März 2025", "bis zum 28. März 2025", msg}},
+		{"plan_changed", "fr", "Nouvelle date pour votre avis : Charged twice", []string{"au lieu du 21 mars 2025", "d'ici le 28 mars 2025"}},
+		{"resolved", "en", "Resolved: Charged twice", []string{"has resolved your feedback", msg}},
+		{"resolved", "de", "Erledigt: Charged twice", []string{"erledigt", msg}},
+		{"resolved", "fr", "Résolu : Charged twice", []string{"a traité votre avis", msg}},
+		{"declined", "en", "About your feedback: Charged twice", []string{"not be able to act on it", reason, "We are sorry"}},
+		{"declined", "de", "Zu Ihrem Feedback: Charged twice", []string{"nicht umsetzen", reason, "Es tut uns leid"}},
+		{"declined", "fr", "À propos de votre avis : Charged twice", []string{"pas y donner suite", reason}},
+		{"survey", "en", "How did we do? (Charged twice)", []string{"by our billing and product teams", link1, "just reply"}},
+		{"survey", "de", "Wie zufrieden waren Sie? (Charged twice)", []string{"billing und product", link1, "antworten Sie einfach"}},
+		{"survey", "fr", "Êtes-vous satisfait ? (Charged twice)", []string{link1, "répondez simplement"}},
+		{"digest", "en", "Today's updates on your feedback (2)", []string{s.Digest[0].Subject, s.Digest[0].Text, s.Digest[1].Subject, s.Digest[1].Text}},
+		{"digest", "de", "Die Neuigkeiten von heute zu Ihrem Feedback (2)", []string{s.Digest[0].Subject, s.Digest[1].Text}},
+		{"digest", "fr", "Les nouvelles du jour sur votre avis (2)", []string{s.Digest[0].Subject, s.Digest[1].Text}},
+		{"escalated", "", "[billing] [high] SLA breached (acknowledge): Charged twice", []string{"escalated to support-leads", "level 1"}},
+		{"reopened", "", "[billing] Reopened by customer: Charged twice", []string{"reopened by customer", reason}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.step+"/"+tc.locale, func(t *testing.T) {
+			d := notify.Sample(tc.step)
+			r, err := set.Render(tc.step, tc.locale, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Locale != templates.Normalize(tc.locale) && tc.locale != "en" {
+				t.Errorf("rendered from %q, want %q", r.Locale, tc.locale)
+			}
+			if r.Subject != tc.subject {
+				t.Errorf("subject = %q, want %q", r.Subject, tc.subject)
+			}
+			for _, w := range tc.text {
+				if !strings.Contains(r.Text, w) {
+					t.Errorf("text lacks %q:\n%s", w, r.Text)
+				}
+				// Data is escaped in HTML, the template's own words are not.
+				if !strings.Contains(r.HTML, w) && !strings.Contains(r.HTML, htmltemplate.HTMLEscapeString(w)) {
+					t.Errorf("HTML lacks %q:\n%s", w, r.HTML)
+				}
+			}
+		})
+	}
+	// Without survey links (no status URL) the survey asks for a reply only.
+	d := notify.Sample("survey")
+	d.SurveyLinks = nil
+	r, err := set.Render("survey", "de", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.Text, "csat=") || !strings.Contains(r.Text, "Antworten Sie einfach auf diese Nachricht mit einer Bewertung") {
+		t.Errorf("survey without links:\n%s", r.Text)
+	}
+	// A warning is not a breach.
+	d = notify.Sample("escalated")
+	d.Escalation.Kind, d.Escalation.Level = "warning", 0
+	r, err = set.Render("escalated", "", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Subject, "SLA at risk") || strings.Contains(r.Text, "escalated to") {
+		t.Errorf("warning rendered %q:\n%s", r.Subject, r.Text)
 	}
 }

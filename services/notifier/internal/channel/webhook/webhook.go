@@ -7,7 +7,7 @@
 //	                            (feedback, step, recipient) delivery: drop repeats
 //	X-Feedloop-Signature: sha256=<hex>
 //	                            hex(HMAC-SHA256(secret, body)) over the exact body bytes
-//	X-Feedloop-Step: <step>     e.g. received, routed
+//	X-Feedloop-Step: <step>     e.g. received, planned, routed, digest
 //
 // Receivers verify by recomputing the HMAC of the raw body with the shared
 // secret (NOTIFIER_WEBHOOK_SECRET) and comparing in constant time. The body
@@ -70,6 +70,50 @@ type Payload struct {
 	StatusURL      string          `json:"status_url,omitempty"`
 	Classification *Classification `json:"classification,omitempty"`
 	Assignment     *Assignment     `json:"assignment,omitempty"`
+	// CustomerMessage is the team's message to the customer (planned,
+	// plan_changed, resolved).
+	CustomerMessage string `json:"customer_message,omitempty"`
+	// Reason is why a team declined (declined) or reopened (reopened).
+	Reason string `json:"reason,omitempty"`
+	// Actor is who made the change (reopened).
+	Actor string `json:"actor,omitempty"`
+	// DueAt is the promised date (planned, plan_changed); PreviousDueAt the
+	// date promised before (plan_changed).
+	DueAt         time.Time `json:"due_at,omitzero"`
+	PreviousDueAt time.Time `json:"previous_due_at,omitzero"`
+	// ReroutedFrom is the team that passed the item on (routed).
+	ReroutedFrom string `json:"rerouted_from,omitempty"`
+	// Teams are the teams that handled the item (survey).
+	Teams []string `json:"teams,omitempty"`
+	// Survey are the one-click CSAT answers (survey).
+	Survey []SurveyLink `json:"survey,omitempty"`
+	// Escalation describes an SLA warning or breach (escalated).
+	Escalation *Escalation `json:"escalation,omitempty"`
+	// Digest lists the messages held back by the daily cap (digest).
+	Digest []DigestItem `json:"digest,omitempty"`
+}
+
+// SurveyLink is one CSAT answer of the survey.
+type SurveyLink struct {
+	Score int    `json:"score"`
+	URL   string `json:"url"`
+}
+
+// Escalation is an SLA warning (level 0) or breach (level 1 and up).
+type Escalation struct {
+	Kind       string    `json:"kind"`
+	Level      int       `json:"level"`
+	EscalateTo string    `json:"escalate_to,omitempty"`
+	Deadline   string    `json:"deadline,omitempty"`
+	DueAt      time.Time `json:"due_at,omitzero"`
+}
+
+// DigestItem is one held message of a digest.
+type DigestItem struct {
+	FeedbackID string `json:"feedback_id"`
+	Step       string `json:"step"`
+	Subject    string `json:"subject"`
+	Text       string `json:"text"`
 }
 
 // Customer identifies the customer.
@@ -120,6 +164,23 @@ func NewPayload(m channel.Message) Payload {
 		ReceivedAt:     d.ReceivedAt,
 		Message:        Message{Subject: m.Subject, Text: m.Text, HTML: m.HTML},
 		StatusURL:      d.StatusURL,
+
+		CustomerMessage: d.Message,
+		Reason:          d.Reason,
+		Actor:           d.Actor,
+		DueAt:           d.DueAt,
+		PreviousDueAt:   d.PreviousDueAt,
+		ReroutedFrom:    d.RerouteFrom,
+		Teams:           d.Teams,
+	}
+	for _, l := range d.SurveyLinks {
+		p.Survey = append(p.Survey, SurveyLink{Score: l.Score, URL: l.URL})
+	}
+	if e := d.Escalation; !e.IsZero() {
+		p.Escalation = &Escalation{Kind: e.Kind, Level: e.Level, EscalateTo: e.EscalateTo, Deadline: e.Deadline, DueAt: e.DueAt}
+	}
+	for _, it := range d.Digest {
+		p.Digest = append(p.Digest, DigestItem{FeedbackID: it.FeedbackID, Step: it.Step, Subject: it.Subject, Text: it.Text})
 	}
 	if !d.Classification.IsZero() {
 		c := d.Classification

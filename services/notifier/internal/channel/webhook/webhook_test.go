@@ -137,8 +137,12 @@ func TestSendSignsBodyAndSetsIdempotencyKey(t *testing.T) {
 func TestCustomerStepOmitsTeamParts(t *testing.T) {
 	s := newServer(t, http.StatusOK)
 	msg := message()
+	// What a received message carries: none of the parts of other steps.
 	msg.Data = notify.Sample("received")
-	msg.Data.Classification, msg.Data.Assignment = notify.Classification{}, notify.Assignment{}
+	msg.Data.Classification, msg.Data.Assignment, msg.Data.Team = notify.Classification{}, notify.Assignment{}, ""
+	msg.Data.Message, msg.Data.Reason, msg.Data.Actor, msg.Data.RerouteFrom = "", "", "", ""
+	msg.Data.DueAt, msg.Data.PreviousDueAt = time.Time{}, time.Time{}
+	msg.Data.Teams, msg.Data.SurveyLinks, msg.Data.Digest, msg.Data.Escalation = nil, nil, nil, notify.Escalation{}
 	if err := client(t, s.srv.URL).Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +150,7 @@ func TestCustomerStepOmitsTeamParts(t *testing.T) {
 	if err := json.Unmarshal(s.requests()[0].body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"classification", "assignment", "team"} {
+	for _, k := range []string{"classification", "assignment", "team", "customer_message", "reason", "actor", "due_at", "previous_due_at", "rerouted_from", "teams", "survey", "escalation", "digest"} {
 		if _, ok := raw[k]; ok {
 			t.Errorf("customer payload has %q: %v", k, raw[k])
 		}
