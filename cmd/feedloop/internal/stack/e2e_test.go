@@ -98,6 +98,12 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith starts the stack with mod applied to its configuration.
+func startWith(t *testing.T, mod func(*stack.Config)) *env {
+	t.Helper()
 	e := &env{customer: newHook(t), teams: newHook(t), smtp: smtptest.Start(t, smtptest.Options{})}
 	teamsFile := filepath.Join(t.TempDir(), "teams.yaml")
 	if err := os.WriteFile(teamsFile, []byte("teams:\n  default:\n    - type: webhook\n      url: "+e.teams.URL+"/hooks\n"), 0o600); err != nil {
@@ -111,6 +117,9 @@ func start(t *testing.T) *env {
 	cfg.Notifier.SMTPAddr = e.smtp.Addr
 	cfg.Notifier.SMTPFrom = "Acme Support <support@acme.example>"
 	cfg.Notifier.ConsoleOutput = io.Discard
+	if mod != nil {
+		mod(&cfg)
+	}
 
 	s, err := stack.Start(t.Context(), cfg)
 	if err != nil {
