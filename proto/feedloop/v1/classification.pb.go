@@ -21,6 +21,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TopicSource tells who decided an item's topics.
+type TopicSource int32
+
+const (
+	// Not set.
+	TopicSource_TOPIC_SOURCE_UNSPECIFIED TopicSource = 0
+	// A configured rule matched (rule_ids say which).
+	TopicSource_TOPIC_SOURCE_RULES TopicSource = 1
+	// The trained model decided (model_version says which).
+	TopicSource_TOPIC_SOURCE_MODEL TopicSource = 2
+	// Neither was confident: the topic is "unknown" and the item goes to triage.
+	TopicSource_TOPIC_SOURCE_UNKNOWN TopicSource = 3
+)
+
+// Enum value maps for TopicSource.
+var (
+	TopicSource_name = map[int32]string{
+		0: "TOPIC_SOURCE_UNSPECIFIED",
+		1: "TOPIC_SOURCE_RULES",
+		2: "TOPIC_SOURCE_MODEL",
+		3: "TOPIC_SOURCE_UNKNOWN",
+	}
+	TopicSource_value = map[string]int32{
+		"TOPIC_SOURCE_UNSPECIFIED": 0,
+		"TOPIC_SOURCE_RULES":       1,
+		"TOPIC_SOURCE_MODEL":       2,
+		"TOPIC_SOURCE_UNKNOWN":     3,
+	}
+)
+
+func (x TopicSource) Enum() *TopicSource {
+	p := new(TopicSource)
+	*p = x
+	return p
+}
+
+func (x TopicSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TopicSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_feedloop_v1_classification_proto_enumTypes[0].Descriptor()
+}
+
+func (TopicSource) Type() protoreflect.EnumType {
+	return &file_feedloop_v1_classification_proto_enumTypes[0]
+}
+
+func (x TopicSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TopicSource.Descriptor instead.
+func (TopicSource) EnumDescriptor() ([]byte, []int) {
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{0}
+}
+
 // Sentiment of a feedback item.
 type Sentiment int32
 
@@ -62,11 +119,11 @@ func (x Sentiment) String() string {
 }
 
 func (Sentiment) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_classification_proto_enumTypes[0].Descriptor()
+	return file_feedloop_v1_classification_proto_enumTypes[1].Descriptor()
 }
 
 func (Sentiment) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_classification_proto_enumTypes[0]
+	return &file_feedloop_v1_classification_proto_enumTypes[1]
 }
 
 func (x Sentiment) Number() protoreflect.EnumNumber {
@@ -75,7 +132,7 @@ func (x Sentiment) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Sentiment.Descriptor instead.
 func (Sentiment) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{0}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{1}
 }
 
 // Urgency of a feedback item.
@@ -123,11 +180,11 @@ func (x Urgency) String() string {
 }
 
 func (Urgency) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_classification_proto_enumTypes[1].Descriptor()
+	return file_feedloop_v1_classification_proto_enumTypes[2].Descriptor()
 }
 
 func (Urgency) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_classification_proto_enumTypes[1]
+	return &file_feedloop_v1_classification_proto_enumTypes[2]
 }
 
 func (x Urgency) Number() protoreflect.EnumNumber {
@@ -136,7 +193,7 @@ func (x Urgency) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Urgency.Descriptor instead.
 func (Urgency) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{1}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{2}
 }
 
 // NpsBand is the standard Net Promoter band of a 0..10 answer.
@@ -180,11 +237,11 @@ func (x NpsBand) String() string {
 }
 
 func (NpsBand) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_classification_proto_enumTypes[2].Descriptor()
+	return file_feedloop_v1_classification_proto_enumTypes[3].Descriptor()
 }
 
 func (NpsBand) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_classification_proto_enumTypes[2]
+	return &file_feedloop_v1_classification_proto_enumTypes[3]
 }
 
 func (x NpsBand) Number() protoreflect.EnumNumber {
@@ -193,7 +250,7 @@ func (x NpsBand) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NpsBand.Descriptor instead.
 func (NpsBand) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{2}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{3}
 }
 
 // CsatBand groups a 1..5 satisfaction answer.
@@ -237,11 +294,11 @@ func (x CsatBand) String() string {
 }
 
 func (CsatBand) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_classification_proto_enumTypes[3].Descriptor()
+	return file_feedloop_v1_classification_proto_enumTypes[4].Descriptor()
 }
 
 func (CsatBand) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_classification_proto_enumTypes[3]
+	return &file_feedloop_v1_classification_proto_enumTypes[4]
 }
 
 func (x CsatBand) Number() protoreflect.EnumNumber {
@@ -250,7 +307,7 @@ func (x CsatBand) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CsatBand.Descriptor instead.
 func (CsatBand) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{3}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{4}
 }
 
 // CesBand groups a 1..7 customer effort answer (7 = very easy).
@@ -294,11 +351,11 @@ func (x CesBand) String() string {
 }
 
 func (CesBand) Descriptor() protoreflect.EnumDescriptor {
-	return file_feedloop_v1_classification_proto_enumTypes[4].Descriptor()
+	return file_feedloop_v1_classification_proto_enumTypes[5].Descriptor()
 }
 
 func (CesBand) Type() protoreflect.EnumType {
-	return &file_feedloop_v1_classification_proto_enumTypes[4]
+	return &file_feedloop_v1_classification_proto_enumTypes[5]
 }
 
 func (x CesBand) Number() protoreflect.EnumNumber {
@@ -307,7 +364,7 @@ func (x CesBand) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CesBand.Descriptor instead.
 func (CesBand) EnumDescriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{4}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{5}
 }
 
 // Classification is what the classifier found in a feedback item.
@@ -336,7 +393,12 @@ type Classification struct {
 	// The text teams see, with personal data replaced by placeholders.
 	RedactedText string `protobuf:"bytes,11,opt,name=redacted_text,json=redactedText,proto3" json:"redacted_text,omitempty"`
 	// How many items of each kind of personal data were redacted, by kind.
-	Redactions    map[string]int32 `protobuf:"bytes,12,rep,name=redactions,proto3" json:"redactions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Redactions map[string]int32 `protobuf:"bytes,12,rep,name=redactions,proto3" json:"redactions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The features (word or character n-grams) that weighed most for the
+	// model's top topic, strongest first; empty when rules decided.
+	Explanation []*Evidence `protobuf:"bytes,13,rep,name=explanation,proto3" json:"explanation,omitempty"`
+	// Who decided the topics.
+	TopicSource   TopicSource `protobuf:"varint,14,opt,name=topic_source,json=topicSource,proto3,enum=feedloop.v1.TopicSource" json:"topic_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +517,75 @@ func (x *Classification) GetRedactions() map[string]int32 {
 	return nil
 }
 
+func (x *Classification) GetExplanation() []*Evidence {
+	if x != nil {
+		return x.Explanation
+	}
+	return nil
+}
+
+func (x *Classification) GetTopicSource() TopicSource {
+	if x != nil {
+		return x.TopicSource
+	}
+	return TopicSource_TOPIC_SOURCE_UNSPECIFIED
+}
+
+// Evidence is one feature and its weight in a model's decision.
+type Evidence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feature as a person reads it, e.g. "refund" or "card declin".
+	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
+	// Its contribution to the decision's score (positive for, negative against).
+	Weight        float64 `protobuf:"fixed64,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Evidence) Reset() {
+	*x = Evidence{}
+	mi := &file_feedloop_v1_classification_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Evidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Evidence) ProtoMessage() {}
+
+func (x *Evidence) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_classification_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
+func (*Evidence) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Evidence) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
+}
+
+func (x *Evidence) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
 // TopicScore is one topic with the classifier's confidence in it.
 type TopicScore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -468,7 +599,7 @@ type TopicScore struct {
 
 func (x *TopicScore) Reset() {
 	*x = TopicScore{}
-	mi := &file_feedloop_v1_classification_proto_msgTypes[1]
+	mi := &file_feedloop_v1_classification_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +611,7 @@ func (x *TopicScore) String() string {
 func (*TopicScore) ProtoMessage() {}
 
 func (x *TopicScore) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_classification_proto_msgTypes[1]
+	mi := &file_feedloop_v1_classification_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +624,7 @@ func (x *TopicScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicScore.ProtoReflect.Descriptor instead.
 func (*TopicScore) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{1}
+	return file_feedloop_v1_classification_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TopicScore) GetTopic() string {
@@ -514,7 +645,7 @@ var File_feedloop_v1_classification_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_classification_proto_rawDesc = "" +
 	"\n" +
-	" feedloop/v1/classification.proto\x12\vfeedloop.v1\"\xfd\x04\n" +
+	" feedloop/v1/classification.proto\x12\vfeedloop.v1\"\xf3\x05\n" +
 	"\x0eClassification\x12/\n" +
 	"\x06topics\x18\x01 \x03(\v2\x17.feedloop.v1.TopicScoreR\x06topics\x124\n" +
 	"\tsentiment\x18\x02 \x01(\x0e2\x16.feedloop.v1.SentimentR\tsentiment\x121\n" +
@@ -530,16 +661,26 @@ const file_feedloop_v1_classification_proto_rawDesc = "" +
 	"\rredacted_text\x18\v \x01(\tR\fredactedText\x12K\n" +
 	"\n" +
 	"redactions\x18\f \x03(\v2+.feedloop.v1.Classification.RedactionsEntryR\n" +
-	"redactions\x1a=\n" +
+	"redactions\x127\n" +
+	"\vexplanation\x18\r \x03(\v2\x15.feedloop.v1.EvidenceR\vexplanation\x12;\n" +
+	"\ftopic_source\x18\x0e \x01(\x0e2\x18.feedloop.v1.TopicSourceR\vtopicSource\x1a=\n" +
 	"\x0fRedactionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"B\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"<\n" +
+	"\bEvidence\x12\x18\n" +
+	"\afeature\x18\x01 \x01(\tR\afeature\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x01R\x06weight\"B\n" +
 	"\n" +
 	"TopicScore\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x02 \x01(\x01R\n" +
-	"confidence*m\n" +
+	"confidence*u\n" +
+	"\vTopicSource\x12\x1c\n" +
+	"\x18TOPIC_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12TOPIC_SOURCE_RULES\x10\x01\x12\x16\n" +
+	"\x12TOPIC_SOURCE_MODEL\x10\x02\x12\x18\n" +
+	"\x14TOPIC_SOURCE_UNKNOWN\x10\x03*m\n" +
 	"\tSentiment\x12\x19\n" +
 	"\x15SENTIMENT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SENTIMENT_NEGATIVE\x10\x01\x12\x15\n" +
@@ -579,31 +720,35 @@ func file_feedloop_v1_classification_proto_rawDescGZIP() []byte {
 	return file_feedloop_v1_classification_proto_rawDescData
 }
 
-var file_feedloop_v1_classification_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_feedloop_v1_classification_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_feedloop_v1_classification_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_feedloop_v1_classification_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_feedloop_v1_classification_proto_goTypes = []any{
-	(Sentiment)(0),         // 0: feedloop.v1.Sentiment
-	(Urgency)(0),           // 1: feedloop.v1.Urgency
-	(NpsBand)(0),           // 2: feedloop.v1.NpsBand
-	(CsatBand)(0),          // 3: feedloop.v1.CsatBand
-	(CesBand)(0),           // 4: feedloop.v1.CesBand
-	(*Classification)(nil), // 5: feedloop.v1.Classification
-	(*TopicScore)(nil),     // 6: feedloop.v1.TopicScore
-	nil,                    // 7: feedloop.v1.Classification.RedactionsEntry
+	(TopicSource)(0),       // 0: feedloop.v1.TopicSource
+	(Sentiment)(0),         // 1: feedloop.v1.Sentiment
+	(Urgency)(0),           // 2: feedloop.v1.Urgency
+	(NpsBand)(0),           // 3: feedloop.v1.NpsBand
+	(CsatBand)(0),          // 4: feedloop.v1.CsatBand
+	(CesBand)(0),           // 5: feedloop.v1.CesBand
+	(*Classification)(nil), // 6: feedloop.v1.Classification
+	(*Evidence)(nil),       // 7: feedloop.v1.Evidence
+	(*TopicScore)(nil),     // 8: feedloop.v1.TopicScore
+	nil,                    // 9: feedloop.v1.Classification.RedactionsEntry
 }
 var file_feedloop_v1_classification_proto_depIdxs = []int32{
-	6, // 0: feedloop.v1.Classification.topics:type_name -> feedloop.v1.TopicScore
-	0, // 1: feedloop.v1.Classification.sentiment:type_name -> feedloop.v1.Sentiment
-	1, // 2: feedloop.v1.Classification.urgency:type_name -> feedloop.v1.Urgency
-	2, // 3: feedloop.v1.Classification.nps_band:type_name -> feedloop.v1.NpsBand
-	3, // 4: feedloop.v1.Classification.csat_band:type_name -> feedloop.v1.CsatBand
-	4, // 5: feedloop.v1.Classification.ces_band:type_name -> feedloop.v1.CesBand
-	7, // 6: feedloop.v1.Classification.redactions:type_name -> feedloop.v1.Classification.RedactionsEntry
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8, // 0: feedloop.v1.Classification.topics:type_name -> feedloop.v1.TopicScore
+	1, // 1: feedloop.v1.Classification.sentiment:type_name -> feedloop.v1.Sentiment
+	2, // 2: feedloop.v1.Classification.urgency:type_name -> feedloop.v1.Urgency
+	3, // 3: feedloop.v1.Classification.nps_band:type_name -> feedloop.v1.NpsBand
+	4, // 4: feedloop.v1.Classification.csat_band:type_name -> feedloop.v1.CsatBand
+	5, // 5: feedloop.v1.Classification.ces_band:type_name -> feedloop.v1.CesBand
+	9, // 6: feedloop.v1.Classification.redactions:type_name -> feedloop.v1.Classification.RedactionsEntry
+	7, // 7: feedloop.v1.Classification.explanation:type_name -> feedloop.v1.Evidence
+	0, // 8: feedloop.v1.Classification.topic_source:type_name -> feedloop.v1.TopicSource
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_classification_proto_init() }
@@ -616,8 +761,8 @@ func file_feedloop_v1_classification_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_feedloop_v1_classification_proto_rawDesc), len(file_feedloop_v1_classification_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   3,
+			NumEnums:      6,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
