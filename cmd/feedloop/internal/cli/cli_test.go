@@ -13,6 +13,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 )
 
 const examples = "../../../../deploy/examples"
@@ -25,14 +26,18 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 // The printed curl line is what a newcomer pastes first: it must work and
-// its item must reach the teams and the customer on the console.
-func TestDevPrintsAWorkingCurlLine(t *testing.T) {
+// its item must reach the teams and the customer on the console. Then the
+// printed export lines let them play a team by hand, against the
+// in-process Redis stand-in.
+func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	var out, errb testkit.SyncBuffer
+	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"dev", "--data", t.TempDir(), "--examples", examples,
-			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &out, &errb)
+		done <- Main(ctx, []string{"dev", "--data", data, "--examples", examples,
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0"}, &out, &errb)
 	}()
 	defer func() {
 		cancel()
@@ -57,6 +62,54 @@ func TestDevPrintsAWorkingCurlLine(t *testing.T) {
 		"→ team product [routed]",
 	} {
 		testkit.Eventually(t, line, func() bool { return strings.Contains(out.String(), line) })
+	}
+
+	// One export line per team of the example routes, each token's hash in
+	// the tokens file under --data, and the team API's address.
+	banner := out.String()
+	tree, err := loadTree(filepath.Join(examples, "routes.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes, err := os.ReadFile(filepath.Join(data, devTokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  export FEEDLOOP_TOKEN=(\S+) # team (\S+)$`).FindAllStringSubmatch(banner, -1) {
+		tokens[m[2]] = m[1]
+		if !strings.Contains(string(hashes), "{team: "+m[2]+", sha256: "+teamtoken.Hash(m[1])+"}") {
+			t.Errorf("the tokens file lacks team %s's hash:\n%s", m[2], hashes)
+		}
+	}
+	if len(tokens) != len(tree.Teams()) {
+		t.Errorf("tokens for %v, want one for each of %v", tokens, tree.Teams())
+	}
+	sm := regexp.MustCompile(`(?m)^  export FEEDLOOP_SERVER=(\S+)$`).FindStringSubmatch(banner)
+	if sm == nil || !regexp.MustCompile(`(?m)^  status pages  http://127\.0\.0\.1:\d+/status/<token>`).MatchString(banner) {
+		t.Fatalf("banner lacks the team API or status page address:\n%s", banner)
+	}
+
+	// Pasting them works: billing finds the item and acknowledges it.
+	t.Setenv(envServer, sm[1])
+	t.Setenv(envToken, tokens["billing"])
+	var id string
+	testkit.Eventually(t, "the item in billing's inbox", func() bool {
+		code, stdout, _ := run(t, "inbox", "list", "--json")
+		var l struct {
+			Items []struct{ FeedbackID string } `json:"items"`
+		}
+		if code != 0 || json.Unmarshal([]byte(stdout), &l) != nil || len(l.Items) != 1 {
+			return false
+		}
+		id = l.Items[0].FeedbackID
+		return true
+	})
+	if code, stdout, stderr := run(t, "inbox", "ack", id); code != 0 || !strings.Contains(stdout, "billing is now acknowledged") {
+		t.Fatalf("ack: exit %d, %q %q", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, "inbox", "show", id); code != 0 || !strings.Contains(stdout, "billing: routed → acknowledged by billing") {
+		t.Fatalf("show: exit %d, %q %q", code, stdout, stderr)
 	}
 }
 

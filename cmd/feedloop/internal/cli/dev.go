@@ -10,14 +10,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/telemetry"
 )
 
 type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
+	routerGRPCAddr, routerHTTPAddr               string
 	natsPort                                     int
 }
+
+// devTokensFile is where dev writes the hashes of its team tokens, under
+// the data directory.
+const devTokensFile = "team-tokens.yaml"
 
 func newDevCmd() *cobra.Command {
 	o := &devOpts{}
@@ -29,7 +35,12 @@ nats-server (JetStream on disk under --data) and Redis from REDIS_URL, or an
 in-process Redis-compatible server when REDIS_URL is unset (Redis only holds
 state that can be rebuilt from the stream). Rules, routes and templates come
 from --examples. With no webhook or SMTP configured, every customer and team
-message is printed here.`,
+message is printed here.
+
+Every start makes a new development token for each team of the example
+routes (their hashes go to team-tokens.yaml under --data) and prints the
+export lines to play that team with 'feedloop inbox'. Customer messages link
+to the status pages the router serves on --router-http-addr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -38,6 +49,8 @@ message is printed here.`,
 	f.StringVar(&o.examples, "examples", "deploy/examples", "directory with rules.yaml, routes.yaml and templates/")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:7001", "intake gRPC address (port 0 picks a free port)")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:7002", "intake HTTP address (port 0 picks a free port)")
+	f.StringVar(&o.routerGRPCAddr, "router-grpc-addr", defaultTeamServer, "router gRPC address: the team API (port 0 picks a free port)")
+	f.StringVar(&o.routerHTTPAddr, "router-http-addr", "127.0.0.1:7004", "router HTTP address: customer status pages (port 0 picks a free port)")
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
@@ -54,6 +67,18 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if o.natsPort < 0 || o.natsPort > 65535 {
 		return &exitError{2, fmt.Errorf("--nats-port: must be 0..65535, got %d", o.natsPort)}
 	}
+	tree, err := loadTree(filepath.Join(o.examples, "routes.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	tokensFile := filepath.Join(o.data, devTokensFile)
+	tokens, err := writeDevTokens(tokensFile, tree.Teams())
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	shutdown, err := telemetry.Setup(ctx, "feedloop-dev")
 	if err != nil {
@@ -66,6 +91,8 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.NATSPort = o.natsPort
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Intake.GRPCAddr, cfg.Intake.HTTPAddr = o.grpcAddr, o.httpAddr
+	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
+	cfg.Router.TeamTokensFile = tokensFile
 	cfg.Notifier.ConsoleOutput = out
 	cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 
@@ -73,22 +100,44 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	printBanner(out, s, o.data, cfg.RedisURL == "")
+	printBanner(out, s, o.data, cfg.RedisURL == "", tokens)
 	return s.Run(ctx)
 }
 
-func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool) {
+// devToken is a team's development token.
+type devToken struct{ team, token string }
+
+// writeDevTokens makes a token per team and writes their hashes to path.
+// New ones at every start: they are printed, never stored in clear.
+func writeDevTokens(path string, teams []string) ([]devToken, error) {
+	toks := make([]devToken, 0, len(teams))
+	entries := make([]teamtoken.Entry, 0, len(teams))
+	for _, team := range teams {
+		tok := teamtoken.New()
+		toks = append(toks, devToken{team, tok})
+		entries = append(entries, teamtoken.Entry{Team: team, SHA256: teamtoken.Hash(tok)})
+	}
+	if err := teamtoken.WriteFile(path, entries); err != nil {
+		return nil, err
+	}
+	return toks, nil
+}
+
+func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, tokens []devToken) {
 	redisLine := s.RedisURL
 	if inProcessRedis {
 		redisLine += "  (in-process; set REDIS_URL to use your own)"
 	}
 	http := s.Intake.HTTPAddr()
+	teamAPI := stack.Reachable(s.Router.GRPCAddr())
 	fmt.Fprintf(w, `feedloop dev is running — Ctrl-C to stop
 
-  intake gRPC  %s
-  intake HTTP  http://%s/v1/feedback
-  NATS         %s  (JetStream files in %s)
-  Redis        %s
+  intake gRPC   %s
+  intake HTTP   http://%s/v1/feedback
+  team API      %s  (gRPC, for feedloop inbox)
+  status pages  %s/<token>  (linked from customer messages)
+  NATS          %s  (JetStream files in %s)
+  Redis         %s
 
 Try it (deliveries are printed below):
 
@@ -97,5 +146,16 @@ Try it (deliveries are printed below):
 
   feedloop submit --server %s --source helpdesk --external-id demo-2 --email ada@example.com --consent --nps 3 --text "Delivery was late again"
 
-`, s.Intake.GRPCAddr(), http, s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr())
+Then play a team: paste the server line and one team's token line into
+another shell (development tokens, new at every start; their hashes are in
+%s), then 'feedloop inbox list', 'feedloop inbox show ID',
+'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD --message …'.
+
+  export %s=%s
+`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
+		filepath.Join(data, devTokensFile), envServer, teamAPI)
+	for _, t := range tokens {
+		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, t.token, t.team)
+	}
+	fmt.Fprintln(w)
 }

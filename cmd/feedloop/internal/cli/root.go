@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // exitError carries an exit code for Main.
@@ -44,17 +45,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{2, err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDevCmd(), newSubmitCmd(), newRulesCmd(), newClassifierCmd())
+	root.AddCommand(newDevCmd(), newSubmitCmd(), newInboxCmd(), newRebuildCmd(), newRulesCmd(), newClassifierCmd())
 	return root
 }
 
-// serverFlag registers --server with its default from FEEDLOOP_SERVER.
-func serverFlag(cmd *cobra.Command, p *string, fallback string) {
-	def := os.Getenv("FEEDLOOP_SERVER")
+// Environment variables naming the servers commands talk to. Teams work
+// their inbox all day, so the team API has the short name; submit is for
+// trying things out and has its own, so one shell can do both.
+const (
+	envServer       = "FEEDLOOP_SERVER"
+	envIntakeServer = "FEEDLOOP_INTAKE_SERVER"
+)
+
+// serverFlag registers --server on flags with its default from the
+// environment variable env, else fallback; what says which server it is.
+func serverFlag(flags *pflag.FlagSet, p *string, env, fallback, what string) {
+	def := os.Getenv(env)
 	if def == "" {
 		def = fallback
 	}
-	cmd.Flags().StringVar(p, "server", def, "intake gRPC address (env FEEDLOOP_SERVER)")
+	flags.StringVar(p, "server", def, fmt.Sprintf("%s (env %s)", what, env))
 }

@@ -47,7 +47,7 @@ as well override the file's fields). Resubmitting the same --source and
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
-	serverFlag(cmd, &o.server, "localhost:7001")
+	serverFlag(f, &o.server, envIntakeServer, "localhost:7001", "intake gRPC address")
 	f.StringVar(&o.file, "file", "", "protojson Feedback file (- for stdin)")
 	f.StringVar(&o.source, "source", "", "submitting system, e.g. helpdesk")
 	f.StringVar(&o.externalID, "external-id", "", "the item's id in the submitting system")
@@ -164,7 +164,7 @@ func (o *submitOpts) run(cmd *cobra.Command) error {
 	defer cancel()
 	resp, err := feedloopv1.NewIntakeServiceClient(conn).Submit(ctx, &feedloopv1.SubmitRequest{Feedback: fb})
 	if err != nil {
-		return describeRPCError(err)
+		return describeRPCError(err, "")
 	}
 	out := cmd.OutOrStdout()
 	if o.jsonOut {
@@ -180,16 +180,24 @@ func (o *submitOpts) run(cmd *cobra.Command) error {
 	return nil
 }
 
-// describeRPCError turns a gRPC status into an error listing field
-// violations; invalid input exits 2.
-func describeRPCError(err error) error {
+// describeRPCError turns a gRPC status into an error naming the code and
+// listing field violations, with hint (if any) on what to check; invalid
+// input exits 2.
+func describeRPCError(err error, hint string) error {
 	st := status.Convert(err)
 	var b strings.Builder
 	b.WriteString(st.Message())
+	if hint != "" {
+		fmt.Fprintf(&b, " (%s)", hint)
+	}
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok {
 			for _, v := range br.GetFieldViolations() {
-				fmt.Fprintf(&b, "\n  %s: %s", v.GetField(), v.GetDescription())
+				line := v.GetField() + ": " + v.GetDescription()
+				if line == st.Message() {
+					continue // the message already says it
+				}
+				fmt.Fprintf(&b, "\n  %s", line)
 			}
 		}
 	}

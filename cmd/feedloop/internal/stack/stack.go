@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 
 	"github.com/alicebob/miniredis/v2"
@@ -54,7 +55,7 @@ func DevConfig(examples, dataDir string) Config {
 		DataDir:    dataDir,
 		Intake:     intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
 		Classifier: cls,
-		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0"},
+		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
 		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
 		Log:        slog.Default(),
 	}
@@ -66,6 +67,7 @@ type Stack struct {
 	Bus        *bus.Bus
 	Redis      *redis.Client
 	RedisURL   string
+	StatusURL  string // base of the links to the customers' status pages
 	Intake     *intake.Service
 	Classifier *classifier.Service
 	Router     *router.Service
@@ -143,10 +145,34 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Router, err = router.New(cfg.Router, with("router")); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	if cfg.Notifier.StatusURL == "" {
+		// Customer messages link to the status pages this router serves.
+		cfg.Notifier.StatusURL = StatusURL(s.Router.HTTPAddr())
+	}
+	s.StatusURL = cfg.Notifier.StatusURL
 	if s.Notifier, err = notifier.New(cfg.Notifier, with("notifier")); err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
 	return s, nil
+}
+
+// StatusURL is the base of the status page links served on the router's
+// HTTP address addr; an unspecified host (":7004") is reached on loopback.
+func StatusURL(addr string) string {
+	return "http://" + Reachable(addr) + "/status"
+}
+
+// Reachable turns a listen address into one a client on this machine can
+// dial: an unspecified host (0.0.0.0, ::, empty) becomes loopback.
+func Reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Run runs the four services until ctx is cancelled or one fails, then

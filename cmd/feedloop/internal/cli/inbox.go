@@ -1,0 +1,543 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// envToken holds the team token every inbox command sends.
+const envToken = "FEEDLOOP_TOKEN"
+
+// defaultTeamServer is the router's gRPC address in `feedloop dev` and the
+// router's default port.
+const defaultTeamServer = "127.0.0.1:7003"
+
+type inboxOpts struct {
+	server  string
+	jsonOut bool
+	timeout time.Duration
+}
+
+func newInboxCmd() *cobra.Command {
+	o := &inboxOpts{}
+	cmd := &cobra.Command{
+		Use:   "inbox",
+		Short: "Work a team's feedback: list, watch, show, acknowledge, plan, resolve, decline, reroute, comment",
+		Long: `Work the feedback routed to a team through the router's team API.
+
+Every command sends the team token in $FEEDLOOP_TOKEN (feedloop dev prints one
+per example team; 'feedloop inbox token' makes new ones) and acts as that
+token's team: a team sees and changes only items routed to it. The server is
+--server, else $FEEDLOOP_SERVER, else ` + defaultTeamServer + `.
+
+--json prints the API's answer as protojson (one object per line for watch).
+Exit codes: 0 success, 1 failure (not found, not allowed, illegal transition,
+server unreachable), 2 invalid input.`,
+		Example: `  export FEEDLOOP_TOKEN=…   # printed by feedloop dev
+  feedloop inbox list
+  feedloop inbox show 0d6f…
+  feedloop inbox ack 0d6f…
+  feedloop inbox plan 0d6f… --due 2026-11-30 --message "The fix ships with the November release."
+  feedloop inbox resolve 0d6f… --message "Fixed in 4.2; thank you for telling us."`,
+	}
+	pf := cmd.PersistentFlags()
+	serverFlag(pf, &o.server, envServer, defaultTeamServer, "router team API gRPC address")
+	pf.BoolVar(&o.jsonOut, "json", false, "print protojson for scripts")
+	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (watch runs until interrupted)")
+	cmd.AddCommand(
+		o.listCmd(), o.watchCmd(), o.showCmd(),
+		o.ackCmd(), o.planCmd(), o.resolveCmd(), o.declineCmd(), o.rerouteCmd(), o.commentCmd(),
+		o.statsCmd(), o.tokenCmd(),
+	)
+	return cmd
+}
+
+// session is one connection to the team API carrying the team token.
+type session struct {
+	conn   *grpc.ClientConn
+	client feedloopv1.TeamServiceClient
+}
+
+// connect reads the token and dials the server; the token travels only as
+// call metadata, never into output or errors.
+func (o *inboxOpts) connect() (*session, error) {
+	token := strings.TrimSpace(os.Getenv(envToken))
+	if token == "" {
+		return nil, &exitError{2, fmt.Errorf("%s is not set: export your team's token (feedloop dev prints one per example team; 'feedloop inbox token' makes new ones)", envToken)}
+	}
+	auth := func(ctx context.Context) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	conn, err := grpc.NewClient(o.server,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return inv(auth(ctx), method, req, reply, cc, opts...)
+		}),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, s grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return s(auth(ctx), desc, cc, method, opts...)
+		}),
+	)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("--server %q: %w", o.server, err)}
+	}
+	return &session{conn: conn, client: feedloopv1.NewTeamServiceClient(conn)}, nil
+}
+
+// unary runs one call of a command: connect, call with the timeout, print
+// the answer as protojson or through human, close.
+func (o *inboxOpts) unary(cmd *cobra.Command, call func(context.Context, feedloopv1.TeamServiceClient) (proto.Message, error), human func(io.Writer, proto.Message)) error {
+	s, err := o.connect()
+	if err != nil {
+		return err
+	}
+	defer s.conn.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	resp, err := call(ctx, s.client)
+	if err != nil {
+		return o.rpcError(err)
+	}
+	out := cmd.OutOrStdout()
+	if o.jsonOut {
+		return writeProtoJSON(out, resp)
+	}
+	human(out, resp)
+	return nil
+}
+
+// rpcError is describeRPCError with a hint on what to check for the codes
+// a wrong setup produces.
+func (o *inboxOpts) rpcError(err error) error {
+	hint := ""
+	switch status.Code(err) {
+	case codes.Unauthenticated:
+		hint = "check " + envToken + ": the router's tokens file must list its SHA-256"
+	case codes.Unavailable:
+		hint = fmt.Sprintf("is the router's team API at %s? set --server or %s", o.server, envServer)
+	case codes.Unimplemented:
+		hint = fmt.Sprintf("%s does not serve the team API; --server must be the router's gRPC address", o.server)
+	}
+	return describeRPCError(err, hint)
+}
+
+// writeProtoJSON prints m as one line of protojson, every field present so
+// scripts need not guess defaults.
+func writeProtoJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// oneID accepts exactly one argument, the feedback id.
+func oneID(_ *cobra.Command, args []string) error {
+	if len(args) != 1 || strings.TrimSpace(args[0]) == "" {
+		return &exitError{2, fmt.Errorf("want one feedback id, got %d arguments", len(args))}
+	}
+	return nil
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &exitError{2, fmt.Errorf("unexpected arguments %q", args)}
+	}
+	return nil
+}
+
+// statusAliases are what --status accepts besides a single status.
+var statusAliases = map[string][]feedloopv1.Status{
+	"open":   {feedloopv1.Status_STATUS_ROUTED, feedloopv1.Status_STATUS_ACKNOWLEDGED, feedloopv1.Status_STATUS_PLANNED, feedloopv1.Status_STATUS_REOPENED},
+	"closed": {feedloopv1.Status_STATUS_RESOLVED, feedloopv1.Status_STATUS_DECLINED, feedloopv1.Status_STATUS_REROUTED},
+}
+
+// parseStatuses reads --status values: a status name (routed, acknowledged,
+// planned, resolved, declined, rerouted, reopened), open, closed or all.
+func parseStatuses(vals []string) ([]feedloopv1.Status, error) {
+	var out []feedloopv1.Status
+	add := func(ss ...feedloopv1.Status) {
+		for _, s := range ss {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	for _, v := range vals {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v == "all" {
+			add(statusAliases["open"]...)
+			add(statusAliases["closed"]...)
+			continue
+		}
+		if ss, ok := statusAliases[v]; ok {
+			add(ss...)
+			continue
+		}
+		n, ok := feedloopv1.Status_value["STATUS_"+strings.ToUpper(v)]
+		if !ok || n == 0 {
+			return nil, &exitError{2, fmt.Errorf("--status: unknown status %q (routed, acknowledged, planned, resolved, declined, rerouted, reopened, open, closed, all)", v)}
+		}
+		add(feedloopv1.Status(n))
+	}
+	return out, nil
+}
+
+func (o *inboxOpts) listCmd() *cobra.Command {
+	var (
+		team, pageToken string
+		statuses        []string
+		pageSize        int32
+		all             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--team T] [--status S ...] [--page-size N] [--all]",
+		Short: "List the team's items, soonest due first",
+		Long: `List the team's items, soonest due first: id, status, next due time,
+priority, topics and the start of the (redacted) text.
+
+Without --status the open items are listed (routed, acknowledged, planned,
+reopened). --status takes a status, open, closed or all, repeated or comma
+separated. One page is printed (--page-size, default 50) with the token of
+the next; --all fetches every page.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sts, err := parseStatuses(statuses)
+			if err != nil {
+				return err
+			}
+			req := &feedloopv1.ListRequest{Team: team, Statuses: sts, PageSize: pageSize, PageToken: pageToken}
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				if !all {
+					return c.List(ctx, req)
+				}
+				merged := &feedloopv1.ListResponse{}
+				for {
+					page, err := c.List(ctx, req)
+					if err != nil {
+						return nil, err
+					}
+					merged.Items = append(merged.Items, page.GetItems()...)
+					merged.Total = page.GetTotal()
+					if page.GetNextPageToken() == "" {
+						return merged, nil
+					}
+					req.PageToken = page.GetNextPageToken()
+				}
+			}, func(w io.Writer, m proto.Message) { printList(w, m.(*feedloopv1.ListResponse), time.Now()) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&team, "team", "", "team to list (default: the token's team; another team is refused)")
+	f.StringSliceVar(&statuses, "status", nil, "status to include: routed, acknowledged, planned, resolved, declined, rerouted, reopened, open, closed or all (repeatable)")
+	f.Int32Var(&pageSize, "page-size", 0, "items per page, 1-500 (default 50)")
+	f.StringVar(&pageToken, "page-token", "", "page to start at, as printed by the previous page")
+	f.BoolVar(&all, "all", false, "fetch every page")
+	return cmd
+}
+
+func (o *inboxOpts) showCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show an item: the feedback, every team's share, the full timeline and the customer's other items",
+		Args:  oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Get(ctx, &feedloopv1.GetRequest{FeedbackId: args[0]})
+			}, func(w io.Writer, m proto.Message) { printItem(w, m.(*feedloopv1.GetResponse)) })
+		},
+	}
+}
+
+func (o *inboxOpts) ackCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ack ID",
+		Aliases: []string{"acknowledge"},
+		Short:   "Acknowledge an item: the team has seen it",
+		Args:    oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Acknowledge(ctx, &feedloopv1.AcknowledgeRequest{FeedbackId: args[0]})
+			}, func(w io.Writer, m proto.Message) {
+				printChanged(w, args[0], m.(*feedloopv1.AcknowledgeResponse).GetAssignment())
+			})
+		},
+	}
+}
+
+// parseDue reads --due YYYY-MM-DD as that calendar day at 00:00 UTC. The
+// customer is promised a day, not an hour: the notifier and the status page
+// print the UTC day, so 00:00 UTC shows the same date everywhere, and the
+// router accepts today (it refuses days before today, UTC).
+func parseDue(s string) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil // the server names the missing field
+	}
+	d, err := time.ParseInLocation(time.DateOnly, s, time.UTC)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("--due: want a date YYYY-MM-DD, got %q", s)}
+	}
+	return timestamppb.New(d), nil
+}
+
+func (o *inboxOpts) planCmd() *cobra.Command {
+	var due, message string
+	cmd := &cobra.Command{
+		Use:   "plan ID --due YYYY-MM-DD --message TEXT",
+		Short: "Promise the customer a date and say what the team will do",
+		Long: `Promise the customer a date and say what the team will do; both are required
+and the customer reads them. --due is a calendar day (taken as 00:00 UTC of
+that day): today or later. Planning again with another date tells the
+customer the date moved.`,
+		Args: oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dueAt, err := parseDue(due)
+			if err != nil {
+				return err
+			}
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: args[0], DueAt: dueAt, Message: message})
+			}, func(w io.Writer, m proto.Message) {
+				printChanged(w, args[0], m.(*feedloopv1.PlanResponse).GetAssignment())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&due, "due", "", "the day promised, YYYY-MM-DD (required)")
+	cmd.Flags().StringVar(&message, "message", "", "what the team will do, for the customer (required)")
+	return cmd
+}
+
+func (o *inboxOpts) resolveCmd() *cobra.Command {
+	var message string
+	cmd := &cobra.Command{
+		Use:   "resolve ID --message TEXT",
+		Short: "Resolve the team's share, telling the customer what was done",
+		Args:  oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: args[0], Message: message})
+			}, func(w io.Writer, m proto.Message) {
+				printChanged(w, args[0], m.(*feedloopv1.ResolveResponse).GetAssignment())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&message, "message", "", "what was done, for the customer (required)")
+	return cmd
+}
+
+func (o *inboxOpts) declineCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "decline ID --reason TEXT",
+		Short: "Decline the team's share; the customer reads the reason",
+		Args:  oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: args[0], Reason: reason})
+			}, func(w io.Writer, m proto.Message) {
+				printChanged(w, args[0], m.(*feedloopv1.DeclineResponse).GetAssignment())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the customer (required)")
+	return cmd
+}
+
+func (o *inboxOpts) rerouteCmd() *cobra.Command {
+	var to, reason string
+	cmd := &cobra.Command{
+		Use:   "reroute ID --to TEAM --reason TEXT",
+		Short: "Hand the team's share to another team (recorded as a correction for the classifier)",
+		Args:  oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: args[0], Team: to, Reason: reason})
+			}, func(w io.Writer, m proto.Message) {
+				printChanged(w, args[0], m.(*feedloopv1.RerouteResponse).GetAssignment())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the team that should own it (required)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; internal)")
+	return cmd
+}
+
+func (o *inboxOpts) commentCmd() *cobra.Command {
+	var text string
+	cmd := &cobra.Command{
+		Use:   "comment ID --text TEXT",
+		Short: "Add an internal note to the item's timeline (never shown to the customer)",
+		Args:  oneID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: args[0], Text: text})
+			}, func(w io.Writer, m proto.Message) {
+				fmt.Fprintf(w, "%s: comment added (event %s)\n", args[0], m.(*feedloopv1.CommentResponse).GetEventId())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&text, "text", "", "the note (required)")
+	return cmd
+}
+
+func (o *inboxOpts) statsCmd() *cobra.Command {
+	var team string
+	cmd := &cobra.Command{
+		Use:   "stats [--team T]",
+		Short: "Show the team's closed-loop figures: volumes, SLA, time to acknowledge and close, CSAT",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+				return c.Stats(ctx, &feedloopv1.StatsRequest{Team: team})
+			}, func(w io.Writer, m proto.Message) { printStats(w, m.(*feedloopv1.StatsResponse)) })
+		},
+	}
+	cmd.Flags().StringVar(&team, "team", "", "team (default: the token's team; another team is refused)")
+	return cmd
+}
+
+func (o *inboxOpts) watchCmd() *cobra.Command {
+	var team string
+	cmd := &cobra.Command{
+		Use:   "watch [--team T]",
+		Short: "Print each item newly routed to the team as it arrives, until interrupted",
+		Long: `Print each item newly routed to the team as it arrives, until interrupted
+(Ctrl-C). The router keeps a durable consumer per team, so items routed
+while no one watched come first. If the router goes away after the stream
+started, watch reconnects.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.watch(cmd, team) },
+	}
+	cmd.Flags().StringVar(&team, "team", "", "team (default: the token's team; another team is refused)")
+	return cmd
+}
+
+// Reconnect delays of watch after the router went away.
+const (
+	watchRetryMin = 500 * time.Millisecond
+	watchRetryMax = 15 * time.Second
+)
+
+func (o *inboxOpts) watch(cmd *cobra.Command, team string) error {
+	s, err := o.connect()
+	if err != nil {
+		return err
+	}
+	defer s.conn.Close()
+	ctx := cmd.Context()
+	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if !o.jsonOut {
+		fmt.Fprintln(errw, "watching for newly routed items — Ctrl-C to stop")
+	}
+	// Reconnect only once a stream has been open: a wrong address or token
+	// at the start is an error to report, not to wait out.
+	opened, delay := false, watchRetryMin
+	for {
+		err := o.watchOnce(ctx, s.client, team, out, &opened, &delay)
+		if ctx.Err() != nil {
+			return nil // interrupted: the normal way out
+		}
+		if !opened || (err != nil && status.Code(err) != codes.Unavailable) {
+			return o.rpcError(err)
+		}
+		reason := "the router ended the stream"
+		if err != nil {
+			reason = status.Convert(err).Message()
+		}
+		fmt.Fprintf(errw, "feedloop: %s; reconnecting in %s\n", reason, delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, watchRetryMax)
+	}
+}
+
+// watchOnce runs one Watch stream to its end; nil means the server closed
+// it. opened is set once a stream is established; delay is reset by every
+// item received.
+func (o *inboxOpts) watchOnce(ctx context.Context, c feedloopv1.TeamServiceClient, team string, out io.Writer, opened *bool, delay *time.Duration) error {
+	stream, err := c.Watch(ctx, &feedloopv1.WatchRequest{Team: team})
+	if err != nil {
+		return err
+	}
+	*opened = true
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		*delay = watchRetryMin
+		if o.jsonOut {
+			if err := writeProtoJSON(out, resp); err != nil {
+				return err
+			}
+			continue
+		}
+		printRouted(out, resp)
+	}
+}
+
+func (o *inboxOpts) tokenCmd() *cobra.Command {
+	var team, name string
+	cmd := &cobra.Command{
+		Use:   "token --team T [--name N]",
+		Short: "Make a new team token and the tokens-file line that admits it",
+		Long: `Make a new random team token (32 random bytes, base64url) and print it with
+the line to add under "tokens:" in the router's tokens file
+(ROUTER_TEAM_TOKENS_FILE). The file keeps only the token's SHA-256, so the
+token is shown this once: hand it to its holder privately. --name is who
+holds it (a person or a bot); it is recorded as the actor of their actions.
+The router reloads the file by itself.`,
+		Example: `  feedloop inbox token --team billing --name alice
+  feedloop inbox token --team billing --name triage-bot --json | jq -r .line`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok := teamtoken.New()
+			e := teamtoken.Entry{Team: team, Name: name, SHA256: teamtoken.Hash(tok)}
+			if err := e.Check(); err != nil {
+				return &exitError{2, fmt.Errorf("--%w", err)} // Check names the field: --team, --name
+			}
+			out := cmd.OutOrStdout()
+			if o.jsonOut {
+				return printJSON(cmd, map[string]string{"team": e.Team, "name": e.Name, "token": tok, "sha256": e.SHA256, "line": e.Line()})
+			}
+			holder := ""
+			if name != "" {
+				holder = ", held by " + name
+			}
+			fmt.Fprintf(out, `# A new token for team %s%s. It is shown only now: hand it over privately.
+export %s=%s
+# Add this line under "tokens:" in the router's tokens file (ROUTER_TEAM_TOKENS_FILE):
+  %s
+`, e.Team, holder, envToken, tok, e.Line())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&team, "team", "", "the team the token acts for (required)")
+	cmd.Flags().StringVar(&name, "name", "", "who holds it, recorded as the actor (default: the team)")
+	return cmd
+}

@@ -1,0 +1,100 @@
+// Package teamtoken makes team API tokens and the lines of the router's
+// tokens file (ROUTER_TEAM_TOKENS_FILE) that admit them. The router keeps
+// only SHA-256 hashes, so a token is shown once, to whoever made it.
+package teamtoken
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+)
+
+// Size is the number of random bytes in a token.
+const Size = 32
+
+// New returns a fresh random token: Size bytes, base64url without padding
+// (43 characters), safe in a shell and an HTTP header.
+func New() string {
+	b := make([]byte, Size)
+	_, _ = rand.Read(b) // never fails: crypto/rand panics rather than return short
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Hash is the hex SHA-256 of token, as the tokens file holds it (the same
+// as the router's teamauth.Hash).
+func Hash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Entry is one line of the tokens file.
+type Entry struct {
+	// Team the token acts for.
+	Team string
+	// Name of the holder, recorded as the actor; empty acts as the team.
+	Name string
+	// SHA256 is Hash of the token.
+	SHA256 string
+}
+
+// Check validates e the way the router will, so a bad line is refused
+// here and not when the router reloads the file.
+func (e Entry) Check() error {
+	if !bus.ValidToken(e.Team) {
+		return fmt.Errorf("team: must be 1-64 characters of a-z 0-9 _ -, got %q", e.Team)
+	}
+	if len(e.Name) > 128 || strings.ContainsFunc(e.Name, unicode.IsControl) {
+		return fmt.Errorf("name: at most 128 characters, no control characters, got %q", e.Name)
+	}
+	if raw, err := hex.DecodeString(e.SHA256); err != nil || len(raw) != sha256.Size {
+		return fmt.Errorf("sha256: must be 64 hex digits")
+	}
+	return nil
+}
+
+// Line is e as a YAML list item of the file's tokens list. The name is
+// quoted (a double-quoted YAML scalar accepts Go's escapes), so any name
+// stays one string.
+func (e Entry) Line() string {
+	if e.Name == "" {
+		return fmt.Sprintf("- {team: %s, sha256: %s}", e.Team, e.SHA256)
+	}
+	return fmt.Sprintf("- {team: %s, name: %s, sha256: %s}", e.Team, strconv.Quote(e.Name), e.SHA256)
+}
+
+// File renders a whole tokens file.
+func File(entries []Entry) []byte {
+	var b strings.Builder
+	b.WriteString("tokens:\n")
+	for _, e := range entries {
+		b.WriteString("  " + e.Line() + "\n")
+	}
+	return []byte(b.String())
+}
+
+// WriteFile writes a tokens file readable by its owner only, replacing it
+// in one rename so a router watching it never reads half a file.
+func WriteFile(path string, entries []Entry) error {
+	for i, e := range entries {
+		if err := e.Check(); err != nil {
+			return fmt.Errorf("tokens[%d].%w", i, err)
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, File(entries), 0o600); err != nil {
+		return fmt.Errorf("team tokens: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("team tokens: %w", err)
+	}
+	return nil
+}
