@@ -2,12 +2,15 @@
 // feedback.received, classifies each item (topics, sentiment, urgency,
 // language, score bands, PII redaction) and publishes feedback.classified.
 //
-// The topic, urgency and keyword-sentiment part is a Classifier: the
-// rules-based one (package rules) now, a trained model later. A Pipeline
-// completes it with what needs no model.
+// The topic, urgency and sentiment part is a Classifier: Layered, the
+// configured rules (package rules) first, then the trained topic and
+// sentiment models (package model) where configured. A Pipeline completes
+// it with what needs no model. Rules and models are reloaded when their
+// files change.
 package classifier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +30,7 @@ import (
 	"github.com/feedloop/feedloop/services/classifier/internal/app"
 	"github.com/feedloop/feedloop/services/classifier/internal/language"
 	"github.com/feedloop/feedloop/services/classifier/internal/reload"
+	"github.com/feedloop/feedloop/services/classifier/model"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 )
 
@@ -58,6 +62,18 @@ type Config struct {
 	// LanguageMinConfidence is the detection confidence (0..1) below which
 	// the customer's locale decides the language.
 	LanguageMinConfidence float64 `env:"CLASSIFIER_LANGUAGE_MIN_CONFIDENCE" envDefault:"0.5"`
+	// TopicModel is a model file (`feedloop classifier train`) that gives
+	// the topics where no topic rule matched; empty for rules only.
+	TopicModel string `env:"CLASSIFIER_TOPIC_MODEL"`
+	// SentimentModel is a model file with the labels negative, neutral
+	// and positive; empty for the rules' keyword sentiment.
+	SentimentModel string `env:"CLASSIFIER_SENTIMENT_MODEL"`
+	// ModelPollInterval re-reads the model files that often, besides
+	// reacting to file events; 0 disables polling.
+	ModelPollInterval time.Duration `env:"CLASSIFIER_MODEL_POLL_INTERVAL" envDefault:"30s"`
+	// ExtraTopicMinConfidence is the probability a topic model's second
+	// or third topic needs to be reported too (0..1; 1 = one topic only).
+	ExtraTopicMinConfidence float64 `env:"CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE" envDefault:"0.3"`
 }
 
 // DefaultConfig returns the configuration with every default applied, as
@@ -80,8 +96,24 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.RulesFile) == "" {
 		errs = append(errs, errors.New("CLASSIFIER_RULES_FILE: is required"))
 	}
-	if c.RulesPollInterval < 0 || (c.RulesPollInterval > 0 && c.RulesPollInterval < 100*time.Millisecond) {
-		errs = append(errs, fmt.Errorf("CLASSIFIER_RULES_POLL_INTERVAL: must be 0 (off) or at least 100ms, got %s", c.RulesPollInterval))
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"CLASSIFIER_RULES_POLL_INTERVAL", c.RulesPollInterval}, {"CLASSIFIER_MODEL_POLL_INTERVAL", c.ModelPollInterval}} {
+		if p.d < 0 || (p.d > 0 && p.d < 100*time.Millisecond) {
+			errs = append(errs, fmt.Errorf("%s: must be 0 (off) or at least 100ms, got %s", p.name, p.d))
+		}
+	}
+	for _, m := range c.models() {
+		if strings.TrimSpace(m.path) != m.path {
+			errs = append(errs, fmt.Errorf("%s: %q has leading or trailing spaces", m.variable, m.path))
+		}
+	}
+	if c.TopicModel != "" && c.TopicModel == c.SentimentModel {
+		errs = append(errs, fmt.Errorf("%s: is the same file as %s (%s)", envSentimentModel, envTopicModel, c.TopicModel))
+	}
+	if math.IsNaN(c.ExtraTopicMinConfidence) || c.ExtraTopicMinConfidence <= 0 || c.ExtraTopicMinConfidence > 1 {
+		errs = append(errs, fmt.Errorf("CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE: must be above 0 and at most 1, got %v", c.ExtraTopicMinConfidence))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 256 {
 		errs = append(errs, fmt.Errorf("CLASSIFIER_CONCURRENCY: must be 1..256, got %d", c.Concurrency))
@@ -97,6 +129,31 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// The variables naming the model files.
+const (
+	envTopicModel     = "CLASSIFIER_TOPIC_MODEL"
+	envSentimentModel = "CLASSIFIER_SENTIMENT_MODEL"
+)
+
+// modelConfig is one configured model file.
+type modelConfig struct {
+	variable, path string
+	// check rejects a model unfit for the slot.
+	check func(*model.Model) error
+}
+
+// models lists the configured model files.
+func (c Config) models() []modelConfig {
+	var out []modelConfig
+	if c.TopicModel != "" {
+		out = append(out, modelConfig{variable: envTopicModel, path: c.TopicModel, check: func(*model.Model) error { return nil }})
+	}
+	if c.SentimentModel != "" {
+		out = append(out, modelConfig{variable: envSentimentModel, path: c.SentimentModel, check: CheckSentimentModel})
+	}
+	return out
+}
+
 // languages drops blanks, so CLASSIFIER_LANGUAGES="" means none.
 func (c Config) languages() []string {
 	var out []string
@@ -110,16 +167,27 @@ func (c Config) languages() []string {
 
 // Service is a running classifier.
 type Service struct {
-	cfg      Config
-	bus      *bus.Bus
-	log      *slog.Logger
-	rules    atomic.Pointer[rules.Classifier]
-	initial  []byte // the rules file content loaded by New
-	pipeline *Pipeline
+	cfg       Config
+	bus       *bus.Bus
+	log       *slog.Logger
+	rules     atomic.Pointer[rules.Classifier]
+	initial   []byte // the rules file content loaded by New
+	models    []*liveModel
+	topic     ModelSlot
+	sentiment ModelSlot
+	pipeline  *Pipeline
 }
 
-// New loads the rules file and the language models. It fails on invalid
-// configuration or rules, naming the file and the bad entries.
+// liveModel is a configured model file and the slot it fills.
+type liveModel struct {
+	modelConfig
+	slot    *ModelSlot
+	initial []byte // the file content loaded by New
+}
+
+// New loads the rules file, the trained models and the language models.
+// It fails on invalid configuration, rules or model files, naming the
+// variable, the file and what is wrong.
 func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
@@ -141,7 +209,28 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, bus: infra.Bus, log: log, initial: data}
 	s.rules.Store(rc)
-	s.pipeline = &Pipeline{Model: liveRules{&s.rules}, MinLanguageConfidence: cfg.LanguageMinConfidence}
+	slots := map[string]*ModelSlot{envTopicModel: &s.topic, envSentimentModel: &s.sentiment}
+	for _, mc := range cfg.models() {
+		lm := &liveModel{modelConfig: mc, slot: slots[mc.variable]}
+		if lm.initial, err = os.ReadFile(mc.path); err != nil {
+			return nil, fmt.Errorf("classifier: %s: %w", mc.variable, err)
+		}
+		m, err := lm.parse(lm.initial)
+		if err != nil {
+			return nil, fmt.Errorf("classifier: %s %s: %w", mc.variable, mc.path, err)
+		}
+		lm.slot.Swap(m)
+		s.models = append(s.models, lm)
+	}
+	s.pipeline = &Pipeline{
+		Model: &Layered{
+			Rules:         liveRules{&s.rules},
+			Topic:         &s.topic,
+			Sentiment:     &s.sentiment,
+			ExtraTopicMin: cfg.ExtraTopicMinConfidence,
+		},
+		MinLanguageConfidence: cfg.LanguageMinConfidence,
+	}
 	if langs := cfg.languages(); len(langs) > 0 {
 		d, err := NewLanguageDetector(langs)
 		if err != nil {
@@ -155,8 +244,23 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 // RulesVersion is the version of the rules in force.
 func (s *Service) RulesVersion() string { return s.rules.Load().Version() }
 
+// TopicModelVersion is the version of the topic model in force, "" for none.
+func (s *Service) TopicModelVersion() string { return versionOf(s.topic.Load()) }
+
+// SentimentModelVersion is the version of the sentiment model in force, ""
+// for none.
+func (s *Service) SentimentModelVersion() string { return versionOf(s.sentiment.Load()) }
+
+func versionOf(m *model.Model) string {
+	if m == nil {
+		return ""
+	}
+	return m.Version()
+}
+
 // Run consumes feedback.received until ctx is cancelled, reloading the
-// rules file when it changes, then drains the consumer and returns nil.
+// rules and model files when they change, then drains the consumer and
+// returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -171,7 +275,21 @@ func (s *Service) Run(ctx context.Context) error {
 			OnChange:     s.reloadRules,
 		})
 	})
-	s.log.InfoContext(ctx, "classifier: running", "rules_file", s.cfg.RulesFile, "rules_version", s.RulesVersion(), "concurrency", s.cfg.Concurrency)
+	for _, lm := range s.models {
+		wg.Go(func() {
+			reload.Watch(ctx, reload.Options{
+				Path:         lm.path,
+				Initial:      lm.initial,
+				PollInterval: s.cfg.ModelPollInterval,
+				Log:          s.log,
+				OnChange:     func(ctx context.Context, data []byte) { s.reloadModel(ctx, lm, data) },
+			})
+		})
+	}
+	s.log.InfoContext(ctx, "classifier: running", "rules_file", s.cfg.RulesFile, "rules_version", s.RulesVersion(),
+		"topic_model", s.cfg.TopicModel, "topic_model_version", s.TopicModelVersion(),
+		"sentiment_model", s.cfg.SentimentModel, "sentiment_model_version", s.SentimentModelVersion(),
+		"concurrency", s.cfg.Concurrency)
 	err := s.bus.Consume(ctx, bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
 		Durable:        Durable,
@@ -198,6 +316,33 @@ func (s *Service) reloadRules(ctx context.Context, data []byte) {
 		"rules_version", rc.Version(), "previous_version", old.Version())
 }
 
+// parse decodes a model file and checks it fits the slot.
+func (lm *liveModel) parse(data []byte) (*model.Model, error) {
+	m, err := model.Load(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if err := lm.check(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// reloadModel swaps in a changed model file, or keeps the model in force
+// when the new file is corrupt or unfit. Items being classified finish
+// with the model they started with (Layered reads the slot once per item).
+func (s *Service) reloadModel(ctx context.Context, lm *liveModel, data []byte) {
+	m, err := lm.parse(data)
+	if err != nil {
+		s.log.ErrorContext(ctx, "classifier: model reload failed; keeping the model in force",
+			"variable", lm.variable, "path", lm.path, "model_version", versionOf(lm.slot.Load()), "err", err)
+		return
+	}
+	old := lm.slot.Swap(m)
+	s.log.InfoContext(ctx, "classifier: model reloaded", "variable", lm.variable, "path", lm.path,
+		"model_version", m.Version(), "previous_version", versionOf(old), "labels", len(m.Labels))
+}
+
 // handle classifies one feedback.received message.
 func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	in, err := m.Event()
@@ -217,7 +362,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		topics = append(topics, t.GetTopic())
 	}
 	s.log.InfoContext(ctx, "classifier: classified", "feedback_id", out.GetFeedbackId(), "event_id", out.GetId(),
-		"topics", topics, "rule_ids", cls.GetRuleIds(), "sentiment", cls.GetSentiment().String(),
+		"topics", topics, "topic_source", cls.GetTopicSource().String(), "rule_ids", cls.GetRuleIds(), "sentiment", cls.GetSentiment().String(),
 		"urgency", cls.GetUrgency().String(), "language", cls.GetLanguage(), "model_version", cls.GetModelVersion())
 	return nil
 }

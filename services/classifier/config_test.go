@@ -15,7 +15,8 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
 	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 8 || cfg.RulesPollInterval != 30*time.Second ||
-		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 {
+		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 ||
+		cfg.TopicModel != "" || cfg.SentimentModel != "" || cfg.ModelPollInterval != 30*time.Second || cfg.ExtraTopicMinConfidence != 0.3 {
 		t.Errorf("DefaultConfig() = %+v", cfg)
 	}
 }
@@ -25,11 +26,17 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	t.Setenv("CLASSIFIER_CONCURRENCY", "3")
 	t.Setenv("CLASSIFIER_LANGUAGES", "en, fr")
 	t.Setenv("CLASSIFIER_RULES_POLL_INTERVAL", "0s")
+	t.Setenv("CLASSIFIER_TOPIC_MODEL", "/models/topic.model")
+	t.Setenv("CLASSIFIER_SENTIMENT_MODEL", "/models/sentiment.model")
+	t.Setenv("CLASSIFIER_MODEL_POLL_INTERVAL", "1m")
+	t.Setenv("CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE", "1")
 	cfg, err := classifier.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RulesFile != "/tmp/r.yaml" || cfg.Concurrency != 3 || cfg.RulesPollInterval != 0 || len(cfg.Languages) != 2 {
+	if cfg.RulesFile != "/tmp/r.yaml" || cfg.Concurrency != 3 || cfg.RulesPollInterval != 0 || len(cfg.Languages) != 2 ||
+		cfg.TopicModel != "/models/topic.model" || cfg.SentimentModel != "/models/sentiment.model" ||
+		cfg.ModelPollInterval != time.Minute || cfg.ExtraTopicMinConfidence != 1 {
 		t.Errorf("LoadConfig() = %+v", cfg)
 	}
 	// An empty language list turns detection off and is valid.
@@ -52,6 +59,11 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		{"one language", func(c *classifier.Config) { c.Languages = []string{"en"} }, "CLASSIFIER_LANGUAGES: need at least 2 distinct languages"},
 		{"min confidence", func(c *classifier.Config) { c.LanguageMinConfidence = 1.5 }, "CLASSIFIER_LANGUAGE_MIN_CONFIDENCE: must be 0..1, got 1.5"},
 		{"common", func(c *classifier.Config) { c.NATSURL = "http://x" }, "NATS_URL: must start with nats://"},
+		{"model poll interval", func(c *classifier.Config) { c.ModelPollInterval = -time.Second }, "CLASSIFIER_MODEL_POLL_INTERVAL: must be 0 (off) or at least 100ms"},
+		{"topic model path", func(c *classifier.Config) { c.TopicModel = " " }, `CLASSIFIER_TOPIC_MODEL: " " has leading or trailing spaces`},
+		{"sentiment model path", func(c *classifier.Config) { c.SentimentModel = "/m/s.model " }, `CLASSIFIER_SENTIMENT_MODEL: "/m/s.model " has leading or trailing spaces`},
+		{"one file for both", func(c *classifier.Config) { c.TopicModel, c.SentimentModel = "/m/a.model", "/m/a.model" }, "CLASSIFIER_SENTIMENT_MODEL: is the same file as CLASSIFIER_TOPIC_MODEL (/m/a.model)"},
+		{"extra topics", func(c *classifier.Config) { c.ExtraTopicMinConfidence = 0 }, "CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE: must be above 0 and at most 1, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

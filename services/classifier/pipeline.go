@@ -25,7 +25,8 @@ func NewLanguageDetector(codes []string) (LanguageDetector, error) {
 }
 
 // Pipeline is the Classifier the service runs: Model's topics, urgency,
-// rule ids and keyword sentiment, completed with what needs no model:
+// rule ids, sentiment, explanation and model version (Layered: rules, then
+// trained models), completed with what needs no model:
 //   - score bands of the NPS, CSAT and CES answers;
 //   - sentiment from the answers when there are any (NPS, else CSAT, else
 //     CES; confidence 1, the customer said so), else the model's, else

@@ -62,6 +62,12 @@ type harness struct {
 
 func start(t *testing.T, rules string) *harness {
 	t.Helper()
+	return startWith(t, rules, nil)
+}
+
+// startWith starts a classifier whose configuration modify may change.
+func startWith(t *testing.T, rules string, modify func(*classifier.Config)) *harness {
+	t.Helper()
 	b := testkit.Bus(t)
 	rdb := testkit.RedisClient(t)
 	dir := t.TempDir()
@@ -73,6 +79,9 @@ func start(t *testing.T, rules string) *harness {
 	cfg.RulesPollInterval = 0 // file events alone must drive reloads
 	cfg.Concurrency = 2
 	cfg.Languages = []string{"en", "de", "fr"}
+	if modify != nil {
+		modify(&cfg)
+	}
 	svc, err := classifier.New(cfg, &lifecycle.Infra{Bus: b, Redis: rdb, Log: slog.New(h.logs)})
 	if err != nil {
 		t.Fatal(err)

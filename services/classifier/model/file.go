@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,7 @@ func (m *Model) Save(w io.Writer) error {
 	}
 	payload := enc.EncodeAll(raw.Bytes(), nil)
 	sum := sha256.Sum256(payload)
+	m.setVersion(sum)
 	bw := bufio.NewWriter(w)
 	bw.WriteString(magic)
 	_ = binary.Write(bw, binary.LittleEndian, uint32(FormatVersion))
@@ -190,7 +192,39 @@ func Load(r io.Reader) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrFormat, err)
 	}
-	return decode(raw)
+	m, err := decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], pre[20:52])
+	m.setVersion(sum)
+	return m, nil
+}
+
+// VersionLen is the number of hex digits of the checksum Version gives.
+const VersionLen = 12
+
+// Version identifies the model: the first VersionLen hex digits of the
+// SHA-256 checksum of its file payload, so the same file always has the
+// same version and a retrained model another one.
+func (m *Model) Version() string {
+	if v := m.version.Load(); v != nil {
+		return *v
+	}
+	// Save computes the checksum and records it; a model that cannot be
+	// encoded has no version.
+	if err := m.Save(io.Discard); err != nil {
+		return ""
+	}
+	return *m.version.Load()
+}
+
+// setVersion records the payload checksum. Save gives the same checksum
+// every time for the same model, so the first one recorded stays.
+func (m *Model) setVersion(sum [sha256.Size]byte) {
+	v := hex.EncodeToString(sum[:])[:VersionLen]
+	m.version.CompareAndSwap(nil, &v)
 }
 
 func decode(raw []byte) (*Model, error) {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/feedloop/feedloop/services/classifier/model/features"
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
@@ -34,6 +35,8 @@ type Model struct {
 
 	vocab *vocab
 	lin   *linear.Model
+	// version is set by Load and Save (see Version).
+	version atomic.Pointer[string]
 }
 
 // Metadata is how a model was made.

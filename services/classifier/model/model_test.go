@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,6 +151,29 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	if _, err := LoadFile(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestVersionIsTheFileChecksum(t *testing.T) {
+	ds := fixture(t, "intents.csv")
+	m, _ := train(t, ds, testOptions())
+	v := m.Version() // before any Save: computed
+	data := saved(t, m)
+	sum := sha256.Sum256(data[52:])
+	if want := fmt.Sprintf("%x", sum[:])[:VersionLen]; v != want {
+		t.Errorf("Version() = %q, want the payload checksum %q", v, want)
+	}
+	m2, err := Load(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Version() != v {
+		t.Errorf("loaded model's version %q, saved model's %q", m2.Version(), v)
+	}
+	o := testOptions()
+	o.Seed = 2
+	if other, _ := train(t, ds, o); other.Version() == v {
+		t.Errorf("a model trained with another seed has the same version %q", v)
 	}
 }
 

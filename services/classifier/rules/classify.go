@@ -187,8 +187,9 @@ func (c *Classifier) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*fe
 }
 
 // ClassifyText classifies text: topics (confidence 1 for each matched rule's
-// topic, or "unknown" with confidence 0), the ids of the matched topic
-// rules, urgency and keyword sentiment.
+// topic, topic_source RULES; or "unknown" with confidence 0, topic_source
+// UNKNOWN), the ids of the matched topic rules, urgency and keyword
+// sentiment.
 func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
 	d := newDoc(text)
 	out := &feedloopv1.Classification{
@@ -206,8 +207,10 @@ func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
 			out.Topics = append(out.Topics, &feedloopv1.TopicScore{Topic: t.topic, Confidence: 1})
 		}
 	}
+	out.TopicSource = feedloopv1.TopicSource_TOPIC_SOURCE_RULES
 	if len(out.Topics) == 0 {
 		out.Topics = []*feedloopv1.TopicScore{{Topic: TopicUnknown, Confidence: 0}}
+		out.TopicSource = feedloopv1.TopicSource_TOPIC_SOURCE_UNKNOWN
 	}
 	for _, u := range c.urgency {
 		if d.matches(u.m, c.negators) {

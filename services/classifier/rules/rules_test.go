@@ -52,6 +52,13 @@ func check(t *testing.T, c *rules.Classifier, text string, w want) {
 	if !slices.Equal(topics, w.topics) {
 		t.Errorf("%q: topics = %q, want %q", text, topics, w.topics)
 	}
+	wantSource := feedloopv1.TopicSource_TOPIC_SOURCE_RULES
+	if len(w.ruleIDs) == 0 {
+		wantSource = feedloopv1.TopicSource_TOPIC_SOURCE_UNKNOWN
+	}
+	if got.GetTopicSource() != wantSource {
+		t.Errorf("%q: topic_source = %v, want %v", text, got.GetTopicSource(), wantSource)
+	}
 	if !slices.Equal(got.GetRuleIds(), w.ruleIDs) {
 		t.Errorf("%q: rule_ids = %q, want %q", text, got.GetRuleIds(), w.ruleIDs)
 	}

@@ -23,7 +23,7 @@ func newClassifierCmd() *cobra.Command {
 and try it on a text. Models are single files (checksummed, versioned) that
 record their labels, feature settings and how they were trained.`,
 	}
-	cmd.AddCommand(newClassifierTrainCmd(), newClassifierEvalCmd(), newClassifierPredictCmd())
+	cmd.AddCommand(newClassifierTrainCmd(), newClassifierEvalCmd(), newClassifierPredictCmd(), newClassifierCorrectionsCmd())
 	return cmd
 }
 

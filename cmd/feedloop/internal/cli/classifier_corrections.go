@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+)
+
+// correctionColumns is the header of a corrections file: text and label
+// are what `classifier train --text-col text --label-col label` reads.
+var correctionColumns = []string{"text", "label", "original_topics", "rerouted_from", "feedback_id", "time"}
+
+// envNATS names the NATS server corrections reads from, as for the services.
+const envNATS = "NATS_URL"
+
+type classifierCorrectionsOpts struct {
+	out, server string
+	timeout     time.Duration
+}
+
+func newClassifierCorrectionsCmd() *cobra.Command {
+	o := &classifierCorrectionsOpts{}
+	cmd := &cobra.Command{
+		Use:   "corrections --out FILE.csv [--server nats://HOST:PORT]",
+		Short: "Export every reroute as a labelled example for training",
+		Long: `Read the routed events of the FEEDBACK stream (feedback.routed.*, from the
+first one stored) and write each reroute, a share a team moved to another
+team, as one labelled example: a CSV file with a header row and the columns
+
+  text             what teams saw: the redacted text, else the feedback text
+  label            the team the item was rerouted to
+  original_topics  the classifier's topics, separated by ";"
+  rerouted_from    the team that moved it
+  feedback_id      the feedback item
+  time             when it was rerouted (RFC 3339, UTC)
+
+A reroute that was itself rerouted later (billing → payments → refunds) is
+left out: the team it reached (payments) said it was not theirs, and the
+later reroute is the example. Items without text are left out too.
+
+The labels are teams: train on the file together with other data labelled
+by team, e.g.
+  feedloop classifier train --data history.csv --data corrections.csv \
+    --text-col text --label-col label --out topic.model`,
+		Example: `  feedloop classifier corrections --out corrections.csv --server nats://127.0.0.1:4222`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.out, "out", "", "CSV file to write (required)")
+	serverFlag(f, &o.server, envNATS, "nats://127.0.0.1:4222", "NATS server URL")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the NATS server")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func (o *classifierCorrectionsOpts) run(cmd *cobra.Command) error {
+	if !strings.HasPrefix(o.server, "nats://") && !strings.HasPrefix(o.server, "tls://") {
+		return &exitError{2, fmt.Errorf("--server: want nats://HOST:PORT or tls://HOST:PORT, got %q", o.server)}
+	}
+	if o.timeout <= 0 {
+		return &exitError{2, fmt.Errorf("--timeout: must be positive, got %s", o.timeout)}
+	}
+	nc, err := nats.Connect(o.server, nats.Name("feedloop-classifier-corrections"), nats.Timeout(o.timeout))
+	if err != nil {
+		return fmt.Errorf("--server %s: %w", o.server, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("--server %s: %w", o.server, err)
+	}
+	rows, st, err := readCorrections(cmd.Context(), js, o.timeout)
+	if err != nil {
+		return err
+	}
+	if err := writeCSVFile(o.out, correctionColumns, rows); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %d corrections from %d routed events (%d reroutes; %d rerouted again later, %d without text: left out)\n",
+		o.out, len(rows), st.routed, st.reroutes, st.superseded, st.noText)
+	return nil
+}
+
+// correctionStats counts what readCorrections saw.
+type correctionStats struct {
+	routed, reroutes, superseded, noText int
+}
+
+// readCorrections reads every routed event stored when it starts and
+// returns the reroutes as CSV rows, in stream order.
+func readCorrections(ctx context.Context, js jetstream.JetStream, timeout time.Duration) ([][]string, correctionStats, error) {
+	var st correctionStats
+	infoCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stream, err := js.Stream(infoCtx, bus.StreamFeedback)
+	if err != nil {
+		return nil, st, fmt.Errorf("stream %s: %w", bus.StreamFeedback, err)
+	}
+	info, err := stream.Info(infoCtx, jetstream.WithSubjectFilter(bus.AllRouted))
+	if err != nil {
+		return nil, st, fmt.Errorf("stream %s: %w", bus.StreamFeedback, err)
+	}
+	stored := uint64(0)
+	for _, n := range info.State.Subjects {
+		stored += n
+	}
+	if stored == 0 {
+		return nil, st, nil // an ordered consumer would wait for the first one
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.AllRouted},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, st, fmt.Errorf("read %s: %w", bus.AllRouted, err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, st, fmt.Errorf("read %s: %w", bus.AllRouted, err)
+	}
+	defer msgs.Stop()
+	defer context.AfterFunc(ctx, msgs.Stop)() // unblocks Next on cancel
+
+	type row struct {
+		fields         []string
+		feedback, team string
+		superseded     bool
+	}
+	var rows []*row
+	for {
+		m, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, st, fmt.Errorf("read %s: %w", bus.AllRouted, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, st, fmt.Errorf("read %s: %w", bus.AllRouted, err)
+		}
+		ev := &feedloopv1.Event{}
+		// Messages that are no events are the consumers' problem (dead
+		// letters); an export skips them.
+		if proto.Unmarshal(m.Data(), ev) == nil && ev.GetRouted() != nil {
+			st.routed++
+			r := ev.GetRouted()
+			a, fbID := r.GetAssignment(), ev.GetFeedbackId()
+			if fbID == "" {
+				fbID = r.GetFeedback().GetId()
+			}
+			if from := a.GetReroutedFrom(); from != "" {
+				st.reroutes++
+				// The team it came from had it by an earlier reroute: that
+				// one was wrong.
+				for _, prev := range rows {
+					if prev.feedback == fbID && prev.team == from && !prev.superseded {
+						prev.superseded = true
+						st.superseded++
+					}
+				}
+				text := r.GetClassification().GetRedactedText()
+				if text == "" {
+					text = r.GetFeedback().GetText()
+				}
+				if strings.TrimSpace(text) == "" {
+					st.noText++
+				} else {
+					var topics []string
+					for _, t := range r.GetClassification().GetTopics() {
+						topics = append(topics, t.GetTopic())
+					}
+					rows = append(rows, &row{feedback: fbID, team: a.GetTeam(), fields: []string{
+						text, a.GetTeam(), strings.Join(topics, ";"), from, fbID,
+						ev.GetOccurredAt().AsTime().UTC().Format(time.RFC3339),
+					}})
+				}
+			}
+		}
+		if md.NumPending == 0 {
+			break
+		}
+	}
+	out := make([][]string, 0, len(rows))
+	for _, r := range rows {
+		if !r.superseded {
+			out = append(out, r.fields)
+		}
+	}
+	return out, st, nil
+}
+
+// writeCSVFile writes header and rows to path atomically (a temporary
+// file renamed into place).
+func writeCSVFile(path string, header []string, rows [][]string) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".corrections-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := csv.NewWriter(tmp)
+	if err := w.Write(header); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := w.WriteAll(rows); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
