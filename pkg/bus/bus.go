@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
@@ -40,6 +41,8 @@ type Bus struct {
 	log        *slog.Logger
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
+	meter      metric.Meter
+	metrics    *busMetrics
 }
 
 // Option configures a Bus.
@@ -47,6 +50,15 @@ type Option func(*Bus)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(b *Bus) { b.log = l } }
+
+// WithMeterProvider sets where the bus's metrics go (default: the global
+// meter provider, which telemetry.Setup installs).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(b *Bus) { b.meter = mp.Meter(instrumentationName) }
+}
+
+// instrumentationName names the bus's tracer and meter.
+const instrumentationName = "github.com/feedloop/feedloop/pkg/bus"
 
 // Connect dials NATS at url with reconnects that never give up: a service
 // outlives a restart of its server.
@@ -63,8 +75,8 @@ func Connect(url, name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// New returns a Bus on nc. It uses the global OpenTelemetry tracer provider
-// and propagator, so telemetry set-up must run first.
+// New returns a Bus on nc. It uses the global OpenTelemetry tracer and meter
+// providers and propagator, so telemetry set-up must run first.
 func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -74,12 +86,14 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		nc:         nc,
 		js:         js,
 		log:        slog.Default(),
-		tracer:     otel.Tracer("github.com/feedloop/feedloop/pkg/bus"),
+		tracer:     otel.Tracer(instrumentationName),
 		propagator: otel.GetTextMapPropagator(),
+		meter:      otel.Meter(instrumentationName),
 	}
 	for _, o := range opts {
 		o(b)
 	}
+	b.metrics = newBusMetrics(b.meter, nc)
 	return b, nil
 }
 
@@ -126,6 +140,7 @@ func (b *Bus) PublishData(ctx context.Context, subject, msgID string, data []byt
 	b.propagator.Inject(ctx, HeaderCarrier(h))
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	b.metrics.countPublish(ctx, subject, ack, err)
 	if err != nil {
 		span.RecordError(err)
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, subject, err)

@@ -119,8 +119,9 @@ func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.C
 
 // Consume runs h for every message of the durable consumer c until ctx is
 // cancelled, then stops pulling and waits for the messages in hand to finish
-// (drain). The standard chain is tracing → dead letter → retry → recover →
-// c.Middleware → h.
+// (drain). The standard chain is tracing → metrics → dead letter → retry →
+// recover → c.Middleware → h. While it runs, the consumer's lag is reported
+// with the bus's metrics.
 func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 	c = c.withDefaults()
 	cons, err := b.EnsureConsumer(ctx, c)
@@ -134,9 +135,11 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 		h = c.Middleware[i](h)
 	}
 	h = Tracing(b.tracer, b.propagator, c.Durable)(
-		DeadLetter(b, c.Durable, c.MaxDeliver)(
-			Retry(c.Backoff)(
-				Recoverer(b.log)(h))))
+		Metrics(b.meter, c.Durable)(
+			DeadLetter(b, c.Durable, c.MaxDeliver)(
+				Retry(c.Backoff)(
+					Recoverer(b.log)(h)))))
+	defer b.metrics.watch(c.Stream, c.Durable, cons)()
 
 	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*c.Concurrency, 64)))
 	if err != nil {

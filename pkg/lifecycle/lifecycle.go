@@ -19,6 +19,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/redisx"
@@ -33,6 +34,9 @@ type Common struct {
 	DuplicateWindow time.Duration `env:"NATS_DUPLICATE_WINDOW" envDefault:"10m"`
 	Retention       time.Duration `env:"FEEDBACK_RETENTION" envDefault:"0s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
+	// MetricsAddr serves GET /metrics for Prometheus; empty serves nothing
+	// (a Config built in Go, as cmd/feedloop does, leaves it so).
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9464"`
 }
 
 // Validate checks c and names the variable at fault.
@@ -55,6 +59,11 @@ func (c Common) Validate() error {
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	if c.MetricsAddr != "" {
+		if err := CheckAddr(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -145,6 +154,9 @@ type Infra struct {
 	Bus   *bus.Bus
 	Redis *redis.Client
 	Log   *slog.Logger
+	// MetricsAddr is where Connect serves /metrics, port chosen; empty when
+	// it serves none.
+	MetricsAddr string
 }
 
 // Cleanups run in reverse order of registration, like defers.
@@ -161,9 +173,10 @@ func (c *Cleanups) Run() {
 	*c = nil
 }
 
-// Connect sets up telemetry and logging for service, connects NATS (and
-// ensures the streams) and Redis. The returned cleanup closes them in
-// reverse order; it is valid even when Connect fails.
+// Connect sets up telemetry and logging for service, serves its metrics on
+// c.MetricsAddr, connects NATS (and ensures the streams) and Redis. The
+// returned cleanup closes them in reverse order; it is valid even when
+// Connect fails.
 func Connect(ctx context.Context, service string, c Common) (*Infra, func(), error) {
 	var cleanups Cleanups
 	level, _ := ParseLevel(c.LogLevel)
@@ -177,6 +190,16 @@ func Connect(ctx context.Context, service string, c Common) (*Infra, func(), err
 		defer cancel()
 		_ = shutdown(sctx)
 	})
+	var metricsAddr string
+	if c.MetricsAddr != "" {
+		ms, err := telemetry.ServeMetrics(c.MetricsAddr, log)
+		if err != nil {
+			return nil, cleanups.Run, fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		cleanups.Add(func() { _ = ms.Close() })
+		metricsAddr = ms.Addr()
+		log.InfoContext(ctx, "metrics served", "addr", metricsAddr, "path", telemetry.MetricsPath)
+	}
 	nc, err := bus.Connect(c.NATSURL, service)
 	if err != nil {
 		return nil, cleanups.Run, err
@@ -194,7 +217,8 @@ func Connect(ctx context.Context, service string, c Common) (*Infra, func(), err
 		return nil, cleanups.Run, err
 	}
 	cleanups.Add(func() { _ = rdb.Close() })
-	return &Infra{Bus: b, Redis: rdb, Log: log}, cleanups.Run, nil
+	cleanups.Add(ObserveRedis(otel.GetMeterProvider(), rdb))
+	return &Infra{Bus: b, Redis: rdb, Log: log, MetricsAddr: metricsAddr}, cleanups.Run, nil
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM.

@@ -1,9 +1,11 @@
-// Package telemetry sets up OpenTelemetry tracing from the standard OTEL_*
-// environment variables and a JSON slog logger that stamps trace ids.
+// Package telemetry sets up OpenTelemetry tracing and metrics from the
+// standard OTEL_* environment variables, the Prometheus scrape endpoint, and
+// a JSON slog logger that stamps trace ids.
 package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,11 +19,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Setup installs the global tracer provider and the W3C propagator.
-// Spans are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the
-// traces-specific variable) is set; the sampler follows OTEL_TRACES_SAMPLER.
-// The returned shutdown flushes pending spans; always defer it.
-func Setup(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
+// Setup installs the global tracer and meter providers and the W3C
+// propagator. Spans are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
+// (or the traces-specific variable) is set; the sampler follows
+// OTEL_TRACES_SAMPLER. Metrics are always readable on MetricsHandler and are
+// also pushed over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the
+// metrics-specific variable) is set. The returned shutdown flushes pending
+// spans and metrics; always defer it.
+func Setup(ctx context.Context, service string, opts ...Option) (shutdown func(context.Context) error, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if os.Getenv("OTEL_SERVICE_NAME") != "" {
 		service = os.Getenv("OTEL_SERVICE_NAME")
@@ -30,17 +39,41 @@ func Setup(ctx context.Context, service string) (shutdown func(context.Context) 
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	for _, sp := range o.spanProcessors {
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
+	}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
+	tp := sdktrace.NewTracerProvider(tpOpts...)
+	mp, stopMetrics, err := newMeterProvider(ctx, res)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, err
+	}
 	otel.SetTracerProvider(tp)
-	return tp.Shutdown, nil
+	otel.SetMeterProvider(mp)
+	return func(ctx context.Context) error {
+		// Metrics first: their last export may carry exemplars of spans
+		// that are still to be flushed, and neither depends on the other.
+		return errors.Join(stopMetrics(ctx), tp.Shutdown(ctx))
+	}, nil
+}
+
+// Option adds to what Setup installs.
+type Option func(*options)
+
+type options struct{ spanProcessors []sdktrace.SpanProcessor }
+
+// WithSpanProcessor adds sp to the tracer provider, next to the OTLP
+// exporter: tests record the spans of a whole in-process stack with it.
+func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
+	return func(o *options) { o.spanProcessors = append(o.spanProcessors, sp) }
 }
 
 // Logger returns a JSON logger for service whose records carry trace_id and

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
@@ -361,6 +363,17 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	for _, t := range cls.GetTopics() {
 		topics = append(topics, t.GetTopic())
 	}
+	// The classification outcome on the consumer span answers "where did my
+	// feedback go" from the trace alone.
+	trace.SpanFromContext(ctx).SetAttributes(
+		attribute.String("feedloop.feedback_id", out.GetFeedbackId()),
+		attribute.StringSlice("feedloop.topics", topics),
+		attribute.String("feedloop.topic_source", cls.GetTopicSource().String()),
+		attribute.StringSlice("feedloop.rule_ids", cls.GetRuleIds()),
+		attribute.String("feedloop.sentiment", cls.GetSentiment().String()),
+		attribute.String("feedloop.urgency", cls.GetUrgency().String()),
+		attribute.String("feedloop.language", cls.GetLanguage()),
+		attribute.String("feedloop.model_version", cls.GetModelVersion()))
 	s.log.InfoContext(ctx, "classifier: classified", "feedback_id", out.GetFeedbackId(), "event_id", out.GetId(),
 		"topics", topics, "topic_source", cls.GetTopicSource().String(), "rule_ids", cls.GetRuleIds(), "sentiment", cls.GetSentiment().String(),
 		"urgency", cls.GetUrgency().String(), "language", cls.GetLanguage(), "model_version", cls.GetModelVersion())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -143,7 +144,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log = slog.Default()
 	}
 	s := &Service{cfg: cfg, infra: infra, log: log}
-	s.acc = accept.New(idem.New(infra.Redis, cfg.IdempotencyTTL), infra.Bus, log, time.Now)
+	s.acc = accept.New(idem.New(infra.Redis, cfg.IdempotencyTTL), infra.Bus, log, time.Now,
+		accept.WithMetrics(accept.NewMetrics(otel.GetMeterProvider())))
 
 	s.grpc = grpcserver.New(log)
 	feedloopv1.RegisterIntakeServiceServer(s.grpc, grpcport.New(s.acc))

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/services/notifier/internal/app"
@@ -264,6 +266,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 			CapLimit:    cfg.CustomerDailyCap,
 			DigestDelay: cfg.DigestDelay,
 			Now:         cfg.Clock,
+			Metrics:     app.NewMetrics(otel.GetMeterProvider()),
 		},
 	}, nil
 }

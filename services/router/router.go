@@ -33,6 +33,7 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/answers"
 	"github.com/feedloop/feedloop/services/router/internal/consumer"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/loopmetrics"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/routesfile"
 	"github.com/feedloop/feedloop/services/router/internal/sla"
@@ -41,6 +42,9 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -124,6 +128,7 @@ type Service struct {
 	routes  *routesfile.Watcher
 	tokens  *tokensWatcher
 	store   *readmodel.Store
+	loop    *loopmetrics.Recorder
 	sla     *sla.Index
 	lock    *itemlock.Locker
 	grpc    *grpcserver.Server
@@ -169,7 +174,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_TEAM_TOKENS_FILE: %w", err)
 	}
-	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log))
+	loop := loopmetrics.New(otel.GetMeterProvider())
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log), readmodel.WithApplied(loop.Applied))
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
@@ -178,7 +184,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx,
+		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx, loop: loop,
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
@@ -191,6 +197,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		Bus:      infra.Bus,
 		Teams:    func() []string { return s.routes.Tree().Teams() },
 		Log:      log,
+		Traces:   store,
 	}, s.stop))
 	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
@@ -223,6 +230,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	context.AfterFunc(ctx, func() { close(s.stop) })
+	defer s.loop.ObserveOpen(func() []string { return s.routes.Tree().Teams() }, s.store.OpenCounts)()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -243,7 +251,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { fail(s.grpc.Serve(ctx, s.lis)) })
 	wg.Go(func() { fail(s.serveHTTP(ctx)) })
 	wg.Go(func() {
-		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log}
+		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
 		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, s.applyNow, s.log)
 		fail(s.infra.Bus.Consume(ctx, consumer.Config(s.cfg.Concurrency), h))
 	})
@@ -278,8 +286,20 @@ func (s *Service) project(ctx context.Context, m *bus.Msg) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.Apply(ctx, ev); err != nil {
+	if ev.GetReceived() != nil {
+		// The item's own trace, which team actions and answers link to.
+		if err := s.store.SetTrace(ctx, ev.GetFeedbackId(), m.Header.Get("traceparent")); err != nil {
+			return err
+		}
+	}
+	applied, err := s.store.Apply(ctx, ev)
+	if err != nil {
 		return fmt.Errorf("read model: %w", err)
+	}
+	if !applied {
+		// Applied before (by the routing consumer or the team API, or a
+		// redelivery), or an event the projection ignores.
+		trace.SpanFromContext(ctx).AddEvent("event already applied", trace.WithAttributes(attribute.String("feedloop.event_id", ev.GetId())))
 	}
 	if err := s.sla.Apply(ctx, ev); err != nil {
 		return fmt.Errorf("sla index: %w", err)
@@ -300,7 +320,9 @@ func (s *Service) applyNow(ctx context.Context, ev *feedloopv1.Event) {
 
 func (s *Service) serveHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	statuspage.New(s.store, isNotFound, s.infra.Bus, s.log).Routes(mux)
+	status := statuspage.New(s.store, isNotFound, s.infra.Bus, s.log)
+	status.Traces = s.store
+	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
 		Handler:           otelhttp.NewHandler(mux, "router.http"),

@@ -14,12 +14,14 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsembed"
 	"github.com/feedloop/feedloop/pkg/redisx"
+	"github.com/feedloop/feedloop/pkg/telemetry"
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/notifier"
@@ -37,6 +39,10 @@ type Config struct {
 	RedisURL string
 	// Streams sizes the streams.
 	Streams bus.StreamsConfig
+	// MetricsAddr serves GET /metrics for the whole process (every service's
+	// series, told apart by their names and consumer labels); empty serves
+	// none. Port 0 picks a free port, see Stack.MetricsAddr.
+	MetricsAddr string
 
 	Intake     intake.Config
 	Classifier classifier.Config
@@ -73,8 +79,12 @@ type Stack struct {
 	Router     *router.Service
 	Notifier   *notifier.Service
 
-	cleanups lifecycle.Cleanups
+	metricsAddr string
+	cleanups    lifecycle.Cleanups
 }
+
+// MetricsAddr is where /metrics is served, port chosen; empty when not.
+func (s *Stack) MetricsAddr() string { return s.metricsAddr }
 
 // Start starts NATS and Redis and builds the services; Run runs them.
 // On error everything started so far is stopped.
@@ -119,6 +129,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.cleanups.Add(func() { _ = s.Redis.Close() })
+	s.cleanups.Add(lifecycle.ObserveRedis(otel.GetMeterProvider(), s.Redis))
+	if cfg.MetricsAddr != "" {
+		ms, err := telemetry.ServeMetrics(cfg.MetricsAddr, cfg.Log)
+		if err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+		s.cleanups.Add(func() { _ = ms.Close() })
+		s.metricsAddr = ms.Addr()
+	}
 
 	// The services share this process's connections; their Common config
 	// describes them, so it validates like a standalone deployment's.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -69,15 +71,26 @@ type Result struct {
 
 // Acceptor accepts feedback.
 type Acceptor struct {
-	keys Keys
-	pub  Publisher
-	log  *slog.Logger
-	now  func() time.Time
+	keys    Keys
+	pub     Publisher
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *Metrics
 }
 
+// Option configures an Acceptor.
+type Option func(*Acceptor)
+
+// WithMetrics counts submissions on m.
+func WithMetrics(m *Metrics) Option { return func(a *Acceptor) { a.metrics = m } }
+
 // New returns an Acceptor. now is the clock (time.Now in production).
-func New(keys Keys, pub Publisher, log *slog.Logger, now func() time.Time) *Acceptor {
-	return &Acceptor{keys: keys, pub: pub, log: log, now: now}
+func New(keys Keys, pub Publisher, log *slog.Logger, now func() time.Time, opts ...Option) *Acceptor {
+	a := &Acceptor{keys: keys, pub: pub, log: log, now: now}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // FeedbackID is the id of (source, externalID): deterministic, so every
@@ -98,15 +111,24 @@ func ReceivedEventID(feedbackID string) string { return bus.DeriveID(feedbackID,
 // then set the key. A key therefore never claims an item whose event was
 // not stored; a crash between publish and set leaves only a republish,
 // which JetStream reports as a duplicate.
-func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (Result, error) {
+func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Result, err error) {
+	start := a.now()
+	defer func() { a.metrics.submitted(ctx, fb.GetSource(), res, err, start, a.now()) }()
+	span := trace.SpanFromContext(ctx)
 	now := a.now().UTC()
 	if vs := validate.Feedback(fb, now); len(vs) > 0 {
 		return Result{}, Invalid(vs)
 	}
 	id := FeedbackID(fb.GetSource(), fb.GetExternalId())
+	span.SetAttributes(
+		attribute.String("feedloop.feedback_id", id),
+		attribute.String("feedloop.source", fb.GetSource()),
+		attribute.String("feedloop.external_id", fb.GetExternalId()))
 	if known, found, err := a.keys.Lookup(ctx, fb.GetSource(), fb.GetExternalId()); err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	} else if found {
+		// The answer to "why did my second submission not show up".
+		span.AddEvent("resubmission ignored", trace.WithAttributes(attribute.String("feedloop.feedback_id", known)))
 		if known != id {
 			// Only a key written by another version of intake could differ;
 			// the stored id is what the submitter was told.

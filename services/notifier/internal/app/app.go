@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -50,6 +51,9 @@ type Handler struct {
 	DigestDelay time.Duration
 	// Now is the clock: it stamps Notified events and tells the day (default time.Now).
 	Now func() time.Time
+	// Metrics counts the results; nil counts nothing (span events are
+	// added all the same).
+	Metrics *Metrics
 }
 
 func (h *Handler) now() time.Time {
@@ -73,6 +77,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 	}
 	for _, s := range dec.Skipped {
 		h.Log.InfoContext(ctx, "notification skipped", "feedback_id", ev.GetFeedbackId(), "event_id", ev.GetId(), "step", s.Step.Name, "reason", s.Reason)
+		h.Metrics.count(ctx, s.Step.Name, s.Step.Audience, "", ResultSkipped, attribute.String("feedloop.reason", s.Reason))
 	}
 	var errs []error
 	permanent := true
@@ -81,6 +86,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 		if len(targets) == 0 {
 			h.Log.InfoContext(ctx, "notification skipped: no contact address on any configured channel",
 				"feedback_id", n.FeedbackID, "step", n.Name, "audience", n.Audience, "team", n.Team)
+			h.Metrics.count(ctx, n.Name, n.Audience, "", ResultSkipped, attribute.String("feedloop.reason", "no contact address"))
 			continue
 		}
 		if n.Audience == notify.AudienceCustomer {
@@ -94,6 +100,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 				continue
 			}
 			if held {
+				h.Metrics.count(ctx, n.Name, n.Audience, "", ResultHeld)
 				continue
 			}
 		}
@@ -134,14 +141,22 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		// published, so the stream drops it, unless a crash came between
 		// send and publish, in which case this restores the record.
 		h.Log.DebugContext(ctx, "notification already sent", "key", d.Key(), "cause_event_id", claim.Cause)
+		h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultDuplicate, attribute.String("feedloop.cause_event_id", claim.Cause))
 		return h.publish(ctx, n, t, d, claim.Cause)
 	}
 
 	msg, err := h.message(n, t, d)
 	if err == nil {
+		start := time.Now()
 		err = t.Sender.Send(ctx, msg)
+		h.Metrics.sent(ctx, t.Channel, time.Since(start))
 	}
 	if err != nil {
+		if errors.Is(err, channel.ErrRejected) {
+			h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultRejected)
+		} else {
+			h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultFailed)
+		}
 		// Release even when ctx has expired mid-send, or retries wait for the claim TTL.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		rerr := h.Dedup.Release(rctx, claim)
@@ -162,6 +177,7 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 	}
 	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
 		"audience", n.Audience, "channel", t.Channel, "recipient", t.Recipient, "team", n.Team)
+	h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultSent)
 	return h.publish(ctx, n, t, d, n.CauseEventID)
 }
 

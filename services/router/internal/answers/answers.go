@@ -14,7 +14,10 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Store is the read model.
@@ -30,6 +33,9 @@ type Handler struct {
 	Lock     *itemlock.Locker
 	Bus      *bus.Bus
 	Log      *slog.Logger
+	// Traces finds items' traces, so the answer's trace links to the
+	// answered item's; nil links nothing.
+	Traces tracelink.Traces
 }
 
 // Handle takes a Classified event. It returns false when the event is not
@@ -46,6 +52,9 @@ func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error
 		return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)
 	}
 	defer unlock()
+	tracelink.Item(ctx, h.Traces, target)
+	trace.SpanFromContext(ctx).AddEvent("answer to an earlier item", trace.WithAttributes(
+		attribute.String("feedloop.answer_id", in.GetFeedbackId()), attribute.String("feedloop.in_reply_to", target)))
 	item, err := h.Store.Item(ctx, target)
 	switch {
 	case err == nil:

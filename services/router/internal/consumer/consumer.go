@@ -12,6 +12,8 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/assign"
 	"github.com/feedloop/feedloop/services/router/routing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Durable is the router's consumer name; its dead letters go to
@@ -74,6 +76,10 @@ func Handler(b *bus.Bus, tree func() *routing.Tree, answers Answers, applied App
 		for i, o := range outs {
 			teams[i], routes[i] = o.Match.Team, o.Match.Route
 		}
+		trace.SpanFromContext(ctx).SetAttributes(
+			attribute.String("feedloop.feedback_id", in.GetFeedbackId()),
+			attribute.StringSlice("feedloop.teams", teams),
+			attribute.StringSlice("feedloop.routes", routes))
 		log.InfoContext(ctx, "feedback routed", "feedback_id", in.GetFeedbackId(), "event_id", in.GetId(), "teams", teams, "routes", routes)
 		return nil
 	}

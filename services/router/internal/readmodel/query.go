@@ -307,3 +307,20 @@ func mean(sum, count int64) *durationpb.Duration {
 	}
 	return durationpb.New(time.Duration(sum) * time.Second / time.Duration(count))
 }
+
+// OpenCounts returns how many open items each of teams has.
+func (s *Store) OpenCounts(ctx context.Context, teams []string) (map[string]int64, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(teams))
+	for i, team := range teams {
+		cmds[i] = p.ZCard(ctx, s.openKey(team))
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("readmodel: open counts: %w", err)
+	}
+	out := make(map[string]int64, len(teams))
+	for i, team := range teams {
+		out[team] = cmds[i].Val()
+	}
+	return out, nil
+}

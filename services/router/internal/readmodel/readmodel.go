@@ -23,6 +23,7 @@
 //	<p>customer:id:<id>       zset    a customer's items, score = received unix time
 //	<p>customer:email:<addr>  zset    the same for customers known only by (lower-cased) email
 //	<p>kpi:<team>             hash    the team's counters (fields named by the KPI* constants)
+//	<p>trace:<id>             string  the W3C traceparent of the item's own trace (team actions link to it)
 package readmodel
 
 import (
@@ -54,10 +55,17 @@ const maxAttempts = 50
 
 // Store is the read model on one Redis.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	log    *slog.Logger
+	rdb     redis.UniversalClient
+	prefix  string
+	log     *slog.Logger
+	applied []AppliedFunc
 }
+
+// AppliedFunc is told of every event Apply folded in, once per event id
+// whichever caller applied it first (the projector, the routing consumer or
+// the team API): the event, the item after it, and the KPI increments per
+// team it caused. The closed-loop metrics count from it.
+type AppliedFunc func(ctx context.Context, ev *feedloopv1.Event, item *feedloopv1.Item, kpi map[string]map[string]int64)
 
 // Option configures a Store.
 type Option func(*Store)
@@ -68,6 +76,9 @@ func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithApplied adds f to the funcs told of each event applied.
+func WithApplied(f AppliedFunc) Option { return func(s *Store) { s.applied = append(s.applied, f) } }
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
@@ -122,15 +133,20 @@ func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
 	}
 	itemKey, appliedKey := s.itemKey(id), s.appliedKey(id)
 	for attempt := 1; ; attempt++ {
-		var applied bool
+		var ch *change
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			applied, err = s.applyTx(ctx, tx, ev, itemKey, appliedKey)
+			ch, err = s.applyTx(ctx, tx, ev, itemKey, appliedKey)
 			return err
 		}, itemKey, appliedKey)
 		switch {
 		case err == nil:
-			return applied, nil
+			if ch != nil {
+				for _, f := range s.applied {
+					f(ctx, ev, ch.item, ch.kpi)
+				}
+			}
+			return ch != nil, nil
 		case !errors.Is(err, redis.TxFailedErr):
 			return false, fmt.Errorf("readmodel: apply event %s to %s: %w", ev.GetId(), id, err)
 		case attempt == maxAttempts:
@@ -144,7 +160,14 @@ func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
 	}
 }
 
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event, itemKey, appliedKey string) (bool, error) {
+// change is what one applied event did.
+type change struct {
+	item *feedloopv1.Item
+	kpi  map[string]map[string]int64
+}
+
+// applyTx folds ev in within tx; nil means it changed nothing.
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event, itemKey, appliedKey string) (*change, error) {
 	// One round trip for both reads (after WATCH, before MULTI).
 	var seenCmd *redis.BoolCmd
 	var getCmd *redis.StringCmd
@@ -154,42 +177,46 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event,
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, err
+		return nil, err
 	}
 	if seenCmd.Val() {
-		return false, nil
+		return nil, nil
 	}
 	old := &feedloopv1.Item{}
 	blob, err := getCmd.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
-		return false, err
+		return nil, err
 	default:
 		if err := proto.Unmarshal(blob, old); err != nil {
-			return false, fmt.Errorf("decode %s: %w", itemKey, err)
+			return nil, fmt.Errorf("decode %s: %w", itemKey, err)
 		}
 	}
 	cur := proto.Clone(old).(*feedloopv1.Item)
 	if !projection.Apply(cur, ev) {
-		return false, nil
+		return nil, nil
 	}
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(cur)
 	if err != nil {
-		return false, fmt.Errorf("encode item: %w", err)
+		return nil, fmt.Errorf("encode item: %w", err)
 	}
+	kpi := kpiDeltas(old, ev)
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, itemKey, data, 0)
 		p.SAdd(ctx, appliedKey, ev.GetId())
 		s.updateIndexes(ctx, p, old, cur)
-		for team, fields := range kpiDeltas(old, ev) {
+		for team, fields := range kpi {
 			for f, n := range fields {
 				p.HIncrBy(ctx, s.kpiKey(team), f, n)
 			}
 		}
 		return nil
 	})
-	return err == nil, err
+	if err != nil {
+		return nil, err
+	}
+	return &change{item: cur, kpi: kpi}, nil
 }
 
 // zentry is one member of one sorted set.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
 
@@ -53,6 +54,9 @@ type Handler struct {
 	notFound func(error) bool
 	submit   func(ctx context.Context, fb *feedloopv1.Feedback) error
 	log      *slog.Logger
+	// Traces finds items' traces, so a survey answer's trace links to the
+	// item's; nil links nothing.
+	Traces tracelink.Traces
 }
 
 // New returns the handler. notFound tells a missing token from a failure;
@@ -194,6 +198,7 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 		h.respond(w, r, v)
 		return
 	}
+	tracelink.Item(r.Context(), h.Traces, item.GetFeedbackId())
 	fb := Answer(item, int32(ans.CSAT), ans.Comment, time.Now())
 	if err := h.submit(r.Context(), fb); err != nil {
 		h.log.ErrorContext(r.Context(), "statuspage: survey answer not stored", "err", err)

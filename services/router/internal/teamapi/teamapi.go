@@ -24,6 +24,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
+	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
 
@@ -47,6 +48,9 @@ type Deps struct {
 	Teams func() []string
 	Now   func() time.Time
 	Log   *slog.Logger
+	// Traces finds items' traces, so an action's trace links to its
+	// item's; nil links nothing.
+	Traces tracelink.Traces
 }
 
 // Paging limits of List.
@@ -243,6 +247,7 @@ func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, p
 		return nil, unavailable(err)
 	}
 	defer unlock()
+	tracelink.Item(ctx, s.d.Traces, id)
 	item, err := s.item(ctx, id)
 	if err != nil {
 		return nil, err

@@ -24,8 +24,14 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 )
@@ -103,8 +109,22 @@ func ParseFrom(s string) (*mail.Address, error) {
 	return a, nil
 }
 
-// Send delivers m to m.To.
-func (c *Client) Send(ctx context.Context, m channel.Message) error {
+// Send delivers m to m.To, in a client span of the caller's trace.
+func (c *Client) Send(ctx context.Context, m channel.Message) (err error) {
+	host, port, _ := net.SplitHostPort(c.o.Addr)
+	p, _ := strconv.Atoi(port)
+	ctx, span := otel.Tracer("github.com/feedloop/feedloop/services/notifier/email").Start(ctx, "smtp send",
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			semconv.ServerAddress(host), semconv.ServerPort(p),
+			semconv.NetworkProtocolName("smtp")))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	msg, err := Build(c.from, m, c.o.Now())
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Header names.
@@ -256,6 +257,9 @@ func New(o Options) (*Client, error) {
 		o.HTTP = &http.Client{
 			// A redirect of a signed POST is a misconfiguration, not something to follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			// Each POST is a client span of the item's trace, and carries
+			// traceparent to a receiver that traces too.
+			Transport: otelhttp.NewTransport(http.DefaultTransport),
 		}
 	}
 	if o.UserAgent == "" {
