@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,7 +38,7 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	go func() {
 		done <- Main(ctx, []string{"dev", "--data", data, "--examples", examples,
 			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0"}, &out, &errb)
+			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, &out, &errb)
 	}()
 	defer func() {
 		cancel()
@@ -62,6 +63,20 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 		"→ team product [routed]",
 	} {
 		testkit.Eventually(t, line, func() bool { return strings.Contains(out.String(), line) })
+	}
+	// The metrics line of the banner serves every service's metrics.
+	mu := regexp.MustCompile(`metrics\s+(http://\S+/metrics)`).FindStringSubmatch(out.String())
+	if mu == nil {
+		t.Fatalf("no metrics line in the banner:\n%s", out.String())
+	}
+	mres, err := http.Get(mu[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	if !strings.Contains(string(body), "feedloop_messages_processed_total") {
+		t.Fatalf("%s lacks the pipeline metrics:\n%.500s", mu[1], body)
 	}
 
 	// One export line per team of the example routes, each token's hash in

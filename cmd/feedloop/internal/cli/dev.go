@@ -17,7 +17,7 @@ import (
 
 type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
-	routerGRPCAddr, routerHTTPAddr               string
+	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
 	natsPort                                     int
 }
 
@@ -51,6 +51,7 @@ to the status pages the router serves on --router-http-addr.`,
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:7002", "intake HTTP address (port 0 picks a free port)")
 	f.StringVar(&o.routerGRPCAddr, "router-grpc-addr", defaultTeamServer, "router gRPC address: the team API (port 0 picks a free port)")
 	f.StringVar(&o.routerHTTPAddr, "router-http-addr", "127.0.0.1:7004", "router HTTP address: customer status pages (port 0 picks a free port)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus /metrics address for every service (empty: none)")
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
@@ -92,6 +93,7 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Intake.GRPCAddr, cfg.Intake.HTTPAddr = o.grpcAddr, o.httpAddr
 	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
+	cfg.MetricsAddr = o.metricsAddr
 	cfg.Router.TeamTokensFile = tokensFile
 	cfg.Notifier.ConsoleOutput = out
 	cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
@@ -136,6 +138,7 @@ func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, 
   intake HTTP   http://%s/v1/feedback
   team API      %s  (gRPC, for feedloop inbox)
   status pages  %s/<token>  (linked from customer messages)
+  metrics       %s
   NATS          %s  (JetStream files in %s)
   Redis         %s
 
@@ -152,10 +155,17 @@ another shell (development tokens, new at every start; their hashes are in
 'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD --message …'.
 
   export %s=%s
-`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
+`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, metricsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
 		filepath.Join(data, devTokensFile), envServer, teamAPI)
 	for _, t := range tokens {
 		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, t.token, t.team)
 	}
 	fmt.Fprintln(w)
+}
+
+func metricsLine(s *stack.Stack) string {
+	if s.MetricsAddr() == "" {
+		return "off (--metrics-addr)"
+	}
+	return "http://" + stack.Reachable(s.MetricsAddr()) + "/metrics"
 }

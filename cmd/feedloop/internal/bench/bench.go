@@ -1,0 +1,290 @@
+// Package bench measures feedloop against the JetStream ceiling of the same
+// machine, in one run, so that only ratios between figures of that run
+// count (absolute figures drift between runs on shared machines):
+//
+//   - baseline: four chained JetStream stages with pass-through handlers on
+//     the bus runner the services use (same streams, synchronous publish
+//     with ack, same consumers and concurrency, same event sizes), run to
+//     saturation;
+//   - pipeline: the four real services in this process (package stack),
+//     driven through the gRPC intake to saturation, each item ending at a
+//     team webhook on loopback;
+//   - latency: the pipeline at a fixed rate, from when intake was due to get
+//     an item to when the team webhook received it, in an HDR histogram.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Phases of a run, in order.
+const (
+	PhaseBaseline = "baseline"
+	PhasePipeline = "pipeline"
+	PhaseLatency  = "latency"
+)
+
+// Defaults of Options; Quick ones for a smaller run.
+const (
+	DefaultItems        = 10000
+	DefaultConcurrency  = 64
+	DefaultRate         = 1000
+	DefaultDuration     = 10 * time.Second
+	DefaultDrainTimeout = 30 * time.Second
+	QuickItems          = 2000
+	// settleTimeout bounds the wait for the consumers to catch up after
+	// the pipeline phase.
+	settleTimeout = 2 * time.Minute
+	QuickDuration = 3 * time.Second
+)
+
+// Options configure a run. Zero values take the defaults.
+type Options struct {
+	// Examples holds rules.yaml, routes.yaml and templates/ (deploy/examples).
+	Examples string
+	// RedisURL is the Redis the pipeline uses; empty runs an in-process
+	// Redis-compatible server, as `feedloop dev` does.
+	RedisURL string
+	// Items is how many items each saturation phase sends.
+	Items int
+	// Concurrency is how many items the saturation phases keep in flight.
+	Concurrency int
+	// Rate (items/s) and Duration shape the latency phase.
+	Rate     int
+	Duration time.Duration
+	// DrainTimeout ends a phase when no item arrived for that long; the
+	// missing ones are lost.
+	DrainTimeout time.Duration
+	// SkipBaseline and SkipLatency leave those phases out (to profile one).
+	SkipBaseline, SkipLatency bool
+	// Log is the services' logger (default: warnings and errors only, as
+	// `feedloop dev` logs by default).
+	Log *slog.Logger
+	// Progress is told how many items of a phase went all the way.
+	Progress func(phase string, done, total int)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Examples == "" {
+		o.Examples = "deploy/examples"
+	}
+	if o.Items == 0 {
+		o.Items = DefaultItems
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate checks o after defaults.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	if o.Items < 1 {
+		errs = append(errs, fmt.Errorf("items: must be at least 1, got %d", o.Items))
+	}
+	if o.Concurrency < 1 || o.Concurrency > 10000 {
+		errs = append(errs, fmt.Errorf("concurrency: must be 1..10000, got %d", o.Concurrency))
+	}
+	if o.Rate < 1 || o.Rate > 1_000_000 {
+		errs = append(errs, fmt.Errorf("rate: must be 1..1000000 items/s, got %d", o.Rate))
+	}
+	if o.Duration < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("duration: must be at least 100ms, got %s", o.Duration))
+	}
+	if o.latencyItems() < 1 {
+		errs = append(errs, fmt.Errorf("rate × duration: must give at least one item"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) latencyItems() int { return int(float64(o.Rate) * o.Duration.Seconds()) }
+
+func (o Options) progress(phase string) func(int) {
+	if o.Progress == nil {
+		return nil
+	}
+	total := o.Items
+	if phase == PhaseLatency {
+		total = o.latencyItems()
+	}
+	return func(done int) { o.Progress(phase, done, total) }
+}
+
+// Result is one run, printed by `feedloop bench --json` as one object.
+type Result struct {
+	BaselineItemsPerS float64 `json:"baseline_items_per_s"`
+	PipelineItemsPerS float64 `json:"pipeline_items_per_s"`
+	// Ratio is pipeline / baseline.
+	Ratio float64 `json:"ratio"`
+	// Latency at Rate items/s for DurationS seconds, from intake to the
+	// team webhook, over LatencyItems items.
+	Rate         int     `json:"rate"`
+	DurationS    float64 `json:"duration_s"`
+	LatencyItems int     `json:"latency_items"`
+	P50Ms        float64 `json:"p50_ms"`
+	P90Ms        float64 `json:"p90_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	// Lost counts items of every phase that never arrived (a failed send
+	// included); Duplicates counts second arrivals of one item.
+	Lost        int `json:"lost"`
+	Duplicates  int `json:"duplicates"`
+	SubmitFails int `json:"submit_errors"`
+	// SettleMs is how long after the pipeline phase's last webhook every
+	// consumer (the projector, above all) had caught up.
+	SettleMs float64 `json:"settle_ms"`
+	Settled  bool    `json:"settled"`
+	// PeakBacklog is, per durable consumer, the most messages it had
+	// pending or unacknowledged during the pipeline phase.
+	PeakBacklog map[string]uint64 `json:"peak_backlog"`
+	// RSSMB is the peak resident set of this process (NATS, the services
+	// and, without REDIS_URL, Redis all live in it).
+	RSSMB float64 `json:"rss_mb"`
+	// Items is how many items each saturation phase sent.
+	Items       int `json:"items"`
+	Concurrency int `json:"concurrency"`
+	// WritesPerItem are the stream writes one item costs in each phase.
+	WritesPerItem int `json:"writes_per_item"`
+	// BaselineEventBytes and PipelineEventBytes are the mean stored sizes
+	// of the events on FEEDBACK: the baseline's must match the pipeline's.
+	BaselineEventBytes float64 `json:"baseline_event_bytes"`
+	PipelineEventBytes float64 `json:"pipeline_event_bytes"`
+	// Redis says which Redis the pipeline used: "external (REDIS_URL)" or
+	// "in-process (miniredis)".
+	Redis      string `json:"redis"`
+	GoVersion  string `json:"go_version"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+}
+
+// Run runs the phases one after the other and returns their figures. An
+// error means a phase could not run at all; items that got lost are a
+// result (Lost), not an error.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	o = o.withDefaults()
+	res := &Result{
+		Items:         o.Items,
+		Concurrency:   o.Concurrency,
+		Rate:          o.Rate,
+		DurationS:     o.Duration.Seconds(),
+		WritesPerItem: 4,
+		Redis:         "in-process (miniredis)",
+		GoVersion:     runtime.Version(),
+		CPUs:          runtime.NumCPU(),
+		GOMAXPROCS:    runtime.GOMAXPROCS(0),
+	}
+	if o.RedisURL != "" {
+		res.Redis = "external (REDIS_URL)"
+	}
+	payloads, err := BuildPayloads(ctx, o.Examples)
+	if err != nil {
+		return nil, err
+	}
+	// Item ids derive from (source, external id): a run of its own keeps
+	// an external Redis's idempotency keys of earlier runs out of the way.
+	run := runID()
+
+	if !o.SkipBaseline {
+		out, size, err := baseline(ctx, o, payloads, run+"-b")
+		if err != nil {
+			return nil, err
+		}
+		res.BaselineItemsPerS, res.BaselineEventBytes = out.perSecond(), size
+		res.add(out)
+	}
+
+	p, err := startPipeline(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	err = res.pipeline(ctx, o, p, run)
+	if cerr := p.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("bench: pipeline stopped with: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.BaselineItemsPerS > 0 {
+		res.Ratio = res.PipelineItemsPerS / res.BaselineItemsPerS
+	}
+	res.RSSMB = peakRSSMB()
+	return res, nil
+}
+
+func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run string) error {
+	t := newTracker(false, o.progress(PhasePipeline))
+	p.sink.tracker.Store(t)
+	sctx, stopSampling := context.WithCancel(ctx)
+	backlog := p.backlog(sctx)
+	saturate(ctx, o.Items, o.Concurrency, p.sender(run+"-p"), t)
+	t.wait(ctx, o.Items, o.DrainTimeout)
+	stopSampling()
+	r.PeakBacklog = backlog()
+	out := t.outcome(o.Items)
+	r.PipelineItemsPerS = out.perSecond()
+	r.add(out)
+	// A consumer still behind after the wait is a result, not a failure:
+	// the latency phase then runs with that backlog, and Settled says so.
+	r.Settled = p.settle(ctx, settleTimeout) == nil
+	if !out.last.IsZero() {
+		r.SettleMs = ms(time.Since(out.last))
+	}
+	r.PipelineEventBytes = eventBytes(ctx, p.s.Bus)
+	if o.SkipLatency {
+		return ctx.Err()
+	}
+
+	total := o.latencyItems()
+	t = newTracker(true, o.progress(PhaseLatency))
+	p.sink.tracker.Store(t)
+	fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), t)
+	t.wait(ctx, total, o.DrainTimeout)
+	r.LatencyItems = total
+	r.add(t.outcome(total))
+	h := t.hist
+	r.P50Ms = usToMs(h.ValueAtQuantile(50))
+	r.P90Ms = usToMs(h.ValueAtQuantile(90))
+	r.P99Ms = usToMs(h.ValueAtQuantile(99))
+	r.MaxMs = usToMs(h.Max())
+	return ctx.Err()
+}
+
+func (r *Result) add(o outcome) {
+	r.Lost += o.lost
+	r.Duplicates += o.dups
+	r.SubmitFails += o.failed
+}
+
+func usToMs(us int64) float64 { return float64(us) / 1000 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func runID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,91 @@
+package bench_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/bench"
+	"github.com/feedloop/feedloop/pkg/testkit"
+)
+
+const examples = "../../../../deploy/examples"
+
+// A tiny run goes through every phase against a real Redis: every item
+// arrives once, and the result has every figure of the JSON contract. Speed
+// is never asserted.
+func TestRunTiny(t *testing.T) {
+	var phases = map[string]int{}
+	res, err := bench.Run(t.Context(), bench.Options{
+		Examples:     examples,
+		RedisURL:     testkit.Redis(t),
+		Items:        40,
+		Concurrency:  8,
+		Rate:         40,
+		Duration:     time.Second,
+		DrainTimeout: 20 * time.Second,
+		Progress: func(phase string, done, total int) {
+			if done > total {
+				t.Errorf("%s: progress %d of %d", phase, done, total)
+			}
+			phases[phase] = done
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || res.Duplicates != 0 || res.SubmitFails != 0 {
+		t.Errorf("lost %d, duplicates %d, submit errors %d; want none", res.Lost, res.Duplicates, res.SubmitFails)
+	}
+	if res.Items != 40 || res.LatencyItems != 40 {
+		t.Errorf("items %d, latency items %d; want 40 and 40", res.Items, res.LatencyItems)
+	}
+	if res.Redis != "external (REDIS_URL)" {
+		t.Errorf("redis = %q", res.Redis)
+	}
+	for _, p := range []string{bench.PhaseBaseline, bench.PhasePipeline, bench.PhaseLatency} {
+		if phases[p] != 40 {
+			t.Errorf("progress of %s ended at %d, want 40", p, phases[p])
+		}
+	}
+	// Both phases store events of the same size: the baseline is a fair ceiling.
+	if d := res.BaselineEventBytes - res.PipelineEventBytes; d > 64 || d < -64 {
+		t.Errorf("baseline events %.0f bytes, pipeline events %.0f: not the same size", res.BaselineEventBytes, res.PipelineEventBytes)
+	}
+
+	raw, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+		"lost", "rss_mb", "items", "go_version", "cpus", "redis"} {
+		if _, ok := obj[k]; !ok {
+			t.Errorf("JSON has no %q: %s", k, raw)
+		}
+	}
+	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p99_ms", "max_ms", "rss_mb", "cpus"} {
+		if v, _ := obj[k].(float64); v <= 0 {
+			t.Errorf("%s = %v, want a measured figure above 0", k, obj[k])
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]bench.Options{
+		"negative rate":  {Rate: -1},
+		"short duration": {Duration: time.Millisecond},
+		"no items":       {Items: -5},
+		"too few items":  {Rate: 1, Duration: 500 * time.Millisecond},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: Validate() = nil, want an error", name)
+		}
+	}
+	if err := (bench.Options{}).Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}

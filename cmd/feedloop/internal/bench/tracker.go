@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// tracker pairs the items a phase sent with the items that came out at the
+// end of the path, whichever of the two it learns first: a webhook may
+// arrive before the Submit call that caused it has returned.
+type tracker struct {
+	mu       sync.Mutex
+	sent     map[string]time.Time // key → when the item was (due to be) sent
+	arrived  map[string]time.Time // key → first arrival, for keys not sent yet
+	matched  map[string]bool
+	failed   int // sends that returned an error
+	dups     int // arrivals of a key that had arrived before
+	first    time.Time
+	last     time.Time // latest matched arrival
+	hist     *hdrhistogram.Histogram
+	progress func(done int)
+}
+
+// newTracker returns a tracker; latency records send-to-arrival times.
+func newTracker(latency bool, progress func(done int)) *tracker {
+	t := &tracker{
+		sent:     map[string]time.Time{},
+		arrived:  map[string]time.Time{},
+		matched:  map[string]bool{},
+		progress: progress,
+	}
+	if latency {
+		// 1µs to 5 minutes at 3 significant digits.
+		t.hist = hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3)
+	}
+	return t
+}
+
+// expect records that key was sent at (or was due at) at.
+func (t *tracker) expect(key string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.first.IsZero() || at.Before(t.first) {
+		t.first = at
+	}
+	if arr, ok := t.arrived[key]; ok {
+		delete(t.arrived, key)
+		t.match(key, at, arr)
+		return
+	}
+	t.sent[key] = at
+}
+
+// fail records a send that returned an error.
+func (t *tracker) fail() {
+	t.mu.Lock()
+	t.failed++
+	t.mu.Unlock()
+}
+
+// arrive records that key came out at at.
+func (t *tracker) arrive(key string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.matched[key] {
+		t.dups++
+		return
+	}
+	if sent, ok := t.sent[key]; ok {
+		delete(t.sent, key)
+		t.match(key, sent, at)
+		return
+	}
+	if _, ok := t.arrived[key]; ok {
+		t.dups++
+		return
+	}
+	t.arrived[key] = at
+}
+
+func (t *tracker) match(key string, sent, arrived time.Time) {
+	t.matched[key] = true
+	if arrived.After(t.last) {
+		t.last = arrived
+	}
+	if t.hist != nil {
+		_ = t.hist.RecordValue(max(int64(arrived.Sub(sent)/time.Microsecond), 1))
+	}
+	if t.progress != nil {
+		t.progress(len(t.matched))
+	}
+}
+
+// done is how many items went all the way.
+func (t *tracker) done() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.matched)
+}
+
+// wait returns when want items went all the way, when none arrived for
+// idle, or when ctx ends.
+func (t *tracker) wait(ctx context.Context, want int, idle time.Duration) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	last, since := -1, time.Now()
+	for {
+		n := t.done()
+		if n >= want {
+			return
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) > idle {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// outcome sums up a phase that sent total items.
+type outcome struct {
+	total, done, failed, lost, dups int
+	first, last                     time.Time
+}
+
+func (t *tracker) outcome(total int) outcome {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	done := len(t.matched)
+	return outcome{total: total, done: done, failed: t.failed, lost: total - done, dups: t.dups, first: t.first, last: t.last}
+}
+
+// perSecond is the phase's throughput: items done from the first send to
+// the last arrival.
+func (o outcome) perSecond() float64 {
+	d := o.last.Sub(o.first)
+	if o.done == 0 || d <= 0 {
+		return 0
+	}
+	return float64(o.done) / d.Seconds()
+}

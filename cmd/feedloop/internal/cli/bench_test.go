@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
+)
+
+// bench --json prints exactly one JSON object with the contract's fields,
+// through a real Redis from REDIS_URL, and writes the profiles asked for.
+func TestBenchJSON(t *testing.T) {
+	t.Setenv("REDIS_URL", testkit.Redis(t))
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
+	code, stdout, stderr := run(t, "bench", "--json", "--examples", examples,
+		"--items", "30", "--concurrency", "4", "--rate", "30", "--duration", "1s",
+		"--cpuprofile", cpu, "--memprofile", mem)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var obj map[string]any
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(&obj); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, stdout)
+	}
+	if dec.More() {
+		t.Errorf("stdout holds more than one JSON value:\n%s", stdout)
+	}
+	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms", "lost", "rss_mb", "items", "go_version", "cpus"} {
+		if _, ok := obj[k]; !ok {
+			t.Errorf("no %q in %s", k, stdout)
+		}
+	}
+	if obj["lost"] != 0.0 || obj["items"] != 30.0 || obj["redis"] != "external (REDIS_URL)" {
+		t.Errorf("lost %v, items %v, redis %v; want 0, 30, external", obj["lost"], obj["items"], obj["redis"])
+	}
+	for _, f := range []string{cpu, mem} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s not written: %v", f, err)
+		}
+	}
+}
+
+// Bad flags are usage errors (exit 2) before anything starts.
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--rate", "0", "--examples", examples},
+		{"bench", "--duration", "1ms", "--examples", examples},
+		{"bench", "--phases", "baseline,warp", "--examples", examples},
+		{"bench", "--examples", t.TempDir()},
+	} {
+		if code, _, stderr := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
+		}
+	}
+}
