@@ -307,14 +307,13 @@ func (s *Service) project(ctx context.Context, m *bus.Msg) error {
 	return nil
 }
 
-// applyNow folds a routed event in as soon as it is stored, so its team can
-// act on it at once; the projector applies it again, harmlessly.
+// applyNow folds a routed event into the read model as soon as it is
+// stored, so its team can act on it at once; the projector applies it
+// again, harmlessly. The SLA index is left to the projector, which sees
+// every event in stream order (and deadlines are seconds away at least).
 func (s *Service) applyNow(ctx context.Context, ev *feedloopv1.Event) {
 	if _, err := s.store.Apply(ctx, ev); err != nil {
 		s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
-	}
-	if err := s.sla.Apply(ctx, ev); err != nil {
-		s.log.WarnContext(ctx, "router: SLA index not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
 	}
 }
 

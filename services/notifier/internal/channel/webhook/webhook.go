@@ -259,7 +259,7 @@ func New(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Each POST is a client span of the item's trace, and carries
 			// traceparent to a receiver that traces too.
-			Transport: otelhttp.NewTransport(http.DefaultTransport),
+			Transport: otelhttp.NewTransport(transport()),
 		}
 	}
 	if o.UserAgent == "" {
@@ -364,3 +364,11 @@ func redact(raw string) string {
 }
 
 var _ channel.Sender = (*Client)(nil)
+
+// transport keeps enough idle connections per receiver for the notifier's
+// concurrent deliveries (the default keeps 2, so the rest reconnect).
+func transport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
+}
