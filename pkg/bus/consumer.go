@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -68,6 +69,11 @@ type ConsumerConfig struct {
 	MaxAckPending int
 	// Concurrency is how many messages this replica handles at once (default 1).
 	Concurrency int
+	// PerItemOrder keeps the messages of one feedback item (header
+	// Feedloop-Feedback-Id) in delivery order: each item is handled by one
+	// of Concurrency workers, one message at a time, while other items run
+	// on the other workers. For folds such as a read model.
+	PerItemOrder bool
 	// Middleware wraps the handler inside the standard chain.
 	Middleware []Middleware
 }
@@ -148,9 +154,8 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 
-	sem := make(chan struct{}, c.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	dispatch, wait := b.dispatcher(ctx, c, h)
+	defer wait()
 	for {
 		jm, err := it.Next()
 		if err != nil {
@@ -166,13 +171,45 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 			}
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			b.handle(ctx, c, h, jm)
-		}()
+		dispatch(jm)
 	}
+}
+
+// dispatcher returns how messages are handed to handlers, and the wait for
+// the ones in hand: a goroutine per message up to Concurrency, or, with
+// PerItemOrder, a fixed worker per item (chosen by hashing its id).
+func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func(jetstream.Msg), func()) {
+	var wg sync.WaitGroup
+	if !c.PerItemOrder {
+		sem := make(chan struct{}, c.Concurrency)
+		return func(jm jetstream.Msg) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				b.handle(ctx, c, h, jm)
+			}()
+		}, wg.Wait
+	}
+	queues := make([]chan jetstream.Msg, c.Concurrency)
+	for i := range queues {
+		queues[i] = make(chan jetstream.Msg, 16)
+		wg.Go(func() {
+			for jm := range queues[i] {
+				b.handle(ctx, c, h, jm)
+			}
+		})
+	}
+	return func(jm jetstream.Msg) {
+			f := fnv.New32a()
+			f.Write([]byte(jm.Headers().Get(HeaderFeedbackID)))
+			queues[f.Sum32()%uint32(len(queues))] <- jm
+		}, func() {
+			for _, q := range queues {
+				close(q)
+			}
+			wg.Wait()
+		}
 }
 
 // handle runs h on one message and settles it. In-flight work finishes even

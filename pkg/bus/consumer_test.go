@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,5 +228,73 @@ func TestCompetingReplicasShareOneDurable(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != n || total.Load() != n {
 		t.Fatalf("handled %d deliveries of %d ids, want each of %d once", total.Load(), len(seen), n)
+	}
+}
+
+// PerItemOrder handles one item's messages one at a time in order, while
+// several items are handled at once.
+func TestPerItemOrder(t *testing.T) {
+	b := testkit.Bus(t)
+	cc := fastConsumer("ordered")
+	cc.Concurrency, cc.PerItemOrder = 4, true
+	var (
+		mu       sync.Mutex
+		order    = map[string][]int{}
+		inFlight = map[string]bool{}
+		overlap  bool // two messages of one item at once
+		active   atomic.Int32
+		parallel atomic.Int32 // most items handled at once
+		done     atomic.Int32
+	)
+	runConsumer(t, b, cc, func(ctx context.Context, m *bus.Msg) error {
+		ev, err := m.Event()
+		if err != nil {
+			return err
+		}
+		item := ev.GetFeedbackId()
+		mu.Lock()
+		overlap = overlap || inFlight[item]
+		inFlight[item] = true
+		mu.Unlock()
+		n := active.Add(1)
+		for p := parallel.Load(); n > p && !parallel.CompareAndSwap(p, n); p = parallel.Load() {
+		}
+		seq, _ := strconv.Atoi(ev.GetReceived().GetFeedback().GetText())
+		// Even messages are slow: without ordering the next one would overtake.
+		time.Sleep(time.Duration(3*(1-seq%2)) * time.Millisecond)
+		active.Add(-1)
+		mu.Lock()
+		order[item] = append(order[item], seq)
+		inFlight[item] = false
+		mu.Unlock()
+		done.Add(1)
+		return nil
+	})
+	const items, per = 12, 15
+	for j := range items {
+		for i := range per {
+			ev := receivedEvent(bus.NewID())
+			ev.FeedbackId = fmt.Sprintf("item-%02d", j)
+			ev.GetReceived().GetFeedback().Text = strconv.Itoa(i)
+			if _, err := b.Publish(ctxT(t), bus.SubjectReceived, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testkit.Eventually(t, "every message", func() bool { return done.Load() == items*per })
+	mu.Lock()
+	defer mu.Unlock()
+	if overlap {
+		t.Fatal("two messages of one item were handled at once")
+	}
+	for item, seqs := range order {
+		for i, s := range seqs {
+			if s != i {
+				t.Fatalf("%s handled in order %v", item, seqs)
+			}
+		}
+	}
+	if parallel.Load() < 2 {
+		t.Fatalf("items were not handled concurrently (at most %d at once)", parallel.Load())
 	}
 }

@@ -267,14 +267,15 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// projectorConfig is the consumer of every event. One at a time, so an
-// item's events are folded in stream order.
+// projectorConfig is the consumer of every event. An item's events are
+// folded one at a time in stream order; different items in parallel.
 func (s *Service) projectorConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
 		Durable:        ProjectorDurable,
 		FilterSubjects: []string{"feedback.>"},
-		Concurrency:    1,
+		Concurrency:    s.cfg.Concurrency,
+		PerItemOrder:   true,
 	}
 }
 
