@@ -139,7 +139,7 @@ func (b *Bus) PublishData(ctx context.Context, subject, msgID string, data []byt
 	}
 	b.propagator.Inject(ctx, HeaderCarrier(h))
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	ack, err := b.publish(ctx, msg, msgID)
 	b.metrics.countPublish(ctx, subject, ack, err)
 	if err != nil {
 		span.RecordError(err)
@@ -149,6 +149,39 @@ func (b *Bus) PublishData(ctx context.Context, subject, msgID string, data []byt
 		span.AddEvent("duplicate dropped by stream", trace.WithAttributes(attribute.String("messaging.message.id", msgID)))
 	}
 	return ack, nil
+}
+
+// PublishAttemptTimeout bounds one publish attempt. A stream leader that
+// died takes its in-flight acks with it; waiting for them until the
+// caller's deadline would stall the handler while a new leader is already
+// serving, so the publish is retried under the same Nats-Msg-Id instead
+// (the duplicate window makes a retry of a stored message a no-op).
+var PublishAttemptTimeout = 5 * time.Second
+
+func (b *Bus) publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, PublishAttemptTimeout)
+		ack, err := b.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return ack, err
+		}
+		trace.SpanFromContext(ctx).AddEvent("publish retried", trace.WithAttributes(
+			attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, time.Second)):
+		}
+	}
+}
+
+// retryable tells failures a new attempt can cure (an ack lost with a dead
+// leader, a slow cluster) from ones it cannot (no stream stores the subject,
+// a closed connection). No responders is not among them: nats.go already
+// retries it briefly, and it mostly means the subject is not stored at all.
+func retryable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // PayloadType names the payload of ev, e.g. "feedloop.v1.Routed".

@@ -116,7 +116,19 @@ func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.C
 		// One subject needs no 2.10 multi-filter support on the server.
 		cc.FilterSubject, cc.FilterSubjects = cc.FilterSubjects[0], nil
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cc)
+	// Creating a replicated consumer can outlast one API timeout on a busy
+	// cluster although the server completes it; the call is idempotent, so
+	// it is simply made again.
+	var (
+		cons jetstream.Consumer
+		err  error
+	)
+	for attempt := 1; attempt <= 6; attempt++ {
+		if cons, err = b.js.CreateOrUpdateConsumer(ctx, c.Stream, cc); err == nil || ctx.Err() != nil || !retryable(err) {
+			break
+		}
+		b.log.Warn("bus: creating consumer timed out; trying again", "consumer", c.Durable, "attempt", attempt, "err", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: ensure consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
