@@ -5,21 +5,31 @@ PKGS    := $(addsuffix /...,$(shell go list -m))
 BUF     := cd proto && GOWORK=off go tool buf
 TESTFLAGS ?= -race -timeout 15m
 
-.PHONY: run test build proto proto-check lint vet tidy clean
+.PHONY: run test build proto proto-check lint vet tidy clean deploy-check
 
 ## run: all four services in one process with an embedded NATS (see README)
 run:
 	go run ./cmd/feedloop dev
 
 ## test: generated code in sync, lint, then every module's tests against real NATS and Redis
-test: proto-check lint
+test: proto-check lint deploy-check
 	go test $(TESTFLAGS) $(PKGS)
+
+## deploy-check: build every kustomize overlay (offline, kustomize Go API), decode every object strictly
+## into the Kubernetes API types, check images against skaffold.yaml, ConfigMap files and the services' env
+deploy-check:
+	go test -count=1 github.com/feedloop/feedloop/deploy/check/manifests
 
 ## build: every binary into ./bin
 build:
 	@mkdir -p bin
 	go build -o bin/feedloop ./cmd/feedloop
 	for s in intake classifier router notifier; do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+
+## bench: feedloop against the JetStream ceiling of this machine, one run (BENCHFLAGS=--json, --quick, --rate N, --duration D…)
+.PHONY: bench
+bench:
+	go run ./cmd/feedloop bench $(BENCHFLAGS)
 
 ## proto: lint the contract and regenerate the Go code beside it
 proto:

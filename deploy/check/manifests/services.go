@@ -1,0 +1,124 @@
+package manifests
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/notifier"
+	"github.com/feedloop/feedloop/services/router"
+)
+
+// A service is what the checks know of one feedloop binary: the variables
+// it reads (from its Config's env tags, so a renamed variable shows up
+// here without an edit), the ones a cluster must set, and its validation.
+type service struct {
+	name string
+	// vars are every variable the Config reads.
+	vars map[string]bool
+	// required must be set explicitly: their defaults point at localhost or
+	// leave a feature off that a deployment needs.
+	required []string
+	// validate parses env the way the binary does and validates it.
+	validate func(env map[string]string) error
+	// consumers are the service's durable JetStream consumers by stream.
+	consumers map[string][]string
+}
+
+// commonRequired: NATS and Redis default to 127.0.0.1, and the replica
+// count must match the NATS cluster, so no deployment may rely on defaults.
+var commonRequired = []string{"NATS_URL", "REDIS_URL", "NATS_STREAM_REPLICAS"}
+
+// The consumer names not exported by the services (internal packages):
+// router's "router" (services/router/internal/consumer) and intake's
+// "intake" (services/intake/internal/natsport).
+const (
+	routerDurable = "router"
+	intakeDurable = "intake"
+)
+
+var services = map[string]service{
+	"intake": {
+		name:      "intake",
+		vars:      envVars[intake.Config](),
+		required:  commonRequired,
+		validate:  validator[intake.Config](),
+		consumers: map[string][]string{bus.StreamSubmit: {intakeDurable}},
+	},
+	"classifier": {
+		name:      "classifier",
+		vars:      envVars[classifier.Config](),
+		required:  append([]string{"CLASSIFIER_RULES_FILE"}, commonRequired...),
+		validate:  validator[classifier.Config](),
+		consumers: map[string][]string{bus.StreamFeedback: {classifier.Durable}},
+	},
+	"router": {
+		name: "router",
+		vars: envVars[router.Config](),
+		// Without a tokens file every team API call is refused.
+		required:  append([]string{"ROUTER_ROUTES_FILE", "ROUTER_TEAM_TOKENS_FILE"}, commonRequired...),
+		validate:  validator[router.Config](),
+		consumers: map[string][]string{bus.StreamFeedback: {routerDurable, router.ProjectorDurable}},
+	},
+	"notifier": {
+		name: "notifier",
+		vars: envVars[notifier.Config](),
+		// Customers' messages link to their status page.
+		required:  append([]string{"NOTIFIER_TEMPLATES_DIR", "NOTIFIER_STATUS_URL"}, commonRequired...),
+		validate:  validator[notifier.Config](),
+		consumers: map[string][]string{bus.StreamFeedback: {notifier.Durable}},
+	},
+}
+
+// runtimeVars are read by the Go runtime or the OpenTelemetry SDK, not by
+// a Config.
+func runtimeVar(name string) bool {
+	return name == "GOMEMLIMIT" || name == "GOMAXPROCS" || name == "GOGC" ||
+		strings.HasPrefix(name, "OTEL_")
+}
+
+// envVars lists the env tags of T, through embedded structs.
+func envVars[T any]() map[string]bool {
+	out := map[string]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k != "" && k != "-" {
+				out[k] = true
+			} else if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+			}
+		}
+	}
+	walk(reflect.TypeFor[T]())
+	return out
+}
+
+// validator parses env into T like lifecycle.Load does, without touching
+// the process environment, and validates it.
+func validator[T interface{ Validate() error }]() func(map[string]string) error {
+	return func(m map[string]string) error {
+		cfg, err := env.ParseAsWithOptions[T](env.Options{Environment: m})
+		if err != nil {
+			return err
+		}
+		return cfg.Validate()
+	}
+}
+
+// errList collects check failures.
+type errList []error
+
+func (l *errList) add(err error) {
+	if err != nil {
+		*l = append(*l, err)
+	}
+}
+
+func (l errList) join() error { return errors.Join(l...) }
