@@ -109,12 +109,12 @@ func TestBrokenManifestsFail(t *testing.T) {
 	}
 }
 
-// repoInMemory copies deploy/k8s and deploy/examples into an in-memory
+// repoInMemory copies deploy/k8s, deploy/examples and deploy/grafana into an in-memory
 // file system under /repo.
 func repoInMemory(t *testing.T) filesys.FileSystem {
 	t.Helper()
 	fsys := filesys.MakeFsInMemory()
-	for _, dir := range []string{"deploy/k8s", "deploy/examples"} {
+	for _, dir := range []string{"deploy/k8s", "deploy/examples", "deploy/grafana"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
