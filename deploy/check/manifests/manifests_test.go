@@ -13,7 +13,7 @@ import (
 const root = "../../.."
 
 // externalSecrets are the Secrets the operator creates for prod
-// (overlays/prod/kustomization.yaml and docs/kubernetes.md list them).
+// (overlays/prod/kustomization.yaml and README.md "Running on Kubernetes" lists them).
 var externalSecrets = map[string]map[string][]string{
 	"dev": {},
 	"prod": {
@@ -93,7 +93,7 @@ func TestProdShape(t *testing.T) {
 	}
 	c := conf.Data["nats.conf"]
 	if !strings.Contains(c, "sync_interval: always") {
-		t.Error("nats.conf: want sync_interval: always (see docs/kubernetes.md, durability)")
+		t.Error("nats.conf: want sync_interval: always (see README.md, Running on Kubernetes)")
 	}
 	if n := strings.Count(c, ".nats-headless:6222"); n != 3 {
 		t.Errorf("nats.conf: %d cluster routes, want 3", n)
