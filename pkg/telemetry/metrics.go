@@ -126,8 +126,11 @@ type MetricsServer struct {
 	err chan error
 }
 
+// HealthPath answers 204 while the metrics server runs.
+const HealthPath = "/healthz"
+
 // ServeMetrics listens on addr (port 0 picks a free one) and serves
-// MetricsHandler at /metrics until Close.
+// MetricsHandler at /metrics, and HealthPath, until Close.
 func ServeMetrics(addr string, log *slog.Logger) (*MetricsServer, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -135,6 +138,9 @@ func ServeMetrics(addr string, log *slog.Logger) (*MetricsServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+MetricsPath, MetricsHandler())
+	// Liveness for services with no API port of their own (classifier,
+	// notifier): the process is up and serving.
+	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	m := &MetricsServer{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
 		lis: lis,

@@ -62,6 +62,14 @@ func TestMetricsAreScrapedWithPrometheusNamesAndTraceExemplars(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, text)
 		}
 	}
+	hz, err := http.Get("http://" + srv.Addr() + HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hz.Body.Close()
+	if hz.StatusCode != http.StatusNoContent {
+		t.Errorf("%s: %s", HealthPath, hz.Status)
+	}
 	om := scrape(t, srv, true)
 	if exemplar := `trace_id="` + span.SpanContext().TraceID().String() + `"`; !strings.Contains(om, exemplar) {
 		t.Errorf("OpenMetrics scrape lacks the exemplar %s:\n%s", exemplar, om)
