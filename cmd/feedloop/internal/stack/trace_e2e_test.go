@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -21,50 +20,89 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// spans records every span of this test binary: telemetry.Setup installs it
-// for the whole in-process stack, as `feedloop dev` installs its exporter.
-var spans = tracetest.NewSpanRecorder()
+// testService is the service.name every exported span must carry.
+const testService = "feedloop-test"
+
+// collector receives every span of this test binary over OTLP/gRPC:
+// telemetry.Setup is pointed at it by the standard OTEL_* variables, as
+// `feedloop dev` is pointed at a real collector.
+var collector *otlpReceiver
 
 func TestMain(m *testing.M) {
-	shutdown, err := telemetry.Setup(context.Background(), "feedloop-test", telemetry.WithSpanProcessor(spans))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "telemetry:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = shutdown(context.Background())
-	os.Exit(code)
+	os.Exit(run(m))
 }
 
-// traced is the recorded spans of one trace, by span id.
-type traced map[trace.SpanID]sdktrace.ReadOnlySpan
+func run(m *testing.M) int {
+	var err error
+	if collector, err = startOTLPReceiver(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer collector.Stop()
+	for k, v := range map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + collector.addr,
+		"OTEL_EXPORTER_OTLP_INSECURE": "true",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_SERVICE_NAME":           testService,
+		"OTEL_TRACES_SAMPLER":         "parentbased_always_on",
+		// A short batch delay so spans reach the receiver while the test
+		// waits for them; flush() forces the rest.
+		"OTEL_BSP_SCHEDULE_DELAY": "50",
+		// The receiver is a trace service only; metrics are scraped.
+		"OTEL_METRICS_EXPORTER": "none",
+	} {
+		os.Setenv(k, v)
+	}
+	shutdown, err := telemetry.Setup(context.Background(), "ignored-for-OTEL_SERVICE_NAME")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "telemetry:", err)
+		return 1
+	}
+	code := m.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "telemetry shutdown:", err)
+		return max(code, 1)
+	}
+	return code
+}
 
-func traceOf(id trace.TraceID) traced {
+// received flushes the batch span processor and returns what the receiver
+// has got: a span counts only once it has been exported.
+func received(t *testing.T) []span {
+	t.Helper()
+	tp, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error })
+	if !ok {
+		t.Fatalf("tracer provider %T cannot flush", otel.GetTracerProvider())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.ForceFlush(ctx); err != nil {
+		t.Fatalf("flushing spans to the OTLP receiver: %v", err)
+	}
+	return collector.Spans()
+}
+
+// traced is the exported spans of one trace, by span id.
+type traced map[trace.SpanID]span
+
+func traceOf(t *testing.T, id trace.TraceID) traced {
+	t.Helper()
 	out := traced{}
-	for _, s := range spans.Ended() {
-		if s.SpanContext().TraceID() == id {
-			out[s.SpanContext().SpanID()] = s
+	for _, s := range received(t) {
+		if s.TraceID == id {
+			out[s.SpanID] = s
 		}
 	}
 	return out
 }
 
-func attr(s sdktrace.ReadOnlySpan, key string) string {
-	for _, a := range s.Attributes() {
-		if string(a.Key) == key {
-			return a.Value.Emit()
-		}
-	}
-	return ""
-}
-
-func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
-	return slices.ContainsFunc(s.Events(), func(e sdktrace.Event) bool { return e.Name == name })
-}
+func hasEvent(s span, name string) bool { return slices.Contains(s.Events, name) }
 
 // under reports whether s descends from a span of tr matching pred.
-func (tr traced) under(s sdktrace.ReadOnlySpan, pred func(sdktrace.ReadOnlySpan) bool) bool {
-	for p, ok := tr[s.Parent().SpanID()]; ok; p, ok = tr[p.Parent().SpanID()] {
+func (tr traced) under(s span, pred func(span) bool) bool {
+	for p, ok := tr[s.Parent]; ok; p, ok = tr[p.Parent] {
 		if pred(p) {
 			return true
 		}
@@ -72,8 +110,8 @@ func (tr traced) under(s sdktrace.ReadOnlySpan, pred func(sdktrace.ReadOnlySpan)
 	return false
 }
 
-func (tr traced) find(pred func(sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
+func (tr traced) find(pred func(span) bool) []span {
+	var out []span
 	for _, s := range tr {
 		if pred(s) {
 			out = append(out, s)
@@ -82,25 +120,25 @@ func (tr traced) find(pred func(sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnly
 	return out
 }
 
-func consumerOf(group string) func(sdktrace.ReadOnlySpan) bool {
-	return func(s sdktrace.ReadOnlySpan) bool {
-		return s.SpanKind() == trace.SpanKindConsumer && attr(s, "messaging.consumer.group.name") == group
+func consumerOf(group string) func(span) bool {
+	return func(s span) bool {
+		return s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && s.Attrs["messaging.consumer.group.name"] == group
 	}
 }
 
-func isRedis(s sdktrace.ReadOnlySpan) bool {
-	return s.SpanKind() == trace.SpanKindClient && (attr(s, "db.system") == "redis" || attr(s, "db.system.name") == "redis")
+func isRedis(s span) bool {
+	return s.Kind == tracepb.Span_SPAN_KIND_CLIENT && (s.Attrs["db.system"] == "redis" || s.Attrs["db.system.name"] == "redis")
 }
 
 // rootFor finds the server span named method whose feedloop.feedback_id is
 // fid and that none of the earlier roots is.
-func rootFor(t *testing.T, method, fid string, not ...trace.TraceID) sdktrace.ReadOnlySpan {
+func rootFor(t *testing.T, method, fid string, not ...trace.TraceID) span {
 	t.Helper()
-	var root sdktrace.ReadOnlySpan
+	var root span
 	testkit.Eventually(t, method+" span of "+fid, func() bool {
-		for _, s := range spans.Ended() {
-			if s.Name() == method && s.SpanKind() == trace.SpanKindServer && attr(s, "feedloop.feedback_id") == fid &&
-				!slices.Contains(not, s.SpanContext().TraceID()) {
+		for _, s := range received(t) {
+			if s.Name == method && s.Kind == tracepb.Span_SPAN_KIND_SERVER && s.Attrs["feedloop.feedback_id"] == fid &&
+				!slices.Contains(not, s.TraceID) {
 				root = s
 				return true
 			}
@@ -126,11 +164,11 @@ func (e *env) idleAll(t *testing.T) {
 	})
 }
 
-// One submitted item is one trace: intake's gRPC span is its root, and the
-// classifier, router (routing and projector), and notifier spans, with the
-// Redis, webhook and SMTP calls they make, all descend from it through the
-// NATS messages, each consumer span the child of the producer span of the
-// message it handles. A resubmission is its own short trace that says it
+// One submitted item is one trace, as a collector receives it over OTLP:
+// intake's gRPC span is its root, and the classifier, router (routing and
+// projector), and notifier spans, with the Redis, webhook and SMTP calls
+// they make, all descend from it through the NATS messages, each consumer
+// span the child of the producer span of the message it handles. A resubmission is its own short trace that says it
 // was ignored; a team action starts its own trace linked to the item's.
 func TestOneTracePerItem(t *testing.T) {
 	e := startLoop(t)
@@ -154,65 +192,74 @@ func TestOneTracePerItem(t *testing.T) {
 	e.idleAll(t)
 
 	root := rootFor(t, "feedloop.v1.IntakeService/Submit", fid)
-	if root.Parent().IsValid() {
-		t.Fatalf("intake's span has a parent %s: want it to be the root", root.Parent().SpanID())
+	if root.Parent.IsValid() {
+		t.Fatalf("intake's span has a parent %s: want it to be the root", root.Parent)
 	}
-	tr := traceOf(root.SpanContext().TraceID())
+	tr := traceOf(t, root.TraceID)
 
 	// Every span hangs off another span of the trace: no orphans.
+	// Every exported span names the service that made it.
 	for _, s := range tr {
-		if s != root {
-			if _, ok := tr[s.Parent().SpanID()]; !ok {
-				t.Errorf("span %q has a parent outside the trace", s.Name())
+		if s.SpanID != root.SpanID {
+			if _, ok := tr[s.Parent]; !ok {
+				t.Errorf("span %q has a parent outside the trace", s.Name)
 			}
+		}
+		if s.Service != testService {
+			t.Errorf("span %q exported with service.name %q, want %q", s.Name, s.Service, testService)
 		}
 	}
 	// Each consumer span is the child of the producer span of its message.
-	for _, s := range tr.find(func(s sdktrace.ReadOnlySpan) bool { return s.SpanKind() == trace.SpanKindConsumer }) {
-		p := tr[s.Parent().SpanID()]
-		if p == nil || p.SpanKind() != trace.SpanKindProducer || attr(p, "messaging.message.id") != attr(s, "messaging.message.id") ||
-			p.Name() != "send "+attr(s, "messaging.destination.name") {
-			t.Errorf("consumer span %q (group %s) is not the child of its message's producer span", s.Name(), attr(s, "messaging.consumer.group.name"))
+	for _, s := range tr.find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_CONSUMER }) {
+		p, ok := tr[s.Parent]
+		if !ok || p.Kind != tracepb.Span_SPAN_KIND_PRODUCER || p.Attrs["messaging.message.id"] != s.Attrs["messaging.message.id"] ||
+			p.Name != "send "+s.Attrs["messaging.destination.name"] {
+			t.Errorf("consumer span %q (group %s) is not the child of its message's producer span", s.Name, s.Attrs["messaging.consumer.group.name"])
 		}
 		for _, k := range []string{"messaging.system", "messaging.destination.name", "messaging.operation.type", "messaging.message.id"} {
-			if attr(s, k) == "" {
-				t.Errorf("consumer span %q lacks %s", s.Name(), k)
+			if s.Attrs[k] == "" {
+				t.Errorf("consumer span %q lacks %s", s.Name, k)
 			}
 		}
+		if s.Attrs["messaging.system"] != "nats" || s.Attrs["messaging.operation.type"] != "process" {
+			t.Errorf("consumer span %q: messaging.system %q, operation %q; want nats, process",
+				s.Name, s.Attrs["messaging.system"], s.Attrs["messaging.operation.type"])
+		}
 	}
-	// All four services are in it.
+	// All four services are in it: intake is the root, the others consume.
 	for _, group := range []string{"classifier", "router", "router-projector", "notifier"} {
 		if len(tr.find(consumerOf(group))) == 0 {
 			t.Errorf("no %s consumer span in the item's trace", group)
 		}
 	}
 	for _, subject := range []string{bus.SubjectReceived, bus.SubjectClassified, bus.RoutedSubject("logistics"), bus.RoutedSubject("customer-success"), bus.SubjectNotified} {
-		if len(tr.find(func(s sdktrace.ReadOnlySpan) bool {
-			return s.SpanKind() == trace.SpanKindProducer && s.Name() == "send "+subject && attr(s, "messaging.system") == "nats" &&
-				attr(s, "messaging.operation.type") == "send"
+		if len(tr.find(func(s span) bool {
+			return s.Kind == tracepb.Span_SPAN_KIND_PRODUCER && s.Name == "send "+subject && s.Attrs["messaging.system"] == "nats" &&
+				s.Attrs["messaging.operation.type"] == "send" && s.Attrs["messaging.destination.name"] == subject &&
+				s.Attrs["messaging.message.id"] != ""
 		})) == 0 {
 			t.Errorf("no producer span for %s in the item's trace", subject)
 		}
 	}
-	routed := tr.find(func(s sdktrace.ReadOnlySpan) bool { return consumerOf("router")(s) && attr(s, "feedloop.teams") != "" })
-	if len(routed) != 1 || attr(routed[0], "feedloop.feedback_id") != fid {
+	routed := tr.find(func(s span) bool { return consumerOf("router")(s) && s.Attrs["feedloop.teams"] != "" })
+	if len(routed) != 1 || routed[0].Attrs["feedloop.feedback_id"] != fid {
 		t.Errorf("router span lacks the feedback id and teams: %v", routed)
 	}
 	// The calls the services make are descendants too.
-	isIntake := func(s sdktrace.ReadOnlySpan) bool { return s == root }
-	if len(tr.find(func(s sdktrace.ReadOnlySpan) bool { return isRedis(s) && tr.under(s, isIntake) })) == 0 {
+	isIntake := func(s span) bool { return s.SpanID == root.SpanID }
+	if len(tr.find(func(s span) bool { return isRedis(s) && tr.under(s, isIntake) })) == 0 {
 		t.Error("no Redis span under intake (idempotency key)")
 	}
-	for what, pred := range map[string]func(sdktrace.ReadOnlySpan) bool{
+	for what, pred := range map[string]func(span) bool{
 		"Redis": isRedis,
-		"webhook": func(s sdktrace.ReadOnlySpan) bool {
-			return s.SpanKind() == trace.SpanKindClient && attr(s, "http.request.method") == "POST"
+		"webhook": func(s span) bool {
+			return s.Kind == tracepb.Span_SPAN_KIND_CLIENT && s.Attrs["http.request.method"] == "POST"
 		},
-		"SMTP": func(s sdktrace.ReadOnlySpan) bool {
-			return s.Name() == "smtp send" && s.SpanKind() == trace.SpanKindClient
+		"SMTP": func(s span) bool {
+			return s.Name == "smtp send" && s.Kind == tracepb.Span_SPAN_KIND_CLIENT
 		},
 	} {
-		if len(tr.find(func(s sdktrace.ReadOnlySpan) bool { return pred(s) && tr.under(s, consumerOf("notifier")) })) == 0 {
+		if len(tr.find(func(s span) bool { return pred(s) && tr.under(s, consumerOf("notifier")) })) == 0 {
 			t.Errorf("no %s client span under the notifier", what)
 		}
 	}
@@ -222,9 +269,16 @@ func TestOneTracePerItem(t *testing.T) {
 	if err != nil || !again.GetDuplicate() {
 		t.Fatalf("resubmission: %v, %v", again, err)
 	}
-	dup := rootFor(t, "feedloop.v1.IntakeService/Submit", fid, root.SpanContext().TraceID())
+	dup := rootFor(t, "feedloop.v1.IntakeService/Submit", fid, root.TraceID)
 	if !hasEvent(dup, "resubmission ignored") {
-		t.Errorf("resubmission span events %v, want \"resubmission ignored\"", dup.Events())
+		t.Errorf("resubmission span events %v, want \"resubmission ignored\"", dup.Events)
+	}
+	if dup.Parent.IsValid() {
+		t.Errorf("resubmission span has a parent %s: want it to root its own trace", dup.Parent)
+	}
+	// Nothing was published for it: its trace stops at intake.
+	if sent := traceOf(t, dup.TraceID).find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_PRODUCER }); len(sent) != 0 {
+		t.Errorf("the ignored resubmission published %d messages", len(sent))
 	}
 
 	// A team action: its own trace, linked to the item's.
@@ -238,19 +292,18 @@ func TestOneTracePerItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	ack := rootFor(t, "feedloop.v1.TeamService/Acknowledge", fid)
-	if ack.SpanContext().TraceID() == root.SpanContext().TraceID() {
+	if ack.TraceID == root.TraceID {
 		t.Fatal("the team action runs in the item's trace; want its own, linked")
 	}
-	if !slices.ContainsFunc(ack.Links(), func(l sdktrace.Link) bool {
-		return l.SpanContext.TraceID() == root.SpanContext().TraceID() &&
-			slices.Contains(l.Attributes, attribute.String("feedloop.feedback_id", fid))
+	if !slices.ContainsFunc(ack.Links, func(l spanLink) bool {
+		return l.TraceID == root.TraceID && l.Attrs["feedloop.feedback_id"] == fid
 	}) {
-		t.Errorf("team action links %v, want one to the item's trace %s", ack.Links(), root.SpanContext().TraceID())
+		t.Errorf("team action links %v, want one to the item's trace %s", ack.Links, root.TraceID)
 	}
 	e.idleAll(t)
-	at := traceOf(ack.SpanContext().TraceID())
-	if len(at.find(consumerOf("notifier"))) == 0 || len(at.find(func(s sdktrace.ReadOnlySpan) bool {
-		return s.Name() == "send "+bus.UpdatedSubject("logistics")
+	at := traceOf(t, ack.TraceID)
+	if len(at.find(consumerOf("notifier"))) == 0 || len(at.find(func(s span) bool {
+		return s.Name == "send "+bus.UpdatedSubject("logistics")
 	})) == 0 {
 		t.Error("the action's event and its notification are not in the action's trace")
 	}
