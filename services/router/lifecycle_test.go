@@ -393,3 +393,39 @@ func TestWatch(t *testing.T) {
 	}
 	wantCode(t, "watch another team", err, codes.PermissionDenied, "cannot read team billing")
 }
+
+// A router that dies between a closing status change and its Closed event
+// leaves the projector to publish it: the same id the action would have
+// used, exactly once.
+func TestProjectorCompletesAClosingAction(t *testing.T) {
+	h := start(t)
+	billing := h.team("billing")
+	const id = "fb-crash-1"
+	h.submit(id, statusToken, item{topics: []string{"billing"}})
+	testkit.Eventually(t, "the item in the read model", func() bool { _, err := billing.get(id); return err == nil })
+	if _, err := billing.c.Acknowledge(billing.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id}); err != nil {
+		t.Fatal(err)
+	}
+	// What the team API publishes first for a resolve; the crash takes the rest.
+	resolved := &feedloopv1.Event{Id: "resolve-crash-1", FeedbackId: id, OccurredAt: timestamppb.Now(),
+		Payload: &feedloopv1.Event_StatusChanged{StatusChanged: &feedloopv1.StatusChanged{
+			Team: "billing", From: feedloopv1.Status_STATUS_ACKNOWLEDGED, To: feedloopv1.Status_STATUS_RESOLVED,
+			Actor: "billing-lead", CustomerMessage: "Refunded.", StatusToken: statusToken,
+		}}}
+	if _, err := h.bus.Publish(t.Context(), bus.UpdatedSubject("billing"), resolved); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the closed event", func() bool { return len(h.events(bus.SubjectClosed, id)) == 1 })
+	cl := h.events(bus.SubjectClosed, id)[0]
+	if cl.GetId() != bus.DeriveID("resolve-crash-1", "closed") || strings.Join(cl.GetClosed().GetTeams(), ",") != "billing" {
+		t.Fatalf("closed = %v", cl)
+	}
+	testkit.Eventually(t, "the item closed in the read model", func() bool {
+		r, err := billing.get(id)
+		return err == nil && r.GetItem().GetClosedAt() != nil
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(h.events(bus.SubjectClosed, id)); n != 1 {
+		t.Fatalf("%d closed events", n)
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/statuspage"
 	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
+	"github.com/feedloop/feedloop/services/router/internal/workflow"
 	"github.com/feedloop/feedloop/services/router/routing"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -304,6 +305,38 @@ func (s *Service) project(ctx context.Context, m *bus.Msg) error {
 	}
 	if err := s.sla.Apply(ctx, ev); err != nil {
 		return fmt.Errorf("sla index: %w", err)
+	}
+	return s.complete(ctx, ev)
+}
+
+// complete publishes the Closed event a status change should have been
+// followed by, when the router that made the change died before publishing
+// it (see workflow.Completion); otherwise the ids match and nothing new is
+// stored.
+func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
+	if ev.GetStatusChanged() == nil {
+		return nil
+	}
+	item, err := s.store.Item(ctx, ev.GetFeedbackId())
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("read model: %w", err)
+	}
+	out, ok := workflow.Completion(item, ev)
+	if !ok {
+		return nil
+	}
+	ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
+	if err != nil {
+		return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
+	}
+	if !ack.Duplicate {
+		s.log.WarnContext(ctx, "router: published the closed event a team action left out", "feedback_id", ev.GetFeedbackId(), "event_id", out.Event.GetId())
+	}
+	if _, err := s.store.Apply(ctx, out.Event); err != nil {
+		return fmt.Errorf("read model: %w", err)
 	}
 	return nil
 }

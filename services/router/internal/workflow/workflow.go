@@ -406,3 +406,21 @@ func closed(item *feedloopv1.Item, st map[string]feedloopv1.Status, id string, a
 func event(item *feedloopv1.Item, id string, at time.Time) *feedloopv1.Event {
 	return &feedloopv1.Event{Id: id, FeedbackId: item.GetFeedbackId(), OccurredAt: timestamppb.New(at)}
 }
+
+// Completion returns the Closed event that ev — a status change already
+// folded into item — should have been followed by, if the item is not
+// closed yet: the same id, time and payload the action itself publishes.
+// The projector calls it for every status change, so an item stays open
+// only until then if its router died between the two publishes.
+func Completion(item *feedloopv1.Item, ev *feedloopv1.Event) (Out, bool) {
+	sc := ev.GetStatusChanged()
+	switch {
+	case sc == nil, IsOpen(sc.GetTo()), sc.GetTo() == feedloopv1.Status_STATUS_UNSPECIFIED, item.GetClosedAt() != nil:
+		return Out{}, false
+	}
+	st := statuses(item)
+	if !closes(st) {
+		return Out{}, false
+	}
+	return closed(item, st, bus.DeriveID(ev.GetId(), "closed"), ev.GetOccurredAt().AsTime()), true
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -272,5 +273,29 @@ func TestReply(t *testing.T) {
 	outs = workflow.Reply(item(acked, planned), workflow.Answer{EventID: "cl-11", At: now, Text: "any news?"})
 	if len(outs) != 2 || outs[0].Event.GetReplied() == nil || outs[1].Event.GetReplied() == nil {
 		t.Fatalf("reply to an open item: %v", outs)
+	}
+}
+
+// The projector's completion yields exactly the Closed event the action
+// published (same id and payload), and nothing once the item is closed.
+func TestCompletion(t *testing.T) {
+	outs, err := workflow.Decide(item(planned, declined), cmd(workflow.Resolve), known)
+	if err != nil || len(outs) != 2 {
+		t.Fatalf("%v %v", outs, err)
+	}
+	// The read model after the status change, before the Closed event.
+	after := item(resolved, declined)
+	got, ok := workflow.Completion(after, outs[0].Event)
+	if !ok || got.Subject != outs[1].Subject || !proto.Equal(got.Event, outs[1].Event) {
+		t.Fatalf("completion = %v %v, want %v", got.Event, ok, outs[1].Event)
+	}
+	after.ClosedAt = timestamppb.New(now)
+	if _, ok := workflow.Completion(after, outs[0].Event); ok {
+		t.Fatal("completion of a closed item")
+	}
+	// A change that leaves a team working completes nothing.
+	open, _ := workflow.Decide(item(planned, acked), cmd(workflow.Resolve), known)
+	if _, ok := workflow.Completion(item(resolved, acked), open[0].Event); ok {
+		t.Fatal("completion while product works")
 	}
 }
