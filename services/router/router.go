@@ -309,10 +309,10 @@ func (s *Service) project(ctx context.Context, m *bus.Msg) error {
 	return s.complete(ctx, ev)
 }
 
-// complete publishes the Closed event a status change should have been
-// followed by, when the router that made the change died before publishing
-// it (see workflow.Completion); otherwise the ids match and nothing new is
-// stored.
+// complete publishes what a status change should have been followed by (a
+// reroute's Routed event, the Closed event) when the router that made the
+// change died before publishing it (workflow.Completion); otherwise the ids
+// match and nothing new is stored.
 func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
 	if ev.GetStatusChanged() == nil {
 		return nil
@@ -324,19 +324,17 @@ func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
 		}
 		return fmt.Errorf("read model: %w", err)
 	}
-	out, ok := workflow.Completion(item, ev)
-	if !ok {
-		return nil
-	}
-	ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
-	}
-	if !ack.Duplicate {
-		s.log.WarnContext(ctx, "router: published the closed event a team action left out", "feedback_id", ev.GetFeedbackId(), "event_id", out.Event.GetId())
-	}
-	if _, err := s.store.Apply(ctx, out.Event); err != nil {
-		return fmt.Errorf("read model: %w", err)
+	for _, out := range workflow.Completion(item, ev) {
+		ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
+		if err != nil {
+			return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
+		}
+		if !ack.Duplicate {
+			s.log.WarnContext(ctx, "router: published an event a team action left out", "feedback_id", ev.GetFeedbackId(), "subject", out.Subject, "event_id", out.Event.GetId())
+		}
+		if _, err := s.store.Apply(ctx, out.Event); err != nil {
+			return fmt.Errorf("read model: %w", err)
+		}
 	}
 	return nil
 }

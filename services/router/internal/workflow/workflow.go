@@ -407,20 +407,29 @@ func event(item *feedloopv1.Item, id string, at time.Time) *feedloopv1.Event {
 	return &feedloopv1.Event{Id: id, FeedbackId: item.GetFeedbackId(), OccurredAt: timestamppb.New(at)}
 }
 
-// Completion returns the Closed event that ev — a status change already
-// folded into item — should have been followed by, if the item is not
-// closed yet: the same id, time and payload the action itself publishes.
-// The projector calls it for every status change, so an item stays open
-// only until then if its router died between the two publishes.
-func Completion(item *feedloopv1.Item, ev *feedloopv1.Event) (Out, bool) {
+// Completion returns what a status change ev — already folded into item —
+// should have been followed by but was not (yet): the target team's Routed
+// event of a reroute, and the Closed event when no team works on the item
+// any more. The events have the ids, times and payloads the action itself
+// publishes, so when the action did publish them they are duplicates. The
+// projector calls it for every status change, so a router that died
+// between two publishes leaves nothing undone.
+func Completion(item *feedloopv1.Item, ev *feedloopv1.Event) []Out {
 	sc := ev.GetStatusChanged()
-	switch {
-	case sc == nil, IsOpen(sc.GetTo()), sc.GetTo() == feedloopv1.Status_STATUS_UNSPECIFIED, item.GetClosedAt() != nil:
-		return Out{}, false
+	if sc == nil || IsOpen(sc.GetTo()) || sc.GetTo() == feedloopv1.Status_STATUS_UNSPECIFIED {
+		return nil
 	}
-	st := statuses(item)
-	if !closes(st) {
-		return Out{}, false
+	var outs []Out
+	at := ev.GetOccurredAt().AsTime()
+	if sc.GetTo() == feedloopv1.Status_STATUS_REROUTED && sc.GetRerouteTo() != "" {
+		t := assignment(item, sc.GetRerouteTo())
+		if a := assignment(item, sc.GetTeam()); a != nil && (t == nil || !IsOpen(t.GetStatus()) && t.GetRoutedAt().AsTime().Before(at)) {
+			outs = append(outs, rerouted(item, a, Command{Team: sc.GetTeam(), RerouteTo: sc.GetRerouteTo(), Now: at, EventID: ev.GetId()}))
+			return outs // the new share is open: nothing closes
+		}
 	}
-	return closed(item, st, bus.DeriveID(ev.GetId(), "closed"), ev.GetOccurredAt().AsTime()), true
+	if item.GetClosedAt() == nil && closes(statuses(item)) {
+		outs = append(outs, closed(item, statuses(item), bus.DeriveID(ev.GetId(), "closed"), at))
+	}
+	return outs
 }

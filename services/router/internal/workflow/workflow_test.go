@@ -285,17 +285,33 @@ func TestCompletion(t *testing.T) {
 	}
 	// The read model after the status change, before the Closed event.
 	after := item(resolved, declined)
-	got, ok := workflow.Completion(after, outs[0].Event)
-	if !ok || got.Subject != outs[1].Subject || !proto.Equal(got.Event, outs[1].Event) {
-		t.Fatalf("completion = %v %v, want %v", got.Event, ok, outs[1].Event)
+	got := workflow.Completion(after, outs[0].Event)
+	if len(got) != 1 || got[0].Subject != outs[1].Subject || !proto.Equal(got[0].Event, outs[1].Event) {
+		t.Fatalf("completion = %v, want %v", got, outs[1].Event)
 	}
 	after.ClosedAt = timestamppb.New(now)
-	if _, ok := workflow.Completion(after, outs[0].Event); ok {
-		t.Fatal("completion of a closed item")
+	if got := workflow.Completion(after, outs[0].Event); len(got) != 0 {
+		t.Fatalf("completion of a closed item: %v", got)
 	}
 	// A change that leaves a team working completes nothing.
 	open, _ := workflow.Decide(item(planned, acked), cmd(workflow.Resolve), known)
-	if _, ok := workflow.Completion(item(resolved, acked), open[0].Event); ok {
-		t.Fatal("completion while product works")
+	if got := workflow.Completion(item(resolved, acked), open[0].Event); len(got) != 0 {
+		t.Fatalf("completion while product works: %v", got)
+	}
+	// A reroute whose Routed event was lost: the same Routed event.
+	re, err := workflow.Decide(item(acked, resolved), cmd(workflow.Reroute), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := item(rerouted, resolved)
+	moved.Assignments[0].ReroutedTo = "logistics"
+	got = workflow.Completion(moved, re[0].Event)
+	if len(got) != 1 || !proto.Equal(got[0].Event, re[1].Event) {
+		t.Fatalf("reroute completion = %v, want %v", got, re[1].Event)
+	}
+	// Once the target's share exists, nothing.
+	moved.Assignments = append(moved.Assignments, &feedloopv1.AssignmentState{Team: "logistics", Status: routed, RoutedAt: timestamppb.New(now)})
+	if got := workflow.Completion(moved, re[0].Event); len(got) != 0 {
+		t.Fatalf("reroute completed twice: %v", got)
 	}
 }
