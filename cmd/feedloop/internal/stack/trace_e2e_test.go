@@ -3,6 +3,8 @@ package stack_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"testing"
@@ -169,7 +171,8 @@ func (e *env) idleAll(t *testing.T) {
 // projector), and notifier spans, with the Redis, webhook and SMTP calls
 // they make, all descend from it through the NATS messages, each consumer
 // span the child of the producer span of the message it handles. A resubmission is its own short trace that says it
-// was ignored; a team action starts its own trace linked to the item's.
+// was ignored; a team action, and the customer's survey answer, each start
+// their own trace linked to the item's.
 func TestOneTracePerItem(t *testing.T) {
 	e := startLoop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -306,5 +309,92 @@ func TestOneTracePerItem(t *testing.T) {
 		return s.Name == "send "+bus.UpdatedSubject("logistics")
 	})) == 0 {
 		t.Error("the action's event and its notification are not in the action's trace")
+	}
+
+	// The survey answer: the teams close the item, the customer answers on
+	// the status page, and the answer runs through intake, the classifier
+	// and the router in its own trace, linked to the item's.
+	cs := team{logistics.c, loopTokens["customer-success"]}
+	if _, err := logistics.c.Resolve(logistics.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: fid, Message: "Delivered."}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.c.Decline(cs.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: fid, Reason: "Logistics has it."}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the survey", func() bool { return len(e.customer.find(fid, "survey")) == 1 })
+	// The customer's status token (the team API does not show it).
+	rcv := e.events(t, bus.SubjectReceived, fid)[bus.SubjectReceived]
+	if len(rcv) != 1 || rcv[0].GetReceived().GetStatusToken() == "" {
+		t.Fatalf("received events %v: want one with a status token", rcv)
+	}
+	res, err := http.PostForm("http://"+e.s.Router.HTTPAddr()+"/status/"+rcv[0].GetReceived().GetStatusToken()+"/survey", url.Values{"csat": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("survey answer: %s", res.Status)
+	}
+	testkit.Eventually(t, "the answer to reopen the item", func() bool { return len(e.teams.find(fid, "reopened")) == 2 })
+	e.idleAll(t)
+	// The answer's classified event (its message id names the router's
+	// span of it: the receiver holds every test's spans).
+	var answerEv string
+	for _, ev := range e.events(t, bus.SubjectClassified, "")[bus.SubjectClassified] {
+		if ev.GetClassified().GetFeedback().GetInReplyTo() == fid {
+			answerEv = ev.GetId()
+		}
+	}
+	if answerEv == "" {
+		t.Fatal("no classified answer to the item on the stream")
+	}
+	answered := func(s span) bool { return consumerOf("router")(s) && hasEvent(s, "answer to an earlier item") }
+	var handled span
+	testkit.Eventually(t, "the router's span of the answer", func() bool {
+		for _, s := range received(t) {
+			if answered(s) && s.Attrs["messaging.message.id"] == answerEv {
+				handled = s
+				return true
+			}
+		}
+		return false
+	})
+	linked := func(s span) bool {
+		return slices.ContainsFunc(s.Links, func(l spanLink) bool {
+			return l.TraceID == root.TraceID && l.Attrs["feedloop.feedback_id"] == fid
+		})
+	}
+	if handled.TraceID == root.TraceID || handled.TraceID == ack.TraceID {
+		t.Fatal("the router handles the answer in the item's (or the action's) trace; want the answer's own, linked")
+	}
+	if !linked(handled) {
+		t.Errorf("router span of the answer links %v, want one to the item's trace %s", handled.Links, root.TraceID)
+	}
+	if handled.Attrs["feedloop.feedback_id"] != fid {
+		t.Errorf("router span of the answer has feedloop.feedback_id %q, want the answered item %s", handled.Attrs["feedloop.feedback_id"], fid)
+	}
+	// One answer trace from the click: the status page's request is its
+	// root (linked too), then intake, the classifier, the router and the
+	// reopen it publishes.
+	at = traceOf(t, handled.TraceID)
+	page := at.find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_SERVER && !s.Parent.IsValid() })
+	if len(page) != 1 || !linked(page[0]) {
+		t.Errorf("the answer's trace root %v, want the status page's request linked to the item's trace", page)
+	}
+	for _, group := range []string{"intake", "classifier", "router", "notifier"} {
+		if len(at.find(consumerOf(group))) == 0 {
+			t.Errorf("no %s consumer span in the answer's trace", group)
+		}
+	}
+	for _, subject := range []string{bus.SubmitSubject("survey"), bus.UpdatedSubject("logistics"), bus.UpdatedSubject("customer-success")} {
+		if len(at.find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_PRODUCER && s.Name == "send "+subject })) == 0 {
+			t.Errorf("no %s producer span in the answer's trace", subject)
+		}
+	}
+	// And none of it is in the item's trace.
+	if n := len(traceOf(t, root.TraceID).find(func(s span) bool {
+		return answered(s) || s.Name == "send "+bus.SubmitSubject("survey") || consumerOf("intake")(s)
+	})); n != 0 {
+		t.Errorf("%d spans of the answer are in the item's trace", n)
 	}
 }
