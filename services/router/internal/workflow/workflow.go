@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -182,7 +183,7 @@ func Decide(item *feedloopv1.Item, cmd Command, known KnownTeam) ([]Out, error) 
 		after[cmd.RerouteTo] = feedloopv1.Status_STATUS_ROUTED
 	}
 	if closes(after) {
-		outs = append(outs, closed(item, after, bus.DeriveID(cmd.EventID, "closed"), cmd.Now))
+		outs = append(outs, closed(item, after, cmd.Now))
 	}
 	return outs, nil
 }
@@ -384,7 +385,13 @@ func closes(st map[string]feedloopv1.Status) bool {
 	return outcome
 }
 
-func closed(item *feedloopv1.Item, st map[string]feedloopv1.Status, id string, at time.Time) Out {
+// closed is the Closed event of the item's next closing round. Its id is
+// the item's and the round's, whoever decides it: a team action and the
+// projector's completion of another team's earlier action cannot close one
+// round twice.
+func closed(item *feedloopv1.Item, st map[string]feedloopv1.Status, at time.Time) Out {
+	round := item.GetCloseRounds() + 1
+	id := bus.DeriveID(item.GetFeedbackId(), "closed", strconv.Itoa(int(round)))
 	var teams []string
 	for team, s := range st {
 		if s == feedloopv1.Status_STATUS_RESOLVED || s == feedloopv1.Status_STATUS_DECLINED {
@@ -397,7 +404,7 @@ func closed(item *feedloopv1.Item, st map[string]feedloopv1.Status, id string, a
 		Teams:       teams,
 		Feedback:    item.GetFeedback(),
 		StatusToken: item.GetStatusToken(),
-		Round:       item.GetCloseRounds() + 1,
+		Round:       round,
 	}}
 	return Out{Subject: bus.SubjectClosed, Event: ev}
 }
@@ -419,6 +426,12 @@ func Completion(item *feedloopv1.Item, ev *feedloopv1.Event) []Out {
 	if sc == nil || IsOpen(sc.GetTo()) || sc.GetTo() == feedloopv1.Status_STATUS_UNSPECIFIED {
 		return nil
 	}
+	// Only the latest change speaks for the item's state: an older one
+	// folded late (a lagging projector) must not close an item another
+	// action has since moved on, nor re-route what was routed since.
+	if latestChange(item) != ev.GetId() {
+		return nil
+	}
 	var outs []Out
 	at := ev.GetOccurredAt().AsTime()
 	if sc.GetTo() == feedloopv1.Status_STATUS_REROUTED && sc.GetRerouteTo() != "" {
@@ -429,7 +442,19 @@ func Completion(item *feedloopv1.Item, ev *feedloopv1.Event) []Out {
 		}
 	}
 	if item.GetClosedAt() == nil && closes(statuses(item)) {
-		outs = append(outs, closed(item, statuses(item), bus.DeriveID(ev.GetId(), "closed"), at))
+		outs = append(outs, closed(item, statuses(item), at))
 	}
 	return outs
+}
+
+// latestChange is the id of the item's last routing or status change.
+func latestChange(item *feedloopv1.Item) string {
+	tl := item.GetTimeline()
+	for i := len(tl) - 1; i >= 0; i-- {
+		switch tl[i].GetKind() {
+		case feedloopv1.TimelineKind_TIMELINE_KIND_STATUS_CHANGED, feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED:
+			return tl[i].GetEventId()
+		}
+	}
+	return ""
 }

@@ -180,8 +180,8 @@ func TestClosing(t *testing.T) {
 	if strings.Join(cl.GetTeams(), ",") != "billing,product" || cl.GetRound() != 1 || cl.GetStatusToken() != "tok" {
 		t.Fatalf("closed = %v", cl)
 	}
-	if outs[1].Event.GetId() != bus.DeriveID("ev-1", "closed") {
-		t.Fatal("closed id not derived from the action's event")
+	if outs[1].Event.GetId() != bus.DeriveID("fb-1", "closed", "1") {
+		t.Fatal("closed id is not the item's and the round's")
 	}
 	// Product still works on it: no Closed.
 	outs, _ = workflow.Decide(item(planned, acked), cmd(workflow.Resolve), known)
@@ -276,6 +276,13 @@ func TestReply(t *testing.T) {
 	}
 }
 
+// changed is item with ev as its latest timeline entry, as the read model
+// holds it once ev is folded in.
+func changed(it *feedloopv1.Item, ev *feedloopv1.Event) *feedloopv1.Item {
+	it.Timeline = append(it.Timeline, &feedloopv1.TimelineEntry{EventId: ev.GetId(), Kind: feedloopv1.TimelineKind_TIMELINE_KIND_STATUS_CHANGED})
+	return it
+}
+
 // The projector's completion yields exactly the Closed event the action
 // published (same id and payload), and nothing once the item is closed.
 func TestCompletion(t *testing.T) {
@@ -284,7 +291,7 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("%v %v", outs, err)
 	}
 	// The read model after the status change, before the Closed event.
-	after := item(resolved, declined)
+	after := changed(item(resolved, declined), outs[0].Event)
 	got := workflow.Completion(after, outs[0].Event)
 	if len(got) != 1 || got[0].Subject != outs[1].Subject || !proto.Equal(got[0].Event, outs[1].Event) {
 		t.Fatalf("completion = %v, want %v", got, outs[1].Event)
@@ -295,7 +302,7 @@ func TestCompletion(t *testing.T) {
 	}
 	// A change that leaves a team working completes nothing.
 	open, _ := workflow.Decide(item(planned, acked), cmd(workflow.Resolve), known)
-	if got := workflow.Completion(item(resolved, acked), open[0].Event); len(got) != 0 {
+	if got := workflow.Completion(changed(item(resolved, acked), open[0].Event), open[0].Event); len(got) != 0 {
 		t.Fatalf("completion while product works: %v", got)
 	}
 	// A reroute whose Routed event was lost: the same Routed event.
@@ -303,7 +310,7 @@ func TestCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moved := item(rerouted, resolved)
+	moved := changed(item(rerouted, resolved), re[0].Event)
 	moved.Assignments[0].ReroutedTo = "logistics"
 	got = workflow.Completion(moved, re[0].Event)
 	if len(got) != 1 || !proto.Equal(got[0].Event, re[1].Event) {
@@ -313,5 +320,23 @@ func TestCompletion(t *testing.T) {
 	moved.Assignments = append(moved.Assignments, &feedloopv1.AssignmentState{Team: "logistics", Status: routed, RoutedAt: timestamppb.New(now)})
 	if got := workflow.Completion(moved, re[0].Event); len(got) != 0 {
 		t.Fatalf("reroute completed twice: %v", got)
+	}
+}
+
+// A lagging projector folding an older change completes nothing: the item
+// has moved on (here: billing rerouted to logistics after product's
+// decline, and the new share is not folded in yet).
+func TestCompletionOnlyForTheLatestChange(t *testing.T) {
+	decline, err := workflow.Decide(item(acked, acked), cmd(workflow.Decline, func(c *workflow.Command) { c.Team = "product"; c.EventID = "ev-decline" }), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := workflow.Decide(item(acked, declined), cmd(workflow.Reroute), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := changed(changed(item(rerouted, declined), decline[0].Event), re[0].Event)
+	if got := workflow.Completion(state, decline[0].Event); len(got) != 0 {
+		t.Fatalf("an old decline closed the item: %v", got)
 	}
 }
