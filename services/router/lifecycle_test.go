@@ -417,7 +417,7 @@ func TestProjectorCompletesAClosingAction(t *testing.T) {
 	}
 	testkit.Eventually(t, "the closed event", func() bool { return len(h.events(bus.SubjectClosed, id)) == 1 })
 	cl := h.events(bus.SubjectClosed, id)[0]
-	if cl.GetId() != bus.DeriveID("resolve-crash-1", "closed") || strings.Join(cl.GetClosed().GetTeams(), ",") != "billing" {
+	if cl.GetId() != bus.DeriveID(id, "closed", "1") || strings.Join(cl.GetClosed().GetTeams(), ",") != "billing" {
 		t.Fatalf("closed = %v", cl)
 	}
 	testkit.Eventually(t, "the item closed in the read model", func() bool {
