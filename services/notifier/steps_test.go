@@ -317,8 +317,8 @@ func TestConsent(t *testing.T) {
 }
 
 // Redeliveries, repeated events and a second replica never send a step
-// twice; each new date of a plan is told once; a new plan after a reopen is
-// told; the survey once per case.
+// twice; each move of a plan's date is told once; a new plan after a reopen
+// is told; the survey once per case.
 func TestEveryStepExactlyOnce(t *testing.T) {
 	e := newEnv(t)
 	e.start()
@@ -343,16 +343,16 @@ func TestEveryStepExactlyOnce(t *testing.T) {
 	}
 	// Other events asking for steps already told.
 	e.publish(upd, p.status(fid, "billing", reopenS, plannedS, planned(may30, "Again."))) // a new plan after a reopen: news
-	e.publish(upd, p.status(fid, "billing", plannedS, plannedS, moved(may30, jun6)))      // the same new date again
+	e.publish(upd, p.status(fid, "billing", plannedS, plannedS, moved(may30, jun6)))      // moved to that date again: news
 	e.publish(bus.SubjectClosed, p.closed(fid, 1, "billing"))                             // a replayed first close
 	e.publish(bus.SubjectClosed, p.closed(fid, 2, "billing"))                             // closed again after a reopen
-	// New dates are news, once each; going back to a date told is not.
+	// Every move is news, once, even back to a date told before.
 	e.publish(upd, p.status(fid, "billing", plannedS, plannedS, moved(jun6, jun13)))
 	e.publish(upd, p.status(fid, "billing", plannedS, plannedS, moved(jun13, jun13.AddDate(0, 0, 7))))
 	e.publish(upd, p.status(fid, "billing", plannedS, plannedS, moved(jun13.AddDate(0, 0, 7), jun6)))
 	e.idle()
 
-	want := map[string]int{"planned": 2, "plan_changed": 3, "resolved": 1, "survey": 1}
+	want := map[string]int{"planned": 2, "plan_changed": 5, "resolved": 1, "survey": 1}
 	got := map[string]int{}
 	for step, hs := range e.byStep("/customer", fid) {
 		got[step] = len(hs)
@@ -360,19 +360,19 @@ func TestEveryStepExactlyOnce(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("customer webhook got %v, want %v", got, want)
 	}
-	if n := len(e.smtp.To(p.email)); n != 7 {
-		t.Errorf("customer got %d emails, want 7: %q", n, e.emailSubjects(p.email))
+	if n := len(e.smtp.To(p.email)); n != 9 {
+		t.Errorf("customer got %d emails, want 9: %q", n, e.emailSubjects(p.email))
 	}
 	var dates []string
 	for _, h := range e.byStep("/customer", fid)["plan_changed"] {
 		dates = append(dates, h.payload.DueAt.Format(time.DateOnly))
 	}
 	sort.Strings(dates)
-	if strings.Join(dates, ",") != "2025-06-06,2025-06-13,2025-06-20" {
+	if strings.Join(dates, ",") != "2025-06-06,2025-06-06,2025-06-06,2025-06-13,2025-06-20" {
 		t.Errorf("plan changes told for %v", dates)
 	}
 	steps := countSteps(e.notified(fid))
-	if steps[feedloopv1.Step_STEP_SURVEY] != 2 || steps[feedloopv1.Step_STEP_PLAN_CHANGED] != 6 || steps[feedloopv1.Step_STEP_PLANNED] != 4 {
+	if steps[feedloopv1.Step_STEP_SURVEY] != 2 || steps[feedloopv1.Step_STEP_PLAN_CHANGED] != 10 || steps[feedloopv1.Step_STEP_PLANNED] != 4 {
 		t.Errorf("notified steps = %v, want one record per channel and message", steps)
 	}
 }

@@ -94,8 +94,9 @@ func planStatus(subject string, ev *feedloopv1.Event, sc *feedloopv1.StatusChang
 		case due.IsZero():
 			return Decision{}, fmt.Errorf("%w: plan change %s has no due date", ErrInvalidEvent, ev.GetId())
 		default:
-			// Each new date is told once, however often it is set.
-			name, scope = StepPlanChanged, team+"/"+due.Format("20060102T150405Z")
+			// Each move is told once (a redelivery is the same event); a
+			// date moved back to an earlier one is news again.
+			name, scope = StepPlanChanged, team+"/"+ev.GetId()
 		}
 	case feedloopv1.Status_STATUS_RESOLVED:
 		name, scope = StepResolved, team+"/"+ev.GetId()
