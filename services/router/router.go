@@ -197,6 +197,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		Lock:     s.lock,
 		Bus:      infra.Bus,
 		Teams:    func() []string { return s.routes.Tree().Teams() },
+		SLA:      idx,
 		Log:      log,
 		Traces:   store,
 	}, s.stop))

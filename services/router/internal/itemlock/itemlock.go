@@ -33,6 +33,10 @@ func New(rdb redis.UniversalClient, prefix string, ttl, wait time.Duration) *Loc
 	return &Locker{rdb: rdb, prefix: prefix, ttl: ttl, wait: wait}
 }
 
+// TTL is how long a lock lasts when its holder never releases it; work done
+// under a lock must end before it.
+func (l *Locker) TTL() time.Duration { return l.ttl }
+
 var release = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
 // Lock takes the lock of id and returns the function that releases it.

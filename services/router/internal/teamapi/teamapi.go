@@ -51,6 +51,12 @@ type Deps struct {
 	// Traces finds items' traces, so an action's trace links to its
 	// item's; nil links nothing.
 	Traces tracelink.Traces
+	// SLA is told of every event an action publishes at once, so an
+	// acknowledgement just before the deadline stops the timer even while
+	// the projector lags; nil leaves it to the projector.
+	SLA interface {
+		Apply(ctx context.Context, ev *feedloopv1.Event) error
+	}
 }
 
 // Paging limits of List.
@@ -246,7 +252,18 @@ func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, p
 		}
 		return nil, unavailable(err)
 	}
-	defer unlock()
+	// The lock is what keeps two actions from passing the same state check:
+	// the work under it must end before it expires, and if the read model
+	// could not be told of the new state, the lock is left to expire so no
+	// action decides on the stale state meanwhile.
+	release := true
+	defer func() {
+		if release {
+			unlock()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, max(s.d.Lock.TTL()-2*time.Second, s.d.Lock.TTL()/2))
+	defer cancel()
 	tracelink.Item(ctx, s.d.Traces, id)
 	item, err := s.item(ctx, id)
 	if err != nil {
@@ -262,11 +279,19 @@ func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, p
 			return nil, unavailable(err)
 		}
 	}
+	// The events are stored: tell the read model (and the SLA timers) even
+	// if the caller has gone. The projector applies the same events from the
+	// stream; applying here makes the change visible to the caller at once.
+	actx := context.WithoutCancel(ctx)
 	for _, o := range outs {
-		// The projector applies the same events from the stream; applying
-		// here too only makes the change visible to the caller at once.
-		if _, err := s.d.Store.Apply(ctx, o.Event); err != nil {
-			s.d.Log.WarnContext(ctx, "teamapi: read model not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+		if _, err := s.d.Store.Apply(actx, o.Event); err != nil {
+			release = false
+			s.d.Log.WarnContext(ctx, "teamapi: read model not updated; the item stays locked until the projector has caught up", "event_id", o.Event.GetId(), "err", err)
+		}
+		if s.d.SLA != nil {
+			if err := s.d.SLA.Apply(actx, o.Event); err != nil {
+				s.d.Log.WarnContext(ctx, "teamapi: SLA timers not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+			}
 		}
 	}
 	if published != nil {
