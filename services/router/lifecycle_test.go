@@ -294,14 +294,28 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 		t.Fatalf("csat 9: %s", resp.Status)
 	}
 
-	// The answer comes back classified: CSAT 1 reopens the shares of the
-	// teams that handled the item (not the one that handed it on).
-	ans := &feedloopv1.Event{Id: "classified-answer-1", FeedbackId: "fb-answer-1", OccurredAt: timestamppb.Now(),
-		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{
-			Feedback:       &feedloopv1.Feedback{Id: "fb-answer-1", Source: "survey", Csat: proto.Int32(1), InReplyTo: id, Text: "still angry"},
-			Classification: &feedloopv1.Classification{},
-		}}}
-	h.waitHandled(h.publish(ans))
+	// An "answer" from another customer (a wrongly threaded message) is
+	// new feedback: it is routed and reopens nothing.
+	reply := func(fid, customer string) *feedloopv1.Event {
+		return &feedloopv1.Event{Id: "classified-" + fid, FeedbackId: fid, OccurredAt: timestamppb.Now(),
+			Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{
+				Feedback: &feedloopv1.Feedback{Id: fid, Source: "survey", Csat: proto.Int32(1), InReplyTo: id, Text: "still angry",
+					Customer: &feedloopv1.Customer{Id: customer}},
+				Classification: &feedloopv1.Classification{},
+			}}}
+	}
+	h.waitHandled(h.publish(reply("fb-answer-stranger", "cust-8")))
+	if rs := h.routedFor("fb-answer-stranger"); len(rs) != 1 {
+		t.Fatalf("another customer's answer: routed %v, want as new feedback", rs)
+	}
+	if st := billing.status(id, "billing"); st != feedloopv1.Status_STATUS_RESOLVED {
+		t.Fatalf("another customer's answer moved billing to %s", st)
+	}
+
+	// The customer's answer comes back classified: CSAT 1 reopens the
+	// shares of the teams that handled the item (not the one that handed
+	// it on).
+	h.waitHandled(h.publish(reply("fb-answer-1", "cust-7")))
 	testkit.Eventually(t, "both shares reopened", func() bool {
 		return billing.status(id, "billing") == feedloopv1.Status_STATUS_REOPENED && billing.status(id, "logistics") == feedloopv1.Status_STATUS_REOPENED
 	})

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -64,6 +65,12 @@ func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error
 	default:
 		return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)
 	}
+	if !sameCustomer(item.GetFeedback().GetCustomer(), fb.GetCustomer()) {
+		// A wrongly threaded message must not reopen, or be read in,
+		// another customer's item.
+		h.Log.WarnContext(ctx, "answer from another customer than the item's; routing it as new feedback", "feedback_id", in.GetFeedbackId(), "in_reply_to", target)
+		return false, nil
+	}
 	text := cl.GetClassification().GetRedactedText()
 	if text == "" {
 		text = fb.GetText()
@@ -87,4 +94,13 @@ func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error
 	}
 	h.Log.InfoContext(ctx, "customer answer attributed", "feedback_id", target, "answer_id", in.GetFeedbackId(), "csat", fb.GetCsat(), "events", len(outs))
 	return true, nil
+}
+
+// sameCustomer reports whether an answer comes from the item's customer:
+// the same customer id when both have one, else the same email address.
+func sameCustomer(item, answer *feedloopv1.Customer) bool {
+	if item.GetId() != "" && answer.GetId() != "" {
+		return item.GetId() == answer.GetId()
+	}
+	return item.GetEmail() != "" && strings.EqualFold(item.GetEmail(), answer.GetEmail())
 }
