@@ -120,7 +120,7 @@ func (o *inboxOpts) unary(cmd *cobra.Command, call func(context.Context, feedloo
 	if o.jsonOut {
 		return writeProtoJSON(out, resp)
 	}
-	human(out, resp)
+	human(printable{out}, resp)
 	return nil
 }
 
@@ -497,7 +497,7 @@ func (o *inboxOpts) watchOnce(ctx context.Context, c feedloopv1.TeamServiceClien
 			}
 			continue
 		}
-		printRouted(out, resp)
+		printRouted(printable{out}, resp)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -382,4 +383,23 @@ func printRouted(w io.Writer, r *feedloopv1.WatchResponse) {
 	}
 	fmt.Fprintf(w, "%s  %s  %s  %s  ack by %s  %s  %s\n", stamp(fb.GetReceivedAt()), fb.GetId(), a.GetTeam(), priorityName(a.GetPriority()),
 		stamp(a.GetAcknowledgeBy()), dash(strings.Join(topics, ",")), oneLine(fb.GetText(), excerptRunes))
+}
+
+// printable writes what customers wrote to a team member's terminal with
+// every control character but newline and tab replaced by U+FFFD, so
+// feedback text cannot move the cursor, fake lines or reach the clipboard
+// through escape sequences. (--json output is escaped by JSON itself.)
+type printable struct{ w io.Writer }
+
+func (p printable) Write(b []byte) (int, error) {
+	clean := strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, string(b))
+	if _, err := io.WriteString(p.w, clean); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
