@@ -196,6 +196,19 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 		t.Fatalf("replan: %v %v", pl, err)
 	}
 
+	// The survey opens only once every team is done.
+	early, err := http.PostForm("http://"+h.svc.HTTPAddr()+"/status/"+statusToken+"/survey", url.Values{"csat": {"5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early.Body.Close()
+	if early.StatusCode != http.StatusConflict {
+		t.Fatalf("survey answer while teams work: %s", early.Status)
+	}
+	if sub := testkit.Messages(t, h.bus, bus.StreamSubmit, bus.SubmitSubject("survey")); len(sub) != 0 {
+		t.Fatalf("an early answer was submitted: %d", len(sub))
+	}
+
 	// Customer success hands its share to logistics; logistics is alerted
 	// (a routed event) and may now read and act.
 	_, err = cs.c.Reroute(cs.ctx(), &feedloopv1.RerouteRequest{FeedbackId: id, Team: "nobody", Reason: "x"})

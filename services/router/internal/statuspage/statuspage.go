@@ -11,6 +11,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -187,14 +188,20 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	v := Build(item)
 	v.Token = r.PathValue("token")
 	v.Survey = &SurveyView{Score: ans.CSAT}
+	code := http.StatusUnprocessableEntity
+	var tooBig *http.MaxBytesError
 	switch {
+	case item.GetClosedAt() == nil:
+		// One answer per case counts: taken before the teams are done, it
+		// would stand for an outcome the customer has not seen yet.
+		code, v.Survey.Error = http.StatusConflict, "the survey opens once every team has finished with your feedback"
+	case errors.As(err, &tooBig) || len(ans.Comment) > MaxCommentBytes:
+		v.Survey.Error = fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)
 	case err != nil || ans.CSAT < 1 || ans.CSAT > 5:
 		v.Survey.Error = "csat: choose a score from 1 to 5"
-	case len(ans.Comment) > MaxCommentBytes:
-		v.Survey.Error = fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)
 	}
 	if v.Survey.Error != "" {
-		w.WriteHeader(http.StatusUnprocessableEntity)
+		w.WriteHeader(code)
 		h.respond(w, r, v)
 		return
 	}
