@@ -69,6 +69,10 @@ type ConsumerConfig struct {
 	MaxAckPending int
 	// Concurrency is how many messages this replica handles at once (default 1).
 	Concurrency int
+	// StartNew makes a newly created consumer start with the messages
+	// stored after its creation instead of the stream's first (it cannot
+	// be changed on an existing consumer).
+	StartNew bool
 	// PerItemOrder keeps the messages of one feedback item (header
 	// Feedloop-Feedback-Id) in delivery order: each item is handled by one
 	// of Concurrency workers, one message at a time, while other items run
@@ -111,6 +115,9 @@ func (b *Bus) EnsureConsumer(ctx context.Context, c ConsumerConfig) (jetstream.C
 		MaxDeliver:     c.MaxDeliver,
 		MaxAckPending:  c.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if c.StartNew {
+		cc.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
 	if len(cc.FilterSubjects) == 1 {
 		// One subject needs no 2.10 multi-filter support on the server.

@@ -378,14 +378,21 @@ func (h *harness) statusPage(t *testing.T, token, accept string, code int) strin
 func TestWatch(t *testing.T) {
 	h := start(t)
 	logistics := h.team("logistics")
-	h.submit("fb-watch-1", "", item{topics: []string{"delivery"}})
-	h.submit("fb-watch-2", "", item{topics: []string{"delivery"}})
+	// Routed before the team ever watched: inbox list's business, not Watch's.
+	h.submit("fb-watch-0", "", item{topics: []string{"delivery"}})
+	h.waitHandled(h.publish(item{id: "fb-watch-sync", topics: []string{"billing"}}.event()))
 
 	ctx, cancel := context.WithCancel(logistics.ctx())
 	ws, err := logistics.c.Watch(ctx, &feedloopv1.WatchRequest{Team: "logistics"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	testkit.Eventually(t, "the team's durable consumer", func() bool {
+		_, err := h.js.Consumer(t.Context(), bus.StreamFeedback, "watch-logistics")
+		return err == nil
+	})
+	h.submit("fb-watch-1", "", item{topics: []string{"delivery"}})
+	h.submit("fb-watch-2", "", item{topics: []string{"delivery"}})
 	// The router routes concurrently, so the two may come in either order.
 	seen := map[string]bool{}
 	for range 2 {

@@ -182,7 +182,8 @@ func statusOf(list *feedloopv1.ListResponse, id string) feedloopv1.Status {
 func TestInbox(t *testing.T) {
 	e := newInboxEnv(t, "billing", "product", "accounts")
 
-	// A watcher started before anything is routed sees billing's items.
+	// A watcher started before anything is routed sees billing's items (a
+	// team's first watch starts with what is routed from then on).
 	var watchOut, watchErr testkit.SyncBuffer
 	t.Setenv(envToken, e.tokens["billing"])
 	ctx, stopWatch := context.WithCancel(context.Background())
@@ -191,6 +192,11 @@ func TestInbox(t *testing.T) {
 		watchDone <- Main(ctx, []string{"inbox", "watch", "--json", "--server", e.server}, &watchOut, &watchErr)
 	}()
 	defer stopWatch()
+	// A team's first watch starts when its durable consumer exists.
+	testkit.Eventually(t, "the watcher's consumer", func() bool {
+		_, err := e.s.Bus.JetStream().Consumer(context.Background(), bus.StreamFeedback, "watch-billing")
+		return err == nil
+	})
 
 	a := e.submit(t, "A-1", "I was charged twice for my subscription.")
 	b := e.submit(t, "B-1", "I was charged twice and the app crashes when I open the invoice.")

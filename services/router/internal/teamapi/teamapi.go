@@ -359,6 +359,10 @@ func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamServi
 		FilterSubjects: []string{bus.RoutedSubject(team)},
 		MaxDeliver:     -1,
 		MaxAckPending:  256,
+		// A team's first watch starts now, not with everything ever
+		// routed to it (inbox list shows what is open); from then on the
+		// durable keeps what arrives while no one watches.
+		StartNew: true,
 	})
 	if err != nil {
 		return unavailable(err)
@@ -395,7 +399,11 @@ func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamServi
 			_ = m.Nak()
 			return err
 		}
-		if err := m.DoubleAck(ctx); err != nil {
+		// Sent is sent: ack it even if the client hangs up right after.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = m.DoubleAck(actx)
+		cancel()
+		if err != nil {
 			s.d.Log.WarnContext(ctx, "teamapi: watch ack failed; the item will be sent again", "team", team, "err", err)
 		}
 	}
