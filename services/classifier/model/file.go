@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -113,7 +114,7 @@ func writeFloats(b *bytes.Buffer, fs []float32) {
 // SaveFile writes m to path atomically (a temporary file renamed into
 // place), so a service watching path never reads half a model.
 func (m *Model) SaveFile(path string) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".model-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".model-*")
 	if err != nil {
 		return err
 	}
@@ -129,15 +130,6 @@ func (m *Model) SaveFile(path string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(path[i]) {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
 
 // LoadFile reads a model file.
