@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/feedloop/feedloop/services/router/internal/filewatch"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 )
 
