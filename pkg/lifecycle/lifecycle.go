@@ -134,11 +134,10 @@ func (c Common) ServerTLS() tlsfiles.Server {
 // TLS when TLS_CERT_FILE is set (a rotated certificate is picked up
 // without a restart).
 func (c Common) Listen(addr string) (net.Listener, error) {
-	lis, err := c.ServerTLS().Listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("TLS_CERT_FILE: %w", err)
+	if err := c.ServerTLS().Check(); err != nil {
+		return nil, fmt.Errorf("TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE: %w", err)
 	}
-	return lis, nil
+	return c.ServerTLS().Listen(addr)
 }
 
 // NATSOptions are the connection options for user (its inbox prefix
