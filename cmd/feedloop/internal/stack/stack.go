@@ -186,15 +186,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		infra[name] = &lifecycle.Infra{Bus: b, Redis: s.Redis, Log: log}
 	}
-	withSeed := func(user string) lifecycle.Common {
+	// A service keeps its own listeners' TLS (TLS_* of its Common).
+	withSeed := func(user string, own lifecycle.Common) lifecycle.Common {
 		c := common
+		c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile = own.TLSCertFile, own.TLSKeyFile, own.TLSClientCAFile
 		if u, ok := s.NATSUsers.Get(user); ok {
 			c.NATSNKeySeedFile = u.SeedFile
 		}
 		return c
 	}
-	cfg.Intake.Common, cfg.Classifier.Common = withSeed(natsauth.Intake), withSeed(natsauth.Classifier)
-	cfg.Router.Common, cfg.Notifier.Common = withSeed(natsauth.Router), withSeed(natsauth.Notifier)
+	cfg.Intake.Common = withSeed(natsauth.Intake, cfg.Intake.Common)
+	cfg.Classifier.Common = withSeed(natsauth.Classifier, cfg.Classifier.Common)
+	cfg.Router.Common = withSeed(natsauth.Router, cfg.Router.Common)
+	cfg.Notifier.Common = withSeed(natsauth.Notifier, cfg.Notifier.Common)
 	if s.Intake, err = intake.New(cfg.Intake, infra[natsauth.Intake]); err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
