@@ -99,24 +99,20 @@ func (c Common) Validate() error {
 	return errors.Join(append(errs, c.validateSecurity()...)...)
 }
 
-// validateSecurity checks the credential and certificate files: they are
-// read once here, so a wrong path fails at start, named.
+// validateSecurity checks the credential and certificate settings fit
+// together. The files are read where they are used (Connect, Listen), whose
+// errors name the variable too: a config check on another machine (the
+// deploy check) must not need them.
 func (c Common) validateSecurity() []error {
 	var errs []error
-	if c.NATSNKeySeedFile != "" {
-		seed, err := os.ReadFile(c.NATSNKeySeedFile)
-		if err == nil {
-			_, err = natsauth.PublicKey(c.NATSNKeySeedFile, seed)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err))
-		}
+	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
+		errs = append(errs, errors.New("NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: must be set together"))
 	}
-	if err := c.natsTLS().Check(); err != nil {
-		errs = append(errs, fmt.Errorf("NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: %w", err))
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("TLS_CERT_FILE, TLS_KEY_FILE: must be set together"))
 	}
-	if err := c.ServerTLS().Check(); err != nil {
-		errs = append(errs, fmt.Errorf("TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE: %w", err))
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("TLS_CLIENT_CA_FILE: needs TLS_CERT_FILE and TLS_KEY_FILE (mTLS is TLS first)"))
 	}
 	return errs
 }
@@ -146,6 +142,13 @@ func (c Common) Listen(addr string) (net.Listener, error) {
 func (c Common) NATSOptions(user string) ([]nats.Option, error) {
 	var opts []nats.Option
 	if c.NATSNKeySeedFile != "" {
+		seed, err := os.ReadFile(c.NATSNKeySeedFile)
+		if err == nil {
+			_, err = natsauth.PublicKey(c.NATSNKeySeedFile, seed)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err)
+		}
 		o, err := natsauth.ClientOptions(user, c.NATSNKeySeedFile)
 		if err != nil {
 			return nil, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err)
@@ -343,6 +346,10 @@ func Connect(ctx context.Context, service string, c Common, opts ...ConnectOptio
 		err = b.EnsureStreams(ctx, c.Streams())
 	}
 	if err != nil {
+		if le := nc.LastError(); le != nil {
+			// "connection closed" hides why: say what the server said.
+			err = fmt.Errorf("%w (NATS_URL %s: %w)", err, c.NATSURL, le)
+		}
 		return nil, cleanups.Run, err
 	}
 	rdb, err := redisx.Connect(ctx, c.RedisURL)

@@ -104,26 +104,34 @@ func TestConnectWithNKeyAndStreamModes(t *testing.T) {
 
 func TestSecurityVariablesAreValidated(t *testing.T) {
 	certs := testkit.NewCerts(t)
-	notSeed := filepath.Join(t.TempDir(), "seed")
-	if err := os.WriteFile(notSeed, []byte("not a seed\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	c := lifecycle.Common{
 		NATSURL: "nats://x:4222", RedisURL: "redis://x:6379", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info",
-		NATSStreams:      "sometimes",
-		NATSNKeySeedFile: notSeed,
-		NATSTLSCertFile:  certs.ClientCert,
-		TLSCertFile:      certs.ServerCert, TLSKeyFile: certs.ClientKey,
+		NATSStreams:     "sometimes",
+		NATSTLSCertFile: certs.ClientCert,
+		TLSClientCAFile: certs.CA,
 	}
 	err := c.Validate()
 	for _, want := range []string{
 		"NATS_STREAMS: must be ensure or check",
-		"NATS_NKEY_SEED_FILE: " + notSeed + ": not an NKey seed",
-		"NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: cert and key must be set together",
-		"TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE: cert",
+		"NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: must be set together",
+		"TLS_CLIENT_CA_FILE: needs TLS_CERT_FILE",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v\nwant it to say %q", err, want)
 		}
+	}
+
+	// Files are read where they are used; their errors name the variable.
+	notSeed := filepath.Join(t.TempDir(), "seed")
+	if err := os.WriteFile(notSeed, []byte("not a seed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = lifecycle.Common{NATSNKeySeedFile: notSeed}
+	if _, err := c.NATSOptions("intake"); err == nil || !strings.Contains(err.Error(), "NATS_NKEY_SEED_FILE: "+notSeed+": not an NKey seed") {
+		t.Errorf("bad seed: err = %v", err)
+	}
+	c = lifecycle.Common{TLSCertFile: certs.ServerCert, TLSKeyFile: certs.ClientKey}
+	if _, err := c.Listen("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE: cert") {
+		t.Errorf("mismatched key: err = %v", err)
 	}
 }
