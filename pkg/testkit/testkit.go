@@ -150,7 +150,10 @@ func ConnectAs(t testing.TB, url string, users natsauth.Users, name string) *nat
 	if err != nil {
 		t.Fatalf("testkit: %s: %v", name, err)
 	}
-	nc, err := nats.Connect(url, append(opts, nats.Name(name))...)
+	// Refusals are what some tests provoke: they read nc.LastError, so
+	// no need to print them.
+	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
+	nc, err := nats.Connect(url, append(opts, nats.Name(name), quiet)...)
 	if err != nil {
 		t.Fatalf("testkit: connect as %s: %v", name, err)
 	}

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/testkit"
+	"github.com/feedloop/feedloop/pkg/tlsfiles"
 )
 
 // submit and inbox talk TLS (and mTLS) with --ca-file, --cert-file and
@@ -49,6 +52,22 @@ func TestSubmitAndInboxOverTLS(t *testing.T) {
 	}
 	if code, _, _ := run(t, append(list, "--ca-file", certs.CA)...); code != 1 {
 		t.Fatalf("inbox list without a client certificate: exit %d, want 1", code)
+	}
+
+	// The router's status pages are served over the same mTLS.
+	cfg2, err := tlsfiles.Client{CAFile: certs.CA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg2}}
+	defer hc.CloseIdleConnections()
+	res, err := hc.Get("https://" + s.Router.HTTPAddr() + "/status/no-such-token")
+	if err != nil {
+		t.Fatalf("status page over mTLS: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound || res.TLS == nil {
+		t.Fatalf("status page over mTLS: %s (TLS %v)", res.Status, res.TLS != nil)
 	}
 
 	// 192.0.2.1 is TEST-NET-1: not this machine, and nothing answers.
