@@ -77,11 +77,11 @@ func DevConfig(examples, dataDir string) Config {
 		DataDir:     dataDir,
 		NATSAuthDir: filepath.Join(dataDir, "nats-auth"),
 		NATSAuth:    natsauth.Spec{Sources: DevSources},
-		Intake:     intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		Classifier: cls,
-		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
-		Log:        slog.Default(),
+		Intake:      intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		Classifier:  cls,
+		Router:      router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		Notifier:    notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
+		Log:         slog.Default(),
 	}
 }
 
