@@ -73,16 +73,16 @@ var DevSources = []string{"helpdesk", "survey", "appstore", "crm"}
 func DevConfig(examples, dataDir string) Config {
 	cls := classifier.DefaultConfig()
 	cls.RulesFile = filepath.Join(examples, "rules.yaml")
-	return Config{
-		DataDir:     dataDir,
-		NATSAuthDir: filepath.Join(dataDir, "nats-auth"),
-		NATSAuth:    natsauth.Spec{Sources: DevSources},
-		Intake:      intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		Classifier:  cls,
-		Router:      router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		Notifier:    notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
-		Log:         slog.Default(),
+	cfg := Config{
+		DataDir:    dataDir,
+		Intake:     intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		Classifier: cls,
+		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
+		Log:        slog.Default(),
 	}
+	cfg.NATSAuthDir, cfg.NATSAuth = filepath.Join(dataDir, "nats-auth"), natsauth.Spec{Sources: DevSources}
+	return cfg
 }
 
 // Stack is a started feedloop.
