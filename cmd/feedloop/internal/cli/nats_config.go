@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 
 type natsConfigOpts struct {
 	out, printSeed  string
+	routes          string
 	sources, teams  []string
 	noManageStreams bool
 }
@@ -20,7 +22,7 @@ type natsConfigOpts struct {
 func newNATSConfigCmd() *cobra.Command {
 	o := &natsConfigOpts{}
 	cmd := &cobra.Command{
-		Use:   "nats-config --out DIR [--source NAME]... [--team NAME]...",
+		Use:   "nats-config --out DIR [--source NAME]... [--team NAME]... [--routes FILE]",
 		Short: "Generate the NATS users: one NKey per service and source system, least permissions",
 		Long: `Write into --out one NKey seed per user (NAME.nk, mode 0600) and auth.conf,
 the server's authorization block: public keys and each user's publish and
@@ -36,6 +38,10 @@ never a service). Every user may subscribe only under its own inbox prefix
 _INBOX.USER, so none reads another's replies; clients set it
 (nats.CustomInboxPrefix), as feedloop's services do.
 
+The router's watch-TEAM consumers are allowed for any team unless the teams
+are given (--team, or --routes to take every team of a routes file): give
+them in production, and run it again when the routes add a team.
+
 Run it again to add a source or team: existing seeds are kept, so keys do
 not change; delete NAME.nk to rotate that user's key. No seed is printed
 unless --print-seed names a user.`,
@@ -49,6 +55,7 @@ unless --print-seed names a user.`,
 	f.StringVar(&o.out, "out", "", "directory for the seeds and auth.conf (required; created 0700)")
 	f.StringArrayVar(&o.sources, "source", nil, "a company source system publishing on feedback.submit.NAME (repeatable)")
 	f.StringArrayVar(&o.teams, "team", nil, "limit the router's watch consumers to these teams (repeatable; default: any team, as the routes file may add some)")
+	f.StringVar(&o.routes, "routes", "", "take the teams of this routes file (ROUTER_ROUTES_FILE), as with --team")
 	f.BoolVar(&o.noManageStreams, "no-manage-streams", false, "services may only read stream info; an operator creates the streams (run them with NATS_STREAMS=check)")
 	f.StringVar(&o.printSeed, "print-seed", "", "print this user's seed to stdout (e.g. to pipe into a secret store)")
 	_ = cmd.MarkFlagRequired("out")
@@ -56,7 +63,19 @@ unless --print-seed names a user.`,
 }
 
 func (o *natsConfigOpts) run(cmd *cobra.Command) error {
-	spec := natsauth.Spec{Sources: o.sources, Teams: o.teams, ManageStreams: !o.noManageStreams}
+	teams := o.teams
+	if o.routes != "" {
+		tree, err := loadTree(o.routes)
+		if err != nil {
+			return fmt.Errorf("--routes: %w", err)
+		}
+		for _, team := range tree.Teams() {
+			if !slices.Contains(teams, team) {
+				teams = append(teams, team)
+			}
+		}
+	}
+	spec := natsauth.Spec{Sources: o.sources, Teams: teams, ManageStreams: !o.noManageStreams}
 	if err := spec.Validate(); err != nil {
 		return &exitError{2, fmt.Errorf("--source/--team: %w", err)}
 	}

@@ -55,9 +55,26 @@ func TestNATSConfigWritesSeedsAndServerConfig(t *testing.T) {
 		t.Fatalf("--print-seed intake: exit %d, printed %q", code, stdout)
 	}
 
+	// With the teams of the routes file, the router may create exactly
+	// their watch consumers.
+	code, _, stderr = run(t, "nats-config", "--out", dir, "--source", "helpdesk", "--routes", filepath.Join(examples, "routes.yaml"))
+	if code != 0 {
+		t.Fatalf("--routes: exit %d: %s", code, stderr)
+	}
+	auth, err := os.ReadFile(filepath.Join(dir, "auth.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(auth), `"$JS.API.CONSUMER.CREATE.FEEDBACK.watch-billing.feedback.routed.billing"`) ||
+		// Once, for the tools user's ordered consumers; not for the router.
+		strings.Count(string(auth), `"$JS.API.CONSUMER.CREATE.FEEDBACK.*.feedback.routed.*"`) != 1 {
+		t.Fatal("--routes: the router's watch consumers are not limited to the routes' teams")
+	}
+
 	for _, bad := range [][]string{
 		{"nats-config", "--out", dir, "--source", "Help Desk"},
 		{"nats-config", "--out", dir, "--print-seed", "mallory"},
+		{"nats-config", "--out", dir, "--routes", "/nonexistent/routes.yaml"},
 	} {
 		if code, _, stderr := run(t, bad...); code != 2 || !strings.Contains(stderr, "--") {
 			t.Errorf("%v: exit %d: %s", bad, code, stderr)
