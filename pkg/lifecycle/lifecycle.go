@@ -49,8 +49,9 @@ type Common struct {
 	// NATSNKeySeedFile is the service's NKey seed (`feedloop nats-config`
 	// writes one per service); empty connects without credentials.
 	NATSNKeySeedFile string `env:"NATS_NKEY_SEED_FILE"`
-	// NATSTLS is the NATS client's TLS: the CA the server's certificate
-	// chains to (empty: system roots) and a client certificate for mTLS.
+	// NATSTLSCAFile, NATSTLSCertFile and NATSTLSKeyFile are the NATS
+	// client's TLS: the CA the server's certificate chains to (empty:
+	// system roots) and a client certificate for mTLS.
 	NATSTLSCAFile   string `env:"NATS_TLS_CA_FILE"`
 	NATSTLSCertFile string `env:"NATS_TLS_CERT_FILE"`
 	NATSTLSKeyFile  string `env:"NATS_TLS_KEY_FILE"`
@@ -326,7 +327,7 @@ func Connect(ctx context.Context, service string, c Common, opts ...ConnectOptio
 	// so in the log, or a service with wrong credentials just waits.
 	natsOpts = append(natsOpts,
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Error("nats: server refused", "err", err)
+			log.Error("nats: asynchronous error", "err", err)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats: connect failed; trying again", "url", c.NATSURL, "err", err)
