@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/natsembed"
 )
 
@@ -115,4 +116,47 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// SecureNATS starts an embedded nats-server that lets in only the users of
+// spec, generated (natsauth.Generate) in a temp dir, and returns its URL
+// and the users.
+func SecureNATS(t testing.TB, spec natsauth.Spec) (string, natsauth.Users) {
+	t.Helper()
+	users, err := natsauth.Generate(t.TempDir(), spec)
+	if err != nil {
+		t.Fatalf("testkit: nats users: %v", err)
+	}
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: users.NkeyUsers()})
+	if err != nil {
+		t.Fatalf("testkit: start nats: %v", err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL(), users
+}
+
+// ConnectAs connects to url as the user named name of users, closed at
+// cleanup.
+func ConnectAs(t testing.TB, url string, users natsauth.Users, name string) *nats.Conn {
+	t.Helper()
+	u, ok := users.Get(name)
+	if !ok {
+		t.Fatalf("testkit: no NATS user %q", name)
+	}
+	opts, err := u.Options()
+	if err != nil {
+		t.Fatalf("testkit: %s: %v", name, err)
+	}
+	// Refusals are what some tests provoke: they read nc.LastError, so
+	// no need to print them.
+	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
+	nc, err := nats.Connect(url, append(opts, nats.Name(name), quiet)...)
+	if err != nil {
+		t.Fatalf("testkit: connect as %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

@@ -176,10 +176,10 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 
 	var err error
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	if s.grpcLis, err = cfg.Listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("intake: listen gRPC on %s (INTAKE_GRPC_ADDR): %w", cfg.GRPCAddr, err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.httpLis, err = cfg.Listen(cfg.HTTPAddr); err != nil {
 		_ = s.grpcLis.Close()
 		return nil, fmt.Errorf("intake: listen HTTP on %s (INTAKE_HTTP_ADDR): %w", cfg.HTTPAddr, err)
 	}

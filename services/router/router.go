@@ -201,10 +201,10 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		Log:      log,
 		Traces:   store,
 	}, s.stop))
-	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	if s.lis, err = cfg.Listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.httpLis, err = cfg.Listen(cfg.HTTPAddr); err != nil {
 		s.lis.Close()
 		return nil, fmt.Errorf("router: ROUTER_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
 	}

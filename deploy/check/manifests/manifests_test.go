@@ -20,6 +20,12 @@ var externalSecrets = map[string]map[string][]string{
 		"feedloop-team-tokens": {"team-tokens.yaml"},
 		"feedloop-notifier":    {"webhook-secret", "smtp-password"},
 		"grafana-admin":        {"password"},
+		// feedloop nats-config's output.
+		"nats-auth":                {"auth.conf"},
+		"feedloop-nats-intake":     {"seed"},
+		"feedloop-nats-classifier": {"seed"},
+		"feedloop-nats-router":     {"seed"},
+		"feedloop-nats-notifier":   {"seed"},
 	},
 }
 

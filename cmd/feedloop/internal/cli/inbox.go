@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -35,6 +34,7 @@ type inboxOpts struct {
 	server  string
 	jsonOut bool
 	timeout time.Duration
+	tls     tlsFlags
 }
 
 func newInboxCmd() *cobra.Command {
@@ -48,6 +48,11 @@ Every command sends the team token in $FEEDLOOP_TOKEN (feedloop dev prints one
 per example team; 'feedloop inbox token' makes new ones) and acts as that
 token's team: a team sees and changes only items routed to it. The server is
 --server, else $FEEDLOOP_SERVER, else ` + defaultTeamServer + `.
+
+The token is a secret: to a server that is not on this machine it is sent
+only over TLS (--tls, or --ca-file for a private CA; --cert-file and
+--key-file when the server requires a client certificate). --insecure sends
+it in clear text anyway.
 
 --json prints the API's answer as protojson (one object per line for watch).
 Exit codes: 0 success, 1 failure (not found, not allowed, illegal transition,
@@ -63,6 +68,7 @@ server unreachable), 2 invalid input.`,
 	serverFlag(pf, &o.server, envServer, defaultTeamServer, "router team API gRPC address")
 	pf.BoolVar(&o.jsonOut, "json", false, "print protojson for scripts")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (watch runs until interrupted)")
+	o.tls.register(pf)
 	cmd.AddCommand(
 		o.listCmd(), o.watchCmd(), o.showCmd(),
 		o.ackCmd(), o.planCmd(), o.resolveCmd(), o.declineCmd(), o.rerouteCmd(), o.commentCmd(),
@@ -84,11 +90,15 @@ func (o *inboxOpts) connect() (*session, error) {
 	if token == "" {
 		return nil, &exitError{2, fmt.Errorf("%s is not set: export your team's token (feedloop dev prints one per example team; 'feedloop inbox token' makes new ones)", envToken)}
 	}
+	creds, err := o.tls.creds(o.server, "team token")
+	if err != nil {
+		return nil, err
+	}
 	auth := func(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
 	conn, err := grpc.NewClient(o.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			return inv(auth(ctx), method, req, reply, cc, opts...)
 		}),

@@ -19,6 +19,7 @@ import (
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
@@ -434,6 +435,12 @@ func TestInbox(t *testing.T) {
 
 		t.Setenv("NATS_URL", e.s.NATS.ClientURL())
 		t.Setenv("REDIS_URL", e.s.RedisURL)
+		code, _, stderr := run(t, "rebuild")
+		if code == 0 || !strings.Contains(stderr, "Authorization Violation") {
+			t.Fatalf("rebuild without credentials: exit %d: %s", code, stderr)
+		}
+		routerUser, _ := e.s.NATSUsers.Get(natsauth.Router)
+		t.Setenv("NATS_NKEY_SEED_FILE", routerUser.SeedFile)
 		code, stdout, stderr := run(t, "rebuild")
 		m := regexp.MustCompile(`^rebuilt the read model from (\d+) events\n$`).FindStringSubmatch(stdout)
 		if code != 0 || m == nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/services/router"
 )
 
@@ -22,7 +23,7 @@ record, so this restores everything the team API and status pages serve, e.g.
 after Redis was lost.
 
 It reads the same environment as the router: NATS_URL, REDIS_URL,
-ROUTER_SLA_WARN_AT, ... Run it while no router runs: a router projecting
+ROUTER_SLA_WARN_AT, NATS_NKEY_SEED_FILE (the router's seed), ... Run it while no router runs: a router projecting
 during the replay could fold events out of order.`,
 		Example: `  NATS_URL=nats://127.0.0.1:4222 REDIS_URL=redis://127.0.0.1:6379/0 feedloop rebuild`,
 		Args:    noArgs,
@@ -35,7 +36,10 @@ during the replay could fold events out of order.`,
 				cfg.LogLevel = "warn" // a command prints its result, not the service's chatter
 			}
 			ctx := cmd.Context()
-			infra, cleanup, err := lifecycle.Connect(ctx, "feedloop-rebuild", cfg.Common)
+			// The router's credentials; the streams are only checked: a
+			// command must never resize them.
+			infra, cleanup, err := lifecycle.Connect(ctx, "feedloop-rebuild", cfg.Common,
+				lifecycle.AsUser(natsauth.Router), lifecycle.CheckStreamsOnly())
 			defer cleanup()
 			if err != nil {
 				return err
