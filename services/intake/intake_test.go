@@ -117,6 +117,21 @@ func (e *env) receivedCount(t *testing.T) uint64 {
 	return info.State.Subjects[bus.SubjectReceived]
 }
 
+// feedbackCount is the number of messages on the FEEDBACK stream, every
+// subject.
+func (e *env) feedbackCount(t *testing.T) uint64 {
+	t.Helper()
+	st, err := e.bus.JetStream().Stream(ctxT(t), bus.StreamFeedback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
 // waitReceived polls until feedback.received holds n messages.
 func (e *env) waitReceived(t *testing.T, n uint64) {
 	t.Helper()

@@ -155,7 +155,15 @@ func decodeJSON(body []byte) (*feedloopv1.Feedback, []validate.Violation) {
 	if err := protojson.Unmarshal(body, fb); err != nil {
 		// protojson names the leaf field and the position; the path comes
 		// from the position, the description is protojson's own words.
-		field := fieldAt(body, err, fb.ProtoReflect().Descriptor(), validate.Prefix)
+		md := fb.ProtoReflect().Descriptor()
+		if off := loneSurrogate(body); off >= 0 {
+			// protojson reports this as "unexpected EOF", without a position.
+			return nil, []validate.Violation{{
+				Field:       protoPath(md, validate.Prefix, jsonKeysAt(body, off)),
+				Description: fmt.Sprintf("must be valid UTF-8: the escape %s at byte %d is half a surrogate pair", body[off:off+6], off),
+			}}
+		}
+		field := fieldAt(body, err, md, validate.Prefix)
 		return nil, []validate.Violation{{Field: field, Description: err.Error()}}
 	}
 	return fb, nil
