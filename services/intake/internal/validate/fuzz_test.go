@@ -34,8 +34,8 @@ func FuzzValidate(f *testing.F) {
 		channel, nps, csat, ces int32, secs int64, nanos int32, inReplyTo string) {
 		fb := &feedloopv1.Feedback{
 			Source: source, ExternalId: ext, Channel: feedloopv1.Channel(channel), Text: text, Subject: subject,
-			Customer:   &feedloopv1.Customer{Name: name, Email: email, Locale: locale},
-			Nps:        proto.Int32(nps), Csat: proto.Int32(csat), Ces: proto.Int32(ces),
+			Customer: &feedloopv1.Customer{Name: name, Email: email, Locale: locale},
+			Nps:      proto.Int32(nps), Csat: proto.Int32(csat), Ces: proto.Int32(ces),
 			Attributes: map[string]string{attrKey: attrVal},
 			OccurredAt: &timestamppb.Timestamp{Seconds: secs, Nanos: nanos},
 			InReplyTo:  inReplyTo,
