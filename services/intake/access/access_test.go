@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,31 @@ func TestParseRate(t *testing.T) {
 		if _, err := access.ParseRate(in); err == nil {
 			t.Errorf("ParseRate(%q) accepted", in)
 		}
+	}
+}
+
+// The example file parses, and its comments hold the keys it lists.
+func TestExampleFile(t *testing.T) {
+	data, err := os.ReadFile("../../../deploy/examples/intake-keys.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := access.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := f.Keys.Lookup("example-helpdesk-zendesk-NOT-A-REAL-KEY", now); err != nil || e.Scope != "helpdesk" {
+		t.Errorf("zendesk key = %+v, %v", e, err)
+	}
+	if _, err := f.Keys.Lookup("example-helpdesk-zendesk-2025-NOT-A-REAL-KEY", now); !errors.Is(err, apikey.ErrRevoked) {
+		t.Errorf("rotated-out key = %v, want revoked", err)
+	}
+	for _, k := range []string{"example-webform-NOT-A-REAL-KEY", "example-crm-NOT-A-REAL-KEY"} {
+		if _, err := f.Keys.Lookup(k, now); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	if l := f.Limit("crm", access.Limit{}); l.Burst != 500 {
+		t.Errorf("crm limit = %+v", l)
 	}
 }
