@@ -70,8 +70,9 @@ func TestSubmitAndInboxOverTLS(t *testing.T) {
 		t.Fatalf("status page over mTLS: %s (TLS %v)", res.Status, res.TLS != nil)
 	}
 
-	// 192.0.2.1 is TEST-NET-1: not this machine, and nothing answers.
-	remote := []string{"inbox", "list", "--server", "192.0.2.1:7003", "--timeout", "200ms"}
+	// The refusal comes before any dial: nothing is sent to the remote
+	// address (the tests send traffic to loopback only).
+	remote := []string{"inbox", "list", "--server", "router.feedloop.example:7003", "--timeout", "200ms"}
 	code, stdout, stderr := run(t, remote...)
 	if code != 2 || !strings.Contains(stderr, "team token would travel in clear text") || !strings.Contains(stderr, "--insecure") {
 		t.Fatalf("plaintext to a remote server: exit %d: %s", code, stderr)
@@ -79,8 +80,22 @@ func TestSubmitAndInboxOverTLS(t *testing.T) {
 	if strings.Contains(stdout+stderr, token) {
 		t.Fatal("the token was printed")
 	}
-	if code, _, stderr := run(t, append(remote, "--insecure")...); code != 1 || strings.Contains(stderr, "clear text") {
-		t.Fatalf("--insecure: exit %d, want 1 (unreachable): %s", code, stderr)
+	code, stdout, stderr = run(t, "submit", "--server", "intake.feedloop.example:7001", "--api-key", "submit-key-NOT-REAL",
+		"--source", "helpdesk", "--external-id", "x", "--text", "t")
+	if code != 2 || !strings.Contains(stderr, "API key would travel in clear text") || strings.Contains(stdout+stderr, "submit-key-NOT-REAL") {
+		t.Fatalf("submit with an API key in clear to a remote server: exit %d: %s", code, stderr)
+	}
+}
+
+func TestInsecureAllowsCleartext(t *testing.T) {
+	if _, err := (&tlsFlags{insecure: true}).creds("router.feedloop.example:7003", "team token"); err != nil {
+		t.Fatalf("--insecure must allow clear text: %v", err)
+	}
+	if _, err := (&tlsFlags{}).creds("router.feedloop.example:7003", ""); err != nil {
+		t.Fatalf("no secret to protect: clear text is allowed: %v", err)
+	}
+	if _, err := (&tlsFlags{}).creds("router.feedloop.example:7003", "team token"); err == nil {
+		t.Fatal("a secret in clear text to another machine must be refused")
 	}
 }
 
