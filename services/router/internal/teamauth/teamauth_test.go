@@ -52,13 +52,13 @@ func tokens(t *testing.T) *teamauth.Tokens {
 func TestParseErrorsNameTheEntry(t *testing.T) {
 	h := teamauth.Hash("x")
 	for in, want := range map[string]string{
-		"tokens:\n  - {team: Billing, sha256: " + h + "}\n":                                     "tokens[0].team",
-		"tokens:\n  - {team: billing, name: alice, sha256: abc}\n":                              "tokens[0].sha256 (billing/alice): must be 64 hex digits",
-		"tokens:\n  - {team: a, sha256: " + h + "}\n  - {team: b, sha256: " + h + "}\n":        "tokens[1].sha256 (b): the same secret is listed twice",
-		"tokens:\n  - {team: a, token: x}\n":                                                    "field token not found",
-		"tokens:\n  - {team: a, name: al, sha256: " + h + ", expires: 2027-03-01}\n":            `tokens[0].expires (a/al): must be an RFC 3339 time such as 2027-03-01T00:00:00Z, got "2027-03-01"`,
-		"tokens:\n  - {team: a, sha256: " + h + ", expires: \"in 90 days\"}\n":                  "tokens[0].expires (a): must be an RFC 3339 time",
-		"tokens:\n  - {team: a, sha256: " + h + ", revoked: maybe}\n":                           "cannot unmarshal !!str `maybe` into bool",
+		"tokens:\n  - {team: Billing, sha256: " + h + "}\n":                                      "tokens[0].team",
+		"tokens:\n  - {team: billing, name: alice, sha256: abc}\n":                               "tokens[0].sha256 (billing/alice): must be 64 hex digits",
+		"tokens:\n  - {team: a, sha256: " + h + "}\n  - {team: b, sha256: " + h + "}\n":          "tokens[1].sha256 (b): the same secret is listed twice",
+		"tokens:\n  - {team: a, token: x}\n":                                                     "field token not found",
+		"tokens:\n  - {team: a, name: al, sha256: " + h + ", expires: 2027-03-01}\n":             `tokens[0].expires (a/al): must be an RFC 3339 time such as 2027-03-01T00:00:00Z, got "2027-03-01"`,
+		"tokens:\n  - {team: a, sha256: " + h + ", expires: \"in 90 days\"}\n":                   "tokens[0].expires (a): must be an RFC 3339 time",
+		"tokens:\n  - {team: a, sha256: " + h + ", revoked: maybe}\n":                            "cannot unmarshal !!str `maybe` into bool",
 		"tokens:\n  - {team: a, sha256: " + h + ", expires: \"2027-03-01T00:00:00Z\", ttl: 1}\n": "field ttl not found",
 	} {
 		_, err := teamauth.Parse([]byte(in))
