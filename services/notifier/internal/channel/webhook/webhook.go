@@ -5,13 +5,16 @@
 //	Content-Type: application/json
 //	Idempotency-Key: <uuid>     the same for every attempt and redelivery of one
 //	                            (feedback, step, recipient) delivery: drop repeats
-//	X-Feedloop-Signature: sha256=<hex>
-//	                            hex(HMAC-SHA256(secret, body)) over the exact body bytes
+//	X-Feedloop-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]
+//	                            hex(HMAC-SHA256(secret, "<t>.<body>")) over the
+//	                            exact body bytes, per secret (package webhooksig)
 //	X-Feedloop-Step: <step>     e.g. received, planned, routed, digest
 //
-// Receivers verify by recomputing the HMAC of the raw body with the shared
-// secret (NOTIFIER_WEBHOOK_SECRET) and comparing in constant time. The body
-// is Payload as JSON. A 2xx answer accepts the delivery; 429, 5xx and
+// Receivers verify by recomputing the HMAC of "<t>.<raw body>" with the
+// shared secret (NOTIFIER_WEBHOOK_SECRET), comparing in constant time, and
+// refusing a t too far from their clock (a replay); webhooksig.Verify does
+// all of it. Every attempt is signed afresh, so a retry carries a new t
+// and the same Idempotency-Key. The body is Payload as JSON. A 2xx answer accepts the delivery; 429, 5xx and
 // network errors are retried with exponential backoff (a bounded number of
 // attempts per call, Retry-After honoured up to the cap); any other answer
 // (4xx, 3xx: redirects are not followed) rejects it for good.
@@ -20,9 +23,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +34,13 @@ import (
 	"time"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Header names.
 const (
-	HeaderSignature      = "X-Feedloop-Signature"
+	HeaderSignature      = webhooksig.Header
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderStep           = "X-Feedloop-Step"
 )
@@ -194,25 +195,17 @@ func NewPayload(m channel.Message) Payload {
 	return p
 }
 
-// Sign returns the X-Feedloop-Signature value for body.
-func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// Verify reports whether signature is the valid signature of body, in
-// constant time. Receivers written in Go can use it as is.
-func Verify(secret, body []byte, signature string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(signature))
-}
-
 // Options configure a Client.
 type Options struct {
 	// URL receives the POSTs.
 	URL string
 	// Secret signs the bodies.
 	Secret []byte
+	// PreviousSecret, during a rotation, signs them too (a second v1), so
+	// receivers that still hold it keep verifying.
+	PreviousSecret []byte
+	// Now is the clock of the signatures (default time.Now).
+	Now func() time.Time
 	// Timeout bounds one attempt (default 10s).
 	Timeout time.Duration
 	// Attempts bounds the attempts of one Send (default 3).
@@ -265,6 +258,9 @@ func New(o Options) (*Client, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = "feedloop-notifier"
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Client{o: o}, nil
 }
 
@@ -274,11 +270,10 @@ func (c *Client) Send(ctx context.Context, m channel.Message) error {
 	if err != nil {
 		return fmt.Errorf("webhook: encode: %w: %w", channel.ErrRejected, err)
 	}
-	sig := Sign(c.o.Secret, body)
 	wait := c.o.Backoff
 	var last error
 	for attempt := 1; ; attempt++ {
-		retryAfter, err := c.post(ctx, body, sig, m)
+		retryAfter, err := c.post(ctx, body, m)
 		if err == nil || errors.Is(err, channel.ErrRejected) {
 			return err
 		}
@@ -304,7 +299,7 @@ func (c *Client) Send(ctx context.Context, m channel.Message) error {
 }
 
 // post makes one attempt. It returns the server's Retry-After, if any.
-func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Message) (time.Duration, error) {
+func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.o.URL, bytes.NewReader(body))
@@ -313,7 +308,9 @@ func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Me
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.o.UserAgent)
-	req.Header.Set(HeaderSignature, sig)
+	// Signed per attempt: the timestamp is when this request left, so a
+	// retry is not refused as a replay.
+	req.Header.Set(HeaderSignature, c.sign(body))
 	req.Header.Set(HeaderIdempotencyKey, m.Key)
 	req.Header.Set(HeaderStep, m.Data.Step)
 	resp, err := c.o.HTTP.Do(req)
@@ -339,6 +336,14 @@ func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Me
 	default:
 		return 0, fmt.Errorf("webhook: %w: %s answered %s: %s", channel.ErrRejected, redact(c.o.URL), resp.Status, strings.TrimSpace(string(snippet)))
 	}
+}
+
+// sign is the signature header of body, now, by every secret.
+func (c *Client) sign(body []byte) string {
+	if len(c.o.PreviousSecret) > 0 {
+		return webhooksig.Sign(c.o.Now(), body, c.o.Secret, c.o.PreviousSecret)
+	}
+	return webhooksig.Sign(c.o.Now(), body, c.o.Secret)
 }
 
 // parseRetryAfter reads a Retry-After in seconds; dates and junk give 0.
