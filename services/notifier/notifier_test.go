@@ -31,8 +31,8 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
-	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 const (
