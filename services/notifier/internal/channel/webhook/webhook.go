@@ -35,7 +35,6 @@ import (
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Header names.
@@ -252,7 +251,7 @@ func New(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Each POST is a client span of the item's trace, and carries
 			// traceparent to a receiver that traces too.
-			Transport: otelhttp.NewTransport(transport()),
+			Transport: tracedTransport(transport()),
 		}
 	}
 	if o.UserAgent == "" {
@@ -355,17 +354,20 @@ func parseRetryAfter(v string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// redact drops the query and user info of a URL for logs: they often hold tokens.
+// redact shows a URL for logs and traces as its scheme and host only:
+// its query, user info and path often hold the secret that lets one post
+// to it (a chat webhook is https://hooks.example/services/T0/B0/<secret>).
+// A path becomes "/…".
 func redact(raw string) string {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		raw = raw[:i]
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
 	}
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if j := strings.IndexByte(raw[i+3:], '@'); j >= 0 {
-			raw = raw[:i+3] + raw[i+3+j+1:]
-		}
+	shown := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" {
+		shown += "/…"
 	}
-	return raw
+	return shown
 }
 
 var _ channel.Sender = (*Client)(nil)
