@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -73,6 +74,11 @@ func Parse(data []byte) (*Tokens, error) {
 	for i, e := range f.Tokens {
 		if !bus.ValidToken(e.Team) {
 			errs = append(errs, fmt.Errorf("tokens[%d].team: must be 1-64 characters of a-z 0-9 _ -, got %q", i, e.Team))
+		}
+		if len(e.Name) > 128 || strings.ContainsFunc(e.Name, unicode.IsControl) {
+			// Not repeated: it is recorded as an actor, and a name that
+			// long is more likely a pasted token than a person.
+			errs = append(errs, fmt.Errorf("tokens[%d].name (team %s): at most 128 characters, no control characters", i, e.Team))
 		}
 		var expires time.Time
 		if e.Expires != "" {

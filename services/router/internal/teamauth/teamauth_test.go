@@ -58,6 +58,7 @@ func TestParseErrorsNameTheEntry(t *testing.T) {
 		"tokens:\n  - {team: a, token: x}\n":                                                     "field token not found",
 		"tokens:\n  - {team: a, name: al, sha256: " + h + ", expires: 2027-03-01}\n":             `tokens[0].expires (a/al): must be an RFC 3339 time such as 2027-03-01T00:00:00Z, got "2027-03-01"`,
 		"tokens:\n  - {team: a, sha256: " + h + ", expires: \"in 90 days\"}\n":                   "tokens[0].expires (a): must be an RFC 3339 time",
+		"tokens:\n  - {team: a, name: \"a\\nb\", sha256: " + h + "}\n":                           "tokens[0].name (team a): at most 128 characters, no control characters",
 		"tokens:\n  - {team: a, sha256: " + h + ", revoked: maybe}\n":                            "cannot unmarshal !!str `maybe` into bool",
 		"tokens:\n  - {team: a, sha256: " + h + ", expires: \"2027-03-01T00:00:00Z\", ttl: 1}\n": "field ttl not found",
 	} {
