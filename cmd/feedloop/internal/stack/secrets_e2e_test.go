@@ -53,7 +53,7 @@ func (c canaries) forms() map[string]string {
 
 const (
 	leakSMTPUser = "notifier-smtp-user"
-	// leakCustomerEmail is personal data: never a span attribute.
+	// leakCustomerEmail is personal data: never in a log line or a span.
 	leakCustomerEmail = "leak.canary.customer@example.org"
 )
 
@@ -115,8 +115,9 @@ func (r *leakRecord) httpDo(t *testing.T, what string, req *http.Request) (int, 
 	return res.StatusCode, string(body)
 }
 
-// leaks scans the record and the spans for the secrets and, in spans, the
-// customer's email address.
+// leaks scans the record and the spans for the secrets and, in logs and
+// spans, the customer's email address (replies may echo what the caller
+// sent).
 func (r *leakRecord) leaks(secrets canaries, spans []span) []string {
 	var found []string
 	look := func(where, text string) {
@@ -128,6 +129,9 @@ func (r *leakRecord) leaks(secrets canaries, spans []span) []string {
 	}
 	for i, line := range strings.Split(r.logs.String(), "\n") {
 		look(fmt.Sprintf("log line %d", i+1), line)
+		if strings.Contains(line, leakCustomerEmail) {
+			found = append(found, fmt.Sprintf("the customer's email in log line %d: %.300s", i+1, line))
+		}
 	}
 	r.mu.Lock()
 	for _, rep := range r.replies {
@@ -144,8 +148,8 @@ func (r *leakRecord) leaks(secrets canaries, spans []span) []string {
 }
 
 // A whole session, failures included, with known secrets: nothing the
-// stack logs, exports as spans or answers contains one, and no span
-// carries the customer's email address.
+// stack logs, exports as spans or answers contains one, and no log line
+// or span carries the customer's email address.
 func TestSecretsNeverLeak(t *testing.T) {
 	secrets := leakCanaries()
 	rec := leakSession(t, secrets)
