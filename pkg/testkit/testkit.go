@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -65,15 +66,30 @@ func BusAt(t testing.TB, url string) *bus.Bus {
 // returns its URL. redis-server must be on PATH; .ci/run installs it.
 func Redis(t testing.TB) string {
 	t.Helper()
+	return redisServer(t, "")
+}
+
+// RedisWithPassword is Redis requiring password (requirepass); the URL
+// carries it.
+func RedisWithPassword(t testing.TB, password string) string {
+	t.Helper()
+	return redisServer(t, password)
+}
+
+func redisServer(t testing.TB, password string) string {
+	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testkit: redis-server not on PATH (apt-get install redis-server): %v", err)
 	}
 	port := FreePort(t)
-	cmd := exec.Command(path,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
-		"--loglevel", "warning")
+		"--loglevel", "warning"}
+	if password != "" {
+		args = append(args, "--requirepass", password)
+	}
+	cmd := exec.Command(path, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testkit: start redis-server: %v", err)
 	}
@@ -82,7 +98,10 @@ func Redis(t testing.TB) string {
 		_ = cmd.Wait()
 	})
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	if password != "" {
+		url = fmt.Sprintf("redis://:%s@127.0.0.1:%d/0", neturl.QueryEscape(password), port)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

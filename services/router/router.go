@@ -42,7 +42,6 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 	"github.com/feedloop/feedloop/services/router/routing"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -189,7 +188,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
-	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens.Tokens)
+	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.New(log, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
 		Store:    store,
@@ -357,7 +356,7 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
-		Handler:           otelhttp.NewHandler(mux, "router.http"),
+		Handler:           statuspage.Traced(mux, "router.http"),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

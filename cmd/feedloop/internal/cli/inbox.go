@@ -512,17 +512,20 @@ func (o *inboxOpts) watchOnce(ctx context.Context, c feedloopv1.TeamServiceClien
 }
 
 func (o *inboxOpts) tokenCmd() *cobra.Command {
-	var team, name string
+	var team, name, expires string
 	cmd := &cobra.Command{
-		Use:   "token --team T [--name N]",
+		Use:   "token --team T [--name N] [--expires 90d]",
 		Short: "Make a new team token and the tokens-file line that admits it",
 		Long: `Make a new random team token (32 random bytes, base64url) and print it with
 the line to add under "tokens:" in the router's tokens file
 (ROUTER_TEAM_TOKENS_FILE). The file keeps only the token's SHA-256, so the
 token is shown this once: hand it to its holder privately. --name is who
 holds it (a person or a bot); it is recorded as the actor of their actions.
-The router reloads the file by itself.`,
-		Example: `  feedloop inbox token --team billing --name alice
+--expires makes the token stop working after that long (90d, 36h) or at
+that RFC 3339 time; the line carries the expiry. The router reloads the
+file by itself. To rotate a token: add a new one, hand it over, then remove
+the old line or mark it "revoked: true".`,
+		Example: `  feedloop inbox token --team billing --name alice --expires 90d
   feedloop inbox token --team billing --name triage-bot --json | jq -r .line`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -531,13 +534,27 @@ The router reloads the file by itself.`,
 			if err := e.Check(); err != nil {
 				return &exitError{2, fmt.Errorf("--%w", err)} // Check names the field: --team, --name
 			}
+			if expires != "" {
+				at, err := teamtoken.ParseExpiry(expires, time.Now())
+				if err != nil {
+					return &exitError{2, fmt.Errorf("--%w", err)}
+				}
+				e.Expires = at
+			}
 			out := cmd.OutOrStdout()
 			if o.jsonOut {
-				return printJSON(cmd, map[string]string{"team": e.Team, "name": e.Name, "token": tok, "sha256": e.SHA256, "line": e.Line()})
+				j := map[string]string{"team": e.Team, "name": e.Name, "token": tok, "sha256": e.SHA256, "line": e.Line(), "expires": ""}
+				if !e.Expires.IsZero() {
+					j["expires"] = e.Expires.Format(time.RFC3339)
+				}
+				return printJSON(cmd, j)
 			}
 			holder := ""
 			if name != "" {
 				holder = ", held by " + name
+			}
+			if !e.Expires.IsZero() {
+				holder += ", valid until " + e.Expires.Format(time.RFC3339)
 			}
 			fmt.Fprintf(out, `# A new token for team %s%s. It is shown only now: hand it over privately.
 export %s=%s
@@ -549,5 +566,6 @@ export %s=%s
 	}
 	cmd.Flags().StringVar(&team, "team", "", "the team the token acts for (required)")
 	cmd.Flags().StringVar(&name, "name", "", "who holds it, recorded as the actor (default: the team)")
+	cmd.Flags().StringVar(&expires, "expires", "", "when it stops working: 90d, 36h or an RFC 3339 time (default: never)")
 	return cmd
 }

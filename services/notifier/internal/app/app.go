@@ -107,7 +107,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 		for _, t := range targets {
 			if err := h.deliver(ctx, n, t); err != nil {
 				h.Log.WarnContext(ctx, "notification failed", "feedback_id", n.FeedbackID, "step", n.Name,
-					"channel", t.Channel, "recipient", t.Recipient, "err", err)
+					"channel", t.Channel, "recipient", logged(t.Recipient), "err", err)
 				errs = append(errs, err)
 				if !bus.IsPermanent(err) {
 					permanent = false
@@ -176,7 +176,7 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		return err
 	}
 	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
-		"audience", n.Audience, "channel", t.Channel, "recipient", t.Recipient, "team", n.Team)
+		"audience", n.Audience, "channel", t.Channel, "recipient", logged(t.Recipient), "team", n.Team)
 	h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultSent)
 	return h.publish(ctx, n, t, d, n.CauseEventID)
 }
