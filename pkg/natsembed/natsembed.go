@@ -20,6 +20,10 @@ type Options struct {
 	StoreDir string
 	// ServerName names the server (default "feedloop").
 	ServerName string
+	// SyncAlways makes JetStream fsync every write before it acknowledges
+	// it (nats-server `sync_interval: always`); the default syncs every two
+	// minutes and leaves the rest to the OS page cache.
+	SyncAlways bool
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -41,6 +45,7 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		SyncAlways: o.SyncAlways,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -213,7 +213,7 @@ func diffDumps(got, want map[string]string) string {
 		case !ok:
 			lines = append(lines, "missing "+k)
 		case g != w:
-			lines = append(lines, fmt.Sprintf("differs %s:\n  live:    %s\n  rebuilt: %s", k, short(g), short(w)))
+			lines = append(lines, fmt.Sprintf("differs %s:\n%s", k, lineDiff(g, w)))
 		}
 	}
 	for k := range got {
@@ -232,10 +232,20 @@ func diffDumps(got, want map[string]string) string {
 	return fmt.Sprintf("%d keys differ (live %d keys, rebuilt %d), e.g.\n%s", n, len(got), len(want), strings.Join(lines, "\n"))
 }
 
-func short(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 300 {
-		return s[:300] + "…"
+// lineDiff shows where two normal-form values part: the lines of each
+// from the first that differs (a few), after the common ones.
+func lineDiff(live, rebuilt string) string {
+	a, b := strings.Split(live, "\n"), strings.Split(rebuilt, "\n")
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
 	}
-	return s
+	tail := func(l []string) string {
+		l = l[min(i, len(l)):]
+		if len(l) > 6 {
+			l = append(l[:6], "…")
+		}
+		return strings.Join(l, "\n           ")
+	}
+	return fmt.Sprintf("  after %d equal lines\n  live:    %s\n  rebuilt: %s", i, tail(a), tail(b))
 }

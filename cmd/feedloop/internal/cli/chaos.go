@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -70,6 +71,7 @@ is then kept; --keep keeps it anyway). Run it from the repository.`,
 	f.IntVar(&o.Concurrency, "concurrency", chaos.DefaultConcurrency, "gRPC clients submitting at once")
 	f.Float64Var(&o.Rate, "rate", 0, "submissions per second at most; 0 = as fast as intake takes them")
 	f.DurationVar(&o.QuiesceTimeout, "quiesce-timeout", chaos.DefaultQuiesceTimeout, "how long the consumers may take to catch up at the end")
+	f.StringSliceVar(&o.Skip, "skip", nil, "leave faults out: "+strings.Join(chaos.FaultNames, ", "))
 	f.BoolVar(&o.Keep, "keep", false, "keep the run directory (logs of every process, JetStream store)")
 	f.BoolVar(&jsonOut, "json", false, "print only the JSON object")
 	return cmd

@@ -34,6 +34,8 @@ type Config struct {
 	DataDir string
 	// NATSPort is the embedded server's port; 0 picks a free one.
 	NATSPort int
+	// NATSSyncAlways runs JetStream with sync_interval: always.
+	NATSSyncAlways bool
 	// RedisURL is an external Redis; empty starts an in-process one, which
 	// is enough because Redis only holds state rebuildable from the stream.
 	RedisURL string
@@ -98,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir})
+	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, SyncAlways: cfg.NATSSyncAlways})
 	if err != nil {
 		return nil, err
 	}
