@@ -323,10 +323,20 @@ func entry(ev *feedloopv1.Event, kind feedloopv1.TimelineKind) *feedloopv1.Timel
 
 // addEntry inserts e after every entry not later than it: the timeline stays
 // oldest first even when a projector applies events slightly out of order,
-// and entries at the same time keep the order they were applied in.
+// and entries at the same time keep the order they were applied in, except
+// that the item's RECEIVED entry comes first: the router folds its routed
+// events at once, possibly before the projector folds the item's received
+// event of the same second, and a rebuild (stream order) must give the
+// same timeline.
 func addEntry(item *feedloopv1.Item, e *feedloopv1.TimelineEntry) {
 	tl := item.Timeline
-	i := sort.Search(len(tl), func(i int) bool { return after(tl[i].GetAt(), e.GetAt()) })
+	first := e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED
+	i := sort.Search(len(tl), func(i int) bool {
+		if first && !after(e.GetAt(), tl[i].GetAt()) && tl[i].GetKind() != feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED {
+			return true // same time (or later): RECEIVED goes before it
+		}
+		return after(tl[i].GetAt(), e.GetAt())
+	})
 	tl = append(tl, nil)
 	copy(tl[i+1:], tl[i:])
 	tl[i] = e
