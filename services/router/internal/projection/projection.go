@@ -347,12 +347,21 @@ func routedBefore(a, b *feedloopv1.AssignmentState) bool {
 
 // addEntry inserts e after every entry not later than it: the timeline stays
 // oldest first even when a projector applies events slightly out of order,
-// and entries at the same time keep the order they were applied in — except
-// routed entries, which share their time and are ordered by team (see
-// insertAssignment), so the order of folding does not show.
+// and entries at the same time keep the order they were applied in, with two
+// exceptions so that the order of folding does not show and a rebuild
+// (stream order) gives the same timeline: the item's RECEIVED entry comes
+// first (the router folds its routed events at once, possibly before the
+// projector folds the item's received event of the same second), and routed
+// entries, which share their time, are ordered by team (see insertAssignment).
 func addEntry(item *feedloopv1.Item, e *feedloopv1.TimelineEntry) {
 	tl := item.Timeline
-	i := sort.Search(len(tl), func(i int) bool { return after(tl[i].GetAt(), e.GetAt()) })
+	first := e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED
+	i := sort.Search(len(tl), func(i int) bool {
+		if first && !after(e.GetAt(), tl[i].GetAt()) && tl[i].GetKind() != feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED {
+			return true // same time (or later): RECEIVED goes before it
+		}
+		return after(tl[i].GetAt(), e.GetAt())
+	})
 	for e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED && i > 0 {
 		p := tl[i-1]
 		if p.GetKind() != e.GetKind() || after(e.GetAt(), p.GetAt()) || p.GetTeam() <= e.GetTeam() {
