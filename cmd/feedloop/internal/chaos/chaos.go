@@ -116,7 +116,9 @@ type Result struct {
 	// names, in the stream or at the team sink: must be 0.
 	MissingRoutes int `json:"missing_routes"`
 	// DuplicateMessages and MissingMessages count customer acknowledgements
-	// beyond or short of exactly one raw delivery per item: both 0.
+	// beyond or short of exactly one raw delivery per item. Missing must be
+	// 0; a raw duplicate must carry the first delivery's Idempotency-Key
+	// (DuplicateKeys 0), see Failures.
 	DuplicateMessages int `json:"duplicate_messages"`
 	MissingMessages   int `json:"missing_messages"`
 	// PoisonSent and DeadLettered (distinct poison messages on
@@ -174,8 +176,12 @@ func (r *Result) Failures() []string {
 	if r.MissingRoutes != 0 {
 		out = append(out, fmt.Sprintf("missing_routes %d", r.MissingRoutes))
 	}
-	if r.DuplicateMessages != 0 || r.MissingMessages != 0 {
-		out = append(out, fmt.Sprintf("customer acknowledgements: %d duplicate, %d missing", r.DuplicateMessages, r.MissingMessages))
+	// A raw duplicate with the key of the first delivery is the one window
+	// no sender can close (killed after the receiver took the message,
+	// before it recorded that): a receiver honouring Idempotency-Key drops
+	// it. A duplicate under a new key, or a missing message, is a failure.
+	if r.DuplicateKeys != 0 || r.MissingMessages != 0 {
+		out = append(out, fmt.Sprintf("customer acknowledgements: %d duplicate (%d with a new Idempotency-Key), %d missing", r.DuplicateMessages, r.DuplicateKeys, r.MissingMessages))
 	}
 	if r.PoisonSent != r.DeadLettered {
 		out = append(out, fmt.Sprintf("poison_sent %d != dead_lettered %d", r.PoisonSent, r.DeadLettered))
