@@ -44,6 +44,10 @@ is then kept; --keep keeps it anyway). Run it from the repository.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Progress = cmd.ErrOrStderr()
+			// Zero means "default" to chaos.Options; on the command line it is a mistake.
+			if o.Items < 1 || o.Concurrency < 1 {
+				return &exitError{2, fmt.Errorf("--items and --concurrency: must be at least 1, got %d and %d", o.Items, o.Concurrency)}
+			}
 			if err := o.Validate(); err != nil {
 				return &exitError{2, err}
 			}
