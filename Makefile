@@ -42,6 +42,12 @@ build:
 bench:
 	go run ./cmd/feedloop bench $(BENCHFLAGS)
 
+## chaos: the fault harness, 20,000 items: every service its own process, each SIGKILLed once, nats-server
+## killed and restarted, Redis flushed, 1% poison; asserts nothing lost or sent twice (CHAOSFLAGS=--keep …)
+.PHONY: chaos
+chaos:
+	go run ./cmd/feedloop chaos --items 20000 $(CHAOSFLAGS)
+
 ## proto: lint the contract and regenerate the Go code beside it
 proto:
 	$(BUF) lint

@@ -23,6 +23,18 @@ type Msg struct {
 	Stream       string
 	StreamSeq    uint64
 	NumDelivered uint64
+	// progress tells the server the message is still being worked on.
+	progress func() error
+}
+
+// InProgress resets the message's AckWait on the server, for a handler that
+// must hold a message longer (waiting for a rebuild, say) without a
+// redelivery and without spending a delivery.
+func (m *Msg) InProgress() error {
+	if m.progress == nil {
+		return nil
+	}
+	return m.progress()
 }
 
 // MsgID is the message's Nats-Msg-Id.
@@ -234,7 +246,7 @@ func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func
 // handle runs h on one message and settles it. In-flight work finishes even
 // when ctx is cancelled (drain), bounded by AckWait.
 func (b *Bus) handle(ctx context.Context, c ConsumerConfig, h Handler, jm jetstream.Msg) {
-	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers()}
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), progress: jm.InProgress}
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}

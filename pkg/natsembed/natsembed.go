@@ -29,6 +29,10 @@ type Options struct {
 	// must present a certificate signed by TLS.ClientCAs.
 	TLS       *tls.Config
 	TLSVerify bool
+	// SyncAlways makes JetStream fsync every write before it acknowledges
+	// it (nats-server `sync_interval: always`); the default syncs every two
+	// minutes and leaves the rest to the OS page cache.
+	SyncAlways bool
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -51,6 +55,7 @@ func Start(o Options) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		Nkeys:      o.Users,
+		SyncAlways: o.SyncAlways,
 	}
 	if o.TLS != nil {
 		opts.TLS, opts.TLSConfig, opts.TLSVerify = true, o.TLS, o.TLSVerify

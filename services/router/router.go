@@ -29,6 +29,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/answers"
 	"github.com/feedloop/feedloop/services/router/internal/consumer"
@@ -58,6 +59,14 @@ const (
 // ProjectorDurable is the consumer that folds every event into the read
 // model and the SLA index.
 const ProjectorDurable = "router-projector"
+
+// RebuildPrefix starts the keys of the read model's rebuild gate
+// (<prefix>ready, <prefix>lock; see package rebuild).
+const RebuildPrefix = "router:rebuild:"
+
+// consumerAckWait is the AckWait of the router's consumers (the bus
+// default): a message paused for a rebuild is kept alive every third of it.
+const consumerAckWait = 30 * time.Second
 
 // Config is the router's configuration.
 type Config struct {
@@ -131,6 +140,7 @@ type Service struct {
 	loop    *loopmetrics.Recorder
 	sla     *sla.Index
 	lock    *itemlock.Locker
+	gate    *rebuild.Gate
 	grpc    *grpcserver.Server
 	lis     net.Listener
 	httpLis net.Listener
@@ -175,7 +185,14 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		return nil, fmt.Errorf("router: ROUTER_TEAM_TOKENS_FILE: %w", err)
 	}
 	loop := loopmetrics.New(otel.GetMeterProvider())
-	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log), readmodel.WithApplied(loop.Applied))
+	gate, err := newGate(infra, log)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	// Every read and write of the read model and the SLA index checks the
+	// gate's ready key, so nothing is served from, or folded into, a
+	// model that Redis lost until it is rebuilt (see Run).
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log), readmodel.WithApplied(loop.Applied), readmodel.WithGuard(gate.Live()))
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
@@ -183,8 +200,9 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	idx = idx.WithGuard(gate.Live())
 	s := &Service{
-		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx, loop: loop,
+		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx, loop: loop, gate: gate,
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
@@ -251,12 +269,28 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.tokens.Run(ctx, s.cfg.ReloadInterval) })
 	wg.Go(func() { fail(s.grpc.Serve(ctx, s.lis)) })
 	wg.Go(func() { fail(s.serveHTTP(ctx)) })
+	// The rebuild watcher: at start and whenever the ready key is missing
+	// (Redis flushed or lost), one replica rebuilds while the consumers
+	// below hold their messages (rebuild.Pause) and the team API answers
+	// Unavailable.
+	rebuilder, err := s.rebuilder()
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	wg.Go(func() { fail(s.gate.Watch(ctx, rebuilder)) })
+	pause := rebuild.Pause(s.gate, s.stop, consumerAckWait)
 	wg.Go(func() {
 		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
 		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, s.applyNow, s.log)
-		fail(s.infra.Bus.Consume(ctx, consumer.Config(s.cfg.Concurrency), h))
+		cc := consumer.Config(s.cfg.Concurrency)
+		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
+		fail(s.infra.Bus.Consume(ctx, cc, h))
 	})
-	wg.Go(func() { fail(s.infra.Bus.Consume(ctx, s.projectorConfig(), s.project)) })
+	wg.Go(func() {
+		pc := s.projectorConfig()
+		pc.Middleware = append(pc.Middleware, pause)
+		fail(s.infra.Bus.Consume(ctx, pc, s.project))
+	})
 	wg.Go(func() {
 		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log}, time.Now)
 		fail(sched.Run(ctx))
@@ -277,6 +311,7 @@ func (s *Service) projectorConfig() bus.ConsumerConfig {
 		FilterSubjects: []string{"feedback.>"},
 		Concurrency:    s.cfg.Concurrency,
 		PerItemOrder:   true,
+		AckWait:        consumerAckWait,
 	}
 }
 
@@ -344,7 +379,9 @@ func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
 // again, harmlessly. The SLA index is left to the projector, which sees
 // every event in stream order (and deadlines are seconds away at least).
 func (s *Service) applyNow(ctx context.Context, ev *feedloopv1.Event) {
-	if _, err := s.store.Apply(ctx, ev); err != nil {
+	if _, err := s.store.Apply(ctx, ev); errors.Is(err, rebuild.ErrNotReady) {
+		s.log.DebugContext(ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", ev.GetId())
+	} else if err != nil {
 		s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
 	}
 }
@@ -374,24 +411,75 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 	return nil
 }
 
+// newGate is the read model's rebuild gate.
+func newGate(infra *lifecycle.Infra, log *slog.Logger) (*rebuild.Gate, error) {
+	return rebuild.New(infra.Redis, rebuild.Config{Name: "router read model", Prefix: RebuildPrefix, Log: log})
+}
+
+// rebuilder is the rebuild the gate runs.
+func (s *Service) rebuilder() (rebuild.RebuildFunc, error) {
+	replay, err := replayer(s.infra, s.cfg.SLAWarnAt, s.log)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, fence rebuild.Guard) error {
+		_, err := replay(ctx, fence)
+		return err
+	}, nil
+}
+
+// replayer empties the read model and the SLA index and replays the
+// FEEDBACK stream up to its last message into them, every write fenced by
+// the rebuild lock, and says how many events it replayed. Its store has no
+// applied hook: the closed-loop metrics counted those events when they
+// were first applied.
+func replayer(infra *lifecycle.Infra, warnAt float64, log *slog.Logger) (func(context.Context, rebuild.Guard) (int, error), error) {
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	idx, err := sla.NewIndex(infra.Redis, sla.Config{WarnAt: warnAt, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, fence rebuild.Guard) (int, error) {
+		fidx := idx.WithGuard(fence)
+		if err := fidx.Reset(ctx); err != nil {
+			return 0, err
+		}
+		return store.Fenced(fence).Rebuild(ctx, infra.Bus.JetStream(), bus.StreamFeedback, fidx)
+	}, nil
+}
+
 // Rebuild empties the read model and the SLA index and replays the FEEDBACK
-// stream into them; it returns how many events it replayed. Run it while no
-// router projects (after a Redis loss, before starting the routers): events
-// folded live during the replay could land out of order.
+// stream into them, under the same lock the routers' automatic rebuild
+// takes: running routers hold their consumers and answer Unavailable
+// meanwhile, and resume when it is done. It returns how many events it
+// replayed; an error wrapping rebuild.ErrBusy when another rebuild runs.
 func Rebuild(ctx context.Context, infra *lifecycle.Infra, warnAt float64) (int, error) {
 	if infra == nil || infra.Bus == nil || infra.Redis == nil {
 		return 0, errors.New("router: rebuild needs NATS_URL and REDIS_URL")
 	}
-	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(infra.Log))
+	log := infra.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	gate, err := newGate(infra, log)
 	if err != nil {
 		return 0, err
 	}
-	idx, err := sla.NewIndex(infra.Redis, sla.Config{WarnAt: warnAt, Logger: infra.Log})
+	replay, err := replayer(infra, warnAt, log)
 	if err != nil {
 		return 0, err
 	}
-	if err := idx.Reset(ctx); err != nil {
-		return 0, fmt.Errorf("router: rebuild: %w", err)
+	n := 0
+	err = gate.Rebuild(ctx, func(ctx context.Context, fence rebuild.Guard) error {
+		var err error
+		n, err = replay(ctx, fence)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("router: %w", err)
 	}
-	return store.Rebuild(ctx, infra.Bus.JetStream(), bus.StreamFeedback, idx)
+	return n, nil
 }

@@ -1122,7 +1122,19 @@ type Notified struct {
 	// Team concerned, for team messages and team steps.
 	Team string `protobuf:"bytes,5,opt,name=team,proto3" json:"team,omitempty"`
 	// Id of the event that caused the message.
-	CauseEventId  string `protobuf:"bytes,6,opt,name=cause_event_id,json=causeEventId,proto3" json:"cause_event_id,omitempty"`
+	CauseEventId string `protobuf:"bytes,6,opt,name=cause_event_id,json=causeEventId,proto3" json:"cause_event_id,omitempty"`
+	// The notifier's record of the delivery (its dedup key: feedback item or
+	// digest, step and scope, channel, recipient), so that what was sent can
+	// be rebuilt from the stream when Redis loses it.
+	DeliveryKey string `protobuf:"bytes,7,opt,name=delivery_key,json=deliveryKey,proto3" json:"delivery_key,omitempty"`
+	// The notice's key in the customer's daily cap, set when the message
+	// counted towards it (a customer message sent on its own, not in a
+	// digest); with cap_day and cap_customer the cap is rebuilt from the stream.
+	CapNotice string `protobuf:"bytes,8,opt,name=cap_notice,json=capNotice,proto3" json:"cap_notice,omitempty"`
+	// The UTC day (YYYY-MM-DD) the notice counted for.
+	CapDay string `protobuf:"bytes,9,opt,name=cap_day,json=capDay,proto3" json:"cap_day,omitempty"`
+	// The customer the notice counted for, as the cap identifies customers.
+	CapCustomer   string `protobuf:"bytes,10,opt,name=cap_customer,json=capCustomer,proto3" json:"cap_customer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1195,6 +1207,34 @@ func (x *Notified) GetTeam() string {
 func (x *Notified) GetCauseEventId() string {
 	if x != nil {
 		return x.CauseEventId
+	}
+	return ""
+}
+
+func (x *Notified) GetDeliveryKey() string {
+	if x != nil {
+		return x.DeliveryKey
+	}
+	return ""
+}
+
+func (x *Notified) GetCapNotice() string {
+	if x != nil {
+		return x.CapNotice
+	}
+	return ""
+}
+
+func (x *Notified) GetCapDay() string {
+	if x != nil {
+		return x.CapDay
+	}
+	return ""
+}
+
+func (x *Notified) GetCapCustomer() string {
+	if x != nil {
+		return x.CapCustomer
 	}
 	return ""
 }
@@ -1274,14 +1314,20 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12/\n" +
 	"\x04kind\x18\x06 \x01(\x0e2\x1b.feedloop.v1.EscalationKindR\x04kind\x121\n" +
 	"\bfeedback\x18\a \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x121\n" +
-	"\bpriority\x18\b \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\"\xbf\x01\n" +
+	"\bpriority\x18\b \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\"\xbd\x02\n" +
 	"\bNotified\x12%\n" +
 	"\x04step\x18\x01 \x01(\x0e2\x11.feedloop.v1.StepR\x04step\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x18\n" +
 	"\achannel\x18\x03 \x01(\tR\achannel\x12\x1c\n" +
 	"\trecipient\x18\x04 \x01(\tR\trecipient\x12\x12\n" +
 	"\x04team\x18\x05 \x01(\tR\x04team\x12$\n" +
-	"\x0ecause_event_id\x18\x06 \x01(\tR\fcauseEventId*\xb4\x01\n" +
+	"\x0ecause_event_id\x18\x06 \x01(\tR\fcauseEventId\x12!\n" +
+	"\fdelivery_key\x18\a \x01(\tR\vdeliveryKey\x12\x1d\n" +
+	"\n" +
+	"cap_notice\x18\b \x01(\tR\tcapNotice\x12\x17\n" +
+	"\acap_day\x18\t \x01(\tR\x06capDay\x12!\n" +
+	"\fcap_customer\x18\n" +
+	" \x01(\tR\vcapCustomer*\xb4\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ROUTED\x10\x01\x12\x17\n" +

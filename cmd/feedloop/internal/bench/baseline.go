@@ -58,7 +58,7 @@ func baseline(ctx context.Context, o Options, p *Payloads, run string) (outcome,
 		return outcome{}, 0, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir, ServerName: "feedloop-bench"})
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir, ServerName: "feedloop-bench", SyncAlways: o.SyncAlways})
 	if err != nil {
 		return outcome{}, 0, err
 	}

@@ -62,6 +62,9 @@ type Options struct {
 	// DrainTimeout ends a phase when no item arrived for that long; the
 	// missing ones are lost.
 	DrainTimeout time.Duration
+	// SyncAlways runs both embedded servers with sync_interval: always
+	// (fsync before every acknowledgement), to measure what it costs.
+	SyncAlways bool
 	// SkipBaseline and SkipLatency leave those phases out (to profile one).
 	SkipBaseline, SkipLatency bool
 	// Log is the services' logger (default: warnings and errors only, as
@@ -170,6 +173,8 @@ type Result struct {
 	// of the events on FEEDBACK: the baseline's must match the pipeline's.
 	BaselineEventBytes float64 `json:"baseline_event_bytes"`
 	PipelineEventBytes float64 `json:"pipeline_event_bytes"`
+	// NATSSync is JetStream's fsync setting: "default (2m)" or "always".
+	NATSSync string `json:"nats_sync"`
 	// Redis says which Redis the pipeline used: "external (REDIS_URL)" or
 	// "in-process (miniredis)".
 	Redis      string `json:"redis"`
@@ -193,9 +198,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		DurationS:     o.Duration.Seconds(),
 		WritesPerItem: 4,
 		Redis:         "in-process (miniredis)",
+		NATSSync:      "default (2m)",
 		GoVersion:     runtime.Version(),
 		CPUs:          runtime.NumCPU(),
 		GOMAXPROCS:    runtime.GOMAXPROCS(0),
+	}
+	if o.SyncAlways {
+		res.NATSSync = "always"
 	}
 	if o.RedisURL != "" {
 		res.Redis = "external (REDIS_URL)"

@@ -56,6 +56,7 @@ func startPipeline(ctx context.Context, o Options) (_ *pipeline, err error) {
 
 	cfg := stack.DevConfig(o.Examples, filepath.Join(p.dir, "jetstream"))
 	cfg.RedisURL = o.RedisURL
+	cfg.NATSSyncAlways = o.SyncAlways
 	cfg.Notifier.TeamsFile = teams
 	cfg.Notifier.WebhookSecret = hex.EncodeToString(secret)
 	cfg.Notifier.ConsoleOutput = io.Discard

@@ -24,7 +24,7 @@ import (
 type benchOpts struct {
 	examples, cpuprofile, memprofile, logLevel string
 	phases                                     []string
-	jsonOut, quick                             bool
+	jsonOut, quick, syncAlways                 bool
 	items, concurrency, rate                   int
 	duration                                   time.Duration
 }
@@ -56,6 +56,7 @@ there: use a scratch database. Run it from the repository root (or pass
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object")
+	f.BoolVar(&o.syncAlways, "nats-sync-always", false, "run JetStream with sync_interval: always (fsync before every ack) instead of the default 2m, to measure its cost")
 	f.BoolVar(&o.quick, "quick", false, fmt.Sprintf("a smaller run: %d items per saturation phase, latency for %s", bench.QuickItems, bench.QuickDuration))
 	f.IntVar(&o.rate, "rate", bench.DefaultRate, "items/s of the latency phase")
 	f.DurationVar(&o.duration, "duration", bench.DefaultDuration, "length of the latency phase")
@@ -98,6 +99,7 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 		Concurrency:  o.concurrency,
 		Rate:         o.rate,
 		Duration:     o.duration,
+		SyncAlways:   o.syncAlways,
 		SkipBaseline: !slices.Contains(o.phases, bench.PhaseBaseline),
 		SkipLatency:  !slices.Contains(o.phases, bench.PhaseLatency),
 		Log:          slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
@@ -224,6 +226,7 @@ func printBench(w io.Writer, r *bench.Result) {
 	line("rss peak", "%.0f MB", r.RSSMB)
 	line("items", "%d per saturation phase, %d in flight", r.Items, r.Concurrency)
 	line("redis", "%s", r.Redis)
+	line("nats fsync", "%s", r.NATSSync)
 	line("machine", "%s, %d CPUs (GOMAXPROCS %d)", r.GoVersion, r.CPUs, r.GOMAXPROCS)
 	fmt.Fprintln(w, "  "+strings.Repeat("-", 40))
 	fmt.Fprintln(w, "  only ratios within one run count; absolute figures drift between runs")

@@ -45,6 +45,8 @@ type Config struct {
 	// NATSAuth is what the users' permissions depend on (source systems,
 	// teams); ManageStreams is always on.
 	NATSAuth natsauth.Spec
+	// NATSSyncAlways runs JetStream with sync_interval: always.
+	NATSSyncAlways bool
 	// RedisURL is an external Redis; empty starts an in-process one, which
 	// is enough because Redis only holds state rebuildable from the stream.
 	RedisURL string
@@ -127,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, fmt.Errorf("stack: %w", err)
 		}
 	}
-	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, Users: s.NATSUsers.NkeyUsers()})
+	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, Users: s.NATSUsers.NkeyUsers(), SyncAlways: cfg.NATSSyncAlways})
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func routed(item *feedloopv1.Item, ev *feedloopv1.Event, r *feedloopv1.Routed) b
 	if i := index(item, a.GetTeam()); i >= 0 {
 		item.Assignments[i] = st // routed again (e.g. rerouted back): a new share
 	} else {
-		item.Assignments = append(item.Assignments, st)
+		insertAssignment(item, st)
 	}
 	item.ClosedAt = nil // a new open share reopens the item
 	e := entry(ev, feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED)
@@ -321,12 +321,54 @@ func entry(ev *feedloopv1.Event, kind feedloopv1.TimelineKind) *feedloopv1.Timel
 	return &feedloopv1.TimelineEntry{EventId: ev.GetId(), At: ts(ev.GetOccurredAt()), Kind: kind}
 }
 
+// insertAssignment adds st in (routed at, team) order. The routed events of
+// one item share their time (the classified event's), and two router
+// replicas may fold them in any order (one dies holding some, the other
+// folds the rest first): ordering by team for equal times keeps the item
+// independent of the order of folding, so a rebuild gives the same item.
+func insertAssignment(item *feedloopv1.Item, st *feedloopv1.AssignmentState) {
+	as := item.Assignments
+	i := len(as)
+	for i > 0 && routedBefore(st, as[i-1]) {
+		i--
+	}
+	as = append(as, nil)
+	copy(as[i+1:], as[i:])
+	as[i] = st
+	item.Assignments = as
+}
+
+func routedBefore(a, b *feedloopv1.AssignmentState) bool {
+	if a.GetRoutedAt().AsTime().Equal(b.GetRoutedAt().AsTime()) {
+		return a.GetTeam() < b.GetTeam()
+	}
+	return after(b.GetRoutedAt(), a.GetRoutedAt())
+}
+
 // addEntry inserts e after every entry not later than it: the timeline stays
 // oldest first even when a projector applies events slightly out of order,
-// and entries at the same time keep the order they were applied in.
+// and entries at the same time keep the order they were applied in, with two
+// exceptions so that the order of folding does not show and a rebuild
+// (stream order) gives the same timeline: the item's RECEIVED entry comes
+// first (the router folds its routed events at once, possibly before the
+// projector folds the item's received event of the same second), and routed
+// entries, which share their time, are ordered by team (see insertAssignment).
 func addEntry(item *feedloopv1.Item, e *feedloopv1.TimelineEntry) {
 	tl := item.Timeline
-	i := sort.Search(len(tl), func(i int) bool { return after(tl[i].GetAt(), e.GetAt()) })
+	first := e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED
+	i := sort.Search(len(tl), func(i int) bool {
+		if first && !after(e.GetAt(), tl[i].GetAt()) && tl[i].GetKind() != feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED {
+			return true // same time (or later): RECEIVED goes before it
+		}
+		return after(tl[i].GetAt(), e.GetAt())
+	})
+	for e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED && i > 0 {
+		p := tl[i-1]
+		if p.GetKind() != e.GetKind() || after(e.GetAt(), p.GetAt()) || p.GetTeam() <= e.GetTeam() {
+			break
+		}
+		i--
+	}
 	tl = append(tl, nil)
 	copy(tl[i+1:], tl[i:])
 	tl[i] = e

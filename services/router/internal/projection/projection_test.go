@@ -1,6 +1,7 @@
 package projection_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -488,5 +489,24 @@ func TestDueAt(t *testing.T) {
 		if got := projection.DueAt(st); !proto.Equal(got, tt.want) {
 			t.Errorf("DueAt(%v, %v) = %v, want %v", tt.s, tt.st, got, tt.want)
 		}
+	}
+}
+
+// TestRoutedOrderDoesNotShow: an item's routed events share their time, and
+// two router replicas may fold them in either order (one dies holding some,
+// the other folds the rest first). The item must come out the same, or the
+// live read model differs from a rebuild in stream order.
+func TestRoutedOrderDoesNotShow(t *testing.T) {
+	inOrder := fold(t, append(base(), routedEv("product"), routedEv("accounts"))...)
+	reversed := fold(t, append([]*feedloopv1.Event{receivedEv(), routedEv("accounts"), routedEv("product")}, classifiedEv(), routedEv("billing"))...)
+	if !proto.Equal(inOrder, reversed) {
+		t.Fatalf("folding order shows:\n in order: %v\n reversed: %v", inOrder, reversed)
+	}
+	var teams []string
+	for _, a := range inOrder.GetAssignments() {
+		teams = append(teams, a.GetTeam())
+	}
+	if want := []string{"accounts", "billing", "product"}; !slices.Equal(teams, want) {
+		t.Errorf("assignments %v, want %v (same time: by team)", teams, want)
 	}
 }

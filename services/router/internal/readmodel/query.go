@@ -33,7 +33,25 @@ var OpenStatuses = []feedloopv1.Status{
 
 // Item returns the item with id, or an error wrapping ErrNotFound.
 func (s *Store) Item(ctx context.Context, id string) (*feedloopv1.Item, error) {
-	blob, err := s.rdb.Get(ctx, s.itemKey(id)).Bytes()
+	var getCmd, guardCmd *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		getCmd = p.Get(ctx, s.itemKey(id))
+		if s.guard != nil {
+			guardCmd = s.guard.Get(ctx, p)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("readmodel: get item %s: %w", id, err)
+	}
+	if guardCmd != nil {
+		// Checked in the same round trip: "not found" from a model being
+		// rebuilt would be a lie.
+		if err := s.guard.Check(guardCmd, "router read model"); err != nil {
+			return nil, fmt.Errorf("readmodel: %w", err)
+		}
+	}
+	blob, err := getCmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("item %s: %w", id, ErrNotFound)
 	}
@@ -46,6 +64,9 @@ func (s *Store) Item(ctx context.Context, id string) (*feedloopv1.Item, error) {
 // ItemByToken returns the item whose status page token is token, or an
 // error wrapping ErrNotFound.
 func (s *Store) ItemByToken(ctx context.Context, token string) (*feedloopv1.Item, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	if token == "" {
 		return nil, fmt.Errorf("empty token: %w", ErrNotFound)
 	}
@@ -64,6 +85,9 @@ func (s *Store) ItemByToken(ctx context.Context, token string) (*feedloopv1.Item
 // nothing due last, then by feedback id; and how many match in all.
 // offset < 0 counts as 0; limit <= 0 means to the end.
 func (s *Store) List(ctx context.Context, team string, statuses []feedloopv1.Status, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, 0, err
+	}
 	offset = max(offset, 0)
 	stop := int64(-1)
 	if limit > 0 {
@@ -135,6 +159,9 @@ func (s *Store) listKeys(team string, statuses []feedloopv1.Status) []string {
 // every team's status in OtherTeams and no assignment: the caller's team may
 // have had no share in them.
 func (s *Store) CustomerHistory(ctx context.Context, item *feedloopv1.Item, limit int) ([]*feedloopv1.ItemSummary, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	key := s.customerKey(item.GetFeedback())
 	if key == "" {
 		return nil, nil
@@ -255,6 +282,9 @@ func excerpt(item *feedloopv1.Item) string {
 
 // Stats returns team's figures; a team nothing was routed to has zeros.
 func (s *Store) Stats(ctx context.Context, team string) (*feedloopv1.StatsResponse, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	var kpi *redis.MapStringStringCmd
 	var open *redis.IntCmd
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -310,6 +340,9 @@ func mean(sum, count int64) *durationpb.Duration {
 
 // OpenCounts returns how many open items each of teams has.
 func (s *Store) OpenCounts(ctx context.Context, teams []string) (map[string]int64, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	p := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(teams))
 	for i, team := range teams {

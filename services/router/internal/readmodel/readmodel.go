@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/projection"
 )
@@ -59,6 +60,10 @@ type Store struct {
 	prefix  string
 	log     *slog.Logger
 	applied []AppliedFunc
+	// guard, when set, is checked by every write in its own transaction
+	// and by every read: the read model is complete (rebuild.Gate.Live),
+	// or the caller is the rebuild that holds the lock.
+	guard *rebuild.Guard
 }
 
 // AppliedFunc is told of every event Apply folded in, once per event id
@@ -79,6 +84,29 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // WithApplied adds f to the funcs told of each event applied.
 func WithApplied(f AppliedFunc) Option { return func(s *Store) { s.applied = append(s.applied, f) } }
+
+// WithGuard makes every write check g atomically with itself and every read
+// check it first: while g does not hold, they fail with an error wrapping
+// rebuild.ErrNotReady (the team API's Unavailable). See package rebuild.
+func WithGuard(g rebuild.Guard) Option { return func(s *Store) { s.guard = &g } }
+
+// Fenced is a copy of s whose writes check g instead (a rebuild's fence).
+func (s *Store) Fenced(g rebuild.Guard) *Store {
+	c := *s
+	c.guard = &g
+	return &c
+}
+
+// ready checks the guard before a read.
+func (s *Store) ready(ctx context.Context) error {
+	if s.guard == nil {
+		return nil
+	}
+	if err := s.guard.Check(s.guard.Get(ctx, s.rdb), "router read model"); err != nil {
+		return fmt.Errorf("readmodel: %w", err)
+	}
+	return nil
+}
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
@@ -134,11 +162,15 @@ func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
 	itemKey, appliedKey := s.itemKey(id), s.appliedKey(id)
 	for attempt := 1; ; attempt++ {
 		var ch *change
+		watch := []string{itemKey, appliedKey}
+		if s.guard != nil {
+			watch = append(watch, s.guard.Key)
+		}
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
 			ch, err = s.applyTx(ctx, tx, ev, itemKey, appliedKey)
 			return err
-		}, itemKey, appliedKey)
+		}, watch...)
 		switch {
 		case err == nil:
 			if ch != nil {
@@ -168,16 +200,26 @@ type change struct {
 
 // applyTx folds ev in within tx; nil means it changed nothing.
 func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event, itemKey, appliedKey string) (*change, error) {
-	// One round trip for both reads (after WATCH, before MULTI).
+	// One round trip for the reads (after WATCH, before MULTI), the guard
+	// among them: a flush or a rebuild starting before EXEC fails the
+	// transaction, so a write never lands on a missing or partial model.
 	var seenCmd *redis.BoolCmd
-	var getCmd *redis.StringCmd
+	var getCmd, guardCmd *redis.StringCmd
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		seenCmd = p.SIsMember(ctx, appliedKey, ev.GetId())
 		getCmd = p.Get(ctx, itemKey)
+		if s.guard != nil {
+			guardCmd = s.guard.Get(ctx, p)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
+	}
+	if guardCmd != nil {
+		if err := s.guard.Check(guardCmd, "router read model"); err != nil {
+			return nil, err
+		}
 	}
 	if seenCmd.Val() {
 		return nil, nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -29,13 +30,33 @@ type ApplierFunc func(ctx context.Context, ev *feedloopv1.Event) error
 // Apply calls f.
 func (f ApplierFunc) Apply(ctx context.Context, ev *feedloopv1.Event) error { return f(ctx, ev) }
 
+// HeaderApplier is an Applier that also wants the message's headers.
+// Replay calls ApplyHeader instead of Apply on such an applier.
+type HeaderApplier interface {
+	Applier
+	ApplyHeader(ctx context.Context, ev *feedloopv1.Event, h nats.Header) error
+}
+
 // Applier is the Store as an Applier (its Apply also says whether the event
-// changed anything, which replay does not need).
-func (s *Store) Applier() Applier {
-	return ApplierFunc(func(ctx context.Context, ev *feedloopv1.Event) error {
-		_, err := s.Apply(ctx, ev)
-		return err
-	})
+// changed anything, which replay does not need). Given the headers, it
+// also restores the item's trace from a Received event, as the projector
+// sets it.
+func (s *Store) Applier() Applier { return storeApplier{s} }
+
+type storeApplier struct{ s *Store }
+
+func (a storeApplier) Apply(ctx context.Context, ev *feedloopv1.Event) error {
+	_, err := a.s.Apply(ctx, ev)
+	return err
+}
+
+func (a storeApplier) ApplyHeader(ctx context.Context, ev *feedloopv1.Event, h nats.Header) error {
+	if ev.GetReceived() != nil {
+		if err := a.s.SetTrace(ctx, ev.GetFeedbackId(), h.Get("traceparent")); err != nil {
+			return err
+		}
+	}
+	return a.Apply(ctx, ev)
 }
 
 // Rebuild deletes every read-model key and replays stream from its first
@@ -43,9 +64,10 @@ func (s *Store) Applier() Applier {
 // through also (e.g. the SLA index, which must reset its own state first).
 // It returns how many events it replayed.
 //
-// The Store is empty and then partial while it runs: run it while no live
-// projector writes (a live projector applying newer events meanwhile could
-// fold an item's events out of order).
+// The Store is empty and then partial while it runs, so nothing else may
+// write meanwhile (a live projector applying newer events could fold an
+// item's events out of order): the router runs it under a rebuild.Gate,
+// on a Fenced store, while live writers wait for the ready key.
 func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream string, also ...Applier) (int, error) {
 	deleted, err := s.Reset(ctx)
 	if err != nil {
@@ -156,7 +178,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 				"stream", stream, "seq", md.Sequence.Stream, "subject", m.Subject(), "error", err)
 		} else {
 			for _, a := range appliers {
-				if err := a.Apply(ctx, ev); err != nil {
+				var err error
+				if ha, ok := a.(HeaderApplier); ok {
+					err = ha.ApplyHeader(ctx, ev, m.Headers())
+				} else {
+					err = a.Apply(ctx, ev)
+				}
+				if err != nil {
 					return n, fmt.Errorf("replay %s: event %s (seq %d): %w", stream, ev.GetId(), md.Sequence.Stream, err)
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -32,6 +33,34 @@ import (
 type Index struct {
 	rdb redis.UniversalClient
 	cfg Config
+	// guard, when set, is checked by every update in its transaction: the
+	// index is complete (rebuild.Gate.Live), or the caller is the rebuild.
+	guard *rebuild.Guard
+}
+
+// WithGuard is a copy of x whose updates check g atomically with
+// themselves and fail with an error wrapping rebuild.ErrNotReady (or
+// rebuild.ErrLockLost) while it does not hold; its scheduler fires nothing
+// meanwhile (see Ready).
+func (x *Index) WithGuard(g rebuild.Guard) *Index {
+	c := *x
+	c.guard = &g
+	return &c
+}
+
+// Ready reports whether the index is complete (always, without a guard).
+func (x *Index) Ready(ctx context.Context) (bool, error) {
+	if x.guard == nil {
+		return true, nil
+	}
+	v, err := x.rdb.Get(ctx, x.guard.Key).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sla: check %s: %w", x.guard.Key, err)
+	}
+	return x.guard.Holds(v, true), nil
 }
 
 // NewIndex returns the index kept in rdb.
@@ -352,6 +381,11 @@ const maxTxRetries = 100
 func (x *Index) update(ctx context.Context, ev *feedloopv1.Event, team string, create bool, change func(*record)) error {
 	key := x.recordKey(team, ev.GetFeedbackId())
 	txf := func(tx *redis.Tx) error {
+		if x.guard != nil {
+			if err := x.guard.Check(x.guard.Get(ctx, tx), "sla index"); err != nil {
+				return err
+			}
+		}
 		rec, err := load(ctx, tx, key)
 		if err != nil {
 			return err
@@ -380,8 +414,12 @@ func (x *Index) update(ctx context.Context, ev *feedloopv1.Event, team string, c
 		})
 		return err
 	}
+	watch := []string{key}
+	if x.guard != nil {
+		watch = append(watch, x.guard.Key)
+	}
 	for range maxTxRetries {
-		err := x.rdb.Watch(ctx, txf, key)
+		err := x.rdb.Watch(ctx, txf, watch...)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}

@@ -60,6 +60,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // replica that lost a race counts its duplicate too). A firing whose next
 // level is due at once fires in the same call.
 func (s *Scheduler) Fire(ctx context.Context) (int, error) {
+	// A missing or partial index (Redis lost, rebuild running) would fire
+	// from stale levels: nothing fires until it is complete again.
+	if ok, err := s.idx.Ready(ctx); err != nil || !ok {
+		return 0, err
+	}
 	now := s.clock().Unix()
 	fired := 0
 	// Bounded so that a pathological index cannot hold a tick for ever.

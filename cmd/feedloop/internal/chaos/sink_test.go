@@ -1,0 +1,69 @@
+package chaos
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"testing"
+)
+
+func post(t *testing.T, url string, secret []byte, key, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(body))
+	req.Header.Set("X-Feedloop-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("Idempotency-Key", key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// The sink counts raw deliveries and distinct keys, and checkMessages turns
+// them into missing, duplicate and duplicate-with-a-new-key counts; a body
+// with a bad signature is refused and counted, not recorded.
+func TestSinkAndMessageCounts(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	s, err := newSink(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	ack := func(id string) string {
+		return `{"step":"received","audience":"customer","feedback_id":"` + id + `"}`
+	}
+	for _, d := range []struct{ id, key string }{
+		{"a", "k-a"},               // once: fine
+		{"b", "k-b"}, {"b", "k-b"}, // redelivered, same key
+		{"c", "k-c1"}, {"c", "k-c2"}, // sent twice under two keys
+	} {
+		if code := post(t, s.customerURL(), secret, d.key, ack(d.id)); code != http.StatusNoContent {
+			t.Fatalf("delivery %v: status %d", d, code)
+		}
+	}
+	if code := post(t, s.customerURL(), []byte("another secret, 32 bytes long..."), "k-x", ack("d")); code != http.StatusBadRequest {
+		t.Errorf("bad signature: status %d, want 400", code)
+	}
+	if code := post(t, s.teamURL(), secret, "k-t", `{"step":"routed","audience":"team","feedback_id":"a","team":"billing"}`); code != http.StatusNoContent {
+		t.Fatalf("team alert: status %d", code)
+	}
+
+	f := checkMessages(map[string]int{"a": 0, "b": 1, "c": 2, "d": 3}, s)
+	if f.missing != 1 || f.duplicates != 2 || f.duplicateKeys != 1 {
+		t.Errorf("missing %d, duplicates %d, duplicate keys %d; want 1 (d), 2 (b, c), 1 (c)", f.missing, f.duplicates, f.duplicateKeys)
+	}
+	if s.badRequests() != 1 {
+		t.Errorf("bad requests %d, want 1", s.badRequests())
+	}
+	if s.teamCount("a", "billing") != 1 || s.teamCount("a", "product") != 0 {
+		t.Errorf("team alerts: billing %d, product %d; want 1, 0", s.teamCount("a", "billing"), s.teamCount("a", "product"))
+	}
+}

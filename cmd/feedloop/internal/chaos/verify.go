@@ -1,0 +1,251 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router"
+	"github.com/feedloop/feedloop/services/router/routing"
+)
+
+// record is what the FEEDBACK stream holds about the harness's items.
+type record struct {
+	classified map[string]*feedloopv1.Classified // by feedback id, the first one stored
+	routed     map[delivery]int                  // routed events per (feedback id, team)
+	received   map[string]int                    // received events per feedback id
+	events     int
+}
+
+// readStream reads stream from its first message to the last stored now
+// with an ordered consumer, handing each message to f.
+func readStream(ctx context.Context, js jetstream.JetStream, stream string, f func(jetstream.Msg)) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("chaos: stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("chaos: stream %s info: %w", stream, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("chaos: read %s: %w", stream, err)
+	}
+	for {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("chaos: read %s: %w", stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			f(m)
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("chaos: read %s: %w", stream, err)
+			}
+			if md.Sequence.Stream >= info.State.LastSeq || md.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("chaos: read %s: %w", stream, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("chaos: read %s: nothing more after a fetch wait, before sequence %d", stream, info.State.LastSeq)
+		}
+	}
+}
+
+func readRecord(ctx context.Context, js jetstream.JetStream) (*record, error) {
+	r := &record{classified: map[string]*feedloopv1.Classified{}, routed: map[delivery]int{}, received: map[string]int{}}
+	err := readStream(ctx, js, bus.StreamFeedback, func(m jetstream.Msg) {
+		r.events++
+		ev := &feedloopv1.Event{}
+		if proto.Unmarshal(m.Data(), ev) != nil {
+			return
+		}
+		switch p := ev.GetPayload().(type) {
+		case *feedloopv1.Event_Received:
+			r.received[ev.GetFeedbackId()]++
+		case *feedloopv1.Event_Classified:
+			if r.classified[ev.GetFeedbackId()] == nil {
+				r.classified[ev.GetFeedbackId()] = p.Classified
+			}
+		case *feedloopv1.Event_Routed:
+			r.routed[delivery{ev.GetFeedbackId(), bus.LastToken(m.Subject())}]++
+		}
+	})
+	return r, err
+}
+
+// deadLetters reads FEEDBACK_DLQ: the poison messages it holds (distinct
+// numbers) and a description of every other dead letter, each a finding.
+func deadLetters(ctx context.Context, js jetstream.JetStream) (poison map[string]int, other []string, err error) {
+	poison = map[string]int{}
+	err = readStream(ctx, js, bus.StreamDLQ, func(m jetstream.Msg) {
+		h := m.Headers()
+		if k := h.Get(HeaderPoison); k != "" && m.Subject() == bus.DLQSubject("intake") {
+			poison[k]++
+			return
+		}
+		other = append(other, fmt.Sprintf("%s from %s: %s", m.Subject(), h.Get(bus.HeaderDLQSubject), h.Get(bus.HeaderDLQError)))
+	})
+	return poison, other, err
+}
+
+// routesFindings compares, for every accepted item, the teams its route
+// names (the routing tree evaluated on its classified event from the
+// stream) with its routed events in the stream and its alerts at the sink.
+type routesFindings struct {
+	missing        int // items short of at least one team (stream or sink)
+	unclassified   int // items without a classified event
+	streamExtra    int // routed events beyond one per (item, team)
+	sinkDuplicates int // team alerts beyond one per (item, team)
+	examples       []string
+}
+
+func checkRoutes(tree *routing.Tree, ids map[string]int, rec *record, s *sink) routesFindings {
+	var f routesFindings
+	note := func(format string, args ...any) {
+		if len(f.examples) < 10 {
+			f.examples = append(f.examples, fmt.Sprintf(format, args...))
+		}
+	}
+	for id, n := range ids {
+		c := rec.classified[id]
+		if c == nil {
+			f.missing++
+			f.unclassified++
+			note("item %d (%s): no feedback.classified in the stream", n, id)
+			continue
+		}
+		missed := false
+		for _, m := range tree.Match(c.GetFeedback(), c.GetClassification()) {
+			inStream, atSink := rec.routed[delivery{id, m.Team}], s.teamCount(id, m.Team)
+			if inStream == 0 || atSink == 0 {
+				missed = true
+				note("item %d (%s): team %s: %d routed events, %d alerts", n, id, m.Team, inStream, atSink)
+			}
+			f.streamExtra += max(0, inStream-1)
+			f.sinkDuplicates += max(0, atSink-1)
+		}
+		if missed {
+			f.missing++
+		}
+	}
+	return f
+}
+
+// messagesFindings counts the customers' acknowledgements (step received)
+// at the sink: exactly one raw delivery per item is the guarantee.
+type messagesFindings struct {
+	missing, duplicates int
+	// duplicateKeys counts acknowledgements beyond one per item that carried
+	// a new Idempotency-Key: what a receiver honouring the key still sees.
+	duplicateKeys int
+	examples      []string
+}
+
+func checkMessages(ids map[string]int, s *sink) messagesFindings {
+	var f messagesFindings
+	for id, n := range ids {
+		raw, keys := s.customerCount(id, "received")
+		if raw == 0 {
+			f.missing++
+			if len(f.examples) < 10 {
+				f.examples = append(f.examples, fmt.Sprintf("item %d (%s): no acknowledgement", n, id))
+			}
+		}
+		if raw > 1 {
+			f.duplicates += raw - 1
+			f.duplicateKeys += max(0, keys-1)
+			if len(f.examples) < 10 {
+				f.examples = append(f.examples, fmt.Sprintf("item %d (%s): %d acknowledgements, %d keys", n, id, raw, keys))
+			}
+		}
+	}
+	return f
+}
+
+// compareReadModel rebuilds the router's read model from the stream into
+// fresh (another Redis database, emptied first) and compares it with live.
+// It returns a description of the first differences, "" when equal.
+func compareReadModel(ctx context.Context, b *bus.Bus, live, fresh *redis.Client, log *slog.Logger) (string, error) {
+	if err := fresh.FlushDB(ctx).Err(); err != nil {
+		return "", fmt.Errorf("chaos: empty the rebuild database: %w", err)
+	}
+	if _, err := router.Rebuild(ctx, &lifecycle.Infra{Bus: b, Redis: fresh, Log: log}, 0.8); err != nil {
+		return "", fmt.Errorf("chaos: rebuild: %w", err)
+	}
+	got, err := router.DumpReadModel(ctx, live)
+	if err != nil {
+		return "", fmt.Errorf("chaos: dump the live read model: %w", err)
+	}
+	want, err := router.DumpReadModel(ctx, fresh)
+	if err != nil {
+		return "", fmt.Errorf("chaos: dump the rebuilt read model: %w", err)
+	}
+	return diffDumps(got, want), nil
+}
+
+// diffDumps describes up to ten differences of got from want and how many
+// keys differ in all.
+func diffDumps(got, want map[string]string) string {
+	var lines []string
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			lines = append(lines, "missing "+k)
+		case g != w:
+			lines = append(lines, fmt.Sprintf("differs %s:\n%s", k, lineDiff(g, w)))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			lines = append(lines, "extra "+k)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	slices.Sort(lines)
+	n := len(lines)
+	if n > 10 {
+		lines = lines[:10]
+	}
+	return fmt.Sprintf("%d keys differ (live %d keys, rebuilt %d), e.g.\n%s", n, len(got), len(want), strings.Join(lines, "\n"))
+}
+
+// lineDiff shows where two normal-form values part: the lines of each
+// from the first that differs (a few), after the common ones.
+func lineDiff(live, rebuilt string) string {
+	a, b := strings.Split(live, "\n"), strings.Split(rebuilt, "\n")
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	tail := func(l []string) string {
+		l = l[min(i, len(l)):]
+		if len(l) > 6 {
+			l = append(l[:6], "…")
+		}
+		return strings.Join(l, "\n           ")
+	}
+	return fmt.Sprintf("  after %d equal lines\n  live:    %s\n  rebuilt: %s", i, tail(a), tail(b))
+}
