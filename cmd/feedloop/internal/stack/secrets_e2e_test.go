@@ -28,6 +28,7 @@ import (
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/apikey"
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -70,6 +71,10 @@ func leakCanaries() canaries {
 		"redis password":                      "redispw-LEAKCANARY-3a9f6c2e",
 		"webhook url query token":             "urlq-LEAKCANARY-5c7e9a1b",
 		"webhook url user info":               "urlui-LEAKCANARY-1d3f5b7c",
+		"intake api key (valid)":              "ik-LEAKCANARY-valid-6e2a90f1",
+		"intake api key (wrong)":              "ik-LEAKCANARY-wrong-3c7d1b5a",
+		"intake api key (expired)":            "ik-LEAKCANARY-expired-8f4e2c6d",
+		"intake api key (revoked)":            "ik-LEAKCANARY-revoked-1a9b7e3f",
 	}
 }
 
@@ -270,8 +275,34 @@ func leakSession(t *testing.T, secrets canaries) *leakRecord {
 	}
 	writeTokens(tokens(false))
 
+	keysFile := filepath.Join(dir, "intake-keys.yaml")
+	if err := os.WriteFile(keysFile, []byte(fmt.Sprintf("keys:\n"+
+		"  - {source: helpdesk, name: zendesk, sha256: %s}\n"+
+		"  - {source: helpdesk, name: zendesk-old, sha256: %s, expires: %q}\n"+
+		"  - {source: helpdesk, name: zendesk-2025, sha256: %s, revoked: true}\n",
+		apikey.Hash(secrets["intake api key (valid)"]), apikey.Hash(secrets["intake api key (expired)"]), past,
+		apikey.Hash(secrets["intake api key (revoked)"]))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	cfg := stack.DevConfig("../../../../deploy/examples", filepath.Join(dir, "js"))
 	cfg.Log = log
+	// The services' NATS seeds are secrets too: generate them first (the
+	// stack keeps existing seeds) so the scan knows them.
+	spec := cfg.NATSAuth
+	spec.ManageStreams = true
+	users, err := natsauth.Generate(cfg.NATSAuthDir, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		seed, err := os.ReadFile(u.SeedFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets["nats seed ("+u.Name+")"] = strings.TrimSpace(string(seed))
+	}
+	cfg.Intake.APIKeysFile = keysFile
 	cfg.RedisURL = testkit.RedisWithPassword(t, secrets["redis password"])
 	cfg.Router.TeamTokensFile = tokensFile
 	cfg.Router.ReloadInterval = 100 * time.Millisecond
@@ -298,7 +329,38 @@ func leakSession(t *testing.T, secrets canaries) *leakRecord {
 	}
 	defer ic.Close()
 	intake := feedloopv1.NewIntakeServiceClient(ic)
-	sub, err := intake.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{
+	withKey := func(what string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secrets[what])
+	}
+	item := func(source, id string) *feedloopv1.SubmitRequest {
+		return &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{Source: source, ExternalId: id, Text: "The app crashes."}}
+	}
+	for what, call := range map[string]func() error{
+		"intake without a key": func() error { _, err := intake.Submit(ctx, item("helpdesk", "leak-k1")); return err },
+		"intake with a wrong key": func() error {
+			_, err := intake.Submit(withKey("intake api key (wrong)"), item("helpdesk", "leak-k2"))
+			return err
+		},
+		"intake with an expired key": func() error {
+			_, err := intake.Submit(withKey("intake api key (expired)"), item("helpdesk", "leak-k3"))
+			return err
+		},
+		"intake with a revoked key": func() error {
+			_, err := intake.Submit(withKey("intake api key (revoked)"), item("helpdesk", "leak-k4"))
+			return err
+		},
+		"intake key of another source": func() error {
+			_, err := intake.Submit(withKey("intake api key (valid)"), item("crm", "leak-k5"))
+			return err
+		},
+	} {
+		err := call()
+		if err == nil {
+			t.Fatalf("%s: accepted", what)
+		}
+		rec.grpcErr(what, err)
+	}
+	sub, err := intake.Submit(withKey("intake api key (valid)"), &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{
 		Source: "helpdesk", ExternalId: "leak-1", Channel: feedloopv1.Channel_CHANNEL_EMAIL,
 		Customer: &feedloopv1.Customer{Id: "cust-leak", Name: "Canary", Email: leakCustomerEmail, Locale: "en", Consent: &feedloopv1.Consent{Contact: true, Survey: true}},
 		Text:     "You charged me twice for my subscription, I want a refund.",
@@ -307,7 +369,7 @@ func leakSession(t *testing.T, secrets canaries) *leakRecord {
 		t.Fatal(err)
 	}
 	fid := sub.GetFeedbackId()
-	_, err = intake.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{Source: "helpdesk", Customer: &feedloopv1.Customer{Email: "not an address"}}})
+	_, err = intake.Submit(withKey("intake api key (valid)"), &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{Source: "helpdesk", Customer: &feedloopv1.Customer{Email: "not an address"}}})
 	rec.grpcErr("invalid submission", err)
 	base := "http://" + s.Intake.HTTPAddr() + "/v1/feedback"
 	for what, body := range map[string]string{
@@ -317,7 +379,16 @@ func leakSession(t *testing.T, secrets canaries) *leakRecord {
 	} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+secrets["intake api key (valid)"])
 		rec.httpDo(t, what, req)
+	}
+	for what, key := range map[string]string{"http with a wrong key": "intake api key (wrong)", "http with an expired key": "intake api key (expired)"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base, strings.NewReader(`{"source":"helpdesk","externalId":"leak-3","text":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+secrets[key])
+		if code, _ := rec.httpDo(t, what, req); code != http.StatusUnauthorized {
+			t.Fatalf("%s: %d, want 401", what, code)
+		}
 	}
 
 	// The team API with every kind of token.
