@@ -166,6 +166,9 @@ func (c Common) NATSOptions(user string) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// common lets LoadEnv reach the Common of any config that embeds it.
+func (c *Common) common() *Common { return c }
+
 // Streams returns the stream sizing of c.
 func (c Common) Streams() bus.StreamsConfig {
 	return bus.StreamsConfig{Replicas: c.StreamReplicas, DuplicateWindow: c.DuplicateWindow, MaxAge: c.Retention}
@@ -176,6 +179,13 @@ func (c Common) Streams() bus.StreamsConfig {
 func LoadEnv[T any]() (T, error) {
 	cfg, err := env.ParseAs[T]()
 	if err == nil {
+		// env gives an empty variable its default; an empty METRICS_ADDR
+		// means no metrics server, as documented.
+		if c, ok := any(&cfg).(interface{ common() *Common }); ok {
+			if v, set := os.LookupEnv("METRICS_ADDR"); set && v == "" {
+				c.common().MetricsAddr = ""
+			}
+		}
 		return cfg, nil
 	}
 	// env names the Go field; people set variables, so name those.

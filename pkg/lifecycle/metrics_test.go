@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +55,26 @@ func TestBadMetricsAddrNamesVariable(t *testing.T) {
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
 		t.Fatalf("err = %v, want it to name METRICS_ADDR", err)
+	}
+}
+
+// An empty METRICS_ADDR turns the metrics server off (the env library would
+// otherwise give it the default), in a service's config that embeds Common.
+func TestEmptyMetricsAddrMeansNone(t *testing.T) {
+	type serviceConfig struct {
+		lifecycle.Common
+		Own string `env:"OWN" envDefault:"x"`
+	}
+	t.Setenv("METRICS_ADDR", "")
+	c, err := lifecycle.LoadEnv[serviceConfig]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsAddr != "" {
+		t.Fatalf("METRICS_ADDR= gave %q, want none", c.MetricsAddr)
+	}
+	os.Unsetenv("METRICS_ADDR")
+	if c, _ = lifecycle.LoadEnv[serviceConfig](); c.MetricsAddr != ":9464" {
+		t.Fatalf("unset METRICS_ADDR gave %q, want the default :9464", c.MetricsAddr)
 	}
 }
