@@ -72,10 +72,10 @@ const (
 func (c Common) Validate() error {
 	var errs []error
 	if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
-		errs = append(errs, fmt.Errorf("NATS_URL: must start with nats:// or tls://, got %q", c.NATSURL))
+		errs = append(errs, fmt.Errorf("NATS_URL: must start with nats:// or tls://, got %q", urlScheme(c.NATSURL)))
 	}
 	if !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		errs = append(errs, fmt.Errorf("REDIS_URL: must start with redis:// or rediss://, got %q", c.RedisURL))
+		errs = append(errs, fmt.Errorf("REDIS_URL: must start with redis:// or rediss://, got %q", urlScheme(c.RedisURL)))
 	}
 	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
 		errs = append(errs, fmt.Errorf("NATS_STREAM_REPLICAS: must be 1, 3 or 5, got %d", c.StreamReplicas))
@@ -164,6 +164,15 @@ func (c Common) NATSOptions(user string) ([]nats.Option, error) {
 		opts = append(opts, nats.Secure(cfg))
 	}
 	return opts, nil
+}
+
+// urlScheme is what an error may show of a URL: its scheme, never the rest
+// (a password may be in it).
+func urlScheme(u string) string {
+	if scheme, _, ok := strings.Cut(u, "://"); ok {
+		return scheme + "://…"
+	}
+	return "a URL without a scheme"
 }
 
 // common lets LoadEnv reach the Common of any config that embeds it.

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCommonFromEnvValidates(t *testing.T) {
@@ -43,5 +44,17 @@ func TestCleanupsRunLastFirst(t *testing.T) {
 	c.Run()
 	if len(order) != 3 || order[0] != 3 || order[2] != 1 {
 		t.Fatalf("order = %v, want [3 2 1]", order)
+	}
+}
+
+// A wrong URL is named by its scheme only: the rest may hold a password.
+func TestURLErrorsHideCredentials(t *testing.T) {
+	c := Common{NATSURL: "http://u:natspw-SECRET@n:4222", RedisURL: "http://:redispw-SECRET@r:6379", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "NATS_URL") || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("want both URLs refused, got %v", err)
+	}
+	if strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("the error shows a password: %v", err)
 	}
 }
