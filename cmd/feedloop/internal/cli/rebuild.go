@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/services/router"
 )
 
@@ -22,8 +24,11 @@ record, so this restores everything the team API and status pages serve, e.g.
 after Redis was lost.
 
 It reads the same environment as the router: NATS_URL, REDIS_URL,
-ROUTER_SLA_WARN_AT, ... Run it while no router runs: a router projecting
-during the replay could fold events out of order.`,
+ROUTER_SLA_WARN_AT, ... Routers rebuild by themselves when Redis loses the
+read model; this command forces a rebuild. It takes the same lock as the
+routers, so it may run while they do: they hold their consumers and answer
+Unavailable until it is done, then resume. It fails if a rebuild is already
+running.`,
 		Example: `  NATS_URL=nats://127.0.0.1:4222 REDIS_URL=redis://127.0.0.1:6379/0 feedloop rebuild`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,7 +47,10 @@ during the replay could fold events out of order.`,
 			}
 			n, err := router.Rebuild(ctx, infra, cfg.SLAWarnAt)
 			if err != nil {
-				return fmt.Errorf("rebuild: %w (after %d events; run it again: it starts from an empty read model)", err, n)
+				if errors.Is(err, rebuild.ErrBusy) {
+					return fmt.Errorf("rebuild: %w: a router is rebuilding the read model now; nothing to do", err)
+				}
+				return fmt.Errorf("rebuild: %w (after %d events; run it again: it starts from an empty read model, and routers retry on their own)", err, n)
 			}
 			if jsonOut {
 				return printJSON(cmd, map[string]int{"events": n})
