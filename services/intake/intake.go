@@ -17,8 +17,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
@@ -127,7 +129,13 @@ type Service struct {
 	http     *http.Server
 	httpLis  net.Listener
 	consumer func(ctx context.Context) error
+	keys     *idem.Store
+	gate     *rebuild.Gate
 }
+
+// RebuildPrefix starts the keys of the idempotency keys' rebuild gate
+// (<prefix>ready, <prefix>lock; see package rebuild).
+const RebuildPrefix = "intake:rebuild:"
 
 // New builds intake on infra and opens its listeners, so GRPCAddr and
 // HTTPAddr are known before Run.
@@ -144,7 +152,13 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log = slog.Default()
 	}
 	s := &Service{cfg: cfg, infra: infra, log: log}
-	s.acc = accept.New(idem.New(infra.Redis, cfg.IdempotencyTTL), infra.Bus, log, time.Now,
+	s.keys = idem.New(infra.Redis, cfg.IdempotencyTTL)
+	gate, gerr := rebuild.New(infra.Redis, rebuild.Config{Name: "intake idempotency keys", Prefix: RebuildPrefix, Log: log})
+	if gerr != nil {
+		return nil, fmt.Errorf("intake: %w", gerr)
+	}
+	s.gate = gate
+	s.acc = accept.New(s.keys, infra.Bus, log, time.Now,
 		accept.WithMetrics(accept.NewMetrics(otel.GetMeterProvider())))
 
 	s.grpc = grpcserver.New(log)
@@ -221,6 +235,16 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("intake: nats consumer: %w", err)
 		}
 		return nil
+	})
+	g.Go(func() error {
+		// Rebuilds the idempotency keys when Redis lost them. Submissions
+		// are not held meanwhile: a key not found yet is published, and
+		// JetStream's duplicate window answers resubmissions within it.
+		return s.gate.Watch(gctx, func(ctx context.Context, fence rebuild.Guard) error {
+			n, err := s.keys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
+			s.log.InfoContext(ctx, "intake: idempotency keys replayed from the stream", "received_events", n)
+			return err
+		})
 	})
 	s.log.InfoContext(ctx, "intake: running", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	err := g.Wait()
