@@ -158,6 +158,11 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		return nil, fmt.Errorf("intake: %w", gerr)
 	}
 	s.gate = gate
+	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, s.rebuildKeys); err != nil {
+		log.Warn("intake: idempotency keys not initialised; the rebuild watcher tries again", "err", err)
+	}
+	cancel()
 	s.acc = accept.New(s.keys, infra.Bus, log, time.Now,
 		accept.WithMetrics(accept.NewMetrics(otel.GetMeterProvider())))
 
@@ -240,14 +245,18 @@ func (s *Service) Run(ctx context.Context) error {
 		// Rebuilds the idempotency keys when Redis lost them. Submissions
 		// are not held meanwhile: a key not found yet is published, and
 		// JetStream's duplicate window answers resubmissions within it.
-		return s.gate.Watch(gctx, func(ctx context.Context, fence rebuild.Guard) error {
-			n, err := s.keys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
-			s.log.InfoContext(ctx, "intake: idempotency keys replayed from the stream", "received_events", n)
-			return err
-		})
+		return s.gate.Watch(gctx, s.rebuildKeys)
 	})
 	s.log.InfoContext(ctx, "intake: running", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	err := g.Wait()
 	s.log.InfoContext(ctx, "intake: stopped", "err", err)
+	return err
+}
+
+// rebuildKeys restores the idempotency keys from the stream (see
+// idem.Store.Rebuild).
+func (s *Service) rebuildKeys(ctx context.Context, fence rebuild.Guard) error {
+	n, err := s.keys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
+	s.log.InfoContext(ctx, "intake: idempotency keys replayed from the stream", "received_events", n)
 	return err
 }

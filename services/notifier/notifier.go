@@ -273,7 +273,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		cfg:  cfg,
 		bus:  infra.Bus,
 		rdb:  infra.Redis,
@@ -294,7 +294,15 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 			Now:         cfg.Clock,
 			Metrics:     app.NewMetrics(otel.GetMeterProvider()),
 		},
-	}, nil
+	}
+	// On an empty Redis and an empty stream the records are complete at
+	// once; otherwise Run's watcher rebuilds them.
+	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, s.rebuild); err != nil {
+		log.Warn("notifier: delivery records not initialised; the rebuild watcher tries again", "err", err)
+	}
+	return s, nil
 }
 
 func buildDirectory(cfg Config) (*recipients.Directory, error) {

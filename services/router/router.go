@@ -219,6 +219,16 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		Log:      log,
 		Traces:   store,
 	}, s.stop))
+	// On an empty Redis and an empty stream the read model is complete at
+	// once: ready before the team API serves. Otherwise Run's watcher
+	// rebuilds it.
+	if rb, err := s.rebuilder(); err == nil {
+		ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, rb); err != nil {
+			log.Warn("router: read model not initialised; the rebuild watcher tries again", "err", err)
+		}
+		cancel()
+	}
 	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
 	}
