@@ -4,8 +4,9 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 PKGS    := $(addsuffix /...,$(shell go list -m))
 BUF     := cd proto && GOWORK=off go tool buf
 TESTFLAGS ?= -race -timeout 15m
+FUZZTIME  ?= 30s
 
-.PHONY: run test build proto proto-check lint vet tidy clean deploy-check
+.PHONY: run test build proto proto-check lint vet tidy clean deploy-check fuzz
 
 ## run: all four services in one process with an embedded NATS (see README)
 run:
@@ -19,6 +20,16 @@ test: proto-check lint deploy-check
 ## into the Kubernetes API types, check images against skaffold.yaml, ConfigMap files and the services' env
 deploy-check:
 	go test -count=1 github.com/feedloop/feedloop/deploy/check/manifests
+
+## fuzz: every Fuzz target of the workspace (found in the *_test.go files), each for FUZZTIME (30s);
+## their seed corpora (testdata/fuzz/<FuzzName>) run with every `make test`
+fuzz:
+	@set -e; grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' $(MODULES) | sort -u | \
+	while IFS=: read -r file fn; do \
+	  name=$${fn#func }; dir=$$(dirname "$$file"); \
+	  echo "== $$name ($$dir) for $(FUZZTIME)"; \
+	  (cd "$$dir" && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+	done
 
 ## build: every binary into ./bin
 build:

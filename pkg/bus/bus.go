@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -61,14 +62,15 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 const instrumentationName = "github.com/feedloop/feedloop/pkg/bus"
 
 // Connect dials NATS at url with reconnects that never give up: a service
-// outlives a restart of its server.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// outlives a restart of its server. opts add to (and may override) these,
+// e.g. credentials and TLS (lifecycle.Common.NATSOptions).
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", url, err)
 	}
@@ -163,6 +165,11 @@ func (b *Bus) publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstr
 		actx, cancel := context.WithTimeout(ctx, PublishAttemptTimeout)
 		ack, err := b.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID))
 		cancel()
+		if err != nil {
+			if denied := b.denied(msg.Subject); denied != nil {
+				return nil, denied
+			}
+		}
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return ack, err
 		}
@@ -182,6 +189,21 @@ func (b *Bus) publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstr
 // retries it briefly, and it mostly means the subject is not stored at all.
 func retryable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// ErrPermissionDenied is returned when the server refused a publish: the
+// connection's user may not publish on the subject. No retry can cure it.
+var ErrPermissionDenied = errors.New("bus: not permitted")
+
+// denied reports the server's refusal of a publish on subject. The server
+// drops such a message and says so asynchronously, so a JetStream publish
+// only sees a timeout; the connection's last error tells them apart.
+func (b *Bus) denied(subject string) error {
+	le := b.nc.LastError()
+	if le != nil && errors.Is(le, nats.ErrPermissionViolation) && strings.Contains(le.Error(), `"`+subject+`"`) {
+		return Permanent(fmt.Errorf("%w: publish to %s: %w", ErrPermissionDenied, subject, le))
+	}
+	return nil
 }
 
 // PayloadType names the payload of ev, e.g. "feedloop.v1.Routed".

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,6 +82,20 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 	for _, sc := range StreamConfigs(c) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("bus: ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// CheckStreams checks the streams exist, changing nothing: for a user that
+// may not create them, and for commands, which must not resize them.
+func (b *Bus) CheckStreams(ctx context.Context) error {
+	for _, sc := range StreamConfigs(StreamsConfig{}) {
+		if _, err := b.js.Stream(ctx, sc.Name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("bus: stream %s does not exist: start a service that creates it (NATS_STREAMS=ensure) first: %w", sc.Name, err)
+			}
+			return fmt.Errorf("bus: check stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil

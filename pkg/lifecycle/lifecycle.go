@@ -18,12 +18,15 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/redisx"
 	"github.com/feedloop/feedloop/pkg/telemetry"
+	"github.com/feedloop/feedloop/pkg/tlsfiles"
 )
 
 // Common is the configuration every service shares, from the environment.
@@ -37,7 +40,33 @@ type Common struct {
 	// MetricsAddr serves GET /metrics for Prometheus; empty serves nothing
 	// (a Config built in Go, as cmd/feedloop does, leaves it so).
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9464"`
+
+	// NATSStreams is what the service does with the streams at start:
+	// "ensure" creates or updates them (the default; empty means it too),
+	// "check" only requires them to exist, for a deployment whose
+	// operator manages the streams and a user without the right to.
+	NATSStreams string `env:"NATS_STREAMS" envDefault:"ensure"`
+	// NATSNKeySeedFile is the service's NKey seed (`feedloop nats-config`
+	// writes one per service); empty connects without credentials.
+	NATSNKeySeedFile string `env:"NATS_NKEY_SEED_FILE"`
+	// NATSTLSCAFile, NATSTLSCertFile and NATSTLSKeyFile are the NATS
+	// client's TLS: the CA the server's certificate chains to (empty:
+	// system roots) and a client certificate for mTLS.
+	NATSTLSCAFile   string `env:"NATS_TLS_CA_FILE"`
+	NATSTLSCertFile string `env:"NATS_TLS_CERT_FILE"`
+	NATSTLSKeyFile  string `env:"NATS_TLS_KEY_FILE"`
+	// TLS* make the service's gRPC and HTTP listeners serve TLS (mTLS
+	// with a client CA); the metrics port stays plain.
+	TLSCertFile     string `env:"TLS_CERT_FILE"`
+	TLSKeyFile      string `env:"TLS_KEY_FILE"`
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE"`
 }
+
+// Stream modes of NATS_STREAMS.
+const (
+	StreamsEnsure = "ensure"
+	StreamsCheck  = "check"
+)
 
 // Validate checks c and names the variable at fault.
 func (c Common) Validate() error {
@@ -65,7 +94,76 @@ func (c Common) Validate() error {
 			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	if c.NATSStreams != "" && c.NATSStreams != StreamsEnsure && c.NATSStreams != StreamsCheck {
+		errs = append(errs, fmt.Errorf("NATS_STREAMS: must be ensure or check, got %q", c.NATSStreams))
+	}
+	return errors.Join(append(errs, c.validateSecurity()...)...)
+}
+
+// validateSecurity checks the credential and certificate settings fit
+// together. The files are read where they are used (Connect, Listen), whose
+// errors name the variable too: a config check on another machine (the
+// deploy check) must not need them.
+func (c Common) validateSecurity() []error {
+	var errs []error
+	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
+		errs = append(errs, errors.New("NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: must be set together"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("TLS_CERT_FILE, TLS_KEY_FILE: must be set together"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("TLS_CLIENT_CA_FILE: needs TLS_CERT_FILE and TLS_KEY_FILE (mTLS is TLS first)"))
+	}
+	return errs
+}
+
+func (c Common) natsTLS() tlsfiles.Client {
+	return tlsfiles.Client{CAFile: c.NATSTLSCAFile, CertFile: c.NATSTLSCertFile, KeyFile: c.NATSTLSKeyFile}
+}
+
+// ServerTLS is the TLS of the service's gRPC and HTTP listeners.
+func (c Common) ServerTLS() tlsfiles.Server {
+	return tlsfiles.Server{CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile, ClientCAFile: c.TLSClientCAFile}
+}
+
+// Listen opens a TCP listener on addr for a gRPC or HTTP server, serving
+// TLS when TLS_CERT_FILE is set (a rotated certificate is picked up
+// without a restart).
+func (c Common) Listen(addr string) (net.Listener, error) {
+	if err := c.ServerTLS().Check(); err != nil {
+		return nil, fmt.Errorf("TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE: %w", err)
+	}
+	return c.ServerTLS().Listen(addr)
+}
+
+// NATSOptions are the connection options for user (its inbox prefix
+// matches the permissions natsauth gives that user): the NKey seed, and
+// TLS when files are given.
+func (c Common) NATSOptions(user string) ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.NATSNKeySeedFile != "" {
+		seed, err := os.ReadFile(c.NATSNKeySeedFile)
+		if err == nil {
+			_, err = natsauth.PublicKey(c.NATSNKeySeedFile, seed)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err)
+		}
+		o, err := natsauth.ClientOptions(user, c.NATSNKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err)
+		}
+		opts = append(opts, o...)
+	}
+	if c.natsTLS().Enabled() {
+		cfg, err := c.natsTLS().Config()
+		if err != nil {
+			return nil, fmt.Errorf("NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE: %w", err)
+		}
+		opts = append(opts, nats.Secure(cfg))
+	}
+	return opts, nil
 }
 
 // Streams returns the stream sizing of c.
@@ -173,11 +271,32 @@ func (c *Cleanups) Run() {
 	*c = nil
 }
 
+// ConnectOption changes how Connect connects.
+type ConnectOption func(*connectOptions)
+
+type connectOptions struct {
+	user        string
+	checkStream bool
+}
+
+// AsUser connects to NATS as user (natsauth's names; default: the service
+// name), e.g. a command that runs with a service's credentials.
+func AsUser(user string) ConnectOption { return func(o *connectOptions) { o.user = user } }
+
+// CheckStreamsOnly makes Connect only check the streams exist, whatever
+// NATS_STREAMS says: for commands, which must never resize a stream
+// (a command run with NATS_STREAM_REPLICAS=1 would turn R3 streams into R1).
+func CheckStreamsOnly() ConnectOption { return func(o *connectOptions) { o.checkStream = true } }
+
 // Connect sets up telemetry and logging for service, serves its metrics on
 // c.MetricsAddr, connects NATS (and ensures the streams) and Redis. The
 // returned cleanup closes them in reverse order; it is valid even when
 // Connect fails.
-func Connect(ctx context.Context, service string, c Common) (*Infra, func(), error) {
+func Connect(ctx context.Context, service string, c Common, opts ...ConnectOption) (*Infra, func(), error) {
+	o := connectOptions{user: service, checkStream: c.NATSStreams == StreamsCheck}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var cleanups Cleanups
 	level, _ := ParseLevel(c.LogLevel)
 	log := telemetry.Logger(service, level)
@@ -200,7 +319,20 @@ func Connect(ctx context.Context, service string, c Common) (*Infra, func(), err
 		metricsAddr = ms.Addr()
 		log.InfoContext(ctx, "metrics served", "addr", metricsAddr, "path", telemetry.MetricsPath)
 	}
-	nc, err := bus.Connect(c.NATSURL, service)
+	natsOpts, err := c.NATSOptions(o.user)
+	if err != nil {
+		return nil, cleanups.Run, err
+	}
+	// A refused login or publish reaches the client asynchronously; say
+	// so in the log, or a service with wrong credentials just waits.
+	natsOpts = append(natsOpts,
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Error("nats: asynchronous error", "err", err)
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats: connect failed; trying again", "url", c.NATSURL, "err", err)
+		}))
+	nc, err := bus.Connect(c.NATSURL, service, natsOpts...)
 	if err != nil {
 		return nil, cleanups.Run, err
 	}
@@ -209,7 +341,16 @@ func Connect(ctx context.Context, service string, c Common) (*Infra, func(), err
 	if err != nil {
 		return nil, cleanups.Run, err
 	}
-	if err := b.EnsureStreams(ctx, c.Streams()); err != nil {
+	if o.checkStream {
+		err = b.CheckStreams(ctx)
+	} else {
+		err = b.EnsureStreams(ctx, c.Streams())
+	}
+	if err != nil {
+		if le := nc.LastError(); le != nil {
+			// "connection closed" hides why: say what the server said.
+			err = fmt.Errorf("%w (NATS_URL %s: %w)", err, c.NATSURL, le)
+		}
 		return nil, cleanups.Run, err
 	}
 	rdb, err := redisx.Connect(ctx, c.RedisURL)

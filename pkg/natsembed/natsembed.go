@@ -4,6 +4,7 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -20,6 +21,14 @@ type Options struct {
 	StoreDir string
 	// ServerName names the server (default "feedloop").
 	ServerName string
+	// Users, when given, are the only clients allowed in, each with its
+	// NKey and permissions (natsauth.Users.NkeyUsers); none: no
+	// authentication.
+	Users []*server.NkeyUser
+	// TLS, when set, makes clients connect over TLS; with TLSVerify they
+	// must present a certificate signed by TLS.ClientCAs.
+	TLS       *tls.Config
+	TLSVerify bool
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -41,6 +50,11 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		Nkeys:      o.Users,
+	}
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSVerify = true, o.TLS, o.TLSVerify
+		opts.TLSTimeout = 2 // seconds
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

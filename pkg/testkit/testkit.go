@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/natsembed"
 )
 
@@ -64,15 +66,30 @@ func BusAt(t testing.TB, url string) *bus.Bus {
 // returns its URL. redis-server must be on PATH; .ci/run installs it.
 func Redis(t testing.TB) string {
 	t.Helper()
+	return redisServer(t, "")
+}
+
+// RedisWithPassword is Redis requiring password (requirepass); the URL
+// carries it.
+func RedisWithPassword(t testing.TB, password string) string {
+	t.Helper()
+	return redisServer(t, password)
+}
+
+func redisServer(t testing.TB, password string) string {
+	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testkit: redis-server not on PATH (apt-get install redis-server): %v", err)
 	}
 	port := FreePort(t)
-	cmd := exec.Command(path,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
-		"--loglevel", "warning")
+		"--loglevel", "warning"}
+	if password != "" {
+		args = append(args, "--requirepass", password)
+	}
+	cmd := exec.Command(path, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testkit: start redis-server: %v", err)
 	}
@@ -81,7 +98,10 @@ func Redis(t testing.TB) string {
 		_ = cmd.Wait()
 	})
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	if password != "" {
+		url = fmt.Sprintf("redis://:%s@127.0.0.1:%d/0", neturl.QueryEscape(password), port)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -115,4 +135,47 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// SecureNATS starts an embedded nats-server that lets in only the users of
+// spec, generated (natsauth.Generate) in a temp dir, and returns its URL
+// and the users.
+func SecureNATS(t testing.TB, spec natsauth.Spec) (string, natsauth.Users) {
+	t.Helper()
+	users, err := natsauth.Generate(t.TempDir(), spec)
+	if err != nil {
+		t.Fatalf("testkit: nats users: %v", err)
+	}
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: users.NkeyUsers()})
+	if err != nil {
+		t.Fatalf("testkit: start nats: %v", err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL(), users
+}
+
+// ConnectAs connects to url as the user named name of users, closed at
+// cleanup.
+func ConnectAs(t testing.TB, url string, users natsauth.Users, name string) *nats.Conn {
+	t.Helper()
+	u, ok := users.Get(name)
+	if !ok {
+		t.Fatalf("testkit: no NATS user %q", name)
+	}
+	opts, err := u.Options()
+	if err != nil {
+		t.Fatalf("testkit: %s: %v", name, err)
+	}
+	// Refusals are what some tests provoke: they read nc.LastError, so
+	// no need to print them.
+	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
+	nc, err := nats.Connect(url, append(opts, nats.Name(name), quiet)...)
+	if err != nil {
+		t.Fatalf("testkit: connect as %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

@@ -15,18 +15,24 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/feedloop/feedloop/pkg/apikey"
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/auth"
 	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 	"github.com/feedloop/feedloop/services/intake/internal/httpport"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
 	"github.com/feedloop/feedloop/services/intake/internal/natsport"
+	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 )
 
 // Defaults for the zero values of Config fields set in Go.
@@ -37,6 +43,7 @@ const (
 	DefaultMaxBodyBytes    = 64 << 10
 	DefaultConcurrency     = 4
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultReloadInterval  = 5 * time.Second
 )
 
 // Config is intake's configuration. Zero values of the intake fields mean
@@ -57,6 +64,24 @@ type Config struct {
 	Concurrency int `env:"INTAKE_NATS_CONCURRENCY" envDefault:"4"`
 	// ShutdownTimeout bounds the graceful HTTP shutdown.
 	ShutdownTimeout time.Duration `env:"INTAKE_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	// APIKeysFile lists the keys that may submit over gRPC and HTTP, by
+	// SHA-256 and source, and per-source rate limits (access.Parse); it is
+	// reloaded when it changes. Empty: submissions are not authenticated
+	// (feedloop dev, tests), which New logs loudly.
+	APIKeysFile string `env:"INTAKE_API_KEYS_FILE"`
+	// ReloadInterval is how often APIKeysFile is checked for changes.
+	ReloadInterval time.Duration `env:"INTAKE_RELOAD_INTERVAL" envDefault:"5s"`
+	// RateLimit is every source's rate limit over gRPC and HTTP unless the
+	// keys file sets its own. The zero value is no limit: the env default
+	// applies to the binaries, not to a Config built in Go.
+	RateLimit access.Rate `env:"INTAKE_RATE_LIMIT" envDefault:"100/s"`
+	// RateBurst is how many submissions a source may make at once; 0 is one
+	// period's worth of RateLimit.
+	RateBurst int `env:"INTAKE_RATE_BURST" envDefault:"0"`
+	// GRPCMaxRecvBytes bounds a gRPC request message; a larger one is
+	// refused with ResourceExhausted before it is decoded.
+	GRPCMaxRecvBytes int `env:"INTAKE_GRPC_MAX_RECV_BYTES" envDefault:"4194304"`
 }
 
 // LoadConfig reads the environment and validates it.
@@ -93,6 +118,18 @@ func (c Config) validateOwn() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("INTAKE_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout))
 	}
+	if c.ReloadInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("INTAKE_RELOAD_INTERVAL: must be at least 100ms, got %s", c.ReloadInterval))
+	}
+	if c.RateBurst < 0 || c.RateBurst > 1_000_000 {
+		errs = append(errs, fmt.Errorf("INTAKE_RATE_BURST: must be between 0 and 1000000, got %d", c.RateBurst))
+	}
+	if c.RateLimit.N > 1_000_000 {
+		errs = append(errs, fmt.Errorf("INTAKE_RATE_LIMIT: must be at most 1000000 per period, got %s", c.RateLimit))
+	}
+	if c.GRPCMaxRecvBytes < 1<<10 || c.GRPCMaxRecvBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("INTAKE_GRPC_MAX_RECV_BYTES: must be between 1024 and 67108864, got %d", c.GRPCMaxRecvBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -115,6 +152,12 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = DefaultReloadInterval
+	}
+	if c.GRPCMaxRecvBytes == 0 {
+		c.GRPCMaxRecvBytes = grpcserver.DefaultMaxRecvBytes
+	}
 	return c
 }
 
@@ -129,7 +172,12 @@ type Service struct {
 	http     *http.Server
 	httpLis  net.Listener
 	consumer func(ctx context.Context) error
-	keys     *idem.Store
+	// keys is the watched keys file; nil when submissions are not
+	// authenticated.
+	keys *filewatch.Watcher[*access.File]
+	// idemKeys are the idempotency keys, rebuilt from the stream by gate
+	// when Redis loses them.
+	idemKeys *idem.Store
 	gate     *rebuild.Gate
 }
 
@@ -152,7 +200,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log = slog.Default()
 	}
 	s := &Service{cfg: cfg, infra: infra, log: log}
-	s.keys = idem.New(infra.Redis, cfg.IdempotencyTTL)
+	s.idemKeys = idem.New(infra.Redis, cfg.IdempotencyTTL)
 	gate, gerr := rebuild.New(infra.Redis, rebuild.Config{Name: "intake idempotency keys", Prefix: RebuildPrefix, Log: log})
 	if gerr != nil {
 		return nil, fmt.Errorf("intake: %w", gerr)
@@ -163,15 +211,30 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log.Warn("intake: idempotency keys not initialised; the rebuild watcher tries again", "err", err)
 	}
 	cancel()
-	s.acc = accept.New(s.keys, infra.Bus, log, time.Now,
-		accept.WithMetrics(accept.NewMetrics(otel.GetMeterProvider())))
+	if err := s.openKeys(); err != nil {
+		return nil, err
+	}
+	metrics := accept.NewMetrics(otel.GetMeterProvider())
+	defaultLimit := access.Limit{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
+	limiter := ratelimit.New(infra.Redis, func(source string) access.Limit { return s.access().Limit(source, defaultLimit) })
+	s.acc = accept.New(s.idemKeys, infra.Bus, log, time.Now,
+		accept.WithMetrics(metrics), accept.WithLimiter(limiter))
 
-	s.grpc = grpcserver.New(log)
+	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes)}
+	var guard func(http.Handler) http.Handler
+	if s.keys != nil {
+		a := auth.New(func() *apikey.Set { return s.access().Keys }, time.Now, metrics.Unauthenticated)
+		unary, stream := auth.Interceptors("/"+feedloopv1.IntakeService_ServiceDesc.ServiceName+"/", a)
+		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+		guard = func(h http.Handler) http.Handler { return auth.Middleware(a, h) }
+	}
+	s.grpc = grpcserver.New(log, grpcOpts...)
 	feedloopv1.RegisterIntakeServiceServer(s.grpc, grpcport.New(s.acc))
 
 	handler := httpport.Handler(s.acc, httpport.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Log:          log,
+		Guard:        guard,
 		Checks: map[string]httpport.Check{
 			"nats": func(context.Context) error {
 				if st := infra.Bus.Conn().Status(); st != nats.CONNECTED {
@@ -195,14 +258,41 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 
 	var err error
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	if s.grpcLis, err = cfg.Listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("intake: listen gRPC on %s (INTAKE_GRPC_ADDR): %w", cfg.GRPCAddr, err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.httpLis, err = cfg.Listen(cfg.HTTPAddr); err != nil {
 		_ = s.grpcLis.Close()
 		return nil, fmt.Errorf("intake: listen HTTP on %s (INTAKE_HTTP_ADDR): %w", cfg.HTTPAddr, err)
 	}
 	return s, nil
+}
+
+// openKeys loads the keys file, if any. Without one, anyone who reaches the
+// ports may submit for any source: fine on a laptop, never in production.
+func (s *Service) openKeys() error {
+	if s.cfg.APIKeysFile == "" {
+		s.log.Warn("intake: INTAKE_API_KEYS_FILE is not set: gRPC and HTTP submissions are NOT authenticated, " +
+			"anyone who reaches intake may submit for any source; set it in production (see deploy/examples/intake-keys.yaml)")
+		return nil
+	}
+	w, err := filewatch.Open(s.cfg.APIKeysFile, "intake API keys", access.Parse, s.log)
+	if err != nil {
+		return fmt.Errorf("intake: INTAKE_API_KEYS_FILE: %w", err)
+	}
+	if w.Get().Keys.Len() == 0 {
+		s.log.Warn("intake: INTAKE_API_KEYS_FILE lists no keys: every gRPC and HTTP submission will be refused", "path", s.cfg.APIKeysFile)
+	}
+	s.keys = w
+	return nil
+}
+
+// access returns the keys file in force; nil without one.
+func (s *Service) access() *access.File {
+	if s.keys == nil {
+		return nil
+	}
+	return s.keys.Get()
 }
 
 // GRPCAddr is the address the gRPC server is bound to.
@@ -241,6 +331,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.keys != nil {
+		g.Go(func() error { s.keys.Run(gctx, s.cfg.ReloadInterval); return nil })
+	}
 	g.Go(func() error {
 		// Rebuilds the idempotency keys when Redis lost them. Submissions
 		// are not held meanwhile: a key not found yet is published, and
@@ -256,7 +349,7 @@ func (s *Service) Run(ctx context.Context) error {
 // rebuildKeys restores the idempotency keys from the stream (see
 // idem.Store.Rebuild).
 func (s *Service) rebuildKeys(ctx context.Context, fence rebuild.Guard) error {
-	n, err := s.keys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
+	n, err := s.idemKeys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
 	s.log.InfoContext(ctx, "intake: idempotency keys replayed from the stream", "received_events", n)
 	return err
 }

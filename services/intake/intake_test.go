@@ -40,6 +40,8 @@ type env struct {
 	conn *grpc.ClientConn
 	http *http.Client
 	base string
+	// logs holds what the service logged at Warn and above.
+	logs *testkit.SyncBuffer
 }
 
 // start runs intake on fresh infrastructure until the test ends; cfg's
@@ -59,7 +61,8 @@ func startOn(t *testing.T, cfg intake.Config, b *bus.Bus, rdb *redis.Client) *en
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:0"
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logs := &testkit.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc, err := intake.New(cfg, &lifecycle.Infra{Bus: b, Redis: rdb, Log: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -72,7 +75,7 @@ func startOn(t *testing.T, cfg intake.Config, b *bus.Bus, rdb *redis.Client) *en
 	t.Cleanup(func() { _ = conn.Close() })
 	hc := &http.Client{Timeout: 10 * time.Second}
 	t.Cleanup(hc.CloseIdleConnections)
-	return &env{bus: b, rdb: rdb, svc: svc, grpc: feedloopv1.NewIntakeServiceClient(conn), conn: conn, http: hc, base: "http://" + svc.HTTPAddr()}
+	return &env{bus: b, rdb: rdb, svc: svc, grpc: feedloopv1.NewIntakeServiceClient(conn), conn: conn, http: hc, base: "http://" + svc.HTTPAddr(), logs: logs}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -112,6 +115,21 @@ func (e *env) receivedCount(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Subjects[bus.SubjectReceived]
+}
+
+// feedbackCount is the number of messages on the FEEDBACK stream, every
+// subject.
+func (e *env) feedbackCount(t *testing.T) uint64 {
+	t.Helper()
+	st, err := e.bus.JetStream().Stream(ctxT(t), bus.StreamFeedback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
 
 // waitReceived polls until feedback.received holds n messages.

@@ -74,6 +74,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"zero values mean defaults", notifier.Config{Common: validCommon()}, ""},
 		{"short secret", notifier.Config{Common: validCommon(), WebhookSecret: "short"}, "NOTIFIER_WEBHOOK_SECRET: must be at least 16 bytes"},
+		{"rotation", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "fedcba9876543210"}, ""},
+		{"short previous secret", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "old"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: must be at least 16 bytes, got 3"},
+		{"previous without current", notifier.Config{Common: validCommon(), WebhookSecretPrevious: "fedcba9876543210"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: set without NOTIFIER_WEBHOOK_SECRET"},
+		{"previous same as current", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "0123456789abcdef"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: the same as NOTIFIER_WEBHOOK_SECRET"},
 		{"bad from", notifier.Config{Common: validCommon(), SMTPAddr: "127.0.0.1:25", SMTPFrom: "nobody"}, "NOTIFIER_SMTP_FROM: must be an address"},
 		{"credentials without server", notifier.Config{Common: validCommon(), SMTPUsername: "u"}, "NOTIFIER_SMTP_USERNAME/NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_ADDR"},
 		{"password without user", notifier.Config{Common: validCommon(), SMTPAddr: "127.0.0.1:25", SMTPFrom: "a@b.example", SMTPPassword: "p"}, "NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_USERNAME"},

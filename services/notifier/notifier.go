@@ -84,6 +84,10 @@ type Config struct {
 	CustomerWebhookURL string `env:"NOTIFIER_CUSTOMER_WEBHOOK_URL"`
 	// WebhookSecret signs every webhook body; required with any webhook.
 	WebhookSecret string `env:"NOTIFIER_WEBHOOK_SECRET"`
+	// WebhookSecretPrevious, during a rotation, signs every body too (a
+	// second v1 in the signature), so receivers still holding it verify
+	// until they switched; empty outside a rotation.
+	WebhookSecretPrevious string `env:"NOTIFIER_WEBHOOK_SECRET_PREVIOUS"`
 	// WebhookTimeout bounds one webhook attempt.
 	WebhookTimeout time.Duration `env:"NOTIFIER_WEBHOOK_TIMEOUT" envDefault:"10s"`
 	// WebhookAttempts bounds the attempts of one webhook delivery per handling.
@@ -180,6 +184,15 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookSecret != "" && len(c.WebhookSecret) < MinWebhookSecret {
 		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_SECRET: must be at least %d bytes, got %d", MinWebhookSecret, len(c.WebhookSecret)))
+	}
+	switch p := c.WebhookSecretPrevious; {
+	case p == "":
+	case c.WebhookSecret == "":
+		errs = append(errs, errors.New("NOTIFIER_WEBHOOK_SECRET_PREVIOUS: set without NOTIFIER_WEBHOOK_SECRET (the new secret)"))
+	case len(p) < MinWebhookSecret:
+		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_SECRET_PREVIOUS: must be at least %d bytes, got %d", MinWebhookSecret, len(p)))
+	case p == c.WebhookSecret:
+		errs = append(errs, errors.New("NOTIFIER_WEBHOOK_SECRET_PREVIOUS: the same as NOTIFIER_WEBHOOK_SECRET; unset it once the rotation is over"))
 	}
 	if c.WebhookTimeout < 0 {
 		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_TIMEOUT: must be positive, got %s", c.WebhookTimeout))
@@ -309,7 +322,7 @@ func buildDirectory(cfg Config) (*recipients.Directory, error) {
 	dir := &recipients.Directory{TeamWebhooks: map[string]channel.Sender{}}
 	newWebhook := func(url string) (channel.Sender, error) {
 		return webhook.New(webhook.Options{
-			URL: url, Secret: []byte(cfg.WebhookSecret),
+			URL: url, Secret: []byte(cfg.WebhookSecret), PreviousSecret: []byte(cfg.WebhookSecretPrevious),
 			Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts,
 		})
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 const (
@@ -64,7 +65,7 @@ func newHooks(t *testing.T) *hooks {
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec := hook{path: r.URL.Path, header: r.Header.Clone(), body: body}
-		rec.signedOK = webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature))
+		rec.signedOK = webhooksig.Verify([]byte(secret), r.Header.Get(webhooksig.Header), body) == nil
 		_ = json.Unmarshal(body, &rec.payload)
 		h.mu.Lock()
 		h.got = append(h.got, rec)

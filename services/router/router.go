@@ -43,7 +43,6 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 	"github.com/feedloop/feedloop/services/router/routing"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -207,7 +206,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
-	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens.Tokens)
+	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.New(log, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
 		Store:    store,
@@ -229,10 +228,10 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		}
 		cancel()
 	}
-	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	if s.lis, err = cfg.Listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.httpLis, err = cfg.Listen(cfg.HTTPAddr); err != nil {
 		s.lis.Close()
 		return nil, fmt.Errorf("router: ROUTER_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
 	}
@@ -404,7 +403,7 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
-		Handler:           otelhttp.NewHandler(mux, "router.http"),
+		Handler:           statuspage.Traced(mux, "router.http"),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

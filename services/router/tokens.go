@@ -3,30 +3,35 @@ package router
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
-	"github.com/feedloop/feedloop/services/router/internal/filewatch"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 )
 
 // tokensWatcher keeps the team tokens in step with their file, so a token
-// is added or rotated without a restart. Without a file there are no
-// tokens and every team API call is refused.
+// is added, rotated or revoked without a restart; it is the teamauth.Source
+// of the team API, and tells open Watch streams when the tokens changed.
+// Without a file there are no tokens and every team API call is refused.
 type tokensWatcher struct {
 	w     *filewatch.Watcher[*teamauth.Tokens]
 	empty *teamauth.Tokens
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every change
 }
 
 func openTokens(path string, log *slog.Logger) (*tokensWatcher, error) {
 	if path == "" {
 		log.Warn("router: no ROUTER_TEAM_TOKENS_FILE; every team API call will be refused")
-		return &tokensWatcher{empty: &teamauth.Tokens{}}, nil
+		return &tokensWatcher{empty: &teamauth.Tokens{}, changed: make(chan struct{})}, nil
 	}
 	w, err := filewatch.Open(path, "team tokens", teamauth.Parse, log)
 	if err != nil {
 		return nil, err
 	}
-	return &tokensWatcher{w: w}, nil
+	return &tokensWatcher{w: w, changed: make(chan struct{})}, nil
 }
 
 // Tokens returns the tokens in force.
@@ -37,9 +42,31 @@ func (t *tokensWatcher) Tokens() *teamauth.Tokens {
 	return t.w.Get()
 }
 
+// Changed returns a channel closed at the next change of the tokens.
+func (t *tokensWatcher) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
 // Run reloads the file every interval until ctx is cancelled.
 func (t *tokensWatcher) Run(ctx context.Context, interval time.Duration) {
-	if t.w != nil {
-		t.w.Run(ctx, interval)
+	if t.w == nil {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if changed, _ := t.w.Reload(ctx); changed { // errors are logged inside
+				t.mu.Lock()
+				close(t.changed)
+				t.changed = make(chan struct{})
+				t.mu.Unlock()
+			}
+		}
 	}
 }

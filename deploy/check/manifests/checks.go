@@ -343,11 +343,12 @@ func checkServiceEnv(s *Set, o Options, w Workload, c corev1.Container, svc serv
 		case e.ValueFrom == nil:
 			envs[e.Name] = e.Value
 		case e.ValueFrom.ConfigMapKeyRef != nil || e.ValueFrom.SecretKeyRef != nil:
-			kind, name, key := "ConfigMap", "", ""
+			kind, name, key, optional := "ConfigMap", "", "", (*bool)(nil)
 			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
-				name, key = r.Name, r.Key
+				name, key, optional = r.Name, r.Key, r.Optional
 			} else {
-				kind, name, key = "Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key
+				r := e.ValueFrom.SecretKeyRef
+				kind, name, key, optional = "Secret", r.Name, r.Key, r.Optional
 			}
 			data, ok := sourceData(s, o, kind, name)
 			if !ok {
@@ -355,6 +356,9 @@ func checkServiceEnv(s *Set, o Options, w Workload, c corev1.Container, svc serv
 				continue
 			}
 			v, ok := data[key]
+			if !ok && optional != nil && *optional {
+				continue // the kubelet leaves the variable unset
+			}
 			if !ok {
 				errs.add(fmt.Errorf("%s: env %s: %s %q has no key %q", where, e.Name, kind, name, key))
 				continue

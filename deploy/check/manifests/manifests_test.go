@@ -18,8 +18,15 @@ var externalSecrets = map[string]map[string][]string{
 	"dev": {},
 	"prod": {
 		"feedloop-team-tokens": {"team-tokens.yaml"},
+		"feedloop-intake-keys": {"intake-keys.yaml"},
 		"feedloop-notifier":    {"webhook-secret", "smtp-password"},
 		"grafana-admin":        {"password"},
+		// feedloop nats-config's output.
+		"nats-auth":                {"auth.conf"},
+		"feedloop-nats-intake":     {"seed"},
+		"feedloop-nats-classifier": {"seed"},
+		"feedloop-nats-router":     {"seed"},
+		"feedloop-nats-notifier":   {"seed"},
 	},
 }
 
@@ -112,5 +119,18 @@ func TestProdShape(t *testing.T) {
 	}
 	if len(set.NetworkPolicies) == 0 {
 		t.Error("prod has no NetworkPolicies")
+	}
+	// Intake authenticates submissions in prod (without the file it accepts
+	// anyone, which only feedloop dev and the dev overlay may).
+	keysFile := false
+	for _, w := range set.Workloads() {
+		for _, c := range w.Pod.Spec.Containers {
+			for _, e := range c.Env {
+				keysFile = keysFile || (c.Name == "intake" && e.Name == "INTAKE_API_KEYS_FILE" && e.Value != "")
+			}
+		}
+	}
+	if !keysFile {
+		t.Error("intake in prod: want INTAKE_API_KEYS_FILE set (from the Secret feedloop-intake-keys)")
 	}
 }

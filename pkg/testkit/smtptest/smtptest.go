@@ -38,8 +38,10 @@ type Message struct {
 type Options struct {
 	// TLS, when set, makes the server offer STARTTLS with this config.
 	TLS *tls.Config
-	// Auth makes the server offer AUTH PLAIN and accept any credentials.
-	Auth bool
+	// Auth makes the server offer AUTH PLAIN and accept any credentials,
+	// or those CheckAuth accepts when set (others get 535).
+	Auth      bool
+	CheckAuth func(user, pass string) bool
 	// RcptCode, when set, may refuse a recipient with an SMTP code (e.g.
 	// 550 or 451) by returning a non-zero code.
 	RcptCode func(addr string) int
@@ -206,6 +208,10 @@ func (s *Server) session(c net.Conn) {
 			parts := strings.Split(string(raw), "\x00")
 			if err != nil || len(parts) != 3 {
 				reply("501 5.5.2 malformed AUTH PLAIN")
+				continue
+			}
+			if s.o.CheckAuth != nil && !s.o.CheckAuth(parts[1], parts[2]) {
+				reply("535 5.7.8 authentication credentials invalid")
 				continue
 			}
 			ss.user, ss.pass = parts[1], parts[2]

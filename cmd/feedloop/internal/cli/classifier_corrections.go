@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -50,6 +52,10 @@ A reroute that was itself rerouted later (billing → payments → refunds) is
 left out: the team it reached (payments) said it was not theirs, and the
 later reroute is the example. Items without text are left out too.
 
+With NATS authorization, connect as the tools user: NATS_NKEY_SEED_FILE
+names its seed (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE for
+TLS), as for the services.
+
 The labels are teams: train on the file together with other data labelled
 by team, e.g.
   feedloop classifier train --data history.csv --data corrections.csv \
@@ -73,7 +79,19 @@ func (o *classifierCorrectionsOpts) run(cmd *cobra.Command) error {
 	if o.timeout <= 0 {
 		return &exitError{2, fmt.Errorf("--timeout: must be positive, got %s", o.timeout)}
 	}
-	nc, err := nats.Connect(o.server, nats.Name("feedloop-classifier-corrections"), nats.Timeout(o.timeout))
+	// Credentials and TLS come from the services' variables; the tools
+	// user may read the routed events and nothing else.
+	creds := lifecycle.Common{
+		NATSNKeySeedFile: os.Getenv("NATS_NKEY_SEED_FILE"),
+		NATSTLSCAFile:    os.Getenv("NATS_TLS_CA_FILE"),
+		NATSTLSCertFile:  os.Getenv("NATS_TLS_CERT_FILE"),
+		NATSTLSKeyFile:   os.Getenv("NATS_TLS_KEY_FILE"),
+	}
+	opts, err := creds.NATSOptions(natsauth.Tools)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	nc, err := nats.Connect(o.server, append(opts, nats.Name("feedloop-classifier-corrections"), nats.Timeout(o.timeout))...)
 	if err != nil {
 		return fmt.Errorf("--server %s: %w", o.server, err)
 	}

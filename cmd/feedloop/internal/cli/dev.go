@@ -12,6 +12,7 @@ import (
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/telemetry"
 )
 
@@ -19,6 +20,7 @@ type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
 	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
 	natsPort                                     int
+	natsAuth                                     bool
 }
 
 // devTokensFile is where dev writes the hashes of its team tokens, under
@@ -40,7 +42,12 @@ message is printed here.
 Every start makes a new development token for each team of the example
 routes (their hashes go to team-tokens.yaml under --data) and prints the
 export lines to play that team with 'feedloop inbox'. Customer messages link
-to the status pages the router serves on --router-http-addr.`,
+to the status pages the router serves on --router-http-addr.
+
+NATS runs with authorization, as deployed: every service connects with its
+own NKey and permissions, generated once under --data/nats-auth (see
+'feedloop nats-config'), with a user per source system (helpdesk, survey,
+appstore, crm) and an admin user. --nats-auth=false turns it off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -53,6 +60,7 @@ to the status pages the router serves on --router-http-addr.`,
 	f.StringVar(&o.routerHTTPAddr, "router-http-addr", "127.0.0.1:7004", "router HTTP address: customer status pages (port 0 picks a free port)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus /metrics address for every service (empty: none)")
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
+	f.BoolVar(&o.natsAuth, "nats-auth", true, "NATS users with least permissions, one per service (generated under --data/nats-auth)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
@@ -90,6 +98,9 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	cfg := stack.DevConfig(o.examples, o.data)
 	cfg.NATSPort = o.natsPort
+	if !o.natsAuth {
+		cfg.NATSAuthDir = ""
+	}
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Intake.GRPCAddr, cfg.Intake.HTTPAddr = o.grpcAddr, o.httpAddr
 	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
@@ -161,6 +172,12 @@ another shell (development tokens, new at every start; their hashes are in
 		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, t.token, t.team)
 	}
 	fmt.Fprintln(w)
+	if u, ok := s.NATSUsers.Get(natsauth.Admin); ok {
+		fmt.Fprintf(w, `NATS has a user per service and source system; the seeds are in %s
+(admin: %s; a source publishes with its own seed and inbox prefix %s).
+
+`, filepath.Dir(u.SeedFile), u.SeedFile, natsauth.InboxPrefix(natsauth.SourceUser("<source>")))
+	}
 }
 
 func metricsLine(s *stack.Stack) string {

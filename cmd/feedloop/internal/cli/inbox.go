@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -35,6 +34,7 @@ type inboxOpts struct {
 	server  string
 	jsonOut bool
 	timeout time.Duration
+	tls     tlsFlags
 }
 
 func newInboxCmd() *cobra.Command {
@@ -48,6 +48,11 @@ Every command sends the team token in $FEEDLOOP_TOKEN (feedloop dev prints one
 per example team; 'feedloop inbox token' makes new ones) and acts as that
 token's team: a team sees and changes only items routed to it. The server is
 --server, else $FEEDLOOP_SERVER, else ` + defaultTeamServer + `.
+
+The token is a secret: to a server that is not on this machine it is sent
+only over TLS (--tls, or --ca-file for a private CA; --cert-file and
+--key-file when the server requires a client certificate). --insecure sends
+it in clear text anyway.
 
 --json prints the API's answer as protojson (one object per line for watch).
 Exit codes: 0 success, 1 failure (not found, not allowed, illegal transition,
@@ -63,6 +68,7 @@ server unreachable), 2 invalid input.`,
 	serverFlag(pf, &o.server, envServer, defaultTeamServer, "router team API gRPC address")
 	pf.BoolVar(&o.jsonOut, "json", false, "print protojson for scripts")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (watch runs until interrupted)")
+	o.tls.register(pf)
 	cmd.AddCommand(
 		o.listCmd(), o.watchCmd(), o.showCmd(),
 		o.ackCmd(), o.planCmd(), o.resolveCmd(), o.declineCmd(), o.rerouteCmd(), o.commentCmd(),
@@ -84,11 +90,15 @@ func (o *inboxOpts) connect() (*session, error) {
 	if token == "" {
 		return nil, &exitError{2, fmt.Errorf("%s is not set: export your team's token (feedloop dev prints one per example team; 'feedloop inbox token' makes new ones)", envToken)}
 	}
+	creds, err := o.tls.creds(o.server, "team token")
+	if err != nil {
+		return nil, err
+	}
 	auth := func(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
 	conn, err := grpc.NewClient(o.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			return inv(auth(ctx), method, req, reply, cc, opts...)
 		}),
@@ -502,17 +512,20 @@ func (o *inboxOpts) watchOnce(ctx context.Context, c feedloopv1.TeamServiceClien
 }
 
 func (o *inboxOpts) tokenCmd() *cobra.Command {
-	var team, name string
+	var team, name, expires string
 	cmd := &cobra.Command{
-		Use:   "token --team T [--name N]",
+		Use:   "token --team T [--name N] [--expires 90d]",
 		Short: "Make a new team token and the tokens-file line that admits it",
 		Long: `Make a new random team token (32 random bytes, base64url) and print it with
 the line to add under "tokens:" in the router's tokens file
 (ROUTER_TEAM_TOKENS_FILE). The file keeps only the token's SHA-256, so the
 token is shown this once: hand it to its holder privately. --name is who
 holds it (a person or a bot); it is recorded as the actor of their actions.
-The router reloads the file by itself.`,
-		Example: `  feedloop inbox token --team billing --name alice
+--expires makes the token stop working after that long (90d, 36h) or at
+that RFC 3339 time; the line carries the expiry. The router reloads the
+file by itself. To rotate a token: add a new one, hand it over, then remove
+the old line or mark it "revoked: true".`,
+		Example: `  feedloop inbox token --team billing --name alice --expires 90d
   feedloop inbox token --team billing --name triage-bot --json | jq -r .line`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -521,13 +534,27 @@ The router reloads the file by itself.`,
 			if err := e.Check(); err != nil {
 				return &exitError{2, fmt.Errorf("--%w", err)} // Check names the field: --team, --name
 			}
+			if expires != "" {
+				at, err := teamtoken.ParseExpiry(expires, time.Now())
+				if err != nil {
+					return &exitError{2, fmt.Errorf("--%w", err)}
+				}
+				e.Expires = at
+			}
 			out := cmd.OutOrStdout()
 			if o.jsonOut {
-				return printJSON(cmd, map[string]string{"team": e.Team, "name": e.Name, "token": tok, "sha256": e.SHA256, "line": e.Line()})
+				j := map[string]string{"team": e.Team, "name": e.Name, "token": tok, "sha256": e.SHA256, "line": e.Line(), "expires": ""}
+				if !e.Expires.IsZero() {
+					j["expires"] = e.Expires.Format(time.RFC3339)
+				}
+				return printJSON(cmd, j)
 			}
 			holder := ""
 			if name != "" {
 				holder = ", held by " + name
+			}
+			if !e.Expires.IsZero() {
+				holder += ", valid until " + e.Expires.Format(time.RFC3339)
 			}
 			fmt.Fprintf(out, `# A new token for team %s%s. It is shown only now: hand it over privately.
 export %s=%s
@@ -539,5 +566,6 @@ export %s=%s
 	}
 	cmd.Flags().StringVar(&team, "team", "", "the team the token acts for (required)")
 	cmd.Flags().StringVar(&name, "name", "", "who holds it, recorded as the actor (default: the team)")
+	cmd.Flags().StringVar(&expires, "expires", "", "when it stops working: 90d, 36h or an RFC 3339 time (default: never)")
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
@@ -39,7 +40,8 @@ func newInboxEnv(t *testing.T, teams ...string) *inboxEnv {
 	e := &inboxEnv{tokens: map[string]string{}}
 	file := "tokens:\n"
 	for _, team := range teams {
-		code, stdout, stderr := run(t, "inbox", "token", "--team", team, "--name", team+"-lead", "--json")
+		// --expires: the router reads the line with its expiry.
+		code, stdout, stderr := run(t, "inbox", "token", "--team", team, "--name", team+"-lead", "--expires", "30d", "--json")
 		if code != 0 {
 			t.Fatalf("inbox token: exit %d: %s", code, stderr)
 		}
@@ -453,6 +455,12 @@ func TestInbox(t *testing.T) {
 
 		t.Setenv("NATS_URL", e.s.NATS.ClientURL())
 		t.Setenv("REDIS_URL", e.s.RedisURL)
+		code, _, stderr := run(t, "rebuild")
+		if code == 0 || !strings.Contains(stderr, "Authorization Violation") {
+			t.Fatalf("rebuild without credentials: exit %d: %s", code, stderr)
+		}
+		routerUser, _ := e.s.NATSUsers.Get(natsauth.Router)
+		t.Setenv("NATS_NKEY_SEED_FILE", routerUser.SeedFile)
 		code, stdout, stderr := run(t, "rebuild")
 		m := regexp.MustCompile(`^rebuilt the read model from (\d+) events\n$`).FindStringSubmatch(stdout)
 		if code != 0 || m == nil {
@@ -482,10 +490,18 @@ func TestInboxToken(t *testing.T) {
 		t.Fatalf("the line's hash is not the token's SHA-256:\n%s", stdout)
 	}
 	_, again, _ := run(t, "inbox", "token", "--team", "billing")
-	if strings.Contains(again, m[1]) || !strings.Contains(again, "- {team: billing, sha256: ") {
+	if strings.Contains(again, m[1]) || !strings.Contains(again, "- {team: billing, sha256: ") || strings.Contains(again, "expires") {
 		t.Fatalf("second token:\n%s", again)
 	}
-	for _, args := range [][]string{{"--team", "Billing!"}, {}, {"--team", "billing", "--name", "a\nb"}} {
+	_, expiring, _ := run(t, "inbox", "token", "--team", "billing", "--expires", "90d")
+	l = regexp.MustCompile(`(?m)^  - \{team: billing, sha256: [0-9a-f]{64}, expires: "(\S+)"\}$`).FindStringSubmatch(expiring)
+	if l == nil {
+		t.Fatalf("--expires: the line lacks the expiry:\n%s", expiring)
+	}
+	if at, err := time.Parse(time.RFC3339, l[1]); err != nil || at.Sub(time.Now()) < 89*24*time.Hour || at.Sub(time.Now()) > 91*24*time.Hour {
+		t.Fatalf("--expires 90d: expires %s, %v", l[1], err)
+	}
+	for _, args := range [][]string{{"--team", "Billing!"}, {}, {"--team", "billing", "--name", "a\nb"}, {"--team", "billing", "--expires", "soon"}, {"--team", "billing", "--expires", "2020-01-01T00:00:00Z"}} {
 		if code, _, stderr := run(t, append([]string{"inbox", "token"}, args...)...); code != 2 || !strings.Contains(stderr, "--") {
 			t.Errorf("%q: exit %d, %q", args, code, stderr)
 		}
@@ -505,14 +521,14 @@ func TestParseDueIsTheUTCDay(t *testing.T) {
 }
 
 // The example tokens file is what the router reads, and each hash is of the
-// fake token its comment shows.
+// fake token its comment shows; a revoked one is refused as revoked.
 func TestExampleTeamTokens(t *testing.T) {
 	path := filepath.Join(examples, "team-tokens.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs := regexp.MustCompile(`(?m)^  # (example-\S+NOT-A-REAL-TOKEN).*\n  - \{team: ([a-z-]+),.* sha256: ([0-9a-f]{64})\}$`).FindAllStringSubmatch(string(data), -1)
+	pairs := regexp.MustCompile(`(?m)^  # (example-\S+NOT-A-REAL-TOKEN).*\n  - \{team: ([a-z-]+),.* sha256: ([0-9a-f]{64})(, expires: "[^"]+")?(, revoked: true)?\}$`).FindAllStringSubmatch(string(data), -1)
 	if len(pairs) != strings.Count(string(data), "\n  - {") || len(pairs) == 0 {
 		t.Fatalf("%d commented entries of %d", len(pairs), strings.Count(string(data), "\n  - {"))
 	}
@@ -534,6 +550,10 @@ func TestExampleTeamTokens(t *testing.T) {
 	testkit.Run(t, s.Run)
 	e.server = s.Router.GRPCAddr()
 	for _, p := range pairs {
+		if p[5] != "" {
+			e.fails(t, p[1], 1, []string{"Unauthenticated", "team token revoked; ask for a new one"}, "stats")
+			continue
+		}
 		var st feedloopv1.StatsResponse
 		if err := protojson.Unmarshal([]byte(e.ok(t, p[1], "stats", "--json")), &st); err != nil || st.GetTeam() != p[2] {
 			t.Errorf("token %s acts for %q (%v), want %s", p[1], st.GetTeam(), err, p[2])

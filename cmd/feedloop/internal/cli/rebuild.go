@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/services/router"
 )
@@ -24,11 +25,11 @@ record, so this restores everything the team API and status pages serve, e.g.
 after Redis was lost.
 
 It reads the same environment as the router: NATS_URL, REDIS_URL,
-ROUTER_SLA_WARN_AT, ... Routers rebuild by themselves when Redis loses the
-read model; this command forces a rebuild. It takes the same lock as the
-routers, so it may run while they do: they hold their consumers and answer
-Unavailable until it is done, then resume. It fails if a rebuild is already
-running.`,
+ROUTER_SLA_WARN_AT, NATS_NKEY_SEED_FILE (the router's seed), ... Routers
+rebuild by themselves when Redis loses the read model; this command forces
+a rebuild. It takes the same lock as the routers, so it may run while they
+do: they hold their consumers and answer Unavailable until it is done, then
+resume. It fails if a rebuild is already running.`,
 		Example: `  NATS_URL=nats://127.0.0.1:4222 REDIS_URL=redis://127.0.0.1:6379/0 feedloop rebuild`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,7 +41,10 @@ running.`,
 				cfg.LogLevel = "warn" // a command prints its result, not the service's chatter
 			}
 			ctx := cmd.Context()
-			infra, cleanup, err := lifecycle.Connect(ctx, "feedloop-rebuild", cfg.Common)
+			// The router's credentials; the streams are only checked: a
+			// command must never resize them.
+			infra, cleanup, err := lifecycle.Connect(ctx, "feedloop-rebuild", cfg.Common,
+				lifecycle.AsUser(natsauth.Router), lifecycle.CheckStreamsOnly())
 			defer cleanup()
 			if err != nil {
 				return err

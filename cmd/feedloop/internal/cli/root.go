@@ -48,7 +48,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{2, err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDevCmd(), newSubmitCmd(), newInboxCmd(), newRebuildCmd(), newRulesCmd(), newClassifierCmd(), newBenchCmd())
+	root.AddCommand(newDevCmd(), newSubmitCmd(), newIntakeCmd(), newInboxCmd(), newRebuildCmd(), newNATSConfigCmd(), newRulesCmd(), newClassifierCmd(), newBenchCmd())
 	return root
 }
 

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -20,7 +20,7 @@ import (
 )
 
 type submitOpts struct {
-	server, file                         string
+	server, file, apiKey                 string
 	source, externalID, text, subject    string
 	channel, email, name, locale, custID string
 	product, area, inReplyTo             string
@@ -28,6 +28,7 @@ type submitOpts struct {
 	consent, surveyConsent, jsonOut      bool
 	attrs                                map[string]string
 	timeout                              time.Duration
+	tls                                  tlsFlags
 }
 
 func newSubmitCmd() *cobra.Command {
@@ -48,6 +49,8 @@ as well override the file's fields). Resubmitting the same --source and
 	}
 	f := cmd.Flags()
 	serverFlag(f, &o.server, envIntakeServer, "localhost:7001", "intake gRPC address")
+	// Not a default from the environment: --help would print the secret.
+	f.StringVar(&o.apiKey, "api-key", "", "intake API key for the item's source (default $"+envAPIKey+"; see 'feedloop intake key')")
 	f.StringVar(&o.file, "file", "", "protojson Feedback file (- for stdin)")
 	f.StringVar(&o.source, "source", "", "submitting system, e.g. helpdesk")
 	f.StringVar(&o.externalID, "external-id", "", "the item's id in the submitting system")
@@ -68,6 +71,7 @@ as well override the file's fields). Resubmitting the same --source and
 	f.StringVar(&o.inReplyTo, "in-reply-to", "", "feedback id this answers")
 	f.StringToStringVar(&o.attrs, "attr", nil, "attribute key=value (repeatable)")
 	f.BoolVar(&o.jsonOut, "json", false, "print the response as JSON")
+	o.tls.register(f)
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout")
 	return cmd
 }
@@ -155,16 +159,39 @@ func (o *submitOpts) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(o.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	key := o.apiKey
+	if key == "" {
+		key = strings.TrimSpace(os.Getenv(envAPIKey))
+	}
+	// An API key is never sent in clear text off this machine.
+	what := ""
+	if key != "" {
+		what = "API key"
+	}
+	creds, err := o.tls.creds(o.server, what)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(o.server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return &exitError{2, fmt.Errorf("--server %q: %w", o.server, err)}
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
+	if key != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+	}
 	resp, err := feedloopv1.NewIntakeServiceClient(conn).Submit(ctx, &feedloopv1.SubmitRequest{Feedback: fb})
 	if err != nil {
-		return describeRPCError(err, "")
+		hint := ""
+		switch status.Code(err) {
+		case codes.Unauthenticated:
+			hint = "check --api-key or " + envAPIKey + ": intake's keys file must list its SHA-256 ('feedloop intake key' makes one)"
+		case codes.PermissionDenied:
+			hint = "an API key submits for its own source only"
+		}
+		return describeRPCError(err, hint)
 	}
 	out := cmd.OutOrStdout()
 	if o.jsonOut {
@@ -199,6 +226,9 @@ func describeRPCError(err error, hint string) error {
 				}
 				fmt.Fprintf(&b, "\n  %s", line)
 			}
+		}
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			fmt.Fprintf(&b, " (retry after %s)", ri.GetRetryDelay().AsDuration())
 		}
 	}
 	code := 1

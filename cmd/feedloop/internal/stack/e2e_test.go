@@ -2,9 +2,6 @@ package stack_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -27,6 +24,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 const secret = "e2e-webhook-secret-0123456789"
@@ -55,13 +53,12 @@ func newHook(t *testing.T) *hook {
 	h := &hook{}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(raw)
-		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+		// As a receiver checks: the signature and its timestamp (replays).
+		err := webhooksig.Verify([]byte(secret), r.Header.Get(webhooksig.Header), raw)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if !hmac.Equal([]byte(r.Header.Get("X-Feedloop-Signature")), []byte(want)) {
-			h.bad = append(h.bad, "bad signature on "+r.URL.Path)
+		if err != nil {
+			h.bad = append(h.bad, "bad signature on "+r.URL.Path+": "+err.Error())
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

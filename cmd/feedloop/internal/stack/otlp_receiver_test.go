@@ -13,6 +13,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // otlpReceiver is the trace service of an OpenTelemetry Collector on
@@ -41,6 +42,9 @@ type span struct {
 	Attrs   map[string]string
 	Events  []string
 	Links   []spanLink
+	// Raw is the whole span as OTLP JSON: attributes, events with theirs,
+	// links, status message. The leak test scans it.
+	Raw string
 }
 
 type spanLink struct {
@@ -93,6 +97,9 @@ func decodeSpan(s *tracepb.Span, service, scope string) span {
 		Service: service,
 		Scope:   scope,
 		Attrs:   attrMap(s.GetAttributes()),
+	}
+	if raw, err := protojson.Marshal(s); err == nil {
+		out.Raw = string(raw)
 	}
 	// copy, not a conversion: a malformed id decodes short instead of
 	// panicking, and a root's empty parent id stays the zero id.

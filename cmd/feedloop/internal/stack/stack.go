@@ -13,12 +13,14 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/natsembed"
 	"github.com/feedloop/feedloop/pkg/redisx"
 	"github.com/feedloop/feedloop/pkg/telemetry"
@@ -34,6 +36,15 @@ type Config struct {
 	DataDir string
 	// NATSPort is the embedded server's port; 0 picks a free one.
 	NATSPort int
+	// NATSAuthDir, when set, turns NATS authorization on: the users of
+	// NATSAuth are generated there (natsauth.Generate keeps existing seeds),
+	// the embedded server lets in only them, and each service connects as
+	// its own user with its own permissions, as it would deployed. The
+	// stack's own Bus is the admin user.
+	NATSAuthDir string
+	// NATSAuth is what the users' permissions depend on (source systems,
+	// teams); ManageStreams is always on.
+	NATSAuth natsauth.Spec
 	// RedisURL is an external Redis; empty starts an in-process one, which
 	// is enough because Redis only holds state rebuildable from the stream.
 	RedisURL string
@@ -52,12 +63,17 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// DevSources are the source systems `feedloop dev` has NATS users for.
+var DevSources = []string{"helpdesk", "survey", "appstore", "crm"}
+
 // DevConfig returns a Config on free loopback ports using the example rules,
-// routes and templates in examples (deploy/examples).
+// routes and templates in examples (deploy/examples), with NATS
+// authorization on: every service on its own generated credentials in
+// dataDir/nats-auth, as deployed.
 func DevConfig(examples, dataDir string) Config {
 	cls := classifier.DefaultConfig()
 	cls.RulesFile = filepath.Join(examples, "rules.yaml")
-	return Config{
+	cfg := Config{
 		DataDir:    dataDir,
 		Intake:     intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
 		Classifier: cls,
@@ -65,11 +81,17 @@ func DevConfig(examples, dataDir string) Config {
 		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
 		Log:        slog.Default(),
 	}
+	cfg.NATSAuthDir, cfg.NATSAuth = filepath.Join(dataDir, "nats-auth"), natsauth.Spec{Sources: DevSources}
+	return cfg
 }
 
 // Stack is a started feedloop.
 type Stack struct {
-	NATS       *server.Server
+	NATS *server.Server
+	// NATSUsers are the generated users when NATSAuthDir is set.
+	NATSUsers natsauth.Users
+	// Bus is the stack's own connection (with NATS authorization, as the
+	// admin user); without authorization the services share it.
 	Bus        *bus.Bus
 	Redis      *redis.Client
 	RedisURL   string
@@ -98,18 +120,20 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir})
+	if cfg.NATSAuthDir != "" {
+		spec := cfg.NATSAuth
+		spec.ManageStreams = true
+		if s.NATSUsers, err = natsauth.Generate(cfg.NATSAuthDir, spec); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+	}
+	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, Users: s.NATSUsers.NkeyUsers()})
 	if err != nil {
 		return nil, err
 	}
 	s.cleanups.Add(func() { s.NATS.Shutdown(); s.NATS.WaitForShutdown() })
 
-	nc, err := bus.Connect(s.NATS.ClientURL(), "feedloop-dev")
-	if err != nil {
-		return nil, err
-	}
-	s.cleanups.Add(func() { _ = nc.Drain() })
-	if s.Bus, err = bus.New(nc, bus.WithLogger(cfg.Log)); err != nil {
+	if s.Bus, err = s.connect(natsauth.Admin, cfg.Log); err != nil {
 		return nil, err
 	}
 	if err := s.Bus.EnsureStreams(ctx, cfg.Streams); err != nil {
@@ -151,17 +175,37 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Streams.DuplicateWindow > 0 {
 		common.DuplicateWindow = cfg.Streams.DuplicateWindow
 	}
-	cfg.Intake.Common, cfg.Classifier.Common, cfg.Router.Common, cfg.Notifier.Common = common, common, common, common
-	with := func(name string) *lifecycle.Infra {
-		return &lifecycle.Infra{Bus: s.Bus, Redis: s.Redis, Log: cfg.Log.With("service", name)}
+	infra := map[string]*lifecycle.Infra{}
+	for _, name := range natsauth.Services {
+		log := cfg.Log.With("service", name)
+		b := s.Bus
+		if s.NATSUsers != nil {
+			if b, err = s.connect(name, log); err != nil {
+				return nil, err
+			}
+		}
+		infra[name] = &lifecycle.Infra{Bus: b, Redis: s.Redis, Log: log}
 	}
-	if s.Intake, err = intake.New(cfg.Intake, with("intake")); err != nil {
+	// A service keeps its own listeners' TLS (TLS_* of its Common).
+	withSeed := func(user string, own lifecycle.Common) lifecycle.Common {
+		c := common
+		c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile = own.TLSCertFile, own.TLSKeyFile, own.TLSClientCAFile
+		if u, ok := s.NATSUsers.Get(user); ok {
+			c.NATSNKeySeedFile = u.SeedFile
+		}
+		return c
+	}
+	cfg.Intake.Common = withSeed(natsauth.Intake, cfg.Intake.Common)
+	cfg.Classifier.Common = withSeed(natsauth.Classifier, cfg.Classifier.Common)
+	cfg.Router.Common = withSeed(natsauth.Router, cfg.Router.Common)
+	cfg.Notifier.Common = withSeed(natsauth.Notifier, cfg.Notifier.Common)
+	if s.Intake, err = intake.New(cfg.Intake, infra[natsauth.Intake]); err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	if s.Classifier, err = classifier.New(cfg.Classifier, with("classifier")); err != nil {
+	if s.Classifier, err = classifier.New(cfg.Classifier, infra[natsauth.Classifier]); err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
-	if s.Router, err = router.New(cfg.Router, with("router")); err != nil {
+	if s.Router, err = router.New(cfg.Router, infra[natsauth.Router]); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	if cfg.Notifier.StatusURL == "" {
@@ -169,10 +213,28 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		cfg.Notifier.StatusURL = StatusURL(s.Router.HTTPAddr())
 	}
 	s.StatusURL = cfg.Notifier.StatusURL
-	if s.Notifier, err = notifier.New(cfg.Notifier, with("notifier")); err != nil {
+	if s.Notifier, err = notifier.New(cfg.Notifier, infra[natsauth.Notifier]); err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
 	return s, nil
+}
+
+// connect opens a Bus on the embedded server as user (its own NKey and
+// inbox prefix when authorization is on), drained at cleanup.
+func (s *Stack) connect(user string, log *slog.Logger) (*bus.Bus, error) {
+	var opts []nats.Option
+	if u, ok := s.NATSUsers.Get(user); ok {
+		var err error
+		if opts, err = u.Options(); err != nil {
+			return nil, fmt.Errorf("stack: NATS user %s: %w", user, err)
+		}
+	}
+	nc, err := bus.Connect(s.NATS.ClientURL(), "feedloop-dev-"+user, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.cleanups.Add(func() { _ = nc.Drain() })
+	return bus.New(nc, bus.WithLogger(log))
 }
 
 // StatusURL is the base of the status page links served on the router's

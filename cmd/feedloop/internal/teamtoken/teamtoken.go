@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -43,6 +44,8 @@ type Entry struct {
 	Name string
 	// SHA256 is Hash of the token.
 	SHA256 string
+	// Expires is when the token stops working; zero: never.
+	Expires time.Time
 }
 
 // Check validates e the way the router will, so a bad line is refused
@@ -64,10 +67,43 @@ func (e Entry) Check() error {
 // quoted (a double-quoted YAML scalar accepts Go's escapes), so any name
 // stays one string.
 func (e Entry) Line() string {
-	if e.Name == "" {
-		return fmt.Sprintf("- {team: %s, sha256: %s}", e.Team, e.SHA256)
+	var b strings.Builder
+	b.WriteString("- {team: " + e.Team)
+	if e.Name != "" {
+		b.WriteString(", name: " + strconv.Quote(e.Name))
 	}
-	return fmt.Sprintf("- {team: %s, name: %s, sha256: %s}", e.Team, strconv.Quote(e.Name), e.SHA256)
+	b.WriteString(", sha256: " + e.SHA256)
+	if !e.Expires.IsZero() {
+		b.WriteString(`, expires: "` + e.Expires.UTC().Format(time.RFC3339) + `"`)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// ParseExpiry reads an --expires value relative to now: days ("90d"), a Go
+// duration ("36h") or an RFC 3339 time. The result is in UTC, whole seconds.
+func ParseExpiry(v string, now time.Time) (time.Time, error) {
+	var at time.Time
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 || days > 3660 {
+			return time.Time{}, fmt.Errorf("expires: want days between 1d and 3660d, got %q", v)
+		}
+		at = now.AddDate(0, 0, days)
+	} else if d, err := time.ParseDuration(v); err == nil {
+		if d < time.Minute {
+			return time.Time{}, fmt.Errorf("expires: must be at least 1m from now, got %q", v)
+		}
+		at = now.Add(d)
+	} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+		if !t.After(now) {
+			return time.Time{}, fmt.Errorf("expires: %s is in the past", v)
+		}
+		at = t
+	} else {
+		return time.Time{}, fmt.Errorf("expires: want days (90d), a duration (36h) or an RFC 3339 time (2027-03-01T00:00:00Z), got %q", v)
+	}
+	return at.UTC().Truncate(time.Second), nil
 }
 
 // File renders a whole tokens file.

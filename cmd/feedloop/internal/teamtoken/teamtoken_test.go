@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -40,7 +41,7 @@ func TestHashIsHexSHA256(t *testing.T) {
 func TestWriteFileReadsBack(t *testing.T) {
 	entries := []teamtoken.Entry{
 		{Team: "billing", Name: `Zoë "Z" O'Neil: lead, #1`, SHA256: teamtoken.Hash("a")},
-		{Team: "product", SHA256: teamtoken.Hash("b")},
+		{Team: "product", SHA256: teamtoken.Hash("b"), Expires: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	path := filepath.Join(t.TempDir(), "tokens.yaml")
 	if err := teamtoken.WriteFile(path, entries); err != nil {
@@ -51,7 +52,7 @@ func TestWriteFileReadsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f struct {
-		Tokens []struct{ Team, Name, SHA256 string } `yaml:"tokens"`
+		Tokens []struct{ Team, Name, SHA256, Expires string } `yaml:"tokens"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
@@ -62,7 +63,11 @@ func TestWriteFileReadsBack(t *testing.T) {
 		t.Fatalf("%d tokens\n%s", len(f.Tokens), data)
 	}
 	for i, e := range entries {
-		if got := f.Tokens[i]; got.Team != e.Team || got.Name != e.Name || got.SHA256 != e.SHA256 {
+		wantExp := ""
+		if !e.Expires.IsZero() {
+			wantExp = e.Expires.Format(time.RFC3339)
+		}
+		if got := f.Tokens[i]; got.Team != e.Team || got.Name != e.Name || got.SHA256 != e.SHA256 || got.Expires != wantExp {
 			t.Errorf("tokens[%d] = %+v, want %+v", i, got, e)
 		}
 	}
@@ -90,5 +95,24 @@ func TestCheckNamesTheField(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("a refused file was written: %v", err)
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 30, 15, 500, time.FixedZone("CET", 3600))
+	for in, want := range map[string]time.Time{
+		"90d":                  time.Date(2027, 3, 1, 11, 30, 15, 0, time.UTC),
+		"36h":                  time.Date(2026, 12, 2, 23, 30, 15, 0, time.UTC),
+		"2027-03-01T00:00:00Z": time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		got, err := teamtoken.ParseExpiry(in, now)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "soon", "0d", "-3d", "30s", "2026-12-01T10:00:00Z", "2027-03-01"} {
+		if _, err := teamtoken.ParseExpiry(bad, now); err == nil || !strings.HasPrefix(err.Error(), "expires:") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

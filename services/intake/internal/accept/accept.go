@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,7 +31,76 @@ var (
 	ErrInvalid = errors.New("invalid feedback")
 	// ErrUnavailable: the bus or Redis failed; the same item may be resent.
 	ErrUnavailable = errors.New("intake unavailable")
+	// ErrForbidden: the caller's key may not submit for the item's source.
+	ErrForbidden = errors.New("permission denied")
+	// ErrLimited: the source used up its rate limit; resend after the delay.
+	ErrLimited = errors.New("rate limit exceeded")
 )
+
+// Caller is who submits, as authenticated by an API key. A context without
+// a Caller is an unauthenticated submission (no keys file, or NATS, whose
+// permissions already bind a source's user to its subject).
+type Caller struct {
+	// Source is the only source the caller may submit for.
+	Source string
+	// Key is the name of the caller's key, for logs.
+	Key string
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller of ctx, if authenticated.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// ForbiddenError is a submission for a source the caller's key does not
+// cover. It matches ErrForbidden and names the field at fault.
+type ForbiddenError struct{ Violation validate.Violation }
+
+func (e *ForbiddenError) Error() string        { return "permission denied: " + e.Violation.String() }
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// LimitedError is a refusal by the rate limiter. It matches ErrLimited.
+type LimitedError struct {
+	Source string
+	// RetryAfter is when the same request would be allowed; 0 when it never
+	// would, because it asks for more than the burst (N > Burst).
+	RetryAfter time.Duration
+	N, Burst   int
+}
+
+func (e *LimitedError) Error() string {
+	if e.RetryAfter <= 0 {
+		return fmt.Sprintf("rate limit exceeded: source %q may submit at most %d items at once (its burst), got %d: split the batch", e.Source, e.Burst, e.N)
+	}
+	return fmt.Sprintf("rate limit exceeded: source %q may submit again in %s", e.Source, e.RetryAfter.Round(time.Millisecond))
+}
+func (e *LimitedError) Is(target error) bool { return target == ErrLimited }
+
+// RetryAfter returns the delay a LimitedError carries, if err is one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var le *LimitedError
+	if errors.As(err, &le) {
+		return le.RetryAfter, true
+	}
+	return 0, false
+}
+
+// Forbidden returns the violation a ForbiddenError carries, if err is one.
+func Forbidden(err error) (validate.Violation, bool) {
+	var fe *ForbiddenError
+	if errors.As(err, &fe) {
+		return fe.Violation, true
+	}
+	return validate.Violation{}, false
+}
 
 // InvalidError carries the violations of a rejected item. It matches
 // ErrInvalid with errors.Is.
@@ -56,6 +127,21 @@ type Keys interface {
 	Remember(ctx context.Context, source, externalID, feedbackID string) error
 }
 
+// Limiter is the rate limit port: Allow takes n units of source's budget,
+// or none and says how long until n would be allowed.
+type Limiter interface {
+	Allow(ctx context.Context, source string, n int) (Decision, error)
+}
+
+// Decision is a Limiter's answer.
+type Decision struct {
+	Allowed bool
+	// RetryAfter is how long until the same request would be allowed.
+	RetryAfter time.Duration
+	// Burst is the most one request may take; 0 when there is no limit.
+	Burst int
+}
+
 // Publisher is the bus port.
 type Publisher interface {
 	Publish(ctx context.Context, subject string, ev *feedloopv1.Event) (*jetstream.PubAck, error)
@@ -76,6 +162,10 @@ type Acceptor struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *Metrics
+	limiter Limiter
+	// limiterDown is set while the limiter fails, so the log says so once
+	// per outage rather than once per submission.
+	limiterDown atomic.Bool
 }
 
 // Option configures an Acceptor.
@@ -83,6 +173,9 @@ type Option func(*Acceptor)
 
 // WithMetrics counts submissions on m.
 func WithMetrics(m *Metrics) Option { return func(a *Acceptor) { a.metrics = m } }
+
+// WithLimiter applies l in Admit; without it Admit allows everything.
+func WithLimiter(l Limiter) Option { return func(a *Acceptor) { a.limiter = l } }
 
 // New returns an Acceptor. now is the clock (time.Now in production).
 func New(keys Keys, pub Publisher, log *slog.Logger, now func() time.Time, opts ...Option) *Acceptor {
@@ -105,7 +198,8 @@ func ReceivedEventID(feedbackID string) string { return bus.DeriveID(feedbackID,
 
 // Submit validates fb and publishes it as feedback.received unless it was
 // accepted before. fb is not modified. Errors match ErrInvalid (with
-// violations, see Violations) or ErrUnavailable.
+// violations, see Violations), ErrForbidden (the authenticated caller's key
+// is for another source, see Forbidden) or ErrUnavailable.
 //
 // Order matters so that no item is ever lost: look the key up, publish,
 // then set the key. A key therefore never claims an item whose event was
@@ -116,6 +210,9 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Res
 	defer func() { a.metrics.submitted(ctx, fb.GetSource(), res, err, start, a.now()) }()
 	span := trace.SpanFromContext(ctx)
 	now := a.now().UTC()
+	if err := authorize(ctx, fb.GetSource()); err != nil {
+		return Result{}, err
+	}
 	if vs := validate.Feedback(fb, now); len(vs) > 0 {
 		return Result{}, Invalid(vs)
 	}
@@ -165,6 +262,71 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Res
 	}
 	a.log.InfoContext(ctx, "intake: feedback accepted", "feedback_id", id, "source", fb.GetSource(), "external_id", fb.GetExternalId(), "duplicate", ack.Duplicate, "seq", ack.Sequence)
 	return Result{FeedbackID: id, Duplicate: ack.Duplicate}, nil
+}
+
+// authorize refuses an item whose source is not the authenticated caller's.
+// An empty source is left to validation ("is required").
+func authorize(ctx context.Context, source string) error {
+	c, ok := CallerFrom(ctx)
+	if !ok || source == "" || source == c.Source {
+		return nil
+	}
+	return &ForbiddenError{Violation: validate.Violation{
+		Field:       validate.Prefix + ".source",
+		Description: fmt.Sprintf("the API key %q may only submit for source %q, got %q", c.Key, c.Source, clip(source)),
+	}}
+}
+
+// Budget is the source whose rate limit a submission of an item from
+// source uses: the authenticated caller's own (so a key never spends
+// another source's budget, whatever it claims), else the item's.
+func Budget(ctx context.Context, source string) string {
+	if c, ok := CallerFrom(ctx); ok {
+		return c.Source
+	}
+	return source
+}
+
+// Admit takes n units of source's rate limit, or refuses with a
+// LimitedError (ErrLimited) carrying the delay after which the same request
+// would pass. A source that is not a valid name is admitted: validation
+// refuses the item, and the limiter keys stay bounded to real sources.
+//
+// When the limiter itself fails (Redis unreachable), Admit fails open:
+// limits protect the pipeline, they are not worth losing feedback for. The
+// failure is counted (result rate_limit_error) and logged once per outage.
+func (a *Acceptor) Admit(ctx context.Context, source string, n int) error {
+	if a.limiter == nil || n <= 0 || !bus.ValidToken(source) {
+		return nil
+	}
+	d, err := a.limiter.Allow(ctx, source, n)
+	switch {
+	case err != nil:
+		a.metrics.count(ctx, source, ResultLimitError, n)
+		if !a.limiterDown.Swap(true) {
+			a.log.WarnContext(ctx, "intake: rate limiter unavailable; admitting submissions without limit until it is back", "err", err)
+		}
+		return nil
+	case a.limiterDown.Swap(false):
+		a.log.InfoContext(ctx, "intake: rate limiter back")
+	}
+	if !d.Allowed {
+		a.metrics.count(ctx, source, ResultLimited, n)
+		le := &LimitedError{Source: source, RetryAfter: d.RetryAfter, N: n, Burst: d.Burst}
+		if n > d.Burst {
+			le.RetryAfter = 0
+		}
+		return le
+	}
+	return nil
+}
+
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // NewStatusToken returns the token of a customer's status page: 128 random

@@ -3,6 +3,7 @@ package accept_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -16,8 +17,10 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
+	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 )
 
 var now = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
@@ -169,5 +172,56 @@ func TestIDsAreDeterministic(t *testing.T) {
 	}
 	if accept.ReceivedEventID(a) != bus.DeriveID(a, "received") {
 		t.Fatal("received event id must derive from the feedback id")
+	}
+}
+
+// With Redis unreachable the limiter fails open: admitted, counted, logged
+// once per outage.
+func TestAdmitFailsOpenWhenTheLimiterFails(t *testing.T) {
+	dead := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = dead.Close() })
+	var logs testkit.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	one := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 1, Per: time.Hour}, Burst: 1} }
+	acc := accept.New(idem.New(dead, time.Hour), testkit.Bus(t), log, clock, accept.WithLimiter(ratelimit.New(dead, one)))
+	for range 3 {
+		if err := acc.Admit(t.Context(), "helpdesk", 1); err != nil {
+			t.Fatalf("Admit with the limiter down = %v, want admitted", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "rate limiter unavailable"); n != 1 {
+		t.Fatalf("logged %d times, want once per outage:\n%s", n, logs.String())
+	}
+
+	// The same limit on a live Redis refuses the second.
+	live := accept.New(idem.New(testkit.RedisClient(t), time.Hour), testkit.Bus(t), log, clock,
+		accept.WithLimiter(ratelimit.New(testkit.RedisClient(t), one)))
+	if err := live.Admit(t.Context(), "helpdesk", 1); err != nil {
+		t.Fatal(err)
+	}
+	err := live.Admit(t.Context(), "helpdesk", 1)
+	if d, ok := accept.RetryAfter(err); !errors.Is(err, accept.ErrLimited) || !ok || d < 59*time.Minute {
+		t.Fatalf("second Admit = %v (retry %s), want ErrLimited with about an hour", err, d)
+	}
+	// Invalid sources are left to validation, never keyed.
+	if err := live.Admit(t.Context(), "Not A Source", 1); err != nil {
+		t.Fatalf("invalid source = %v, want admitted (validation refuses it)", err)
+	}
+}
+
+func TestCallerMayOnlySubmitForItsSource(t *testing.T) {
+	b := testkit.Bus(t)
+	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	ctx := accept.WithCaller(t.Context(), accept.Caller{Source: "helpdesk", Key: "zendesk"})
+	_, err := acc.Submit(ctx, &feedloopv1.Feedback{Source: "crm", ExternalId: "X", Text: "t"})
+	v, ok := accept.Forbidden(err)
+	if !errors.Is(err, accept.ErrForbidden) || !ok || v.Field != "feedback.source" {
+		t.Fatalf("Submit = %v, want ErrForbidden on feedback.source", err)
+	}
+	if _, err := acc.Submit(ctx, item("own")); err != nil {
+		t.Fatalf("own source: %v", err)
+	}
+	if n := receivedCount(t, b.JetStream()); n != 1 {
+		t.Fatalf("%d events, want 1", n)
 	}
 }

@@ -17,6 +17,14 @@ const (
 	ResultDuplicate   = "duplicate"   // accepted before: nothing new published
 	ResultInvalid     = "invalid"     // rejected with violations
 	ResultUnavailable = "unavailable" // bus or Redis down: the caller may resend
+	ResultForbidden   = "forbidden"   // the key may not submit for the item's source
+	// ResultUnauthenticated: no, an unknown, expired or revoked key. The
+	// source label is empty: the caller is unknown.
+	ResultUnauthenticated = "unauthenticated"
+	ResultLimited         = "rate_limited" // refused by the source's rate limit
+	// ResultLimitError: the limiter failed (Redis) and the submission was
+	// admitted without a limit; the submission's own result is counted too.
+	ResultLimitError = "rate_limit_error"
 )
 
 // Metrics are intake's instruments:
@@ -51,8 +59,11 @@ func (m *Metrics) submitted(ctx context.Context, source string, res Result, err 
 	}
 	result := ResultAccepted
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrForbidden):
 		result = ResultInvalid
+		if errors.Is(err, ErrForbidden) {
+			result = ResultForbidden
+		}
 		// An invalid source is whatever the caller typed: keep the label set bounded.
 		source = ""
 	case err != nil:
@@ -64,3 +75,16 @@ func (m *Metrics) submitted(ctx context.Context, source string, res Result, err 
 	m.submissions.Add(ctx, 1, metric.WithAttributes(attribute.String("source", source), r))
 	m.took.Record(ctx, end.Sub(start).Seconds(), metric.WithAttributes(r))
 }
+
+// count adds n submissions of source with result, for outcomes decided
+// before Submit (rate limits).
+func (m *Metrics) count(ctx context.Context, source, result string, n int) {
+	if m == nil {
+		return
+	}
+	m.submissions.Add(ctx, int64(n), metric.WithAttributes(attribute.String("source", source), attribute.String("result", result)))
+}
+
+// Unauthenticated counts a submission refused for its key, for the auth
+// middleware.
+func (m *Metrics) Unauthenticated(ctx context.Context) { m.count(ctx, "", ResultUnauthenticated, 1) }

@@ -1,17 +1,22 @@
 // Package grpcport serves feedloop.v1.IntakeService over gRPC and maps the
 // use case's errors to status codes: InvalidArgument with a BadRequest
-// detail naming each field, Unavailable when the bus or Redis is down.
+// detail naming each field, PermissionDenied (with a BadRequest naming
+// feedback.source) for another source's item, ResourceExhausted with
+// RetryInfo over the rate limit, Unavailable when the bus or Redis is down.
 package grpcport
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
@@ -36,6 +41,9 @@ func New(acc *accept.Acceptor) *Server { return &Server{acc: acc} }
 
 // Submit accepts one item.
 func (s *Server) Submit(ctx context.Context, req *feedloopv1.SubmitRequest) (*feedloopv1.SubmitResponse, error) {
+	if err := s.acc.Admit(ctx, accept.Budget(ctx, req.GetFeedback().GetSource()), 1); err != nil {
+		return nil, Status(err)
+	}
 	res, err := s.acc.Submit(ctx, req.GetFeedback())
 	if err != nil {
 		return nil, Status(err)
@@ -43,8 +51,12 @@ func (s *Server) Submit(ctx context.Context, req *feedloopv1.SubmitRequest) (*fe
 	return &feedloopv1.SubmitResponse{FeedbackId: res.FeedbackID, Duplicate: res.Duplicate}, nil
 }
 
-// SubmitBatch accepts each item on its own: a bad item gets its violations
-// in its result and does not reject the others.
+// SubmitBatch accepts each item on its own: a bad item, or one for another
+// source than the caller's key, gets its violations in its result and does
+// not reject the others. The rate limit is the exception: the batch takes
+// one unit per item up front, and over the limit the whole call fails with
+// ResourceExhausted and its retry delay, before any item is published, since
+// only the call's status can carry the delay to wait.
 func (s *Server) SubmitBatch(ctx context.Context, req *feedloopv1.SubmitBatchRequest) (*feedloopv1.SubmitBatchResponse, error) {
 	items := req.GetItems()
 	if len(items) > MaxBatch {
@@ -52,6 +64,20 @@ func (s *Server) SubmitBatch(ctx context.Context, req *feedloopv1.SubmitBatchReq
 			Field:       "items",
 			Description: fmt.Sprintf("must have at most %d items, got %d", MaxBatch, len(items)),
 		}}))
+	}
+	perSource := map[string]int{}
+	for _, fb := range items {
+		perSource[accept.Budget(ctx, fb.GetSource())]++
+	}
+	sources := make([]string, 0, len(perSource))
+	for src := range perSource {
+		sources = append(sources, src)
+	}
+	sort.Strings(sources)
+	for _, src := range sources {
+		if err := s.acc.Admit(ctx, src, perSource[src]); err != nil {
+			return nil, Status(err)
+		}
 	}
 	results := make([]*feedloopv1.SubmitResult, len(items))
 	sem := make(chan struct{}, batchParallelism)
@@ -79,6 +105,9 @@ func (s *Server) result(ctx context.Context, fb *feedloopv1.Feedback) *feedloopv
 			out[i] = &feedloopv1.FieldViolation{Field: v.Field, Description: v.Description}
 		}
 		return &feedloopv1.SubmitResult{Violations: out}
+	case errors.Is(err, accept.ErrForbidden):
+		v, _ := accept.Forbidden(err)
+		return &feedloopv1.SubmitResult{Violations: []*feedloopv1.FieldViolation{{Field: v.Field, Description: v.Description}}}
 	default:
 		return &feedloopv1.SubmitResult{Error: err.Error()}
 	}
@@ -98,6 +127,16 @@ func Status(err error) error {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		return st.Err()
+	case errors.Is(err, accept.ErrForbidden):
+		v, _ := accept.Forbidden(err)
+		return withDetails(codes.PermissionDenied, err.Error(), &errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: v.Field, Description: v.Description}},
+		})
+	case errors.Is(err, accept.ErrLimited):
+		if d, _ := accept.RetryAfter(err); d > 0 {
+			return withDetails(codes.ResourceExhausted, err.Error(), &errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
+		}
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, accept.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):
@@ -107,4 +146,12 @@ func Status(err error) error {
 	default:
 		return status.Error(codes.Internal, err.Error())
 	}
+}
+
+func withDetails(code codes.Code, msg string, details ...protoadapt.MessageV1) error {
+	st, err := status.New(code, msg).WithDetails(details...)
+	if err != nil {
+		return status.Error(code, msg)
+	}
+	return st.Err()
 }

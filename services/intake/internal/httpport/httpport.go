@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -35,13 +36,20 @@ type Options struct {
 	// Checks run on GET /healthz, by name; any failure gives 503.
 	Checks map[string]Check
 	Log    *slog.Logger
+	// Guard, if set, wraps the feedback route (authentication); /healthz
+	// stays open.
+	Guard func(http.Handler) http.Handler
 }
 
 // Handler returns the HTTP handler, traced with otelhttp.
 func Handler(acc *accept.Acceptor, o Options) http.Handler {
 	h := &handler{acc: acc, o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+FeedbackPath, h.submit)
+	var submit http.Handler = http.HandlerFunc(h.submit)
+	if o.Guard != nil {
+		submit = o.Guard(submit)
+	}
+	mux.Handle("POST "+FeedbackPath, submit)
 	mux.HandleFunc(FeedbackPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use POST", r.Method, FeedbackPath), nil)
@@ -73,6 +81,14 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")), nil)
 		return
 	}
+	// A declared length over the limit is refused before a byte is read;
+	// an undeclared (chunked) one is cut off at the limit by MaxBytesReader,
+	// so memory never holds more than MaxBodyBytes of one request.
+	if r.ContentLength > h.o.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", h.o.MaxBodyBytes), nil)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
@@ -82,19 +98,31 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "cannot read request body: "+err.Error(), nil)
 		return
 	}
-	fb := &feedloopv1.Feedback{}
-	if err := protojson.Unmarshal(body, fb); err != nil {
-		// protojson names the leaf field and the position; the path comes
-		// from the position, the description is protojson's own words.
-		field := fieldAt(body, err, fb.ProtoReflect().Descriptor(), validate.Prefix)
-		writeError(w, http.StatusBadRequest, "malformed feedback JSON", []validate.Violation{{Field: field, Description: err.Error()}})
+	fb, vs := decodeJSON(body)
+	if len(vs) > 0 {
+		writeError(w, http.StatusBadRequest, "malformed feedback JSON", vs)
 		return
 	}
-	res, err := h.acc.Submit(ctx, fb)
+	err = h.acc.Admit(ctx, accept.Budget(ctx, fb.GetSource()), 1)
+	var res accept.Result
+	if err == nil {
+		res, err = h.acc.Submit(ctx, fb)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, accept.ErrInvalid):
 		writeError(w, http.StatusBadRequest, accept.ErrInvalid.Error(), accept.Violations(err))
+		return
+	case errors.Is(err, accept.ErrForbidden):
+		v, _ := accept.Forbidden(err)
+		writeError(w, http.StatusForbidden, accept.ErrForbidden.Error(), []validate.Violation{v})
+		return
+	case errors.Is(err, accept.ErrLimited):
+		d, _ := accept.RetryAfter(err)
+		// Whole seconds, rounded up: a client waiting what it is told must
+		// be let through.
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+		writeError(w, http.StatusTooManyRequests, err.Error(), nil)
 		return
 	case errors.Is(err, accept.ErrUnavailable):
 		h.o.Log.WarnContext(ctx, "intake: http submit failed", "err", err)
@@ -118,6 +146,27 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(out)
+}
+
+// decodeJSON decodes a request body as a protojson Feedback, or returns
+// the violation naming the field (path) where decoding failed.
+func decodeJSON(body []byte) (*feedloopv1.Feedback, []validate.Violation) {
+	fb := &feedloopv1.Feedback{}
+	if err := protojson.Unmarshal(body, fb); err != nil {
+		// protojson names the leaf field and the position; the path comes
+		// from the position, the description is protojson's own words.
+		md := fb.ProtoReflect().Descriptor()
+		if off := loneSurrogate(body); off >= 0 {
+			// protojson reports this as "unexpected EOF", without a position.
+			return nil, []validate.Violation{{
+				Field:       protoPath(md, validate.Prefix, jsonKeysAt(body, off)),
+				Description: fmt.Sprintf("must be valid UTF-8: the escape %s at byte %d is half a surrogate pair", body[off:off+6], off),
+			}}
+		}
+		field := fieldAt(body, err, md, validate.Prefix)
+		return nil, []validate.Violation{{Field: field, Description: err.Error()}}
+	}
+	return fb, nil
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {

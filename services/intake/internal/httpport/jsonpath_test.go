@@ -49,3 +49,20 @@ func TestFieldAt(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeJSONNamesLoneSurrogates(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"text":"\ud800"}`:                           "feedback.text",
+		`{"customer":{"name":"a\udc00b"},"text":"t"}`: "feedback.customer.name",
+		`{"text":"\\ud800 \u00e9"}`:                   "", // an escaped backslash, then a valid escape
+		`{"text":"\ud83d\ude00"}`:                     "", // a pair: 😀
+	} {
+		_, vs := decodeJSON([]byte(body))
+		switch {
+		case want == "" && len(vs) > 0:
+			t.Errorf("%s: %v, want decoded", body, vs)
+		case want != "" && (len(vs) != 1 || vs[0].Field != want || !strings.Contains(vs[0].Description, "half a surrogate pair")):
+			t.Errorf("%s: %v, want %s: half a surrogate pair", body, vs, want)
+		}
+	}
+}

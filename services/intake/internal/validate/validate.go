@@ -81,6 +81,10 @@ func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
 		c.add("external_id", "must be at most %d bytes, got %d", MaxExternalIDBytes, len(id))
 	case !printable(id):
 		c.add("external_id", "must be printable UTF-8 without control characters")
+	case !idNotPath(id):
+		// '/' is fine ("projects/7/issues/42"); what a consumer building a
+		// path or URL from the id could be tricked by is not.
+		c.add("external_id", "must be an id, not a path: no '.' or '..' segment, no leading '/' and no '\\', got %q", clip(id))
 	}
 	// CHANNEL_UNSPECIFIED is allowed: the contract says "not given by the
 	// source", and many sources do not know. Unknown numbers are not: they
@@ -91,7 +95,7 @@ func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
 	if cu := fb.GetCustomer(); cu != nil {
 		c.customer(cu)
 	}
-	c.text("subject", fb.GetSubject(), MaxSubjectBytes)
+	c.line("subject", fb.GetSubject(), MaxSubjectBytes)
 	switch t := fb.GetText(); {
 	case strings.TrimSpace(t) == "" && fb.Nps == nil && fb.Csat == nil && fb.Ces == nil:
 		// A bare score is feedback (a survey answer); otherwise the text is it.
@@ -108,8 +112,8 @@ func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
 	if fb.Ces != nil {
 		c.score("ces", fb.GetCes(), 1, 7)
 	}
-	c.text("product", fb.GetProduct(), MaxShortBytes)
-	c.text("area", fb.GetArea(), MaxShortBytes)
+	c.line("product", fb.GetProduct(), MaxShortBytes)
+	c.line("area", fb.GetArea(), MaxShortBytes)
 	c.attributes(fb.GetAttributes())
 	if ts := fb.GetOccurredAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
@@ -137,13 +141,35 @@ func (c *checker) add(field, format string, args ...any) {
 	c.vs = append(c.vs, Violation{Field: path, Description: fmt.Sprintf(format, args...)})
 }
 
-// text checks an optional free-text field: valid UTF-8 and bounded.
+// text checks an optional free-text field: valid UTF-8, bounded, and no
+// control characters but tab, CR and LF (a NUL or an escape sequence means
+// nothing in feedback and corrupts terminals, logs and mail).
 func (c *checker) text(field, s string, maxBytes int) {
+	c.checkText(field, s, maxBytes, func(r rune) bool { return r == '\t' || r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029' },
+		"must not contain control characters other than tab, CR and LF")
+}
+
+// line checks an optional one-line field (subject, name, labels): as text,
+// and no control character or line break at all, since these end up in
+// email headers and one-line displays, where a CR/LF injects a header.
+func (c *checker) line(field, s string, maxBytes int) {
+	c.checkText(field, s, maxBytes, func(rune) bool { return false },
+		"must be one line: no CR, LF or other control characters")
+}
+
+func (c *checker) checkText(field, s string, maxBytes int, allowed func(rune) bool, rule string) {
 	switch {
 	case len(s) > maxBytes:
 		c.add(field, "must be at most %d bytes, got %d", maxBytes, len(s))
 	case !utf8.ValidString(s):
 		c.add(field, "must be valid UTF-8")
+	default:
+		for i, r := range s {
+			if (unicode.IsControl(r) || r == '\u2028' || r == '\u2029') && !allowed(r) {
+				c.add(field, "%s, got %U at byte %d", rule, r, i)
+				return
+			}
+		}
 	}
 }
 
@@ -154,13 +180,13 @@ func (c *checker) score(field string, v, lo, hi int32) {
 }
 
 func (c *checker) customer(cu *feedloopv1.Customer) {
-	c.text("customer.id", cu.GetId(), MaxShortBytes)
-	c.text("customer.name", cu.GetName(), MaxShortBytes)
+	c.line("customer.id", cu.GetId(), MaxShortBytes)
+	c.line("customer.name", cu.GetName(), MaxShortBytes)
 	if e := cu.GetEmail(); e != "" {
-		// CR/LF first: an address that smuggles a header into an email is
-		// rejected whatever net/mail thinks of the rest.
-		if strings.ContainsAny(e, "\r\n") {
-			c.add("customer.email", "must not contain CR or LF")
+		// Control characters first: an address that smuggles a header into
+		// an email is rejected whatever net/mail thinks of the rest.
+		if strings.ContainsFunc(e, unicode.IsControl) {
+			c.add("customer.email", "must not contain CR, LF or other control characters (email header injection)")
 		} else if a, err := mail.ParseAddress(e); err != nil || a.Name != "" || a.Address != e {
 			// A bare address only: notifier sends to it as given.
 			c.add("customer.email", "must be an email address such as ada@example.com, got %q", clip(e))
@@ -189,8 +215,8 @@ func (c *checker) attributes(attrs map[string]string) {
 			c.add("attributes", "keys must not be empty")
 		case len(k) > MaxAttributeKeyBytes:
 			c.add("attributes", "keys must be at most %d bytes, got %q (%d bytes)", MaxAttributeKeyBytes, clip(k), len(k))
-		case !utf8.ValidString(k):
-			c.add("attributes", "keys must be valid UTF-8")
+		case !printable(k):
+			c.add("attributes", "keys must be printable UTF-8 without control characters, got %q", clip(k))
 		default:
 			c.text(fmt.Sprintf("attributes[%q]", k), attrs[k], MaxAttributeValBytes)
 		}
@@ -205,6 +231,20 @@ func printable(s string) bool {
 	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// idNotPath reports whether id cannot be taken for a path: no "." or ".."
+// segment, no leading '/', no backslash.
+func idNotPath(id string) bool {
+	if strings.HasPrefix(id, "/") || strings.ContainsRune(id, '\\') {
+		return false
+	}
+	for seg := range strings.SplitSeq(id, "/") {
+		if seg == "." || seg == ".." {
 			return false
 		}
 	}

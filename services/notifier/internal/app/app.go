@@ -109,7 +109,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 		for _, t := range targets {
 			if err := h.deliver(ctx, n, t, counted); err != nil {
 				h.Log.WarnContext(ctx, "notification failed", "feedback_id", n.FeedbackID, "step", n.Name,
-					"channel", t.Channel, "recipient", t.Recipient, "err", err)
+					"channel", t.Channel, "recipient", logged(t.Recipient), "err", err)
 				errs = append(errs, err)
 				if !bus.IsPermanent(err) {
 					permanent = false
@@ -179,7 +179,7 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		return err
 	}
 	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
-		"audience", n.Audience, "channel", t.Channel, "recipient", t.Recipient, "team", n.Team)
+		"audience", n.Audience, "channel", t.Channel, "recipient", logged(t.Recipient), "team", n.Team)
 	h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultSent)
 	perr := h.publish(ctx, n, t, d, n.CauseEventID, counted)
 	// Marked even when the record failed to publish: the retry then finds

@@ -141,7 +141,7 @@ func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) error {
 				continue
 			}
 			// A receiver that refuses the digest will refuse it again.
-			h.Log.WarnContext(ctx, "digest rejected", "digest", n.FeedbackID, "channel", t.Channel, "recipient", t.Recipient, "err", err)
+			h.Log.WarnContext(ctx, "digest rejected", "digest", n.FeedbackID, "channel", t.Channel, "recipient", logged(t.Recipient), "err", err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -187,14 +187,16 @@ func (f *File) Has(typ string) bool {
 	return false
 }
 
-// CheckURL accepts absolute http and https URLs.
+// CheckURL accepts absolute http and https URLs. Its errors never repeat
+// the URL: a webhook URL often holds the secret that lets one post to it,
+// and configuration errors end up in logs.
 func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		return errors.New("must be an absolute http(s) URL, got one that does not parse")
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("must be an absolute http(s) URL, got %q", s)
+		return fmt.Errorf("must be an absolute http(s) URL, got scheme %q and host %q", u.Scheme, u.Host)
 	}
 	return nil
 }

@@ -64,21 +64,26 @@ func TestParseErrors(t *testing.T) {
 		"unknown type":    {"teams:\n  billing:\n    - {type: sms, to: x}\n", `teams.billing[0]: type must be webhook or email, got "sms"`},
 		"webhook no url":  {"teams:\n  billing:\n    - {type: webhook}\n", "teams.billing[0]: url: must be an absolute http(s) URL"},
 		"webhook bad url": {"teams:\n  billing:\n    - {type: webhook, url: 'ftp://x/y'}\n", "teams.billing[0]: url: must be an absolute http(s) URL"},
-		"webhook with to": {"teams:\n  billing:\n    - {type: webhook, url: 'https://x', to: a@b.example}\n", "teams.billing[0]: a webhook channel takes url, not to"},
-		"email no to":     {"teams:\n  billing:\n    - {type: email}\n", "teams.billing[0]: an email channel needs to"},
-		"email bad addr":  {"teams:\n  billing:\n    - {type: email, to: [ok@example.com, 'Eve <eve@example.com>']}\n", "teams.billing[0].to[1]: must be a bare email address"},
-		"bad team name":   {"teams:\n  Billing Team:\n    - {type: email, to: a@example.com}\n", "teams.Billing Team: team name must be"},
-		"empty team":      {"teams:\n  billing: []\n", "teams.billing: lists no channel"},
-		"unknown field":   {"teams:\n  billing:\n    - {type: email, to: a@example.com, cc: b@example.com}\n", "field cc not found"},
-		"duplicate name":  {"teams:\n  billing:\n    - {type: webhook, name: x, url: 'https://a'}\n    - {type: webhook, name: x, url: 'https://b'}\n", `teams.billing[1]: webhook name "x" used twice`},
-		"top-level typo":  {"team:\n  billing: []\n", "field team not found"},
-		"email with name": {"teams:\n  billing:\n    - {type: email, name: n, to: a@example.com}\n", "an email channel takes to, not url or name"},
+		// The URL may hold a secret: the error names what is wrong, not the URL.
+		"webhook url without scheme": {"teams:\n  billing:\n    - {type: webhook, url: 'hooks.example/services/T0/B0/url-secret'}\n", `got scheme "" and host ""`},
+		"webhook with to":            {"teams:\n  billing:\n    - {type: webhook, url: 'https://x', to: a@b.example}\n", "teams.billing[0]: a webhook channel takes url, not to"},
+		"email no to":                {"teams:\n  billing:\n    - {type: email}\n", "teams.billing[0]: an email channel needs to"},
+		"email bad addr":             {"teams:\n  billing:\n    - {type: email, to: [ok@example.com, 'Eve <eve@example.com>']}\n", "teams.billing[0].to[1]: must be a bare email address"},
+		"bad team name":              {"teams:\n  Billing Team:\n    - {type: email, to: a@example.com}\n", "teams.Billing Team: team name must be"},
+		"empty team":                 {"teams:\n  billing: []\n", "teams.billing: lists no channel"},
+		"unknown field":              {"teams:\n  billing:\n    - {type: email, to: a@example.com, cc: b@example.com}\n", "field cc not found"},
+		"duplicate name":             {"teams:\n  billing:\n    - {type: webhook, name: x, url: 'https://a'}\n    - {type: webhook, name: x, url: 'https://b'}\n", `teams.billing[1]: webhook name "x" used twice`},
+		"top-level typo":             {"team:\n  billing: []\n", "field team not found"},
+		"email with name":            {"teams:\n  billing:\n    - {type: email, name: n, to: a@example.com}\n", "an email channel takes to, not url or name"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := teams.Parse([]byte(tc.yaml))
 			if !errors.Is(err, teams.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want ErrInvalid containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "url-secret") {
+				t.Fatalf("error repeats the URL: %v", err)
 			}
 		})
 	}

@@ -6,7 +6,7 @@ package routesfile
 import (
 	"log/slog"
 
-	"github.com/feedloop/feedloop/services/router/internal/filewatch"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
 

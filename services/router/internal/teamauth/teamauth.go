@@ -1,17 +1,19 @@
 // Package teamauth authenticates team API calls: every call carries
 // "authorization: Bearer <token>", the token's SHA-256 must be one of the
-// configured hashes, and the hash names the team (and who holds it). Tokens
-// themselves are never stored, compared in clear or logged.
+// configured hashes (pkg/apikey), and the hash names the team (and who
+// holds it). A token may carry an expiry or be revoked; an open stream ends
+// when its token stops being valid. Tokens themselves are never stored,
+// compared in clear or logged.
 package teamauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"gopkg.in/yaml.v3"
 
+	"github.com/feedloop/feedloop/pkg/apikey"
 	"github.com/feedloop/feedloop/pkg/bus"
 )
 
@@ -32,25 +35,25 @@ type Principal struct {
 
 // Tokens is the set of configured token hashes.
 type Tokens struct {
-	byHash map[[sha256.Size]byte]Principal
+	set *apikey.Set
 }
 
 // file is the tokens file: ROUTER_TEAM_TOKENS_FILE.
 type file struct {
 	Tokens []struct {
-		Team   string `yaml:"team"`
-		Name   string `yaml:"name"`
-		SHA256 string `yaml:"sha256"`
+		Team    string `yaml:"team"`
+		Name    string `yaml:"name"`
+		SHA256  string `yaml:"sha256"`
+		Expires string `yaml:"expires"`
+		Revoked bool   `yaml:"revoked"`
 	} `yaml:"tokens"`
 }
 
 // Hash is the hex SHA-256 of token, as the tokens file holds it.
-func Hash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
-}
+func Hash(token string) string { return apikey.Hash(token) }
 
-// Parse reads a tokens file. Errors name the entry at fault.
+// Parse reads a tokens file. Errors name the entry (by index, team and
+// holder) and the field at fault.
 func Parse(data []byte) (*Tokens, error) {
 	var f file
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
@@ -58,32 +61,62 @@ func Parse(data []byte) (*Tokens, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("tokens file: %w", err)
 	}
-	t := &Tokens{byHash: make(map[[sha256.Size]byte]Principal, len(f.Tokens))}
+	// who names entry i for an error, e.g. "billing/alice".
+	who := func(i int) string {
+		e := f.Tokens[i]
+		if e.Name == "" {
+			return e.Team
+		}
+		return e.Team + "/" + e.Name
+	}
+	entries := make([]apikey.Entry, 0, len(f.Tokens))
 	var errs []error
 	for i, e := range f.Tokens {
-		at := fmt.Sprintf("tokens[%d]", i)
 		if !bus.ValidToken(e.Team) {
-			errs = append(errs, fmt.Errorf("%s.team: must be 1-64 characters of a-z 0-9 _ -, got %q", at, e.Team))
+			errs = append(errs, fmt.Errorf("tokens[%d].team: must be 1-64 characters of a-z 0-9 _ -, got %q", i, e.Team))
 		}
-		raw, err := hex.DecodeString(e.SHA256)
-		if err != nil || len(raw) != sha256.Size {
-			errs = append(errs, fmt.Errorf("%s.sha256: must be 64 hex digits (the SHA-256 of the token, see `feedloop inbox token`)", at))
-			continue
+		if len(e.Name) > 128 || strings.ContainsFunc(e.Name, unicode.IsControl) {
+			// Not repeated: it is recorded as an actor, and a name that
+			// long is more likely a pasted token than a person.
+			errs = append(errs, fmt.Errorf("tokens[%d].name (team %s): at most 128 characters, no control characters", i, e.Team))
 		}
-		key := [sha256.Size]byte(raw)
-		if _, dup := t.byHash[key]; dup {
-			errs = append(errs, fmt.Errorf("%s.sha256: the same token is listed twice", at))
+		var expires time.Time
+		if e.Expires != "" {
+			t, err := time.Parse(time.RFC3339, e.Expires)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tokens[%d].expires (%s): must be an RFC 3339 time such as 2027-03-01T00:00:00Z, got %q", i, who(i), e.Expires))
+			}
+			expires = t
 		}
-		name := e.Name
-		if name == "" {
-			name = e.Team
-		}
-		t.byHash[key] = Principal{Team: e.Team, Name: name}
+		entries = append(entries, apikey.Entry{Scope: e.Team, Name: e.Name, SHA256: e.SHA256, Expires: expires, Revoked: e.Revoked})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return t, nil
+	set, err := apikey.NewSet(entries)
+	if err != nil {
+		// apikey names the entry by index, "[2].sha256: …": add the list's
+		// name and who the entry is.
+		var out []error
+		for _, e := range unjoin(err) {
+			msg := e.Error()
+			var i int
+			if _, serr := fmt.Sscanf(msg, "[%d]", &i); serr == nil && i >= 0 && i < len(f.Tokens) {
+				field, rest, _ := strings.Cut(msg[strings.IndexByte(msg, ']')+1:], ":")
+				msg = fmt.Sprintf("[%d]%s (%s):%s", i, field, who(i), rest)
+			}
+			out = append(out, fmt.Errorf("tokens%s (see `feedloop inbox token`)", msg))
+		}
+		return nil, errors.Join(out...)
+	}
+	return &Tokens{set: set}, nil
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Load reads and parses the tokens file at path.
@@ -95,19 +128,40 @@ func Load(path string) (*Tokens, error) {
 	return Parse(data)
 }
 
-// Lookup returns the principal of token.
-func (t *Tokens) Lookup(token string) (Principal, bool) {
-	if t == nil || token == "" {
-		return Principal{}, false
+// Lookup returns the principal of token and when it expires (zero: never),
+// or an error wrapping apikey.ErrUnknown, ErrExpired or ErrRevoked.
+func (t *Tokens) Lookup(token string, now time.Time) (Principal, time.Time, error) {
+	var set *apikey.Set
+	if t != nil {
+		set = t.set
 	}
-	// Looking up by hash leaks at most timing about the hash, never about
-	// the token, so no constant-time comparison is needed.
-	p, ok := t.byHash[sha256.Sum256([]byte(token))]
-	return p, ok
+	e, err := set.Lookup(token, now)
+	if err != nil {
+		return Principal{}, time.Time{}, err
+	}
+	return Principal{Team: e.Scope, Name: e.Name}, e.Expires, nil
 }
 
-// Len is the number of tokens.
-func (t *Tokens) Len() int { return len(t.byHash) }
+// Len is the number of tokens, revoked and expired ones included.
+func (t *Tokens) Len() int {
+	if t == nil {
+		return 0
+	}
+	return t.set.Len()
+}
+
+// Source is the tokens in force and how to learn that they changed.
+type Source interface {
+	Tokens() *Tokens
+	// Changed returns a channel that is closed at the next change.
+	Changed() <-chan struct{}
+}
+
+// Static is a Source that never changes.
+type Static struct{ T *Tokens }
+
+func (s Static) Tokens() *Tokens          { return s.T }
+func (s Static) Changed() <-chan struct{} { return nil }
 
 type ctxKey struct{}
 
@@ -122,33 +176,61 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, ctxKey{}, p)
 }
 
-// authenticate finds the caller of a call to a guarded method.
-func authenticate(ctx context.Context, tokens *Tokens) (Principal, error) {
+// refusal is the Unauthenticated status of a lookup error. The messages
+// say what to do; they never repeat the token.
+func refusal(err error) error {
+	switch {
+	case errors.Is(err, apikey.ErrExpired):
+		// err reads "key expired on <time>".
+		on := strings.TrimPrefix(err.Error(), apikey.ErrExpired.Error())
+		return status.Errorf(codes.Unauthenticated, "team token expired%s; ask for a new one", on)
+	case errors.Is(err, apikey.ErrRevoked):
+		return status.Error(codes.Unauthenticated, "team token revoked; ask for a new one")
+	default:
+		return status.Error(codes.Unauthenticated, "unknown team token")
+	}
+}
+
+// bearer reads the token of a call.
+func bearer(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return Principal{}, status.Error(codes.Unauthenticated, "missing authorization metadata: send \"authorization: Bearer <team token>\"")
+		return "", status.Error(codes.Unauthenticated, "missing authorization metadata: send \"authorization: Bearer <team token>\"")
 	}
-	scheme, token, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
-		return Principal{}, status.Error(codes.Unauthenticated, "authorization: want \"Bearer <team token>\"")
-	}
-	p, ok := tokens.Lookup(strings.TrimSpace(token))
+	token, ok := apikey.Bearer(vals[0])
 	if !ok {
-		return Principal{}, status.Error(codes.Unauthenticated, "unknown team token")
+		return "", status.Error(codes.Unauthenticated, "authorization: want \"Bearer <team token>\"")
 	}
-	return p, nil
+	return token, nil
 }
 
 // Interceptors guard every method whose full name starts with prefix (e.g.
-// "/feedloop.v1.TeamService/"); health and reflection stay open. tokens is
-// called per call so a reloaded file takes effect at once.
-func Interceptors(prefix string, tokens func() *Tokens) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+// "/feedloop.v1.TeamService/"); health and reflection stay open. The
+// tokens of src are read per call so a reloaded file takes effect at once;
+// an open stream is checked again whenever src changes and ends with
+// Unauthenticated when its token is revoked, removed or expires. now is
+// the clock (nil: time.Now).
+func Interceptors(prefix string, src Source, now func() time.Time) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	if now == nil {
+		now = time.Now
+	}
+	authenticate := func(ctx context.Context) (string, Principal, error) {
+		token, err := bearer(ctx)
+		if err != nil {
+			return "", Principal{}, err
+		}
+		p, _, err := src.Tokens().Lookup(token, now())
+		if err != nil {
+			return "", Principal{}, refusal(err)
+		}
+		return token, p, nil
+	}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, prefix) {
 			return h(ctx, req)
 		}
-		p, err := authenticate(ctx, tokens())
+		_, p, err := authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -158,13 +240,59 @@ func Interceptors(prefix string, tokens func() *Tokens) (grpc.UnaryServerInterce
 		if !strings.HasPrefix(info.FullMethod, prefix) {
 			return h(srv, ss)
 		}
-		p, err := authenticate(ss.Context(), tokens())
+		token, p, err := authenticate(ss.Context())
 		if err != nil {
 			return err
 		}
-		return h(srv, &principalStream{ServerStream: ss, ctx: WithPrincipal(ss.Context(), p)})
+		ctx, cancel := context.WithCancelCause(WithPrincipal(ss.Context(), p))
+		defer cancel(nil)
+		go guard(ctx, cancel, src, token, now)
+		err = h(srv, &principalStream{ServerStream: ss, ctx: ctx})
+		if ended, ok := context.Cause(ctx).(*endedError); ok {
+			// Whatever the handler made of its cancelled context, the
+			// caller learns why the stream ended.
+			return ended.status
+		}
+		return err
 	}
 	return unary, stream
+}
+
+// endedError is the cause a guard cancels a stream with.
+type endedError struct{ status error }
+
+func (e *endedError) Error() string { return e.status.Error() }
+
+// guard cancels an open stream's context when its token stops being valid:
+// at its expiry, or at a change of the tokens that no longer admits it.
+func guard(ctx context.Context, cancel context.CancelCauseFunc, src Source, token string, now func() time.Time) {
+	for {
+		changed := src.Changed()
+		// Look the token up after taking the channel, so a change between
+		// the two is not missed.
+		_, exp, err := src.Tokens().Lookup(token, now())
+		if err != nil {
+			cancel(&endedError{refusal(err)})
+			return
+		}
+		var expired <-chan time.Time
+		var timer *time.Timer
+		if !exp.IsZero() {
+			timer = time.NewTimer(exp.Sub(now()))
+			expired = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-expired:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }
 
 type principalStream struct {

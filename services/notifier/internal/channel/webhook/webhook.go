@@ -5,13 +5,16 @@
 //	Content-Type: application/json
 //	Idempotency-Key: <uuid>     the same for every attempt and redelivery of one
 //	                            (feedback, step, recipient) delivery: drop repeats
-//	X-Feedloop-Signature: sha256=<hex>
-//	                            hex(HMAC-SHA256(secret, body)) over the exact body bytes
+//	X-Feedloop-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]
+//	                            hex(HMAC-SHA256(secret, "<t>.<body>")) over the
+//	                            exact body bytes, per secret (package webhooksig)
 //	X-Feedloop-Step: <step>     e.g. received, planned, routed, digest
 //
-// Receivers verify by recomputing the HMAC of the raw body with the shared
-// secret (NOTIFIER_WEBHOOK_SECRET) and comparing in constant time. The body
-// is Payload as JSON. A 2xx answer accepts the delivery; 429, 5xx and
+// Receivers verify by recomputing the HMAC of "<t>.<raw body>" with the
+// shared secret (NOTIFIER_WEBHOOK_SECRET), comparing in constant time, and
+// refusing a t too far from their clock (a replay); webhooksig.Verify does
+// all of it. Every attempt is signed afresh, so a retry carries a new t
+// and the same Idempotency-Key. The body is Payload as JSON. A 2xx answer accepts the delivery; 429, 5xx and
 // network errors are retried with exponential backoff (a bounded number of
 // attempts per call, Retry-After honoured up to the cap); any other answer
 // (4xx, 3xx: redirects are not followed) rejects it for good.
@@ -20,9 +23,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +34,12 @@ import (
 	"time"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 // Header names.
 const (
-	HeaderSignature      = "X-Feedloop-Signature"
+	HeaderSignature      = webhooksig.Header
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderStep           = "X-Feedloop-Step"
 )
@@ -194,25 +194,17 @@ func NewPayload(m channel.Message) Payload {
 	return p
 }
 
-// Sign returns the X-Feedloop-Signature value for body.
-func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// Verify reports whether signature is the valid signature of body, in
-// constant time. Receivers written in Go can use it as is.
-func Verify(secret, body []byte, signature string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(signature))
-}
-
 // Options configure a Client.
 type Options struct {
 	// URL receives the POSTs.
 	URL string
 	// Secret signs the bodies.
 	Secret []byte
+	// PreviousSecret, during a rotation, signs them too (a second v1), so
+	// receivers that still hold it keep verifying.
+	PreviousSecret []byte
+	// Now is the clock of the signatures (default time.Now).
+	Now func() time.Time
 	// Timeout bounds one attempt (default 10s).
 	Timeout time.Duration
 	// Attempts bounds the attempts of one Send (default 3).
@@ -259,11 +251,14 @@ func New(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Each POST is a client span of the item's trace, and carries
 			// traceparent to a receiver that traces too.
-			Transport: otelhttp.NewTransport(transport()),
+			Transport: tracedTransport(transport()),
 		}
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "feedloop-notifier"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Client{o: o}, nil
 }
@@ -274,11 +269,10 @@ func (c *Client) Send(ctx context.Context, m channel.Message) error {
 	if err != nil {
 		return fmt.Errorf("webhook: encode: %w: %w", channel.ErrRejected, err)
 	}
-	sig := Sign(c.o.Secret, body)
 	wait := c.o.Backoff
 	var last error
 	for attempt := 1; ; attempt++ {
-		retryAfter, err := c.post(ctx, body, sig, m)
+		retryAfter, err := c.post(ctx, body, m)
 		if err == nil || errors.Is(err, channel.ErrRejected) {
 			return err
 		}
@@ -304,7 +298,7 @@ func (c *Client) Send(ctx context.Context, m channel.Message) error {
 }
 
 // post makes one attempt. It returns the server's Retry-After, if any.
-func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Message) (time.Duration, error) {
+func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.o.URL, bytes.NewReader(body))
@@ -313,7 +307,9 @@ func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Me
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.o.UserAgent)
-	req.Header.Set(HeaderSignature, sig)
+	// Signed per attempt: the timestamp is when this request left, so a
+	// retry is not refused as a replay.
+	req.Header.Set(HeaderSignature, c.sign(body))
 	req.Header.Set(HeaderIdempotencyKey, m.Key)
 	req.Header.Set(HeaderStep, m.Data.Step)
 	resp, err := c.o.HTTP.Do(req)
@@ -341,6 +337,14 @@ func (c *Client) post(ctx context.Context, body []byte, sig string, m channel.Me
 	}
 }
 
+// sign is the signature header of body, now, by every secret.
+func (c *Client) sign(body []byte) string {
+	if len(c.o.PreviousSecret) > 0 {
+		return webhooksig.Sign(c.o.Now(), body, c.o.Secret, c.o.PreviousSecret)
+	}
+	return webhooksig.Sign(c.o.Now(), body, c.o.Secret)
+}
+
 // parseRetryAfter reads a Retry-After in seconds; dates and junk give 0.
 func parseRetryAfter(v string) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -350,17 +354,20 @@ func parseRetryAfter(v string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// redact drops the query and user info of a URL for logs: they often hold tokens.
+// redact shows a URL for logs and traces as its scheme and host only:
+// its query, user info and path often hold the secret that lets one post
+// to it (a chat webhook is https://hooks.example/services/T0/B0/<secret>).
+// A path becomes "/…".
 func redact(raw string) string {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		raw = raw[:i]
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
 	}
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if j := strings.IndexByte(raw[i+3:], '@'); j >= 0 {
-			raw = raw[:i+3] + raw[i+3+j+1:]
-		}
+	shown := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" {
+		shown += "/…"
 	}
-	return raw
+	return shown
 }
 
 var _ channel.Sender = (*Client)(nil)

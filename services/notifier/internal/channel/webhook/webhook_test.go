@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 var secret = []byte("0123456789abcdef-test-secret")
@@ -57,12 +59,38 @@ func (s *server) requests() []request {
 	return append([]request(nil), s.reqs...)
 }
 
+// t0 is the clock of the signatures; each reading advances it a second,
+// so two attempts never share a timestamp.
+var t0 = time.Unix(1764590400, 0)
+
+type ticking struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *ticking) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Second)
+	return c.now
+}
+
 func client(t *testing.T, url string) *webhook.Client {
-	c, err := webhook.New(webhook.Options{URL: url, Secret: secret, Attempts: 3, Backoff: 10 * time.Millisecond, Timeout: 5 * time.Second})
+	return clientWith(t, webhook.Options{URL: url})
+}
+
+func clientWith(t *testing.T, o webhook.Options) *webhook.Client {
+	o.Secret, o.Attempts, o.Backoff, o.Timeout, o.Now = secret, 3, 10*time.Millisecond, 5*time.Second, (&ticking{now: t0}).Now
+	c, err := webhook.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// verifier accepts what the test clock signed.
+func verifier(secrets ...[]byte) webhooksig.Verifier {
+	return webhooksig.Verifier{Secrets: secrets, Now: func() time.Time { return t0 }}
 }
 
 func message() channel.Message {
@@ -73,10 +101,11 @@ func message() channel.Message {
 	}
 }
 
-func hmacHex(body []byte) string {
+// hmacHex is the signature of body at unix time ts, computed by hand.
+func hmacHex(ts int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	fmt.Fprintf(m, "%d.%s", ts, body)
+	return fmt.Sprintf("t=%d,v1=%s", ts, hex.EncodeToString(m.Sum(nil)))
 }
 
 func TestSendSignsBodyAndSetsIdempotencyKey(t *testing.T) {
@@ -90,14 +119,14 @@ func TestSendSignsBodyAndSetsIdempotencyKey(t *testing.T) {
 		t.Fatalf("got %d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
-	if got, want := r.header.Get("X-Feedloop-Signature"), hmacHex(r.body); got != want {
-		t.Errorf("signature = %q, want HMAC of the body %q", got, want)
+	if got, want := r.header.Get("X-Feedloop-Signature"), hmacHex(t0.Unix()+1, r.body); got != want {
+		t.Errorf("signature = %q, want HMAC of the time and body %q", got, want)
 	}
-	if !webhook.Verify(secret, r.body, r.header.Get("X-Feedloop-Signature")) {
-		t.Error("Verify rejects the signature the client sent")
+	if err := verifier(secret).Verify(r.header.Get("X-Feedloop-Signature"), r.body); err != nil {
+		t.Errorf("Verify rejects the signature the client sent: %v", err)
 	}
-	if webhook.Verify([]byte("another-secret-of-16b"), r.body, r.header.Get("X-Feedloop-Signature")) {
-		t.Error("Verify accepts a signature made with another secret")
+	if err := verifier([]byte("another-secret-of-16b")).Verify(r.header.Get("X-Feedloop-Signature"), r.body); !errors.Is(err, webhooksig.ErrMismatch) {
+		t.Errorf("Verify accepts a signature made with another secret: %v", err)
 	}
 	if got := r.header.Get("Idempotency-Key"); got != msg.Key {
 		t.Errorf("Idempotency-Key = %q, want %q", got, msg.Key)
@@ -166,11 +195,15 @@ func TestRetriesServerErrorsThenSucceeds(t *testing.T) {
 	if len(reqs) != 3 {
 		t.Fatalf("got %d attempts, want 3", len(reqs))
 	}
-	// Every attempt is the same delivery: same body, same key, same signature.
-	for i, r := range reqs[1:] {
-		if string(r.body) != string(reqs[0].body) || r.header.Get("Idempotency-Key") != reqs[0].header.Get("Idempotency-Key") ||
-			r.header.Get("X-Feedloop-Signature") != reqs[0].header.Get("X-Feedloop-Signature") {
-			t.Errorf("attempt %d differs from the first", i+2)
+	// Every attempt is the same delivery: same body, same key; each is
+	// signed when it leaves, so a receiver's replay window never refuses a
+	// retry.
+	for i, r := range reqs {
+		if string(r.body) != string(reqs[0].body) || r.header.Get("Idempotency-Key") != reqs[0].header.Get("Idempotency-Key") {
+			t.Errorf("attempt %d is another delivery than the first", i+1)
+		}
+		if got, want := r.header.Get("X-Feedloop-Signature"), hmacHex(t0.Unix()+int64(i)+1, r.body); got != want {
+			t.Errorf("attempt %d: signature %q, want a fresh one %q", i+1, got, want)
 		}
 	}
 }
@@ -230,5 +263,28 @@ func TestNetworkErrorIsTransientAndHidesQuery(t *testing.T) {
 	}
 	if got := err.Error(); strings.Contains(got, "sekrit") {
 		t.Errorf("error leaks the URL query: %s", got)
+	}
+}
+
+// During a rotation every request is signed with both secrets, so
+// receivers holding either verify.
+func TestRotationSignsWithBothSecrets(t *testing.T) {
+	s := newServer(t, http.StatusNoContent)
+	previous := []byte("the-previous-secret-0123")
+	if err := clientWith(t, webhook.Options{URL: s.srv.URL, PreviousSecret: previous}).Send(context.Background(), message()); err != nil {
+		t.Fatal(err)
+	}
+	r := s.requests()[0]
+	sig := r.header.Get("X-Feedloop-Signature")
+	if strings.Count(sig, "v1=") != 2 {
+		t.Fatalf("signature %q: want two v1 values", sig)
+	}
+	for name, v := range map[string]webhooksig.Verifier{"new": verifier(secret), "old": verifier(previous), "both": verifier(previous, secret)} {
+		if err := v.Verify(sig, r.body); err != nil {
+			t.Errorf("a receiver with the %s secret: %v", name, err)
+		}
+	}
+	if err := verifier([]byte("neither-of-the-two-secrets")).Verify(sig, r.body); !errors.Is(err, webhooksig.ErrMismatch) {
+		t.Errorf("another secret: %v", err)
 	}
 }
