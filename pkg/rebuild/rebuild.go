@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -226,6 +227,32 @@ func (g *Gate) Watch(ctx context.Context, rebuild RebuildFunc) error {
 		case <-t.C:
 		}
 	}
+}
+
+// Init makes a missing state complete at once when the stream is empty
+// (stream's first message is absent: what it derives from is nothing), so
+// that a service starting on an empty Redis and an empty stream is ready
+// before it serves; otherwise, or when another replica holds the lock, it
+// leaves the rebuild to Watch. js may be nil (no check).
+func (g *Gate) Init(ctx context.Context, js jetstream.JetStream, stream string, rebuild RebuildFunc) error {
+	if ok, err := g.Ready(ctx); err != nil || ok || js == nil {
+		return err
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("rebuild: %s: stream %s: %w", g.cfg.Name, stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild: %s: stream %s: %w", g.cfg.Name, stream, err)
+	}
+	if info.State.Msgs > 0 {
+		return nil
+	}
+	if err := g.run(ctx, false, rebuild); err != nil && !errors.Is(err, ErrBusy) {
+		return err
+	}
+	return nil
 }
 
 // Rebuild takes the lock and runs rebuild even if the state is complete

@@ -19,9 +19,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/feedloop/feedloop/pkg/apikey"
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
@@ -173,7 +175,15 @@ type Service struct {
 	// keys is the watched keys file; nil when submissions are not
 	// authenticated.
 	keys *filewatch.Watcher[*access.File]
+	// idemKeys are the idempotency keys, rebuilt from the stream by gate
+	// when Redis loses them.
+	idemKeys *idem.Store
+	gate     *rebuild.Gate
 }
+
+// RebuildPrefix starts the keys of the idempotency keys' rebuild gate
+// (<prefix>ready, <prefix>lock; see package rebuild).
+const RebuildPrefix = "intake:rebuild:"
 
 // New builds intake on infra and opens its listeners, so GRPCAddr and
 // HTTPAddr are known before Run.
@@ -190,13 +200,24 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log = slog.Default()
 	}
 	s := &Service{cfg: cfg, infra: infra, log: log}
+	s.idemKeys = idem.New(infra.Redis, cfg.IdempotencyTTL)
+	gate, gerr := rebuild.New(infra.Redis, rebuild.Config{Name: "intake idempotency keys", Prefix: RebuildPrefix, Log: log})
+	if gerr != nil {
+		return nil, fmt.Errorf("intake: %w", gerr)
+	}
+	s.gate = gate
+	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, s.rebuildKeys); err != nil {
+		log.Warn("intake: idempotency keys not initialised; the rebuild watcher tries again", "err", err)
+	}
+	cancel()
 	if err := s.openKeys(); err != nil {
 		return nil, err
 	}
 	metrics := accept.NewMetrics(otel.GetMeterProvider())
 	defaultLimit := access.Limit{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
 	limiter := ratelimit.New(infra.Redis, func(source string) access.Limit { return s.access().Limit(source, defaultLimit) })
-	s.acc = accept.New(idem.New(infra.Redis, cfg.IdempotencyTTL), infra.Bus, log, time.Now,
+	s.acc = accept.New(s.idemKeys, infra.Bus, log, time.Now,
 		accept.WithMetrics(metrics), accept.WithLimiter(limiter))
 
 	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes)}
@@ -313,8 +334,22 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.keys != nil {
 		g.Go(func() error { s.keys.Run(gctx, s.cfg.ReloadInterval); return nil })
 	}
+	g.Go(func() error {
+		// Rebuilds the idempotency keys when Redis lost them. Submissions
+		// are not held meanwhile: a key not found yet is published, and
+		// JetStream's duplicate window answers resubmissions within it.
+		return s.gate.Watch(gctx, s.rebuildKeys)
+	})
 	s.log.InfoContext(ctx, "intake: running", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	err := g.Wait()
 	s.log.InfoContext(ctx, "intake: stopped", "err", err)
+	return err
+}
+
+// rebuildKeys restores the idempotency keys from the stream (see
+// idem.Store.Rebuild).
+func (s *Service) rebuildKeys(ctx context.Context, fence rebuild.Guard) error {
+	n, err := s.idemKeys.Rebuild(ctx, s.infra.Bus.JetStream(), bus.StreamFeedback, fence, time.Now())
+	s.log.InfoContext(ctx, "intake: idempotency keys replayed from the stream", "received_events", n)
 	return err
 }

@@ -19,8 +19,12 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/services/notifier/internal/app"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/console"
@@ -59,6 +63,10 @@ const (
 	claimTTL   = 2 * ackWait
 	maxDeliver = 10
 )
+
+// RebuildPrefix starts the keys of the delivery records' rebuild gate
+// (<prefix>ready, <prefix>lock; see package rebuild).
+const RebuildPrefix = "notify:rebuild:"
 
 var backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, 60 * time.Second}
 
@@ -119,6 +127,11 @@ type Config struct {
 	// Clock tells the time for the daily cap and digests (default
 	// time.Now). Set from Go only: tests move it across midnight.
 	Clock func() time.Time `env:"-"`
+	// InFlightGrace is how long a rebuild of the delivery records waits
+	// before it lets sends resume: the longest a send that was in flight
+	// when Redis lost its claim may still take (default: the consumer's
+	// AckWait, which bounds a handler). Set from Go only: tests shorten it.
+	InFlightGrace time.Duration `env:"-"`
 }
 
 // LoadConfig reads the environment and validates it.
@@ -149,6 +162,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.InFlightGrace == 0 {
+		c.InFlightGrace = ackWait
 	}
 	return c
 }
@@ -226,6 +242,8 @@ func (c Config) Validate() error {
 type Service struct {
 	cfg     Config
 	bus     *bus.Bus
+	rdb     *redis.Client
+	gate    *rebuild.Gate
 	handler *app.Handler
 	log     *slog.Logger
 }
@@ -264,24 +282,40 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	log.Info("notifier: channels", "summary", describe(cfg, dir), "locales", strings.Join(tmpl.Locales(), ","),
 		"customer_routed", cfg.CustomerRouted, "customer_daily_cap", cfg.CustomerDailyCap)
 
-	return &Service{
-		cfg: cfg,
-		bus: infra.Bus,
-		log: log,
+	gate, err := rebuild.New(infra.Redis, rebuild.Config{Name: "notifier delivery records", Prefix: RebuildPrefix, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	s := &Service{
+		cfg:  cfg,
+		bus:  infra.Bus,
+		rdb:  infra.Redis,
+		gate: gate,
+		log:  log,
 		handler: &app.Handler{
-			Templates:   tmpl,
-			Recipients:  dir,
-			Dedup:       dedup.New(infra.Redis, claimTTL, cfg.DedupTTL),
+			Templates:  tmpl,
+			Recipients: dir,
+			// Guarded: no new claim and no new cap decision while the
+			// records are missing (Redis lost them) or being rebuilt.
+			Dedup:       dedup.New(infra.Redis, claimTTL, cfg.DedupTTL).Guarded(gate.ReadyKey()),
 			Publisher:   infra.Bus,
 			Log:         log,
 			Options:     notify.Options{StatusURL: cfg.StatusURL, CustomerRouted: cfg.CustomerRouted},
-			Cap:         dailycap.New(infra.Redis, cfg.DedupTTL),
+			Cap:         dailycap.New(infra.Redis, cfg.DedupTTL).Guarded(gate.ReadyKey()),
 			CapLimit:    cfg.CustomerDailyCap,
 			DigestDelay: cfg.DigestDelay,
 			Now:         cfg.Clock,
 			Metrics:     app.NewMetrics(otel.GetMeterProvider()),
 		},
-	}, nil
+	}
+	// On an empty Redis and an empty stream the records are complete at
+	// once; otherwise Run's watcher rebuilds them.
+	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, s.rebuild); err != nil {
+		log.Warn("notifier: delivery records not initialised; the rebuild watcher tries again", "err", err)
+	}
+	return s, nil
 }
 
 func buildDirectory(cfg Config) (*recipients.Directory, error) {
@@ -373,6 +407,10 @@ func (s *Service) ConsumerConfig() bus.ConsumerConfig {
 
 // Run consumes lifecycle events and sends due digests until ctx is
 // cancelled, then lets the messages in hand finish and returns nil.
+//
+// Beside them the rebuild gate runs: at start and whenever Redis lost the
+// delivery records, one replica rebuilds them from the stream while every
+// replica's consumer holds its messages (rebuild.Pause).
 func (s *Service) Run(ctx context.Context) error {
 	s.log.InfoContext(ctx, "notifier: consuming", "durable", Durable)
 	ctx, cancel := context.WithCancel(ctx)
@@ -382,11 +420,52 @@ func (s *Service) Run(ctx context.Context) error {
 		defer close(digests)
 		s.handler.RunDigests(ctx, s.cfg.DigestPoll)
 	}()
-	err := s.bus.Consume(ctx, s.ConsumerConfig(), s.handler.Handle)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		_ = s.gate.Watch(ctx, s.rebuild)
+	}()
+	cc := s.ConsumerConfig()
+	cc.Middleware = append(cc.Middleware, rebuild.Pause(s.gate, ctx.Done(), ackWait))
+	err := s.bus.Consume(ctx, cc, s.handler.Handle)
 	cancel()
 	<-digests
+	<-watched
 	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
 	return nil
+}
+
+// rebuild restores the delivery records and the daily cap from the
+// stream's feedback.notified events, then, if any replica had a message in
+// hand when it started, waits out InFlightGrace from its start: a send in
+// flight when Redis was lost has lost its claim, and another replica could
+// otherwise send the same delivery before the first one's record is
+// written. After the grace, either its record was published before the
+// loss (and replayed here) or its mark was written after the loss (and
+// kept: the rebuild deletes nothing). With nothing in hand anywhere (a
+// first start on an empty Redis) no send can be in flight.
+func (s *Service) rebuild(ctx context.Context, fence rebuild.Guard) error {
+	start := time.Now()
+	grace := s.cfg.InFlightGrace
+	cons, err := s.bus.JetStream().Consumer(ctx, bus.StreamFeedback, Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		grace = 0
+	} else if err == nil {
+		if info, err := cons.Info(ctx); err == nil && info.NumAckPending == 0 {
+			grace = 0
+		}
+	}
+	n, err := s.handler.Rebuild(ctx, s.rdb, s.bus.JetStream(), bus.StreamFeedback, fence)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "notifier: delivery records replayed from the stream", "notified_events", n, "grace", grace)
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(time.Until(start.Add(grace))):
+		return nil
+	}
 }

@@ -144,6 +144,7 @@ teams:
 		SMTPAddr:           e.smtp.Addr,
 		SMTPFrom:           "Acme Support <support@acme.example>",
 		StatusURL:          "https://status.acme.example/feedback",
+		InFlightGrace:      100 * time.Millisecond,
 	}
 	return e
 }

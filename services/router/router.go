@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -43,6 +44,7 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 	"github.com/feedloop/feedloop/services/router/routing"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -218,6 +220,16 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		Log:      log,
 		Traces:   store,
 	}, s.stop))
+	// On an empty Redis and an empty stream the read model is complete at
+	// once: ready before the team API serves. Otherwise Run's watcher
+	// rebuilds it.
+	if rb, err := s.rebuilder(); err == nil {
+		ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.gate.Init(ictx, infra.Bus.JetStream(), bus.StreamFeedback, rb); err != nil {
+			log.Warn("router: read model not initialised; the rebuild watcher tries again", "err", err)
+		}
+		cancel()
+	}
 	if s.lis, err = cfg.Listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("router: ROUTER_GRPC_ADDR: listen %s: %w", cfg.GRPCAddr, err)
 	}
@@ -482,4 +494,26 @@ func Rebuild(ctx context.Context, infra *lifecycle.Infra, warnAt float64) (int, 
 		return n, fmt.Errorf("router: %w", err)
 	}
 	return n, nil
+}
+
+// Dump returns every key of the read model and of the SLA timer index in
+// rdb with its value in a normal form (see readmodel.Store.Dump), so that
+// two states can be compared: a live router's and a fresh Rebuild's into
+// another Redis, say. The gate's own keys are not part of it.
+func Dump(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
+	out := map[string]string{}
+	for _, prefix := range []string{readmodel.DefaultPrefix, sla.DefaultKeyPrefix} {
+		// The SLA index keeps strings and a sorted set, which the read
+		// model's Dump normalises under any prefix.
+		s, err := readmodel.New(rdb, readmodel.WithPrefix(prefix))
+		if err != nil {
+			return nil, err
+		}
+		d, err := s.Dump(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("router: dump: %w", err)
+		}
+		maps.Copy(out, d)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/services/router"
 )
 
@@ -23,8 +25,11 @@ record, so this restores everything the team API and status pages serve, e.g.
 after Redis was lost.
 
 It reads the same environment as the router: NATS_URL, REDIS_URL,
-ROUTER_SLA_WARN_AT, NATS_NKEY_SEED_FILE (the router's seed), ... Run it while no router runs: a router projecting
-during the replay could fold events out of order.`,
+ROUTER_SLA_WARN_AT, NATS_NKEY_SEED_FILE (the router's seed), ... Routers
+rebuild by themselves when Redis loses the read model; this command forces
+a rebuild. It takes the same lock as the routers, so it may run while they
+do: they hold their consumers and answer Unavailable until it is done, then
+resume. It fails if a rebuild is already running.`,
 		Example: `  NATS_URL=nats://127.0.0.1:4222 REDIS_URL=redis://127.0.0.1:6379/0 feedloop rebuild`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,7 +51,10 @@ during the replay could fold events out of order.`,
 			}
 			n, err := router.Rebuild(ctx, infra, cfg.SLAWarnAt)
 			if err != nil {
-				return fmt.Errorf("rebuild: %w (after %d events; run it again: it starts from an empty read model)", err, n)
+				if errors.Is(err, rebuild.ErrBusy) {
+					return fmt.Errorf("rebuild: %w: a router is rebuilding the read model now; nothing to do", err)
+				}
+				return fmt.Errorf("rebuild: %w (after %d events; run it again: it starts from an empty read model, and routers retry on their own)", err, n)
 			}
 			if jsonOut {
 				return printJSON(cmd, map[string]int{"events": n})

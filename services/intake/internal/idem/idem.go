@@ -2,7 +2,10 @@
 // external_id) pairs intake has accepted, so a resubmission is answered as a
 // duplicate without publishing again. The keys are derived state: losing
 // them only costs a republish, which JetStream's duplicate window and every
-// consumer's dedup by event id absorb.
+// consumer's dedup by event id absorb. After Redis lost them they are
+// rebuilt from the stream's feedback.received events (Rebuild, run by the
+// service under a rebuild.Gate), so that `duplicate` stays right for
+// resubmissions older than JetStream's duplicate window.
 package idem
 
 import (
@@ -11,7 +14,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/rebuild"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
 // Store keeps the keys in Redis with a TTL.
@@ -49,4 +58,65 @@ func (s *Store) Remember(ctx context.Context, source, externalID, feedbackID str
 		return fmt.Errorf("idem: remember %s/%s: %w", source, externalID, err)
 	}
 	return nil
+}
+
+// restoreScript: KEYS[1] the rebuild lock, KEYS[2] the key; ARGV[1] the
+// lock's token, ARGV[2] the feedback id, ARGV[3] the TTL in ms. It writes
+// only while the lock is the caller's, and returns 0 otherwise.
+var restoreScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
+return 1
+`)
+
+// rebuildBatch is how many keys one round trip restores.
+const rebuildBatch = 256
+
+// Rebuild puts the keys back from the stream's feedback.received events,
+// up to its last message, each for what is left of its TTL (counted from
+// the event's time); every write checks fence (the rebuild lock). Keys
+// written meanwhile by Remember hold the same derived id, so the two never
+// disagree. It returns how many events it read.
+func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream string, fence rebuild.Guard, now time.Time) (int, error) {
+	p := s.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	flush := func() error {
+		if p.Len() == 0 {
+			return nil
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return fmt.Errorf("idem: rebuild: %w", err)
+		}
+		for _, c := range cmds {
+			if n, err := c.Int(); err != nil || n != 1 {
+				return fmt.Errorf("idem: rebuild: %w", errors.Join(err, rebuild.ErrLockLost))
+			}
+		}
+		cmds = cmds[:0]
+		return nil
+	}
+	n, err := rebuild.Replay(ctx, js, stream, []string{bus.SubjectReceived}, func(ctx context.Context, m jetstream.Msg) error {
+		ev := &feedloopv1.Event{}
+		if err := proto.Unmarshal(m.Data(), ev); err != nil {
+			return nil // not an event: the consumers dead-letter it
+		}
+		fb := ev.GetReceived().GetFeedback()
+		if fb.GetSource() == "" || fb.GetExternalId() == "" || ev.GetFeedbackId() == "" {
+			return nil
+		}
+		left := s.ttl - now.Sub(ev.GetOccurredAt().AsTime())
+		if left <= 0 {
+			return nil
+		}
+		cmds = append(cmds, restoreScript.Eval(ctx, p, []string{fence.Key, Key(fb.GetSource(), fb.GetExternalId())},
+			fence.Token, ev.GetFeedbackId(), left.Milliseconds()))
+		if p.Len() >= rebuildBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, flush()
 }

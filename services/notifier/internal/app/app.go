@@ -89,8 +89,9 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 			h.Metrics.count(ctx, n.Name, n.Audience, "", ResultSkipped, attribute.String("feedloop.reason", "no contact address"))
 			continue
 		}
+		var counted *capRecord
 		if n.Audience == notify.AudienceCustomer {
-			held, err := h.admit(ctx, n)
+			held, rec, err := h.admit(ctx, n)
 			if err != nil {
 				h.Log.WarnContext(ctx, "notification not admitted", "feedback_id", n.FeedbackID, "step", n.Name, "err", err)
 				errs = append(errs, err)
@@ -103,9 +104,10 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 				h.Metrics.count(ctx, n.Name, n.Audience, "", ResultHeld)
 				continue
 			}
+			counted = rec
 		}
 		for _, t := range targets {
-			if err := h.deliver(ctx, n, t); err != nil {
+			if err := h.deliver(ctx, n, t, counted); err != nil {
 				h.Log.WarnContext(ctx, "notification failed", "feedback_id", n.FeedbackID, "step", n.Name,
 					"channel", t.Channel, "recipient", logged(t.Recipient), "err", err)
 				errs = append(errs, err)
@@ -125,8 +127,14 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 	return err
 }
 
-// deliver sends n to t at most once and publishes its Notified record.
-func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target) error {
+// deliver sends n to t at most once and publishes its Notified record;
+// counted, when set, is the daily-cap admission the record carries.
+//
+// The record is published before the delivery is marked sent in Redis, so
+// that whenever Redis loses the mark (a flush, a failover) the record is
+// either in the stream already, where a rebuild finds it, or the mark is
+// written after the loss and survives it.
+func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target, counted *capRecord) error {
 	d := notify.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: t.Channel, Recipient: t.Recipient}
 	claim, err := h.Dedup.Claim(ctx, d.Key())
 	if err != nil {
@@ -142,7 +150,7 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		// send and publish, in which case this restores the record.
 		h.Log.DebugContext(ctx, "notification already sent", "key", d.Key(), "cause_event_id", claim.Cause)
 		h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultDuplicate, attribute.String("feedloop.cause_event_id", claim.Cause))
-		return h.publish(ctx, n, t, d, claim.Cause)
+		return h.publish(ctx, n, t, d, claim.Cause, counted)
 	}
 
 	msg, err := h.message(n, t, d)
@@ -170,15 +178,19 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		}
 		return err
 	}
-	// The claim is kept if marking fails: releasing it would let a retry
-	// send again at once; it expires after the claim TTL instead.
-	if err := h.Dedup.MarkSent(ctx, claim, n.CauseEventID); err != nil {
-		return err
-	}
 	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
 		"audience", n.Audience, "channel", t.Channel, "recipient", logged(t.Recipient), "team", n.Team)
 	h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultSent)
-	return h.publish(ctx, n, t, d, n.CauseEventID)
+	perr := h.publish(ctx, n, t, d, n.CauseEventID, counted)
+	// Marked even when the record failed to publish: the retry then finds
+	// the mark and publishes the record again, instead of sending again
+	// when the claim expires. The claim is kept if marking fails:
+	// releasing it would let a retry send again at once; it expires after
+	// the claim TTL instead.
+	if err := h.Dedup.MarkSent(ctx, claim, n.CauseEventID); err != nil {
+		return errors.Join(perr, err)
+	}
+	return perr
 }
 
 func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Delivery) (channel.Message, error) {
@@ -202,7 +214,7 @@ func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Deliver
 // publish records the delivery of n to t, caused by event cause, as a
 // Notified event; a digest records one per message it stands for, each
 // under that message's feedback item and cause.
-func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Target, d notify.Delivery, cause string) error {
+func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Target, d notify.Delivery, cause string, counted *capRecord) error {
 	covers := n.Covers
 	if len(covers) == 0 {
 		covers = []notify.Covered{{FeedbackID: n.FeedbackID, Team: n.Team, CauseEventID: cause}}
@@ -219,7 +231,12 @@ func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Tar
 				Recipient:    t.Recipient,
 				Team:         c.Team,
 				CauseEventId: c.CauseEventID,
+				DeliveryKey:  d.Key(),
 			}},
+		}
+		if counted != nil {
+			nf := ev.GetNotified()
+			nf.CapNotice, nf.CapDay, nf.CapCustomer = counted.notice, counted.day, counted.customer
 		}
 		if _, err := h.Publisher.Publish(ctx, bus.SubjectNotified, ev); err != nil {
 			return fmt.Errorf("publish notified for %s: %w", d.Key(), err)

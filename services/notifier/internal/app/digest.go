@@ -33,37 +33,45 @@ type held struct {
 
 func (h *Handler) capped() bool { return h.Cap != nil && h.CapLimit > 0 }
 
-// admit applies the daily cap to customer notice n: false to send it now,
-// true when it was held for the digest.
-func (h *Handler) admit(ctx context.Context, n notify.Notice) (bool, error) {
+// capRecord is a notice's admission under the daily cap, as its Notified
+// records carry it so the cap can be rebuilt from the stream.
+type capRecord struct{ notice, day, customer string }
+
+// admit applies the daily cap to customer notice n: false to send it now
+// (with its admission when it counted towards the cap), true when it was
+// held for the digest.
+func (h *Handler) admit(ctx context.Context, n notify.Notice) (bool, *capRecord, error) {
 	who := notify.CapIdentity(n.Data.Customer)
 	if !h.capped() || who == "" {
-		return false, nil
+		return false, nil, nil
 	}
 	now := h.now()
 	dec, err := h.Cap.Admit(ctx, n.NoticeKey(), who, notify.Day(now), h.CapLimit)
-	if err != nil || !dec.Hold {
-		return false, err
+	if err != nil {
+		return false, nil, err
+	}
+	if !dec.Hold {
+		return false, &capRecord{notice: n.NoticeKey(), day: dec.Day, customer: who}, nil
 	}
 	r, err := h.Templates.Render(n.Name, n.Locale, n.Data)
 	if err != nil {
-		return false, bus.Permanent(err)
+		return false, nil, bus.Permanent(err)
 	}
 	b, err := json.Marshal(held{
 		Notice: n.NoticeKey(), FeedbackID: n.FeedbackID, Name: n.Name, Team: n.Team,
 		Cause: n.CauseEventID, Subject: r.Subject, Text: r.Text, Customer: n.Data.Customer, At: now,
 	})
 	if err != nil {
-		return false, bus.Permanent(fmt.Errorf("encode held message: %w", err))
+		return false, nil, bus.Permanent(fmt.Errorf("encode held message: %w", err))
 	}
 	batch := dailycap.Batch{Day: dec.Day, Customer: who}
 	due := notify.DigestDueAt(dec.Day, h.DigestDelay)
 	if err := h.Cap.Hold(ctx, batch, n.NoticeKey(), b, due); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	h.Log.InfoContext(ctx, "notification held for the daily digest: customer over the daily cap",
 		"feedback_id", n.FeedbackID, "step", n.Name, "team", n.Team, "day", dec.Day, "digest_due", due)
-	return true, nil
+	return true, nil, nil
 }
 
 // RunDigests sends due digests every interval until ctx is cancelled.
@@ -127,7 +135,7 @@ func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) error {
 	}
 	var errs []error
 	for _, t := range targets {
-		if err := h.deliver(ctx, n, t); err != nil {
+		if err := h.deliver(ctx, n, t, nil); err != nil {
 			if !errors.Is(err, channel.ErrRejected) {
 				errs = append(errs, err)
 				continue

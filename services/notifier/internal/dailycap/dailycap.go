@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/feedloop/feedloop/pkg/rebuild"
 )
 
 const dueKey = "notify:digest:due"
@@ -37,6 +39,17 @@ type Store struct {
 	// decisionTTL is how long an admission is remembered (as long as a
 	// delivery is).
 	decisionTTL time.Duration
+	ready       string
+}
+
+// Guarded is a copy of s whose Admit decides nothing new while readyKey is
+// missing (the counts were lost with Redis and are being rebuilt): it
+// fails with an error wrapping rebuild.ErrNotReady. A decision already
+// stored is answered all the same.
+func (s *Store) Guarded(readyKey string) *Store {
+	c := *s
+	c.ready = readyKey
+	return &c
 }
 
 // New returns a Store; decisionTTL is how long a notice's decision is kept.
@@ -58,6 +71,7 @@ type Decision struct {
 var admitScript = redis.NewScript(`
 local v = redis.call("GET", KEYS[1])
 if v then return v end
+if KEYS[3] and redis.call("EXISTS", KEYS[3]) == 0 then return "notready" end
 local n = tonumber(redis.call("GET", KEYS[2]) or "0")
 local d = "hold:"
 if n < tonumber(ARGV[1]) then
@@ -73,16 +87,51 @@ return d
 // Admit decides whether the notice at noticeKey, for customer (an opaque
 // identity) on day, is sent (at most limit per customer and day) or held.
 func (s *Store) Admit(ctx context.Context, noticeKey, customer, day string, limit int) (Decision, error) {
-	v, err := admitScript.Run(ctx, s.rdb, []string{noticeKey, countKey(day, customer)},
+	keys := []string{noticeKey, countKey(day, customer)}
+	if s.ready != "" {
+		keys = append(keys, s.ready)
+	}
+	v, err := admitScript.Run(ctx, s.rdb, keys,
 		limit, day, s.decisionTTL.Milliseconds(), keepDays.Milliseconds()).Text()
 	if err != nil {
 		return Decision{}, fmt.Errorf("dailycap: admit %s: %w", noticeKey, err)
+	}
+	if v == "notready" {
+		return Decision{}, fmt.Errorf("dailycap: admit %s: daily cap %w", noticeKey, rebuild.ErrNotReady)
 	}
 	verdict, d, ok := strings.Cut(v, ":")
 	if !ok || (verdict != "send" && verdict != "hold") {
 		return Decision{}, fmt.Errorf("dailycap: admit %s: unexpected record %q", noticeKey, v)
 	}
 	return Decision{Hold: verdict == "hold", Day: d}, nil
+}
+
+// restoreScript: KEYS[1] the rebuild lock, KEYS[2] the notice's decision,
+// KEYS[3] the day's count; ARGV[1] the lock's token, ARGV[2] the decision,
+// ARGV[3] its TTL ms, ARGV[4] the count's TTL ms. The count goes up once
+// per notice (the decision is set only if absent), and only while the lock
+// is the caller's (0 otherwise).
+var restoreScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call("SET", KEYS[2], ARGV[2], "NX", "PX", ARGV[3]) then
+  redis.call("INCR", KEYS[3])
+  redis.call("PEXPIRE", KEYS[3], ARGV[4])
+end
+return 1
+`)
+
+// Restore queues on p the admission of the notice noticeKey, sent to
+// customer on day at sentAt, as Admit stored it: the decision "send" and
+// one more in the day's count. Nothing when the decision would have
+// expired by now. The write checks fence; its result is 0 when the lock
+// was lost.
+func (s *Store) Restore(ctx context.Context, p redis.Pipeliner, fence rebuild.Guard, noticeKey, customer, day string, sentAt, now time.Time) *redis.Cmd {
+	left := s.decisionTTL - now.Sub(sentAt)
+	if left <= 0 {
+		return nil
+	}
+	return restoreScript.Eval(ctx, p, []string{fence.Key, noticeKey, countKey(day, customer)},
+		fence.Token, "send:"+day, left.Milliseconds(), keepDays.Milliseconds())
 }
 
 // Batch is one customer's held messages of one day: one digest.

@@ -435,9 +435,14 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Fatal("the flush lost nothing: the test proves nothing")
 	}
 
-	var seen []string
+	var (
+		mu   sync.Mutex
+		seen = map[string][]string{} // per item: a rebuild folds items in parallel
+	)
 	also := readmodel.ApplierFunc(func(_ context.Context, ev *feedloopv1.Event) error {
-		seen = append(seen, ev.GetId())
+		mu.Lock()
+		defer mu.Unlock()
+		seen[ev.GetFeedbackId()] = append(seen[ev.GetFeedbackId()], ev.GetId())
 		return nil
 	})
 	n, err := live.Rebuild(ctx, b.JetStream(), bus.StreamFeedback, also)
@@ -447,12 +452,17 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if n != len(sc.events) {
 		t.Errorf("Rebuild replayed %d events, want %d", n, len(sc.events))
 	}
-	var wantSeen []string
+	wantSeen := map[string][]string{}
 	for _, ev := range sc.events {
-		wantSeen = append(wantSeen, ev.GetId())
+		wantSeen[ev.GetFeedbackId()] = append(wantSeen[ev.GetFeedbackId()], ev.GetId())
 	}
-	if !slices.Equal(seen, wantSeen) {
-		t.Errorf("the extra applier saw %v, want every event in stream order", seen)
+	for id, want := range wantSeen {
+		if !slices.Equal(seen[id], want) {
+			t.Errorf("the extra applier saw %v of %s, want every event of the item in stream order %v", seen[id], id, want)
+		}
+	}
+	if len(seen) != len(wantSeen) {
+		t.Errorf("the extra applier saw %d items, want %d", len(seen), len(wantSeen))
 	}
 	if diff := diffDumps(dump(t, live), want); diff != "" {
 		t.Errorf("rebuilt state differs from the never-flushed one:\n%s", diff)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,10 +62,14 @@ func (a storeApplier) ApplyHeader(ctx context.Context, ev *feedloopv1.Event, h n
 	return a.Apply(ctx, ev)
 }
 
+// RebuildWorkers is how many items a rebuild folds at once.
+const RebuildWorkers = 8
+
 // Rebuild deletes every read-model key and replays stream from its first
 // message to the last one stored when it starts, through the Store and then
-// through also (e.g. the SLA index, which must reset its own state first).
-// It returns how many events it replayed.
+// through also (e.g. the SLA index, which must reset its own state first),
+// RebuildWorkers items at a time, each item's events in stream order
+// (ReplayByItem). It returns how many events it replayed.
 //
 // The Store is empty and then partial while it runs, so nothing else may
 // write meanwhile (a live projector applying newer events could fold an
@@ -74,7 +81,7 @@ func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream stri
 		return 0, err
 	}
 	s.log.InfoContext(ctx, "read model reset", "prefix", s.prefix, "keys_deleted", deleted)
-	n, err := Replay(ctx, js, stream, s.log, append([]Applier{s.Applier()}, also...)...)
+	n, err := ReplayByItem(ctx, js, stream, s.log, RebuildWorkers, append([]Applier{s.Applier()}, also...)...)
 	if err != nil {
 		return n, fmt.Errorf("readmodel: rebuild: %w", err)
 	}
@@ -132,6 +139,14 @@ func (s *Store) match() string {
 // (the live consumer dead-letters it); an applier's error stops the replay.
 // It returns how many events were applied.
 func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, appliers ...Applier) (int, error) {
+	return replay(ctx, js, stream, log, func(ev *feedloopv1.Event, h nats.Header) error {
+		return applyAll(ctx, ev, h, appliers)
+	})
+}
+
+// replay reads stream as Replay describes and hands each event to handle;
+// it returns how many handle took.
+func replay(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, handle func(*feedloopv1.Event, nats.Header) error) (int, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -164,7 +179,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 		m, err := msgs.Next()
 		if err != nil {
 			if ctx.Err() != nil {
-				return n, fmt.Errorf("replay %s: %w", stream, ctx.Err())
+				return n, fmt.Errorf("replay %s: %w", stream, context.Cause(ctx))
 			}
 			return n, fmt.Errorf("replay %s: next: %w", stream, err)
 		}
@@ -177,16 +192,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 			log.WarnContext(ctx, "replay: skipping a message that is not an event",
 				"stream", stream, "seq", md.Sequence.Stream, "subject", m.Subject(), "error", err)
 		} else {
-			for _, a := range appliers {
-				var err error
-				if ha, ok := a.(HeaderApplier); ok {
-					err = ha.ApplyHeader(ctx, ev, m.Headers())
-				} else {
-					err = a.Apply(ctx, ev)
-				}
-				if err != nil {
-					return n, fmt.Errorf("replay %s: event %s (seq %d): %w", stream, ev.GetId(), md.Sequence.Stream, err)
-				}
+			if err := handle(ev, m.Headers()); err != nil {
+				return n, fmt.Errorf("replay %s: event %s (seq %d): %w", stream, ev.GetId(), md.Sequence.Stream, err)
 			}
 			n++
 		}
@@ -196,6 +203,80 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 			return n, nil
 		}
 	}
+}
+
+// ReplayByItem is Replay with the events of different feedback items
+// applied concurrently by workers goroutines, each item's events by one of
+// them, in stream order: what the projector guarantees too, and all the
+// folds need (an item's state depends only on its own events; counters and
+// indexes shared by items are commutative). The first applier error stops
+// the replay. It returns how many events were applied.
+func ReplayByItem(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, workers int, appliers ...Applier) (int, error) {
+	if workers <= 1 {
+		return Replay(ctx, js, stream, log, appliers...)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type job struct {
+		ev *feedloopv1.Event
+		h  nats.Header
+	}
+	var (
+		wg      sync.WaitGroup
+		applied atomic.Int64
+		queues  = make([]chan job, workers)
+	)
+	for i := range queues {
+		queues[i] = make(chan job, 64)
+		wg.Go(func() {
+			for j := range queues[i] {
+				if ctx.Err() != nil {
+					continue // drain after a failure
+				}
+				if err := applyAll(ctx, j.ev, j.h, appliers); err != nil {
+					cancel(fmt.Errorf("event %s: %w", j.ev.GetId(), err))
+					continue
+				}
+				applied.Add(1)
+			}
+		})
+	}
+	_, err := replay(ctx, js, stream, log, func(ev *feedloopv1.Event, h nats.Header) error {
+		f := fnv.New32a()
+		f.Write([]byte(ev.GetFeedbackId()))
+		select {
+		case queues[f.Sum32()%uint32(workers)] <- job{ev, h}:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return int(applied.Load()), fmt.Errorf("replay %s: %w", stream, cause)
+	}
+	if err != nil {
+		return int(applied.Load()), err
+	}
+	return int(applied.Load()), nil
+}
+
+func applyAll(ctx context.Context, ev *feedloopv1.Event, h nats.Header, appliers []Applier) error {
+	for _, a := range appliers {
+		var err error
+		if ha, ok := a.(HeaderApplier); ok {
+			err = ha.ApplyHeader(ctx, ev, h)
+		} else {
+			err = a.Apply(ctx, ev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Dump returns every read-model key with its value in a normal form, so two
