@@ -42,6 +42,8 @@ const (
 	durableRouter     = "router"
 	durableProjector  = "router-projector"
 	durableNotifier   = "notifier"
+	replayIntake      = "intake-rebuild"   // intake's idempotency keys, rebuilt from feedback.received
+	replayNotifier    = "notifier-rebuild" // the notifier's sent records, from feedback.notified
 	watchPrefix       = "watch-"
 	surveySource      = "survey" // the router's status page submits answers as this source
 )
@@ -113,6 +115,7 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 		p.pub(bus.SubjectReceived)
 		p.consumer(bus.StreamSubmit, durableIntake, bus.AllSubmit)
 		p.deadLetters(durableIntake)
+		p.replayConsumer(bus.StreamFeedback, replayIntake, bus.SubjectReceived)
 	case Classifier:
 		s.streams(p)
 		p.pub(bus.SubjectClassified)
@@ -140,6 +143,7 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 		// Several filters: the create subject carries no filter.
 		p.consumer(bus.StreamFeedback, durableNotifier, "")
 		p.deadLetters(durableNotifier)
+		p.replayConsumer(bus.StreamFeedback, replayNotifier, bus.SubjectNotified)
 	case Tools:
 		p.pub(jsAPI + "STREAM.INFO." + bus.StreamFeedback)
 		p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)
@@ -216,6 +220,16 @@ func (p *perms) orderedConsumers(stream, filter string) {
 	if !slices.Contains(p.Publish, jsAPI+"STREAM.INFO."+stream) {
 		p.pub(jsAPI + "STREAM.INFO." + stream)
 	}
+}
+
+// replayConsumer allows the named consumer a rebuild replays filter with
+// (rebuild.Replay): create, info, pull, and delete it afterwards. Its
+// messages need no ack.
+func (p *perms) replayConsumer(stream, name, filter string) {
+	p.pub(jsAPI+"CONSUMER.CREATE."+stream+"."+name+"."+filter,
+		jsAPI+"CONSUMER.INFO."+stream+"."+name,
+		jsAPI+"CONSUMER.MSG.NEXT."+stream+"."+name,
+		jsAPI+"CONSUMER.DELETE."+stream+"."+name)
 }
 
 func (p *perms) deadLetters(durable string) { p.pub(bus.DLQSubject(durable)) }

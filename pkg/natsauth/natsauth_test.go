@@ -16,6 +16,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/natsauth"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
@@ -133,6 +134,20 @@ func TestIntakeCannotReadRouted(t *testing.T) {
 			t.Fatalf("intake created a consumer %+v on FEEDBACK", cc)
 		}
 		lastDenied(t, nc, "$JS.API.CONSUMER.CREATE.FEEDBACK.")
+	}
+	// Its rebuild's replay consumer is held to feedback.received.
+	if _, err := intake.JetStream().CreateOrUpdateConsumer(ctxT(t, time.Second), bus.StreamFeedback,
+		jetstream.ConsumerConfig{Name: "intake-rebuild", FilterSubject: "feedback.routed.>", AckPolicy: jetstream.AckNonePolicy}); err == nil {
+		t.Fatal("intake created its replay consumer on feedback.routed.>")
+	}
+	if _, err := admin.Publish(ctxT(t, 10*time.Second), bus.SubjectReceived, event("received-1")); err != nil {
+		t.Fatal(err)
+	}
+	var replayed []string
+	n, err := rebuild.Replay(ctxT(t, 10*time.Second), intake.JetStream(), bus.StreamFeedback, "intake-rebuild", bus.SubjectReceived,
+		func(_ context.Context, m jetstream.Msg) error { replayed = append(replayed, m.Subject()); return nil })
+	if err != nil || n != 1 || len(replayed) != 1 || replayed[0] != bus.SubjectReceived {
+		t.Fatalf("intake replaying feedback.received: n=%d %v err=%v", n, replayed, err)
 	}
 	// Its own consumer works.
 	if _, err := intake.EnsureConsumer(ctxT(t, 10*time.Second), bus.ConsumerConfig{

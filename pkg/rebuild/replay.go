@@ -2,16 +2,23 @@ package rebuild
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Replay reads stream, only subjects if any are given, with an ordered
-// consumer from its first message to the last one stored when Replay
-// starts, and hands each to fn in stream order. fn's error stops it. It
-// returns how many messages it handed to fn.
-func Replay(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, fn func(context.Context, jetstream.Msg) error) (int, error) {
+// Replay reads the messages of stream on subject with the consumer named
+// consumer, from the first to the last one stored when Replay starts, and
+// hands each to fn in stream order. fn's error stops it. It returns how
+// many messages it handed to fn.
+//
+// The consumer is named, not an ordered one with a random name, so that
+// NATS permissions can grant exactly it and its filter: a service allowed
+// to replay its own subject can pull no other consumer's messages. Only
+// one rebuilder runs at a time (the Gate's lock), so one name suffices.
+func Replay(ctx context.Context, js jetstream.JetStream, stream, consumer, subject string, fn func(context.Context, jetstream.Msg) error) (int, error) {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("replay: stream %s: %w", stream, err)
@@ -24,16 +31,32 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, subjects
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
+	// A consumer left by a rebuilder that died is where it stopped: start afresh.
+	if err := st.DeleteConsumer(ctx, consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("replay: remove consumer %s: %w", consumer, err)
 	}
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Name:              consumer,
+		FilterSubject:     subject,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if this process dies
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay: consumer %s on %s: %w", consumer, stream, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.DeleteConsumer(dctx, consumer) // else InactiveThreshold removes it
+	}()
 	ci, err := cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
 	}
 	if ci.NumPending == 0 {
-		return 0, nil // nothing matches the subjects
+		return 0, nil // nothing matches the subject
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
@@ -57,6 +80,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, subjects
 		}
 		if md.Sequence.Stream > last {
 			return n, nil
+		}
+		// Unacknowledged delivery has no redelivery: a message the client
+		// dropped would be a silent hole in the rebuilt state.
+		if md.Sequence.Consumer != uint64(n)+1 {
+			return n, fmt.Errorf("replay %s: delivery %d after %d: a message was missed", stream, md.Sequence.Consumer, n)
 		}
 		if err := fn(ctx, m); err != nil {
 			return n, fmt.Errorf("replay %s: seq %d: %w", stream, md.Sequence.Stream, err)

@@ -23,6 +23,10 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
+// replayConsumer is the consumer a rebuild reads the stream with; NATS
+// permissions (pkg/natsauth) name it.
+const replayConsumer = "intake-rebuild"
+
 // Store keeps the keys in Redis with a TTL.
 type Store struct {
 	rdb *redis.Client
@@ -95,7 +99,7 @@ func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream stri
 		cmds = cmds[:0]
 		return nil
 	}
-	n, err := rebuild.Replay(ctx, js, stream, []string{bus.SubjectReceived}, func(ctx context.Context, m jetstream.Msg) error {
+	n, err := rebuild.Replay(ctx, js, stream, replayConsumer, bus.SubjectReceived, func(ctx context.Context, m jetstream.Msg) error {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data(), ev); err != nil {
 			return nil // not an event: the consumers dead-letter it

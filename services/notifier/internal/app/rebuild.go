@@ -14,6 +14,10 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
+// replayConsumer is the consumer a rebuild reads the stream with; NATS
+// permissions (pkg/natsauth) name it.
+const replayConsumer = "notifier-rebuild"
+
 // rebuildBatch is how many records one round trip restores.
 const rebuildBatch = 256
 
@@ -48,7 +52,7 @@ func (h *Handler) Rebuild(ctx context.Context, rdb redis.UniversalClient, js jet
 		cmds = cmds[:0]
 		return nil
 	}
-	n, err := rebuild.Replay(ctx, js, stream, []string{bus.SubjectNotified}, func(ctx context.Context, m jetstream.Msg) error {
+	n, err := rebuild.Replay(ctx, js, stream, replayConsumer, bus.SubjectNotified, func(ctx context.Context, m jetstream.Msg) error {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data(), ev); err != nil || ev.GetNotified() == nil {
 			return nil // not a record: the consumers dead-letter it
