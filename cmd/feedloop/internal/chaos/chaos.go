@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -633,6 +634,10 @@ func (f fault) due(submitted int64, items int) bool {
 // deliveries claimed and in flight.
 const notifierBusy = 10
 
+// faultDueTimeout bounds the wait for the faults still to come once every
+// item was accepted.
+const faultDueTimeout = 2 * time.Minute
+
 func (h *harness) schedule() []fault {
 	kill := func(name string) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
@@ -694,11 +699,13 @@ func (h *harness) runLoad(ctx context.Context) error {
 	defer cancel()
 
 	faultsDone := make(chan error, 1)
+	var waitingFor atomic.Pointer[string] // the fault not yet due
 	go func() {
 		for _, f := range h.schedule() {
 			if slices.Contains(h.o.Skip, f.key) {
 				continue
 			}
+			waitingFor.Store(&f.name)
 			for !f.due(d.submitted.Load(), h.o.Items) {
 				if !sleep(lctx, 20*time.Millisecond) {
 					faultsDone <- lctx.Err()
@@ -736,8 +743,17 @@ func (h *harness) runLoad(ctx context.Context) error {
 	if err := d.err(); err != nil {
 		return err
 	}
-	if err := <-faultsDone; err != nil {
-		return err
+	// A fault waiting on the pipeline (the notifier's, on its first
+	// messages) is due soon after the load at the latest; if it never is,
+	// the pipeline is broken and the logs say why.
+	select {
+	case err := <-faultsDone:
+		if err != nil {
+			return err
+		}
+	case <-time.After(faultDueTimeout):
+		return fmt.Errorf("chaos: fault %q not due %s after the last item was accepted (the customer sink has %d messages, %d bad requests)",
+			*waitingFor.Load(), faultDueTimeout, h.sink.customerDeliveries(), h.sink.badRequests())
 	}
 	h.ids = d.feedbackIDs()
 	h.res.Submitted = len(h.ids)

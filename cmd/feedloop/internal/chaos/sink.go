@@ -1,18 +1,16 @@
 package chaos
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 // sink is the loopback HTTP receiver of every webhook the notifier sends:
@@ -69,17 +67,15 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	mac := hmac.New(sha256.New, s.secret)
-	mac.Write(raw)
-	sig := strings.TrimPrefix(r.Header.Get("X-Feedloop-Signature"), "sha256=")
-	got, _ := hex.DecodeString(sig)
+	// Verified as a receiver must: signed with the secret, recently.
+	sigErr := webhooksig.Verify(s.secret, r.Header.Get(webhooksig.Header), raw)
 	var p struct {
 		Step       string `json:"step"`
 		Audience   string `json:"audience"`
 		FeedbackID string `json:"feedback_id"`
 		Team       string `json:"team"`
 	}
-	if !hmac.Equal(got, mac.Sum(nil)) || json.Unmarshal(raw, &p) != nil {
+	if sigErr != nil || json.Unmarshal(raw, &p) != nil {
 		s.mu.Lock()
 		s.bad++
 		s.mu.Unlock()

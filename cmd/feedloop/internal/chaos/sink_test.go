@@ -2,11 +2,11 @@ package chaos
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 func post(t *testing.T, url string, secret []byte, key, body string) int {
@@ -15,9 +15,7 @@ func post(t *testing.T, url string, secret []byte, key, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(body))
-	req.Header.Set("X-Feedloop-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(time.Now(), []byte(body), secret))
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
