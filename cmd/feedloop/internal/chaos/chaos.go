@@ -1,7 +1,9 @@
 // Package chaos is the fault harness: it runs feedloop in its deployment
 // shape on one machine — a real nats-server and redis-server, every service
-// its own OS process (two replicas of classifier and router) — drives items
-// through the gRPC intake while it kills each service once with SIGKILL,
+// its own OS process (two replicas of classifier and router), with the
+// security of a deployment on (a NATS NKey user per service, intake API
+// keys and rate limit, signed webhooks) — drives items through the gRPC
+// intake while it kills each service once with SIGKILL,
 // kills and restarts nats-server, flushes Redis and sends poison messages,
 // and then checks what the system promises: every item reached every team
 // its route names, every customer got exactly one acknowledgement, every
