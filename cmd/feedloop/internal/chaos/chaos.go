@@ -731,7 +731,7 @@ func (h *harness) runLoad(ctx context.Context) error {
 	loadDone := make(chan struct{})
 	go func() { d.drive(lctx); close(loadDone) }()
 	report := func() {
-		h.progress("submitted %d/%d, retries %d, poison %d", d.submitted.Load(), h.o.Items, d.retries.Load(), d.poisonSent.Load())
+		h.progress("submitted %d/%d, retries %d, rate-limited %d, poison %d", d.submitted.Load(), h.o.Items, d.retries.Load(), d.rateLimited.Load(), d.poisonSent.Load())
 	}
 	for loadDone != nil {
 		select {
