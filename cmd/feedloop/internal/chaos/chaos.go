@@ -754,8 +754,12 @@ func (h *harness) runLoad(ctx context.Context) error {
 			return err
 		}
 	case <-time.After(faultDueTimeout):
+		name := "?"
+		if p := waitingFor.Load(); p != nil {
+			name = *p
+		}
 		return fmt.Errorf("chaos: fault %q not due %s after the last item was accepted (the customer sink has %d messages, %d bad requests)",
-			*waitingFor.Load(), faultDueTimeout, h.sink.customerDeliveries(), h.sink.badRequests())
+			name, faultDueTimeout, h.sink.customerDeliveries(), h.sink.badRequests())
 	}
 	h.ids = d.feedbackIDs()
 	h.res.Submitted = len(h.ids)
