@@ -1,7 +1,9 @@
 // Package chaos is the fault harness: it runs feedloop in its deployment
 // shape on one machine — a real nats-server and redis-server, every service
-// its own OS process (two replicas of classifier and router) — drives items
-// through the gRPC intake while it kills each service once with SIGKILL,
+// its own OS process (two replicas of classifier and router), with the
+// security of a deployment on (a NATS NKey user per service, intake API
+// keys and rate limit, signed webhooks) — drives items through the gRPC
+// intake while it kills each service once with SIGKILL,
 // kills and restarts nats-server, flushes Redis and sends poison messages,
 // and then checks what the system promises: every item reached every team
 // its route names, every customer got exactly one acknowledgement, every
@@ -23,13 +25,20 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedloop/feedloop/pkg/apikey"
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/natsauth"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
 	"github.com/feedloop/feedloop/services/router/routing"
@@ -40,6 +49,11 @@ const (
 	DefaultItems          = 20000
 	DefaultConcurrency    = 16
 	DefaultQuiesceTimeout = 5 * time.Minute
+	// IntakeRateLimit is intake's per-source limit in the run
+	// (INTAKE_RATE_LIMIT): on, as in a deployment, above the default
+	// 100/s that one source driving the whole run would exceed; the driver
+	// waits out RESOURCE_EXHAUSTED's RetryInfo when it goes faster.
+	IntakeRateLimit = "250/s"
 )
 
 // Options configure a run. Zero values take the defaults.
@@ -116,9 +130,9 @@ type Result struct {
 	// names, in the stream or at the team sink: must be 0.
 	MissingRoutes int `json:"missing_routes"`
 	// DuplicateMessages and MissingMessages count customer acknowledgements
-	// beyond or short of exactly one raw delivery per item. Missing must be
-	// 0; a raw duplicate must carry the first delivery's Idempotency-Key
-	// (DuplicateKeys 0), see Failures.
+	// beyond or short of exactly one per item, as a receiver honouring
+	// Idempotency-Key sees them: a further delivery under a new key (or
+	// without one) is a duplicate. Both must be 0.
 	DuplicateMessages int `json:"duplicate_messages"`
 	MissingMessages   int `json:"missing_messages"`
 	// PoisonSent and DeadLettered (distinct poison messages on
@@ -129,9 +143,12 @@ type Result struct {
 	ReadModelEqual bool `json:"read_model_equal"`
 
 	Items int `json:"items"`
-	// DuplicateKeys counts duplicate acknowledgements with a new
-	// Idempotency-Key: what a receiver that honours the key still sees.
-	DuplicateKeys int `json:"duplicate_message_keys"`
+	// ResentSameKey counts raw redeliveries of a customer acknowledgement
+	// under its first delivery's Idempotency-Key: a receiver honouring the
+	// key drops them. Reported, not a failure: a notifier killed after the
+	// receiver accepted and before it recorded the send resends so, and no
+	// sender can close that window; a FLUSHALL erases the records too.
+	ResentSameKey int `json:"resent_same_key"`
 	// Unclassified counts accepted items without a classified event.
 	Unclassified int `json:"unclassified"`
 	// RoutedExtra counts routed events beyond one per (item, team) in the
@@ -143,7 +160,11 @@ type Result struct {
 	DeadLettersOther []string `json:"dead_letters_other"`
 	// SubmitRetries counts Unavailable and connection errors retried;
 	// ResubmissionsDuplicate the retries intake answered "duplicate".
-	SubmitRetries          int `json:"submit_retries"`
+	SubmitRetries int `json:"submit_retries"`
+	// RateLimitedRetries counts ResourceExhausted answers (intake's rate
+	// limit, IntakeRateLimit) waited out for their RetryInfo delay and
+	// retried under the same (source, external_id).
+	RateLimitedRetries     int `json:"rate_limited_retries"`
 	ResubmissionsDuplicate int `json:"resubmissions_duplicate"`
 	// Faults lists the faults injected, in order, with when.
 	Faults []string `json:"faults"`
@@ -176,12 +197,10 @@ func (r *Result) Failures() []string {
 	if r.MissingRoutes != 0 {
 		out = append(out, fmt.Sprintf("missing_routes %d", r.MissingRoutes))
 	}
-	// A raw duplicate with the key of the first delivery is the one window
-	// no sender can close (killed after the receiver took the message,
-	// before it recorded that): a receiver honouring Idempotency-Key drops
-	// it. A duplicate under a new key, or a missing message, is a failure.
-	if r.DuplicateKeys != 0 || r.MissingMessages != 0 {
-		out = append(out, fmt.Sprintf("customer acknowledgements: %d duplicate (%d with a new Idempotency-Key), %d missing", r.DuplicateMessages, r.DuplicateKeys, r.MissingMessages))
+	// Raw resends under the first delivery's key (ResentSameKey) are not
+	// counted here: a receiver honouring Idempotency-Key drops them.
+	if r.DuplicateMessages != 0 || r.MissingMessages != 0 {
+		out = append(out, fmt.Sprintf("customer acknowledgements: %d duplicate (a new or no Idempotency-Key), %d missing", r.DuplicateMessages, r.MissingMessages))
 	}
 	if r.PoisonSent != r.DeadLettered {
 		out = append(out, fmt.Sprintf("poison_sent %d != dead_lettered %d", r.PoisonSent, r.DeadLettered))
@@ -262,6 +281,8 @@ type harness struct {
 	keep  bool
 
 	secret    []byte
+	natsUsers natsauth.Users
+	apiKey    string // the driver's intake API key (INTAKE_API_KEYS_FILE holds its hash)
 	sink      *sink
 	redis     *proc
 	nats      *proc
@@ -311,16 +332,24 @@ func (h *harness) startInfra(ctx context.Context, redisPath string) error {
 	if h.natsPort, err = freePort(); err != nil {
 		return err
 	}
-	h.nats = h.newProc("nats-server", "nats-server", []string{
-		"-a", "127.0.0.1", "-p", fmt.Sprint(h.natsPort), "-js", "-sd", filepath.Join(h.dir, "jetstream"), "-n", "chaos",
-	}, nil)
+	conf, err := h.natsConfig()
+	if err != nil {
+		return err
+	}
+	h.nats = h.newProc("nats-server", "nats-server", []string{"-c", conf}, nil)
 	if err := h.nats.start(); err != nil {
 		return err
 	}
 	if err := h.waitNATS(ctx); err != nil {
 		return err
 	}
-	nc, err := bus.Connect(h.natsURL(), "feedloop-chaos")
+	// The harness's own checks (stream info, reading the record, the
+	// rebuild) connect as the operators' admin user.
+	opts, err := h.natsOptions(natsauth.Admin)
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Connect(h.natsURL(), "feedloop-chaos", opts...)
 	if err != nil {
 		return err
 	}
@@ -333,6 +362,66 @@ func (h *harness) startInfra(ctx context.Context, redisPath string) error {
 }
 
 func (h *harness) natsURL() string { return "nats://" + hostPort(h.natsPort) }
+
+// natsConfig generates the NATS users as `feedloop nats-config` does (a
+// seed per service, the poison source and admin; teams from the example
+// routes) and writes a nats-server.conf that includes their auth.conf,
+// as a deployment runs it. It returns the config file.
+func (h *harness) natsConfig() (string, error) {
+	tree, err := routing.Load(filepath.Join(h.root, "deploy", "examples", "routes.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("chaos: routes: %w", err)
+	}
+	dir := filepath.Join(h.dir, "nats")
+	spec := natsauth.Spec{Sources: []string{PoisonSource}, Teams: tree.Teams(), ManageStreams: true}
+	if h.natsUsers, err = natsauth.Generate(dir, spec); err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	conf := filepath.Join(dir, "nats-server.conf")
+	// include takes a path relative to the including file.
+	text := fmt.Sprintf("server_name: chaos\nlisten: %s\njetstream {\n  store_dir: %q\n}\ninclude %s\n",
+		hostPort(h.natsPort), filepath.Join(h.dir, "jetstream"), natsauth.ServerConfigName)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	return conf, nil
+}
+
+// natsOptions are the connection options of a generated NATS user.
+func (h *harness) natsOptions(user string) ([]nats.Option, error) {
+	u, ok := h.natsUsers.Get(user)
+	if !ok {
+		return nil, fmt.Errorf("chaos: no NATS user %s", user)
+	}
+	opts, err := u.Options()
+	if err != nil {
+		return nil, fmt.Errorf("chaos: NATS user %s: %w", user, err)
+	}
+	return opts, nil
+}
+
+// seedFile is the NATS_NKEY_SEED_FILE of a generated user.
+func (h *harness) seedFile(user string) string {
+	u, _ := h.natsUsers.Get(user)
+	return u.SeedFile
+}
+
+// intakeKeys writes the INTAKE_API_KEYS_FILE: one generated key for the
+// driver's source, of which the file holds only the hash, as in a
+// deployment.
+func (h *harness) intakeKeys() (string, error) {
+	key, err := apikey.Generate()
+	if err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	h.apiKey = key
+	file := filepath.Join(h.dir, "intake-keys.yaml")
+	text := "keys:\n  " + access.Line(Source, "chaos-driver", apikey.Hash(key), time.Time{}) + "\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
+	}
+	return file, nil
+}
 
 // waitNATS waits until nats-server takes connections and JetStream answers
 // (after a restart it first recovers its store).
@@ -399,10 +488,17 @@ func (h *harness) startServices(ctx context.Context) error {
 		return err
 	}
 	h.intakeAdr = intakeGRPC
+	keys, err := h.intakeKeys()
+	if err != nil {
+		return err
+	}
 	h.services = append(h.services, h.newProc("intake", "intake", nil, env(
-		"INTAKE_GRPC_ADDR="+intakeGRPC, "INTAKE_HTTP_ADDR="+intakeHTTP)))
+		"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Intake),
+		"INTAKE_GRPC_ADDR="+intakeGRPC, "INTAKE_HTTP_ADDR="+intakeHTTP,
+		"INTAKE_API_KEYS_FILE="+keys, "INTAKE_RATE_LIMIT="+IntakeRateLimit)))
 	for i := 1; i <= 2; i++ {
 		h.services = append(h.services, h.newProc(fmt.Sprintf("classifier-%d", i), "classifier", nil, env(
+			"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Classifier),
 			"CLASSIFIER_RULES_FILE="+filepath.Join(examples, "rules.yaml"))))
 	}
 	for i := 1; i <= 2; i++ {
@@ -415,10 +511,12 @@ func (h *harness) startServices(ctx context.Context) error {
 			return err
 		}
 		h.services = append(h.services, h.newProc(fmt.Sprintf("router-%d", i), "router", nil, env(
+			"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Router),
 			"ROUTER_ROUTES_FILE="+filepath.Join(examples, "routes.yaml"),
 			"ROUTER_GRPC_ADDR="+g, "ROUTER_HTTP_ADDR="+ht)))
 	}
 	h.services = append(h.services, h.newProc("notifier", "notifier", nil, env(
+		"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Notifier),
 		"NOTIFIER_TEMPLATES_DIR="+filepath.Join(examples, "templates"),
 		"NOTIFIER_TEAMS_FILE="+teams,
 		"NOTIFIER_CUSTOMER_WEBHOOK_URL="+h.sink.customerURL(),
@@ -517,12 +615,30 @@ func (h *harness) service(name string) *proc {
 var FaultNames = []string{"notifier", "intake", "classifier", "router", "nats", "flush"}
 
 // fault is one fault of the schedule, injected once the driver has had
-// at (a fraction) of the items accepted.
+// at (a fraction) of the items accepted, or, with ready, once ready says so.
 type fault struct {
 	at        float64
 	key, name string
 	do        func(ctx context.Context) error
+	ready     func() bool
 }
+
+// due reports whether f may be injected now.
+func (f fault) due(submitted int64, items int) bool {
+	if f.ready != nil {
+		return f.ready()
+	}
+	return submitted >= int64(f.at*float64(items))
+}
+
+// notifierBusy is how many customer acknowledgements the sink must have
+// received before the notifier is killed: it is then sending, with
+// deliveries claimed and in flight.
+const notifierBusy = 10
+
+// faultDueTimeout bounds the wait for the faults still to come once every
+// item was accepted.
+const faultDueTimeout = 2 * time.Minute
 
 func (h *harness) schedule() []fault {
 	kill := func(name string) func(ctx context.Context) error {
@@ -536,13 +652,15 @@ func (h *harness) schedule() []fault {
 		}
 	}
 	return []fault{
-		// The notifier first: a SIGKILLed notifier's claims hold its deliveries
-		// for the claim TTL (2 min), which then passes during the rest of the run.
-		{0.10, "notifier", "SIGKILL notifier", kill("notifier")},
-		{0.20, "intake", "SIGKILL intake", kill("intake")},
-		{0.30, "classifier", "SIGKILL classifier-1", kill("classifier-1")},
-		{0.40, "router", "SIGKILL router-1", kill("router-1")},
-		{0.50, "nats", "SIGKILL nats-server, restart on the same store and port", func(ctx context.Context) error {
+		// The notifier first, as soon as it is sending: a SIGKILLed notifier's
+		// claims hold its deliveries for the claim TTL (2 min) and its
+		// consumer's redelivery schedule after that, which no run can end
+		// before; killed early, that wait passes while the rest runs.
+		{ready: func() bool { return h.sink.customerDeliveries() >= notifierBusy }, key: "notifier", name: "SIGKILL notifier", do: kill("notifier")},
+		{at: 0.20, key: "intake", name: "SIGKILL intake", do: kill("intake")},
+		{at: 0.30, key: "classifier", name: "SIGKILL classifier-1", do: kill("classifier-1")},
+		{at: 0.40, key: "router", name: "SIGKILL router-1", do: kill("router-1")},
+		{at: 0.50, key: "nats", name: "SIGKILL nats-server, restart on the same store and port", do: func(ctx context.Context) error {
 			h.nats.kill()
 			sleep(ctx, time.Second)
 			if err := h.nats.start(); err != nil {
@@ -550,7 +668,7 @@ func (h *harness) schedule() []fault {
 			}
 			return h.waitNATS(ctx)
 		}},
-		{0.60, "flush", "FLUSHALL redis", func(ctx context.Context) error {
+		{at: 0.60, key: "flush", name: "FLUSHALL redis", do: func(ctx context.Context) error {
 			return h.rdb.FlushAll(ctx).Err()
 		}},
 	}
@@ -562,20 +680,35 @@ func (h *harness) runLoad(ctx context.Context) error {
 		return fmt.Errorf("chaos: intake client: %w", err)
 	}
 	defer conn.Close()
+	opts, err := h.natsOptions(natsauth.SourceUser(PoisonSource))
+	if err != nil {
+		return err
+	}
+	pnc, err := bus.Connect(h.natsURL(), "feedloop-chaos-"+PoisonSource, opts...)
+	if err != nil {
+		return err
+	}
+	defer pnc.Close()
+	pjs, err := jetstream.New(pnc)
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
 	d := &driver{
 		run: runID(), items: h.o.Items, concurrency: h.o.Concurrency, rate: h.o.Rate, poisonEvery: 100,
-		intake: feedloopv1.NewIntakeServiceClient(conn), js: h.bus.JetStream(), ids: map[string]int{},
+		intake: feedloopv1.NewIntakeServiceClient(conn), apiKey: h.apiKey, poisonJS: pjs, ids: map[string]int{},
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	faultsDone := make(chan error, 1)
+	var waitingFor atomic.Pointer[string] // the fault not yet due
 	go func() {
 		for _, f := range h.schedule() {
 			if slices.Contains(h.o.Skip, f.key) {
 				continue
 			}
-			for d.submitted.Load() < int64(f.at*float64(h.o.Items)) {
+			waitingFor.Store(&f.name)
+			for !f.due(d.submitted.Load(), h.o.Items) {
 				if !sleep(lctx, 20*time.Millisecond) {
 					faultsDone <- lctx.Err()
 					return
@@ -598,7 +731,7 @@ func (h *harness) runLoad(ctx context.Context) error {
 	loadDone := make(chan struct{})
 	go func() { d.drive(lctx); close(loadDone) }()
 	report := func() {
-		h.progress("submitted %d/%d, retries %d, poison %d", d.submitted.Load(), h.o.Items, d.retries.Load(), d.poisonSent.Load())
+		h.progress("submitted %d/%d, retries %d, rate-limited %d, poison %d", d.submitted.Load(), h.o.Items, d.retries.Load(), d.rateLimited.Load(), d.poisonSent.Load())
 	}
 	for loadDone != nil {
 		select {
@@ -612,12 +745,26 @@ func (h *harness) runLoad(ctx context.Context) error {
 	if err := d.err(); err != nil {
 		return err
 	}
-	if err := <-faultsDone; err != nil {
-		return err
+	// A fault waiting on the pipeline (the notifier's, on its first
+	// messages) is due soon after the load at the latest; if it never is,
+	// the pipeline is broken and the logs say why.
+	select {
+	case err := <-faultsDone:
+		if err != nil {
+			return err
+		}
+	case <-time.After(faultDueTimeout):
+		name := "?"
+		if p := waitingFor.Load(); p != nil {
+			name = *p
+		}
+		return fmt.Errorf("chaos: fault %q not due %s after the last item was accepted (the customer sink has %d messages, %d bad requests)",
+			name, faultDueTimeout, h.sink.customerDeliveries(), h.sink.badRequests())
 	}
 	h.ids = d.feedbackIDs()
 	h.res.Submitted = len(h.ids)
 	h.res.SubmitRetries = int(d.retries.Load())
+	h.res.RateLimitedRetries = int(d.rateLimited.Load())
 	h.res.ResubmissionsDuplicate = int(d.duplicates.Load())
 	h.res.PoisonSent = int(d.poisonSent.Load())
 	return ctx.Err()
@@ -697,7 +844,7 @@ func (h *harness) verify(ctx context.Context) error {
 	h.res.MissingRoutes, h.res.Unclassified = rf.missing, rf.unclassified
 	h.res.RoutedExtra, h.res.TeamAlertsDuplicate = rf.streamExtra, rf.sinkDuplicates
 	mf := checkMessages(h.ids, h.sink)
-	h.res.MissingMessages, h.res.DuplicateMessages, h.res.DuplicateKeys = mf.missing, mf.duplicates, mf.duplicateKeys
+	h.res.MissingMessages, h.res.DuplicateMessages, h.res.ResentSameKey = mf.missing, mf.duplicates, mf.resentSameKey
 	h.res.examples = append(rf.examples, mf.examples...)
 	if n := h.sink.badRequests(); n > 0 {
 		h.res.examples = append(h.res.examples, fmt.Sprintf("%d webhook requests with a bad signature or body", n))
@@ -775,8 +922,8 @@ func (r *Result) String() string {
 	for _, e := range r.UnexpectedExits {
 		fmt.Fprintf(&b, "  exit   %s\n", e)
 	}
-	fmt.Fprintf(&b, "  submitted %d (retries %d, answered duplicate %d)\n", r.Submitted, r.SubmitRetries, r.ResubmissionsDuplicate)
-	fmt.Fprintf(&b, "  missing routes %d, customer acknowledgements duplicate %d (new keys %d) missing %d\n", r.MissingRoutes, r.DuplicateMessages, r.DuplicateKeys, r.MissingMessages)
+	fmt.Fprintf(&b, "  submitted %d (retries %d, rate-limited retries %d, answered duplicate %d)\n", r.Submitted, r.SubmitRetries, r.RateLimitedRetries, r.ResubmissionsDuplicate)
+	fmt.Fprintf(&b, "  missing routes %d, customer acknowledgements duplicate %d missing %d (resent under the same key %d)\n", r.MissingRoutes, r.DuplicateMessages, r.MissingMessages, r.ResentSameKey)
 	fmt.Fprintf(&b, "  poison sent %d, dead-lettered %d, other dead letters %d\n", r.PoisonSent, r.DeadLettered, len(r.DeadLettersOther))
 	fmt.Fprintf(&b, "  read model equal to a rebuild: %v; team alerts duplicate %d; routed events extra %d\n", r.ReadModelEqual, r.TeamAlertsDuplicate, r.RoutedExtra)
 	for _, f := range r.Failures() {

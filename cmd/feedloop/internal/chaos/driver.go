@@ -10,10 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -95,14 +97,20 @@ type driver struct {
 	poisonEvery int
 
 	intake feedloopv1.IntakeServiceClient
-	js     jetstream.JetStream
+	// apiKey goes with every Submit (authorization: Bearer).
+	apiKey string
+	// poisonJS is connected as the poison source's NATS user.
+	poisonJS jetstream.JetStream
 
 	submitted  atomic.Int64 // accepted by intake (new or duplicate)
 	duplicates atomic.Int64 // accepted as a resubmission of an item it had
 	retries    atomic.Int64 // Unavailable and connection errors retried
-	poisonSent atomic.Int64
-	failures   atomic.Int64 // errors no retry can fix: a harness bug
-	firstErr   atomic.Pointer[error]
+	// rateLimited counts ResourceExhausted answers waited out (RetryInfo)
+	// and retried.
+	rateLimited atomic.Int64
+	poisonSent  atomic.Int64
+	failures    atomic.Int64 // errors no retry can fix: a harness bug
+	firstErr    atomic.Pointer[error]
 
 	mu  sync.Mutex
 	ids map[string]int // feedback id → item number
@@ -152,17 +160,37 @@ func (d *driver) drive(ctx context.Context) {
 // Redis down behind it (intake answers Unavailable).
 func retryable(err error) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
 		return true
 	}
 	return false
 }
 
+// rateLimited returns the delay intake asks for when err is its rate
+// limit (ResourceExhausted with RetryInfo). A ResourceExhausted without
+// the detail (a message over the size limit) is not retried.
+func rateLimited(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.ResourceExhausted {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// submit sends item n until intake accepts it, always under the same
+// (source, external_id): a retry of an item intake had is answered
+// duplicate, never taken twice.
 func (d *driver) submit(ctx context.Context, n int) {
 	fb := item(d.run, n)
 	wait := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx = metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+d.apiKey)
 		res, err := d.intake.Submit(cctx, &feedloopv1.SubmitRequest{Feedback: fb})
 		cancel()
 		if err == nil {
@@ -174,6 +202,13 @@ func (d *driver) submit(ctx context.Context, n int) {
 				d.duplicates.Add(1)
 			}
 			return
+		}
+		if delay, ok := rateLimited(err); ok {
+			d.rateLimited.Add(1)
+			if !sleep(ctx, delay) {
+				return
+			}
+			continue
 		}
 		if !retryable(err) {
 			d.failures.Add(1)
@@ -193,8 +228,9 @@ func (d *driver) submit(ctx context.Context, n int) {
 // 7, which does not exist, so every decoder rejects it.
 var poisonData = []byte{0xff, 0xff, 0xff, 0xff, 'p', 'o', 'i', 's', 'o', 'n'}
 
-// poison publishes the k-th poison message to feedback.submit.chaos-poison
-// until the stream acknowledges it (NATS may be restarting); its
+// poison publishes the k-th poison message to feedback.submit.chaos-poison,
+// connected as that source's NATS user (it may publish there and nowhere
+// else), until the stream acknowledges it (NATS may be restarting); its
 // Nats-Msg-Id makes a retry after a lost ack harmless.
 func (d *driver) poison(ctx context.Context, k int) {
 	msg := &nats.Msg{
@@ -207,7 +243,7 @@ func (d *driver) poison(ctx context.Context, k int) {
 	wait := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := d.js.PublishMsg(cctx, msg)
+		_, err := d.poisonJS.PublishMsg(cctx, msg)
 		cancel()
 		if err == nil {
 			d.poisonSent.Add(1)

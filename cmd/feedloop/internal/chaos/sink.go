@@ -1,18 +1,16 @@
 package chaos
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 // sink is the loopback HTTP receiver of every webhook the notifier sends:
@@ -27,9 +25,11 @@ type sink struct {
 
 	mu sync.Mutex
 	// customer counts deliveries per feedback id and step; customerKeys the
-	// distinct Idempotency-Keys per feedback id and step.
-	customer     map[delivery]int
-	customerKeys map[delivery]map[string]bool
+	// distinct Idempotency-Keys per feedback id and step, customerUnkeyed
+	// the deliveries without one.
+	customer        map[delivery]int
+	customerKeys    map[delivery]map[string]bool
+	customerUnkeyed map[delivery]int
 	// team counts routed alerts per feedback id and team.
 	team map[delivery]int
 	// bad counts requests that failed the signature or did not parse.
@@ -46,7 +46,7 @@ func newSink(secret []byte) (*sink, error) {
 	}
 	s := &sink{
 		secret: secret, lis: lis,
-		customer: map[delivery]int{}, customerKeys: map[delivery]map[string]bool{},
+		customer: map[delivery]int{}, customerKeys: map[delivery]map[string]bool{}, customerUnkeyed: map[delivery]int{},
 		team: map[delivery]int{},
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
@@ -67,17 +67,15 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	mac := hmac.New(sha256.New, s.secret)
-	mac.Write(raw)
-	sig := strings.TrimPrefix(r.Header.Get("X-Feedloop-Signature"), "sha256=")
-	got, _ := hex.DecodeString(sig)
+	// Verified as a receiver must: signed with the secret, recently.
+	sigErr := webhooksig.Verify(s.secret, r.Header.Get(webhooksig.Header), raw)
 	var p struct {
 		Step       string `json:"step"`
 		Audience   string `json:"audience"`
 		FeedbackID string `json:"feedback_id"`
 		Team       string `json:"team"`
 	}
-	if !hmac.Equal(got, mac.Sum(nil)) || json.Unmarshal(raw, &p) != nil {
+	if sigErr != nil || json.Unmarshal(raw, &p) != nil {
 		s.mu.Lock()
 		s.bad++
 		s.mu.Unlock()
@@ -91,10 +89,14 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/customer" && p.Audience == "customer":
 		d := delivery{p.FeedbackID, p.Step}
 		s.customer[d]++
-		if s.customerKeys[d] == nil {
-			s.customerKeys[d] = map[string]bool{}
+		switch {
+		case key == "":
+			s.customerUnkeyed[d]++
+		case s.customerKeys[d] == nil:
+			s.customerKeys[d] = map[string]bool{key: true}
+		default:
+			s.customerKeys[d][key] = true
 		}
-		s.customerKeys[d][key] = true
 	case r.URL.Path == "/team" && p.Step == "routed":
 		s.team[delivery{p.FeedbackID, p.Team}]++
 	}
@@ -102,13 +104,34 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// customerCount returns the raw deliveries and the distinct keys of
-// (id, step).
-func (s *sink) customerCount(id, step string) (raw, keys int) {
+// counts are the deliveries of one (id, step): raw, with distinct
+// Idempotency-Keys, and without a key.
+type counts struct{ raw, keys, unkeyed int }
+
+// seen is how many of them a receiver honouring Idempotency-Key accepts:
+// one per distinct key, and every delivery without a key (it has nothing
+// to drop it by).
+func (c counts) seen() int { return c.keys + c.unkeyed }
+
+// customerCount returns the deliveries of (id, step).
+func (s *sink) customerCount(id, step string) counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := delivery{id, step}
-	return s.customer[d], len(s.customerKeys[d])
+	c := counts{raw: s.customer[d], unkeyed: s.customerUnkeyed[d]}
+	c.keys = len(s.customerKeys[d])
+	return c
+}
+
+// customerDeliveries returns how many customer messages arrived, in all.
+func (s *sink) customerDeliveries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.customer {
+		n += c
+	}
+	return n
 }
 
 // teamCount returns the routed alerts of (id, team).

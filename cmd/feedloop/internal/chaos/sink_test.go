@@ -2,11 +2,11 @@ package chaos
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
 func post(t *testing.T, url string, secret []byte, key, body string) int {
@@ -15,10 +15,10 @@ func post(t *testing.T, url string, secret []byte, key, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(body))
-	req.Header.Set("X-Feedloop-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(time.Now(), []byte(body), secret))
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -27,9 +27,12 @@ func post(t *testing.T, url string, secret []byte, key, body string) int {
 	return res.StatusCode
 }
 
-// The sink counts raw deliveries and distinct keys, and checkMessages turns
-// them into missing, duplicate and duplicate-with-a-new-key counts; a body
-// with a bad signature is refused and counted, not recorded.
+// The sink counts raw deliveries, distinct keys and deliveries without a
+// key, and checkMessages judges them as a receiver honouring
+// Idempotency-Key would: a resend under the same key is dropped (reported
+// as resent_same_key), one under a new key or without a key is a duplicate
+// acknowledgement. A body with a bad signature is refused and counted, not
+// recorded.
 func TestSinkAndMessageCounts(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	s, err := newSink(secret)
@@ -44,6 +47,8 @@ func TestSinkAndMessageCounts(t *testing.T) {
 		{"a", "k-a"},               // once: fine
 		{"b", "k-b"}, {"b", "k-b"}, // redelivered, same key
 		{"c", "k-c1"}, {"c", "k-c2"}, // sent twice under two keys
+		{"e", "k-e"}, {"e", ""}, {"e", ""}, // twice more without a key
+		{"f", ""}, // once, without a key: one acknowledgement
 	} {
 		if code := post(t, s.customerURL(), secret, d.key, ack(d.id)); code != http.StatusNoContent {
 			t.Fatalf("delivery %v: status %d", d, code)
@@ -56,9 +61,9 @@ func TestSinkAndMessageCounts(t *testing.T) {
 		t.Fatalf("team alert: status %d", code)
 	}
 
-	f := checkMessages(map[string]int{"a": 0, "b": 1, "c": 2, "d": 3}, s)
-	if f.missing != 1 || f.duplicates != 2 || f.duplicateKeys != 1 {
-		t.Errorf("missing %d, duplicates %d, duplicate keys %d; want 1 (d), 2 (b, c), 1 (c)", f.missing, f.duplicates, f.duplicateKeys)
+	f := checkMessages(map[string]int{"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5}, s)
+	if f.missing != 1 || f.duplicates != 3 || f.resentSameKey != 1 {
+		t.Errorf("missing %d, duplicates %d, resent under the same key %d; want 1 (d), 3 (c once, e twice), 1 (b)", f.missing, f.duplicates, f.resentSameKey)
 	}
 	if s.badRequests() != 1 {
 		t.Errorf("bad requests %d, want 1", s.badRequests())

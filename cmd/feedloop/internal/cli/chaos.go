@@ -21,8 +21,10 @@ func newChaosCmd() *cobra.Command {
 		Long: `Build the four services and nats-server (go build, from the repository),
 run them as separate OS processes on loopback — nats-server with JetStream,
 a real redis-server (on PATH), intake, two classifiers, two routers and the
-notifier — and drive --items items through the gRPC intake, retrying
-Unavailable under the same (source, external_id). During the run it kills
+notifier — with the security of a deployment (a NATS NKey user per service,
+intake API keys, intake's rate limit on) and drive --items items through the
+gRPC intake, retrying Unavailable, and RESOURCE_EXHAUSTED after its RetryInfo
+delay, under the same (source, external_id). During the run it kills
 each service once with SIGKILL and starts it again, kills and restarts
 nats-server on the same store and port, flushes Redis (FLUSHALL), and
 publishes 1% poison messages to feedback.submit.chaos-poison. Then it waits
@@ -30,8 +32,10 @@ for every consumer to catch up and checks:
 
   missing_routes       items that did not reach every team their route names
                        (stream and team webhook): 0
-  duplicate_messages   customer acknowledgements beyond one per item: 0
+  duplicate_messages   customer acknowledgements beyond one per item, as a
+                       receiver honouring Idempotency-Key sees them: 0
   missing_messages     items without one: 0
+  (resent_same_key     raw resends under the first delivery's key: reported)
   poison_sent = dead_lettered   (distinct poison on feedback.dlq.intake)
   read_model_equal     the router's Redis read model equals a rebuild from
                        the stream into another Redis database
