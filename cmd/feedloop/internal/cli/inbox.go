@@ -99,6 +99,7 @@ func (o *inboxOpts) connect() (*session, error) {
 	}
 	conn, err := grpc.NewClient(o.server,
 		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultServiceConfig(teamServiceConfig),
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			return inv(auth(ctx), method, req, reply, cc, opts...)
 		}),
@@ -111,6 +112,15 @@ func (o *inboxOpts) connect() (*session, error) {
 	}
 	return &session{conn: conn, client: feedloopv1.NewTeamServiceClient(conn)}, nil
 }
+
+// teamServiceConfig retries UNAVAILABLE a few times with backoff: the
+// router answers so while it rebuilds its read model after losing Redis
+// ("try again shortly"), and a router replica may be restarting. A call
+// refused as UNAVAILABLE did nothing, so trying again is safe.
+const teamServiceConfig = `{"methodConfig": [{
+  "name": [{"service": "feedloop.v1.TeamService"}],
+  "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.25s", "maxBackoff": "2s",
+                  "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}`
 
 // unary runs one call of a command: connect, call with the timeout, print
 // the answer as protojson or through human, close.
