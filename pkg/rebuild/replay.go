@@ -9,15 +9,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Replay reads the messages of stream on subject with the consumer named
-// consumer, from the first to the last one stored when Replay starts, and
-// hands each to fn in stream order. fn's error stops it. It returns how
-// many messages it handed to fn.
+// Replay reads the messages of stream on subject (empty: all of them) with
+// the consumer named consumer, from the first to the last one stored when
+// Replay starts, and hands each to fn in stream order. fn's error stops it.
+// It returns how many messages it handed to fn.
 //
-// The consumer is named, not an ordered one with a random name, so that
-// NATS permissions can grant exactly it and its filter: a service allowed
-// to replay its own subject can pull no other consumer's messages. Only
-// one rebuilder runs at a time (the Gate's lock), so one name suffices.
+// The consumer is named so that NATS permissions can grant exactly it and
+// its filter: a service allowed to replay its own subject can pull no
+// other consumer's messages. Only one rebuilder runs at a time (the Gate's
+// lock), so one name suffices. An empty name uses an ordered consumer
+// (random name), for a user allowed to read the whole stream anyway.
 func Replay(ctx context.Context, js jetstream.JetStream, stream, consumer, subject string, fn func(context.Context, jetstream.Msg) error) (int, error) {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -31,26 +32,17 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream, consumer, subje
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
-	// A consumer left by a rebuilder that died is where it stopped: start afresh.
-	if err := st.DeleteConsumer(ctx, consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("replay: remove consumer %s: %w", consumer, err)
-	}
-	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		Name:              consumer,
-		FilterSubject:     subject,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute, // gone by itself if this process dies
-	})
+	cons, err := replayConsumer(ctx, st, consumer, subject)
 	if err != nil {
-		return 0, fmt.Errorf("replay: consumer %s on %s: %w", consumer, stream, err)
+		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = st.DeleteConsumer(dctx, consumer) // else InactiveThreshold removes it
-	}()
+	if consumer != "" {
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = st.DeleteConsumer(dctx, consumer) // else InactiveThreshold removes it
+		}()
+	}
 	ci, err := cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
@@ -83,7 +75,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream, consumer, subje
 		}
 		// Unacknowledged delivery has no redelivery: a message the client
 		// dropped would be a silent hole in the rebuilt state.
-		if md.Sequence.Consumer != uint64(n)+1 {
+		if consumer != "" && md.Sequence.Consumer != uint64(n)+1 {
 			return n, fmt.Errorf("replay %s: delivery %d after %d: a message was missed", stream, md.Sequence.Consumer, n)
 		}
 		if err := fn(ctx, m); err != nil {
@@ -96,4 +88,28 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream, consumer, subje
 			return n, nil
 		}
 	}
+}
+
+// replayConsumer creates the consumer Replay reads with: the named one
+// afresh, or an ordered one (which recreates itself across gaps).
+func replayConsumer(ctx context.Context, st jetstream.Stream, name, subject string) (jetstream.Consumer, error) {
+	if name == "" {
+		var filters []string
+		if subject != "" {
+			filters = []string{subject}
+		}
+		return st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy})
+	}
+	// A consumer left by a rebuilder that died is where it stopped: start afresh.
+	if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("remove %s: %w", name, err)
+	}
+	return st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Name:              name,
+		FilterSubject:     subject,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if this process dies
+	})
 }

@@ -73,32 +73,13 @@ redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
 return 1
 `)
 
-// rebuildBatch is how many keys one round trip restores.
-const rebuildBatch = 256
-
 // Rebuild puts the keys back from the stream's feedback.received events,
 // up to its last message, each for what is left of its TTL (counted from
 // the event's time); every write checks fence (the rebuild lock). Keys
 // written meanwhile by Remember hold the same derived id, so the two never
 // disagree. It returns how many events it read.
 func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream string, fence rebuild.Guard, now time.Time) (int, error) {
-	p := s.rdb.Pipeline()
-	var cmds []*redis.Cmd
-	flush := func() error {
-		if p.Len() == 0 {
-			return nil
-		}
-		if _, err := p.Exec(ctx); err != nil {
-			return fmt.Errorf("idem: rebuild: %w", err)
-		}
-		for _, c := range cmds {
-			if n, err := c.Int(); err != nil || n != 1 {
-				return fmt.Errorf("idem: rebuild: %w", errors.Join(err, rebuild.ErrLockLost))
-			}
-		}
-		cmds = cmds[:0]
-		return nil
-	}
+	batch := rebuild.NewBatch(s.rdb)
 	n, err := rebuild.Replay(ctx, js, stream, replayConsumer, bus.SubjectReceived, func(ctx context.Context, m jetstream.Msg) error {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data(), ev); err != nil {
@@ -112,15 +93,15 @@ func (s *Store) Rebuild(ctx context.Context, js jetstream.JetStream, stream stri
 		if left <= 0 {
 			return nil
 		}
-		cmds = append(cmds, restoreScript.Eval(ctx, p, []string{fence.Key, Key(fb.GetSource(), fb.GetExternalId())},
+		batch.Fenced(restoreScript.Eval(ctx, batch.Pipe(), []string{fence.Key, Key(fb.GetSource(), fb.GetExternalId())},
 			fence.Token, ev.GetFeedbackId(), left.Milliseconds()))
-		if p.Len() >= rebuildBatch {
-			return flush()
-		}
-		return nil
+		return batch.FlushIfFull(ctx)
 	})
-	if err != nil {
-		return n, err
+	if err == nil {
+		err = batch.Flush(ctx)
 	}
-	return n, flush()
+	if err != nil {
+		return n, fmt.Errorf("idem: rebuild: %w", err)
+	}
+	return n, nil
 }

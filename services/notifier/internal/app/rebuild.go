@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,9 +17,6 @@ import (
 // permissions (pkg/natsauth) name it.
 const replayConsumer = "notifier-rebuild"
 
-// rebuildBatch is how many records one round trip restores.
-const rebuildBatch = 256
-
 // Rebuild puts the delivery records and the daily cap's admissions back
 // from the feedback.notified events of stream, up to its last message:
 // each record names its delivery (delivery_key) and, for a customer message
@@ -34,24 +30,7 @@ const rebuildBatch = 256
 // dedup TTL, and records of events published before delivery_key existed.
 func (h *Handler) Rebuild(ctx context.Context, rdb redis.UniversalClient, js jetstream.JetStream, stream string, fence rebuild.Guard) (int, error) {
 	now := h.now()
-	p := rdb.Pipeline()
-	var cmds []*redis.Cmd
-	flush := func() error {
-		if p.Len() == 0 {
-			return nil
-		}
-		_, err := p.Exec(ctx)
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("notifier: rebuild: %w", err)
-		}
-		for _, c := range cmds {
-			if n, err := c.Int(); err != nil || n != 1 {
-				return fmt.Errorf("notifier: rebuild: %w", errors.Join(err, rebuild.ErrLockLost))
-			}
-		}
-		cmds = cmds[:0]
-		return nil
-	}
+	batch := rebuild.NewBatch(rdb)
 	n, err := rebuild.Replay(ctx, js, stream, replayConsumer, bus.SubjectNotified, func(ctx context.Context, m jetstream.Msg) error {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data(), ev); err != nil || ev.GetNotified() == nil {
@@ -61,21 +40,17 @@ func (h *Handler) Rebuild(ctx context.Context, rdb redis.UniversalClient, js jet
 		if nf.GetDeliveryKey() == "" {
 			return nil
 		}
-		if c := h.Dedup.Restore(ctx, p, fence, nf.GetDeliveryKey(), nf.GetCauseEventId(), at, now); c != nil {
-			cmds = append(cmds, c)
-		}
+		batch.Fenced(h.Dedup.Restore(ctx, batch.Pipe(), fence, nf.GetDeliveryKey(), nf.GetCauseEventId(), at, now))
 		if h.Cap != nil && nf.GetCapNotice() != "" && nf.GetCapDay() != "" && nf.GetCapCustomer() != "" {
-			if c := h.Cap.Restore(ctx, p, fence, nf.GetCapNotice(), nf.GetCapCustomer(), nf.GetCapDay(), at, now); c != nil {
-				cmds = append(cmds, c)
-			}
+			batch.Fenced(h.Cap.Restore(ctx, batch.Pipe(), fence, nf.GetCapNotice(), nf.GetCapCustomer(), nf.GetCapDay(), at, now))
 		}
-		if p.Len() >= rebuildBatch {
-			return flush()
-		}
-		return nil
+		return batch.FlushIfFull(ctx)
 	})
-	if err != nil {
-		return n, err
+	if err == nil {
+		err = batch.Flush(ctx)
 	}
-	return n, flush()
+	if err != nil {
+		return n, fmt.Errorf("notifier: rebuild: %w", err)
+	}
+	return n, nil
 }

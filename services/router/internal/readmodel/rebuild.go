@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -133,7 +134,7 @@ func (s *Store) match() string {
 	return b.String() + "*"
 }
 
-// Replay reads stream with an ordered consumer from its first message to
+// Replay reads stream (rebuild.Replay, an ordered consumer) from its first message to
 // the last one stored when Replay starts and hands each event to every
 // applier, in order. A message that is not an event is logged and skipped
 // (the live consumer dead-letters it); an applier's error stops the replay.
@@ -150,59 +151,25 @@ func replay(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return 0, fmt.Errorf("replay: stream %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("replay: stream %s info: %w", stream, err)
-	}
-	if info.State.Msgs == 0 {
-		return 0, nil
-	}
-	last := info.State.LastSeq
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return 0, fmt.Errorf("replay: consumer on %s: %w", stream, err)
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return 0, fmt.Errorf("replay: read %s: %w", stream, err)
-	}
-	defer msgs.Stop()
-	stop := context.AfterFunc(ctx, msgs.Stop) // unblocks Next on cancel
-	defer stop()
-
 	n := 0
-	for {
-		m, err := msgs.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return n, fmt.Errorf("replay %s: %w", stream, context.Cause(ctx))
-			}
-			return n, fmt.Errorf("replay %s: next: %w", stream, err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return n, fmt.Errorf("replay %s: metadata: %w", stream, err)
-		}
+	_, err := rebuild.Replay(ctx, js, stream, "", "", func(ctx context.Context, m jetstream.Msg) error {
 		ev := &feedloopv1.Event{}
 		if err := proto.Unmarshal(m.Data(), ev); err != nil || ev.GetId() == "" {
-			log.WarnContext(ctx, "replay: skipping a message that is not an event",
-				"stream", stream, "seq", md.Sequence.Stream, "subject", m.Subject(), "error", err)
-		} else {
-			if err := handle(ev, m.Headers()); err != nil {
-				return n, fmt.Errorf("replay %s: event %s (seq %d): %w", stream, ev.GetId(), md.Sequence.Stream, err)
+			seq := uint64(0)
+			if md, merr := m.Metadata(); merr == nil {
+				seq = md.Sequence.Stream
 			}
-			n++
+			log.WarnContext(ctx, "replay: skipping a message that is not an event",
+				"stream", stream, "seq", seq, "subject", m.Subject(), "error", err)
+			return nil
 		}
-		// NumPending 0: nothing more is stored now, so nothing up to last is
-		// left either (last may have been deleted since Info).
-		if md.Sequence.Stream >= last || md.NumPending == 0 {
-			return n, nil
+		if err := handle(ev, m.Headers()); err != nil {
+			return fmt.Errorf("event %s: %w", ev.GetId(), err)
 		}
-	}
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // ReplayByItem is Replay with the events of different feedback items
