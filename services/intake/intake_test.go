@@ -119,9 +119,12 @@ func (e *env) receivedCount(t *testing.T) uint64 {
 
 // feedbackCount is the number of messages on the FEEDBACK stream, every
 // subject.
-func (e *env) feedbackCount(t *testing.T) uint64 {
+func (e *env) feedbackCount(t *testing.T) uint64 { return e.streamMsgs(t, bus.StreamFeedback) }
+
+// streamMsgs is the number of messages on stream.
+func (e *env) streamMsgs(t *testing.T, stream string) uint64 {
 	t.Helper()
-	st, err := e.bus.JetStream().Stream(ctxT(t), bus.StreamFeedback)
+	st, err := e.bus.JetStream().Stream(ctxT(t), stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,18 +198,7 @@ func deadLetter(t *testing.T, e *env, seq uint64) *nats.Msg {
 	return found
 }
 
-func dlqCount(t *testing.T, e *env) uint64 {
-	t.Helper()
-	st, err := e.bus.JetStream().Stream(ctxT(t), bus.StreamDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
+func dlqCount(t *testing.T, e *env) uint64 { return e.streamMsgs(t, bus.StreamDLQ) }
 
 // rawCodec sends pre-encoded bytes, so a test can put on the wire what
 // proto.Marshal refuses to produce (invalid UTF-8 in a string field).

@@ -159,7 +159,13 @@ func serve(t *testing.T, src teamauth.Source, now func() time.Time, seen *teamau
 		mu.Unlock()
 		return h(ctx, req)
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary, spy), grpc.ChainStreamInterceptor(stream))
+	return healthOn(t, grpc.ChainUnaryInterceptor(unary, spy), grpc.ChainStreamInterceptor(stream))
+}
+
+// healthOn serves the health service on loopback with opts and returns a client.
+func healthOn(t *testing.T, opts ...grpc.ServerOption) healthpb.HealthClient {
+	t.Helper()
+	srv := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,20 +276,7 @@ func TestInterceptorsEndStreams(t *testing.T) {
 // Unguarded methods stay open.
 func TestInterceptorsLeaveOtherMethodsOpen(t *testing.T) {
 	unary, stream := teamauth.Interceptors("/feedloop.v1.TeamService/", teamauth.Static{}, nil)
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	h := healthpb.NewHealthClient(cc)
+	h := healthOn(t, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	if _, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
