@@ -84,6 +84,12 @@ func (w *Watcher[T]) Reload(ctx context.Context) (bool, error) {
 
 // Run reloads every interval until ctx is cancelled.
 func (w *Watcher[T]) Run(ctx context.Context, interval time.Duration) {
+	w.RunNotify(ctx, interval, nil)
+}
+
+// RunNotify is Run that also calls changed (when not nil) after each
+// reload that swapped in a new value.
+func (w *Watcher[T]) RunNotify(ctx context.Context, interval time.Duration, changed func()) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -91,7 +97,9 @@ func (w *Watcher[T]) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_, _ = w.Reload(ctx) // logged inside
+			if ok, _ := w.Reload(ctx); ok && changed != nil { // errors are logged inside
+				changed()
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func parseInt(b []byte) (int, error) { return strconv.Atoi(string(b)) }
@@ -74,5 +75,41 @@ func TestOpenRejectsAnInvalidFirstFile(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "missing"), "number", parseInt, slog.Default()); err == nil {
 		t.Fatal("Open of a missing file must fail")
+	}
+}
+
+// RunNotify calls back once per swapped-in value, not on unchanged or
+// invalid content.
+func TestRunNotifyCallsBackOnChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n")
+	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(path, "number", parseInt, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	changes := make(chan int, 10)
+	go w.RunNotify(ctx, 5*time.Millisecond, func() { changes <- w.Get() })
+	for _, content := range []string{"bad", "2"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // several polls
+	}
+	select {
+	case v := <-changes:
+		if v != 2 {
+			t.Fatalf("called back with %d, want 2", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no callback for the new value")
+	}
+	select {
+	case v := <-changes:
+		t.Fatalf("a second callback (%d) without a new value", v)
+	case <-time.After(50 * time.Millisecond):
 	}
 }

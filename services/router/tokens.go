@@ -54,19 +54,10 @@ func (t *tokensWatcher) Run(ctx context.Context, interval time.Duration) {
 	if t.w == nil {
 		return
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if changed, _ := t.w.Reload(ctx); changed { // errors are logged inside
-				t.mu.Lock()
-				close(t.changed)
-				t.changed = make(chan struct{})
-				t.mu.Unlock()
-			}
-		}
-	}
+	t.w.RunNotify(ctx, interval, func() {
+		t.mu.Lock()
+		close(t.changed)
+		t.changed = make(chan struct{})
+		t.mu.Unlock()
+	})
 }
