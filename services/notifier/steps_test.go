@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -438,29 +438,11 @@ func TestEscalationAndReopenAlerts(t *testing.T) {
 	}
 }
 
-// clock is a settable clock shared by replicas.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // Over the daily cap, messages are held and sent the next day in one
 // digest, once, though two replicas look for due digests.
 func TestDailyCapDigest(t *testing.T) {
 	e := newEnv(t)
-	clk := &clock{now: time.Date(2025, 3, 14, 22, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2025, 3, 14, 22, 0, 0, 0, time.UTC))
 	e.cfg.Clock = clk.Now
 	e.cfg.CustomerDailyCap = 2
 	e.cfg.DigestDelay = 5 * time.Minute

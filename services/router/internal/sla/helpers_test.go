@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +26,6 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // at is t0 plus secs seconds.
 func at(secs int64) time.Time { return t0.Add(time.Duration(secs) * time.Second) }
 
-// fakeClock is the schedulers' clock, moved by the test.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // env is one NATS, one Redis and an index on it, as one router deployment
 // sees them.
 type env struct {
@@ -55,13 +36,13 @@ type env struct {
 	rdb   *redis.Client
 	cfg   Config
 	idx   *Index
-	clock *fakeClock
+	clock *testkit.Clock
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	url := testkit.NATS(t)
-	e := &env{t: t, ctx: context.Background(), url: url, bus: testkit.BusAt(t, url), rdb: testkit.RedisClient(t), cfg: cfg, clock: &fakeClock{now: t0}}
+	e := &env{t: t, ctx: context.Background(), url: url, bus: testkit.BusAt(t, url), rdb: testkit.RedisClient(t), cfg: cfg, clock: testkit.NewClock(t0)}
 	e.idx = e.index()
 	return e
 }
@@ -178,7 +159,7 @@ func (e *env) fired() []string {
 // fire runs one tick of s at secs after t0.
 func (e *env) fire(s *Scheduler, secs int64) {
 	e.t.Helper()
-	e.clock.set(at(secs))
+	e.clock.Set(at(secs))
 	if _, err := s.Fire(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}
@@ -188,7 +169,7 @@ func (e *env) fire(s *Scheduler, secs int64) {
 // scheduler has completed a tick that started after the move.
 func (e *env) settle(secs int64, running ...*Scheduler) {
 	e.t.Helper()
-	e.clock.set(at(secs))
+	e.clock.Set(at(secs))
 	for _, s := range running {
 		target := s.ticks.Load() + 2 // the tick under way may have read the old time
 		testkit.Eventually(e.t, "a scheduler tick", func() bool { return s.ticks.Load() >= target })

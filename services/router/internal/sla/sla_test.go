@@ -129,7 +129,7 @@ func TestRacingTicksPublishEachFiringOnce(t *testing.T) {
 	}
 	a, b := e.scheduler(), e.scheduler()
 	for _, secs := range []int64{80, 100, 160} {
-		e.clock.set(at(secs))
+		e.clock.Set(at(secs))
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for _, s := range []*Scheduler{a, b} {
@@ -210,7 +210,7 @@ func TestRestartFiresOverdueTimersOnce(t *testing.T) {
 	stop()
 
 	// Down for half an hour: everything else falls due meanwhile.
-	e.clock.set(at(1800))
+	e.clock.Set(at(1800))
 	if got, want := e.fired(), firings("fb-1", 0, "ack:1"); !slices.Equal(got, want) {
 		t.Fatalf("while down: %v, want %v", got, want)
 	}

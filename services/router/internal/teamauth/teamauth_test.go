@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/feedloop/feedloop/pkg/apikey"
+	"github.com/feedloop/feedloop/pkg/testkit"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 )
 
@@ -130,24 +131,6 @@ func (s *source) set(t *testing.T, yaml string) {
 	s.mu.Unlock()
 }
 
-// clock is a settable now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // serve runs a health server whose Check and Watch are guarded.
 func serve(t *testing.T, src teamauth.Source, now func() time.Time, seen *teamauth.Principal) healthpb.HealthClient {
 	t.Helper()
@@ -198,7 +181,7 @@ func wantUnauthenticated(t *testing.T, what string, err error, msg string) {
 // Unary calls: the principal reaches the handler; bad, expired and revoked
 // tokens get Unauthenticated saying why, and never repeat the token.
 func TestInterceptorsUnary(t *testing.T) {
-	clk := &clock{now: t0.Add(-time.Second)}
+	clk := testkit.NewClock(t0.Add(-time.Second))
 	var seen teamauth.Principal
 	h := serve(t, teamauth.Static{T: tokens(t)}, clk.Now, &seen)
 	call := func(auth string) error {
@@ -211,7 +194,7 @@ func TestInterceptorsUnary(t *testing.T) {
 	if err := call("Bearer expiring-secret-1"); err != nil || seen.Name != "bob" {
 		t.Fatalf("token before its expiry: %v, principal %v", err, seen)
 	}
-	clk.set(t0)
+	clk.Set(t0)
 	err := call("Bearer expiring-secret-1")
 	wantUnauthenticated(t, "at expiry", err, "team token expired on 2026-12-01T12:00:00Z; ask for a new one")
 	wantUnauthenticated(t, "revoked", call("Bearer revoked-secret-1"), "team token revoked; ask for a new one")
