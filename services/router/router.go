@@ -42,12 +42,9 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/statuspage"
 	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
-	"github.com/feedloop/feedloop/services/router/internal/workflow"
 	"github.com/feedloop/feedloop/services/router/routing"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -291,17 +288,26 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { fail(s.gate.Watch(ctx, rebuilder)) })
 	pause := rebuild.Pause(s.gate, s.stop, consumerAckWait)
-	wg.Go(func() {
+	// Both consumers fold into the read model through the projector's
+	// committer, which outlives ctx until they have drained the messages in
+	// hand.
+	proj := s.newProjector()
+	var consumers sync.WaitGroup
+	consumers.Go(func() {
 		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, s.applyNow, s.log)
+		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, proj.applyNow, s.log)
 		cc := consumer.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
 	})
-	wg.Go(func() {
+	consumers.Go(func() {
 		pc := s.projectorConfig()
 		pc.Middleware = append(pc.Middleware, pause)
-		fail(s.infra.Bus.Consume(ctx, pc, s.project))
+		fail(s.infra.Bus.Consume(ctx, pc, proj.project))
+	})
+	wg.Go(func() {
+		consumers.Wait()
+		proj.close()
 	})
 	wg.Go(func() {
 		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log}, time.Now)
@@ -312,90 +318,6 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("router: %w", err)
 	}
 	return nil
-}
-
-// projectorConfig is the consumer of every event. An item's events are
-// folded one at a time in stream order; different items in parallel.
-func (s *Service) projectorConfig() bus.ConsumerConfig {
-	return bus.ConsumerConfig{
-		Stream:         bus.StreamFeedback,
-		Durable:        ProjectorDurable,
-		FilterSubjects: []string{"feedback.>"},
-		Concurrency:    s.cfg.Concurrency,
-		PerItemOrder:   true,
-		AckWait:        consumerAckWait,
-	}
-}
-
-// project folds one event into the read model and the SLA index; both are
-// idempotent by event id, so a redelivery or an event already applied by
-// the team API changes nothing.
-func (s *Service) project(ctx context.Context, m *bus.Msg) error {
-	ev, err := m.Event()
-	if err != nil {
-		return err
-	}
-	if ev.GetReceived() != nil {
-		// The item's own trace, which team actions and answers link to.
-		if err := s.store.SetTrace(ctx, ev.GetFeedbackId(), m.Header.Get("traceparent")); err != nil {
-			return err
-		}
-	}
-	applied, err := s.store.Apply(ctx, ev)
-	if err != nil {
-		return fmt.Errorf("read model: %w", err)
-	}
-	if !applied {
-		// Applied before (by the routing consumer or the team API, or a
-		// redelivery), or an event the projection ignores.
-		trace.SpanFromContext(ctx).AddEvent("event already applied", trace.WithAttributes(attribute.String("feedloop.event_id", ev.GetId())))
-	}
-	if err := s.sla.Apply(ctx, ev); err != nil {
-		return fmt.Errorf("sla index: %w", err)
-	}
-	return s.complete(ctx, ev)
-}
-
-// complete publishes what a status change should have been followed by (a
-// reroute's Routed event, the Closed event) when the router that made the
-// change died before publishing it (workflow.Completion); otherwise the ids
-// match and nothing new is stored.
-func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
-	if ev.GetStatusChanged() == nil {
-		return nil
-	}
-	item, err := s.store.Item(ctx, ev.GetFeedbackId())
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("read model: %w", err)
-	}
-	for _, out := range workflow.Completion(item, ev) {
-		ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
-		if err != nil {
-			return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
-		}
-		if !ack.Duplicate {
-			s.log.WarnContext(ctx, "router: published an event a team action left out", "feedback_id", ev.GetFeedbackId(), "subject", out.Subject, "event_id", out.Event.GetId())
-		}
-		if _, err := s.store.Apply(ctx, out.Event); err != nil {
-			return fmt.Errorf("read model: %w", err)
-		}
-	}
-	return nil
-}
-
-// applyNow folds a routed event into the read model as soon as it is
-// stored, so its team can act on it at once; the projector applies it
-// again, harmlessly. The SLA index is left to the projector, which sees
-// every event in stream order (and deadlines are seconds away at least).
-func (s *Service) applyNow(ctx context.Context, ev *feedloopv1.Event) {
-	if _, err := s.store.Apply(ctx, ev); errors.Is(err, rebuild.ErrNotReady) {
-		s.log.DebugContext(ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", ev.GetId())
-	} else if err != nil {
-		s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
-	}
 }
 
 func (s *Service) serveHTTP(ctx context.Context) error {

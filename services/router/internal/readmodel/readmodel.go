@@ -155,41 +155,85 @@ func (s *Store) customerKey(fb *feedloopv1.Feedback) string {
 // nothing and returns false. Events of one item may be applied
 // concurrently: a transaction that lost the race is retried.
 func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
-	id := ev.GetFeedbackId()
-	if id == "" || ev.GetId() == "" {
-		return false, nil
+	applied, err := s.ApplyBatch(ctx, []*feedloopv1.Event{ev})
+	if err != nil {
+		return false, err
 	}
-	itemKey, appliedKey := s.itemKey(id), s.appliedKey(id)
-	for attempt := 1; ; attempt++ {
-		var ch *change
-		watch := []string{itemKey, appliedKey}
-		if s.guard != nil {
-			watch = append(watch, s.guard.Key)
+	return applied[0], nil
+}
+
+// ApplyBatch applies evs, in order, as Apply would one at a time, but in one
+// transaction: one WATCH of every item they touch, one round trip for the
+// reads, one MULTI/EXEC. It reports for each event whether it was applied.
+// A batch that lost a race is retried whole; one that keeps losing is split
+// into single events, so a busy item does not hold the others back.
+func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool, error) {
+	out := make([]bool, len(evs))
+	var ids []string // distinct items, in first-seen order
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if id := ev.GetFeedbackId(); id != "" && ev.GetId() != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	watch := make([]string, 0, 2*len(ids)+1)
+	for _, id := range ids {
+		watch = append(watch, s.itemKey(id), s.appliedKey(id))
+	}
+	if s.guard != nil {
+		watch = append(watch, s.guard.Key)
+	}
+	for attempt := 1; ; attempt++ {
+		var changes []*change
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			ch, err = s.applyTx(ctx, tx, ev, itemKey, appliedKey)
+			changes, err = s.applyTx(ctx, tx, evs, ids)
 			return err
 		}, watch...)
 		switch {
 		case err == nil:
-			if ch != nil {
-				for _, f := range s.applied {
-					f(ctx, ev, ch.item, ch.kpi)
+			for i, ch := range changes {
+				if ch != nil {
+					out[i] = true
+					for _, f := range s.applied {
+						f(ctx, evs[i], ch.item, ch.kpi)
+					}
 				}
 			}
-			return ch != nil, nil
+			return out, nil
 		case !errors.Is(err, redis.TxFailedErr):
-			return false, fmt.Errorf("readmodel: apply event %s to %s: %w", ev.GetId(), id, err)
+			return nil, fmt.Errorf("readmodel: apply %s: %w", describe(evs), err)
+		case len(evs) > 1 && attempt == splitAfter:
+			for i, ev := range evs {
+				if out[i], err = s.Apply(ctx, ev); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
 		case attempt == maxAttempts:
-			return false, fmt.Errorf("readmodel: apply event %s to %s: gave up after %d conflicts: %w", ev.GetId(), id, attempt, err)
+			return nil, fmt.Errorf("readmodel: apply %s: gave up after %d conflicts: %w", describe(evs), attempt, err)
 		}
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("readmodel: apply event %s to %s: %w", ev.GetId(), id, ctx.Err())
+			return nil, fmt.Errorf("readmodel: apply %s: %w", describe(evs), ctx.Err())
 		case <-time.After(time.Duration(attempt) * time.Millisecond):
 		}
 	}
+}
+
+// splitAfter is how many conflicts a batch takes before it is split.
+const splitAfter = 3
+
+// describe names the events of a batch in errors.
+func describe(evs []*feedloopv1.Event) string {
+	if len(evs) == 1 {
+		return fmt.Sprintf("event %s to %s", evs[0].GetId(), evs[0].GetFeedbackId())
+	}
+	return fmt.Sprintf("%d events", len(evs))
 }
 
 // change is what one applied event did.
@@ -198,16 +242,24 @@ type change struct {
 	kpi  map[string]map[string]int64
 }
 
-// applyTx folds ev in within tx; nil means it changed nothing.
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event, itemKey, appliedKey string) (*change, error) {
+// applyTx folds evs in within tx (ids are their distinct items); a nil
+// change means that event changed nothing.
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string) ([]*change, error) {
 	// One round trip for the reads (after WATCH, before MULTI), the guard
 	// among them: a flush or a rebuild starting before EXEC fails the
 	// transaction, so a write never lands on a missing or partial model.
-	var seenCmd *redis.BoolCmd
-	var getCmd, guardCmd *redis.StringCmd
+	seenCmds := make([]*redis.BoolCmd, len(evs))
+	getCmds := make(map[string]*redis.StringCmd, len(ids))
+	var guardCmd *redis.StringCmd
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-		seenCmd = p.SIsMember(ctx, appliedKey, ev.GetId())
-		getCmd = p.Get(ctx, itemKey)
+		for i, ev := range evs {
+			if ev.GetFeedbackId() != "" && ev.GetId() != "" {
+				seenCmds[i] = p.SIsMember(ctx, s.appliedKey(ev.GetFeedbackId()), ev.GetId())
+			}
+		}
+		for _, id := range ids {
+			getCmds[id] = p.Get(ctx, s.itemKey(id))
+		}
 		if s.guard != nil {
 			guardCmd = s.guard.Get(ctx, p)
 		}
@@ -221,36 +273,60 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event,
 			return nil, err
 		}
 	}
-	if seenCmd.Val() {
-		return nil, nil
-	}
-	old := &feedloopv1.Item{}
-	blob, err := getCmd.Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
-		return nil, err
-	default:
-		if err := proto.Unmarshal(blob, old); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", itemKey, err)
+	// Fold in memory: an item's state as the previous events of the batch
+	// left it, and the ids applied meanwhile (a batch may hold an event
+	// twice).
+	type state struct{ old, cur *feedloopv1.Item }
+	items := make(map[string]*state, len(ids))
+	done := map[string]bool{}
+	changes := make([]*change, len(evs))
+	for i, ev := range evs {
+		if seenCmds[i] == nil || seenCmds[i].Val() || done[ev.GetId()] {
+			continue
 		}
+		id := ev.GetFeedbackId()
+		st := items[id]
+		if st == nil {
+			old, err := s.decodeItem(getCmds[id], id)
+			if err != nil {
+				return nil, err
+			}
+			st = &state{old: old, cur: old}
+			items[id] = st
+		}
+		next := proto.Clone(st.cur).(*feedloopv1.Item)
+		if !projection.Apply(next, ev) {
+			continue
+		}
+		changes[i] = &change{item: next, kpi: kpiDeltas(st.cur, ev)}
+		st.cur = next
+		done[ev.GetId()] = true
 	}
-	cur := proto.Clone(old).(*feedloopv1.Item)
-	if !projection.Apply(cur, ev) {
-		return nil, nil
+	if len(done) == 0 {
+		return changes, nil
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(cur)
-	if err != nil {
-		return nil, fmt.Errorf("encode item: %w", err)
-	}
-	kpi := kpiDeltas(old, ev)
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, itemKey, data, 0)
-		p.SAdd(ctx, appliedKey, ev.GetId())
-		s.updateIndexes(ctx, p, old, cur)
-		for team, fields := range kpi {
-			for f, n := range fields {
-				p.HIncrBy(ctx, s.kpiKey(team), f, n)
+		for _, id := range ids {
+			st := items[id]
+			if st == nil || st.cur == st.old {
+				continue
+			}
+			data, err := proto.MarshalOptions{Deterministic: true}.Marshal(st.cur)
+			if err != nil {
+				return fmt.Errorf("encode item %s: %w", id, err)
+			}
+			p.Set(ctx, s.itemKey(id), data, 0)
+			s.updateIndexes(ctx, p, st.old, st.cur)
+		}
+		for i, ch := range changes {
+			if ch == nil {
+				continue
+			}
+			p.SAdd(ctx, s.appliedKey(evs[i].GetFeedbackId()), evs[i].GetId())
+			for team, fields := range ch.kpi {
+				for f, n := range fields {
+					p.HIncrBy(ctx, s.kpiKey(team), f, n)
+				}
 			}
 		}
 		return nil
@@ -258,7 +334,23 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, ev *feedloopv1.Event,
 	if err != nil {
 		return nil, err
 	}
-	return &change{item: cur, kpi: kpi}, nil
+	return changes, nil
+}
+
+// decodeItem is the item a read returned; an empty one when there is none.
+func (s *Store) decodeItem(cmd *redis.StringCmd, id string) (*feedloopv1.Item, error) {
+	item := &feedloopv1.Item{}
+	blob, err := cmd.Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return nil, err
+	default:
+		if err := proto.Unmarshal(blob, item); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", s.itemKey(id), err)
+		}
+	}
+	return item, nil
 }
 
 // zentry is one member of one sorted set.

@@ -342,6 +342,49 @@ func TestIdempotent(t *testing.T) {
 	}
 }
 
+// TestApplyBatchEqualsOneAtATime folds the realistic stream one event at a
+// time into one store and in batches of every size into others: each
+// batch holds several items and, at the seam, an event twice; the stores
+// must be equal, each event reported applied exactly once, and the KPI
+// funcs told of each once.
+func TestApplyBatchEqualsOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	one, _ := store(t)
+	sc := realistic()
+	applyAll(t, one, sc.events)
+	want := dump(t, one)
+	for _, size := range []int{2, 3, 7, len(sc.events)} {
+		told := map[string]int{}
+		batched, _ := store(t, readmodel.WithApplied(func(_ context.Context, ev *feedloopv1.Event, _ *feedloopv1.Item, _ map[string]map[string]int64) {
+			told[ev.GetId()]++
+		}))
+		applied := map[string]int{}
+		for i := 0; i < len(sc.events); i += size {
+			batch := sc.events[i:min(i+size, len(sc.events))]
+			if i > 0 {
+				batch = append([]*feedloopv1.Event{sc.events[i-1]}, batch...) // applied already
+			}
+			got, err := batched.ApplyBatch(ctx, batch)
+			if err != nil {
+				t.Fatalf("size %d: %v", size, err)
+			}
+			for j, ok := range got {
+				if ok {
+					applied[batch[j].GetId()]++
+				}
+			}
+		}
+		for _, ev := range sc.events {
+			if applied[ev.GetId()] != 1 || told[ev.GetId()] != 1 {
+				t.Errorf("size %d: %s reported applied %d times, told %d times; want once", size, ev.GetId(), applied[ev.GetId()], told[ev.GetId()])
+			}
+		}
+		if diff := diffDumps(dump(t, batched), want); diff != "" {
+			t.Errorf("size %d: batched differs from one at a time:\n%s", size, diff)
+		}
+	}
+}
+
 // TestApplyConcurrent: events of one item applied at once from many
 // goroutines, each twice, all land exactly once (the optimistic
 // transaction retries the losers).

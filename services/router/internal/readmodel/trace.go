@@ -19,11 +19,22 @@ func (s *Store) traceKey(id string) string { return s.prefix + "trace:" + id }
 // intake started for it. The first one set stays, as the stream keeps the
 // first feedback.received of an item.
 func (s *Store) SetTrace(ctx context.Context, id, traceparent string) error {
-	if id == "" || traceparent == "" {
+	return s.SetTraces(ctx, map[string]string{id: traceparent})
+}
+
+// SetTraces is SetTrace for several items (feedback id → traceparent), in
+// one round trip.
+func (s *Store) SetTraces(ctx context.Context, traces map[string]string) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, tp := range traces {
+			if id != "" && tp != "" {
+				p.SetNX(ctx, s.traceKey(id), tp, TraceTTL)
+			}
+		}
 		return nil
-	}
-	if err := s.rdb.SetNX(ctx, s.traceKey(id), traceparent, TraceTTL).Err(); err != nil {
-		return fmt.Errorf("readmodel: set trace of %s: %w", id, err)
+	})
+	if err != nil {
+		return fmt.Errorf("readmodel: set traces of %d items: %w", len(traces), err)
 	}
 	return nil
 }

@@ -237,15 +237,57 @@ func (x *Index) Reset(ctx context.Context) error {
 // ignored. Errors for malformed events are bus.Permanent and wrap
 // ErrMalformed.
 func (x *Index) Apply(ctx context.Context, ev *feedloopv1.Event) error {
+	return x.ApplyBatch(ctx, []*feedloopv1.Event{ev})[0]
+}
+
+// ApplyBatch applies evs, in order, as Apply would one at a time, in one
+// transaction (one WATCH, one round trip of reads, one MULTI/EXEC). errs[i]
+// is evs[i]'s error: its own (malformed) or the transaction's.
+func (x *Index) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) (errs []error) {
+	errs = make([]error, len(evs))
+	var ops []op
+	for i, ev := range evs {
+		o, err := x.op(ev)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case o != nil:
+			o.i = i
+			ops = append(ops, *o)
+		}
+	}
+	if len(ops) == 0 {
+		return errs
+	}
+	if err := x.update(ctx, ops); err != nil {
+		for _, o := range ops {
+			errs[o.i] = err
+		}
+	}
+	return errs
+}
+
+// op is what one event does to one assignment's record.
+type op struct {
+	i      int // index of the event in its batch
+	ev     *feedloopv1.Event
+	key    string
+	create bool // make the record if there is none (else do nothing)
+	change func(*record)
+}
+
+// op is what ev does to the index; nil for an event that does not concern
+// SLA timers.
+func (x *Index) op(ev *feedloopv1.Event) (*op, error) {
 	switch p := ev.GetPayload().(type) {
 	case *feedloopv1.Event_Routed:
-		return x.applyRouted(ctx, ev, p.Routed)
+		return x.routedOp(ev, p.Routed)
 	case *feedloopv1.Event_StatusChanged:
-		return x.applyStatus(ctx, ev, p.StatusChanged)
+		return x.statusOp(ev, p.StatusChanged)
 	case *feedloopv1.Event_Escalated:
-		return x.applyEscalated(ctx, ev, p.Escalated)
+		return x.escalatedOp(ev, p.Escalated)
 	}
-	return nil
+	return nil, nil
 }
 
 func malformed(ev *feedloopv1.Event, format string, args ...any) error {
@@ -267,10 +309,10 @@ func check(ev *feedloopv1.Event, team string) error {
 	return nil
 }
 
-func (x *Index) applyRouted(ctx context.Context, ev *feedloopv1.Event, r *feedloopv1.Routed) error {
+func (x *Index) routedOp(ev *feedloopv1.Event, r *feedloopv1.Routed) (*op, error) {
 	a := r.GetAssignment()
 	if err := check(ev, a.GetTeam()); err != nil {
-		return err
+		return nil, err
 	}
 	// The alert shows the text teams may see, never the original.
 	fb := proto.Clone(r.GetFeedback()).(*feedloopv1.Feedback)
@@ -280,7 +322,7 @@ func (x *Index) applyRouted(ctx context.Context, ev *feedloopv1.Event, r *feedlo
 	fb.Text = r.GetClassification().GetRedactedText()
 	fbBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(fb)
 	if err != nil {
-		return fmt.Errorf("sla: marshal feedback of event %s: %w", ev.GetId(), err)
+		return nil, fmt.Errorf("sla: marshal feedback of event %s: %w", ev.GetId(), err)
 	}
 	var chain []step
 	for _, s := range a.GetEscalation() {
@@ -294,7 +336,7 @@ func (x *Index) applyRouted(ctx context.Context, ev *feedloopv1.Event, r *feedlo
 		// At least a second: a deadline at or before the routing is missed at once.
 		return max(1, ceilUnix(by)-start)
 	}
-	return x.update(ctx, ev, a.GetTeam(), true, func(rec *record) {
+	return x.newOp(ev, a.GetTeam(), true, func(rec *record) {
 		// A new Routed for a known assignment (routed back to the team)
 		// starts it afresh; the events seen so far stay seen.
 		*rec = record{
@@ -309,10 +351,10 @@ func (x *Index) applyRouted(ctx context.Context, ev *feedloopv1.Event, r *feedlo
 		}
 		rec.arm(&rec.Acknowledge, start, x.cfg.WarnAt)
 		rec.arm(&rec.Resolve, start, x.cfg.WarnAt)
-	})
+	}), nil
 }
 
-func (x *Index) applyStatus(ctx context.Context, ev *feedloopv1.Event, sc *feedloopv1.StatusChanged) error {
+func (x *Index) statusOp(ev *feedloopv1.Event, sc *feedloopv1.StatusChanged) (*op, error) {
 	var change func(*record)
 	switch sc.GetTo() {
 	case feedloopv1.Status_STATUS_ACKNOWLEDGED, feedloopv1.Status_STATUS_PLANNED:
@@ -329,26 +371,26 @@ func (x *Index) applyStatus(ctx context.Context, ev *feedloopv1.Event, sc *feedl
 			r.arm(&r.Resolve, start, x.cfg.WarnAt)
 		}
 	default:
-		return nil
+		return nil, nil
 	}
 	if err := check(ev, sc.GetTeam()); err != nil {
-		return err
+		return nil, err
 	}
-	return x.update(ctx, ev, sc.GetTeam(), false, change)
+	return x.newOp(ev, sc.GetTeam(), false, change), nil
 }
 
-func (x *Index) applyEscalated(ctx context.Context, ev *feedloopv1.Event, e *feedloopv1.Escalated) error {
+func (x *Index) escalatedOp(ev *feedloopv1.Event, e *feedloopv1.Escalated) (*op, error) {
 	if err := check(ev, e.GetTeam()); err != nil {
-		return err
+		return nil, err
 	}
 	if e.GetDeadline() != Acknowledge && e.GetDeadline() != Resolve {
-		return malformed(ev, "deadline %q is neither %s nor %s", e.GetDeadline(), Acknowledge, Resolve)
+		return nil, malformed(ev, "deadline %q is neither %s nor %s", e.GetDeadline(), Acknowledge, Resolve)
 	}
 	if !e.GetDueAt().IsValid() {
-		return malformed(ev, "no valid due_at")
+		return nil, malformed(ev, "no valid due_at")
 	}
 	due, level, kind := ceilUnix(e.GetDueAt()), e.GetLevel(), e.GetKind()
-	return x.update(ctx, ev, e.GetTeam(), false, func(r *record) {
+	return x.newOp(ev, e.GetTeam(), false, func(r *record) {
 		t := r.timer(e.GetDeadline())
 		if t.Due != due {
 			return // another round of this deadline, or it was met
@@ -368,68 +410,124 @@ func (x *Index) applyEscalated(ctx context.Context, ev *feedloopv1.Event, e *fee
 				t.Level, t.Fire = 0, 0
 			}
 		}
-	})
+	}), nil
 }
 
 // maxTxRetries bounds the optimistic retries of one update; each retry
 // means another writer changed the same assignment meanwhile.
 const maxTxRetries = 100
 
-// update applies change to the record of (ev's item, team) and brings its
-// members of the due set in line, atomically, unless ev was applied
-// already. Without a record, it does nothing unless create is set.
-func (x *Index) update(ctx context.Context, ev *feedloopv1.Event, team string, create bool, change func(*record)) error {
-	key := x.recordKey(team, ev.GetFeedbackId())
+func (x *Index) newOp(ev *feedloopv1.Event, team string, create bool, change func(*record)) *op {
+	return &op{ev: ev, key: x.recordKey(team, ev.GetFeedbackId()), create: create, change: change}
+}
+
+// update applies the ops, in order, to their records and brings the
+// records' members of the due set in line, atomically; an op whose event
+// was applied already does nothing. A batch that keeps losing races to
+// other writers is split into single ops.
+func (x *Index) update(ctx context.Context, ops []op) error {
+	var keys []string
+	for _, o := range ops {
+		if !slices.Contains(keys, o.key) {
+			keys = append(keys, o.key)
+		}
+	}
 	txf := func(tx *redis.Tx) error {
-		if x.guard != nil {
-			if err := x.guard.Check(x.guard.Get(ctx, tx), "sla index"); err != nil {
+		var guardCmd *redis.StringCmd
+		gets := make([]*redis.StringCmd, len(keys))
+		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if x.guard != nil {
+				guardCmd = x.guard.Get(ctx, p)
+			}
+			for i, k := range keys {
+				gets[i] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("sla: read records: %w", err)
+		}
+		if guardCmd != nil {
+			if err := x.guard.Check(guardCmd, "sla index"); err != nil {
 				return err
 			}
 		}
-		rec, err := load(ctx, tx, key)
-		if err != nil {
-			return err
+		type state struct {
+			rec     *record
+			before  map[string]int64
+			changed bool
 		}
-		if rec == nil {
-			if !create {
-				return nil
+		recs := make(map[string]*state, len(keys))
+		for i, k := range keys {
+			rec, err := decode(gets[i], k)
+			if err != nil {
+				return err
 			}
-			rec = &record{}
+			st := &state{rec: rec}
+			if rec != nil {
+				st.before = rec.members()
+			}
+			recs[k] = st
 		}
-		if rec.seen(ev.GetId()) {
-			return nil
+		for _, o := range ops {
+			st := recs[o.key]
+			if st.rec == nil {
+				if !o.create {
+					continue
+				}
+				st.rec = &record{}
+			}
+			if st.rec.seen(o.ev.GetId()) {
+				continue
+			}
+			o.change(st.rec)
+			st.rec.markSeen(o.ev.GetId())
+			st.changed = true
 		}
-		before := rec.members()
-		change(rec)
-		rec.markSeen(ev.GetId())
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("sla: encode %s: %w", key, err)
-		}
-		after := rec.members()
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, data, 0)
-			x.syncMembers(ctx, p, before, after)
+			for _, k := range keys {
+				st := recs[k]
+				if !st.changed {
+					continue
+				}
+				data, err := json.Marshal(st.rec)
+				if err != nil {
+					return fmt.Errorf("sla: encode %s: %w", k, err)
+				}
+				p.Set(ctx, k, data, 0)
+				x.syncMembers(ctx, p, st.before, st.rec.members())
+			}
 			return nil
 		})
 		return err
 	}
-	watch := []string{key}
+	watch := keys
 	if x.guard != nil {
-		watch = append(watch, x.guard.Key)
+		watch = append(slices.Clip(watch), x.guard.Key)
 	}
-	for range maxTxRetries {
+	for attempt := 1; attempt <= maxTxRetries; attempt++ {
 		err := x.rdb.Watch(ctx, txf, watch...)
 		if errors.Is(err, redis.TxFailedErr) {
+			if len(ops) > 1 && attempt == splitAfter {
+				for _, o := range ops {
+					if err := x.update(ctx, []op{o}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("sla: apply event %s: %w", ev.GetId(), err)
+			return fmt.Errorf("sla: apply event %s: %w", ops[0].ev.GetId(), err)
 		}
 		return nil
 	}
-	return fmt.Errorf("sla: apply event %s: %s kept changing under %d retries", ev.GetId(), key, maxTxRetries)
+	return fmt.Errorf("sla: apply event %s: %s kept changing under %d retries", ops[0].ev.GetId(), ops[0].key, maxTxRetries)
 }
+
+// splitAfter is how many conflicts a batch takes before it is split.
+const splitAfter = 3
 
 func (x *Index) syncMembers(ctx context.Context, p redis.Pipeliner, before, after map[string]int64) {
 	for m := range before {
@@ -444,7 +542,12 @@ func (x *Index) syncMembers(ctx context.Context, p redis.Pipeliner, before, afte
 
 // load reads the record at key; nil when there is none.
 func load(ctx context.Context, c redis.Cmdable, key string) (*record, error) {
-	raw, err := c.Get(ctx, key).Bytes()
+	return decode(c.Get(ctx, key), key)
+}
+
+// decode is the record a read of key returned; nil when there is none.
+func decode(cmd *redis.StringCmd, key string) (*record, error) {
+	raw, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

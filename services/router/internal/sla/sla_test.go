@@ -483,3 +483,51 @@ func TestResetTakesThePrefixLiterally(t *testing.T) {
 		t.Errorf("after Reset: %d keys, index %v; want the 3 others only", n, e.dump())
 	}
 }
+
+// TestApplyBatchEqualsOneAtATime folds the same events one at a time into
+// one index and in batches into another: the indexes must be equal, a
+// batch holding an event twice or an event of another assignment's record
+// included, and a malformed event fails alone.
+func TestApplyBatchEqualsOneAtATime(t *testing.T) {
+	one, batched := newEnv(t, cfg), newEnv(t, cfg)
+	bad := status("fb-a", "billing", feedloopv1.Status_STATUS_ACKNOWLEDGED, 50)
+	bad.OccurredAt = nil
+	evs := []*feedloopv1.Event{
+		routed("fb-a", "billing", 100, 1000, escChain),
+		routed("fb-b", "billing", 100, 1000, escChain),
+		routed("fb-a", "product", 300, 0, nil),
+		bad,
+		status("fb-a", "billing", feedloopv1.Status_STATUS_ACKNOWLEDGED, 120),
+		routed("fb-b", "billing", 100, 1000, escChain), // a redelivery
+		status("fb-b", "billing", feedloopv1.Status_STATUS_RESOLVED, 130),
+		status("fb-c", "billing", feedloopv1.Status_STATUS_RESOLVED, 130), // no such assignment
+		status("fb-b", "billing", feedloopv1.Status_STATUS_REOPENED, 600),
+		routed("fb-c", "marketing", 0, 0, nil),
+		status("fb-a", "product", feedloopv1.Status_STATUS_DECLINED, 700),
+	}
+	for _, ev := range evs {
+		err := one.idx.Apply(one.ctx, ev)
+		if (ev == bad) != (err != nil) {
+			t.Fatalf("Apply %s: %v", describe(ev), err)
+		}
+	}
+	for _, size := range []int{5, 3, 3} {
+		batch := evs[:size]
+		evs = evs[size:]
+		for i, err := range batched.idx.ApplyBatch(batched.ctx, batch) {
+			if (batch[i] == bad) != (err != nil) {
+				t.Fatalf("ApplyBatch %s: %v", describe(batch[i]), err)
+			}
+			if batch[i] == bad && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("malformed event: %v, want ErrMalformed", err)
+			}
+		}
+	}
+	want := one.dump()
+	if len(want) < 4 {
+		t.Fatalf("the index has %d keys: the scenario does not exercise it: %v", len(want), want)
+	}
+	if d := diff(want, batched.dump()); d != "" {
+		t.Fatalf("batched index differs from the one applied one at a time:\n%s", d)
+	}
+}

@@ -1,0 +1,255 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/rebuild"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/workflow"
+)
+
+// Projector sizing. Every event of every item passes the projector, so it
+// folds them in batches: each of its workers hands one event to the
+// committer and waits for the transaction it went into, and the committer
+// folds whatever is waiting (up to ProjectorBatch) in one read-model and one
+// SLA-index transaction: a handful of Redis round trips per batch instead
+// of about ten per event. Nothing waits to fill a batch: an idle projector
+// folds each event at once.
+const (
+	ProjectorWorkers = 64
+	ProjectorBatch   = 64
+)
+
+// projectorConfig is the consumer of every event. An item's events are
+// folded one at a time in stream order (PerItemOrder); different items in
+// parallel, and together.
+func (s *Service) projectorConfig() bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        ProjectorDurable,
+		FilterSubjects: []string{"feedback.>"},
+		Concurrency:    ProjectorWorkers,
+		PerItemOrder:   true,
+		AckWait:        consumerAckWait,
+	}
+}
+
+// projector is the projector consumer's handler and its committer.
+type projector struct {
+	s      *Service
+	tracer trace.Tracer
+	folds  chan *fold
+	done   chan struct{}
+}
+
+// fold is one event waiting for its batch.
+type fold struct {
+	ctx         context.Context
+	ev          *feedloopv1.Event
+	traceparent string // of a received event: the item's own trace
+	// readModelOnly is a routed event applied at once (applyNow): the
+	// projector folds it into the SLA index when its turn comes.
+	readModelOnly bool
+	err           chan error
+}
+
+func (s *Service) newProjector() *projector {
+	p := &projector{
+		s:      s,
+		tracer: otel.Tracer("github.com/feedloop/feedloop/services/router"),
+		folds:  make(chan *fold),
+		done:   make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// close stops the committer once no handler can hand it more.
+func (p *projector) close() {
+	close(p.folds)
+	<-p.done
+}
+
+// project folds one event into the read model and the SLA index; both are
+// idempotent by event id, so a redelivery or an event already applied by
+// the team API changes nothing.
+func (p *projector) project(ctx context.Context, m *bus.Msg) error {
+	ev, err := m.Event()
+	if err != nil {
+		return err
+	}
+	f := &fold{ctx: ctx, ev: ev, err: make(chan error, 1)}
+	if ev.GetReceived() != nil {
+		f.traceparent = m.Header.Get("traceparent")
+	}
+	return p.fold(ctx, f)
+}
+
+// fold hands f to the committer and waits for its batch.
+func (p *projector) fold(ctx context.Context, f *fold) error {
+	select {
+	case p.folds <- f:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-f.err
+}
+
+// applyNow folds a routed event into the read model as soon as it is
+// stored, so its team can act on it at once; the projector applies it
+// again, harmlessly. The SLA index is left to the projector, which sees
+// every event in stream order (and deadlines are seconds away at least).
+func (p *projector) applyNow(ctx context.Context, ev *feedloopv1.Event) {
+	err := p.fold(ctx, &fold{ctx: ctx, ev: ev, readModelOnly: true, err: make(chan error, 1)})
+	if errors.Is(err, rebuild.ErrNotReady) {
+		p.s.log.DebugContext(ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", ev.GetId())
+	} else if err != nil {
+		p.s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
+	}
+}
+
+func (p *projector) run() {
+	defer close(p.done)
+	batch := make([]*fold, 0, ProjectorBatch)
+	for f := range p.folds {
+		batch = append(batch[:0], f)
+	more:
+		for len(batch) < ProjectorBatch {
+			select {
+			case f, ok := <-p.folds:
+				if !ok {
+					break more
+				}
+				batch = append(batch, f)
+			default:
+				break more
+			}
+		}
+		p.commit(batch)
+	}
+}
+
+// commit folds a batch under a span of its own, linked both ways with the
+// spans of the messages in it: a batch serves many items' traces.
+func (p *projector) commit(batch []*fold) {
+	links := make([]trace.Link, len(batch))
+	for i, f := range batch {
+		links[i] = trace.Link{SpanContext: trace.SpanContextFromContext(f.ctx)}
+	}
+	ctx, span := p.tracer.Start(context.Background(), "router.project",
+		trace.WithNewRoot(), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("feedloop.batch.size", len(batch))))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, consumerAckWait)
+	defer cancel()
+	for _, f := range batch {
+		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
+	}
+	errs := p.s.foldBatch(ctx, batch)
+	for i, f := range batch {
+		f.err <- errs[i]
+	}
+}
+
+// foldBatch applies a batch; errs[i] is batch[i]'s outcome. When the batch
+// as a whole fails, each event is folded alone, so one that cannot be
+// folded fails by itself and the others go through.
+func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
+	errs := make([]error, len(batch))
+	evs := make([]*feedloopv1.Event, len(batch))
+	traces := map[string]string{}
+	for i, f := range batch {
+		evs[i] = f.ev
+		if f.traceparent != "" {
+			traces[f.ev.GetFeedbackId()] = f.traceparent
+		}
+	}
+	applied, err := s.applyBatch(ctx, evs, traces)
+	if err != nil {
+		if len(batch) == 1 {
+			errs[0] = err
+			return errs
+		}
+		for i := range batch {
+			errs[i] = s.foldBatch(ctx, batch[i:i+1])[0]
+		}
+		return errs
+	}
+	for i, ev := range evs {
+		if !applied[i] {
+			// Applied before (by the routing consumer or the team API, or a
+			// redelivery), or an event the projection ignores.
+			trace.SpanFromContext(batch[i].ctx).AddEvent("event already applied", trace.WithAttributes(attribute.String("feedloop.event_id", ev.GetId())))
+		}
+	}
+	// The SLA index and completions follow the stream's order: only the
+	// projector's own events.
+	var idx []int
+	var projected []*feedloopv1.Event
+	for i, f := range batch {
+		if !f.readModelOnly {
+			idx, projected = append(idx, i), append(projected, f.ev)
+		}
+	}
+	for j, err := range s.sla.ApplyBatch(ctx, projected) {
+		i := idx[j]
+		if err != nil {
+			errs[i] = fmt.Errorf("sla index: %w", err)
+			continue
+		}
+		errs[i] = s.complete(ctx, evs[i])
+	}
+	return errs
+}
+
+// applyBatch records the items' traces, which team actions and answers
+// link to, and folds evs into the read model.
+func (s *Service) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces map[string]string) ([]bool, error) {
+	if len(traces) > 0 {
+		if err := s.store.SetTraces(ctx, traces); err != nil {
+			return nil, err
+		}
+	}
+	applied, err := s.store.ApplyBatch(ctx, evs)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	return applied, nil
+}
+
+// complete publishes what a status change should have been followed by (a
+// reroute's Routed event, the Closed event) when the router that made the
+// change died before publishing it (workflow.Completion); otherwise the ids
+// match and nothing new is stored.
+func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
+	if ev.GetStatusChanged() == nil {
+		return nil
+	}
+	item, err := s.store.Item(ctx, ev.GetFeedbackId())
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("read model: %w", err)
+	}
+	for _, out := range workflow.Completion(item, ev) {
+		ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
+		if err != nil {
+			return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
+		}
+		if !ack.Duplicate {
+			s.log.WarnContext(ctx, "router: published an event a team action left out", "feedback_id", ev.GetFeedbackId(), "subject", out.Subject, "event_id", out.Event.GetId())
+		}
+		if _, err := s.store.Apply(ctx, out.Event); err != nil {
+			return fmt.Errorf("read model: %w", err)
+		}
+	}
+	return nil
+}
