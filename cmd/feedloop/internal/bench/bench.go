@@ -49,9 +49,12 @@ const (
 type Options struct {
 	// Examples holds rules.yaml, routes.yaml and templates/ (deploy/examples).
 	Examples string
-	// RedisURL is the Redis the pipeline uses; empty runs an in-process
-	// Redis-compatible server, as `feedloop dev` does.
-	RedisURL string
+	// RedisURL is the Redis the pipeline uses; empty starts a redis-server
+	// of the bench's own (if one is on PATH) or, with InProcessRedis or
+	// without one, an in-process Redis-compatible server, as `feedloop dev`
+	// does.
+	RedisURL       string
+	InProcessRedis bool
 	// Items is how many items each saturation phase sends.
 	Items int
 	// Concurrency is how many items the saturation phases keep in flight.
@@ -161,9 +164,11 @@ type Result struct {
 	// PeakBacklog is, per durable consumer, the most messages it had
 	// pending or unacknowledged during the pipeline phase.
 	PeakBacklog map[string]uint64 `json:"peak_backlog"`
-	// RSSMB is the peak resident set of this process (NATS, the services
-	// and, without REDIS_URL, Redis all live in it).
-	RSSMB float64 `json:"rss_mb"`
+	// RSSMB is the peak resident set of this process (NATS and the
+	// services; with the in-process Redis, Redis too); RedisRSSMB that of
+	// the redis-server the bench started.
+	RSSMB      float64 `json:"rss_mb"`
+	RedisRSSMB float64 `json:"redis_rss_mb,omitempty"`
 	// Items is how many items each saturation phase sent.
 	Items       int `json:"items"`
 	Concurrency int `json:"concurrency"`
@@ -175,8 +180,8 @@ type Result struct {
 	PipelineEventBytes float64 `json:"pipeline_event_bytes"`
 	// NATSSync is JetStream's fsync setting: "default (2m)" or "always".
 	NATSSync string `json:"nats_sync"`
-	// Redis says which Redis the pipeline used: "external (REDIS_URL)" or
-	// "in-process (miniredis)".
+	// Redis says which Redis the pipeline used: "redis-server (started by
+	// the bench)", "external (REDIS_URL)" or "in-process (miniredis)".
 	Redis      string `json:"redis"`
 	GoVersion  string `json:"go_version"`
 	CPUs       int    `json:"cpus"`
@@ -206,8 +211,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.SyncAlways {
 		res.NATSSync = "always"
 	}
-	if o.RedisURL != "" {
+	var own *redisServer
+	switch {
+	case o.RedisURL != "":
 		res.Redis = "external (REDIS_URL)"
+	case !o.InProcessRedis:
+		var err error
+		own, err = startRedisServer(ctx)
+		switch {
+		case errors.Is(err, errNoRedisServer):
+			res.Redis = "in-process (miniredis; no redis-server on PATH)"
+		case err != nil:
+			return nil, err
+		default:
+			defer own.close()
+			o.RedisURL, res.Redis = own.url, "redis-server (started by the bench)"
+		}
 	}
 	payloads, err := BuildPayloads(ctx, o.Examples)
 	if err != nil {
@@ -241,6 +260,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Ratio = res.PipelineItemsPerS / res.BaselineItemsPerS
 	}
 	res.RSSMB = peakRSSMB()
+	if own != nil {
+		res.RedisRSSMB = own.peakRSSMB()
+	}
 	return res, nil
 }
 

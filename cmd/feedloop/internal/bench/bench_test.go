@@ -74,6 +74,30 @@ func TestRunTiny(t *testing.T) {
 	}
 }
 
+// Without REDIS_URL the pipeline runs on a redis-server of the bench's own
+// (redis-server is on PATH wherever the tests run), or on the in-process
+// stand-in when asked; the result says which.
+func TestRunsOnItsOwnRedisServer(t *testing.T) {
+	for _, tc := range []struct {
+		inProcess bool
+		want      string
+	}{{false, "redis-server (started by the bench)"}, {true, "in-process (miniredis)"}} {
+		res, err := bench.Run(t.Context(), bench.Options{
+			Examples: examples, InProcessRedis: tc.inProcess, Items: 20, Concurrency: 4,
+			DrainTimeout: 20 * time.Second, SkipBaseline: true, SkipLatency: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Redis != tc.want || res.Lost != 0 {
+			t.Errorf("in-process %v: redis %q, lost %d; want %q, 0", tc.inProcess, res.Redis, res.Lost, tc.want)
+		}
+		if (res.RedisRSSMB > 0) == tc.inProcess {
+			t.Errorf("in-process %v: redis_rss_mb = %v", tc.inProcess, res.RedisRSSMB)
+		}
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	for name, o := range map[string]bench.Options{
 		"negative rate":  {Rate: -1},

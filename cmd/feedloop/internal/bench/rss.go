@@ -14,7 +14,23 @@ import (
 // peakRSSMB is the peak resident set size of this process in MiB: VmHWM
 // on Linux, else getrusage's ru_maxrss.
 func peakRSSMB() float64 {
-	if f, err := os.Open("/proc/self/status"); err == nil {
+	if mb := procPeakRSSMB("/proc/self/status"); mb > 0 {
+		return mb
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	if runtime.GOOS == "darwin" {
+		return float64(ru.Maxrss) / (1 << 20) // bytes
+	}
+	return float64(ru.Maxrss) / 1024 // KiB
+}
+
+// procPeakRSSMB reads VmHWM from a Linux /proc/<pid>/status file; 0 when
+// there is none.
+func procPeakRSSMB(status string) float64 {
+	if f, err := os.Open(status); err == nil {
 		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -26,12 +42,5 @@ func peakRSSMB() float64 {
 			}
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	if runtime.GOOS == "darwin" {
-		return float64(ru.Maxrss) / (1 << 20) // bytes
-	}
-	return float64(ru.Maxrss) / 1024 // KiB
+	return 0
 }

@@ -24,7 +24,7 @@ import (
 type benchOpts struct {
 	examples, cpuprofile, memprofile, logLevel string
 	phases                                     []string
-	jsonOut, quick, syncAlways                 bool
+	jsonOut, quick, syncAlways, miniredis      bool
 	items, concurrency, rate                   int
 	duration                                   time.Duration
 }
@@ -41,14 +41,15 @@ func newBenchCmd() *cobra.Command {
              same streams, publish acks, consumers and event sizes as the
              services, run to saturation: baseline_items_per_s
   pipeline   the four real services in this process on an embedded NATS, a
-             real Redis when REDIS_URL is set (else an in-process one), team
-             webhooks on loopback, driven through the gRPC intake to
+             redis-server the bench starts (REDIS_URL: that Redis instead;
+             --miniredis, or no redis-server on PATH: an in-process one),
+             team webhooks on loopback, driven through the gRPC intake to
              saturation: pipeline_items_per_s and ratio = pipeline / baseline
   latency    the pipeline at --rate items/s for --duration: p50/p90/p99/max
              from intake to the team webhook (HDR histogram)
 
 lost counts the items that never arrived (it must be 0); rss_mb is the peak
-resident memory of the process. With REDIS_URL the bench writes its keys
+resident memory of the process, redis_rss_mb that of the bench's redis-server. With REDIS_URL the bench writes its keys
 there: use a scratch database. Run it from the repository root (or pass
 --examples) on an otherwise idle machine.`,
 		Args: cobra.NoArgs,
@@ -56,6 +57,7 @@ there: use a scratch database. Run it from the repository root (or pass
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object")
+	f.BoolVar(&o.miniredis, "miniredis", false, "run the pipeline on the in-process Redis stand-in (as feedloop dev does) instead of a redis-server")
 	f.BoolVar(&o.syncAlways, "nats-sync-always", false, "run JetStream with sync_interval: always (fsync before every ack) instead of the default 2m, to measure its cost")
 	f.BoolVar(&o.quick, "quick", false, fmt.Sprintf("a smaller run: %d items per saturation phase, latency for %s", bench.QuickItems, bench.QuickDuration))
 	f.IntVar(&o.rate, "rate", bench.DefaultRate, "items/s of the latency phase")
@@ -93,16 +95,17 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 		}
 	}
 	bo := bench.Options{
-		Examples:     o.examples,
-		RedisURL:     os.Getenv("REDIS_URL"),
-		Items:        o.items,
-		Concurrency:  o.concurrency,
-		Rate:         o.rate,
-		Duration:     o.duration,
-		SyncAlways:   o.syncAlways,
-		SkipBaseline: !slices.Contains(o.phases, bench.PhaseBaseline),
-		SkipLatency:  !slices.Contains(o.phases, bench.PhaseLatency),
-		Log:          slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+		Examples:       o.examples,
+		RedisURL:       os.Getenv("REDIS_URL"),
+		InProcessRedis: o.miniredis,
+		Items:          o.items,
+		Concurrency:    o.concurrency,
+		Rate:           o.rate,
+		Duration:       o.duration,
+		SyncAlways:     o.syncAlways,
+		SkipBaseline:   !slices.Contains(o.phases, bench.PhaseBaseline),
+		SkipLatency:    !slices.Contains(o.phases, bench.PhaseLatency),
+		Log:            slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 	}
 	if o.quick {
 		if !cmd.Flags().Changed("items") {
