@@ -106,8 +106,9 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 			}
 			counted = rec
 		}
+		r := &rendering{}
 		for _, t := range targets {
-			if err := h.deliver(ctx, n, t, counted); err != nil {
+			if err := h.deliver(ctx, n, t, counted, r); err != nil {
 				h.Log.WarnContext(ctx, "notification failed", "feedback_id", n.FeedbackID, "step", n.Name,
 					"channel", t.Channel, "recipient", logged(t.Recipient), "err", err)
 				errs = append(errs, err)
@@ -128,13 +129,14 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 }
 
 // deliver sends n to t at most once and publishes its Notified record;
-// counted, when set, is the daily-cap admission the record carries.
+// counted, when set, is the daily-cap admission the record carries; r
+// holds n rendered, shared by n's targets.
 //
 // The record is published before the delivery is marked sent in Redis, so
 // that whenever Redis loses the mark (a flush, a failover) the record is
 // either in the stream already, where a rebuild finds it, or the mark is
 // written after the loss and survives it.
-func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target, counted *capRecord) error {
+func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target, counted *capRecord, r *rendering) error {
 	d := notify.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: t.Channel, Recipient: t.Recipient}
 	claim, err := h.Dedup.Claim(ctx, d.Key())
 	if err != nil {
@@ -153,7 +155,7 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 		return h.publish(ctx, n, t, d, claim.Cause, counted)
 	}
 
-	msg, err := h.message(n, t, d)
+	msg, err := h.message(n, t, d, r)
 	if err == nil {
 		start := time.Now()
 		err = t.Sender.Send(ctx, msg)
@@ -193,8 +195,20 @@ func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Tar
 	return perr
 }
 
-func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Delivery) (channel.Message, error) {
-	r, err := h.Templates.Render(n.Name, n.Locale, n.Data)
+// rendering is one notice rendered, once, when its first target is sent
+// (targets already sent need no rendering): the same for every target.
+type rendering struct {
+	done bool
+	r    templates.Rendered
+	err  error
+}
+
+func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Delivery, rd *rendering) (channel.Message, error) {
+	if !rd.done {
+		rd.r, rd.err = h.Templates.Render(n.Name, n.Locale, n.Data)
+		rd.done = true
+	}
+	r, err := rd.r, rd.err
 	if err != nil {
 		// Templates were validated at start; data they cannot render now
 		// will not render on a retry either.

@@ -134,8 +134,9 @@ func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) error {
 		return h.Cap.Done(ctx, b)
 	}
 	var errs []error
+	r := &rendering{}
 	for _, t := range targets {
-		if err := h.deliver(ctx, n, t, nil); err != nil {
+		if err := h.deliver(ctx, n, t, nil, r); err != nil {
 			if !errors.Is(err, channel.ErrRejected) {
 				errs = append(errs, err)
 				continue

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -52,22 +53,50 @@ func NewMetrics(mp metric.MeterProvider) *Metrics {
 // count records one result and marks it on the handler's span, so "where
 // did my message go" is answered from the trace.
 func (m *Metrics) count(ctx context.Context, step string, audience notify.Audience, channel, result string, extra ...attribute.KeyValue) {
-	attrs := []attribute.KeyValue{
-		attribute.String("feedloop.step", step),
-		attribute.String("feedloop.audience", string(audience)),
-		attribute.String("feedloop.channel", channel),
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		attrs := []attribute.KeyValue{
+			attribute.String("feedloop.step", step),
+			attribute.String("feedloop.audience", string(audience)),
+			attribute.String("feedloop.channel", channel),
+		}
+		span.AddEvent("notification "+result, trace.WithAttributes(append(attrs, extra...)...))
 	}
-	trace.SpanFromContext(ctx).AddEvent("notification "+result, trace.WithAttributes(append(attrs, extra...)...))
 	if m == nil {
 		return
 	}
-	m.notifications.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("step", step), attribute.String("audience", string(audience)),
-		attribute.String("channel", channel), attribute.String("result", result)))
+	m.notifications.Add(ctx, 1, metric.WithAttributeSet(cachedSet(resultKey{step: step, audience: string(audience), channel: channel, result: result})))
 }
 
 func (m *Metrics) sent(ctx context.Context, channel string, took time.Duration) {
 	if m != nil {
-		m.send.Record(ctx, took.Seconds(), metric.WithAttributes(attribute.String("channel", channel)))
+		m.send.Record(ctx, took.Seconds(), metric.WithAttributeSet(cachedSet(resultKey{channel: channel, sendOnly: true})))
 	}
+}
+
+// resultKey names one attribute set of the instruments; every part comes
+// from a small fixed set (steps, audiences, channels, results), so the
+// cache stays small.
+type resultKey struct {
+	step, audience, channel, result string
+	// sendOnly: the set of the send histogram, the channel alone.
+	sendOnly bool
+}
+
+// sets caches the attribute sets by resultKey: building one sorts and
+// hashes its attributes, on every message otherwise.
+var sets sync.Map
+
+func cachedSet(k resultKey) attribute.Set {
+	if s, ok := sets.Load(k); ok {
+		return s.(attribute.Set)
+	}
+	var s attribute.Set
+	if k.sendOnly {
+		s = attribute.NewSet(attribute.String("channel", k.channel))
+	} else {
+		s = attribute.NewSet(attribute.String("step", k.step), attribute.String("audience", k.audience),
+			attribute.String("channel", k.channel), attribute.String("result", k.result))
+	}
+	sets.Store(k, s)
+	return s
 }

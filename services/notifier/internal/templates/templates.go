@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 )
@@ -300,21 +301,61 @@ func (s *Set) loadStep(base, name string, sample any) (*step, error) {
 
 func fileName(step, part string) string { return step + "." + part + ".tmpl" }
 
+// buffers are reused across renders: a message's parts are a few KB, and
+// growing a fresh buffer to that size was most of a render's garbage.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled bounds the buffers kept: a huge message must not pin its
+// buffer for good.
+const maxPooled = 64 << 10
+
 func execText(t *texttemplate.Template, data any) (string, error) {
-	var b bytes.Buffer
-	err := t.Execute(&b, data)
-	return b.String(), err
+	b := buffers.Get().(*bytes.Buffer)
+	b.Reset()
+	err := t.Execute(b, data)
+	out := b.String()
+	if b.Cap() <= maxPooled {
+		buffers.Put(b)
+	}
+	return out, err
 }
 
 func execHTML(t *htmltemplate.Template, data any) (string, error) {
-	var b bytes.Buffer
-	err := t.Execute(&b, data)
-	return b.String(), err
+	b := buffers.Get().(*bytes.Buffer)
+	b.Reset()
+	err := t.Execute(b, data)
+	out := b.String()
+	if b.Cap() <= maxPooled {
+		buffers.Put(b)
+	}
+	return out, err
 }
 
 // oneLine collapses all whitespace, newlines included, to single spaces: a
 // subject is a header and must stay on one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string {
+	if isOneLine(s) {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// isOneLine reports whether s is ASCII words separated by single spaces,
+// which oneLine returns as is (the usual subject).
+func isOneLine(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return s == ""
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80, c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			return false
+		case c == ' ' && s[i+1] == ' ':
+			return false
+		}
+	}
+	return true
+}
 
 // Normalize lower-cases a locale tag and spells its separators "-".
 func Normalize(locale string) string {

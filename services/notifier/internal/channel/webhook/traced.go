@@ -21,8 +21,11 @@ type urlKey struct{}
 
 type redactingTransport struct{ next http.RoundTripper }
 
+// Both transports change a shallow copy of the request (WithContext), so
+// the caller's request is left as it was without copying its headers:
+// otelhttp, in between, clones the request before it adds its own.
 func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r2 := r.Clone(context.WithValue(r.Context(), urlKey{}, r.URL))
+	r2 := r.WithContext(context.WithValue(r.Context(), urlKey{}, r.URL))
 	r2.URL = &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host}
 	return t.next.RoundTrip(r2)
 }
@@ -31,7 +34,7 @@ type restoringTransport struct{ next http.RoundTripper }
 
 func (t restoringTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if u, ok := r.Context().Value(urlKey{}).(*url.URL); ok {
-		r = r.Clone(r.Context())
+		r = r.WithContext(r.Context())
 		r.URL = u
 	}
 	return t.next.RoundTrip(r)
