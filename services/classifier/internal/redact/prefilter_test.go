@@ -44,7 +44,7 @@ func textAlways(s string) (string, map[string]int32) {
 func TestPrechecksNeverChangeTheAnswer(t *testing.T) {
 	pieces := []string{"a", "DE", "gb82", "x", " ", "-", "+", "(", ")", "@", ".", "com", "0", "1", "4", "9", "00", "4111", "3704", "0044", "e@x.io", "é"}
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 20000 {
+	for range 5000 {
 		var s string
 		for range r.IntN(40) {
 			s += pieces[r.IntN(len(pieces))]
