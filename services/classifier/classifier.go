@@ -358,6 +358,14 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	if _, err := s.bus.Publish(ctx, bus.SubjectClassified, out); err != nil {
 		return fmt.Errorf("publish classified event %s: %w", out.GetId(), err)
 	}
+	// The attributes and the log line are built only when someone records
+	// them: at the default log level and without sampling, they would cost
+	// more than the rules do.
+	span := trace.SpanFromContext(ctx)
+	logged := s.log.Enabled(ctx, slog.LevelInfo)
+	if !span.IsRecording() && !logged {
+		return nil
+	}
 	cls := out.GetClassified().GetClassification()
 	topics := make([]string, 0, len(cls.GetTopics()))
 	for _, t := range cls.GetTopics() {
@@ -365,7 +373,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	}
 	// The classification outcome on the consumer span answers "where did my
 	// feedback go" from the trace alone.
-	trace.SpanFromContext(ctx).SetAttributes(
+	span.SetAttributes(
 		attribute.String("feedloop.feedback_id", out.GetFeedbackId()),
 		attribute.StringSlice("feedloop.topics", topics),
 		attribute.String("feedloop.topic_source", cls.GetTopicSource().String()),
@@ -374,6 +382,9 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		attribute.String("feedloop.urgency", cls.GetUrgency().String()),
 		attribute.String("feedloop.language", cls.GetLanguage()),
 		attribute.String("feedloop.model_version", cls.GetModelVersion()))
+	if !logged {
+		return nil
+	}
 	s.log.InfoContext(ctx, "classifier: classified", "feedback_id", out.GetFeedbackId(), "event_id", out.GetId(),
 		"topics", topics, "topic_source", cls.GetTopicSource().String(), "rule_ids", cls.GetRuleIds(), "sentiment", cls.GetSentiment().String(),
 		"urgency", cls.GetUrgency().String(), "language", cls.GetLanguage(), "model_version", cls.GetModelVersion())

@@ -92,7 +92,10 @@ func (l *Layered) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedl
 	if err != nil {
 		return nil, err
 	}
-	text := modelText(fb)
+	var text string
+	if topic != nil || sentiment != nil {
+		text = modelText(fb)
+	}
 	if topic != nil && len(cls.GetRuleIds()) == 0 {
 		l.applyTopic(cls, topic, text)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
-	"regexp"
+	"slices"
 	"strings"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -19,12 +19,14 @@ const NegationWindow = 3
 // Classifier is a compiled rules file. It is immutable and safe for
 // concurrent use; reloading builds a new one.
 type Classifier struct {
-	version  string
-	topics   []topicMatcher
-	urgency  []urgencyMatcher // most urgent first
-	negative []phrase
-	positive []phrase
-	negators []phrase
+	version string
+	// modelVersion is ModelVersionPrefix + version, built once.
+	modelVersion string
+	topics       []topicMatcher
+	urgency      []urgencyMatcher // most urgent first
+	negative     []phrase
+	positive     []phrase
+	negators     []phrase
 }
 
 type topicMatcher struct {
@@ -48,7 +50,7 @@ type urgencyMatcher struct {
 // matcher matches when any of its phrases or patterns does.
 type matcher struct {
 	phrases  []phrase
-	patterns []*regexp.Regexp
+	patterns []pattern
 }
 
 // phrase is a keyword: consecutive words within one clause.
@@ -78,18 +80,45 @@ func (w word) match(tok string) bool {
 // doc is a text prepared once for all rules.
 type doc struct {
 	folded string
-	toks   []textnorm.Token
-	// at indexes token positions by word, so a keyword is looked up rather
-	// than tried at every position.
-	at map[string][]int
+	// caseless: see pattern.match.
+	caseless bool
+	toks     []textnorm.Token
+	// first and next index token positions by word, so a keyword is looked
+	// up rather than tried at every position: first[w] is the first
+	// position of word w, next[i] the next position of the word at i, or
+	// -1. (One map entry per distinct word and one slice, rather than a
+	// slice per word.)
+	first map[string]int
+	next  []int
+	// distinct are the distinct words by text, for wildcard keywords.
+	distinct []wordAt
+}
+
+// wordAt is a distinct word of a text and its first position.
+type wordAt struct {
+	text  string
+	first int
 }
 
 func newDoc(text string) doc {
 	f := textnorm.Fold(text)
-	d := doc{folded: f, toks: textnorm.Tokens(f), at: map[string][]int{}}
-	for i, t := range d.toks {
-		d.at[t.Text] = append(d.at[t.Text], i)
+	d := doc{folded: f, caseless: caseless(f), toks: textnorm.Tokens(f)}
+	d.first = make(map[string]int, len(d.toks))
+	d.next = make([]int, len(d.toks))
+	for i := len(d.toks) - 1; i >= 0; i-- {
+		w := d.toks[i].Text
+		if j, ok := d.first[w]; ok {
+			d.next[i] = j
+		} else {
+			d.next[i] = -1
+		}
+		d.first[w] = i
 	}
+	d.distinct = make([]wordAt, 0, len(d.first))
+	for w, i := range d.first {
+		d.distinct = append(d.distinct, wordAt{w, i})
+	}
+	slices.SortFunc(d.distinct, func(a, b wordAt) int { return strings.Compare(a.text, b.text) })
 	return d
 }
 
@@ -111,21 +140,32 @@ func (d doc) matchAt(p phrase, i int) bool {
 // hits returns the token positions where p starts, in no particular order.
 func (d doc) hits(p phrase) []int {
 	var hits []int
-	try := func(positions []int) {
-		for _, i := range positions {
+	try := func(i int) {
+		for ; i >= 0; i = d.next[i] {
 			if d.matchAt(p, i) {
 				hits = append(hits, i)
 			}
 		}
 	}
 	if first := p.words[0]; !first.anyStart && !first.anyEnd {
-		try(d.at[first.text])
+		if i, ok := d.first[first.text]; ok {
+			try(i)
+		}
 		return hits
 	}
-	// A wildcard word is tried against each distinct word of the text.
-	for w, positions := range d.at {
-		if p.words[0].match(w) {
-			try(positions)
+	// A word with a wildcard end is a prefix: the distinct words it
+	// matches are adjacent in sorted order.
+	if first := p.words[0]; !first.anyStart {
+		k, _ := slices.BinarySearchFunc(d.distinct, first.text, func(w wordAt, t string) int { return strings.Compare(w.text, t) })
+		for ; k < len(d.distinct) && strings.HasPrefix(d.distinct[k].text, first.text); k++ {
+			try(d.distinct[k].first)
+		}
+		return hits
+	}
+	// Any other wildcard word is tried against each distinct word.
+	for _, w := range d.distinct {
+		if p.words[0].match(w.text) {
+			try(w.first)
 		}
 	}
 	return hits
@@ -157,8 +197,8 @@ func (d doc) matches(m matcher, negators []phrase) bool {
 			}
 		}
 	}
-	for _, re := range m.patterns {
-		if re.MatchString(d.folded) {
+	for _, p := range m.patterns {
+		if p.match(d.folded, d.caseless) {
 			return true
 		}
 	}
@@ -169,7 +209,7 @@ func (d doc) matches(m matcher, negators []phrase) bool {
 func (c *Classifier) Version() string { return c.version }
 
 // ModelVersion is what classifications record as model_version.
-func (c *Classifier) ModelVersion() string { return ModelVersionPrefix + c.version }
+func (c *Classifier) ModelVersion() string { return c.modelVersion }
 
 // Classify classifies the subject and text of fb. It never fails for a
 // non-nil fb; the error is there for the Classifier interface.
@@ -196,14 +236,12 @@ func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
 		ModelVersion: c.ModelVersion(),
 		Urgency:      feedloopv1.Urgency_URGENCY_NORMAL,
 	}
-	seen := map[string]bool{}
 	for _, t := range c.topics {
 		if !d.matches(t.m, nil) {
 			continue
 		}
 		out.RuleIds = append(out.RuleIds, t.id)
-		if !seen[t.topic] {
-			seen[t.topic] = true
+		if !hasTopic(out.Topics, t.topic) {
 			out.Topics = append(out.Topics, &feedloopv1.TopicScore{Topic: t.topic, Confidence: 1})
 		}
 	}
@@ -220,6 +258,17 @@ func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
 	}
 	out.Sentiment, out.SentimentConfidence = c.sentiment(d)
 	return out
+}
+
+// hasTopic reports whether topics holds topic; a few topics at most, so a
+// scan beats a map.
+func hasTopic(topics []*feedloopv1.TopicScore, topic string) bool {
+	for _, t := range topics {
+		if t.GetTopic() == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // sentiment counts positive and negative keyword hits, a negated hit

@@ -131,7 +131,7 @@ func compile(f file) (*Classifier, []error) {
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 	}
-	c := &Classifier{version: f.Version}
+	c := &Classifier{version: f.Version, modelVersion: ModelVersionPrefix + f.Version}
 	if f.Version == "" {
 		bad("version", "is required")
 	} else if !versionRE.MatchString(f.Version) {
@@ -222,7 +222,7 @@ func compileMatcher(path string, f matcherFile) (matcher, []error) {
 			errs = append(errs, fmt.Errorf("%s: %q matches empty text, so it would match every feedback", p, src))
 			continue
 		}
-		m.patterns = append(m.patterns, re)
+		m.patterns = append(m.patterns, newPattern(re))
 	}
 	return m, errs
 }

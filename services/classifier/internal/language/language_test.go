@@ -94,3 +94,23 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+func TestPrefix(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"one two three", 9, "one two"},   // the cut word is dropped
+		{"one two three", 8, "one two "},  // the cut falls on a space
+		{"onetwothree", 5, "onetw"},       // no space: a hard cut
+		{"a verylongword", 8, "a verylo"}, // dropping the word would leave too little
+		{"äöü äöü", 5, "äöü"},             // runes, not bytes
+	} {
+		if got := prefix(tt.s, tt.n); got != tt.want {
+			t.Errorf("prefix(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}

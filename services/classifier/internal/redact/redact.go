@@ -44,11 +44,25 @@ var (
 // Text returns s with personal data replaced by placeholders, and how many
 // items of each kind it replaced (only kinds with at least one item).
 func Text(s string) (string, map[string]int32) {
+	// Most feedback holds no personal data: the regexps run only when the
+	// text has what their matches need (an '@'; enough ASCII digits for an
+	// IBAN's check digits, a card, a phone number), which skips them for
+	// most items. Emails are replaced first and hold no more digits than the
+	// text, so counting digits up front never skips a possible match.
+	at, digits := strings.IndexByte(s, '@') >= 0, countDigits(s)
+	if !at && digits < minIBANDigits {
+		return s, nil
+	}
 	counts := map[string]int32{}
-	s = emailRE.ReplaceAllStringFunc(s, func(m string) string {
-		counts[Email]++
-		return Placeholder(Email)
-	})
+	if at {
+		s = emailRE.ReplaceAllStringFunc(s, func(m string) string {
+			counts[Email]++
+			return Placeholder(Email)
+		})
+	}
+	if digits < minIBANDigits {
+		return s, countsOrNil(counts)
+	}
 	s = ibanRE.ReplaceAllStringFunc(s, func(m string) string {
 		n, ok := ibanPrefix(m)
 		if !ok {
@@ -57,26 +71,54 @@ func Text(s string) (string, map[string]int32) {
 		counts[IBAN]++
 		return Placeholder(IBAN) + m[n:]
 	})
-	s = cardRE.ReplaceAllStringFunc(s, func(m string) string {
-		if !Luhn(digitsOf(m)) {
-			return m
-		}
-		counts[Card]++
-		return Placeholder(Card)
-	})
-	for _, re := range phoneREs {
-		s = re.ReplaceAllStringFunc(s, func(m string) string {
-			if n := len(digitsOf(m)); n < 7 || n > 15 {
+	if digits >= minCardDigits {
+		s = cardRE.ReplaceAllStringFunc(s, func(m string) string {
+			if !Luhn(digitsOf(m)) {
 				return m
 			}
-			counts[Phone]++
-			return Placeholder(Phone)
+			counts[Card]++
+			return Placeholder(Card)
 		})
 	}
-	if len(counts) == 0 {
-		return s, nil
+	if digits >= minPhoneDigits {
+		for _, re := range phoneREs {
+			s = re.ReplaceAllStringFunc(s, func(m string) string {
+				if n := len(digitsOf(m)); n < minPhoneDigits || n > maxPhoneDigits {
+					return m
+				}
+				counts[Phone]++
+				return Placeholder(Phone)
+			})
+		}
 	}
-	return s, counts
+	return s, countsOrNil(counts)
+}
+
+// The fewest ASCII digits a match needs: an IBAN's two check digits
+// (ibanRE), a card's 13 (cardRE), a phone number's 7 (checked on each
+// match).
+const (
+	minIBANDigits  = 2
+	minCardDigits  = 13
+	minPhoneDigits = 7
+	maxPhoneDigits = 15
+)
+
+func countsOrNil(counts map[string]int32) map[string]int32 {
+	if len(counts) == 0 {
+		return nil
+	}
+	return counts
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // Luhn reports whether digits (ASCII digits only, at least two) pass the

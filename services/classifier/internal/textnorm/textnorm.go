@@ -6,6 +6,7 @@ package textnorm
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/runes"
@@ -19,6 +20,9 @@ var apostrophes = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u02bc", "'
 // letters are ASCII), without combining accents ("é" is "e"), case-folded
 // ("ß" is "ss") and with typographic apostrophes made plain.
 func Fold(s string) string {
+	if folded, ok := foldASCII(s); ok {
+		return folded
+	}
 	// Transformers and casers keep state: build them per call so Fold is
 	// safe for concurrent use.
 	t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
@@ -27,6 +31,37 @@ func Fold(s string) string {
 		out = s
 	}
 	return cases.Fold().String(apostrophes.Replace(out))
+}
+
+// foldASCII is Fold for ASCII text, where normalisation changes nothing,
+// case folding is lower-casing and '`' is the only apostrophe to replace;
+// ok is false for other text.
+func foldASCII(s string) (string, bool) {
+	change := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return "", false
+		}
+		if 'A' <= c && c <= 'Z' || c == '`' {
+			change = true
+		}
+	}
+	if !change {
+		return s, true
+	}
+	b := make([]byte, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '`':
+			c = '\''
+		}
+		b[i] = c
+	}
+	return string(b), true
 }
 
 // StripAccents removes combining accents but keeps case and everything
@@ -55,26 +90,47 @@ type Token struct {
 // with apostrophes inside a word kept ("don't" is one word). Everything else
 // separates words.
 func Tokens(folded string) []Token {
-	var toks []Token
+	// Words are cut out of folded by byte offsets, so they share its memory
+	// instead of being copied one by one.
+	toks := make([]Token, 0, len(folded)/6+1)
 	clause := 0
-	rs := []rune(folded)
-	for i := 0; i < len(rs); {
-		r := rs[i]
+	for i := 0; i < len(folded); {
+		r, n := decode(folded, i)
 		if !isWord(r) {
 			if isClauseBreak(r) {
 				clause++
 			}
-			i++
+			i += n
 			continue
 		}
-		j := i + 1
-		for j < len(rs) && (isWord(rs[j]) || rs[j] == '\'' && j+1 < len(rs) && isWord(rs[j+1])) {
-			j++
+		j := i + n
+		for j < len(folded) {
+			r, n := decode(folded, j)
+			if isWord(r) {
+				j += n
+				continue
+			}
+			if r == '\'' && j+n < len(folded) {
+				if next, _ := decode(folded, j+n); isWord(next) {
+					j += n
+					continue
+				}
+			}
+			break
 		}
-		toks = append(toks, Token{Text: string(rs[i:j]), Clause: clause})
+		toks = append(toks, Token{Text: folded[i:j], Clause: clause})
 		i = j
 	}
 	return toks
+}
+
+// decode returns the rune at byte i of s and its length in bytes; invalid
+// UTF-8 is one utf8.RuneError per byte, as converting to []rune gives.
+func decode(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	return utf8.DecodeRuneInString(s[i:])
 }
 
 // Words returns the texts of Tokens(Fold(s)), for keywords.
@@ -88,6 +144,9 @@ func Words(s string) []string {
 }
 
 func isWord(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
 }
 
