@@ -207,20 +207,25 @@ func (b *Bus) Consume(ctx context.Context, c ConsumerConfig, h Handler) error {
 }
 
 // dispatcher returns how messages are handed to handlers, and the wait for
-// the ones in hand: a goroutine per message up to Concurrency, or, with
-// PerItemOrder, a fixed worker per item (chosen by hashing its id).
+// the ones in hand: Concurrency workers take the next message each, or,
+// with PerItemOrder, each item has a fixed worker (chosen by hashing its
+// id). Long-lived workers keep their grown stacks; a goroutine per message
+// grew one for every message.
 func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func(jetstream.Msg), func()) {
 	var wg sync.WaitGroup
 	if !c.PerItemOrder {
-		sem := make(chan struct{}, c.Concurrency)
-		return func(jm jetstream.Msg) {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				b.handle(ctx, c, h, jm)
-			}()
-		}, wg.Wait
+		q := make(chan jetstream.Msg)
+		for range c.Concurrency {
+			wg.Go(func() {
+				for jm := range q {
+					b.handle(ctx, c, h, jm)
+				}
+			})
+		}
+		return func(jm jetstream.Msg) { q <- jm }, func() {
+			close(q)
+			wg.Wait()
+		}
 	}
 	queues := make([]chan jetstream.Msg, c.Concurrency)
 	for i := range queues {
