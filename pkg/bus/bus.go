@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,8 @@ type Bus struct {
 	propagator propagation.TextMapPropagator
 	meter      metric.Meter
 	metrics    *busMetrics
+	// sendShapes are the publish spans' names and static attributes.
+	sendShapes perSubject[spanShape]
 }
 
 // Option configures a Bus.
@@ -80,7 +83,9 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 // New returns a Bus on nc. It uses the global OpenTelemetry tracer and meter
 // providers and propagator, so telemetry set-up must run first.
 func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
-	js, err := jetstream.New(nc)
+	// An async publish (PublishAll) whose ack is lost fails after one
+	// attempt's time, as a sync one does, and is then retried.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(PublishAttemptTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
@@ -96,6 +101,10 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		o(b)
 	}
 	b.metrics = newBusMetrics(b.meter, nc)
+	b.sendShapes.build = func(subject string) *spanShape {
+		return newSpanShape("send "+subject, trace.SpanKindProducer,
+			messagingSystemNATS, semconv.MessagingDestinationName(subject), semconv.MessagingOperationTypeSend)
+	}
 	return b, nil
 }
 
@@ -109,48 +118,154 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Nats-Msg-Id is the event id, so publishing the same event twice within the
 // duplicate window stores it once (the PubAck then reports Duplicate).
 func (b *Bus) Publish(ctx context.Context, subject string, ev *feedloopv1.Event) (*jetstream.PubAck, error) {
+	data, h, err := encode(subject, ev)
+	if err != nil {
+		return nil, err
+	}
+	return b.PublishData(ctx, subject, ev.GetId(), data, h)
+}
+
+// encode is ev's payload and headers.
+func encode(subject string, ev *feedloopv1.Event) ([]byte, nats.Header, error) {
 	if ev.GetId() == "" {
-		return nil, fmt.Errorf("bus: publish %s: event has no id", subject)
+		return nil, nil, fmt.Errorf("bus: publish %s: event has no id", subject)
 	}
 	data, err := proto.Marshal(ev)
 	if err != nil {
-		return nil, fmt.Errorf("bus: marshal event %s: %w", ev.GetId(), err)
+		return nil, nil, fmt.Errorf("bus: marshal event %s: %w", ev.GetId(), err)
 	}
-	h := nats.Header{}
+	// Sized for the headers set here, the msg id and the trace context.
+	h := make(nats.Header, 5)
 	h.Set(HeaderPayloadType, PayloadType(ev))
 	if ev.GetFeedbackId() != "" {
 		h.Set(HeaderFeedbackID, ev.GetFeedbackId())
 	}
-	return b.PublishData(ctx, subject, ev.GetId(), data, h)
+	return data, h, nil
 }
 
 // PublishData publishes raw data with msgID as Nats-Msg-Id and extra headers,
 // injecting the trace context of ctx, and waits for the PubAck.
 func (b *Bus) PublishData(ctx context.Context, subject, msgID string, data []byte, h nats.Header) (*jetstream.PubAck, error) {
-	ctx, span := b.tracer.Start(ctx, "send "+subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			messagingSystemNATS,
-			semconv.MessagingDestinationName(subject),
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingMessageID(msgID),
-		))
+	ctx, span, msg := b.startSend(ctx, subject, msgID, data, h)
 	defer span.End()
+	ack, err := b.publish(ctx, msg, msgID)
+	return b.sent(ctx, span, msg, msgID, ack, err)
+}
+
+// startSend starts the producer span of one message and injects its
+// context into the message's headers.
+func (b *Bus) startSend(ctx context.Context, subject, msgID string, data []byte, h nats.Header) (context.Context, trace.Span, *nats.Msg) {
+	shape := b.sendShapes.get(subject)
+	ctx, span := b.tracer.Start(ctx, shape.name, shape.opts...)
+	if span.IsRecording() {
+		span.SetAttributes(semconv.MessagingMessageID(msgID))
+	}
 	if h == nil {
 		h = nats.Header{}
 	}
 	b.propagator.Inject(ctx, HeaderCarrier(h))
-	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
-	ack, err := b.publish(ctx, msg, msgID)
-	b.metrics.countPublish(ctx, subject, ack, err)
+	return ctx, span, &nats.Msg{Subject: subject, Data: data, Header: h}
+}
+
+// sent counts and records the outcome of publishing msg.
+func (b *Bus) sent(ctx context.Context, span trace.Span, msg *nats.Msg, msgID string, ack *jetstream.PubAck, err error) (*jetstream.PubAck, error) {
+	b.metrics.countPublish(ctx, msg.Subject, ack, err)
 	if err != nil {
 		span.RecordError(err)
-		return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, subject, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotStored, msg.Subject, err)
 	}
 	if ack.Duplicate {
 		span.AddEvent("duplicate dropped by stream", trace.WithAttributes(attribute.String("messaging.message.id", msgID)))
 	}
 	return ack, nil
+}
+
+// Outgoing is one event of PublishAll.
+type Outgoing struct {
+	Subject string
+	Event   *feedloopv1.Event
+}
+
+// MaxInFlight bounds the publishes of one PublishAll awaiting their acks.
+const MaxInFlight = 64
+
+// PublishAll publishes every event as Publish does (same ids, headers,
+// spans and metrics), with up to MaxInFlight of them awaiting their acks at
+// once instead of one after the other, and returns once all are stored, or
+// with the first error once every publish has settled. A publish whose ack
+// is lost or times out is retried synchronously under the same id, as
+// Publish retries; after an error the caller may publish all again, the
+// stored ones are dropped as duplicates.
+func (b *Bus) PublishAll(ctx context.Context, evs []Outgoing) ([]*jetstream.PubAck, error) {
+	acks := make([]*jetstream.PubAck, len(evs))
+	if len(evs) == 1 {
+		ack, err := b.Publish(ctx, evs[0].Subject, evs[0].Event)
+		acks[0] = ack
+		return acks, err
+	}
+	type inFlight struct {
+		i    int
+		ctx  context.Context
+		span trace.Span
+		msg  *nats.Msg
+		id   string
+		f    jetstream.PubAckFuture
+	}
+	var (
+		first   error
+		pending = make([]inFlight, 0, min(len(evs), MaxInFlight))
+	)
+	settle := func(p inFlight) {
+		ack, err := b.await(p.ctx, p.f, p.msg, p.id)
+		acks[p.i], err = b.sent(p.ctx, p.span, p.msg, p.id, ack, err)
+		p.span.End()
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for i, o := range evs {
+		data, h, err := encode(o.Subject, o.Event)
+		if err != nil {
+			first = cmp.Or(first, err)
+			break
+		}
+		if len(pending) == cap(pending) {
+			settle(pending[0])
+			pending = pending[1:]
+		}
+		p := inFlight{i: i, id: o.Event.GetId()}
+		p.ctx, p.span, p.msg = b.startSend(ctx, o.Subject, p.id, data, h)
+		// An error here (the connection is closed, too many publishes
+		// stalled) leaves f nil: await then publishes synchronously.
+		p.f, _ = b.js.PublishMsgAsync(p.msg, jetstream.WithMsgID(p.id))
+		pending = append(pending, p)
+	}
+	for _, p := range pending {
+		settle(p)
+	}
+	return acks, first
+}
+
+// await waits for the ack of an async publish. A publish that failed in a
+// way a new attempt can cure (an ack lost or late, a stall) is made again
+// synchronously, with Publish's retries, under the same id.
+func (b *Bus) await(ctx context.Context, f jetstream.PubAckFuture, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	if f != nil {
+		select {
+		case ack := <-f.Ok():
+			return ack, nil
+		case err := <-f.Err():
+			if denied := b.denied(msg.Subject); denied != nil {
+				return nil, denied
+			}
+			if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !retryable(err) {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return b.publish(ctx, msg, msgID)
 }
 
 // PublishAttemptTimeout bounds one publish attempt. A stream leader that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,23 +42,90 @@ func Metrics(meter metric.Meter, consumer string) Middleware {
 	if err != nil {
 		otel.Handle(err)
 	}
+	// The attribute sets are built once per consumer, subject and outcome:
+	// recording then allocates nothing.
+	// (The option slices are made ahead too, else each call's variadic
+	// slice escapes to the heap.)
+	var took3 [numOutcomes][]metric.RecordOption
+	for o := range took3 {
+		took3[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("consumer", consumer), attribute.String("outcome", outcomes[o])))}
+	}
+	bySubject := perSubject[[numOutcomes][]metric.AddOption]{build: func(subject string) *[numOutcomes][]metric.AddOption {
+		var opts [numOutcomes][]metric.AddOption
+		for o := range opts {
+			opts[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("consumer", consumer), attribute.String("subject", subject), attribute.String("outcome", outcomes[o])))}
+		}
+		return &opts
+	}}
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Msg) error {
 			start := time.Now()
 			err := next(ctx, m)
-			outcome := OutcomeOK
+			outcome := outcomeOK
 			switch {
 			case errors.Is(err, errDeadLettered):
-				outcome = OutcomeDeadLetter
+				outcome = outcomeDeadLetter
 			case err != nil:
-				outcome = OutcomeRetry
+				outcome = outcomeRetry
 			}
-			c, o := attribute.String("consumer", consumer), attribute.String("outcome", outcome)
-			processed.Add(ctx, 1, metric.WithAttributes(c, attribute.String("subject", m.Subject), o))
-			took.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(c, o))
+			processed.Add(ctx, 1, bySubject.get(m.Subject)[outcome]...)
+			took.Record(ctx, time.Since(start).Seconds(), took3[outcome]...)
 			return err
 		}
 	}
+}
+
+// Indexes of the outcomes, for the attribute sets built ahead.
+const (
+	outcomeOK = iota
+	outcomeRetry
+	outcomeDeadLetter
+	numOutcomes
+)
+
+var outcomes = [numOutcomes]string{OutcomeOK, OutcomeRetry, OutcomeDeadLetter}
+
+// perSubject caches what is built once per subject (attribute sets, span
+// options). The map is copied on write, so looking up a known subject takes
+// no lock and allocates nothing; subjects are few (one per stage, team or
+// source), and past maxCachedSubjects a value is built per call instead of
+// growing the cache without bound.
+type perSubject[T any] struct {
+	m     atomic.Pointer[map[string]*T]
+	mu    sync.Mutex
+	build func(subject string) *T
+}
+
+const maxCachedSubjects = 1024
+
+func (c *perSubject[T]) get(subject string) *T {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[subject]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[string]*T
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if v, ok := old[subject]; ok {
+		return v
+	}
+	v := c.build(subject)
+	if len(old) >= maxCachedSubjects {
+		return v
+	}
+	next := make(map[string]*T, len(old)+1)
+	for k, e := range old {
+		next[k] = e
+	}
+	next[subject] = v
+	c.m.Store(&next)
+	return v
 }
 
 // handlingBuckets are telemetry.HandlingBuckets; pkg/bus does not import
@@ -68,6 +136,8 @@ var handlingBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 // at collection time (consumer lag, connection health).
 type busMetrics struct {
 	published metric.Int64Counter
+	// publishedBy holds the attribute sets of published, by subject and result.
+	publishedBy perSubject[[numPublishResults][]metric.AddOption]
 
 	mu        sync.Mutex
 	consumers map[string]*watched // by stream/durable, while Consume runs
@@ -87,6 +157,16 @@ const (
 	publishFailed    = "error"
 )
 
+// Indexes of the publish results, for the attribute sets built ahead.
+const (
+	resultStored = iota
+	resultDuplicate
+	resultFailed
+	numPublishResults
+)
+
+var publishResults = [numPublishResults]string{publishStored, publishDuplicate, publishFailed}
+
 // newBusMetrics registers the bus's instruments on meter:
 //
 //	feedloop_messages_published_total{subject,result}
@@ -100,6 +180,14 @@ const (
 // view), so dashboards take max over instances.
 func newBusMetrics(meter metric.Meter, nc *nats.Conn) *busMetrics {
 	bm := &busMetrics{consumers: map[string]*watched{}}
+	bm.publishedBy.build = func(subject string) *[numPublishResults][]metric.AddOption {
+		var opts [numPublishResults][]metric.AddOption
+		for r := range opts {
+			opts[r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("subject", subject), attribute.String("result", publishResults[r])))}
+		}
+		return &opts
+	}
 	var err error
 	bm.published, err = meter.Int64Counter("feedloop.messages.published",
 		metric.WithUnit("{message}"),
@@ -192,12 +280,12 @@ func (bm *busMetrics) watch(stream, durable string, c jetstream.Consumer) (unwat
 }
 
 func (bm *busMetrics) countPublish(ctx context.Context, subject string, ack *jetstream.PubAck, err error) {
-	result := publishStored
+	result := resultStored
 	switch {
 	case err != nil:
-		result = publishFailed
+		result = resultFailed
 	case ack != nil && ack.Duplicate:
-		result = publishDuplicate
+		result = resultDuplicate
 	}
-	bm.published.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", subject), attribute.String("result", result)))
+	bm.published.Add(ctx, 1, bm.publishedBy.get(subject)[result]...)
 }

@@ -133,6 +133,23 @@ type Limiter interface {
 	Allow(ctx context.Context, source string, n int) (Decision, error)
 }
 
+// LimitLookup is a Limiter that also answers Keys.Lookup of an item in
+// the same round trip as its rate limit (one Redis pipeline), for
+// AdmitSubmit. It must read the keys Keys writes.
+type LimitLookup interface {
+	Limiter
+	// AllowLookup is Allow(budget, n) and the lookup of (source,
+	// externalID); err is the limiter's, the lookup's is in the Prefetch.
+	AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (Decision, Prefetch, error)
+}
+
+// Prefetch is a Keys.Lookup answered ahead of Submit.
+type Prefetch struct {
+	FeedbackID string
+	Found      bool
+	Err        error
+}
+
 // Decision is a Limiter's answer.
 type Decision struct {
 	Allowed bool
@@ -206,7 +223,36 @@ func ReceivedEventID(feedbackID string) string { return bus.DeriveID(feedbackID,
 // not stored; a crash between publish and set leaves only a republish,
 // which JetStream reports as a duplicate.
 func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Result, err error) {
+	return a.submit(ctx, fb, a.now(), nil)
+}
+
+// AdmitSubmit is Admit of one unit of fb's budget (see Budget), then
+// Submit: what a single-item transport does. When the limiter can answer
+// the idempotency lookup too (LimitLookup), both go in one round trip;
+// the lookup's answer is used only once fb is admitted and valid, so the
+// outcome is that of Admit then Submit.
+func (a *Acceptor) AdmitSubmit(ctx context.Context, fb *feedloopv1.Feedback) (Result, error) {
+	budget := Budget(ctx, fb.GetSource())
+	ll, ok := a.limiter.(LimitLookup)
+	// An item whose key cannot be looked up is refused by validation
+	// before any lookup: it takes the plain path.
+	if !ok || !a.limits(budget, 1) || !bus.ValidToken(fb.GetSource()) || fb.GetExternalId() == "" {
+		if err := a.Admit(ctx, budget, 1); err != nil {
+			return Result{}, err
+		}
+		return a.Submit(ctx, fb)
+	}
 	start := a.now()
+	d, pre, err := ll.AllowLookup(ctx, budget, 1, fb.GetSource(), fb.GetExternalId())
+	if err := a.decide(ctx, budget, 1, d, err); err != nil {
+		return Result{}, err
+	}
+	return a.submit(ctx, fb, start, &pre)
+}
+
+// submit is Submit, with the lookup's answer taken from pre when it was
+// made ahead; start is when the submission's handling began.
+func (a *Acceptor) submit(ctx context.Context, fb *feedloopv1.Feedback, start time.Time, pre *Prefetch) (res Result, err error) {
 	defer func() { a.metrics.submitted(ctx, fb.GetSource(), res, err, start, a.now()) }()
 	span := trace.SpanFromContext(ctx)
 	now := a.now().UTC()
@@ -221,9 +267,11 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Res
 		attribute.String("feedloop.feedback_id", id),
 		attribute.String("feedloop.source", fb.GetSource()),
 		attribute.String("feedloop.external_id", fb.GetExternalId()))
-	if known, found, err := a.keys.Lookup(ctx, fb.GetSource(), fb.GetExternalId()); err != nil {
+	known, found, err := a.lookup(ctx, fb, pre)
+	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	} else if found {
+	}
+	if found {
 		// The answer to "why did my second submission not show up".
 		span.AddEvent("resubmission ignored", trace.WithAttributes(attribute.String("feedloop.feedback_id", known)))
 		if known != id {
@@ -264,6 +312,13 @@ func (a *Acceptor) Submit(ctx context.Context, fb *feedloopv1.Feedback) (res Res
 	return Result{FeedbackID: id, Duplicate: ack.Duplicate}, nil
 }
 
+func (a *Acceptor) lookup(ctx context.Context, fb *feedloopv1.Feedback, pre *Prefetch) (string, bool, error) {
+	if pre != nil {
+		return pre.FeedbackID, pre.Found, pre.Err
+	}
+	return a.keys.Lookup(ctx, fb.GetSource(), fb.GetExternalId())
+}
+
 // authorize refuses an item whose source is not the authenticated caller's.
 // An empty source is left to validation ("is required").
 func authorize(ctx context.Context, source string) error {
@@ -296,10 +351,20 @@ func Budget(ctx context.Context, source string) string {
 // limits protect the pipeline, they are not worth losing feedback for. The
 // failure is counted (result rate_limit_error) and logged once per outage.
 func (a *Acceptor) Admit(ctx context.Context, source string, n int) error {
-	if a.limiter == nil || n <= 0 || !bus.ValidToken(source) {
+	if !a.limits(source, n) {
 		return nil
 	}
 	d, err := a.limiter.Allow(ctx, source, n)
+	return a.decide(ctx, source, n, d, err)
+}
+
+// limits reports whether Admit asks the limiter about n of source.
+func (a *Acceptor) limits(source string, n int) bool {
+	return a.limiter != nil && n > 0 && bus.ValidToken(source)
+}
+
+// decide is Admit's answer to the limiter's d and err.
+func (a *Acceptor) decide(ctx context.Context, source string, n int, d Decision, err error) error {
 	switch {
 	case err != nil:
 		a.metrics.count(ctx, source, ResultLimitError, n)

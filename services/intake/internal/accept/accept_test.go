@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,76 @@ func TestCallerMayOnlySubmitForItsSource(t *testing.T) {
 	}
 	if n := receivedCount(t, b.JetStream()); n != 1 {
 		t.Fatalf("%d events, want 1", n)
+	}
+}
+
+// AdmitSubmit with a limiter that also looks the key up (one round trip)
+// answers as Admit then Submit: same id, resubmissions duplicates even
+// when raced, refusals before anything is published, invalid items
+// refused by validation.
+func TestAdmitSubmitLooksUpWithTheLimit(t *testing.T) {
+	b := testkit.Bus(t)
+	rdb := testkit.RedisClient(t)
+	three := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 3, Per: time.Hour}, Burst: 8} }
+	acc := accept.New(idem.New(rdb, time.Hour), b, discard(), clock, accept.WithLimiter(ratelimit.New(rdb, three)))
+	ctx := t.Context()
+
+	first, err := acc.AdmitSubmit(ctx, item("B-1"))
+	if err != nil || first.Duplicate || first.FeedbackID != accept.FeedbackID("helpdesk", "B-1") {
+		t.Fatalf("first = %+v, %v; want accepted with the derived id", first, err)
+	}
+	again, err := acc.AdmitSubmit(ctx, item("B-1"))
+	if err != nil || !again.Duplicate || again.FeedbackID != first.FeedbackID {
+		t.Fatalf("again = %+v, %v; want a duplicate of %s", again, err, first.FeedbackID)
+	}
+	// Raced: every one gets the same id, one event is stored.
+	var wg sync.WaitGroup
+	results := make([]accept.Result, 6)
+	errs := make([]error, len(results))
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = acc.AdmitSubmit(ctx, item("B-2")) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if errs[i] != nil || r.FeedbackID != accept.FeedbackID("helpdesk", "B-2") {
+			t.Fatalf("raced %d = %+v, %v", i, r, errs[i])
+		}
+	}
+	if n := receivedCount(t, b.JetStream()); n != 2 {
+		t.Fatalf("%d events, want 2", n)
+	}
+	// The burst (8) is spent: refused, nothing published.
+	_, err = acc.AdmitSubmit(ctx, item("B-3"))
+	if d, ok := accept.RetryAfter(err); !errors.Is(err, accept.ErrLimited) || !ok || d <= 0 {
+		t.Fatalf("over the limit = %v, want ErrLimited with a delay", err)
+	}
+	if n := receivedCount(t, b.JetStream()); n != 2 {
+		t.Fatalf("%d events after a refusal, want 2", n)
+	}
+	// Invalid items are refused by validation (another source's budget:
+	// unlimited here, so not refused by the limit first).
+	unlimited := accept.New(idem.New(rdb, time.Hour), b, discard(), clock,
+		accept.WithLimiter(ratelimit.New(rdb, func(string) access.Limit { return access.Limit{} })))
+	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "helpdesk", ExternalId: "B-4"}); !errors.Is(err, accept.ErrInvalid) {
+		t.Fatalf("no text = %v, want ErrInvalid", err)
+	}
+	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "Not:A source", ExternalId: "B-4", Text: "t"}); !errors.Is(err, accept.ErrInvalid) {
+		t.Fatalf("bad source = %v, want ErrInvalid", err)
+	}
+}
+
+// The lookup's failure in the combined trip is ErrUnavailable, the
+// limiter's is failed open: Redis down is ErrUnavailable, as before.
+func TestAdmitSubmitRedisDown(t *testing.T) {
+	dead := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = dead.Close() })
+	one := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 1, Per: time.Hour}, Burst: 1} }
+	b := testkit.Bus(t)
+	acc := accept.New(idem.New(dead, time.Hour), b, discard(), clock, accept.WithLimiter(ratelimit.New(dead, one)))
+	if _, err := acc.AdmitSubmit(t.Context(), item("C-1")); !errors.Is(err, accept.ErrUnavailable) {
+		t.Fatalf("Redis down = %v, want ErrUnavailable", err)
+	}
+	if n := receivedCount(t, b.JetStream()); n != 0 {
+		t.Fatalf("%d events, want 0: the key could not be looked up", n)
 	}
 }

@@ -41,10 +41,7 @@ func New(acc *accept.Acceptor) *Server { return &Server{acc: acc} }
 
 // Submit accepts one item.
 func (s *Server) Submit(ctx context.Context, req *feedloopv1.SubmitRequest) (*feedloopv1.SubmitResponse, error) {
-	if err := s.acc.Admit(ctx, accept.Budget(ctx, req.GetFeedback().GetSource()), 1); err != nil {
-		return nil, Status(err)
-	}
-	res, err := s.acc.Submit(ctx, req.GetFeedback())
+	res, err := s.acc.AdmitSubmit(ctx, req.GetFeedback())
 	if err != nil {
 		return nil, Status(err)
 	}

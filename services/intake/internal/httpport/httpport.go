@@ -103,11 +103,7 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed feedback JSON", vs)
 		return
 	}
-	err = h.acc.Admit(ctx, accept.Budget(ctx, fb.GetSource()), 1)
-	var res accept.Result
-	if err == nil {
-		res, err = h.acc.Submit(ctx, fb)
-	}
+	res, err := h.acc.AdmitSubmit(ctx, fb)
 	switch {
 	case err == nil:
 	case errors.Is(err, accept.ErrInvalid):

@@ -45,7 +45,19 @@ func Key(source, externalID string) string {
 // Lookup returns the feedback id stored for (source, externalID) and whether
 // there was one.
 func (s *Store) Lookup(ctx context.Context, source, externalID string) (string, bool, error) {
-	id, err := s.rdb.Get(ctx, Key(source, externalID)).Result()
+	return LookupResult(s.rdb.Get(ctx, Key(source, externalID)), source, externalID)
+}
+
+// QueueLookup sends Lookup's GET on c; on a Pipeliner it is queued, so it
+// shares a round trip with other commands (the rate limit's script). Read
+// it with LookupResult once it ran.
+func QueueLookup(ctx context.Context, c redis.Cmdable, source, externalID string) *redis.StringCmd {
+	return c.Get(ctx, Key(source, externalID))
+}
+
+// LookupResult is Lookup's answer from its GET.
+func LookupResult(cmd *redis.StringCmd, source, externalID string) (string, bool, error) {
+	id, err := cmd.Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}

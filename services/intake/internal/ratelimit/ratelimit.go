@@ -13,10 +13,12 @@ import (
 
 	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/idem"
 )
 
 // Limiter limits each source to its access.Limit.
 type Limiter struct {
+	rdb   redis.UniversalClient
 	rl    *redis_rate.Limiter
 	limit func(source string) access.Limit
 }
@@ -24,7 +26,7 @@ type Limiter struct {
 // New returns a Limiter on rdb. limit is called per request with the
 // source, so limits reloaded from the keys file apply at once.
 func New(rdb redis.UniversalClient, limit func(source string) access.Limit) *Limiter {
-	return &Limiter{rl: redis_rate.NewLimiter(rdb), limit: limit}
+	return &Limiter{rdb: rdb, rl: redis_rate.NewLimiter(rdb), limit: limit}
 }
 
 // Key is the Redis key of source's budget (redis_rate prefixes "rate:").
@@ -40,6 +42,31 @@ func Burst(l access.Limit) int {
 
 // Allow takes n units of source's budget if they are there.
 func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decision, error) {
+	return l.allow(ctx, l.rl, source, n)
+}
+
+// AllowLookup is Allow of budget and the idempotency lookup of (source,
+// externalID) in one round trip: the limit's script and the GET go in one
+// pipeline. Without a limit for budget the GET goes alone; for a request
+// over the burst nothing is sent, since it is refused whatever the key.
+// err is the limiter's (the caller fails open on it); the lookup's own
+// failure is in the Prefetch.
+func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (d accept.Decision, pre accept.Prefetch, err error) {
+	var get *redis.StringCmd
+	pb := &piggyback{UniversalClient: l.rdb, queue: func(p redis.Pipeliner) { get = idem.QueueLookup(ctx, p, source, externalID) }}
+	d, err = l.allow(ctx, redis_rate.NewLimiter(pb), budget, n)
+	if pb.queue != nil && (err != nil || d.Allowed) {
+		// The script was not sent (no limit for budget): the lookup goes
+		// on its own.
+		get = idem.QueueLookup(ctx, l.rdb, source, externalID)
+	}
+	if get != nil {
+		pre.FeedbackID, pre.Found, pre.Err = idem.LookupResult(get, source, externalID)
+	}
+	return d, pre, err
+}
+
+func (l *Limiter) allow(ctx context.Context, rl *redis_rate.Limiter, source string, n int) (accept.Decision, error) {
 	lim := l.limit(source)
 	if lim.Rate.IsZero() {
 		return accept.Decision{Allowed: true}, nil
@@ -48,7 +75,7 @@ func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decis
 	if n > burst {
 		return accept.Decision{Burst: burst}, nil
 	}
-	res, err := l.rl.AllowN(ctx, Key(source), redis_rate.Limit{Rate: lim.Rate.N, Burst: burst, Period: lim.Rate.Per}, n)
+	res, err := rl.AllowN(ctx, Key(source), redis_rate.Limit{Rate: lim.Rate.N, Burst: burst, Period: lim.Rate.Per}, n)
 	if err != nil {
 		return accept.Decision{}, fmt.Errorf("ratelimit: %s: %w", source, err)
 	}
@@ -57,4 +84,35 @@ func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decis
 		d.RetryAfter = max(res.RetryAfter, time.Millisecond)
 	}
 	return d, nil
+}
+
+// piggyback is the client redis_rate runs its script on, sending queue's
+// commands in the same pipeline as the script's first EVALSHA (or EVAL), so
+// they cost no round trip of their own. redis_rate's script is not
+// exported and AllowN reads its reply at once, so it cannot be queued on a
+// Pipeliner directly; this keeps its GCRA as is. redis_rate runs the script
+// with redis.Script.Run: EVALSHA, then EVAL when Redis lacks the script.
+type piggyback struct {
+	redis.UniversalClient
+	// queue adds the commands to send along; nil once sent.
+	queue func(redis.Pipeliner)
+}
+
+func (p *piggyback) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return p.along(ctx, func(pipe redis.Pipeliner) *redis.Cmd { return pipe.EvalSha(ctx, sha1, keys, args...) })
+}
+
+func (p *piggyback) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return p.along(ctx, func(pipe redis.Pipeliner) *redis.Cmd { return pipe.Eval(ctx, script, keys, args...) })
+}
+
+func (p *piggyback) along(ctx context.Context, script func(redis.Pipeliner) *redis.Cmd) *redis.Cmd {
+	pipe := p.UniversalClient.Pipeline()
+	cmd := script(pipe)
+	if p.queue != nil {
+		p.queue(pipe)
+		p.queue = nil
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	return cmd
 }

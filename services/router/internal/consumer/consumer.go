@@ -40,7 +40,7 @@ type Applied func(ctx context.Context, ev *feedloopv1.Event)
 
 // Handler routes one classified event with the tree current at the time.
 // A message that is not a well-formed Classified event is dead-lettered at
-// once; a failed publish is retried, and the events published before it are
+// once; a failed publish is retried, and the events stored before it are
 // published again under the same ids, which the stream drops as duplicates.
 func Handler(b *bus.Bus, tree func() *routing.Tree, answers Answers, applied Applied, log *slog.Logger) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
@@ -61,10 +61,19 @@ func Handler(b *bus.Bus, tree func() *routing.Tree, answers Answers, applied App
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		for _, o := range outs {
-			if _, err := b.Publish(ctx, o.Subject, o.Event); err != nil {
-				return fmt.Errorf("route %s to %s: %w", in.GetFeedbackId(), o.Match.Team, err)
+		// All at once, acked before the input is: a fan-out waits for one
+		// round of acks, not one per team.
+		evs := make([]bus.Outgoing, len(outs))
+		for i, o := range outs {
+			evs[i] = bus.Outgoing{Subject: o.Subject, Event: o.Event}
+		}
+		if acks, err := b.PublishAll(ctx, evs); err != nil {
+			for i, ack := range acks {
+				if ack == nil {
+					return fmt.Errorf("route %s to %s: %w", in.GetFeedbackId(), outs[i].Match.Team, err)
+				}
 			}
+			return fmt.Errorf("route %s: %w", in.GetFeedbackId(), err)
 		}
 		if applied != nil {
 			for _, o := range outs {
