@@ -48,7 +48,7 @@ const (
 	DefaultDedupTTL        = 2160 * time.Hour
 	DefaultWebhookTimeout  = 10 * time.Second
 	DefaultWebhookAttempts = 3
-	DefaultConcurrency     = 4
+	DefaultConcurrency     = 16
 	DefaultDigestPoll      = 30 * time.Second
 	// MinWebhookSecret is the shortest accepted webhook secret, in bytes.
 	MinWebhookSecret = 16

@@ -50,7 +50,7 @@ import (
 
 // Defaults applied by New to zero fields of a Config built in Go.
 const (
-	DefaultConcurrency    = 4
+	DefaultConcurrency    = 16
 	DefaultReloadInterval = 5 * time.Second
 	DefaultSLAWarnAt      = 0.8
 )
