@@ -26,7 +26,7 @@ func TestLoadConfigFromEnv(t *testing.T) {
 	if cfg.TemplatesDir != "/srv/templates" || !cfg.Console || cfg.SMTPAddr != "smtp.example.com:587" {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != 4 {
+	if cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != notifier.DefaultConcurrency {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if !cfg.CustomerRouted || cfg.CustomerDailyCap != 5 || cfg.DigestDelay != 5*time.Minute || cfg.DigestPoll != 30*time.Second {

@@ -119,7 +119,7 @@ type Config struct {
 	// DedupTTL is how long a sent message is remembered.
 	DedupTTL time.Duration `env:"NOTIFIER_DEDUP_TTL" envDefault:"2160h"`
 	// Concurrency is how many events one replica handles at once.
-	Concurrency int `env:"NOTIFIER_CONCURRENCY" envDefault:"4"`
+	Concurrency int `env:"NOTIFIER_CONCURRENCY" envDefault:"16"`
 
 	// ConsoleOutput is where the console channel writes (default os.Stdout).
 	// Set from Go only: `feedloop dev` passes its own stdout.

@@ -19,7 +19,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.RoutesFile != "/etc/feedloop/routes.yaml" || cfg.GRPCAddr != ":7003" || cfg.HTTPAddr != ":7004" || cfg.Concurrency != 4 ||
+	if cfg.RoutesFile != "/etc/feedloop/routes.yaml" || cfg.GRPCAddr != ":7003" || cfg.HTTPAddr != ":7004" || cfg.Concurrency != router.DefaultConcurrency ||
 		cfg.ReloadInterval != 5*time.Second || cfg.SLAWarnAt != 0.8 || cfg.SLATick != time.Second || cfg.TeamTokensFile != "" {
 		t.Errorf("defaults = %+v", cfg)
 	}

@@ -88,7 +88,7 @@ type Config struct {
 	// SLATick is how often due SLA timers are looked for.
 	SLATick time.Duration `env:"ROUTER_SLA_TICK" envDefault:"1s"`
 	// Concurrency is how many classified events one replica routes at once.
-	Concurrency int `env:"ROUTER_CONCURRENCY" envDefault:"4"`
+	Concurrency int `env:"ROUTER_CONCURRENCY" envDefault:"16"`
 	// ReloadInterval is how often the routes file is checked for changes.
 	ReloadInterval time.Duration `env:"ROUTER_RELOAD_INTERVAL" envDefault:"5s"`
 }
