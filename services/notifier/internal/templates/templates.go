@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -267,7 +268,7 @@ func (s *Set) loadStep(base, name string, sample any) (*step, error) {
 				errs = append(errs, fmt.Errorf("templates: %s: parse: %w", path, err))
 				continue
 			}
-			if out, err = execHTML(t, sample); err != nil {
+			if out, err = execute(t, sample); err != nil {
 				errs = append(errs, fmt.Errorf("templates: %s: execute with sample data: %w", path, err))
 				continue
 			}
@@ -278,7 +279,7 @@ func (s *Set) loadStep(base, name string, sample any) (*step, error) {
 				errs = append(errs, fmt.Errorf("templates: %s: parse: %w", path, err))
 				continue
 			}
-			if out, err = execText(t, sample); err != nil {
+			if out, err = execute(t, sample); err != nil {
 				errs = append(errs, fmt.Errorf("templates: %s: execute with sample data: %w", path, err))
 				continue
 			}
@@ -309,18 +310,12 @@ var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // buffer for good.
 const maxPooled = 64 << 10
 
-func execText(t *texttemplate.Template, data any) (string, error) {
-	b := buffers.Get().(*bytes.Buffer)
-	b.Reset()
-	err := t.Execute(b, data)
-	out := b.String()
-	if b.Cap() <= maxPooled {
-		buffers.Put(b)
-	}
-	return out, err
+// executor is a parsed text or HTML template.
+type executor interface {
+	Execute(w io.Writer, data any) error
 }
 
-func execHTML(t *htmltemplate.Template, data any) (string, error) {
+func execute(t executor, data any) (string, error) {
 	b := buffers.Get().(*bytes.Buffer)
 	b.Reset()
 	err := t.Execute(b, data)
@@ -389,14 +384,14 @@ func (s *Set) Render(stepName, locale string, data any) (Rendered, error) {
 		var r Rendered
 		var err error
 		r.Locale = loc
-		if r.Subject, err = execText(st.subject, data); err != nil {
+		if r.Subject, err = execute(st.subject, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s subject: %w", stepName, err)
 		}
 		r.Subject = oneLine(r.Subject)
-		if r.Text, err = execText(st.text, data); err != nil {
+		if r.Text, err = execute(st.text, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s text: %w", stepName, err)
 		}
-		if r.HTML, err = execHTML(st.html, data); err != nil {
+		if r.HTML, err = execute(st.html, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s html: %w", stepName, err)
 		}
 		return r, nil
