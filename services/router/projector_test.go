@@ -1,0 +1,59 @@
+package router
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/readmodel"
+	"github.com/feedloop/feedloop/services/router/internal/sla"
+)
+
+// A batch that cannot be folded as a whole (here: one item's stored state
+// is corrupt) is folded event by event, so only the bad item's event fails
+// and the others land on their first delivery.
+func TestFoldBatchIsolatesAnEventThatCannotBeFolded(t *testing.T) {
+	ctx := context.Background()
+	rdb := testkit.RedisClient(t)
+	store, err := readmodel.New(rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := sla.NewIndex(rdb, sla.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{store: store, sla: idx, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := rdb.Set(ctx, readmodel.DefaultPrefix+"item:bad", "not a protobuf item \xff\xff", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a1", "a2", "bad", "a3", "a4"}
+	batch := make([]*fold, len(ids))
+	for i, id := range ids {
+		batch[i] = &fold{ctx: ctx, ev: &feedloopv1.Event{
+			Id: "received-" + id, FeedbackId: id, OccurredAt: timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)),
+			Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: &feedloopv1.Feedback{Id: id, Source: "helpdesk", Text: "text of " + id}}},
+		}, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	}
+	errs := s.foldBatch(ctx, batch)
+	for i, id := range ids {
+		if (id == "bad") != (errs[i] != nil) {
+			t.Errorf("%s: err = %v", id, errs[i])
+		}
+		if id == "bad" {
+			continue
+		}
+		if _, err := store.Item(ctx, id); err != nil {
+			t.Errorf("%s not in the read model: %v", id, err)
+		}
+		if tp, err := store.Trace(ctx, id); err != nil || tp == "" {
+			t.Errorf("%s: trace %q, %v; want the received event's", id, tp, err)
+		}
+	}
+}
