@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -165,10 +166,34 @@ func (p *projector) commit(batch []*fold) {
 	for _, f := range batch {
 		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
 	}
-	errs := p.s.foldBatch(ctx, batch)
+	errs := p.s.foldSafely(ctx, batch)
 	for i, f := range batch {
 		f.err <- errs[i]
 	}
+}
+
+// foldSafely is foldBatch surviving a panic: the committer runs outside
+// the bus's Recoverer, and a poison event must not crash the router. A
+// batch that panicked is folded event by event; an event that panics on
+// its own gets a permanent error (dead-lettered), as Recoverer does.
+// Folding again is harmless: every fold is idempotent by event id.
+func (s *Service) foldSafely(ctx context.Context, batch []*fold) (errs []error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if len(batch) == 1 {
+			s.log.ErrorContext(ctx, "router: projector panicked on an event", "event_id", batch[0].ev.GetId(), "panic", r, "stack", string(debug.Stack()))
+			errs = []error{bus.Permanent(fmt.Errorf("fold panicked: %v", r))}
+			return
+		}
+		errs = make([]error, len(batch))
+		for i := range batch {
+			errs[i] = s.foldSafely(ctx, batch[i:i+1])[0]
+		}
+	}()
+	return s.foldBatch(ctx, batch)
 }
 
 // foldBatch applies a batch; errs[i] is batch[i]'s outcome. When the batch

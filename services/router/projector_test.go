@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
@@ -55,5 +56,35 @@ func TestFoldBatchIsolatesAnEventThatCannotBeFolded(t *testing.T) {
 		if tp, err := store.Trace(ctx, id); err != nil || tp == "" {
 			t.Errorf("%s: trace %q, %v; want the received event's", id, tp, err)
 		}
+	}
+}
+
+// The committer runs outside the bus's Recoverer: an event whose fold
+// panics gets a permanent error (dead-lettered) instead of crashing the
+// router, and the events batched with it are folded on their own.
+func TestFoldPanicIsAPermanentErrorNotACrash(t *testing.T) {
+	ctx := context.Background()
+	rdb := testkit.RedisClient(t)
+	store, err := readmodel.New(rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No SLA index: folding a routed event panics; a received one does not
+	// touch it.
+	s := &Service{store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
+	received := &fold{ctx: ctx, ev: &feedloopv1.Event{Id: "received-ok", FeedbackId: "ok", OccurredAt: at,
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: &feedloopv1.Feedback{Id: "ok", Source: "helpdesk", Text: "fine"}}}}}
+	routed := &fold{ctx: ctx, ev: &feedloopv1.Event{Id: "routed-boom", FeedbackId: "boom", OccurredAt: at,
+		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: &feedloopv1.Feedback{Id: "boom"}, Assignment: &feedloopv1.Assignment{Team: "billing"}}}}}
+	errs := s.foldSafely(ctx, []*fold{received, routed})
+	if errs[0] != nil {
+		t.Errorf("the received event: %v; folded on its own it does not panic", errs[0])
+	}
+	if !bus.IsPermanent(errs[1]) {
+		t.Errorf("the panicking event: %v, want a permanent error", errs[1])
+	}
+	if _, err := store.Item(ctx, "ok"); err != nil {
+		t.Errorf("the received event's item is not in the read model: %v", err)
 	}
 }
