@@ -43,6 +43,7 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
@@ -381,8 +382,20 @@ func replayer(infra *lifecycle.Infra, warnAt float64, log *slog.Logger) (func(co
 		if err := fidx.Reset(ctx); err != nil {
 			return 0, err
 		}
-		return store.Fenced(fence).Rebuild(ctx, infra.Bus.JetStream(), bus.StreamFeedback, fidx)
+		return store.Fenced(fence).Rebuild(ctx, infra.Bus.JetStream(), bus.StreamFeedback, slaApplier{fidx})
 	}, nil
+}
+
+// slaApplier folds a rebuild's events into the SLA index, in batches.
+type slaApplier struct{ *sla.Index }
+
+func (a slaApplier) ApplyEvents(ctx context.Context, evs []*feedloopv1.Event, _ []nats.Header) error {
+	for _, err := range a.ApplyBatch(ctx, evs) {
+		if err != nil {
+			return err // the first: a transaction's error repeats for each of its events
+		}
+	}
+	return nil
 }
 
 // Rebuild empties the read model and the SLA index and replays the FEEDBACK

@@ -583,3 +583,30 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(len(sc.events)), "ns/event")
 }
+
+// BenchmarkRebuild replays a stream of 2,000 items (received, routed,
+// acknowledged) into an empty read model.
+func BenchmarkRebuild(b *testing.B) {
+	ctx := context.Background()
+	bb := testkit.Bus(b)
+	s, _ := store(b)
+	sc := &script{}
+	for i := range 2000 {
+		id := fmt.Sprintf("rb-%d", i)
+		fb := sc.receive(id, "c-"+id, "", 0)
+		sc.route(fb, "billing", time.Second, defaultSLA, "")
+		sc.change(id, "billing", routedSt, ackSt, time.Minute)
+	}
+	for i, ev := range sc.events {
+		if _, err := bb.Publish(ctx, sc.subjects[i], ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if n, err := s.Rebuild(ctx, bb.JetStream(), bus.StreamFeedback); err != nil || n != len(sc.events) {
+			b.Fatalf("Rebuild = %d, %v; want %d", n, err, len(sc.events))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(sc.events)), "ns/event")
+}

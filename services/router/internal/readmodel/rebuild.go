@@ -28,6 +28,14 @@ type Applier interface {
 	Apply(ctx context.Context, ev *feedloopv1.Event) error
 }
 
+// BatchApplier is an Applier that folds several events at once, in the
+// order given, as one Apply after the other would (ReplayByItem hands each
+// worker's waiting events over together); hs are the messages' headers.
+type BatchApplier interface {
+	Applier
+	ApplyEvents(ctx context.Context, evs []*feedloopv1.Event, hs []nats.Header) error
+}
+
 // ApplierFunc adapts a function to Applier.
 type ApplierFunc func(ctx context.Context, ev *feedloopv1.Event) error
 
@@ -51,6 +59,24 @@ type storeApplier struct{ s *Store }
 
 func (a storeApplier) Apply(ctx context.Context, ev *feedloopv1.Event) error {
 	_, err := a.s.Apply(ctx, ev)
+	return err
+}
+
+func (a storeApplier) ApplyEvents(ctx context.Context, evs []*feedloopv1.Event, hs []nats.Header) error {
+	traces := map[string]string{}
+	for i, ev := range evs {
+		if ev.GetReceived() != nil {
+			if _, ok := traces[ev.GetFeedbackId()]; !ok {
+				traces[ev.GetFeedbackId()] = hs[i].Get("traceparent")
+			}
+		}
+	}
+	if len(traces) > 0 {
+		if err := a.s.SetTraces(ctx, traces); err != nil {
+			return err
+		}
+	}
+	_, err := a.s.ApplyBatch(ctx, evs)
 	return err
 }
 
@@ -196,15 +222,33 @@ func ReplayByItem(ctx context.Context, js jetstream.JetStream, stream string, lo
 	for i := range queues {
 		queues[i] = make(chan job, 64)
 		wg.Go(func() {
+			// A worker folds what waits in its queue together (up to
+			// rebuildBatch events): one transaction per batch and applier
+			// instead of one per event.
+			var evs []*feedloopv1.Event
+			var hs []nats.Header
 			for j := range queues[i] {
+				evs, hs = append(evs[:0], j.ev), append(hs[:0], j.h)
+			more:
+				for len(evs) < rebuildBatch {
+					select {
+					case j, ok := <-queues[i]:
+						if !ok {
+							break more
+						}
+						evs, hs = append(evs, j.ev), append(hs, j.h)
+					default:
+						break more
+					}
+				}
 				if ctx.Err() != nil {
 					continue // drain after a failure
 				}
-				if err := applyAll(ctx, j.ev, j.h, appliers); err != nil {
-					cancel(fmt.Errorf("event %s: %w", j.ev.GetId(), err))
+				if err := applyEvents(ctx, evs, hs, appliers); err != nil {
+					cancel(err)
 					continue
 				}
-				applied.Add(1)
+				applied.Add(int64(len(evs)))
 			}
 		})
 	}
@@ -229,6 +273,28 @@ func ReplayByItem(ctx context.Context, js jetstream.JetStream, stream string, lo
 		return int(applied.Load()), err
 	}
 	return int(applied.Load()), nil
+}
+
+// rebuildBatch bounds the events a replay worker folds together.
+const rebuildBatch = 64
+
+// applyEvents hands evs to every applier, all of them at once to a
+// BatchApplier, one by one to the others.
+func applyEvents(ctx context.Context, evs []*feedloopv1.Event, hs []nats.Header, appliers []Applier) error {
+	for _, a := range appliers {
+		if ba, ok := a.(BatchApplier); ok && len(evs) > 1 {
+			if err := ba.ApplyEvents(ctx, evs, hs); err != nil {
+				return fmt.Errorf("%d events from %s: %w", len(evs), evs[0].GetId(), err)
+			}
+			continue
+		}
+		for i, ev := range evs {
+			if err := applyAll(ctx, ev, hs[i], []Applier{a}); err != nil {
+				return fmt.Errorf("event %s: %w", ev.GetId(), err)
+			}
+		}
+	}
+	return nil
 }
 
 func applyAll(ctx context.Context, ev *feedloopv1.Event, h nats.Header, appliers []Applier) error {
