@@ -154,8 +154,12 @@ type Result struct {
 	MaxMs        float64 `json:"max_ms"`
 	// Lost counts items of every phase that never arrived (a failed send
 	// included); Duplicates counts second arrivals of one item.
-	Lost        int `json:"lost"`
-	Duplicates  int `json:"duplicates"`
+	Lost       int `json:"lost"`
+	Duplicates int `json:"duplicates"`
+	// Late counts pipeline items that arrived after their phase had stopped
+	// waiting (DrainTimeout without an arrival): a stall, not a loss; they
+	// are not in Lost, and the latency phase's are in its percentiles.
+	Late        int `json:"late"`
 	SubmitFails int `json:"submit_errors"`
 	// SettleMs is how long after the pipeline phase's last webhook every
 	// consumer (the projector, above all) had caught up.
@@ -267,17 +271,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run string) error {
+	type phase struct {
+		t     *tracker
+		total int
+	}
 	t := newTracker(false, o.progress(PhasePipeline))
-	p.sink.tracker.Store(t)
+	p.sink.track(t)
 	sctx, stopSampling := context.WithCancel(ctx)
 	backlog := p.backlog(sctx)
 	saturate(ctx, o.Items, o.Concurrency, p.sender(run+"-p"), t)
 	t.wait(ctx, o.Items, o.DrainTimeout)
+	t.close()
 	stopSampling()
 	r.PeakBacklog = backlog()
 	out := t.outcome(o.Items)
 	r.PipelineItemsPerS = out.perSecond()
-	r.add(out)
 	// A consumer still behind after the wait is a result, not a failure:
 	// the latency phase then runs with that backlog, and Settled says so.
 	r.Settled = p.settle(ctx, settleTimeout) == nil
@@ -285,22 +293,25 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 		r.SettleMs = ms(time.Since(out.last))
 	}
 	r.PipelineEventBytes = eventBytes(ctx, p.s.Bus)
-	if o.SkipLatency {
-		return ctx.Err()
+	phases := []phase{{t, o.Items}}
+	if !o.SkipLatency {
+		total := o.latencyItems()
+		lt := newTracker(true, o.progress(PhaseLatency))
+		p.sink.track(lt)
+		fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
+		lt.wait(ctx, total, o.DrainTimeout)
+		lt.close()
+		r.LatencyItems = total
+		// What is still on its way arrives now, late: a stall, not a loss.
+		r.Settled = p.settle(ctx, settleTimeout) == nil && r.Settled
+		phases = append(phases, phase{lt, total})
+		r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
 	}
-
-	total := o.latencyItems()
-	t = newTracker(true, o.progress(PhaseLatency))
-	p.sink.tracker.Store(t)
-	fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), t)
-	t.wait(ctx, total, o.DrainTimeout)
-	r.LatencyItems = total
-	r.add(t.outcome(total))
-	h := t.hist
-	r.P50Ms = usToMs(h.ValueAtQuantile(50))
-	r.P90Ms = usToMs(h.ValueAtQuantile(90))
-	r.P99Ms = usToMs(h.ValueAtQuantile(99))
-	r.MaxMs = usToMs(h.Max())
+	// Lost is counted once every consumer caught up (or the settle gave up).
+	for _, ph := range phases {
+		r.add(ph.t.outcome(ph.total))
+		r.Late += ph.t.late()
+	}
 	return ctx.Err()
 }
 

@@ -62,7 +62,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-		"lost", "rss_mb", "items", "go_version", "cpus", "redis"} {
+		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, raw)
 		}

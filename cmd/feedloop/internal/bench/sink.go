@@ -7,16 +7,42 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
 // sink is the team webhook receiver on loopback: the end of the path. It
-// tells the tracker of the phase in progress of every routed alert.
+// tells the tracker of the phase in progress of every routed alert, or the
+// tracker of an earlier phase that sent the item: an item that stalled past
+// its phase's wait is late, not lost.
 type sink struct {
-	srv     *http.Server
-	lis     net.Listener
-	tracker atomic.Pointer[tracker]
+	srv    *http.Server
+	lis    net.Listener
+	mu     sync.Mutex
+	phases []*tracker // the phase in progress last
+}
+
+// track makes t the phase in progress.
+func (s *sink) track(t *tracker) {
+	s.mu.Lock()
+	s.phases = append(s.phases, t)
+	s.mu.Unlock()
+}
+
+// arrive hands an item that came out at at to the tracker it belongs to.
+func (s *sink) arrive(key string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.phases) == 0 {
+		return
+	}
+	for _, t := range s.phases[:len(s.phases)-1] {
+		if t.expects(key) {
+			t.arrive(key, at)
+			return
+		}
+	}
+	s.phases[len(s.phases)-1].arrive(key, at)
 }
 
 func newSink() (*sink, error) {
@@ -54,8 +80,8 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if t := s.tracker.Load(); t != nil && p.Step == "routed" && p.Audience == "team" {
-		t.arrive(p.FeedbackID, at)
+	if p.Step == "routed" && p.Audience == "team" {
+		s.arrive(p.FeedbackID, at)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

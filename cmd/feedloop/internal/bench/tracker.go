@@ -22,6 +22,9 @@ type tracker struct {
 	last     time.Time // latest matched arrival
 	hist     *hdrhistogram.Histogram
 	progress func(done int)
+	// closedAt is how many items had arrived when the phase stopped
+	// waiting (-1 while it waits); the ones after are late.
+	closedAt int
 }
 
 // newTracker returns a tracker; latency records send-to-arrival times.
@@ -31,6 +34,7 @@ func newTracker(latency bool, progress func(done int)) *tracker {
 		arrived:  map[string]time.Time{},
 		matched:  map[string]bool{},
 		progress: progress,
+		closedAt: -1,
 	}
 	if latency {
 		// 1µs to 5 minutes at 3 significant digits.
@@ -52,6 +56,32 @@ func (t *tracker) expect(key string, at time.Time) {
 		return
 	}
 	t.sent[key] = at
+}
+
+// expects reports whether key was sent and has not arrived yet.
+func (t *tracker) expects(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.sent[key]
+	return ok
+}
+
+// close marks the end of the phase's wait: items arriving after it are
+// late (a stall longer than the wait), counted apart from the lost.
+func (t *tracker) close() {
+	t.mu.Lock()
+	t.closedAt = len(t.matched)
+	t.mu.Unlock()
+}
+
+// late is how many items arrived after close.
+func (t *tracker) late() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closedAt < 0 {
+		return 0
+	}
+	return len(t.matched) - t.closedAt
 }
 
 // fail records a send that returned an error.
@@ -89,9 +119,17 @@ func (t *tracker) match(key string, sent, arrived time.Time) {
 	if t.hist != nil {
 		_ = t.hist.RecordValue(max(int64(arrived.Sub(sent)/time.Microsecond), 1))
 	}
-	if t.progress != nil {
+	if t.progress != nil && t.closedAt < 0 {
 		t.progress(len(t.matched))
 	}
+}
+
+// quantiles are the p50, p90, p99 and max send-to-arrival times in ms.
+func (t *tracker) quantiles() (p50, p90, p99, most float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.hist
+	return usToMs(h.ValueAtQuantile(50)), usToMs(h.ValueAtQuantile(90)), usToMs(h.ValueAtQuantile(99)), usToMs(h.Max())
 }
 
 // done is how many items went all the way.

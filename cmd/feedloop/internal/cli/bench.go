@@ -48,7 +48,8 @@ func newBenchCmd() *cobra.Command {
   latency    the pipeline at --rate items/s for --duration: p50/p90/p99/max
              from intake to the team webhook (HDR histogram)
 
-lost counts the items that never arrived (it must be 0); rss_mb is the peak
+lost counts the items that never arrived (it must be 0), late those that
+arrived after their phase had stopped waiting (a stall); rss_mb is the peak
 resident memory of the process, redis_rss_mb that of the bench's redis-server. With REDIS_URL the bench writes its keys
 there: use a scratch database. Run it from the repository root (or pass
 --examples) on an otherwise idle machine.`,
