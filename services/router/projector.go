@@ -202,17 +202,14 @@ func (s *Service) foldSafely(ctx context.Context, batch []*fold) (errs []error) 
 func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 	errs := make([]error, len(batch))
 	evs := make([]*feedloopv1.Event, len(batch))
-	traces := map[string]string{}
+	tps := make([]string, len(batch))
 	for i, f := range batch {
-		evs[i] = f.ev
-		if f.traceparent != "" {
-			traces[f.ev.GetFeedbackId()] = f.traceparent
-		}
+		evs[i], tps[i] = f.ev, f.traceparent
 	}
-	applied, err := s.applyBatch(ctx, evs, traces)
+	applied, err := s.store.ApplyTraced(ctx, evs, tps)
 	if err != nil {
 		if len(batch) == 1 {
-			errs[0] = err
+			errs[0] = fmt.Errorf("read model: %w", err)
 			return errs
 		}
 		for i := range batch {
@@ -245,21 +242,6 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 		errs[i] = s.complete(ctx, evs[i])
 	}
 	return errs
-}
-
-// applyBatch records the items' traces, which team actions and answers
-// link to, and folds evs into the read model.
-func (s *Service) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces map[string]string) ([]bool, error) {
-	if len(traces) > 0 {
-		if err := s.store.SetTraces(ctx, traces); err != nil {
-			return nil, err
-		}
-	}
-	applied, err := s.store.ApplyBatch(ctx, evs)
-	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
-	}
-	return applied, nil
 }
 
 // complete publishes what a status change should have been followed by (a

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -16,21 +17,30 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/sla"
 )
 
-// A batch that cannot be folded as a whole (here: one item's stored state
-// is corrupt) is folded event by event, so only the bad item's event fails
-// and the others land on their first delivery.
-func TestFoldBatchIsolatesAnEventThatCannotBeFolded(t *testing.T) {
-	ctx := context.Background()
+// folder is a Service with just what foldBatch uses: the read model on a
+// real Redis and, when withSLA, the SLA index.
+func folder(t *testing.T, withSLA bool) (*Service, *readmodel.Store, *redis.Client) {
+	t.Helper()
 	rdb := testkit.RedisClient(t)
 	store, err := readmodel.New(rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := sla.NewIndex(rdb, sla.Config{})
-	if err != nil {
-		t.Fatal(err)
+	s := &Service{store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if withSLA {
+		if s.sla, err = sla.NewIndex(rdb, sla.Config{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s := &Service{store: store, sla: idx, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return s, store, rdb
+}
+
+// A batch that cannot be folded as a whole (here: one item's stored state
+// is corrupt) is folded event by event, so only the bad item's event fails
+// and the others land on their first delivery.
+func TestFoldBatchIsolatesAnEventThatCannotBeFolded(t *testing.T) {
+	ctx := context.Background()
+	s, store, rdb := folder(t, true)
 	if err := rdb.Set(ctx, readmodel.DefaultPrefix+"item:bad", "not a protobuf item \xff\xff", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +74,9 @@ func TestFoldBatchIsolatesAnEventThatCannotBeFolded(t *testing.T) {
 // router, and the events batched with it are folded on their own.
 func TestFoldPanicIsAPermanentErrorNotACrash(t *testing.T) {
 	ctx := context.Background()
-	rdb := testkit.RedisClient(t)
-	store, err := readmodel.New(rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No SLA index: folding a routed event panics; a received one does not
 	// touch it.
-	s := &Service{store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, store, _ := folder(t, false)
 	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
 	received := &fold{ctx: ctx, ev: &feedloopv1.Event{Id: "received-ok", FeedbackId: "ok", OccurredAt: at,
 		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: &feedloopv1.Feedback{Id: "ok", Source: "helpdesk", Text: "fine"}}}}}

@@ -63,30 +63,16 @@ func (a storeApplier) Apply(ctx context.Context, ev *feedloopv1.Event) error {
 }
 
 func (a storeApplier) ApplyEvents(ctx context.Context, evs []*feedloopv1.Event, hs []nats.Header) error {
-	traces := map[string]string{}
-	for i, ev := range evs {
-		if ev.GetReceived() != nil {
-			if _, ok := traces[ev.GetFeedbackId()]; !ok {
-				traces[ev.GetFeedbackId()] = hs[i].Get("traceparent")
-			}
-		}
+	tps := make([]string, len(hs))
+	for i, h := range hs {
+		tps[i] = h.Get("traceparent")
 	}
-	if len(traces) > 0 {
-		if err := a.s.SetTraces(ctx, traces); err != nil {
-			return err
-		}
-	}
-	_, err := a.s.ApplyBatch(ctx, evs)
+	_, err := a.s.ApplyTraced(ctx, evs, tps)
 	return err
 }
 
 func (a storeApplier) ApplyHeader(ctx context.Context, ev *feedloopv1.Event, h nats.Header) error {
-	if ev.GetReceived() != nil {
-		if err := a.s.SetTrace(ctx, ev.GetFeedbackId(), h.Get("traceparent")); err != nil {
-			return err
-		}
-	}
-	return a.Apply(ctx, ev)
+	return a.ApplyEvents(ctx, []*feedloopv1.Event{ev}, []nats.Header{h})
 }
 
 // RebuildWorkers is how many items a rebuild folds at once.
@@ -232,11 +218,11 @@ func ReplayByItem(ctx context.Context, js jetstream.JetStream, stream string, lo
 			more:
 				for len(evs) < rebuildBatch {
 					select {
-					case j, ok := <-queues[i]:
+					case next, ok := <-queues[i]:
 						if !ok {
 							break more
 						}
-						evs, hs = append(evs, j.ev), append(hs, j.h)
+						evs, hs = append(evs, next.ev), append(hs, next.h)
 					default:
 						break more
 					}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
 // TraceTTL is how long an item's trace context is kept: longer than any
@@ -15,16 +17,11 @@ const TraceTTL = 30 * 24 * time.Hour
 
 func (s *Store) traceKey(id string) string { return s.prefix + "trace:" + id }
 
-// SetTrace remembers traceparent (W3C) as the trace of item id: the trace
-// intake started for it. The first one set stays, as the stream keeps the
-// first feedback.received of an item.
-func (s *Store) SetTrace(ctx context.Context, id, traceparent string) error {
-	return s.SetTraces(ctx, map[string]string{id: traceparent})
-}
-
-// SetTraces is SetTrace for several items (feedback id → traceparent), in
-// one round trip.
-func (s *Store) SetTraces(ctx context.Context, traces map[string]string) error {
+// setTraces remembers each traceparent (W3C) as the trace of its item
+// (feedback id → traceparent), the trace intake started for it, in one
+// round trip. The first one set stays, as the stream keeps the first
+// feedback.received of an item.
+func (s *Store) setTraces(ctx context.Context, traces map[string]string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, tp := range traces {
 			if id != "" && tp != "" {
@@ -37,6 +34,28 @@ func (s *Store) SetTraces(ctx context.Context, traces map[string]string) error {
 		return fmt.Errorf("readmodel: set traces of %d items: %w", len(traces), err)
 	}
 	return nil
+}
+
+// ApplyTraced is ApplyBatch for events as they come off the stream:
+// traceparents[i] is the traceparent header of evs[i]'s message, and a
+// Received event's is first remembered as its item's trace (setTraces),
+// which team actions and answers link to.
+func (s *Store) ApplyTraced(ctx context.Context, evs []*feedloopv1.Event, traceparents []string) ([]bool, error) {
+	traces := map[string]string{}
+	for i, ev := range evs {
+		if ev.GetReceived() == nil || traceparents[i] == "" {
+			continue
+		}
+		if _, ok := traces[ev.GetFeedbackId()]; !ok {
+			traces[ev.GetFeedbackId()] = traceparents[i]
+		}
+	}
+	if len(traces) > 0 {
+		if err := s.setTraces(ctx, traces); err != nil {
+			return nil, err
+		}
+	}
+	return s.ApplyBatch(ctx, evs)
 }
 
 // Trace returns the traceparent of item id's trace, "" when unknown (an
