@@ -1,10 +1,7 @@
 package ratelimit_test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,48 +102,11 @@ func mustAllow(t *testing.T, l *ratelimit.Limiter, source string, n int) accept.
 	return d
 }
 
-// trips counts what a client sends: round trips (a command or a pipeline
-// each) and commands, leaving out a new connection's handshake.
-type trips struct{ roundTrips, commands, dials atomic.Int64 }
-
-func (c *trips) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c.dials.Add(1)
-		return next(ctx, network, addr)
-	}
-}
-
-func handshake(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
-
-func (c *trips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !handshake(cmd) {
-			c.roundTrips.Add(1)
-			c.commands.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (c *trips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !handshake(cmds[0]) {
-			c.roundTrips.Add(1)
-			c.commands.Add(int64(len(cmds)))
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (c *trips) take() (roundTrips, commands int64) {
-	return c.roundTrips.Swap(0), c.commands.Swap(0)
-}
-
 // AllowLookup answers the limit and the idempotency key in one round trip,
 // with the same decisions as Allow, also when Redis lost the script.
 func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	rdb := testkit.RedisClient(t)
-	var n trips
+	var n testkit.RedisTrips
 	rdb.AddHook(&n)
 	ctx := t.Context()
 	l := ratelimit.New(rdb, limits(access.Limit{Rate: access.Rate{N: 2, Per: time.Hour}}, map[string]access.Limit{"survey": {}, "web": {Rate: access.Rate{N: 100, Per: time.Second}}}))
@@ -155,24 +115,24 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	}
 	// The first run loads the script (EVALSHA fails, EVAL), as Allow's does.
 	mustAllow(t, l, "web", 1)
-	n.take()
+	n.Take()
 
 	d, pre, err := l.AllowLookup(ctx, "helpdesk", 1, "helpdesk", "known")
 	if err != nil || !d.Allowed || pre != (accept.Prefetch{FeedbackID: "fb-1", Found: true}) {
 		t.Fatalf("known key = %+v, %+v, %v; want allowed and found", d, pre, err)
 	}
-	if rt, cmds := n.take(); rt != 1 || cmds != 2 {
+	if rt, cmds := n.Take(); rt != 1 || cmds != 2 {
 		t.Fatalf("%d round trips, %d commands; want the script and the GET in 1", rt, cmds)
 	}
 
 	// A missing key (redis.Nil in the pipeline) keeps the connection.
-	dials := n.dials.Load()
+	dials := n.Dials()
 	for i := range 5 {
 		if _, pre, err := l.AllowLookup(ctx, "web", 1, "web", fmt.Sprint("missing-", i)); err != nil || pre != (accept.Prefetch{}) {
 			t.Fatalf("missing key = %+v, %v", pre, err)
 		}
 	}
-	if d := n.dials.Load() - dials; d > 1 {
+	if d := n.Dials() - dials; d > 1 {
 		t.Fatalf("%d dials for 5 lookups of missing keys, want the connection reused", d)
 	}
 
@@ -181,12 +141,12 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	n.take()
+	n.Take()
 	d, pre, err = l.AllowLookup(ctx, "helpdesk", 1, "helpdesk", "new")
 	if err != nil || !d.Allowed || pre != (accept.Prefetch{}) {
 		t.Fatalf("after SCRIPT FLUSH = %+v, %+v, %v; want allowed, not found", d, pre, err)
 	}
-	if rt, _ := n.take(); rt != 2 {
+	if rt, _ := n.Take(); rt != 2 {
 		t.Fatalf("%d round trips after SCRIPT FLUSH, want 2 (EVALSHA+GET, EVAL)", rt)
 	}
 
@@ -196,18 +156,18 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 		t.Fatalf("third = %+v, %v; want refused for about half an hour", d, err)
 	}
 	// No limit: the GET alone.
-	n.take()
+	n.Take()
 	if d, pre, err := l.AllowLookup(ctx, "survey", 1, "helpdesk", "known"); err != nil || !d.Allowed || !pre.Found {
 		t.Fatalf("unlimited = %+v, %+v, %v; want allowed and found", d, pre, err)
 	}
-	if rt, cmds := n.take(); rt != 1 || cmds != 1 {
+	if rt, cmds := n.Take(); rt != 1 || cmds != 1 {
 		t.Fatalf("unlimited: %d round trips, %d commands; want the GET only", rt, cmds)
 	}
 	// Over the burst: refused without asking Redis anything.
 	if d, _, err := l.AllowLookup(ctx, "crm", 3, "crm", "x"); err != nil || d.Allowed || d.Burst != 2 {
 		t.Fatalf("over the burst = %+v, %v; want refused naming the burst", d, err)
 	}
-	if rt, _ := n.take(); rt != 0 {
+	if rt, _ := n.Take(); rt != 0 {
 		t.Fatalf("over the burst: %d round trips, want none", rt)
 	}
 }

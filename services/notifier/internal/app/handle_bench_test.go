@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,28 +28,10 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
 
-// roundTrips counts the Redis round trips a client makes: one per command
-// sent alone, one per pipeline or transaction.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 type teamFixture struct {
 	h     *app.Handler
 	hits  *atomic.Int64
-	trips *roundTrips
+	trips *testkit.RedisTrips
 }
 
 // newTeamFixture is the notifier as `feedloop bench` runs it: routed
@@ -90,7 +71,7 @@ func newTeamFixture(tb testing.TB) teamFixture {
 	if err := rdb.Set(context.Background(), ready, "1", 0).Err(); err != nil {
 		tb.Fatal(err)
 	}
-	trips := &roundTrips{}
+	trips := &testkit.RedisTrips{}
 	rdb.AddHook(trips)
 	return teamFixture{
 		hits: &hits, trips: trips,
@@ -144,18 +125,17 @@ func TestRoutedEventRedisRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := routedMsg(t)
-	before := f.trips.n.Load()
+	f.trips.Take()
 	if err := f.h.Handle(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.trips.n.Load() - before; got != 2 {
+	if got, _ := f.trips.Take(); got != 2 {
 		t.Errorf("first handling: %d Redis round trips, want 2 (claim, mark)", got)
 	}
-	before = f.trips.n.Load()
 	if err := f.h.Handle(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.trips.n.Load() - before; got != 1 {
+	if got, _ := f.trips.Take(); got != 1 {
 		t.Errorf("redelivery: %d Redis round trips, want 1 (the claim answering sent)", got)
 	}
 	if n := f.hits.Load(); n != 2 {
@@ -174,7 +154,7 @@ func BenchmarkHandleRouted(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = routedMsg(b)
 	}
-	trips := f.trips.n.Load()
+	f.trips.Take()
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
@@ -185,7 +165,8 @@ func BenchmarkHandleRouted(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(f.trips.n.Load()-trips)/float64(b.N), "redis-trips/op")
+	trips, _ := f.trips.Take()
+	b.ReportMetric(float64(trips)/float64(b.N), "redis-trips/op")
 	if n := f.hits.Load(); n != int64(b.N) {
 		b.Fatalf("webhook got %d requests, want %d", n, b.N)
 	}

@@ -1,0 +1,55 @@
+package testkit
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisTrips is a go-redis hook counting what a client sends: round trips
+// (a command sent alone, or a pipeline or transaction) and commands,
+// leaving out a new connection's handshake, and the connections dialled.
+// Add it with rdb.AddHook.
+type RedisTrips struct{ roundTrips, commands, dials atomic.Int64 }
+
+// Take returns the counts since the last Take and starts again from zero.
+func (c *RedisTrips) Take() (roundTrips, commands int64) {
+	return c.roundTrips.Swap(0), c.commands.Swap(0)
+}
+
+func handshake(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
+
+// Dials is how many connections the client has dialled.
+func (c *RedisTrips) Dials() int64 { return c.dials.Load() }
+
+// DialHook is part of redis.Hook.
+func (c *RedisTrips) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c.dials.Add(1)
+		return next(ctx, network, addr)
+	}
+}
+
+// ProcessHook is part of redis.Hook.
+func (c *RedisTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !handshake(cmd) {
+			c.roundTrips.Add(1)
+			c.commands.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook is part of redis.Hook.
+func (c *RedisTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && !handshake(cmds[0]) {
+			c.roundTrips.Add(1)
+			c.commands.Add(int64(len(cmds)))
+		}
+		return next(ctx, cmds)
+	}
+}
