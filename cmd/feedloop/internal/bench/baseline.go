@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,15 +18,20 @@ import (
 )
 
 // stage is one pass-through stage of the baseline: it consumes like a
-// service (same stream, filter, consumer runner and concurrency), decodes
-// the event and publishes the next one with a derived id, waiting for the
-// stream's ack as the services do, and does nothing else.
+// service (same stream, filters, consumer runner and concurrency), decodes
+// the event and, for an event on from, publishes the next one with a
+// derived id, waiting for the stream's ack as the services do, and does
+// nothing else. Events on its other filters it decodes and acknowledges.
 type stage struct {
 	durable     string
-	filter      string
+	filters     []string
 	concurrency int
-	subject     string
-	part        string
+	perItem     bool
+	// from is the input subject (a trailing * matches one token) that makes
+	// the stage publish on subject; "" publishes nothing.
+	from    string
+	subject string
+	part    string
 	// fill sets the payload of the event the stage publishes.
 	fill func(ev *feedloopv1.Event)
 	last bool
@@ -36,53 +42,66 @@ type stage struct {
 func baselineStages(p *Payloads) []stage {
 	return []stage{
 		{
-			durable: "bench-classifier", filter: bus.SubjectReceived, concurrency: classifier.DefaultConfig().Concurrency,
-			subject: bus.SubjectClassified, part: "classified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Classified },
+			durable: "bench-classifier", filters: []string{bus.SubjectReceived}, concurrency: classifier.DefaultConfig().Concurrency,
+			from: bus.SubjectReceived, subject: bus.SubjectClassified, part: "classified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Classified },
 		},
 		{
-			durable: "bench-router", filter: bus.SubjectClassified, concurrency: router.DefaultConcurrency,
-			subject: bus.RoutedSubject(p.Team), part: "routed", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Routed },
+			durable: "bench-router", filters: []string{bus.SubjectClassified}, concurrency: router.DefaultConcurrency,
+			from: bus.SubjectClassified, subject: bus.RoutedSubject(p.Team), part: "routed", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Routed },
 		},
 		{
-			durable: "bench-notifier", filter: bus.AllRouted, concurrency: notifier.DefaultConcurrency,
-			subject: bus.SubjectNotified, part: "notified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Notified }, last: true,
+			durable: "bench-notifier", filters: []string{bus.AllRouted}, concurrency: notifier.DefaultConcurrency,
+			from: bus.AllRouted, subject: bus.SubjectNotified, part: "notified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Notified }, last: true,
 		},
 	}
 }
 
-// baseline runs the four chained stages on their own embedded NATS and
-// saturates them with o.Items items.
-func baseline(ctx context.Context, o Options, p *Payloads, run string) (outcome, float64, error) {
+// ceilingStages are the pipeline's own event flow with pass-through
+// handlers: the baseline's stages, but the notifier also receives every
+// received event (it decides about the customer's notice there) and the
+// router's read-model projector receives every event of the item. It is
+// what the pipeline would carry if its handlers cost nothing.
+func ceilingStages(p *Payloads) []stage {
+	st := baselineStages(p)
+	st[2].filters = []string{bus.SubjectReceived, bus.AllRouted}
+	return append(st, stage{
+		durable: "bench-projector", filters: []string{"feedback.>"}, concurrency: router.ProjectorWorkers, perItem: true,
+	})
+}
+
+// passThrough runs stages on their own embedded NATS and saturates them
+// with o.Items items, published as intake does.
+func passThrough(ctx context.Context, o Options, phase string, stages []stage, run string) (outcome, Flow, error) {
 	dir, err := os.MkdirTemp("", "feedloop-bench-baseline-")
 	if err != nil {
-		return outcome{}, 0, fmt.Errorf("bench: %w", err)
+		return outcome{}, Flow{}, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir, ServerName: "feedloop-bench", SyncAlways: o.SyncAlways})
 	if err != nil {
-		return outcome{}, 0, err
+		return outcome{}, Flow{}, err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	nc, err := bus.Connect(ns.ClientURL(), "feedloop-bench-baseline")
 	if err != nil {
-		return outcome{}, 0, err
+		return outcome{}, Flow{}, err
 	}
 	defer nc.Close()
 	b, err := bus.New(nc, bus.WithLogger(o.Log))
 	if err != nil {
-		return outcome{}, 0, err
+		return outcome{}, Flow{}, err
 	}
 	if err := b.EnsureStreams(ctx, bus.StreamsConfig{}); err != nil {
-		return outcome{}, 0, err
+		return outcome{}, Flow{}, err
 	}
 
-	t := newTracker(false, o.progress(PhaseBaseline))
+	t := newTracker(false, o.progress(phase))
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for _, s := range baselineStages(p) {
+	errs := make(chan error, len(stages))
+	for _, s := range stages {
 		wg.Go(func() {
-			cfg := bus.ConsumerConfig{Stream: bus.StreamFeedback, Durable: s.durable, FilterSubjects: []string{s.filter}, Concurrency: s.concurrency}
+			cfg := bus.ConsumerConfig{Stream: bus.StreamFeedback, Durable: s.durable, FilterSubjects: s.filters, Concurrency: s.concurrency, PerItemOrder: s.perItem}
 			if err := b.Consume(cctx, cfg, s.handler(b, t)); err != nil {
 				errs <- fmt.Errorf("bench: baseline %s: %w", s.durable, err)
 			}
@@ -97,19 +116,26 @@ func baseline(ctx context.Context, o Options, p *Payloads, run string) (outcome,
 	}
 	saturate(cctx, o.Items, o.Concurrency, send, t)
 	t.wait(cctx, o.Items, o.DrainTimeout)
+	durables := make([]string, len(stages))
+	for i, s := range stages {
+		durables[i] = s.durable
+	}
+	// The stages that publish nothing (the projector) may still be behind.
+	_ = settle(cctx, b, durables, settleTimeout)
+	fl := measureFlow(cctx, b, durables, o.Items)
 	cancel()
 	wg.Wait()
 	close(errs)
 	if err := errors.Join(collect(errs)...); err != nil {
-		return outcome{}, 0, err
+		return outcome{}, Flow{}, err
 	}
-	return t.outcome(o.Items), eventBytes(ctx, b), nil
+	return t.outcome(o.Items), fl, nil
 }
 
 func (s stage) handler(b *bus.Bus, t *tracker) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
 		in, err := m.Event()
-		if err != nil {
+		if err != nil || !matches(s.from, m.Subject) {
 			return err
 		}
 		out := &feedloopv1.Event{
@@ -128,17 +154,12 @@ func (s stage) handler(b *bus.Bus, t *tracker) bus.Handler {
 	}
 }
 
-// eventBytes is the mean size of the events stored on FEEDBACK.
-func eventBytes(ctx context.Context, b *bus.Bus) float64 {
-	st, err := b.JetStream().Stream(ctx, bus.StreamFeedback)
-	if err != nil {
-		return 0
+// matches reports whether subject is pattern, whose last token may be *.
+func matches(pattern, subject string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(subject, prefix) && !strings.Contains(subject[len(prefix):], ".")
 	}
-	info, err := st.Info(ctx)
-	if err != nil || info.State.Msgs == 0 {
-		return 0
-	}
-	return float64(info.State.Bytes) / float64(info.State.Msgs)
+	return pattern != "" && pattern == subject
 }
 
 func collect(ch <-chan error) []error {

@@ -6,6 +6,10 @@
 //     the bus runner the services use (same streams, synchronous publish
 //     with ack, same consumers and concurrency, same event sizes), run to
 //     saturation;
+//   - ceiling: the same pass-through handlers on the pipeline's own event
+//     flow (the notifier also gets every received event, the read-model
+//     projector every event): what the pipeline would carry if its
+//     handlers cost nothing;
 //   - pipeline: the four real services in this process (package stack),
 //     driven through the gRPC intake to saturation, each item ending at a
 //     team webhook on loopback;
@@ -27,6 +31,7 @@ import (
 // Phases of a run, in order.
 const (
 	PhaseBaseline = "baseline"
+	PhaseCeiling  = "ceiling"
 	PhasePipeline = "pipeline"
 	PhaseLatency  = "latency"
 )
@@ -68,8 +73,9 @@ type Options struct {
 	// SyncAlways runs both embedded servers with sync_interval: always
 	// (fsync before every acknowledgement), to measure what it costs.
 	SyncAlways bool
-	// SkipBaseline and SkipLatency leave those phases out (to profile one).
-	SkipBaseline, SkipLatency bool
+	// SkipBaseline, SkipCeiling and SkipLatency leave those phases out (to
+	// profile one).
+	SkipBaseline, SkipCeiling, SkipLatency bool
 	// Log is the services' logger (default: warnings and errors only, as
 	// `feedloop dev` logs by default).
 	Log *slog.Logger
@@ -143,6 +149,13 @@ type Result struct {
 	PipelineItemsPerS float64 `json:"pipeline_items_per_s"`
 	// Ratio is pipeline / baseline.
 	Ratio float64 `json:"ratio"`
+	// CeilingItemsPerS is the pass-through run of the pipeline's own event
+	// flow; CeilingRatio = ceiling / baseline is the most Ratio can reach
+	// with that flow, PipelineOfCeiling = pipeline / ceiling what the
+	// handlers' work leaves of it.
+	CeilingItemsPerS  float64 `json:"ceiling_items_per_s,omitempty"`
+	CeilingRatio      float64 `json:"ceiling_ratio,omitempty"`
+	PipelineOfCeiling float64 `json:"pipeline_of_ceiling,omitempty"`
 	// Latency at Rate items/s for DurationS seconds, from intake to the
 	// team webhook, over LatencyItems items.
 	Rate         int     `json:"rate"`
@@ -176,10 +189,11 @@ type Result struct {
 	// Items is how many items each saturation phase sent.
 	Items       int `json:"items"`
 	Concurrency int `json:"concurrency"`
-	// WritesPerItem are the stream writes one item costs in each phase.
-	WritesPerItem int `json:"writes_per_item"`
-	// BaselineEventBytes and PipelineEventBytes are the mean stored sizes
-	// of the events on FEEDBACK: the baseline's must match the pipeline's.
+	// Flow is, per saturation phase, what one item cost the bus, measured
+	// on the stream and the consumers: events stored, deliveries and mean
+	// event size (the baseline's and the pipeline's sizes must match).
+	Flow map[string]Flow `json:"flow"`
+	// BaselineEventBytes and PipelineEventBytes repeat Flow's sizes.
 	BaselineEventBytes float64 `json:"baseline_event_bytes"`
 	PipelineEventBytes float64 `json:"pipeline_event_bytes"`
 	// NATSSync is JetStream's fsync setting: "default (2m)" or "always".
@@ -201,16 +215,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	o = o.withDefaults()
 	res := &Result{
-		Items:         o.Items,
-		Concurrency:   o.Concurrency,
-		Rate:          o.Rate,
-		DurationS:     o.Duration.Seconds(),
-		WritesPerItem: 4,
-		Redis:         "in-process (miniredis)",
-		NATSSync:      "default (2m)",
-		GoVersion:     runtime.Version(),
-		CPUs:          runtime.NumCPU(),
-		GOMAXPROCS:    runtime.GOMAXPROCS(0),
+		Items:       o.Items,
+		Concurrency: o.Concurrency,
+		Rate:        o.Rate,
+		DurationS:   o.Duration.Seconds(),
+		Flow:        map[string]Flow{},
+		Redis:       "in-process (miniredis)",
+		NATSSync:    "default (2m)",
+		GoVersion:   runtime.Version(),
+		CPUs:        runtime.NumCPU(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 	}
 	if o.SyncAlways {
 		res.NATSSync = "always"
@@ -241,11 +255,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	run := runID()
 
 	if !o.SkipBaseline {
-		out, size, err := baseline(ctx, o, payloads, run+"-b")
+		out, fl, err := passThrough(ctx, o, PhaseBaseline, baselineStages(payloads), run+"-b")
 		if err != nil {
 			return nil, err
 		}
-		res.BaselineItemsPerS, res.BaselineEventBytes = out.perSecond(), size
+		res.BaselineItemsPerS, res.BaselineEventBytes = out.perSecond(), fl.EventBytes
+		res.Flow[PhaseBaseline] = fl
+		res.add(out)
+	}
+	if !o.SkipCeiling {
+		out, fl, err := passThrough(ctx, o, PhaseCeiling, ceilingStages(payloads), run+"-c")
+		if err != nil {
+			return nil, err
+		}
+		res.CeilingItemsPerS = out.perSecond()
+		res.Flow[PhaseCeiling] = fl
 		res.add(out)
 	}
 
@@ -262,6 +286,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if res.BaselineItemsPerS > 0 {
 		res.Ratio = res.PipelineItemsPerS / res.BaselineItemsPerS
+		res.CeilingRatio = res.CeilingItemsPerS / res.BaselineItemsPerS
+	}
+	if res.CeilingItemsPerS > 0 {
+		res.PipelineOfCeiling = res.PipelineItemsPerS / res.CeilingItemsPerS
 	}
 	res.RSSMB = peakRSSMB()
 	if own != nil {
@@ -288,11 +316,12 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 	r.PipelineItemsPerS = out.perSecond()
 	// A consumer still behind after the wait is a result, not a failure:
 	// the latency phase then runs with that backlog, and Settled says so.
-	r.Settled = p.settle(ctx, settleTimeout) == nil
+	r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil
 	if !out.last.IsZero() {
 		r.SettleMs = ms(time.Since(out.last))
 	}
-	r.PipelineEventBytes = eventBytes(ctx, p.s.Bus)
+	fl := measureFlow(ctx, p.s.Bus, consumers, o.Items)
+	r.Flow[PhasePipeline], r.PipelineEventBytes = fl, fl.EventBytes
 	phases := []phase{{t, o.Items}}
 	if !o.SkipLatency {
 		total := o.latencyItems()
@@ -303,7 +332,7 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 		lt.close()
 		r.LatencyItems = total
 		// What is still on its way arrives now, late: a stall, not a loss.
-		r.Settled = p.settle(ctx, settleTimeout) == nil && r.Settled
+		r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
 		phases = append(phases, phase{lt, total})
 		r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
 	}

@@ -43,7 +43,7 @@ func TestRunTiny(t *testing.T) {
 	if res.Redis != "external (REDIS_URL)" {
 		t.Errorf("redis = %q", res.Redis)
 	}
-	for _, p := range []string{bench.PhaseBaseline, bench.PhasePipeline, bench.PhaseLatency} {
+	for _, p := range []string{bench.PhaseBaseline, bench.PhaseCeiling, bench.PhasePipeline, bench.PhaseLatency} {
 		if phases[p] != 40 {
 			t.Errorf("progress of %s ended at %d, want 40", p, phases[p])
 		}
@@ -51,6 +51,20 @@ func TestRunTiny(t *testing.T) {
 	// Both phases store events of the same size: the baseline is a fair ceiling.
 	if d := res.BaselineEventBytes - res.PipelineEventBytes; d > 64 || d < -64 {
 		t.Errorf("baseline events %.0f bytes, pipeline events %.0f: not the same size", res.BaselineEventBytes, res.PipelineEventBytes)
+	}
+	// The flows are measured, not assumed: the baseline chains four writes
+	// with three deliveries, and the ceiling carries exactly the pipeline's
+	// event flow (a consumer or an event added to the services and not to
+	// the ceiling fails here).
+	if f := res.Flow[bench.PhaseBaseline]; f.WritesPerItem != 4 || f.DeliveriesPerItem != 3 {
+		t.Errorf("baseline flow %+v, want 4 writes and 3 deliveries per item", f)
+	}
+	c, p := res.Flow[bench.PhaseCeiling], res.Flow[bench.PhasePipeline]
+	if c.WritesPerItem != p.WritesPerItem || c.DeliveriesPerItem != p.DeliveriesPerItem || p.DeliveriesPerItem <= 3 {
+		t.Errorf("ceiling flow %+v, pipeline flow %+v: the ceiling must carry the pipeline's event flow", c, p)
+	}
+	if res.CeilingRatio <= 0 || res.PipelineOfCeiling <= 0 {
+		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}
 
 	raw, err := json.Marshal(res)
@@ -62,7 +76,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis"} {
+		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis", "ceiling_items_per_s", "ceiling_ratio", "pipeline_of_ceiling", "flow"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, raw)
 		}

@@ -97,37 +97,6 @@ func (p *pipeline) sender(run string) sendFunc {
 // consumers are the pipeline's durable consumers on FEEDBACK.
 var consumers = []string{classifier.Durable, "router", router.ProjectorDurable, notifier.Durable}
 
-// settle waits until no durable consumer has a message pending or unacked:
-// the backlog an earlier phase left (the projector folds every event) must
-// not be measured by the next one.
-func (p *pipeline) settle(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		busy := ""
-		for _, d := range consumers {
-			c, err := p.s.Bus.JetStream().Consumer(ctx, bus.StreamFeedback, d)
-			if err != nil {
-				busy = d
-				break
-			}
-			info, err := c.Info(ctx)
-			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-				busy = d
-				break
-			}
-		}
-		if busy == "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("bench: consumer %s still busy after %s", busy, timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // backlog samples, until ctx ends, the messages each durable consumer has
 // pending or unacknowledged, and returns the largest backlog of each: the
 // stage that holds one is the bottleneck.

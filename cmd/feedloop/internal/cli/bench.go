@@ -40,6 +40,11 @@ func newBenchCmd() *cobra.Command {
   baseline   four chained JetStream stages with pass-through handlers, on the
              same streams, publish acks, consumers and event sizes as the
              services, run to saturation: baseline_items_per_s
+  ceiling    the same pass-through handlers on the pipeline's own event flow
+             (the notifier also gets every received event, the router's
+             read-model projector every event): ceiling_items_per_s, the
+             most the pipeline could carry if its handlers cost nothing;
+             ceiling_ratio = ceiling / baseline bounds the ratio
   pipeline   the four real services in this process on an embedded NATS, a
              redis-server the bench starts (REDIS_URL: that Redis instead;
              --miniredis, or no redis-server on PATH: an in-process one),
@@ -65,7 +70,7 @@ there: use a scratch database. Run it from the repository root (or pass
 	f.DurationVar(&o.duration, "duration", bench.DefaultDuration, "length of the latency phase")
 	f.IntVar(&o.items, "items", bench.DefaultItems, "items per saturation phase")
 	f.IntVar(&o.concurrency, "concurrency", bench.DefaultConcurrency, "items in flight in the saturation phases")
-	f.StringSliceVar(&o.phases, "phases", []string{bench.PhaseBaseline, bench.PhasePipeline, bench.PhaseLatency}, "phases to run (pipeline always runs; leave one out to profile the rest)")
+	f.StringSliceVar(&o.phases, "phases", []string{bench.PhaseBaseline, bench.PhaseCeiling, bench.PhasePipeline, bench.PhaseLatency}, "phases to run (pipeline always runs; leave one out to profile the rest)")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	f.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (with allocations) at the end of the run to this file")
 	f.StringVar(&o.examples, "examples", "deploy/examples", "directory with rules.yaml, routes.yaml and templates/")
@@ -91,8 +96,8 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 		}
 	}
 	for _, p := range o.phases {
-		if !slices.Contains([]string{bench.PhaseBaseline, bench.PhasePipeline, bench.PhaseLatency}, p) {
-			return bench.Options{}, fmt.Errorf("--phases: unknown phase %q (baseline, pipeline, latency)", p)
+		if !slices.Contains([]string{bench.PhaseBaseline, bench.PhaseCeiling, bench.PhasePipeline, bench.PhaseLatency}, p) {
+			return bench.Options{}, fmt.Errorf("--phases: unknown phase %q (baseline, ceiling, pipeline, latency)", p)
 		}
 	}
 	bo := bench.Options{
@@ -105,6 +110,7 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 		Duration:       o.duration,
 		SyncAlways:     o.syncAlways,
 		SkipBaseline:   !slices.Contains(o.phases, bench.PhaseBaseline),
+		SkipCeiling:    !slices.Contains(o.phases, bench.PhaseCeiling),
 		SkipLatency:    !slices.Contains(o.phases, bench.PhaseLatency),
 		Log:            slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 	}
@@ -216,13 +222,26 @@ func printBench(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(w, "  %-22s "+format+"\n", append([]any{k}, args...)...)
 	}
 	fmt.Fprintln(w, "feedloop bench")
-	line("baseline", "%.0f items/s  (JetStream, %d writes/item, %.0f-byte events)", r.BaselineItemsPerS, r.WritesPerItem, r.BaselineEventBytes)
+	flow := func(phase string) string {
+		f := r.Flow[phase]
+		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes)
+	}
+	if r.BaselineItemsPerS > 0 {
+		line("baseline", "%.0f items/s  (four chained JetStream stages: %s)", r.BaselineItemsPerS, flow(bench.PhaseBaseline))
+	}
+	if r.CeilingItemsPerS > 0 {
+		line("ceiling", "%.0f items/s  (the pipeline's event flow, pass-through: %s)", r.CeilingItemsPerS, flow(bench.PhaseCeiling))
+	}
 	settled := "settled"
 	if !r.Settled {
 		settled = "NOT settled"
 	}
-	line("pipeline", "%.0f items/s  (%.0f-byte events, consumers %s %.0f ms after)", r.PipelineItemsPerS, r.PipelineEventBytes, settled, r.SettleMs)
-	line("ratio", "%.2f", r.Ratio)
+	line("pipeline", "%.0f items/s  (%s; consumers %s %.0f ms after)", r.PipelineItemsPerS, flow(bench.PhasePipeline), settled, r.SettleMs)
+	line("ratio", "%.2f  (pipeline / baseline)", r.Ratio)
+	if r.CeilingItemsPerS > 0 {
+		line("ceiling ratio", "%.2f  (ceiling / baseline: the most the ratio can reach with this event flow)", r.CeilingRatio)
+		line("pipeline of ceiling", "%.2f  (pipeline / ceiling: what the handlers' work leaves)", r.PipelineOfCeiling)
+	}
 	if r.LatencyItems > 0 {
 		line("latency", "p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d items/s for %gs)", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Rate, r.DurationS)
 	}
