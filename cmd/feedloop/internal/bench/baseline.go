@@ -114,6 +114,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 		}
 		return ev.GetFeedbackId(), nil
 	}
+	cpu := startCPU(ctx, nil)
 	saturate(cctx, o.Items, o.Concurrency, send, t)
 	t.wait(cctx, o.Items, o.DrainTimeout)
 	durables := make([]string, len(stages))
@@ -123,6 +124,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 	// The stages that publish nothing (the projector) may still be behind.
 	_ = settle(cctx, b, durables, settleTimeout)
 	fl := measureFlow(cctx, b, durables, o.Items)
+	cpu.stop(ctx, &fl, o.Items)
 	cancel()
 	wg.Wait()
 	close(errs)

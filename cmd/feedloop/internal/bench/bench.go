@@ -307,6 +307,7 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 	p.sink.track(t)
 	sctx, stopSampling := context.WithCancel(ctx)
 	backlog := p.backlog(sctx)
+	cpu := startCPU(ctx, p.s.Redis)
 	saturate(ctx, o.Items, o.Concurrency, p.sender(run+"-p"), t)
 	t.wait(ctx, o.Items, o.DrainTimeout)
 	t.close()
@@ -321,6 +322,7 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 		r.SettleMs = ms(time.Since(out.last))
 	}
 	fl := measureFlow(ctx, p.s.Bus, consumers, o.Items)
+	cpu.stop(ctx, &fl, o.Items)
 	r.Flow[PhasePipeline], r.PipelineEventBytes = fl, fl.EventBytes
 	phases := []phase{{t, o.Items}}
 	if !o.SkipLatency {

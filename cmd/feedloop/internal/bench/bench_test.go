@@ -63,6 +63,14 @@ func TestRunTiny(t *testing.T) {
 	if c.WritesPerItem != p.WritesPerItem || c.DeliveriesPerItem != p.DeliveriesPerItem || p.DeliveriesPerItem <= 3 {
 		t.Errorf("ceiling flow %+v, pipeline flow %+v: the ceiling must carry the pipeline's event flow", c, p)
 	}
+	for phase, f := range res.Flow {
+		if f.CPUMicros <= 0 {
+			t.Errorf("%s: cpu_us_per_item = %v, want a measured figure", phase, f.CPUMicros)
+		}
+	}
+	if p.RedisCPUMicros <= 0 {
+		t.Errorf("pipeline: redis_cpu_us_per_item = %v, want the redis-server's CPU per item", p.RedisCPUMicros)
+	}
 	if res.CeilingRatio <= 0 || res.PipelineOfCeiling <= 0 {
 		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}

@@ -2,6 +2,11 @@
 
 package bench
 
+import "time"
+
+// processCPU is not measured on this platform.
+func processCPU() time.Duration { return 0 }
+
 // peakRSSMB is not measured on this platform.
 func peakRSSMB() float64 { return 0 }
 

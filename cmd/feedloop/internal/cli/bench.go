@@ -224,7 +224,11 @@ func printBench(w io.Writer, r *bench.Result) {
 	fmt.Fprintln(w, "feedloop bench")
 	flow := func(phase string) string {
 		f := r.Flow[phase]
-		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes)
+		cpu := fmt.Sprintf("%.0f µs CPU/item", f.CPUMicros)
+		if f.RedisCPUMicros > 0 {
+			cpu += fmt.Sprintf(" + %.0f in Redis", f.RedisCPUMicros)
+		}
+		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events, %s", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes, cpu)
 	}
 	if r.BaselineItemsPerS > 0 {
 		line("baseline", "%.0f items/s  (four chained JetStream stages: %s)", r.BaselineItemsPerS, flow(bench.PhaseBaseline))
