@@ -31,32 +31,9 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // printed export lines let them play a team by hand, against the
 // in-process Redis stand-in.
 func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
-	var out, errb testkit.SyncBuffer
 	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"dev", "--data", data, "--examples", examples,
-			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, &out, &errb)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("dev exited %d: %s", code, errb.String())
-		}
-	}()
-	curl := regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`)
-	testkit.Eventually(t, "the banner", func() bool { return curl.MatchString(out.String()) })
-	m := curl.FindStringSubmatch(out.String())
-	res, err := http.Post(m[1], "application/json", strings.NewReader(m[2]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("curl line answered %d", res.StatusCode)
-	}
+	out := startDev(t, data)
+	pasteCurlLine(t, out)
 	for _, line := range []string{
 		"→ customer ada@example.com [received]",
 		"→ team billing [routed]",
@@ -108,8 +85,58 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	// Pasting them works: billing finds the item and acknowledges it.
 	t.Setenv(envServer, sm[1])
 	t.Setenv(envToken, tokens["billing"])
+	id := theOneItem(t)
+	if code, stdout, stderr := run(t, "inbox", "ack", id); code != 0 || !strings.Contains(stdout, "billing is now acknowledged") {
+		t.Fatalf("ack: exit %d, %q %q", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, "inbox", "show", id); code != 0 || !strings.Contains(stdout, "billing: routed → acknowledged by billing") {
+		t.Fatalf("show: exit %d, %q %q", code, stdout, stderr)
+	}
+}
+
+// startDev runs `feedloop dev` on free ports with data as its data
+// directory until the test ends, and returns what it prints.
+func startDev(t *testing.T, data string, args ...string) *testkit.SyncBuffer {
+	t.Helper()
+	var out, errb testkit.SyncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, append([]string{"dev", "--data", data, "--examples", examples,
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, args...), &out, &errb)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("dev exited %d: %s", code, errb.String())
+		}
+	})
+	return &out
+}
+
+// pasteCurlLine waits for dev's banner and posts the item of its curl line.
+func pasteCurlLine(t *testing.T, out *testkit.SyncBuffer) {
+	t.Helper()
+	curl := regexp.MustCompile(`curl -sS -X POST (\S+) .*\\\n\s+-d '([^']+)'`)
+	testkit.Eventually(t, "the banner", func() bool { return curl.MatchString(out.String()) })
+	m := curl.FindStringSubmatch(out.String())
+	res, err := http.Post(m[1], "application/json", strings.NewReader(m[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("curl line answered %d", res.StatusCode)
+	}
+}
+
+// theOneItem waits until the inbox of the team whose token is in the
+// environment holds one item, and returns its id.
+func theOneItem(t *testing.T) string {
+	t.Helper()
 	var id string
-	testkit.Eventually(t, "the item in billing's inbox", func() bool {
+	testkit.Eventually(t, "the item in the team's inbox", func() bool {
 		code, stdout, _ := run(t, "inbox", "list", "--json")
 		var l struct {
 			Items []struct{ FeedbackID string } `json:"items"`
@@ -120,12 +147,7 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 		id = l.Items[0].FeedbackID
 		return true
 	})
-	if code, stdout, stderr := run(t, "inbox", "ack", id); code != 0 || !strings.Contains(stdout, "billing is now acknowledged") {
-		t.Fatalf("ack: exit %d, %q %q", code, stdout, stderr)
-	}
-	if code, stdout, stderr := run(t, "inbox", "show", id); code != 0 || !strings.Contains(stdout, "billing: routed → acknowledged by billing") {
-		t.Fatalf("show: exit %d, %q %q", code, stdout, stderr)
-	}
+	return id
 }
 
 func TestDevRejectsBadFlags(t *testing.T) {

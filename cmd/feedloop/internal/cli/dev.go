@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,11 +16,14 @@ import (
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/telemetry"
+	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/model"
 )
 
 type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
 	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
+	topicModel, sentimentModel                   string
 	natsPort                                     int
 	natsAuth                                     bool
 }
@@ -47,7 +52,12 @@ to the status pages the router serves on --router-http-addr.
 NATS runs with authorization, as deployed: every service connects with its
 own NKey and permissions, generated once under --data/nats-auth (see
 'feedloop nats-config'), with a user per source system (helpdesk, survey,
-appstore, crm) and an admin user. --nats-auth=false turns it off.`,
+appstore, crm) and an admin user. --nats-auth=false turns it off.
+
+--topic-model and --sentiment-model load trained models ('feedloop
+classifier train') as the classifier service's CLASSIFIER_TOPIC_MODEL and
+CLASSIFIER_SENTIMENT_MODEL do (which are their defaults): rules still win
+where one matches, and a replaced file is reloaded without a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -62,6 +72,8 @@ appstore, crm) and an admin user. --nats-auth=false turns it off.`,
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
 	f.BoolVar(&o.natsAuth, "nats-auth", true, "NATS users with least permissions, one per service (generated under --data/nats-auth)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&o.topicModel, "topic-model", os.Getenv("CLASSIFIER_TOPIC_MODEL"), "trained topic model file (default $CLASSIFIER_TOPIC_MODEL; empty: rules only)")
+	f.StringVar(&o.sentimentModel, "sentiment-model", os.Getenv("CLASSIFIER_SENTIMENT_MODEL"), "trained sentiment model file, labels negative/neutral/positive (default $CLASSIFIER_SENTIMENT_MODEL)")
 	return cmd
 }
 
@@ -75,6 +87,9 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	}
 	if o.natsPort < 0 || o.natsPort > 65535 {
 		return &exitError{2, fmt.Errorf("--nats-port: must be 0..65535, got %d", o.natsPort)}
+	}
+	if err := checkModels(o.topicModel, o.sentimentModel); err != nil {
+		return &exitError{2, err}
 	}
 	tree, err := loadTree(filepath.Join(o.examples, "routes.yaml"))
 	if err != nil {
@@ -105,6 +120,7 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.Intake.GRPCAddr, cfg.Intake.HTTPAddr = o.grpcAddr, o.httpAddr
 	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
 	cfg.MetricsAddr = o.metricsAddr
+	cfg.Classifier.TopicModel, cfg.Classifier.SentimentModel = o.topicModel, o.sentimentModel
 	cfg.Router.TeamTokensFile = tokensFile
 	cfg.Notifier.ConsoleOutput = out
 	cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
@@ -150,6 +166,7 @@ func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, 
   team API      %s  (gRPC, for feedloop inbox)
   status pages  %s/<token>  (linked from customer messages)
   metrics       %s
+  models        %s
   NATS          %s  (JetStream files in %s)
   Redis         %s
 
@@ -166,7 +183,7 @@ another shell (development tokens, new at every start; their hashes are in
 'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD --message …'.
 
   export %s=%s
-`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, metricsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
+`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, metricsLine(s), modelsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
 		filepath.Join(data, devTokensFile), envServer, teamAPI)
 	for _, t := range tokens {
 		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, t.token, t.team)
@@ -178,6 +195,48 @@ another shell (development tokens, new at every start; their hashes are in
 
 `, filepath.Dir(u.SeedFile), u.SeedFile, natsauth.InboxPrefix(natsauth.SourceUser("<source>")))
 	}
+}
+
+// checkModels loads the model files dev was given, so that a wrong path or
+// file is a usage error naming its flag before anything starts.
+func checkModels(topic, sentiment string) error {
+	var errs []error
+	for _, m := range []struct {
+		flag, path string
+		check      func(*model.Model) error
+	}{
+		{"--topic-model", topic, func(*model.Model) error { return nil }},
+		{"--sentiment-model", sentiment, classifier.CheckSentimentModel},
+	} {
+		if m.path == "" {
+			continue
+		}
+		mod, err := model.LoadFile(m.path)
+		if err == nil {
+			err = m.check(mod)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", m.flag, m.path, err))
+		}
+	}
+	if topic != "" && topic == sentiment {
+		errs = append(errs, fmt.Errorf("--sentiment-model: is the same file as --topic-model (%s)", topic))
+	}
+	return errors.Join(errs...)
+}
+
+func modelsLine(s *stack.Stack) string {
+	var parts []string
+	if v := s.Classifier.TopicModelVersion(); v != "" {
+		parts = append(parts, "topic "+v)
+	}
+	if v := s.Classifier.SentimentModelVersion(); v != "" {
+		parts = append(parts, "sentiment "+v)
+	}
+	if len(parts) == 0 {
+		return "none: rules only (--topic-model, --sentiment-model)"
+	}
+	return strings.Join(parts, ", ") + "  (rules win where one matches)"
 }
 
 func metricsLine(s *stack.Stack) string {
