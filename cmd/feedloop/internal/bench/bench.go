@@ -165,6 +165,9 @@ type Result struct {
 	P90Ms        float64 `json:"p90_ms"`
 	P99Ms        float64 `json:"p99_ms"`
 	MaxMs        float64 `json:"max_ms"`
+	// Hops split the latency into the path's hops (HopIntake…HopNotifier),
+	// from the stream's timestamps of each item's events.
+	Hops map[string]Percentiles `json:"hops,omitempty"`
 	// Lost counts items of every phase that never arrived (a failed send
 	// included); Duplicates counts second arrivals of one item.
 	Lost       int `json:"lost"`
@@ -327,6 +330,10 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 	phases := []phase{{t, o.Items}}
 	if !o.SkipLatency {
 		total := o.latencyItems()
+		from, err := lastSeq(ctx, p.s.Bus)
+		if err != nil {
+			return err
+		}
 		lt := newTracker(true, o.progress(PhaseLatency))
 		p.sink.track(lt)
 		fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
@@ -337,6 +344,9 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 		r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
 		phases = append(phases, phase{lt, total})
 		r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
+		if r.Hops, err = hopLatencies(ctx, p.s.Bus, from+1, lt); err != nil {
+			return err
+		}
 	}
 	// Lost is counted once every consumer caught up (or the settle gave up).
 	for _, ph := range phases {

@@ -75,6 +75,15 @@ func TestRunTiny(t *testing.T) {
 		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}
 
+	// The latency splits into the path's hops; none can take longer than
+	// the whole path did.
+	for _, hop := range []string{bench.HopIntake, bench.HopClassifier, bench.HopRouter, bench.HopNotifier} {
+		h, ok := res.Hops[hop]
+		if !ok || h.P50Ms <= 0 || h.MaxMs > res.MaxMs*1.01 {
+			t.Errorf("hop %s: %+v (found %v); want p50 > 0 and max ≤ the path's %.3f ms", hop, h, ok, res.MaxMs)
+		}
+	}
+
 	raw, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +93,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis", "ceiling_items_per_s", "ceiling_ratio", "pipeline_of_ceiling", "flow"} {
+		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis", "ceiling_items_per_s", "ceiling_ratio", "pipeline_of_ceiling", "flow", "hops"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, raw)
 		}

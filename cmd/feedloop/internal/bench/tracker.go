@@ -12,15 +12,17 @@ import (
 // end of the path, whichever of the two it learns first: a webhook may
 // arrive before the Submit call that caused it has returned.
 type tracker struct {
-	mu       sync.Mutex
-	sent     map[string]time.Time // key → when the item was (due to be) sent
-	arrived  map[string]time.Time // key → first arrival, for keys not sent yet
-	matched  map[string]bool
-	failed   int // sends that returned an error
-	dups     int // arrivals of a key that had arrived before
-	first    time.Time
-	last     time.Time // latest matched arrival
-	hist     *hdrhistogram.Histogram
+	mu      sync.Mutex
+	sent    map[string]time.Time // key → when the item was (due to be) sent
+	arrived map[string]time.Time // key → first arrival, for keys not sent yet
+	matched map[string]bool
+	failed  int // sends that returned an error
+	dups    int // arrivals of a key that had arrived before
+	first   time.Time
+	last    time.Time // latest matched arrival
+	hist    *hdrhistogram.Histogram
+	// times keeps, with hist, when each matched key was sent and arrived.
+	times    map[string]ends
 	progress func(done int)
 	// closedAt is how many items had arrived when the phase stopped
 	// waiting (-1 while it waits); the ones after are late.
@@ -39,6 +41,7 @@ func newTracker(latency bool, progress func(done int)) *tracker {
 	if latency {
 		// 1µs to 5 minutes at 3 significant digits.
 		t.hist = hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3)
+		t.times = map[string]ends{}
 	}
 	return t
 }
@@ -118,10 +121,25 @@ func (t *tracker) match(key string, sent, arrived time.Time) {
 	}
 	if t.hist != nil {
 		_ = t.hist.RecordValue(max(int64(arrived.Sub(sent)/time.Microsecond), 1))
+		t.times[key] = ends{sent, arrived}
 	}
 	if t.progress != nil && t.closedAt < 0 {
 		t.progress(len(t.matched))
 	}
+}
+
+// ends are when an item was (due to be) sent and when it arrived.
+type ends struct{ sent, arrived time.Time }
+
+// ends returns, for a latency tracker, the ends of every matched item.
+func (t *tracker) ends() map[string]ends {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]ends, len(t.times))
+	for k, e := range t.times {
+		out[k] = e
+	}
+	return out
 }
 
 // quantiles are the p50, p90, p99 and max send-to-arrival times in ms.

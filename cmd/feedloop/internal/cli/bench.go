@@ -51,7 +51,9 @@ func newBenchCmd() *cobra.Command {
              team webhooks on loopback, driven through the gRPC intake to
              saturation: pipeline_items_per_s and ratio = pipeline / baseline
   latency    the pipeline at --rate items/s for --duration: p50/p90/p99/max
-             from intake to the team webhook (HDR histogram)
+             from intake to the team webhook (HDR histogram), and per hop
+             (intake, classifier, router, notifier: split where each stage's
+             event was stored on the stream) to show where a tail comes from
 
 lost counts the items that never arrived (it must be 0), late those that
 arrived after their phase had stopped waiting (a stall); rss_mb is the peak
@@ -248,6 +250,11 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.LatencyItems > 0 {
 		line("latency", "p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d items/s for %gs)", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Rate, r.DurationS)
+		for _, hop := range []string{bench.HopIntake, bench.HopClassifier, bench.HopRouter, bench.HopNotifier} {
+			if h, ok := r.Hops[hop]; ok {
+				line("  "+hop, "p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms", h.P50Ms, h.P90Ms, h.P99Ms, h.MaxMs)
+			}
+		}
 	}
 	line("lost", "%d  (duplicates %d, submit errors %d)", r.Lost, r.Duplicates, r.SubmitFails)
 	line("rss peak", "%.0f MB", r.RSSMB)
