@@ -51,8 +51,16 @@ type projector struct {
 	s      *Service
 	tracer trace.Tracer
 	folds  chan *fold
-	done   chan struct{}
+	// nows are the routing consumer's routed events, applied at once: the
+	// committer takes them before the projector's own folds, and nobody
+	// waits for them (see applyNow).
+	nows chan *fold
+	done chan struct{}
 }
+
+// nowQueue bounds the routed events waiting to be applied at once; past it
+// they are left to the projector.
+const nowQueue = 4 * ProjectorBatch
 
 // fold is one event waiting for its batch.
 type fold struct {
@@ -62,7 +70,9 @@ type fold struct {
 	// readModelOnly is a routed event applied at once (applyNow): the
 	// projector folds it into the SLA index when its turn comes.
 	readModelOnly bool
-	err           chan error
+	// err gets the outcome; nil for an event applied at once, whose
+	// failure is only logged.
+	err chan error
 }
 
 func (s *Service) newProjector() *projector {
@@ -70,6 +80,7 @@ func (s *Service) newProjector() *projector {
 		s:      s,
 		tracer: otel.Tracer("github.com/feedloop/feedloop/services/router"),
 		folds:  make(chan *fold),
+		nows:   make(chan *fold, nowQueue),
 		done:   make(chan struct{}),
 	}
 	go p.run()
@@ -107,32 +118,65 @@ func (p *projector) fold(ctx context.Context, f *fold) error {
 	return <-f.err
 }
 
-// applyNow folds a routed event into the read model as soon as it is
-// stored, so its team can act on it at once; the projector applies it
-// again, harmlessly. The SLA index is left to the projector, which sees
-// every event in stream order (and deadlines are seconds away at least).
+// applyNow queues a routed event, once stored, to be folded into the read
+// model ahead of the projector's backlog, so its team can act on it at
+// once; the projector applies it again, harmlessly. The routing consumer
+// does not wait for it: routing must not slow down to the pace of the read
+// model (it did, when it waited for the committer behind the projector's
+// batches). When the queue is full the event is left to the projector,
+// which applies every event anyway. The SLA index is the projector's alone:
+// it sees every event in stream order, and deadlines are seconds away at
+// least.
 func (p *projector) applyNow(ctx context.Context, ev *feedloopv1.Event) {
-	err := p.fold(ctx, &fold{ctx: ctx, ev: ev, readModelOnly: true, err: make(chan error, 1)})
-	if errors.Is(err, rebuild.ErrNotReady) {
-		p.s.log.DebugContext(ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", ev.GetId())
-	} else if err != nil {
-		p.s.log.WarnContext(ctx, "router: read model not updated; the projector will catch up", "event_id", ev.GetId(), "err", err)
+	select {
+	case p.nows <- &fold{ctx: context.WithoutCancel(ctx), ev: ev, readModelOnly: true}:
+	default:
+		p.s.log.DebugContext(ctx, "router: read model busy; the projector applies the routed event in its turn", "event_id", ev.GetId())
 	}
 }
 
+// logNow reports what became of an event applied at once.
+func (p *projector) logNow(f *fold, err error) {
+	if errors.Is(err, rebuild.ErrNotReady) {
+		p.s.log.DebugContext(f.ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", f.ev.GetId())
+	} else if err != nil {
+		p.s.log.WarnContext(f.ctx, "router: read model not updated; the projector will catch up", "event_id", f.ev.GetId(), "err", err)
+	}
+}
+
+// run is the committer: it folds batches until folds is closed. A batch
+// starts with whatever waits, routed events to apply at once first, and
+// lingers for more.
 func (p *projector) run() {
 	defer close(p.done)
 	batch := make([]*fold, 0, ProjectorBatch)
 	linger := time.NewTimer(0)
 	<-linger.C
-	for f := range p.folds {
+	for open := true; open; {
+		var f *fold
+		select {
+		case f = <-p.nows:
+		case f, open = <-p.folds:
+			if !open {
+				return
+			}
+		}
 		batch = append(batch[:0], f)
 		linger.Reset(ProjectorLinger)
 	more:
 		for len(batch) < ProjectorBatch {
 			select {
+			case f := <-p.nows:
+				batch = append(batch, f)
+				continue
+			default:
+			}
+			select {
+			case f := <-p.nows:
+				batch = append(batch, f)
 			case f, ok := <-p.folds:
 				if !ok {
+					open = false
 					break more
 				}
 				batch = append(batch, f)
@@ -168,6 +212,10 @@ func (p *projector) commit(batch []*fold) {
 	}
 	errs := p.s.foldSafely(ctx, batch)
 	for i, f := range batch {
+		if f.err == nil {
+			p.logNow(f, errs[i])
+			continue
+		}
 		f.err <- errs[i]
 	}
 }
