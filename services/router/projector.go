@@ -58,8 +58,8 @@ type projector struct {
 	done chan struct{}
 }
 
-// nowQueue bounds the routed events waiting to be applied at once; past it
-// they are left to the projector.
+// nowQueue bounds the routed events waiting to be applied at once: a full
+// queue holds the routing consumer back.
 const nowQueue = 4 * ProjectorBatch
 
 // fold is one event waiting for its batch.
@@ -121,17 +121,16 @@ func (p *projector) fold(ctx context.Context, f *fold) error {
 // applyNow queues a routed event, once stored, to be folded into the read
 // model ahead of the projector's backlog, so its team can act on it at
 // once; the projector applies it again, harmlessly. The routing consumer
-// does not wait for it: routing must not slow down to the pace of the read
-// model (it did, when it waited for the committer behind the projector's
-// batches). When the queue is full the event is left to the projector,
-// which applies every event anyway. The SLA index is the projector's alone:
-// it sees every event in stream order, and deadlines are seconds away at
-// least.
+// does not wait for the fold: routing must not slow down to the pace of
+// the projector's batches (it did, when it waited for each commit). Only
+// a full queue holds it back, so an alerted item never lags the read model
+// by more than the queue. The SLA index is the projector's alone: it sees
+// every event in stream order, and deadlines are seconds away at least.
 func (p *projector) applyNow(ctx context.Context, ev *feedloopv1.Event) {
 	select {
 	case p.nows <- &fold{ctx: context.WithoutCancel(ctx), ev: ev, readModelOnly: true}:
-	default:
-		p.s.log.DebugContext(ctx, "router: read model busy; the projector applies the routed event in its turn", "event_id", ev.GetId())
+	case <-ctx.Done():
+		// Stopping: the projector applies the event in its turn.
 	}
 }
 
