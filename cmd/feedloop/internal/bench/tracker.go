@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -135,11 +136,7 @@ type ends struct{ sent, arrived time.Time }
 func (t *tracker) ends() map[string]ends {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[string]ends, len(t.times))
-	for k, e := range t.times {
-		out[k] = e
-	}
-	return out
+	return maps.Clone(t.times)
 }
 
 // quantiles are the p50, p90, p99 and max send-to-arrival times in ms.

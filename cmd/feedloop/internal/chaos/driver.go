@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -267,11 +268,7 @@ func (d *driver) err() error {
 func (d *driver) feedbackIDs() map[string]int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]int, len(d.ids))
-	for k, v := range d.ids {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(d.ids)
 }
 
 // sleep waits for d or ctx; false when ctx ended.
