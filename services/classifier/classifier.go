@@ -56,8 +56,10 @@ type Config struct {
 	// RulesPollInterval re-reads RulesFile that often, besides reacting to
 	// file events; 0 disables polling.
 	RulesPollInterval time.Duration `env:"CLASSIFIER_RULES_POLL_INTERVAL" envDefault:"30s"`
-	// Concurrency is how many messages are classified at once.
-	Concurrency int `env:"CLASSIFIER_CONCURRENCY" envDefault:"8"`
+	// Concurrency is how many messages are classified at once. Besides the
+	// CPU of classifying, each waits for its publish to be stored; under
+	// load that wait grows, and 8 slots capped the stage (bench hops).
+	Concurrency int `env:"CLASSIFIER_CONCURRENCY" envDefault:"32"`
 	// Languages are the ISO 639-1 codes language detection chooses from
 	// (at least two); empty turns detection off (customer locale only).
 	Languages []string `env:"CLASSIFIER_LANGUAGES" envDefault:"en,de,fr,es,it,nl,pt" envSeparator:","`

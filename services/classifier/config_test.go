@@ -14,7 +14,7 @@ func TestDefaultConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
-	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 8 || cfg.RulesPollInterval != 30*time.Second ||
+	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 32 || cfg.RulesPollInterval != 30*time.Second ||
 		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 ||
 		cfg.TopicModel != "" || cfg.SentimentModel != "" || cfg.ModelPollInterval != 30*time.Second || cfg.ExtraTopicMinConfidence != 0.3 {
 		t.Errorf("DefaultConfig() = %+v", cfg)
