@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/natsembed"
@@ -27,8 +28,8 @@ type stage struct {
 	filters     []string
 	concurrency int
 	perItem     bool
-	// from is the input subject (a trailing * matches one token) that makes
-	// the stage publish on subject; "" publishes nothing.
+	// from is the input subject (a filter: wildcards match) that makes the
+	// stage publish on subject; "" publishes nothing.
 	from    string
 	subject string
 	part    string
@@ -137,7 +138,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 func (s stage) handler(b *bus.Bus, t *tracker) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
 		in, err := m.Event()
-		if err != nil || !matches(s.from, m.Subject) {
+		if err != nil || s.from == "" || !server.SubjectMatchesFilter(m.Subject, s.from) {
 			return err
 		}
 		out := &feedloopv1.Event{
@@ -154,14 +155,6 @@ func (s stage) handler(b *bus.Bus, t *tracker) bus.Handler {
 		}
 		return nil
 	}
-}
-
-// matches reports whether subject is pattern, whose last token may be *.
-func matches(pattern, subject string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(subject, prefix) && !strings.Contains(subject[len(prefix):], ".")
-	}
-	return pattern != "" && pattern == subject
 }
 
 func collect(ch <-chan error) []error {
