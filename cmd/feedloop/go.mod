@@ -11,6 +11,7 @@ require (
 	github.com/feedloop/feedloop/services/intake v0.0.0
 	github.com/feedloop/feedloop/services/notifier v0.0.0
 	github.com/feedloop/feedloop/services/router v0.0.0
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_model v0.6.3

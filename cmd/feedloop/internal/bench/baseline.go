@@ -115,7 +115,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 		}
 		return ev.GetFeedbackId(), nil
 	}
-	cpu := startCPU(ctx, nil)
+	cpu := startCPU(ctx, nil, false)
 	saturate(cctx, o.Items, o.Concurrency, send, t)
 	t.wait(cctx, o.Items, o.DrainTimeout)
 	durables := make([]string, len(stages))
@@ -125,11 +125,11 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 	// The stages that publish nothing (the projector) may still be behind.
 	_ = settle(cctx, b, durables, settleTimeout)
 	fl := measureFlow(cctx, b, durables, o.Items)
-	cpu.stop(ctx, &fl, o.Items)
+	cerr := cpu.stop(ctx, &fl, o.Items)
 	cancel()
 	wg.Wait()
 	close(errs)
-	if err := errors.Join(collect(errs)...); err != nil {
+	if err := errors.Join(append(collect(errs), cerr)...); err != nil {
 		return outcome{}, Flow{}, err
 	}
 	return t.outcome(o.Items), fl, nil

@@ -25,7 +25,10 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/pprof"
 	"time"
+
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 )
 
 // Phases of a run, in order.
@@ -212,7 +215,16 @@ type Result struct {
 // Run runs the phases one after the other and returns their figures. An
 // error means a phase could not run at all; items that got lost are a
 // result (Lost), not an error.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Options) (res *Result, err error) {
+	// In a CPU profile, what the bench runs itself (the load, the webhook
+	// receiver) is "bench"; the pipeline's stack labels its own parts.
+	pprof.Do(ctx, pprof.Labels(stack.PartLabel, partBench), func(ctx context.Context) {
+		res, err = run(ctx, o)
+	})
+	return res, err
+}
+
+func run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -310,7 +322,7 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 	p.sink.track(t)
 	sctx, stopSampling := context.WithCancel(ctx)
 	backlog := p.backlog(sctx)
-	cpu := startCPU(ctx, p.s.Redis)
+	cpu := startCPU(ctx, p.s.Redis, true)
 	saturate(ctx, o.Items, o.Concurrency, p.sender(run+"-p"), t)
 	t.wait(ctx, o.Items, o.DrainTimeout)
 	t.close()
@@ -325,7 +337,9 @@ func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run strin
 		r.SettleMs = ms(time.Since(out.last))
 	}
 	fl := measureFlow(ctx, p.s.Bus, consumers, o.Items)
-	cpu.stop(ctx, &fl, o.Items)
+	if err := cpu.stop(ctx, &fl, o.Items); err != nil {
+		return err
+	}
 	r.Flow[PhasePipeline], r.PipelineEventBytes = fl, fl.EventBytes
 	phases := []phase{{t, o.Items}}
 	if !o.SkipLatency {

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +68,21 @@ func TestRunTiny(t *testing.T) {
 		if f.CPUMicros <= 0 {
 			t.Errorf("%s: cpu_us_per_item = %v, want a measured figure", phase, f.CPUMicros)
 		}
+	}
+	// The pipeline's CPU splits by part, under the names the stack and the
+	// bench give them.
+	parts := []string{"intake", "classifier", "router", "notifier", "nats-server", "nats-client", "bench", "other"}
+	var inServices float64
+	for part, us := range p.CPUByPart {
+		if !slices.Contains(parts, part) {
+			t.Errorf("cpu_us_by_part has %q (%.0f µs): not a part", part, us)
+		}
+		if slices.Contains(parts[:4], part) {
+			inServices += us
+		}
+	}
+	if inServices <= 0 {
+		t.Errorf("cpu_us_by_part = %v: nothing in the services", p.CPUByPart)
 	}
 	if p.RedisCPUMicros <= 0 {
 		t.Errorf("pipeline: redis_cpu_us_per_item = %v, want the redis-server's CPU per item", p.RedisCPUMicros)

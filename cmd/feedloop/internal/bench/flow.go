@@ -1,14 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/bus"
 )
 
@@ -26,7 +31,21 @@ type Flow struct {
 	EventBytes        float64 `json:"event_bytes"`
 	CPUMicros         float64 `json:"cpu_us_per_item"`
 	RedisCPUMicros    float64 `json:"redis_cpu_us_per_item,omitempty"`
+	// CPUByPart splits CPUMicros (pipeline phase) by the part that spent
+	// it, from a CPU profile of the same span: a service, "nats-server",
+	// "nats-client" (the connection the services share), "bench" (the load
+	// generator, the webhook receiver) or "other" (the GC's workers, the
+	// trace exporter). Empty while another CPU profile (--cpuprofile) runs:
+	// that profile carries the same labels (stack.PartLabel).
+	CPUByPart map[string]float64 `json:"cpu_us_by_part,omitempty"`
 }
+
+// partBench and partOther name, in Flow.CPUByPart, what the bench itself
+// runs and what runs unlabelled.
+const (
+	partBench = "bench"
+	partOther = "other"
+)
 
 // cpuMeter measures the CPU a phase spends, in this process and in Redis.
 type cpuMeter struct {
@@ -34,23 +53,74 @@ type cpuMeter struct {
 	proc      time.Duration
 	redis     time.Duration
 	redisSeen bool
+	// prof receives the CPU profile that splits the phase by part; nil
+	// when not asked for or when another profile runs.
+	prof *bytes.Buffer
 }
 
-func startCPU(ctx context.Context, rdb redis.UniversalClient) *cpuMeter {
-	m := &cpuMeter{rdb: rdb, proc: processCPU()}
+// startCPU starts measuring; byPart also profiles the phase to split it
+// by part (see Flow.CPUByPart).
+func startCPU(ctx context.Context, rdb redis.UniversalClient, byPart bool) *cpuMeter {
+	m := &cpuMeter{rdb: rdb}
+	if byPart {
+		// Only one CPU profile can run: with --cpuprofile's, none.
+		if buf := new(bytes.Buffer); pprof.StartCPUProfile(buf) == nil {
+			m.prof = buf
+		}
+	}
+	m.proc = processCPU()
 	m.redis, m.redisSeen = redisCPU(ctx, rdb)
 	return m
 }
 
 // stop records the CPU spent since start per item into f.
-func (m *cpuMeter) stop(ctx context.Context, f *Flow, items int) {
+func (m *cpuMeter) stop(ctx context.Context, f *Flow, items int) (err error) {
 	if items == 0 {
-		return
+		if m.prof != nil {
+			pprof.StopCPUProfile()
+		}
+		return nil
 	}
 	f.CPUMicros = float64((processCPU() - m.proc).Microseconds()) / float64(items)
 	if r, ok := redisCPU(ctx, m.rdb); ok && m.redisSeen {
 		f.RedisCPUMicros = float64((r - m.redis).Microseconds()) / float64(items)
 	}
+	if m.prof != nil {
+		pprof.StopCPUProfile()
+		f.CPUByPart, err = cpuByPart(m.prof.Bytes(), items)
+	}
+	return err
+}
+
+// cpuByPart sums the CPU time of a profile's samples by their
+// stack.PartLabel, in µs per item.
+func cpuByPart(data []byte, items int) (map[string]float64, error) {
+	p, err := profile.ParseData(data)
+	if err != nil {
+		return nil, fmt.Errorf("bench: CPU profile: %w", err)
+	}
+	at := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" && st.Unit == "nanoseconds" {
+			at = i
+		}
+	}
+	if at < 0 {
+		return nil, errors.New("bench: CPU profile: no cpu/nanoseconds samples")
+	}
+	out := map[string]float64{}
+	for _, s := range p.Sample {
+		part := partOther
+		switch v := s.Label[stack.PartLabel]; {
+		case len(v) > 0:
+			part = v[0]
+		case len(s.Label["account"]) > 0:
+			// See stack.PartNATSServer.
+			part = stack.PartNATSServer
+		}
+		out[part] += float64(s.Value[at]) / 1e3 / float64(items)
+	}
+	return out, nil
 }
 
 // redisCPU is the CPU time the Redis server reports in INFO cpu; false for

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -73,7 +75,7 @@ there: use a scratch database. Run it from the repository root (or pass
 	f.IntVar(&o.items, "items", bench.DefaultItems, "items per saturation phase")
 	f.IntVar(&o.concurrency, "concurrency", bench.DefaultConcurrency, "items in flight in the saturation phases")
 	f.StringSliceVar(&o.phases, "phases", []string{bench.PhaseBaseline, bench.PhaseCeiling, bench.PhasePipeline, bench.PhaseLatency}, "phases to run (pipeline always runs; leave one out to profile the rest)")
-	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (labelled by part: go tool pprof -tagroot feedloop.part)")
 	f.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (with allocations) at the end of the run to this file")
 	f.StringVar(&o.examples, "examples", "deploy/examples", "directory with rules.yaml, routes.yaml and templates/")
 	f.StringVar(&o.logLevel, "log-level", "warn", "services' log level: debug, info, warn or error")
@@ -243,6 +245,9 @@ func printBench(w io.Writer, r *bench.Result) {
 		settled = "NOT settled"
 	}
 	line("pipeline", "%.0f items/s  (%s; consumers %s %.0f ms after)", r.PipelineItemsPerS, flow(bench.PhasePipeline), settled, r.SettleMs)
+	if parts := r.Flow[bench.PhasePipeline].CPUByPart; len(parts) > 0 {
+		line("  CPU by part", "%s  (µs/item)", byPart(parts))
+	}
 	line("ratio", "%.2f  (pipeline / baseline)", r.Ratio)
 	if r.CeilingItemsPerS > 0 {
 		line("ceiling ratio", "%.2f  (ceiling / baseline: the most the ratio can reach with this event flow)", r.CeilingRatio)
@@ -264,4 +269,15 @@ func printBench(w io.Writer, r *bench.Result) {
 	line("machine", "%s, %d CPUs (GOMAXPROCS %d)", r.GoVersion, r.CPUs, r.GOMAXPROCS)
 	fmt.Fprintln(w, "  "+strings.Repeat("-", 40))
 	fmt.Fprintln(w, "  only ratios within one run count; absolute figures drift between runs")
+}
+
+// byPart lists CPU per part, largest first: "notifier 480 · router 410 …".
+func byPart(parts map[string]float64) string {
+	names := slices.Collect(maps.Keys(parts))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(parts[b], parts[a]) })
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = fmt.Sprintf("%s %.0f", n, parts[n])
+	}
+	return strings.Join(out, " · ")
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -107,6 +108,24 @@ type Stack struct {
 	cleanups    lifecycle.Cleanups
 }
 
+// PartLabel is the pprof label that names the part of a stack a goroutine
+// works for: "intake", "classifier", "router", "notifier", "nats-server",
+// "nats-client" (the connection the services share) or "redis" (the
+// in-process stand-in). Goroutines inherit it from the goroutine that
+// started them, so a CPU profile of a stack splits by part
+// (go tool pprof -tagroot feedloop.part).
+const PartLabel = "feedloop.part"
+
+// PartNATSServer is the embedded server's part. It labels the goroutines of
+// its streams and consumers itself (account, stream, consumer), replacing
+// this label: count those in too.
+const PartNATSServer = "nats-server"
+
+// as runs f labelled part (see PartLabel).
+func as(ctx context.Context, part string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels(PartLabel, part), f)
+}
+
 // MetricsAddr is where /metrics is served, port chosen; empty when not.
 func (s *Stack) MetricsAddr() string { return s.metricsAddr }
 
@@ -129,13 +148,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, fmt.Errorf("stack: %w", err)
 		}
 	}
-	s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, Users: s.NATSUsers.NkeyUsers(), SyncAlways: cfg.NATSSyncAlways})
+	as(ctx, PartNATSServer, func(context.Context) {
+		s.NATS, err = natsembed.Start(natsembed.Options{Port: cfg.NATSPort, StoreDir: cfg.DataDir, Users: s.NATSUsers.NkeyUsers(), SyncAlways: cfg.NATSSyncAlways})
+	})
 	if err != nil {
 		return nil, err
 	}
 	s.cleanups.Add(func() { s.NATS.Shutdown(); s.NATS.WaitForShutdown() })
 
-	if s.Bus, err = s.connect(natsauth.Admin, cfg.Log); err != nil {
+	if s.Bus, err = s.connect(ctx, natsauth.Admin, cfg.Log); err != nil {
 		return nil, err
 	}
 	if err := s.Bus.EnsureStreams(ctx, cfg.Streams); err != nil {
@@ -144,7 +165,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	s.RedisURL = cfg.RedisURL
 	if s.RedisURL == "" {
-		mr, err := miniredis.Run()
+		var mr *miniredis.Miniredis
+		as(ctx, "redis", func(context.Context) { mr, err = miniredis.Run() })
 		if err != nil {
 			return nil, fmt.Errorf("stack: in-process redis: %w", err)
 		}
@@ -182,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		log := cfg.Log.With("service", name)
 		b := s.Bus
 		if s.NATSUsers != nil {
-			if b, err = s.connect(name, log); err != nil {
+			if b, err = s.connect(ctx, name, log); err != nil {
 				return nil, err
 			}
 		}
@@ -223,7 +245,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 // connect opens a Bus on the embedded server as user (its own NKey and
 // inbox prefix when authorization is on), drained at cleanup.
-func (s *Stack) connect(user string, log *slog.Logger) (*bus.Bus, error) {
+func (s *Stack) connect(ctx context.Context, user string, log *slog.Logger) (*bus.Bus, error) {
 	var opts []nats.Option
 	if u, ok := s.NATSUsers.Get(user); ok {
 		var err error
@@ -231,7 +253,9 @@ func (s *Stack) connect(user string, log *slog.Logger) (*bus.Bus, error) {
 			return nil, fmt.Errorf("stack: NATS user %s: %w", user, err)
 		}
 	}
-	nc, err := bus.Connect(s.NATS.ClientURL(), "feedloop-dev-"+user, opts...)
+	var nc *nats.Conn
+	var err error
+	as(ctx, "nats-client", func(context.Context) { nc, err = bus.Connect(s.NATS.ClientURL(), "feedloop-dev-"+user, opts...) })
 	if err != nil {
 		return nil, err
 	}
@@ -269,8 +293,9 @@ func (s *Stack) Run(ctx context.Context) error {
 		"router":     s.Router.Run,
 		"notifier":   s.Notifier.Run,
 	} {
-		g.Go(func() error {
-			if err := run(gctx); err != nil {
+		g.Go(func() (err error) {
+			as(gctx, name, func(ctx context.Context) { err = run(ctx) })
+			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			return nil
