@@ -124,7 +124,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 	}
 	// The stages that publish nothing (the projector) may still be behind.
 	_ = settle(cctx, b, durables, settleTimeout)
-	fl := measureFlow(cctx, b, durables, o.Items)
+	fl := measureFlow(cctx, b, durables, o.Items, flowMark{})
 	cerr := cpu.stop(ctx, &fl, o.Items)
 	cancel()
 	wg.Wait()

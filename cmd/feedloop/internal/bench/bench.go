@@ -18,6 +18,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,6 +27,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
@@ -47,6 +49,7 @@ const (
 	DefaultDuration     = 10 * time.Second
 	DefaultDrainTimeout = 30 * time.Second
 	QuickItems          = 2000
+	MaxRounds           = 20
 	// settleTimeout bounds the wait for the consumers to catch up after
 	// the pipeline phase.
 	settleTimeout = 2 * time.Minute
@@ -65,6 +68,11 @@ type Options struct {
 	InProcessRedis bool
 	// Items is how many items each saturation phase sends.
 	Items int
+	// Rounds repeats the saturation phases (baseline, ceiling, pipeline,
+	// in turn) on the same pipeline; the figures are the medians of the
+	// rounds, each ratio paired within its round, so that a slow minute of
+	// a shared machine moves one round, not the result.
+	Rounds int
 	// Concurrency is how many items the saturation phases keep in flight.
 	Concurrency int
 	// Rate (items/s) and Duration shape the latency phase.
@@ -96,6 +104,9 @@ func (o Options) withDefaults() Options {
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
 	}
+	if o.Rounds == 0 {
+		o.Rounds = 1
+	}
 	if o.Rate == 0 {
 		o.Rate = DefaultRate
 	}
@@ -117,6 +128,9 @@ func (o Options) Validate() error {
 	var errs []error
 	if o.Items < 1 {
 		errs = append(errs, fmt.Errorf("items: must be at least 1, got %d", o.Items))
+	}
+	if o.Rounds < 1 || o.Rounds > MaxRounds {
+		errs = append(errs, fmt.Errorf("rounds: must be 1..%d, got %d", MaxRounds, o.Rounds))
 	}
 	if o.Concurrency < 1 || o.Concurrency > 10000 {
 		errs = append(errs, fmt.Errorf("concurrency: must be 1..10000, got %d", o.Concurrency))
@@ -192,6 +206,10 @@ type Result struct {
 	// the redis-server the bench started.
 	RSSMB      float64 `json:"rss_mb"`
 	RedisRSSMB float64 `json:"redis_rss_mb,omitempty"`
+	// Rounds are the figures of each round when there were several; the
+	// ones above are then their medians, Flow per phase the round with the
+	// median CPU per item, PeakBacklog and SettleMs the last round's.
+	Rounds []Round `json:"rounds,omitempty"`
 	// Items is how many items each saturation phase sent.
 	Items       int `json:"items"`
 	Concurrency int `json:"concurrency"`
@@ -240,6 +258,7 @@ func run(ctx context.Context, o Options) (*Result, error) {
 		GoVersion:   runtime.Version(),
 		CPUs:        runtime.NumCPU(),
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		Settled:     true,
 	}
 	if o.SyncAlways {
 		res.NATSSync = "always"
@@ -269,43 +288,78 @@ func run(ctx context.Context, o Options) (*Result, error) {
 	// an external Redis's idempotency keys of earlier runs out of the way.
 	run := runID()
 
-	if !o.SkipBaseline {
-		out, fl, err := passThrough(ctx, o, PhaseBaseline, baselineStages(payloads), run+"-b")
+	var p *pipeline
+	defer func() {
+		if p != nil {
+			_ = p.close()
+		}
+	}()
+	var (
+		rounds   []Round
+		flows    = map[string][]Flow{} // per phase, one per round
+		trackers []phaseTracker        // the pipeline's, counted once everything settled
+	)
+	for i := range o.Rounds {
+		tag := run
+		if o.Rounds > 1 {
+			tag = fmt.Sprintf("%s-r%d", run, i+1)
+		}
+		var rd Round
+		if !o.SkipBaseline {
+			out, fl, err := passThrough(ctx, o, PhaseBaseline, baselineStages(payloads), tag+"-b")
+			if err != nil {
+				return nil, err
+			}
+			rd.BaselineItemsPerS = out.perSecond()
+			flows[PhaseBaseline] = append(flows[PhaseBaseline], fl)
+			res.add(out)
+		}
+		if !o.SkipCeiling {
+			out, fl, err := passThrough(ctx, o, PhaseCeiling, ceilingStages(payloads), tag+"-c")
+			if err != nil {
+				return nil, err
+			}
+			rd.CeilingItemsPerS = out.perSecond()
+			flows[PhaseCeiling] = append(flows[PhaseCeiling], fl)
+			res.add(out)
+		}
+		// One pipeline for every round (started after the first round's
+		// pass-through phases, so a single round measures those alone).
+		if p == nil {
+			if p, err = startPipeline(ctx, o); err != nil {
+				return nil, err
+			}
+		}
+		pt, fl, err := res.saturatePipeline(ctx, o, p, tag, &rd)
 		if err != nil {
 			return nil, err
 		}
-		res.BaselineItemsPerS, res.BaselineEventBytes = out.perSecond(), fl.EventBytes
-		res.Flow[PhaseBaseline] = fl
-		res.add(out)
+		trackers = append(trackers, pt)
+		flows[PhasePipeline] = append(flows[PhasePipeline], fl)
+		rd.derive()
+		rounds = append(rounds, rd)
 	}
-	if !o.SkipCeiling {
-		out, fl, err := passThrough(ctx, o, PhaseCeiling, ceilingStages(payloads), run+"-c")
+	if !o.SkipLatency {
+		lt, err := res.latency(ctx, o, p, run)
 		if err != nil {
 			return nil, err
 		}
-		res.CeilingItemsPerS = out.perSecond()
-		res.Flow[PhaseCeiling] = fl
-		res.add(out)
+		trackers = append(trackers, lt)
 	}
-
-	p, err := startPipeline(ctx, o)
+	// Lost is counted once every consumer caught up (or the settle gave up).
+	for _, pt := range trackers {
+		res.add(pt.t.outcome(pt.total))
+		res.Late += pt.t.late()
+	}
+	err = p.close()
+	p = nil
 	if err != nil {
+		return nil, fmt.Errorf("bench: pipeline stopped with: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	err = res.pipeline(ctx, o, p, run)
-	if cerr := p.close(); err == nil && cerr != nil {
-		err = fmt.Errorf("bench: pipeline stopped with: %w", cerr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if res.BaselineItemsPerS > 0 {
-		res.Ratio = res.PipelineItemsPerS / res.BaselineItemsPerS
-		res.CeilingRatio = res.CeilingItemsPerS / res.BaselineItemsPerS
-	}
-	if res.CeilingItemsPerS > 0 {
-		res.PipelineOfCeiling = res.PipelineItemsPerS / res.CeilingItemsPerS
-	}
+	res.summarise(rounds, flows)
 	res.RSSMB = peakRSSMB()
 	if own != nil {
 		res.RedisRSSMB = own.peakRSSMB()
@@ -313,61 +367,135 @@ func run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-func (r *Result) pipeline(ctx context.Context, o Options, p *pipeline, run string) error {
-	type phase struct {
-		t     *tracker
-		total int
+// Round is one round of the saturation phases.
+type Round struct {
+	BaselineItemsPerS float64 `json:"baseline_items_per_s,omitempty"`
+	CeilingItemsPerS  float64 `json:"ceiling_items_per_s,omitempty"`
+	PipelineItemsPerS float64 `json:"pipeline_items_per_s"`
+	Ratio             float64 `json:"ratio,omitempty"`
+	CeilingRatio      float64 `json:"ceiling_ratio,omitempty"`
+	PipelineOfCeiling float64 `json:"pipeline_of_ceiling,omitempty"`
+	PipelineCPUMicros float64 `json:"pipeline_cpu_us_per_item"`
+	// PipelineDeliveries is the round's deliveries per item: above the
+	// others', redeliveries made the round incomparable.
+	PipelineDeliveries float64 `json:"pipeline_deliveries_per_item"`
+}
+
+// derive computes the round's ratios from its items/s.
+func (rd *Round) derive() {
+	if rd.BaselineItemsPerS > 0 {
+		rd.Ratio = rd.PipelineItemsPerS / rd.BaselineItemsPerS
+		rd.CeilingRatio = rd.CeilingItemsPerS / rd.BaselineItemsPerS
 	}
+	if rd.CeilingItemsPerS > 0 {
+		rd.PipelineOfCeiling = rd.PipelineItemsPerS / rd.CeilingItemsPerS
+	}
+}
+
+// summarise sets r's figures to the medians of rounds, each phase's flow
+// to that of its round with the median CPU per item, and lists the rounds
+// when there were several.
+func (r *Result) summarise(rounds []Round, flows map[string][]Flow) {
+	for phase, fs := range flows {
+		fs = slices.Clone(fs)
+		slices.SortFunc(fs, func(a, b Flow) int { return cmp.Compare(a.CPUMicros, b.CPUMicros) })
+		r.Flow[phase] = fs[(len(fs)-1)/2]
+	}
+	r.BaselineEventBytes = r.Flow[PhaseBaseline].EventBytes
+	r.PipelineEventBytes = r.Flow[PhasePipeline].EventBytes
+	med := func(f func(Round) float64) float64 {
+		xs := make([]float64, len(rounds))
+		for i, rd := range rounds {
+			xs[i] = f(rd)
+		}
+		return median(xs)
+	}
+	r.BaselineItemsPerS = med(func(rd Round) float64 { return rd.BaselineItemsPerS })
+	r.CeilingItemsPerS = med(func(rd Round) float64 { return rd.CeilingItemsPerS })
+	r.PipelineItemsPerS = med(func(rd Round) float64 { return rd.PipelineItemsPerS })
+	r.Ratio = med(func(rd Round) float64 { return rd.Ratio })
+	r.CeilingRatio = med(func(rd Round) float64 { return rd.CeilingRatio })
+	r.PipelineOfCeiling = med(func(rd Round) float64 { return rd.PipelineOfCeiling })
+	if len(rounds) > 1 {
+		r.Rounds = rounds
+	}
+}
+
+// median of xs (the mean of the middle two for an even count); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	m := len(xs) / 2
+	if len(xs)%2 == 0 {
+		return (xs[m-1] + xs[m]) / 2
+	}
+	return xs[m]
+}
+
+// phaseTracker is a phase's tracker and how many items it sent.
+type phaseTracker struct {
+	t     *tracker
+	total int
+}
+
+// saturatePipeline runs one pipeline saturation phase of items tagged tag,
+// waits for every consumer to catch up, and records its figures in rd, its
+// flow, and (those of the last round) r.
+func (r *Result) saturatePipeline(ctx context.Context, o Options, p *pipeline, tag string, rd *Round) (phaseTracker, Flow, error) {
 	t := newTracker(false, o.progress(PhasePipeline))
 	p.sink.track(t)
 	sctx, stopSampling := context.WithCancel(ctx)
 	backlog := p.backlog(sctx)
+	from, err := markFlow(ctx, p.s.Bus, consumers)
+	if err != nil {
+		stopSampling()
+		return phaseTracker{}, Flow{}, err
+	}
 	cpu := startCPU(ctx, p.s.Redis, true)
-	saturate(ctx, o.Items, o.Concurrency, p.sender(run+"-p"), t)
+	saturate(ctx, o.Items, o.Concurrency, p.sender(tag+"-p"), t)
 	t.wait(ctx, o.Items, o.DrainTimeout)
 	t.close()
 	stopSampling()
 	r.PeakBacklog = backlog()
 	out := t.outcome(o.Items)
-	r.PipelineItemsPerS = out.perSecond()
+	rd.PipelineItemsPerS = out.perSecond()
 	// A consumer still behind after the wait is a result, not a failure:
-	// the latency phase then runs with that backlog, and Settled says so.
-	r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil
+	// the next phase then runs with that backlog, and Settled says so.
+	r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
 	if !out.last.IsZero() {
 		r.SettleMs = ms(time.Since(out.last))
 	}
-	fl := measureFlow(ctx, p.s.Bus, consumers, o.Items)
+	fl := measureFlow(ctx, p.s.Bus, consumers, o.Items, from)
 	if err := cpu.stop(ctx, &fl, o.Items); err != nil {
-		return err
+		return phaseTracker{}, Flow{}, err
 	}
-	r.Flow[PhasePipeline], r.PipelineEventBytes = fl, fl.EventBytes
-	phases := []phase{{t, o.Items}}
-	if !o.SkipLatency {
-		total := o.latencyItems()
-		from, err := lastSeq(ctx, p.s.Bus)
-		if err != nil {
-			return err
-		}
-		lt := newTracker(true, o.progress(PhaseLatency))
-		p.sink.track(lt)
-		fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
-		lt.wait(ctx, total, o.DrainTimeout)
-		lt.close()
-		r.LatencyItems = total
-		// What is still on its way arrives now, late: a stall, not a loss.
-		r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
-		phases = append(phases, phase{lt, total})
-		r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
-		if r.Hops, err = hopLatencies(ctx, p.s.Bus, from+1, lt); err != nil {
-			return err
-		}
+	rd.PipelineCPUMicros, rd.PipelineDeliveries = fl.CPUMicros, fl.DeliveriesPerItem
+	return phaseTracker{t, o.Items}, fl, nil
+}
+
+// latency runs the latency phase on p and records its figures in r.
+func (r *Result) latency(ctx context.Context, o Options, p *pipeline, run string) (phaseTracker, error) {
+	total := o.latencyItems()
+	from, err := lastSeq(ctx, p.s.Bus)
+	if err != nil {
+		return phaseTracker{}, err
 	}
-	// Lost is counted once every consumer caught up (or the settle gave up).
-	for _, ph := range phases {
-		r.add(ph.t.outcome(ph.total))
-		r.Late += ph.t.late()
+	lt := newTracker(true, o.progress(PhaseLatency))
+	p.sink.track(lt)
+	fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
+	lt.wait(ctx, total, o.DrainTimeout)
+	lt.close()
+	r.LatencyItems = total
+	// What is still on its way arrives now, late: a stall, not a loss.
+	r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
+	r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
+	if r.Hops, err = hopLatencies(ctx, p.s.Bus, from+1, lt); err != nil {
+		return phaseTracker{}, err
 	}
-	return ctx.Err()
+	return phaseTracker{lt, total}, nil
 }
 
 func (r *Result) add(o outcome) {

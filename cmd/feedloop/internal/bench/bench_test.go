@@ -145,12 +145,52 @@ func TestRunsOnItsOwnRedisServer(t *testing.T) {
 	}
 }
 
+// Rounds run the saturation phases in turn on one pipeline: each round's
+// flow is its own (not the stream's total so far), the figures are the
+// medians and each ratio is paired within its round.
+func TestRounds(t *testing.T) {
+	res, err := bench.Run(t.Context(), bench.Options{
+		Examples: examples, RedisURL: testkit.Redis(t), Items: 20, Concurrency: 4, Rounds: 3,
+		DrainTimeout: 20 * time.Second, SkipLatency: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || len(res.Rounds) != 3 {
+		t.Fatalf("lost %d, %d rounds; want 0 and 3", res.Lost, len(res.Rounds))
+	}
+	var pipe, ratios []float64
+	for i, rd := range res.Rounds {
+		if rd.BaselineItemsPerS <= 0 || rd.CeilingItemsPerS <= 0 || rd.PipelineItemsPerS <= 0 || rd.PipelineCPUMicros <= 0 {
+			t.Errorf("round %d: %+v, want every figure measured", i+1, rd)
+		}
+		if want := rd.PipelineItemsPerS / rd.BaselineItemsPerS; rd.Ratio != want {
+			t.Errorf("round %d: ratio %v, want its own pipeline / baseline %v", i+1, rd.Ratio, want)
+		}
+		// Cumulative counters would give 16 and 24 in rounds 2 and 3.
+		if rd.PipelineDeliveries != 8 {
+			t.Errorf("round %d: %v deliveries per item, want the round's own 8", i+1, rd.PipelineDeliveries)
+		}
+		pipe, ratios = append(pipe, rd.PipelineItemsPerS), append(ratios, rd.Ratio)
+	}
+	slices.Sort(pipe)
+	slices.Sort(ratios)
+	if res.PipelineItemsPerS != pipe[1] || res.Ratio != ratios[1] {
+		t.Errorf("pipeline %v, ratio %v; want the medians %v and %v of %+v", res.PipelineItemsPerS, res.Ratio, pipe[1], ratios[1], res.Rounds)
+	}
+	if f := res.Flow[bench.PhasePipeline]; f.WritesPerItem != 4 || f.DeliveriesPerItem != 8 {
+		t.Errorf("pipeline flow %+v, want 4 writes and 8 deliveries per item", f)
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	for name, o := range map[string]bench.Options{
-		"negative rate":  {Rate: -1},
-		"short duration": {Duration: time.Millisecond},
-		"no items":       {Items: -5},
-		"too few items":  {Rate: 1, Duration: 500 * time.Millisecond},
+		"negative rate":   {Rate: -1},
+		"short duration":  {Duration: time.Millisecond},
+		"no items":        {Items: -5},
+		"too few items":   {Rate: 1, Duration: 500 * time.Millisecond},
+		"negative rounds": {Rounds: -1},
+		"too many rounds": {Rounds: bench.MaxRounds + 1},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: Validate() = nil, want an error", name)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
@@ -150,31 +151,53 @@ func redisCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, bo
 	return time.Duration(total * float64(time.Second)), found == 2
 }
 
-// measureFlow reads the stream and the durables' delivery counters after
-// items items went through a fresh stream.
-func measureFlow(ctx context.Context, b *bus.Bus, durables []string, items int) Flow {
-	var f Flow
+// flowMark is where a phase starts on the stream and the durables'
+// delivery counters: a phase on a stream in use counts from there.
+type flowMark struct {
+	msgs, bytes, delivered uint64
+}
+
+// markFlow reads the stream and the durables' delivery counters now.
+func markFlow(ctx context.Context, b *bus.Bus, durables []string) (flowMark, error) {
+	var m flowMark
 	st, err := b.JetStream().Stream(ctx, bus.StreamFeedback)
 	if err != nil {
-		return f
+		return m, fmt.Errorf("bench: %w", err)
 	}
 	info, err := st.Info(ctx)
-	if err != nil || info.State.Msgs == 0 || items == 0 {
-		return f
+	if err != nil {
+		return m, fmt.Errorf("bench: %w", err)
 	}
-	f.WritesPerItem = float64(info.State.Msgs) / float64(items)
-	f.EventBytes = float64(info.State.Bytes) / float64(info.State.Msgs)
-	var delivered uint64
+	m.msgs, m.bytes = info.State.Msgs, info.State.Bytes
 	for _, d := range durables {
 		c, err := b.JetStream().Consumer(ctx, bus.StreamFeedback, d)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // a service still starting: nothing delivered yet
+		}
 		if err != nil {
-			continue
+			return m, fmt.Errorf("bench: consumer %s: %w", d, err)
 		}
-		if ci, err := c.Info(ctx); err == nil {
-			delivered += ci.Delivered.Consumer
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return m, fmt.Errorf("bench: consumer %s: %w", d, err)
 		}
+		m.delivered += ci.Delivered.Consumer
 	}
-	f.DeliveriesPerItem = float64(delivered) / float64(items)
+	return m, nil
+}
+
+// measureFlow reads what items items stored on the stream and delivered
+// to durables since from (the zero mark for a fresh stream).
+func measureFlow(ctx context.Context, b *bus.Bus, durables []string, items int, from flowMark) Flow {
+	var f Flow
+	to, err := markFlow(ctx, b, durables)
+	msgs := to.msgs - from.msgs
+	if err != nil || msgs == 0 || items == 0 {
+		return f
+	}
+	f.WritesPerItem = float64(msgs) / float64(items)
+	f.EventBytes = float64(to.bytes-from.bytes) / float64(msgs)
+	f.DeliveriesPerItem = float64(to.delivered-from.delivered) / float64(items)
 	return f
 }
 

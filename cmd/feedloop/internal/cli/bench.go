@@ -27,7 +27,7 @@ type benchOpts struct {
 	examples, cpuprofile, memprofile, logLevel string
 	phases                                     []string
 	jsonOut, quick, syncAlways, miniredis      bool
-	items, concurrency, rate                   int
+	items, concurrency, rate, rounds           int
 	duration                                   time.Duration
 }
 
@@ -57,6 +57,10 @@ func newBenchCmd() *cobra.Command {
              (intake, classifier, router, notifier: split where each stage's
              event was stored on the stream) to show where a tail comes from
 
+--rounds N runs baseline, ceiling and pipeline N times in turn and reports
+their medians (each ratio paired within its round) and every round, so that
+a slow minute of a shared machine moves one round, not the result.
+
 lost counts the items that never arrived (it must be 0), late those that
 arrived after their phase had stopped waiting (a stall); rss_mb is the peak
 resident memory of the process, redis_rss_mb that of the bench's redis-server. With REDIS_URL the bench writes its keys
@@ -74,6 +78,7 @@ there: use a scratch database. Run it from the repository root (or pass
 	f.DurationVar(&o.duration, "duration", bench.DefaultDuration, "length of the latency phase")
 	f.IntVar(&o.items, "items", bench.DefaultItems, "items per saturation phase")
 	f.IntVar(&o.concurrency, "concurrency", bench.DefaultConcurrency, "items in flight in the saturation phases")
+	f.IntVar(&o.rounds, "rounds", 1, fmt.Sprintf("run the saturation phases this many times in turn (1..%d) and report their medians", bench.MaxRounds))
 	f.StringSliceVar(&o.phases, "phases", []string{bench.PhaseBaseline, bench.PhaseCeiling, bench.PhasePipeline, bench.PhaseLatency}, "phases to run (pipeline always runs; leave one out to profile the rest)")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file (labelled by part: go tool pprof -tagroot feedloop.part)")
 	f.StringVar(&o.memprofile, "memprofile", "", "write a heap profile (with allocations) at the end of the run to this file")
@@ -94,7 +99,7 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"--rate", o.rate}, {"--items", o.items}, {"--concurrency", o.concurrency}} {
+	}{{"--rate", o.rate}, {"--items", o.items}, {"--concurrency", o.concurrency}, {"--rounds", o.rounds}} {
 		if f.v < 1 {
 			return bench.Options{}, fmt.Errorf("%s: must be at least 1, got %d", f.name, f.v)
 		}
@@ -110,6 +115,7 @@ func (o *benchOpts) options(cmd *cobra.Command) (bench.Options, error) {
 		InProcessRedis: o.miniredis,
 		Items:          o.items,
 		Concurrency:    o.concurrency,
+		Rounds:         o.rounds,
 		Rate:           o.rate,
 		Duration:       o.duration,
 		SyncAlways:     o.syncAlways,
@@ -252,6 +258,12 @@ func printBench(w io.Writer, r *bench.Result) {
 	if r.CeilingItemsPerS > 0 {
 		line("ceiling ratio", "%.2f  (ceiling / baseline: the most the ratio can reach with this event flow)", r.CeilingRatio)
 		line("pipeline of ceiling", "%.2f  (pipeline / ceiling: what the handlers' work leaves)", r.PipelineOfCeiling)
+	}
+	if len(r.Rounds) > 1 {
+		line("rounds", "%d, medians above; per round pipeline items/s · ratio · ceiling ratio · CPU µs/item:", len(r.Rounds))
+		for i, rd := range r.Rounds {
+			line(fmt.Sprintf("  %d", i+1), "%.0f · %.2f · %.2f · %.0f", rd.PipelineItemsPerS, rd.Ratio, rd.CeilingRatio, rd.PipelineCPUMicros)
+		}
 	}
 	if r.LatencyItems > 0 {
 		line("latency", "p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d items/s for %gs)", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Rate, r.DurationS)

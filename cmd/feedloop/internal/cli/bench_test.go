@@ -51,6 +51,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "--rate", "0", "--examples", examples},
 		{"bench", "--duration", "1ms", "--examples", examples},
 		{"bench", "--phases", "baseline,warp", "--examples", examples},
+		{"bench", "--rounds", "0", "--examples", examples},
 		{"bench", "--examples", t.TempDir()},
 	} {
 		if code, _, stderr := run(t, args...); code != 2 {
