@@ -41,7 +41,11 @@ import (
 const (
 	HeaderSignature      = webhooksig.Header
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderStep           = "X-Feedloop-Step"
+	// The step, audience and feedback id repeat the body's so that a
+	// receiver can route, filter and deduplicate without parsing it.
+	HeaderStep       = "X-Feedloop-Step"
+	HeaderAudience   = "X-Feedloop-Audience"
+	HeaderFeedbackID = "X-Feedloop-Feedback-Id"
 )
 
 // ErrUnavailable marks a delivery that failed after every attempt with a
@@ -312,6 +316,8 @@ func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time
 	req.Header.Set(HeaderSignature, c.sign(body))
 	req.Header.Set(HeaderIdempotencyKey, m.Key)
 	req.Header.Set(HeaderStep, m.Data.Step)
+	req.Header.Set(HeaderAudience, m.Data.Audience)
+	req.Header.Set(HeaderFeedbackID, m.Data.FeedbackID)
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		// *url.Error repeats the full URL, query tokens included: keep its cause only.

@@ -134,8 +134,10 @@ func TestSendSignsBodyAndSetsIdempotencyKey(t *testing.T) {
 	if got := r.header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type = %q", got)
 	}
-	if got := r.header.Get("X-Feedloop-Step"); got != "routed" {
-		t.Errorf("X-Feedloop-Step = %q, want routed", got)
+	for h, want := range map[string]string{"X-Feedloop-Step": "routed", "X-Feedloop-Audience": "team", "X-Feedloop-Feedback-Id": msg.Data.FeedbackID} {
+		if got := r.header.Get(h); got != want || want == "" {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
 	}
 
 	var p webhook.Payload
