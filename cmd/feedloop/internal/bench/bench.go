@@ -305,22 +305,24 @@ func run(ctx context.Context, o Options) (*Result, error) {
 			tag = fmt.Sprintf("%s-r%d", run, i+1)
 		}
 		var rd Round
-		if !o.SkipBaseline {
-			out, fl, err := passThrough(ctx, o, PhaseBaseline, baselineStages(payloads), tag+"-b")
+		for _, pass := range []struct {
+			phase, id string
+			skip      bool
+			stages    func(*Payloads) []stage
+			itemsPerS *float64
+		}{
+			{PhaseBaseline, "b", o.SkipBaseline, baselineStages, &rd.BaselineItemsPerS},
+			{PhaseCeiling, "c", o.SkipCeiling, ceilingStages, &rd.CeilingItemsPerS},
+		} {
+			if pass.skip {
+				continue
+			}
+			out, fl, err := passThrough(ctx, o, pass.phase, pass.stages(payloads), tag+"-"+pass.id)
 			if err != nil {
 				return nil, err
 			}
-			rd.BaselineItemsPerS = out.perSecond()
-			flows[PhaseBaseline] = append(flows[PhaseBaseline], fl)
-			res.add(out)
-		}
-		if !o.SkipCeiling {
-			out, fl, err := passThrough(ctx, o, PhaseCeiling, ceilingStages(payloads), tag+"-c")
-			if err != nil {
-				return nil, err
-			}
-			rd.CeilingItemsPerS = out.perSecond()
-			flows[PhaseCeiling] = append(flows[PhaseCeiling], fl)
+			*pass.itemsPerS = out.perSecond()
+			flows[pass.phase] = append(flows[pass.phase], fl)
 			res.add(out)
 		}
 		// One pipeline for every round (started after the first round's
