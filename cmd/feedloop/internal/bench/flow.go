@@ -160,15 +160,11 @@ type flowMark struct {
 // markFlow reads the stream and the durables' delivery counters now.
 func markFlow(ctx context.Context, b *bus.Bus, durables []string) (flowMark, error) {
 	var m flowMark
-	st, err := b.JetStream().Stream(ctx, bus.StreamFeedback)
+	_, state, err := feedbackStream(ctx, b)
 	if err != nil {
-		return m, fmt.Errorf("bench: %w", err)
+		return m, err
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return m, fmt.Errorf("bench: %w", err)
-	}
-	m.msgs, m.bytes = info.State.Msgs, info.State.Bytes
+	m.msgs, m.bytes = state.Msgs, state.Bytes
 	for _, d := range durables {
 		c, err := b.JetStream().Consumer(ctx, bus.StreamFeedback, d)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -71,32 +71,34 @@ func hopLatencies(ctx context.Context, b *bus.Bus, from uint64, t *tracker) (map
 	return out, nil
 }
 
-// lastSeq is FEEDBACK's last sequence.
-func lastSeq(ctx context.Context, b *bus.Bus) (uint64, error) {
+// feedbackStream is the FEEDBACK stream and its state now.
+func feedbackStream(ctx context.Context, b *bus.Bus) (jetstream.Stream, jetstream.StreamState, error) {
 	st, err := b.JetStream().Stream(ctx, bus.StreamFeedback)
 	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+		return nil, jetstream.StreamState{}, fmt.Errorf("bench: %w", err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+		return nil, jetstream.StreamState{}, fmt.Errorf("bench: %w", err)
 	}
-	return info.State.LastSeq, nil
+	return st, info.State, nil
+}
+
+// lastSeq is FEEDBACK's last sequence.
+func lastSeq(ctx context.Context, b *bus.Bus) (uint64, error) {
+	_, state, err := feedbackStream(ctx, b)
+	return state.LastSeq, err
 }
 
 // storedTimes reads the received, classified and first routed event of
 // every item from sequence from to the end of FEEDBACK, and returns when
 // the server stored each, by feedback id.
 func storedTimes(ctx context.Context, b *bus.Bus, from uint64) (map[string][3]time.Time, error) {
-	st, err := b.JetStream().Stream(ctx, bus.StreamFeedback)
+	st, state, err := feedbackStream(ctx, b)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, err
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	end := info.State.LastSeq
+	end := state.LastSeq
 	if end < from {
 		return nil, nil
 	}
