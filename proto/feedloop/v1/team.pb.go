@@ -700,7 +700,11 @@ type ListRequest struct {
 	// Page size, 1-500 (default 50).
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from the previous page.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Words that must all occur (case-insensitive) in the item's redacted
+	// text, subject, topics, or the customer's id, name or email; empty
+	// matches every item.
+	Query         string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,6 +763,13 @@ func (x *ListRequest) GetPageSize() int32 {
 func (x *ListRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
 	}
 	return ""
 }
@@ -1644,11 +1655,17 @@ func (x *CommentResponse) GetEventId() string {
 	return ""
 }
 
-// StatsRequest names a team.
+// StatsRequest names a team and a period.
 type StatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team; empty means the token's team.
-	Team          string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// First UTC day of the period (its time of day is ignored); unset means
+	// since the stream began.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// Last UTC day of the period, included (its time of day is ignored);
+	// unset means today.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1690,7 +1707,23 @@ func (x *StatsRequest) GetTeam() string {
 	return ""
 }
 
-// StatsResponse holds a team's closed-loop figures since the stream began.
+func (x *StatsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *StatsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+// StatsResponse holds a team's closed-loop figures over the period asked
+// for (since the stream began when none was). Events count on the UTC day
+// they occurred.
 type StatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team.
@@ -1727,8 +1760,30 @@ type StatsResponse struct {
 	CsatCounts []int64 `protobuf:"varint,16,rep,packed,name=csat_counts,json=csatCounts,proto3" json:"csat_counts,omitempty"`
 	// Share of closed items whose customer was told the outcome (0-1).
 	ClosedLoopRate float64 `protobuf:"fixed64,17,opt,name=closed_loop_rate,json=closedLoopRate,proto3" json:"closed_loop_rate,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// NPS answers (0-10) on items routed to the team.
+	NpsResponses int64 `protobuf:"varint,18,opt,name=nps_responses,json=npsResponses,proto3" json:"nps_responses,omitempty"`
+	// Net Promoter Score: % promoters (9-10) minus % detractors (0-6),
+	// -100..100; 0 with no answers.
+	Nps float64 `protobuf:"fixed64,19,opt,name=nps,proto3" json:"nps,omitempty"`
+	// Promoters, passives and detractors among the NPS answers.
+	NpsPromoters int64 `protobuf:"varint,20,opt,name=nps_promoters,json=npsPromoters,proto3" json:"nps_promoters,omitempty"`
+	// Passives (7-8).
+	NpsPassives int64 `protobuf:"varint,21,opt,name=nps_passives,json=npsPassives,proto3" json:"nps_passives,omitempty"`
+	// Detractors (0-6).
+	NpsDetractors int64 `protobuf:"varint,22,opt,name=nps_detractors,json=npsDetractors,proto3" json:"nps_detractors,omitempty"`
+	// CES answers (1-7) on items routed to the team.
+	CesResponses int64 `protobuf:"varint,23,opt,name=ces_responses,json=cesResponses,proto3" json:"ces_responses,omitempty"`
+	// Mean CES, 0 with no answers.
+	CesMean float64 `protobuf:"fixed64,24,opt,name=ces_mean,json=cesMean,proto3" json:"ces_mean,omitempty"`
+	// The period's first day (UTC midnight); unset when none was asked for.
+	Since *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=since,proto3" json:"since,omitempty"`
+	// The period's last day (UTC midnight).
+	Until *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=until,proto3" json:"until,omitempty"`
+	// One entry per day of the period, oldest first (at most 366: only the
+	// last 366 days of a longer period), for charts.
+	Days          []*StatsDay `protobuf:"bytes,27,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1880,6 +1935,304 @@ func (x *StatsResponse) GetClosedLoopRate() float64 {
 	return 0
 }
 
+func (x *StatsResponse) GetNpsResponses() int64 {
+	if x != nil {
+		return x.NpsResponses
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetNps() float64 {
+	if x != nil {
+		return x.Nps
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetNpsPromoters() int64 {
+	if x != nil {
+		return x.NpsPromoters
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetNpsPassives() int64 {
+	if x != nil {
+		return x.NpsPassives
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetNpsDetractors() int64 {
+	if x != nil {
+		return x.NpsDetractors
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCesResponses() int64 {
+	if x != nil {
+		return x.CesResponses
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCesMean() float64 {
+	if x != nil {
+		return x.CesMean
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetDays() []*StatsDay {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+// StatsDay is one UTC day of a team's figures.
+type StatsDay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day (UTC midnight).
+	Day *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	// Shares routed to the team that day.
+	Routed int64 `protobuf:"varint,2,opt,name=routed,proto3" json:"routed,omitempty"`
+	// Shares closed (first resolve or decline) that day.
+	Closed int64 `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"`
+	// Mean time to acknowledge of the acknowledgements made that day.
+	MeanTimeToAcknowledge *durationpb.Duration `protobuf:"bytes,4,opt,name=mean_time_to_acknowledge,json=meanTimeToAcknowledge,proto3" json:"mean_time_to_acknowledge,omitempty"`
+	// Mean time to close of the shares closed that day.
+	MeanTimeToClose *durationpb.Duration `protobuf:"bytes,5,opt,name=mean_time_to_close,json=meanTimeToClose,proto3" json:"mean_time_to_close,omitempty"`
+	// Survey answers that day.
+	CsatResponses int64 `protobuf:"varint,6,opt,name=csat_responses,json=csatResponses,proto3" json:"csat_responses,omitempty"`
+	// Mean CSAT of those answers, 0 with none.
+	CsatMean float64 `protobuf:"fixed64,7,opt,name=csat_mean,json=csatMean,proto3" json:"csat_mean,omitempty"`
+	// SLA breaches that day.
+	SlaBreaches int64 `protobuf:"varint,8,opt,name=sla_breaches,json=slaBreaches,proto3" json:"sla_breaches,omitempty"`
+	// Shares rerouted away that day.
+	ReroutedOut   int64 `protobuf:"varint,9,opt,name=rerouted_out,json=reroutedOut,proto3" json:"rerouted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsDay) Reset() {
+	*x = StatsDay{}
+	mi := &file_feedloop_v1_team_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsDay) ProtoMessage() {}
+
+func (x *StatsDay) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_team_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsDay.ProtoReflect.Descriptor instead.
+func (*StatsDay) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_team_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StatsDay) GetDay() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Day
+	}
+	return nil
+}
+
+func (x *StatsDay) GetRouted() int64 {
+	if x != nil {
+		return x.Routed
+	}
+	return 0
+}
+
+func (x *StatsDay) GetClosed() int64 {
+	if x != nil {
+		return x.Closed
+	}
+	return 0
+}
+
+func (x *StatsDay) GetMeanTimeToAcknowledge() *durationpb.Duration {
+	if x != nil {
+		return x.MeanTimeToAcknowledge
+	}
+	return nil
+}
+
+func (x *StatsDay) GetMeanTimeToClose() *durationpb.Duration {
+	if x != nil {
+		return x.MeanTimeToClose
+	}
+	return nil
+}
+
+func (x *StatsDay) GetCsatResponses() int64 {
+	if x != nil {
+		return x.CsatResponses
+	}
+	return 0
+}
+
+func (x *StatsDay) GetCsatMean() float64 {
+	if x != nil {
+		return x.CsatMean
+	}
+	return 0
+}
+
+func (x *StatsDay) GetSlaBreaches() int64 {
+	if x != nil {
+		return x.SlaBreaches
+	}
+	return 0
+}
+
+func (x *StatsDay) GetReroutedOut() int64 {
+	if x != nil {
+		return x.ReroutedOut
+	}
+	return 0
+}
+
+// MeRequest asks who the caller is.
+type MeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeRequest) Reset() {
+	*x = MeRequest{}
+	mi := &file_feedloop_v1_team_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeRequest) ProtoMessage() {}
+
+func (x *MeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_team_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeRequest.ProtoReflect.Descriptor instead.
+func (*MeRequest) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_team_proto_rawDescGZIP(), []int{25}
+}
+
+// MeResponse describes the caller's token.
+type MeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team the token acts for.
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// The holder's name, if the tokens file gives one.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// When the token stops being valid; unset when it never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Every team that exists (the routing tree's), sorted.
+	Teams         []string `protobuf:"bytes,4,rep,name=teams,proto3" json:"teams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeResponse) Reset() {
+	*x = MeResponse{}
+	mi := &file_feedloop_v1_team_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeResponse) ProtoMessage() {}
+
+func (x *MeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_team_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeResponse.ProtoReflect.Descriptor instead.
+func (*MeResponse) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_team_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *MeResponse) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *MeResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MeResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *MeResponse) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
 var File_feedloop_v1_team_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_team_proto_rawDesc = "" +
@@ -1954,13 +2307,14 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"otherTeams\x1aR\n" +
 	"\x0fOtherTeamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12)\n" +
-	"\x05value\x18\x02 \x01(\x0e2\x13.feedloop.v1.StatusR\x05value:\x028\x01\"\x8e\x01\n" +
+	"\x05value\x18\x02 \x01(\x0e2\x13.feedloop.v1.StatusR\x05value:\x028\x01\"\xa4\x01\n" +
 	"\vListRequest\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12/\n" +
 	"\bstatuses\x18\x02 \x03(\x0e2\x13.feedloop.v1.StatusR\bstatuses\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"|\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05query\x18\x05 \x01(\tR\x05query\"|\n" +
 	"\fListResponse\x12.\n" +
 	"\x05items\x18\x01 \x03(\v2\x18.feedloop.v1.ItemSummaryR\x05items\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x14\n" +
@@ -2023,9 +2377,11 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"feedbackId\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\",\n" +
 	"\x0fCommentResponse\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId\"\"\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\"\x86\x01\n" +
 	"\fStatsRequest\x12\x12\n" +
-	"\x04team\x18\x01 \x01(\tR\x04team\"\xfc\x04\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xf1\a\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12\x16\n" +
 	"\x06routed\x18\x02 \x01(\x03R\x06routed\x12\x12\n" +
@@ -2046,7 +2402,35 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\tcsat_mean\x18\x0f \x01(\x01R\bcsatMean\x12\x1f\n" +
 	"\vcsat_counts\x18\x10 \x03(\x03R\n" +
 	"csatCounts\x12(\n" +
-	"\x10closed_loop_rate\x18\x11 \x01(\x01R\x0eclosedLoopRate*\x8e\x02\n" +
+	"\x10closed_loop_rate\x18\x11 \x01(\x01R\x0eclosedLoopRate\x12#\n" +
+	"\rnps_responses\x18\x12 \x01(\x03R\fnpsResponses\x12\x10\n" +
+	"\x03nps\x18\x13 \x01(\x01R\x03nps\x12#\n" +
+	"\rnps_promoters\x18\x14 \x01(\x03R\fnpsPromoters\x12!\n" +
+	"\fnps_passives\x18\x15 \x01(\x03R\vnpsPassives\x12%\n" +
+	"\x0enps_detractors\x18\x16 \x01(\x03R\rnpsDetractors\x12#\n" +
+	"\rces_responses\x18\x17 \x01(\x03R\fcesResponses\x12\x19\n" +
+	"\bces_mean\x18\x18 \x01(\x01R\acesMean\x120\n" +
+	"\x05since\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12)\n" +
+	"\x04days\x18\x1b \x03(\v2\x15.feedloop.v1.StatsDayR\x04days\"\x8e\x03\n" +
+	"\bStatsDay\x12,\n" +
+	"\x03day\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03day\x12\x16\n" +
+	"\x06routed\x18\x02 \x01(\x03R\x06routed\x12\x16\n" +
+	"\x06closed\x18\x03 \x01(\x03R\x06closed\x12R\n" +
+	"\x18mean_time_to_acknowledge\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x15meanTimeToAcknowledge\x12F\n" +
+	"\x12mean_time_to_close\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0fmeanTimeToClose\x12%\n" +
+	"\x0ecsat_responses\x18\x06 \x01(\x03R\rcsatResponses\x12\x1b\n" +
+	"\tcsat_mean\x18\a \x01(\x01R\bcsatMean\x12!\n" +
+	"\fsla_breaches\x18\b \x01(\x03R\vslaBreaches\x12!\n" +
+	"\frerouted_out\x18\t \x01(\x03R\vreroutedOut\"\v\n" +
+	"\tMeRequest\"\x85\x01\n" +
+	"\n" +
+	"MeResponse\x12\x12\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
+	"\x05teams\x18\x04 \x03(\tR\x05teams*\x8e\x02\n" +
 	"\fTimelineKind\x12\x1d\n" +
 	"\x19TIMELINE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16TIMELINE_KIND_RECEIVED\x10\x01\x12\x18\n" +
@@ -2056,7 +2440,7 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\x15TIMELINE_KIND_COMMENT\x10\x05\x12\x19\n" +
 	"\x15TIMELINE_KIND_REPLIED\x10\x06\x12\x18\n" +
 	"\x14TIMELINE_KIND_CLOSED\x10\a\x12\x1a\n" +
-	"\x16TIMELINE_KIND_NOTIFIED\x10\b2\xad\x05\n" +
+	"\x16TIMELINE_KIND_NOTIFIED\x10\b2\xe4\x05\n" +
 	"\vTeamService\x12;\n" +
 	"\x04List\x12\x18.feedloop.v1.ListRequest\x1a\x19.feedloop.v1.ListResponse\x128\n" +
 	"\x03Get\x12\x17.feedloop.v1.GetRequest\x1a\x18.feedloop.v1.GetResponse\x12@\n" +
@@ -2067,7 +2451,8 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\aDecline\x12\x1b.feedloop.v1.DeclineRequest\x1a\x1c.feedloop.v1.DeclineResponse\x12D\n" +
 	"\aReroute\x12\x1b.feedloop.v1.RerouteRequest\x1a\x1c.feedloop.v1.RerouteResponse\x12D\n" +
 	"\aComment\x12\x1b.feedloop.v1.CommentRequest\x1a\x1c.feedloop.v1.CommentResponse\x12>\n" +
-	"\x05Stats\x12\x19.feedloop.v1.StatsRequest\x1a\x1a.feedloop.v1.StatsResponseB;Z9github.com/feedloop/feedloop/proto/feedloop/v1;feedloopv1b\x06proto3"
+	"\x05Stats\x12\x19.feedloop.v1.StatsRequest\x1a\x1a.feedloop.v1.StatsResponse\x125\n" +
+	"\x02Me\x12\x16.feedloop.v1.MeRequest\x1a\x17.feedloop.v1.MeResponseB;Z9github.com/feedloop/feedloop/proto/feedloop/v1;feedloopv1b\x06proto3"
 
 var (
 	file_feedloop_v1_team_proto_rawDescOnce sync.Once
@@ -2082,7 +2467,7 @@ func file_feedloop_v1_team_proto_rawDescGZIP() []byte {
 }
 
 var file_feedloop_v1_team_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_feedloop_v1_team_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_feedloop_v1_team_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_feedloop_v1_team_proto_goTypes = []any{
 	(TimelineKind)(0),             // 0: feedloop.v1.TimelineKind
 	(*Item)(nil),                  // 1: feedloop.v1.Item
@@ -2109,82 +2494,96 @@ var file_feedloop_v1_team_proto_goTypes = []any{
 	(*CommentResponse)(nil),       // 22: feedloop.v1.CommentResponse
 	(*StatsRequest)(nil),          // 23: feedloop.v1.StatsRequest
 	(*StatsResponse)(nil),         // 24: feedloop.v1.StatsResponse
-	nil,                           // 25: feedloop.v1.ItemSummary.OtherTeamsEntry
-	(*Feedback)(nil),              // 26: feedloop.v1.Feedback
-	(*Classification)(nil),        // 27: feedloop.v1.Classification
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(Priority)(0),                 // 29: feedloop.v1.Priority
-	(Status)(0),                   // 30: feedloop.v1.Status
-	(*EscalationStep)(nil),        // 31: feedloop.v1.EscalationStep
-	(Step)(0),                     // 32: feedloop.v1.Step
-	(*Routed)(nil),                // 33: feedloop.v1.Routed
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*StatsDay)(nil),              // 25: feedloop.v1.StatsDay
+	(*MeRequest)(nil),             // 26: feedloop.v1.MeRequest
+	(*MeResponse)(nil),            // 27: feedloop.v1.MeResponse
+	nil,                           // 28: feedloop.v1.ItemSummary.OtherTeamsEntry
+	(*Feedback)(nil),              // 29: feedloop.v1.Feedback
+	(*Classification)(nil),        // 30: feedloop.v1.Classification
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(Priority)(0),                 // 32: feedloop.v1.Priority
+	(Status)(0),                   // 33: feedloop.v1.Status
+	(*EscalationStep)(nil),        // 34: feedloop.v1.EscalationStep
+	(Step)(0),                     // 35: feedloop.v1.Step
+	(*Routed)(nil),                // 36: feedloop.v1.Routed
+	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
 }
 var file_feedloop_v1_team_proto_depIdxs = []int32{
-	26, // 0: feedloop.v1.Item.feedback:type_name -> feedloop.v1.Feedback
-	27, // 1: feedloop.v1.Item.classification:type_name -> feedloop.v1.Classification
-	28, // 2: feedloop.v1.Item.received_at:type_name -> google.protobuf.Timestamp
+	29, // 0: feedloop.v1.Item.feedback:type_name -> feedloop.v1.Feedback
+	30, // 1: feedloop.v1.Item.classification:type_name -> feedloop.v1.Classification
+	31, // 2: feedloop.v1.Item.received_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: feedloop.v1.Item.assignments:type_name -> feedloop.v1.AssignmentState
 	3,  // 4: feedloop.v1.Item.timeline:type_name -> feedloop.v1.TimelineEntry
-	28, // 5: feedloop.v1.Item.closed_at:type_name -> google.protobuf.Timestamp
-	29, // 6: feedloop.v1.AssignmentState.priority:type_name -> feedloop.v1.Priority
-	30, // 7: feedloop.v1.AssignmentState.status:type_name -> feedloop.v1.Status
-	28, // 8: feedloop.v1.AssignmentState.routed_at:type_name -> google.protobuf.Timestamp
-	28, // 9: feedloop.v1.AssignmentState.acknowledge_by:type_name -> google.protobuf.Timestamp
-	28, // 10: feedloop.v1.AssignmentState.resolve_by:type_name -> google.protobuf.Timestamp
-	28, // 11: feedloop.v1.AssignmentState.acknowledged_at:type_name -> google.protobuf.Timestamp
-	28, // 12: feedloop.v1.AssignmentState.planned_due_at:type_name -> google.protobuf.Timestamp
-	28, // 13: feedloop.v1.AssignmentState.closed_at:type_name -> google.protobuf.Timestamp
-	28, // 14: feedloop.v1.AssignmentState.due_at:type_name -> google.protobuf.Timestamp
-	31, // 15: feedloop.v1.AssignmentState.escalation:type_name -> feedloop.v1.EscalationStep
-	28, // 16: feedloop.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	31, // 5: feedloop.v1.Item.closed_at:type_name -> google.protobuf.Timestamp
+	32, // 6: feedloop.v1.AssignmentState.priority:type_name -> feedloop.v1.Priority
+	33, // 7: feedloop.v1.AssignmentState.status:type_name -> feedloop.v1.Status
+	31, // 8: feedloop.v1.AssignmentState.routed_at:type_name -> google.protobuf.Timestamp
+	31, // 9: feedloop.v1.AssignmentState.acknowledge_by:type_name -> google.protobuf.Timestamp
+	31, // 10: feedloop.v1.AssignmentState.resolve_by:type_name -> google.protobuf.Timestamp
+	31, // 11: feedloop.v1.AssignmentState.acknowledged_at:type_name -> google.protobuf.Timestamp
+	31, // 12: feedloop.v1.AssignmentState.planned_due_at:type_name -> google.protobuf.Timestamp
+	31, // 13: feedloop.v1.AssignmentState.closed_at:type_name -> google.protobuf.Timestamp
+	31, // 14: feedloop.v1.AssignmentState.due_at:type_name -> google.protobuf.Timestamp
+	34, // 15: feedloop.v1.AssignmentState.escalation:type_name -> feedloop.v1.EscalationStep
+	31, // 16: feedloop.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
 	0,  // 17: feedloop.v1.TimelineEntry.kind:type_name -> feedloop.v1.TimelineKind
-	30, // 18: feedloop.v1.TimelineEntry.from:type_name -> feedloop.v1.Status
-	30, // 19: feedloop.v1.TimelineEntry.to:type_name -> feedloop.v1.Status
-	28, // 20: feedloop.v1.TimelineEntry.due_at:type_name -> google.protobuf.Timestamp
-	32, // 21: feedloop.v1.TimelineEntry.step:type_name -> feedloop.v1.Step
+	33, // 18: feedloop.v1.TimelineEntry.from:type_name -> feedloop.v1.Status
+	33, // 19: feedloop.v1.TimelineEntry.to:type_name -> feedloop.v1.Status
+	31, // 20: feedloop.v1.TimelineEntry.due_at:type_name -> google.protobuf.Timestamp
+	35, // 21: feedloop.v1.TimelineEntry.step:type_name -> feedloop.v1.Step
 	2,  // 22: feedloop.v1.ItemSummary.assignment:type_name -> feedloop.v1.AssignmentState
-	28, // 23: feedloop.v1.ItemSummary.received_at:type_name -> google.protobuf.Timestamp
-	25, // 24: feedloop.v1.ItemSummary.other_teams:type_name -> feedloop.v1.ItemSummary.OtherTeamsEntry
-	30, // 25: feedloop.v1.ListRequest.statuses:type_name -> feedloop.v1.Status
+	31, // 23: feedloop.v1.ItemSummary.received_at:type_name -> google.protobuf.Timestamp
+	28, // 24: feedloop.v1.ItemSummary.other_teams:type_name -> feedloop.v1.ItemSummary.OtherTeamsEntry
+	33, // 25: feedloop.v1.ListRequest.statuses:type_name -> feedloop.v1.Status
 	4,  // 26: feedloop.v1.ListResponse.items:type_name -> feedloop.v1.ItemSummary
 	1,  // 27: feedloop.v1.GetResponse.item:type_name -> feedloop.v1.Item
 	4,  // 28: feedloop.v1.GetResponse.customer_history:type_name -> feedloop.v1.ItemSummary
-	33, // 29: feedloop.v1.WatchResponse.routed:type_name -> feedloop.v1.Routed
+	36, // 29: feedloop.v1.WatchResponse.routed:type_name -> feedloop.v1.Routed
 	2,  // 30: feedloop.v1.AcknowledgeResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	28, // 31: feedloop.v1.PlanRequest.due_at:type_name -> google.protobuf.Timestamp
+	31, // 31: feedloop.v1.PlanRequest.due_at:type_name -> google.protobuf.Timestamp
 	2,  // 32: feedloop.v1.PlanResponse.assignment:type_name -> feedloop.v1.AssignmentState
 	2,  // 33: feedloop.v1.ResolveResponse.assignment:type_name -> feedloop.v1.AssignmentState
 	2,  // 34: feedloop.v1.DeclineResponse.assignment:type_name -> feedloop.v1.AssignmentState
 	2,  // 35: feedloop.v1.RerouteResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	34, // 36: feedloop.v1.StatsResponse.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
-	34, // 37: feedloop.v1.StatsResponse.mean_time_to_close:type_name -> google.protobuf.Duration
-	30, // 38: feedloop.v1.ItemSummary.OtherTeamsEntry.value:type_name -> feedloop.v1.Status
-	5,  // 39: feedloop.v1.TeamService.List:input_type -> feedloop.v1.ListRequest
-	7,  // 40: feedloop.v1.TeamService.Get:input_type -> feedloop.v1.GetRequest
-	9,  // 41: feedloop.v1.TeamService.Watch:input_type -> feedloop.v1.WatchRequest
-	11, // 42: feedloop.v1.TeamService.Acknowledge:input_type -> feedloop.v1.AcknowledgeRequest
-	13, // 43: feedloop.v1.TeamService.Plan:input_type -> feedloop.v1.PlanRequest
-	15, // 44: feedloop.v1.TeamService.Resolve:input_type -> feedloop.v1.ResolveRequest
-	17, // 45: feedloop.v1.TeamService.Decline:input_type -> feedloop.v1.DeclineRequest
-	19, // 46: feedloop.v1.TeamService.Reroute:input_type -> feedloop.v1.RerouteRequest
-	21, // 47: feedloop.v1.TeamService.Comment:input_type -> feedloop.v1.CommentRequest
-	23, // 48: feedloop.v1.TeamService.Stats:input_type -> feedloop.v1.StatsRequest
-	6,  // 49: feedloop.v1.TeamService.List:output_type -> feedloop.v1.ListResponse
-	8,  // 50: feedloop.v1.TeamService.Get:output_type -> feedloop.v1.GetResponse
-	10, // 51: feedloop.v1.TeamService.Watch:output_type -> feedloop.v1.WatchResponse
-	12, // 52: feedloop.v1.TeamService.Acknowledge:output_type -> feedloop.v1.AcknowledgeResponse
-	14, // 53: feedloop.v1.TeamService.Plan:output_type -> feedloop.v1.PlanResponse
-	16, // 54: feedloop.v1.TeamService.Resolve:output_type -> feedloop.v1.ResolveResponse
-	18, // 55: feedloop.v1.TeamService.Decline:output_type -> feedloop.v1.DeclineResponse
-	20, // 56: feedloop.v1.TeamService.Reroute:output_type -> feedloop.v1.RerouteResponse
-	22, // 57: feedloop.v1.TeamService.Comment:output_type -> feedloop.v1.CommentResponse
-	24, // 58: feedloop.v1.TeamService.Stats:output_type -> feedloop.v1.StatsResponse
-	49, // [49:59] is the sub-list for method output_type
-	39, // [39:49] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	31, // 36: feedloop.v1.StatsRequest.since:type_name -> google.protobuf.Timestamp
+	31, // 37: feedloop.v1.StatsRequest.until:type_name -> google.protobuf.Timestamp
+	37, // 38: feedloop.v1.StatsResponse.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
+	37, // 39: feedloop.v1.StatsResponse.mean_time_to_close:type_name -> google.protobuf.Duration
+	31, // 40: feedloop.v1.StatsResponse.since:type_name -> google.protobuf.Timestamp
+	31, // 41: feedloop.v1.StatsResponse.until:type_name -> google.protobuf.Timestamp
+	25, // 42: feedloop.v1.StatsResponse.days:type_name -> feedloop.v1.StatsDay
+	31, // 43: feedloop.v1.StatsDay.day:type_name -> google.protobuf.Timestamp
+	37, // 44: feedloop.v1.StatsDay.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
+	37, // 45: feedloop.v1.StatsDay.mean_time_to_close:type_name -> google.protobuf.Duration
+	31, // 46: feedloop.v1.MeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	33, // 47: feedloop.v1.ItemSummary.OtherTeamsEntry.value:type_name -> feedloop.v1.Status
+	5,  // 48: feedloop.v1.TeamService.List:input_type -> feedloop.v1.ListRequest
+	7,  // 49: feedloop.v1.TeamService.Get:input_type -> feedloop.v1.GetRequest
+	9,  // 50: feedloop.v1.TeamService.Watch:input_type -> feedloop.v1.WatchRequest
+	11, // 51: feedloop.v1.TeamService.Acknowledge:input_type -> feedloop.v1.AcknowledgeRequest
+	13, // 52: feedloop.v1.TeamService.Plan:input_type -> feedloop.v1.PlanRequest
+	15, // 53: feedloop.v1.TeamService.Resolve:input_type -> feedloop.v1.ResolveRequest
+	17, // 54: feedloop.v1.TeamService.Decline:input_type -> feedloop.v1.DeclineRequest
+	19, // 55: feedloop.v1.TeamService.Reroute:input_type -> feedloop.v1.RerouteRequest
+	21, // 56: feedloop.v1.TeamService.Comment:input_type -> feedloop.v1.CommentRequest
+	23, // 57: feedloop.v1.TeamService.Stats:input_type -> feedloop.v1.StatsRequest
+	26, // 58: feedloop.v1.TeamService.Me:input_type -> feedloop.v1.MeRequest
+	6,  // 59: feedloop.v1.TeamService.List:output_type -> feedloop.v1.ListResponse
+	8,  // 60: feedloop.v1.TeamService.Get:output_type -> feedloop.v1.GetResponse
+	10, // 61: feedloop.v1.TeamService.Watch:output_type -> feedloop.v1.WatchResponse
+	12, // 62: feedloop.v1.TeamService.Acknowledge:output_type -> feedloop.v1.AcknowledgeResponse
+	14, // 63: feedloop.v1.TeamService.Plan:output_type -> feedloop.v1.PlanResponse
+	16, // 64: feedloop.v1.TeamService.Resolve:output_type -> feedloop.v1.ResolveResponse
+	18, // 65: feedloop.v1.TeamService.Decline:output_type -> feedloop.v1.DeclineResponse
+	20, // 66: feedloop.v1.TeamService.Reroute:output_type -> feedloop.v1.RerouteResponse
+	22, // 67: feedloop.v1.TeamService.Comment:output_type -> feedloop.v1.CommentResponse
+	24, // 68: feedloop.v1.TeamService.Stats:output_type -> feedloop.v1.StatsResponse
+	27, // 69: feedloop.v1.TeamService.Me:output_type -> feedloop.v1.MeResponse
+	59, // [59:70] is the sub-list for method output_type
+	48, // [48:59] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_team_proto_init() }
@@ -2202,7 +2601,7 @@ func file_feedloop_v1_team_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_feedloop_v1_team_proto_rawDesc), len(file_feedloop_v1_team_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

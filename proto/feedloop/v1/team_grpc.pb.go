@@ -29,6 +29,7 @@ const (
 	TeamService_Reroute_FullMethodName     = "/feedloop.v1.TeamService/Reroute"
 	TeamService_Comment_FullMethodName     = "/feedloop.v1.TeamService/Comment"
 	TeamService_Stats_FullMethodName       = "/feedloop.v1.TeamService/Stats"
+	TeamService_Me_FullMethodName          = "/feedloop.v1.TeamService/Me"
 )
 
 // TeamServiceClient is the client API for TeamService service.
@@ -60,8 +61,11 @@ type TeamServiceClient interface {
 	Reroute(ctx context.Context, in *RerouteRequest, opts ...grpc.CallOption) (*RerouteResponse, error)
 	// Comment adds an internal note, never shown to the customer.
 	Comment(ctx context.Context, in *CommentRequest, opts ...grpc.CallOption) (*CommentResponse, error)
-	// Stats returns the team's closed-loop figures.
+	// Stats returns the team's closed-loop figures, over a chosen period.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Me tells who the token belongs to, until when it is valid and which
+	// teams exist (the targets of a reroute). A console signs in with it.
+	Me(ctx context.Context, in *MeRequest, opts ...grpc.CallOption) (*MeResponse, error)
 }
 
 type teamServiceClient struct {
@@ -181,6 +185,16 @@ func (c *teamServiceClient) Stats(ctx context.Context, in *StatsRequest, opts ..
 	return out, nil
 }
 
+func (c *teamServiceClient) Me(ctx context.Context, in *MeRequest, opts ...grpc.CallOption) (*MeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MeResponse)
+	err := c.cc.Invoke(ctx, TeamService_Me_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TeamServiceServer is the server API for TeamService service.
 // All implementations must embed UnimplementedTeamServiceServer
 // for forward compatibility.
@@ -210,8 +224,11 @@ type TeamServiceServer interface {
 	Reroute(context.Context, *RerouteRequest) (*RerouteResponse, error)
 	// Comment adds an internal note, never shown to the customer.
 	Comment(context.Context, *CommentRequest) (*CommentResponse, error)
-	// Stats returns the team's closed-loop figures.
+	// Stats returns the team's closed-loop figures, over a chosen period.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Me tells who the token belongs to, until when it is valid and which
+	// teams exist (the targets of a reroute). A console signs in with it.
+	Me(context.Context, *MeRequest) (*MeResponse, error)
 	mustEmbedUnimplementedTeamServiceServer()
 }
 
@@ -251,6 +268,9 @@ func (UnimplementedTeamServiceServer) Comment(context.Context, *CommentRequest) 
 }
 func (UnimplementedTeamServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedTeamServiceServer) Me(context.Context, *MeRequest) (*MeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Me not implemented")
 }
 func (UnimplementedTeamServiceServer) mustEmbedUnimplementedTeamServiceServer() {}
 func (UnimplementedTeamServiceServer) testEmbeddedByValue()                     {}
@@ -446,6 +466,24 @@ func _TeamService_Stats_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TeamService_Me_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TeamServiceServer).Me(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TeamService_Me_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TeamServiceServer).Me(ctx, req.(*MeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TeamService_ServiceDesc is the grpc.ServiceDesc for TeamService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -488,6 +526,10 @@ var TeamService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _TeamService_Stats_Handler,
+		},
+		{
+			MethodName: "Me",
+			Handler:    _TeamService_Me_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
