@@ -943,7 +943,12 @@ func (x *GetResponse) GetCustomerHistory() []*ItemSummary {
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The team; empty means the token's team.
-	Team          string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	Team string `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	// Live streams only the items routed from now on, to this stream alone
+	// (an ephemeral consumer): every open console page gets every item. Not
+	// live, the stream shares the team's durable consumer, which keeps what
+	// arrives while no one watches and hands each item to one watcher.
+	Live          bool `protobuf:"varint,2,opt,name=live,proto3" json:"live,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -983,6 +988,13 @@ func (x *WatchRequest) GetTeam() string {
 		return x.Team
 	}
 	return ""
+}
+
+func (x *WatchRequest) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
 }
 
 // WatchResponse is one newly routed item.
@@ -2325,9 +2337,10 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"feedbackId\"y\n" +
 	"\vGetResponse\x12%\n" +
 	"\x04item\x18\x01 \x01(\v2\x11.feedloop.v1.ItemR\x04item\x12C\n" +
-	"\x10customer_history\x18\x02 \x03(\v2\x18.feedloop.v1.ItemSummaryR\x0fcustomerHistory\"\"\n" +
+	"\x10customer_history\x18\x02 \x03(\v2\x18.feedloop.v1.ItemSummaryR\x0fcustomerHistory\"6\n" +
 	"\fWatchRequest\x12\x12\n" +
-	"\x04team\x18\x01 \x01(\tR\x04team\"W\n" +
+	"\x04team\x18\x01 \x01(\tR\x04team\x12\x12\n" +
+	"\x04live\x18\x02 \x01(\bR\x04live\"W\n" +
 	"\rWatchResponse\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12+\n" +
 	"\x06routed\x18\x02 \x01(\v2\x13.feedloop.v1.RoutedR\x06routed\"5\n" +
