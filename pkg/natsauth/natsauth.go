@@ -135,8 +135,10 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 			p.consumer(bus.StreamFeedback, watchPrefix+team, bus.RoutedSubject(team))
 		}
 		// Rebuild replays the stream with an ordered consumer, whose
-		// names are random and whose messages need no ack.
+		// names are random and whose messages need no ack; a live team
+		// watch reads a team's routed subject with one.
 		p.orderedConsumers(bus.StreamFeedback, "")
+		p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)
 	case Notifier:
 		s.streams(p)
 		p.pub(bus.SubjectNotified)

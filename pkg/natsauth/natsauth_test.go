@@ -272,3 +272,44 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// The router's live team watch is an ordered consumer on one team's routed
+// subject: allowed, and it receives what is routed there, also when the
+// router's durable watch consumers are limited to the known teams.
+func TestRouterOpensALiveWatch(t *testing.T) {
+	teams := spec
+	teams.Teams = []string{"billing"}
+	url, users := testkit.SecureNATS(t, teams)
+	admin := busAs(t, url, users, natsauth.Admin)
+	router := busAs(t, url, users, natsauth.Router)
+	cons, err := router.JetStream().OrderedConsumer(ctxT(t, 10*time.Second), bus.StreamFeedback, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.RoutedSubject("billing")}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Messages creates the consumer at once (Next would only on fetch).
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatalf("router creating a live watch: %v (connection: %v)", err, router.Conn().LastError())
+	}
+	defer it.Stop()
+	if _, err := admin.Publish(ctxT(t, 10*time.Second), bus.RoutedSubject("billing"), event("live-1")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		if m, err := it.Next(); err == nil {
+			got <- m.Subject()
+		}
+		close(got)
+	}()
+	select {
+	case subj := <-got:
+		if subj != bus.RoutedSubject("billing") {
+			t.Fatalf("live watch got %q (connection: %v)", subj, router.Conn().LastError())
+		}
+	case <-ctxT(t, 10*time.Second).Done():
+		t.Fatalf("live watch got nothing (connection: %v)", router.Conn().LastError())
+	}
+}

@@ -428,6 +428,34 @@ func TestWatch(t *testing.T) {
 	wantCode(t, "watch another team", err, codes.PermissionDenied, "cannot read team billing")
 }
 
+// A live watch gets every item routed while it is open, however many
+// watch at once; the team's durable consumer is not used by it.
+func TestWatchLive(t *testing.T) {
+	h := start(t)
+	logistics := h.team("logistics")
+	var streams []feedloopv1.TeamService_WatchClient
+	for range 2 {
+		ws, err := logistics.c.Watch(logistics.ctx(), &feedloopv1.WatchRequest{Live: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md, err := ws.Header(); err != nil || md.Get("feedloop-watch")[0] != "ready" {
+			t.Fatalf("watch header: %v %v", md, err)
+		}
+		streams = append(streams, ws)
+	}
+	h.submit("fb-live-1", "", item{topics: []string{"delivery"}})
+	for i, ws := range streams {
+		m, err := ws.Recv()
+		if err != nil || m.GetRouted().GetFeedback().GetId() != "fb-live-1" {
+			t.Fatalf("live watch %d: %v %v", i, m, err)
+		}
+	}
+	if _, err := h.js.Consumer(t.Context(), bus.StreamFeedback, "watch-logistics"); err == nil {
+		t.Fatal("a live watch created the team's durable consumer")
+	}
+}
+
 // A router that dies between a closing status change and its Closed event
 // leaves the projector to publish it: the same id the action would have
 // used, exactly once.

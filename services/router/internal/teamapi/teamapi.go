@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -342,7 +343,8 @@ func (s *Server) item(ctx context.Context, id string) (*feedloopv1.Item, error) 
 // Watch streams items newly routed to the caller's team, from a durable
 // consumer: what arrived while no one watched comes first. A message is
 // acknowledged only after it was sent, so a client that drops mid-stream
-// gets it again next time.
+// gets it again next time. A live watch reads an ordered consumer of its
+// own instead: every open page sees every item, none is kept for later.
 func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamService_WatchServer) error {
 	ctx := stream.Context()
 	p, err := caller(ctx)
@@ -353,7 +355,24 @@ func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamServi
 	if err != nil {
 		return err
 	}
-	cons, err := s.d.Bus.EnsureConsumer(ctx, bus.ConsumerConfig{
+	var cons jetstream.Consumer
+	if req.GetLive() {
+		cons, err = s.d.Bus.JetStream().OrderedConsumer(ctx, bus.StreamFeedback, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{bus.RoutedSubject(team)},
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+		})
+	} else {
+		cons, err = s.durableWatch(ctx, team)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return s.stream(ctx, team, cons, !req.GetLive(), stream)
+}
+
+// durableWatch is the team's durable watch consumer.
+func (s *Server) durableWatch(ctx context.Context, team string) (jetstream.Consumer, error) {
+	return s.d.Bus.EnsureConsumer(ctx, bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
 		Durable:        WatchDurable(team),
 		FilterSubjects: []string{bus.RoutedSubject(team)},
@@ -364,12 +383,20 @@ func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamServi
 		// durable keeps what arrives while no one watches.
 		StartNew: true,
 	})
-	if err != nil {
-		return unavailable(err)
-	}
+}
+
+// stream sends cons's routed items to the client until either ends; ack
+// says whether the consumer wants acknowledgements (a durable's do).
+func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consumer, ack bool, stream feedloopv1.TeamService_WatchServer) error {
 	it, err := cons.Messages()
 	if err != nil {
 		return unavailable(err)
+	}
+	// Headers say the watch is in place: a client that waits for them
+	// knows that whatever is routed from then on reaches it.
+	if err := stream.SendHeader(metadata.Pairs("feedloop-watch", "ready")); err != nil {
+		it.Stop()
+		return err
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -392,12 +419,19 @@ func (s *Server) Watch(req *feedloopv1.WatchRequest, stream feedloopv1.TeamServi
 		if err != nil {
 			// Never sendable: skip it rather than block the team's stream.
 			s.d.Log.WarnContext(ctx, "teamapi: skipping undecodable routed message", "team", team, "err", err)
-			_ = m.Term()
+			if ack {
+				_ = m.Term()
+			}
 			continue
 		}
 		if err := stream.Send(resp); err != nil {
-			_ = m.Nak()
+			if ack {
+				_ = m.Nak()
+			}
 			return err
+		}
+		if !ack {
+			continue
 		}
 		// Sent is sent: ack it even if the client hangs up right after.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
