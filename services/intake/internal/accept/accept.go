@@ -22,7 +22,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // Sentinels the ports map to status codes.

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // PayloadField names the whole message payload in a violation, when the bytes

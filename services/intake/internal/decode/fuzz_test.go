@@ -8,7 +8,7 @@ import (
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/internal/decode"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // FuzzDecodeProto: whatever a NATS submission carries, decoding never

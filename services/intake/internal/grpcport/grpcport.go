@@ -20,7 +20,7 @@ import (
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // MaxBatch is the most items one SubmitBatch may carry (the contract's limit).

@@ -13,7 +13,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/decode"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // Durable is the consumer name shared by every intake replica; it also

@@ -1,6 +1,11 @@
 // Package validate checks a submitted feedback item against intake's rules
 // and reports every broken rule as a field violation. It is pure: the same
 // item and clock always give the same violations, whatever the transport.
+//
+// It is public so every edge that takes input on a customer's or a
+// system's behalf (the router's status page and team API) refuses what
+// intake would refuse with the same rules, before anything is published:
+// an edge must never answer success for what the next stage dead-letters.
 package validate
 
 import (
@@ -63,7 +68,7 @@ func Join(vs []Violation) string {
 // id and received_at are not checked: intake overwrites them. now is the
 // reception time occurred_at is compared with.
 func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
-	var c checker
+	c := checker{prefix: Prefix}
 	if fb == nil {
 		c.add("", "is required")
 		return c.vs
@@ -131,11 +136,37 @@ func Feedback(fb *feedloopv1.Feedback, now time.Time) []Violation {
 	return c.vs
 }
 
-type checker struct{ vs []Violation }
+// Text returns the violation of intake's rules for free text (those of
+// feedback.text: valid UTF-8, at most maxBytes, no control characters but
+// tab, CR and LF) by s, named field as given; nil means valid. Empty text
+// is valid: whether a field is required is the edge's rule.
+func Text(field, s string, maxBytes int) []Violation {
+	c := checker{prefix: ""}
+	c.text(field, s, maxBytes)
+	return c.vs
+}
+
+// Line is Text for a one-line field (the rules of feedback.subject): no
+// line break or control character at all.
+func Line(field, s string, maxBytes int) []Violation {
+	c := checker{prefix: ""}
+	c.line(field, s, maxBytes)
+	return c.vs
+}
+
+// checker collects violations; prefix is put before every field path
+// (Prefix for a Feedback, nothing for an edge's own field).
+type checker struct {
+	prefix string
+	vs     []Violation
+}
 
 func (c *checker) add(field, format string, args ...any) {
-	path := Prefix
-	if field != "" {
+	path := c.prefix
+	switch {
+	case path == "":
+		path = field
+	case field != "":
 		path += "." + field
 	}
 	c.vs = append(c.vs, Violation{Field: path, Description: fmt.Sprintf(format, args...)})

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/validate"
+	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // fields are every path a violation may name (attributes values by key).
