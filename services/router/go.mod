@@ -5,9 +5,10 @@ go 1.26.7
 require (
 	github.com/feedloop/feedloop/pkg v0.0.0
 	github.com/feedloop/feedloop/proto v0.0.0
+	github.com/feedloop/feedloop/services/intake v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
-	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.71.0
+	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
@@ -65,3 +66,5 @@ require (
 replace github.com/feedloop/feedloop/pkg => ../../pkg
 
 replace github.com/feedloop/feedloop/proto => ../../proto
+
+replace github.com/feedloop/feedloop/services/intake => ../intake

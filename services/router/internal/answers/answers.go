@@ -82,6 +82,13 @@ func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error
 		CSAT:       fb.GetCsat(),
 		Text:       text,
 	})
+	if len(outs) == 0 && fb.GetCsat() > 0 {
+		// One survey answer per item counts, the first (workflow.Reply):
+		// this one stays in the event log as received, but is neither
+		// attributed nor routed as new feedback.
+		h.Log.InfoContext(ctx, "survey already answered; the first answer counts", "feedback_id", target, "answer_id", in.GetFeedbackId(), "csat", fb.GetCsat(), "counted_csat", item.GetCsat())
+		return true, nil
+	}
 	for _, o := range outs {
 		if _, err := h.Bus.Publish(ctx, o.Subject, o.Event); err != nil {
 			return false, fmt.Errorf("answer %s: %w", in.GetFeedbackId(), err)

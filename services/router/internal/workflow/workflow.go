@@ -26,6 +26,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	intakerules "github.com/feedloop/feedloop/services/intake/validate"
 )
 
 // Errors, mapped to gRPC codes by the team API.
@@ -239,7 +240,20 @@ const ReopenAtOrBelow = 2
 // was rerouted away from) and reopens the closed shares when the answer is
 // bad (CSAT ≤ ReopenAtOrBelow) or a reply in words. Event ids derive from
 // ans.EventID, so a redelivered answer yields the same events.
+//
+// One survey answer per item counts, and it is the first one attributed:
+// a survey answer (CSAT set) to an item that already holds another survey
+// answer gives no events. The first is what the customer rated the outcome
+// they saw with, what the teams acted on (a low score reopened the item)
+// and what the KPIs counted; letting a later one replace it would count
+// CSAT twice or undo a reopening behind the teams' backs. The status page
+// refuses a second answer once the first shows (409); this rule covers the
+// answers that raced past it and those from other survey tools. Replies in
+// words (CSAT 0) are not survey answers and always attribute.
 func Reply(item *feedloopv1.Item, ans Answer) []Out {
+	if ans.CSAT > 0 && AnsweredBefore(item, ans) {
+		return nil
+	}
 	reopen := ans.CSAT > 0 && ans.CSAT <= ReopenAtOrBelow || ans.CSAT == 0 && strings.TrimSpace(ans.Text) != ""
 	var outs []Out
 	for _, a := range item.GetAssignments() {
@@ -270,6 +284,20 @@ func Reply(item *feedloopv1.Item, ans Answer) []Out {
 		outs = append(outs, Out{Subject: bus.UpdatedSubject(team), Event: ev})
 	}
 	return outs
+}
+
+// AnsweredBefore reports whether item holds a survey answer other than ans
+// (a redelivered ans finds its own events and is not "before").
+func AnsweredBefore(item *feedloopv1.Item, ans Answer) bool {
+	for _, e := range item.GetTimeline() {
+		if e.GetKind() != feedloopv1.TimelineKind_TIMELINE_KIND_REPLIED || e.GetLevel() <= 0 {
+			continue
+		}
+		if e.GetEventId() != bus.DeriveID(ans.EventID, "replied", e.GetTeam()) {
+			return true
+		}
+	}
+	return false
 }
 
 func validate(cmd Command, known KnownTeam) error {
@@ -314,6 +342,14 @@ func validate(cmd Command, known KnownTeam) error {
 	}
 	if field == "" && utf8.RuneCountInString(cmd.Message) > MaxTextLen {
 		field, rule = textField(cmd.Action), fmt.Sprintf("at most %d characters", MaxTextLen)
+	}
+	if field == "" && cmd.Action != Acknowledge {
+		// Intake's rules for free text (valid UTF-8, no control characters
+		// but tab, CR and LF): these words reach the customer's email and
+		// the status page, or a colleague's terminal, like feedback text.
+		if vs := intakerules.Text(textField(cmd.Action), cmd.Message, intakerules.MaxTextBytes); len(vs) > 0 {
+			field, rule = vs[0].Field, vs[0].Description
+		}
 	}
 	if field != "" {
 		return &FieldError{Field: field, Rule: rule}

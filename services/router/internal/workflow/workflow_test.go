@@ -121,6 +121,13 @@ func TestFieldRules(t *testing.T) {
 		{"reroute without reason", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "" }), "reason"},
 		{"comment without text", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "" }), "text"},
 		{"comment too long", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = strings.Repeat("é", workflow.MaxTextLen+1) }), "text"},
+		// Intake's rules for free text, the ones a customer's feedback meets.
+		{"plan message with NUL", cmd(workflow.Plan, func(c *workflow.Command) { c.Message = "refund\x00soon" }), "message"},
+		{"resolve message with ESC", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "\x1b[2Jdone" }), "message"},
+		{"resolve message not UTF-8", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "done \xff\xfe" }), "message"},
+		{"decline reason with control", cmd(workflow.Decline, func(c *workflow.Command) { c.Message = "no\x07" }), "reason"},
+		{"reroute reason not UTF-8", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "\xc3" }), "reason"},
+		{"comment with ESC", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "note \x1b]0;x\x07" }), "text"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +137,10 @@ func TestFieldRules(t *testing.T) {
 				t.Fatalf("err = %v, want field %s", err, tc.field)
 			}
 		})
+	}
+	// Tabs and line breaks are text, as in feedback.
+	if _, err := workflow.Decide(item(acked, acked), cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "Done:\r\n\t- refund" }), known); err != nil {
+		t.Fatalf("multi-line message: %v", err)
 	}
 	// A plan today is fine: the date is a day, not an instant.
 	if _, err := workflow.Decide(item(acked, acked), cmd(workflow.Plan, func(c *workflow.Command) { c.DueAt = now.Truncate(24 * time.Hour) }), known); err != nil {
