@@ -211,6 +211,18 @@ func (c *Classifier) Version() string { return c.version }
 // ModelVersion is what classifications record as model_version.
 func (c *Classifier) ModelVersion() string { return c.modelVersion }
 
+// Topics are the topics the rules can assign, sorted, each once.
+func (c *Classifier) Topics() []string {
+	var out []string
+	for _, t := range c.topics {
+		if !slices.Contains(out, t.topic) {
+			out = append(out, t.topic)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Classify classifies the subject and text of fb. It never fails for a
 // non-nil fb; the error is there for the Classifier interface.
 func (c *Classifier) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedloopv1.Classification, error) {

@@ -227,6 +227,30 @@ func TestRulesCheck(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "route.routes[0]") || !strings.Contains(stderr, "matchers[0]") {
 		t.Fatalf("bad tree: exit %d, stderr %q", code, stderr)
 	}
+	// The classifier's rules file README ships is checked as what it is.
+	code, stdout, stderr = run(t, "rules", "check", filepath.Join(examples, "rules.yaml"))
+	if code != 0 || !strings.Contains(stdout, "ok — classifier rules") || !strings.Contains(stdout, "billing") {
+		t.Fatalf("example rules: exit %d, %q %q", code, stdout, stderr)
+	}
+	badRules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(badRules, []byte("version: v1\ntopics:\n  - id: x\n    topic: billing\n    patterns: ['(']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, "rules", "check", badRules)
+	if code != 2 || !strings.Contains(stderr, "topics[0].patterns[0]") {
+		t.Fatalf("bad rules: exit %d, stderr %q", code, stderr)
+	}
+	neither := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(neither, []byte("teams: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = run(t, "rules", "check", neither); code != 2 || !strings.Contains(stderr, "neither a routing tree") {
+		t.Fatalf("neither kind: exit %d, stderr %q", code, stderr)
+	}
+	// A flag the command requires is a usage error, exit 2.
+	if code, _, stderr = run(t, "rules", "test", filepath.Join(examples, "routes.yaml")); code != 2 || !strings.Contains(stderr, "feedback") {
+		t.Fatalf("rules test without --feedback: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestRulesTest(t *testing.T) {

@@ -61,8 +61,12 @@ server unreachable), 2 invalid input.`,
   feedloop inbox list
   feedloop inbox show 0d6f…
   feedloop inbox ack 0d6f…
-  feedloop inbox plan 0d6f… --due 2026-11-30 --message "The fix ships with the November release."
-  feedloop inbox resolve 0d6f… --message "Fixed in 4.2; thank you for telling us."`,
+  feedloop inbox plan 0d6f --due 2030-11-30 --customer-message "The fix ships with the November release."
+  feedloop inbox comment 0d6f --internal-note "Waiting for FIN-42."
+  feedloop inbox resolve 0d6f --customer-message "Fixed in 4.2; thank you for telling us."
+
+An ID may be given by its first characters (at least 4) when they name one
+of the team's items.`,
 	}
 	pf := cmd.PersistentFlags()
 	serverFlag(pf, &o.server, envServer, defaultTeamServer, "router team API gRPC address")
@@ -133,6 +137,10 @@ func (o *inboxOpts) unary(cmd *cobra.Command, call func(context.Context, feedloo
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
 	resp, err := call(ctx, s.client)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
 	if err != nil {
 		return o.rpcError(err)
 	}
@@ -142,6 +150,68 @@ func (o *inboxOpts) unary(cmd *cobra.Command, call func(context.Context, feedloo
 	}
 	human(printable{out}, resp)
 	return nil
+}
+
+// unaryID is unary for a command on one item: the id given may be a unique
+// prefix of the full id, resolved first among the team's items.
+func (o *inboxOpts) unaryID(cmd *cobra.Command, given string, call func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error), human func(w io.Writer, m proto.Message, id string)) error {
+	var id string
+	return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
+		var err error
+		if id, err = resolveID(ctx, c, given); err != nil {
+			return nil, err
+		}
+		return call(ctx, c, id)
+	}, func(w io.Writer, m proto.Message) { human(w, m, id) })
+}
+
+// Feedback ids are UUIDs; a prefix must be long enough to be worth a search.
+const (
+	fullIDLen   = 36
+	minIDPrefix = 4
+)
+
+// resolveID turns a unique prefix of a feedback id into the id, looking
+// among every item routed to the caller's team (the only ones it may name).
+// A full-length id, or one that is some item's whole id, is taken as it is.
+func resolveID(ctx context.Context, c feedloopv1.TeamServiceClient, given string) (string, error) {
+	id := strings.ToLower(strings.TrimSpace(given))
+	if len(id) >= fullIDLen {
+		return id, nil
+	}
+	if len(id) < minIDPrefix {
+		return "", &exitError{2, fmt.Errorf("feedback id %q: give at least %d characters of it", given, minIDPrefix)}
+	}
+	all, _ := parseStatuses([]string{"all"})
+	var matches []string
+	for tok := ""; ; {
+		resp, err := c.List(ctx, &feedloopv1.ListRequest{Statuses: all, PageSize: 500, PageToken: tok})
+		if err != nil {
+			return "", err
+		}
+		for _, it := range resp.GetItems() {
+			switch fid := it.GetFeedbackId(); {
+			case fid == id:
+				return fid, nil
+			case strings.HasPrefix(fid, id) && !slices.Contains(matches, fid):
+				matches = append(matches, fid)
+			}
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		return "", &exitError{1, fmt.Errorf("feedback id %q: no item of your team's starts with it", given)}
+	default:
+		if len(matches) > 3 {
+			matches = append(matches[:3], "…")
+		}
+		return "", &exitError{2, fmt.Errorf("feedback id %q: the start of several items (%s); give more of it", given, strings.Join(matches, ", "))}
+	}
 }
 
 // rpcError is describeRPCError with a hint on what to check for the codes
@@ -168,6 +238,38 @@ func writeProtoJSON(w io.Writer, m proto.Message) error {
 	}
 	_, err = fmt.Fprintln(w, string(b))
 	return err
+}
+
+// The two audiences of an action's words have one flag name each, on every
+// command: --customer-message is read by the customer, --internal-note only
+// by teams. The names they replace (--message, --reason, --text) meant one
+// or the other depending on the command; they still work, with a warning.
+func customerMessage(cmd *cobra.Command, p *string, what string) {
+	f := cmd.Flags()
+	f.StringVar(p, "customer-message", "", what+": the customer reads this (required)")
+	old := "message"
+	if cmd.Name() == "decline" {
+		old = "reason"
+	}
+	oldFlag(cmd, p, old, "--customer-message (the customer reads it)")
+}
+
+func internalNote(cmd *cobra.Command, p *string, what, old string) {
+	cmd.Flags().StringVar(p, "internal-note", "", what+": internal, never shown to the customer (required)")
+	oldFlag(cmd, p, old, "--internal-note (never shown to the customer)")
+}
+
+// oldFlag keeps --old writing to p, hidden, with a warning naming its
+// successor when used. (pflag's own deprecation notice goes to a buffer
+// cobra keeps for flag errors, so nobody would see it.)
+func oldFlag(cmd *cobra.Command, p *string, old, use string) {
+	cmd.Flags().StringVar(p, old, "", "")
+	_ = cmd.Flags().MarkHidden(old)
+	cmd.PreRun = func(c *cobra.Command, _ []string) {
+		if c.Flags().Changed(old) {
+			fmt.Fprintf(c.ErrOrStderr(), "feedloop: --%s is deprecated here: use %s\n", old, use)
+		}
+	}
 }
 
 // oneID accepts exactly one argument, the feedback id.
@@ -281,9 +383,9 @@ func (o *inboxOpts) showCmd() *cobra.Command {
 		Short: "Show an item: the feedback, every team's share, the full timeline and the customer's other items",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Get(ctx, &feedloopv1.GetRequest{FeedbackId: args[0]})
-			}, func(w io.Writer, m proto.Message) { printItem(w, m.(*feedloopv1.GetResponse)) })
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Get(ctx, &feedloopv1.GetRequest{FeedbackId: id})
+			}, func(w io.Writer, m proto.Message, _ string) { printItem(w, m.(*feedloopv1.GetResponse)) })
 		},
 	}
 }
@@ -295,10 +397,10 @@ func (o *inboxOpts) ackCmd() *cobra.Command {
 		Short:   "Acknowledge an item: the team has seen it",
 		Args:    oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Acknowledge(ctx, &feedloopv1.AcknowledgeRequest{FeedbackId: args[0]})
-			}, func(w io.Writer, m proto.Message) {
-				printChanged(w, args[0], m.(*feedloopv1.AcknowledgeResponse).GetAssignment())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Acknowledge(ctx, &feedloopv1.AcknowledgeRequest{FeedbackId: id})
+			}, func(w io.Writer, m proto.Message, id string) {
+				printChanged(w, id, m.(*feedloopv1.AcknowledgeResponse).GetAssignment())
 			})
 		},
 	}
@@ -322,7 +424,7 @@ func parseDue(s string) (*timestamppb.Timestamp, error) {
 func (o *inboxOpts) planCmd() *cobra.Command {
 	var due, message string
 	cmd := &cobra.Command{
-		Use:   "plan ID --due YYYY-MM-DD --message TEXT",
+		Use:   "plan ID --due YYYY-MM-DD --customer-message TEXT",
 		Short: "Promise the customer a date and say what the team will do",
 		Long: `Promise the customer a date and say what the team will do; both are required
 and the customer reads them. --due is a calendar day (taken as 00:00 UTC of
@@ -334,88 +436,88 @@ customer the date moved.`,
 			if err != nil {
 				return err
 			}
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: args[0], DueAt: dueAt, Message: message})
-			}, func(w io.Writer, m proto.Message) {
-				printChanged(w, args[0], m.(*feedloopv1.PlanResponse).GetAssignment())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: id, DueAt: dueAt, Message: message})
+			}, func(w io.Writer, m proto.Message, id string) {
+				printChanged(w, id, m.(*feedloopv1.PlanResponse).GetAssignment())
 			})
 		},
 	}
 	cmd.Flags().StringVar(&due, "due", "", "the day promised, YYYY-MM-DD (required)")
-	cmd.Flags().StringVar(&message, "message", "", "what the team will do, for the customer (required)")
+	customerMessage(cmd, &message, "what the team will do")
 	return cmd
 }
 
 func (o *inboxOpts) resolveCmd() *cobra.Command {
 	var message string
 	cmd := &cobra.Command{
-		Use:   "resolve ID --message TEXT",
+		Use:   "resolve ID --customer-message TEXT",
 		Short: "Resolve the team's share, telling the customer what was done",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: args[0], Message: message})
-			}, func(w io.Writer, m proto.Message) {
-				printChanged(w, args[0], m.(*feedloopv1.ResolveResponse).GetAssignment())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: id, Message: message})
+			}, func(w io.Writer, m proto.Message, id string) {
+				printChanged(w, id, m.(*feedloopv1.ResolveResponse).GetAssignment())
 			})
 		},
 	}
-	cmd.Flags().StringVar(&message, "message", "", "what was done, for the customer (required)")
+	customerMessage(cmd, &message, "what was done")
 	return cmd
 }
 
 func (o *inboxOpts) declineCmd() *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:   "decline ID --reason TEXT",
+		Use:   "decline ID --customer-message TEXT",
 		Short: "Decline the team's share; the customer reads the reason",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: args[0], Reason: reason})
-			}, func(w io.Writer, m proto.Message) {
-				printChanged(w, args[0], m.(*feedloopv1.DeclineResponse).GetAssignment())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: id, Reason: reason})
+			}, func(w io.Writer, m proto.Message, id string) {
+				printChanged(w, id, m.(*feedloopv1.DeclineResponse).GetAssignment())
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the customer (required)")
+	customerMessage(cmd, &reason, "why the team will not act")
 	return cmd
 }
 
 func (o *inboxOpts) rerouteCmd() *cobra.Command {
 	var to, reason string
 	cmd := &cobra.Command{
-		Use:   "reroute ID --to TEAM --reason TEXT",
+		Use:   "reroute ID --to TEAM --internal-note TEXT",
 		Short: "Hand the team's share to another team (recorded as a correction for the classifier)",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: args[0], Team: to, Reason: reason})
-			}, func(w io.Writer, m proto.Message) {
-				printChanged(w, args[0], m.(*feedloopv1.RerouteResponse).GetAssignment())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: id, Team: to, Reason: reason})
+			}, func(w io.Writer, m proto.Message, id string) {
+				printChanged(w, id, m.(*feedloopv1.RerouteResponse).GetAssignment())
 			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the team that should own it (required)")
-	cmd.Flags().StringVar(&reason, "reason", "", "why (required; internal)")
+	internalNote(cmd, &reason, "why it belongs to that team", "reason")
 	return cmd
 }
 
 func (o *inboxOpts) commentCmd() *cobra.Command {
 	var text string
 	cmd := &cobra.Command{
-		Use:   "comment ID --text TEXT",
+		Use:   "comment ID --internal-note TEXT",
 		Short: "Add an internal note to the item's timeline (never shown to the customer)",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
-				return c.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: args[0], Text: text})
-			}, func(w io.Writer, m proto.Message) {
-				fmt.Fprintf(w, "%s: comment added (event %s)\n", args[0], m.(*feedloopv1.CommentResponse).GetEventId())
+			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
+				return c.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: id, Text: text})
+			}, func(w io.Writer, m proto.Message, id string) {
+				fmt.Fprintf(w, "%s: internal note added (event %s)\n", id, m.(*feedloopv1.CommentResponse).GetEventId())
 			})
 		},
 	}
-	cmd.Flags().StringVar(&text, "text", "", "the note (required)")
+	internalNote(cmd, &text, "the note", "text")
 	return cmd
 }
 

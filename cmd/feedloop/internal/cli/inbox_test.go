@@ -258,7 +258,12 @@ func TestInbox(t *testing.T) {
 		e.fails(t, "product", 1, []string{"PermissionDenied"}, "ack", a)
 		e.fails(t, "billing", 1, []string{"PermissionDenied", "product"}, "list", "--team", "product")
 		e.fails(t, "billing", 1, []string{"NotFound"}, "show", "0badc0de-0000-0000-0000-000000000000")
-		e.fails(t, "billing", 1, []string{"FailedPrecondition", "routed"}, "resolve", a, "--message", "done")
+		// An id may be shortened to a unique prefix of an item of the team's.
+		e.fails(t, "billing", 2, []string{"at least 4 characters"}, "show", a[:3])
+		e.fails(t, "billing", 1, []string{"no item of your team's starts with"}, "show", "ffffffff")
+		e.fails(t, "product", 1, []string{"no item of your team's starts with"}, "ack", a[:8])
+		// The old flag still works, with a warning naming the new one.
+		e.fails(t, "billing", 1, []string{"FailedPrecondition", "routed", "use --customer-message"}, "resolve", a, "--message", "done")
 		e.fails(t, "billing", 2, []string{"--status", "pending"}, "list", "--status", "pending")
 		e.fails(t, "billing", 2, []string{"want one feedback id"}, "ack")
 		e.fails(t, "billing", 2, []string{"unknown flag"}, "ack", a, "--frobnicate")
@@ -283,14 +288,14 @@ func TestInbox(t *testing.T) {
 			t.Errorf("ack printed %q", out)
 		}
 		e.fails(t, "billing", 1, []string{"FailedPrecondition", "acknowledged"}, "ack", a)
-		e.fails(t, "billing", 2, []string{"--due", "YYYY-MM-DD"}, "plan", a, "--due", "next week", "--message", "soon")
+		e.fails(t, "billing", 2, []string{"--due", "YYYY-MM-DD"}, "plan", a, "--due", "next week", "--customer-message", "soon")
 		yesterday := time.Now().UTC().AddDate(0, 0, -2).Format(time.DateOnly)
-		e.fails(t, "billing", 2, []string{"InvalidArgument", "due_at", "past"}, "plan", a, "--due", yesterday, "--message", "soon")
+		e.fails(t, "billing", 2, []string{"InvalidArgument", "due_at", "past"}, "plan", a[:8], "--due", yesterday, "--customer-message", "soon")
 		e.fails(t, "billing", 2, []string{"InvalidArgument", "message"}, "plan", a, "--due", "2099-01-01")
 
 		due := time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly)
 		var plan feedloopv1.PlanResponse
-		out := e.ok(t, "billing", "plan", a, "--due", due, "--message", "We will refund the second charge.", "--json")
+		out := e.ok(t, "billing", "plan", a[:8], "--due", due, "--customer-message", "We will refund the second charge.", "--json")
 		if err := protojson.Unmarshal([]byte(out), &plan); err != nil {
 			t.Fatal(err)
 		}
@@ -299,11 +304,11 @@ func TestInbox(t *testing.T) {
 			t.Errorf("plan = %v, want planned for %s 00:00 UTC", &plan, due)
 		}
 
-		out = e.ok(t, "billing", "comment", a, "--text", "Refund ticket FIN-42 opened.")
-		if !regexp.MustCompile(a + `: comment added \(event \S+\)`).MatchString(out) {
+		out = e.ok(t, "billing", "comment", a, "--internal-note", "Refund ticket FIN-42 opened.")
+		if !regexp.MustCompile(a + `: internal note added \(event \S+\)`).MatchString(out) {
 			t.Errorf("comment printed %q", out)
 		}
-		if out := e.ok(t, "billing", "resolve", a, "--message", "Refunded; sorry for the trouble."); !strings.Contains(out, "billing is now resolved") {
+		if out := e.ok(t, "billing", "resolve", a, "--customer-message", "Refunded; sorry for the trouble."); !strings.Contains(out, "billing is now resolved") {
 			t.Errorf("resolve printed %q", out)
 		}
 
@@ -337,11 +342,11 @@ func TestInbox(t *testing.T) {
 
 	t.Run("B: billing reroutes its share, product declines its own", func(t *testing.T) {
 		e.fails(t, "billing", 1, []string{"FailedPrecondition", "product"}, "reroute", b, "--to", "product", "--reason", "app bug")
-		if out := e.ok(t, "billing", "reroute", b, "--to", "accounts", "--reason", "a subscription question"); !strings.Contains(out, "billing is now rerouted (to accounts)") {
+		if out := e.ok(t, "billing", "reroute", b, "--to", "accounts", "--internal-note", "a subscription question"); !strings.Contains(out, "billing is now rerouted (to accounts)") {
 			t.Errorf("reroute printed %q", out)
 		}
 		testkit.Eventually(t, "accounts gets B", func() bool { return statusOf(e.list(t, "accounts"), b) == feedloopv1.Status_STATUS_ROUTED })
-		if out := e.ok(t, "product", "decline", b, "--reason", "The crash is fixed in 4.2."); !strings.Contains(out, "product is now declined") {
+		if out := e.ok(t, "product", "decline", b, "--customer-message", "The crash is fixed in 4.2."); !strings.Contains(out, "product is now declined") {
 			t.Errorf("decline printed %q", out)
 		}
 		// The customer's history breaks the silo: product sees A, which

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -35,7 +36,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	if usageError(err) {
+		return 2
+	}
 	return 1
+}
+
+// usageError reports the errors cobra itself returns for a command line it
+// refuses after parsing (a flag marked required, a flag group), which carry
+// no type of their own: usage errors, exit 2 like a flag that fails to parse.
+func usageError(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "required flag(s) ") || strings.HasPrefix(msg, "if any flags in the group ")
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

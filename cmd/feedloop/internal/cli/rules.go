@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -20,7 +21,7 @@ import (
 func newRulesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
-		Short: "Check and try out a routing tree",
+		Short: "Check routing trees and classifier rules files; try where an item goes",
 	}
 	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd())
 	return cmd
@@ -29,20 +30,69 @@ func newRulesCmd() *cobra.Command {
 func newRulesCheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE",
-		Short: "Validate a routing tree; every error names the bad node",
-		Args:  cobra.ExactArgs(1),
+		Short: "Validate a routing tree (routes.yaml) or a classifier rules file (rules.yaml); every error names the bad entry",
+		Long: `Validate a routing tree (ROUTER_ROUTES_FILE, a file with a top-level
+"route") or a classifier rules file (CLASSIFIER_RULES_FILE, a file with
+"topics", "urgency" or "sentiment"); which one is told by the file's
+top-level keys. Every error names the node or entry at fault. Exit 2 when
+the file is invalid.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := ruleFileKind(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if kind == kindClassifierRules {
+				c, err := rules.Load(args[0])
+				if err != nil {
+					return &exitError{2, err}
+				}
+				fmt.Fprintf(out, "%s: ok — classifier rules, version %s, topics %s\n", args[0], c.Version(), strings.Join(c.Topics(), ", "))
+				return nil
+			}
 			tree, err := loadTree(args[0])
 			if err != nil {
 				return err
 			}
 			n := 0
 			tree.Root.Walk(func(*routing.Route) { n++ })
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok — %d routes, default team %s, teams %s\n",
+			fmt.Fprintf(out, "%s: ok — routing tree, %d routes, default team %s, teams %s\n",
 				args[0], n, tree.DefaultTeam(), strings.Join(tree.Teams(), ", "))
 			return nil
 		},
 	}
+}
+
+// The kinds of file `rules check` validates.
+const (
+	kindRoutingTree     = "routing tree"
+	kindClassifierRules = "classifier rules"
+)
+
+// ruleFileKind tells a routing tree from a classifier rules file by the
+// top-level keys of the YAML document.
+func ruleFileKind(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", &exitError{2, err}
+	}
+	var top map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return "", &exitError{2, fmt.Errorf("%s: not a YAML mapping: %w", path, err)}
+	}
+	switch {
+	case hasKey(top, "route"):
+		return kindRoutingTree, nil
+	case hasKey(top, "topics") || hasKey(top, "urgency") || hasKey(top, "sentiment"):
+		return kindClassifierRules, nil
+	}
+	return "", &exitError{2, fmt.Errorf(`%s: neither a routing tree (top-level "route") nor classifier rules ("topics", "urgency", "sentiment")`, path)}
+}
+
+func hasKey(m map[string]yaml.Node, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 func loadTree(path string) (*routing.Tree, error) {
