@@ -49,8 +49,13 @@ func TestBrokenManifestsFail(t *testing.T) {
 			"                    - {key: survey.txt.tmpl, path: de/survey.txt.tmpl}\n", "",
 			"lacks de/survey.txt.tmpl"},
 		{"ConfigMap key missing", "dev", "base/kustomization.yaml",
-			"      - ../../examples/templates/fr/survey.txt.tmpl\n", "",
+			"      - examples/templates/fr/survey.txt.tmpl\n", "",
 			`"feedloop-notifier-templates-fr`},
+		// As `kubectl apply -k` would: a file outside the kustomization's
+		// root (which this in-memory repository holds) is refused.
+		{"file outside the kustomization", "dev", "base/kustomization.yaml",
+			"      - examples/rules.yaml\n", "      - ../../examples/rules.yaml\n",
+			"is not in or below"},
 		{"NATS URL to no Service", "dev", "base/kustomization.yaml",
 			"NATS_URL=nats://nats:4222", "NATS_URL=nats://nats-client:4222",
 			`no Service "nats-client"`},
@@ -64,7 +69,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 			"maxReplicaCount: 12", "maxReplicas: 12",
 			`unknown field "maxReplicas"`},
 		{"two autoscalers", "prod", "components/autoscaling-keda/kustomization.yaml",
-			"  - intake-hpa.yaml", "  - intake-hpa.yaml\n  - ../autoscaling-cpu/consumers-hpa.yaml",
+			"  - intake-hpa.yaml", "  - intake-hpa.yaml\n  - consumers-hpa.yaml",
 			"two autoscalers fight"},
 		{"autoscaled Deployment with replicas", "prod", "overlays/prod/kustomization.yaml",
 			"        path: /spec/replicas", "        path: /spec/revisionHistoryLimit",
@@ -80,6 +85,17 @@ func TestBrokenManifestsFail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fsys := repoInMemory(t)
+			if err := fsys.WriteFile("/repo/deploy/examples/rules.yaml", []byte("rules: []\n")); err != nil {
+				t.Fatal(err)
+			}
+			// For "two autoscalers": the CPU HPAs inside the KEDA component.
+			hpa, err := fsys.ReadFile("/repo/deploy/k8s/components/autoscaling-cpu/consumers-hpa.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.WriteFile("/repo/deploy/k8s/components/autoscaling-keda/consumers-hpa.yaml", hpa); err != nil {
+				t.Fatal(err)
+			}
 			path := "/repo/deploy/k8s/" + tc.file
 			b, err := fsys.ReadFile(path)
 			if err != nil {
@@ -109,12 +125,13 @@ func TestBrokenManifestsFail(t *testing.T) {
 	}
 }
 
-// repoInMemory copies deploy/k8s, deploy/examples and deploy/grafana into an in-memory
-// file system under /repo.
+// repoInMemory copies deploy/k8s into an in-memory file system under /repo:
+// the overlays need nothing else (TestOverlays builds them with the default
+// load restrictor).
 func repoInMemory(t *testing.T) filesys.FileSystem {
 	t.Helper()
 	fsys := filesys.MakeFsInMemory()
-	for _, dir := range []string{"deploy/k8s", "deploy/examples", "deploy/grafana"} {
+	for _, dir := range []string{"deploy/k8s"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err

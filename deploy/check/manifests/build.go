@@ -61,11 +61,14 @@ var strict = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, sc
 	kjson.SerializerOptions{Yaml: false, Strict: true})
 
 // Build runs kustomize on dir (an overlay) in fsys and decodes the result.
-// The load restrictor is off, as in skaffold.yaml: the base builds its
-// ConfigMaps from deploy/examples, outside deploy/k8s.
+// The options are kustomize's defaults, those of kubectl apply -k, Argo CD
+// and Flux: the load restrictor refuses any file outside a kustomization's
+// own directory (see Copies).
 func Build(fsys filesys.FileSystem, dir string) (*Set, error) {
 	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsNone
+	if opts.LoadRestrictions != types.LoadRestrictionsRootOnly {
+		return nil, fmt.Errorf("kustomize's default load restrictor is %v, not RootOnly: review Build", opts.LoadRestrictions)
+	}
 	rm, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)

@@ -81,8 +81,8 @@ func (sk *Skaffold) Overlays() map[string][]string {
 
 // Check checks skaffold.yaml against the repository at root: the schema
 // version, every artifact a ko build of an existing main package, and every
-// kustomize deployment built without the load restrictor (the base reads
-// deploy/examples) from an existing overlay.
+// kustomize deployment an existing overlay built with kustomize's default
+// load restrictor, as kubectl apply -k builds it.
 func (sk *Skaffold) Check(root string) error {
 	var errs []error
 	if sk.APIVersion != SkaffoldAPIVersion {
@@ -108,8 +108,8 @@ func (sk *Skaffold) Check(root string) error {
 		if m.Kustomize == nil {
 			return
 		}
-		if !slices.Contains(m.Kustomize.BuildArgs, "--load-restrictor=LoadRestrictionsNone") {
-			errs = append(errs, fmt.Errorf("skaffold.yaml: %s: kustomize buildArgs need --load-restrictor=LoadRestrictionsNone", where))
+		if i := slices.IndexFunc(m.Kustomize.BuildArgs, func(a string) bool { return strings.Contains(a, "load-restrictor") }); i >= 0 {
+			errs = append(errs, fmt.Errorf("skaffold.yaml: %s: kustomize buildArgs %q: the overlays must build as kubectl apply -k builds them", where, m.Kustomize.BuildArgs[i]))
 		}
 		for _, p := range m.Kustomize.Paths {
 			if _, err := os.Stat(filepath.Join(root, p, "kustomization.yaml")); err != nil {
