@@ -212,7 +212,7 @@ func (g *Gate) Watch(ctx context.Context, rebuild RebuildFunc) error {
 	for {
 		ok, err := g.Ready(ctx)
 		if err == nil && !ok {
-			err = g.run(ctx, false, rebuild)
+			err = g.run(ctx, false, false, rebuild)
 			if errors.Is(err, ErrBusy) {
 				err = nil
 			}
@@ -249,7 +249,8 @@ func (g *Gate) Init(ctx context.Context, js jetstream.JetStream, stream string, 
 	if info.State.Msgs > 0 {
 		return nil
 	}
-	if err := g.run(ctx, false, rebuild); err != nil && !errors.Is(err, ErrBusy) {
+	// Nothing is lost: the state is simply new, which is no warning.
+	if err := g.run(ctx, false, true, rebuild); err != nil && !errors.Is(err, ErrBusy) {
 		return err
 	}
 	return nil
@@ -259,7 +260,7 @@ func (g *Gate) Init(ctx context.Context, js jetstream.JetStream, stream string, 
 // (the ready key is deleted first, so live writers wait), for an operator's
 // command. It returns ErrBusy (wrapped) when another rebuild holds the lock.
 func (g *Gate) Rebuild(ctx context.Context, rebuild RebuildFunc) error {
-	return g.run(ctx, true, rebuild)
+	return g.run(ctx, true, false, rebuild)
 }
 
 // Scripts; KEYS[1] is the lock, ARGV[1] the owner token.
@@ -293,7 +294,7 @@ end
 return 0`)
 )
 
-func (g *Gate) run(ctx context.Context, force bool, rebuild RebuildFunc) error {
+func (g *Gate) run(ctx context.Context, force, fresh bool, rebuild RebuildFunc) error {
 	token, err := newToken()
 	if err != nil {
 		return err
@@ -330,7 +331,15 @@ func (g *Gate) run(ctx context.Context, force bool, rebuild RebuildFunc) error {
 		g.renew(rctx, cancel, token)
 	}()
 	start := time.Now()
-	g.cfg.Log.Warn("rebuild: "+g.cfg.Name+" is missing or partial; rebuilding it from the stream (readers get Unavailable, writers wait)", "forced", force)
+	// A fresh state (first start: nothing in the stream) is built quietly;
+	// a missing one means Redis lost it, which ops want to hear about.
+	level := slog.LevelWarn
+	if fresh {
+		level = slog.LevelInfo
+		g.cfg.Log.Info("rebuild: " + g.cfg.Name + " starts empty: the stream holds no events yet")
+	} else {
+		g.cfg.Log.Warn("rebuild: "+g.cfg.Name+" is missing or partial; rebuilding it from the stream (readers get Unavailable, writers wait)", "forced", force)
+	}
 	err = rebuild(rctx, Guard{Key: g.lock, Token: token})
 	if cerr := context.Cause(rctx); err != nil && cerr != nil && errors.Is(cerr, ErrLockLost) {
 		err = fmt.Errorf("%w: %w", cerr, err)
@@ -350,7 +359,7 @@ func (g *Gate) run(ctx context.Context, force bool, rebuild RebuildFunc) error {
 		return fmt.Errorf("rebuild: %s: commit: %w", g.cfg.Name, ErrLockLost)
 	}
 	g.rebuilds.Add(1)
-	g.cfg.Log.Warn("rebuild: "+g.cfg.Name+" rebuilt; live updates resume", "took", time.Since(start).Round(time.Millisecond))
+	g.cfg.Log.Log(ctx, level, "rebuild: "+g.cfg.Name+" rebuilt; live updates resume", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

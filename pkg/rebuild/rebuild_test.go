@@ -3,6 +3,8 @@ package rebuild_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,8 +12,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/pkg/testkit"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
 func gate(t *testing.T, rdb *redis.Client, ttl time.Duration) *rebuild.Gate {
@@ -140,5 +144,77 @@ func TestGuardHolds(t *testing.T) {
 		if got := c.g.Holds(c.val, c.exists); got != c.want {
 			t.Errorf("%+v.Holds(%q, %v) = %v, want %v", c.g, c.val, c.exists, got, c.want)
 		}
+	}
+}
+
+// levels records the levels of the records logged.
+type levels struct {
+	mu   sync.Mutex
+	seen []slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = append(l.seen, r.Level)
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+func (l *levels) take() []slog.Level {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.seen
+	l.seen = nil
+	return out
+}
+
+// A first start (empty stream, empty Redis) builds the state without a
+// warning; the same state lost later, with events in the stream, warns.
+func TestFirstStartIsQuietALossWarns(t *testing.T) {
+	rdb := testkit.RedisClient(t)
+	b := testkit.Bus(t)
+	ctx := t.Context()
+	if err := b.EnsureStreams(ctx, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	log := &levels{}
+	g, err := rebuild.New(rdb, rebuild.Config{Name: "test state", Prefix: "test:rebuild:", Log: slog.New(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop := func(context.Context, rebuild.Guard) error { return nil }
+	if err := g.Init(ctx, b.JetStream(), bus.StreamFeedback, noop); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := g.Ready(ctx); err != nil || !ok {
+		t.Fatalf("after Init on an empty stream: ready %v, %v", ok, err)
+	}
+	first := log.take()
+	if len(first) == 0 || slices.Contains(first, slog.LevelWarn) {
+		t.Fatalf("first start logged %v, want Info records only", first)
+	}
+
+	if _, err := b.Publish(ctx, bus.SubjectReceived, &feedloopv1.Event{Id: "ev-1", FeedbackId: "fb-1",
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Init leaves a non-empty stream to Watch; an operator's rebuild is
+	// a loss's path too.
+	if err := g.Init(ctx, b.JetStream(), bus.StreamFeedback, noop); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := g.Ready(ctx); ok {
+		t.Fatal("Init rebuilt a state whose stream holds events")
+	}
+	if err := g.Rebuild(ctx, noop); err != nil {
+		t.Fatal(err)
+	}
+	if lost := log.take(); !slices.Contains(lost, slog.LevelWarn) {
+		t.Fatalf("a lost state logged %v, want a warning", lost)
 	}
 }

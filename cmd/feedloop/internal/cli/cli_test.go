@@ -104,7 +104,8 @@ func startDev(t *testing.T, data string, args ...string) *testkit.SyncBuffer {
 	go func() {
 		done <- Main(ctx, append([]string{"dev", "--data", data, "--examples", examples,
 			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, args...), &out, &errb)
+			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+			"--smtp-addr", "127.0.0.1:0"}, args...), &out, &errb)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
-	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/telemetry"
@@ -23,6 +22,7 @@ import (
 type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
 	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
+	smtpAddr                                     string
 	topicModel, sentimentModel                   string
 	natsPort                                     int
 	natsAuth                                     bool
@@ -30,7 +30,7 @@ type devOpts struct {
 
 // devTokensFile is where dev writes the hashes of its team tokens, under
 // the data directory.
-const devTokensFile = "team-tokens.yaml"
+const devTokensFile = stack.TeamTokensFile
 
 func newDevCmd() *cobra.Command {
 	o := &devOpts{}
@@ -41,12 +41,15 @@ func newDevCmd() *cobra.Command {
 nats-server (JetStream on disk under --data) and Redis from REDIS_URL, or an
 in-process Redis-compatible server when REDIS_URL is unset (Redis only holds
 state that can be rebuilt from the stream). Rules, routes and templates come
-from --examples. With no webhook or SMTP configured, every customer and team
-message is printed here.
+from --examples. Every customer and team email goes to the dev mailbox, an
+SMTP server on --smtp-addr (loopback only) that keeps the latest 1,000
+messages in memory for the console's mailbox page; a line per message is
+printed here too.
 
-Every start makes a new development token for each team of the example
-routes (their hashes go to team-tokens.yaml under --data) and prints the
-export lines to play that team with 'feedloop inbox'. Customer messages link
+The first start makes a development token for each team of the example
+routes, kept under --data (dev-team-tokens.yaml, their hashes in
+team-tokens.yaml) so they stay the same at every start on the same --data,
+and prints the export lines to play that team with 'feedloop inbox'. Customer messages link
 to the status pages the router serves on --router-http-addr.
 
 NATS runs with authorization, as deployed: every service connects with its
@@ -69,6 +72,7 @@ where one matches, and a replaced file is reloaded without a restart.`,
 	f.StringVar(&o.routerGRPCAddr, "router-grpc-addr", defaultTeamServer, "router gRPC address: the team API (port 0 picks a free port)")
 	f.StringVar(&o.routerHTTPAddr, "router-http-addr", "127.0.0.1:7004", "router HTTP address: customer status pages (port 0 picks a free port)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus /metrics address for every service (empty: none)")
+	f.StringVar(&o.smtpAddr, "smtp-addr", "127.0.0.1:7025", "the dev mailbox's SMTP address, loopback only: every customer and team email goes there (port 0 picks a free port)")
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
 	f.BoolVar(&o.natsAuth, "nats-auth", true, "NATS users with least permissions, one per service (generated under --data/nats-auth)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
@@ -98,11 +102,6 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
-	tokensFile := filepath.Join(o.data, devTokensFile)
-	tokens, err := writeDevTokens(tokensFile, tree.Teams())
-	if err != nil {
-		return err
-	}
 	ctx := cmd.Context()
 	shutdown, err := telemetry.Setup(ctx, "feedloop-dev")
 	if err != nil {
@@ -121,7 +120,14 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.Classifier.TopicModel, cfg.Classifier.SentimentModel = o.topicModel, o.sentimentModel
-	cfg.Router.TeamTokensFile = tokensFile
+	cfg.MailboxAddr = o.smtpAddr
+	dev, err := stack.PrepareDev(&cfg, tree.Teams())
+	if err != nil {
+		return err
+	}
+	// The mailbox has every message; a line per message here still shows
+	// the loop moving while one works in the browser.
+	cfg.Notifier.Console = true
 	cfg.Notifier.ConsoleOutput = out
 	cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 
@@ -129,30 +135,11 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	printBanner(out, s, o.data, cfg.RedisURL == "", tokens)
+	printBanner(out, s, o.data, cfg.RedisURL == "", dev)
 	return s.Run(ctx)
 }
 
-// devToken is a team's development token.
-type devToken struct{ team, token string }
-
-// writeDevTokens makes a token per team and writes their hashes to path.
-// New ones at every start: they are printed, never stored in clear.
-func writeDevTokens(path string, teams []string) ([]devToken, error) {
-	toks := make([]devToken, 0, len(teams))
-	entries := make([]teamtoken.Entry, 0, len(teams))
-	for _, team := range teams {
-		tok := teamtoken.New()
-		toks = append(toks, devToken{team, tok})
-		entries = append(entries, teamtoken.Entry{Team: team, SHA256: teamtoken.Hash(tok)})
-	}
-	if err := teamtoken.WriteFile(path, entries); err != nil {
-		return nil, err
-	}
-	return toks, nil
-}
-
-func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, tokens []devToken) {
+func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, dev *stack.Dev) {
 	redisLine := s.RedisURL
 	if inProcessRedis {
 		redisLine += "  (in-process; set REDIS_URL to use your own)"
@@ -178,15 +165,15 @@ Try it (deliveries are printed below):
   feedloop submit --server %s --source helpdesk --external-id demo-2 --email ada@example.com --consent --nps 3 --text "Delivery was late again"
 
 Then play a team: paste the server line and one team's token line into
-another shell (development tokens, new at every start; their hashes are in
-%s), then 'feedloop inbox list', 'feedloop inbox show ID',
+another shell (development tokens, the same at every start on this --data;
+kept in %s), then 'feedloop inbox list', 'feedloop inbox show ID',
 'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD --message …'.
 
   export %s=%s
 `, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, metricsLine(s), modelsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
-		filepath.Join(data, devTokensFile), envServer, teamAPI)
-	for _, t := range tokens {
-		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, t.token, t.team)
+		dev.TokensFile, envServer, teamAPI)
+	for _, team := range dev.Teams {
+		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, dev.Tokens[team], team)
 	}
 	fmt.Fprintln(w)
 	if u, ok := s.NATSUsers.Get(natsauth.Admin); ok {

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/devmail"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
@@ -57,6 +58,10 @@ type Config struct {
 	// series, told apart by their names and consumer labels); empty serves
 	// none. Port 0 picks a free port, see Stack.MetricsAddr.
 	MetricsAddr string
+	// MailboxAddr, when set, runs the dev mailbox there (package devmail,
+	// loopback only; port 0 picks a free one) as the notifier's SMTP server:
+	// Notifier.SMTPAddr must then be empty, and Notifier.SMTPFrom set.
+	MailboxAddr string
 
 	Intake     intake.Config
 	Classifier classifier.Config
@@ -103,6 +108,8 @@ type Stack struct {
 	Classifier *classifier.Service
 	Router     *router.Service
 	Notifier   *notifier.Service
+	// Mailbox is the dev mailbox when MailboxAddr is set.
+	Mailbox *devmail.Server
 
 	metricsAddr string
 	cleanups    lifecycle.Cleanups
@@ -110,10 +117,10 @@ type Stack struct {
 
 // PartLabel is the pprof label that names the part of a stack a goroutine
 // works for: "intake", "classifier", "router", "notifier", "nats-server",
-// "nats-client" (the connection the services share) or "redis" (the
-// in-process stand-in). Goroutines inherit it from the goroutine that
-// started them, so a CPU profile of a stack splits by part
-// (go tool pprof -tagroot feedloop.part).
+// "nats-client" (the connection the services share), "redis" (the
+// in-process stand-in) or "mailbox" (the dev mailbox). Goroutines inherit
+// it from the goroutine that started them, so a CPU profile of a stack
+// splits by part (go tool pprof -tagroot feedloop.part).
 const PartLabel = "feedloop.part"
 
 // PartNATSServer is the embedded server's part. It labels the goroutines of
@@ -237,6 +244,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		cfg.Notifier.StatusURL = StatusURL(s.Router.HTTPAddr())
 	}
 	s.StatusURL = cfg.Notifier.StatusURL
+	if cfg.MailboxAddr != "" {
+		if cfg.Notifier.SMTPAddr != "" {
+			return nil, fmt.Errorf("stack: MailboxAddr %s and Notifier.SMTPAddr %s: the dev mailbox is the notifier's SMTP server, set one", cfg.MailboxAddr, cfg.Notifier.SMTPAddr)
+		}
+		// Listening starts no goroutine; Run labels the server's.
+		if s.Mailbox, err = devmail.Listen(devmail.Options{Addr: cfg.MailboxAddr, Log: cfg.Log.With("service", "mailbox")}); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+		s.cleanups.Add(func() { _ = s.Mailbox.Close() })
+		cfg.Notifier.SMTPAddr = s.Mailbox.Addr()
+	}
 	if s.Notifier, err = notifier.New(cfg.Notifier, infra[natsauth.Notifier]); err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
@@ -287,12 +305,16 @@ func Reachable(addr string) string {
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.cleanups.Run()
 	g, gctx := errgroup.WithContext(ctx)
-	for name, run := range map[string]func(context.Context) error{
+	runs := map[string]func(context.Context) error{
 		"intake":     s.Intake.Run,
 		"classifier": s.Classifier.Run,
 		"router":     s.Router.Run,
 		"notifier":   s.Notifier.Run,
-	} {
+	}
+	if s.Mailbox != nil {
+		runs["mailbox"] = s.Mailbox.Run
+	}
+	for name, run := range runs {
 		g.Go(func() (err error) {
 			as(gctx, name, func(ctx context.Context) { err = run(ctx) })
 			if err != nil {
