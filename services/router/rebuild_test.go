@@ -195,7 +195,7 @@ func TestFlushMidStreamIsRebuiltOnce(t *testing.T) {
 	}
 	open := map[string][]string{}
 	for _, team := range []string{"billing", "logistics", "triage"} {
-		list, _, err := store.List(t.Context(), team, nil, 0, 1000)
+		list, _, err := store.List(t.Context(), team, nil, "", 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}

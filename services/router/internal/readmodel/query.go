@@ -81,14 +81,31 @@ func (s *Store) ItemByToken(ctx context.Context, token string) (*feedloopv1.Item
 }
 
 // List returns a page of team's items whose status is one of statuses (the
-// open ones when empty), ordered by due time, soonest first, items with
-// nothing due last, then by feedback id; and how many match in all.
-// offset < 0 counts as 0; limit <= 0 means to the end.
-func (s *Store) List(ctx context.Context, team string, statuses []feedloopv1.Status, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error) {
+// open ones when empty) and that match query (see QueryWords and
+// searchDoc; blank matches every item), ordered by due time, soonest
+// first, items with nothing due last, then by feedback id; and how many
+// match in all. offset < 0 counts as 0; limit <= 0 means to the end. A
+// query over more than MaxQueryScan items fails with ErrQueryTooBroad.
+func (s *Store) List(ctx context.Context, team string, statuses []feedloopv1.Status, query string, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, 0, err
 	}
 	offset = max(offset, 0)
+	if words := QueryWords(query); len(words) > 0 {
+		found, err := s.search(ctx, team, s.listKeys(team, statuses), words)
+		if err != nil {
+			return nil, 0, err
+		}
+		var page []string
+		if offset < len(found) {
+			page = found[offset:]
+			if limit > 0 && limit < len(page) {
+				page = page[:limit]
+			}
+		}
+		out, err := s.summaries(ctx, page, team)
+		return out, int64(len(found)), err
+	}
 	stop := int64(-1)
 	if limit > 0 {
 		stop = int64(offset + limit - 1)
@@ -127,15 +144,21 @@ func (s *Store) List(ctx context.Context, team string, statuses []feedloopv1.Sta
 			ids = all
 		}
 	}
+	out, err := s.summaries(ctx, ids, team)
+	return out, total, err
+}
+
+// summaries are the list lines for team of the items with ids, in order.
+func (s *Store) summaries(ctx context.Context, ids []string, team string) ([]*feedloopv1.ItemSummary, error) {
 	items, err := s.items(ctx, ids)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]*feedloopv1.ItemSummary, 0, len(items))
 	for _, it := range items {
 		out = append(out, Summary(it, team))
 	}
-	return out, total, nil
+	return out, nil
 }
 
 // listKeys is the sorted set of the open items for no statuses (or exactly

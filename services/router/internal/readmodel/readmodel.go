@@ -23,6 +23,7 @@
 //	<p>customer:id:<id>       zset    a customer's items, score = received unix time
 //	<p>customer:email:<addr>  zset    the same for customers known only by (lower-cased) email
 //	<p>kpi:<team>             hash    the team's counters (fields named by the KPI* constants)
+//	<p>search:<id>            string  what List's query matches of a routed item, lower-cased (searchDoc)
 //	<p>trace:<id>             string  the W3C traceparent of the item's own trace (team actions link to it)
 package readmodel
 
@@ -64,6 +65,8 @@ type Store struct {
 	// and by every read: the read model is complete (rebuild.Gate.Live),
 	// or the caller is the rebuild that holds the lock.
 	guard *rebuild.Guard
+	// queryScan is MaxQueryScan but for tests.
+	queryScan int
 }
 
 // AppliedFunc is told of every event Apply folded in, once per event id
@@ -110,7 +113,7 @@ func (s *Store) ready(ctx context.Context) error {
 
 // New returns a Store on rdb.
 func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
-	s := &Store{rdb: rdb, prefix: DefaultPrefix, log: slog.Default()}
+	s := &Store{rdb: rdb, prefix: DefaultPrefix, log: slog.Default(), queryScan: MaxQueryScan}
 	for _, o := range opts {
 		o(s)
 	}
@@ -131,6 +134,7 @@ func (s *Store) appliedKey(id string) string { return s.prefix + "applied:" + id
 func (s *Store) tokenKey(tok string) string  { return s.prefix + "token:" + tok }
 func (s *Store) openKey(team string) string  { return s.prefix + "open:" + team }
 func (s *Store) kpiKey(team string) string   { return s.prefix + "kpi:" + team }
+func (s *Store) searchKey(id string) string  { return s.prefix + "search:" + id }
 
 func (s *Store) statusKey(team string, st feedloopv1.Status) string {
 	return s.prefix + "status:" + team + ":" + strconv.Itoa(int(st))
@@ -317,6 +321,15 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 			}
 			p.Set(ctx, s.itemKey(id), data, 0)
 			s.updateIndexes(ctx, p, st.old, st.cur)
+			if doc := searchDoc(st.cur); doc != searchDoc(st.old) {
+				// Rewritten only when a searchable field changed: most
+				// events are status changes, which leave it alone.
+				if doc == "" {
+					p.Del(ctx, s.searchKey(id))
+				} else {
+					p.Set(ctx, s.searchKey(id), doc, 0)
+				}
+			}
 		}
 		for i, ch := range changes {
 			if ch == nil {

@@ -91,7 +91,7 @@ func TestList(t *testing.T) {
 
 	list := func(statuses []feedloopv1.Status, offset, limit int) ([]string, int64) {
 		t.Helper()
-		sums, total, err := s.List(ctx, "billing", statuses, offset, limit)
+		sums, total, err := s.List(ctx, "billing", statuses, "", offset, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestList(t *testing.T) {
 		}
 	}
 
-	sums, _, err := s.List(ctx, "billing", nil, 2, 1)
+	sums, _, err := s.List(ctx, "billing", nil, "", 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestList(t *testing.T) {
 	if got, _ := list([]feedloopv1.Status{ackSt}, 0, 0); !slices.Equal(got, []string{"x0"}) {
 		t.Errorf("after ack: acknowledged = %v", got)
 	}
-	if sums, total, _ := s.List(ctx, "product", nil, 0, 0); !slices.Equal(ids(sums), []string{"x1"}) || total != 1 {
+	if sums, total, _ := s.List(ctx, "product", nil, "", 0, 0); !slices.Equal(ids(sums), []string{"x1"}) || total != 1 {
 		t.Errorf("product: List = %v", ids(sums))
 	}
 }

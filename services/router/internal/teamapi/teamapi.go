@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -20,10 +21,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
+	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
@@ -33,7 +36,7 @@ import (
 type Store interface {
 	Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error)
 	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
-	List(ctx context.Context, team string, statuses []feedloopv1.Status, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error)
+	List(ctx context.Context, team string, statuses []feedloopv1.Status, query string, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error)
 	CustomerHistory(ctx context.Context, item *feedloopv1.Item, limit int) ([]*feedloopv1.ItemSummary, error)
 	Stats(ctx context.Context, team string) (*feedloopv1.StatsResponse, error)
 }
@@ -137,7 +140,17 @@ func (s *Server) List(ctx context.Context, req *feedloopv1.ListRequest) (*feedlo
 			return nil, invalid(fmt.Sprintf("statuses[%d]", i), fmt.Sprintf("unknown status %d", st))
 		}
 	}
-	items, total, err := s.d.Store.List(ctx, team, req.GetStatuses(), offset, size)
+	q := req.GetQuery()
+	switch {
+	case len(q) > readmodel.MaxQueryBytes:
+		return nil, invalid("query", fmt.Sprintf("at most %d bytes, got %d", readmodel.MaxQueryBytes, len(q)))
+	case !utf8.ValidString(q):
+		return nil, invalid("query", "must be valid UTF-8")
+	}
+	items, total, err := s.d.Store.List(ctx, team, req.GetStatuses(), q, offset, size)
+	if errors.Is(err, readmodel.ErrQueryTooBroad) {
+		return nil, status.Errorf(codes.FailedPrecondition, "query: %v; ask for fewer statuses", err)
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -183,6 +196,24 @@ func (s *Server) Stats(ctx context.Context, req *feedloopv1.StatsRequest) (*feed
 		return nil, unavailable(err)
 	}
 	return st, nil
+}
+
+// Me tells who the caller's token belongs to, until when it is valid, and
+// which teams exist (the routing tree's, sorted).
+func (s *Server) Me(ctx context.Context, _ *feedloopv1.MeRequest) (*feedloopv1.MeResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &feedloopv1.MeResponse{Team: p.Team, Name: p.Name}
+	if !p.Expires.IsZero() {
+		resp.ExpiresAt = timestamppb.New(p.Expires)
+	}
+	if s.d.Teams != nil {
+		// A copy: Teams may hand out the routing tree's own slice.
+		resp.Teams = slices.Compact(slices.Sorted(slices.Values(s.d.Teams())))
+	}
+	return resp, nil
 }
 
 // Acknowledge says the team has seen the item.

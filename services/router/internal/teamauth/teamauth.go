@@ -31,6 +31,9 @@ type Principal struct {
 	Team string
 	// Name of the holder (a person or a bot), recorded as the actor.
 	Name string
+	// Expires is when the token stops being valid; zero: never. A console
+	// shows it so a session ends before its calls start failing.
+	Expires time.Time
 }
 
 // Tokens is the set of configured token hashes.
@@ -139,7 +142,7 @@ func (t *Tokens) Lookup(token string, now time.Time) (Principal, time.Time, erro
 	if err != nil {
 		return Principal{}, time.Time{}, err
 	}
-	return Principal{Team: e.Scope, Name: e.Name}, e.Expires, nil
+	return Principal{Team: e.Scope, Name: e.Name, Expires: e.Expires}, e.Expires, nil
 }
 
 // Len is the number of tokens, revoked and expired ones included.

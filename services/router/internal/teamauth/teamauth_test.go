@@ -188,10 +188,11 @@ func TestInterceptorsUnary(t *testing.T) {
 		_, err := h.Check(withAuth(t.Context(), auth), &healthpb.HealthCheckRequest{})
 		return err
 	}
-	if err := call("Bearer billing-secret-1"); err != nil || seen.Team != "billing" {
+	if err := call("Bearer billing-secret-1"); err != nil || seen.Team != "billing" || !seen.Expires.IsZero() {
 		t.Fatalf("good token: %v, principal %v", err, seen)
 	}
-	if err := call("Bearer expiring-secret-1"); err != nil || seen.Name != "bob" {
+	// The handler learns the expiry (TeamService.Me tells it).
+	if err := call("Bearer expiring-secret-1"); err != nil || seen.Name != "bob" || !seen.Expires.Equal(t0) {
 		t.Fatalf("token before its expiry: %v, principal %v", err, seen)
 	}
 	clk.Set(t0)
