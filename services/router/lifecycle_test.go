@@ -140,7 +140,9 @@ const statusToken = "0123456789abcdef0123456789abcdef"
 func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 	h := start(t)
 	billing, cs, logistics := h.team("billing"), h.team("customer-success"), h.team("logistics")
-	const id = "fb-life-1"
+	// A feedback id as intake issues them: the survey answer replies to it,
+	// and the status page refuses an answer intake would refuse.
+	const id = "5d0c9b8a-7e6f-4a5b-8c9d-0e1f2a3b4c5d"
 	h.submit(id, statusToken, item{topics: []string{"billing"}, nps: feedloopv1.NpsBand_NPS_BAND_DETRACTOR, channel: feedloopv1.Channel_CHANNEL_SURVEY})
 	testkit.Eventually(t, "the item in the read model", func() bool { _, err := billing.get(id); return err == nil })
 

@@ -9,7 +9,9 @@ package statuspage
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/validate"
 	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
@@ -68,8 +71,9 @@ func New(store Store, notFound func(error) bool, b *bus.Bus, log *slog.Logger) *
 		if err != nil {
 			return err
 		}
-		// One answer per item: the message id and intake's idempotency key
-		// (source, external_id) both make a second click a duplicate.
+		// The message id and intake's idempotency key (source,
+		// external_id) are the answer's identity: a second click on the same
+		// answer is a duplicate, a different answer is not (see Answer).
 		_, err = b.PublishData(ctx, bus.SubmitSubject(SurveySource), fb.GetExternalId(), data, nil)
 		return err
 	}
@@ -118,6 +122,8 @@ type SurveyView struct {
 	Score  int
 	Thanks bool
 	Error  string
+	// Field names the input Error is about ("csat", "comment").
+	Field string
 }
 
 func (h *Handler) item(w http.ResponseWriter, r *http.Request) (*feedloopv1.Item, bool) {
@@ -190,15 +196,31 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	v.Survey = &SurveyView{Score: ans.CSAT}
 	code := http.StatusUnprocessableEntity
 	var tooBig *http.MaxBytesError
+	var fb *feedloopv1.Feedback
 	switch {
-	case item.GetClosedAt() == nil:
+	case item.GetClosedAt() == nil && !v.Answered:
 		// One answer per case counts: taken before the teams are done, it
 		// would stand for an outcome the customer has not seen yet.
 		code, v.Survey.Error = http.StatusConflict, "the survey opens once every team has finished with your feedback"
+	case v.Answered:
+		// The first answer counts (see Answer): it is the one the teams
+		// acted on (a low score reopened the item), so a later one may not
+		// silently replace it.
+		code, v.Survey.Field = http.StatusConflict, "csat"
+		v.Survey.Error = fmt.Sprintf("csat: already answered (%d of 5); thank you", v.CSAT)
 	case errors.As(err, &tooBig) || len(ans.Comment) > MaxCommentBytes:
-		v.Survey.Error = fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)
+		v.Survey.Field, v.Survey.Error = "comment", fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)
 	case err != nil || ans.CSAT < 1 || ans.CSAT > 5:
-		v.Survey.Error = "csat: choose a score from 1 to 5"
+		v.Survey.Field, v.Survey.Error = "csat", "csat: choose a score from 1 to 5"
+	default:
+		// Intake's own rules, before anything is published: an answer
+		// intake would dead-letter must be refused here, where the
+		// customer can still correct it.
+		fb = Answer(item, int32(ans.CSAT), ans.Comment, time.Now())
+		if vs := validate.Feedback(fb, time.Now()); len(vs) > 0 {
+			v.Survey.Field = formField(vs[0].Field)
+			v.Survey.Error = v.Survey.Field + ": " + vs[0].Description
+		}
 	}
 	if v.Survey.Error != "" {
 		w.WriteHeader(code)
@@ -206,7 +228,6 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tracelink.Item(r.Context(), h.Traces, item.GetFeedbackId())
-	fb := Answer(item, int32(ans.CSAT), ans.Comment, time.Now())
 	if err := h.submit(r.Context(), fb); err != nil {
 		h.log.ErrorContext(r.Context(), "statuspage: survey answer not stored", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
@@ -222,6 +243,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, v View) {
 		out := map[string]any{"ok": v.Survey.Error == ""}
 		if v.Survey.Error != "" {
 			out["error"] = v.Survey.Error
+			if v.Survey.Field != "" {
+				out["field"] = v.Survey.Field
+			}
 		}
 		_ = json.NewEncoder(w).Encode(out)
 		return
@@ -236,24 +260,51 @@ func (h *Handler) render(w http.ResponseWriter, v View) {
 	}
 }
 
+// formField is the form's name of a violated Feedback field: the survey's
+// score and comment are the answer's csat and text.
+func formField(path string) string {
+	switch f := strings.TrimPrefix(path, validate.Prefix+"."); f {
+	case "text":
+		return "comment"
+	default:
+		return f
+	}
+}
+
 // Answer is the survey answer to item as intake takes it: a feedback item
-// of source "survey" replying to item, from the same customer. Its
-// external id is per item, so only the first answer counts.
+// of source "survey" replying to item, from the same customer.
+//
+// Its external id (and so the bus message id and intake's idempotency key)
+// is the item's and the answer's: the same answer sent twice is one
+// submission, while a different answer is another, so an answer that was
+// refused or dead-lettered can never shadow a later, valid one through the
+// duplicate window. Which answer counts is decided where answers are
+// attributed, one per item: the first (workflow.Reply).
 func Answer(item *feedloopv1.Item, csat int32, comment string, now time.Time) *feedloopv1.Feedback {
 	var cust *feedloopv1.Customer
 	if c := item.GetFeedback().GetCustomer(); c != nil {
 		cust = proto.CloneOf(c)
 	}
+	text := strings.TrimSpace(comment)
 	return &feedloopv1.Feedback{
 		Source:     SurveySource,
-		ExternalId: "csat-" + item.GetFeedbackId(),
+		ExternalId: AnswerID(item.GetFeedbackId(), csat, text),
 		Channel:    feedloopv1.Channel_CHANNEL_SURVEY,
 		Customer:   cust,
-		Text:       strings.TrimSpace(comment),
+		Text:       text,
 		Csat:       proto.Int32(csat),
 		InReplyTo:  item.GetFeedbackId(),
 		OccurredAt: timestamppb.New(now),
 	}
+}
+
+// AnswerID is the external id of an answer: "csat-<item>-<hash>", the hash
+// over the score and the comment (length-prefixed, so no two answers
+// collide by where one field ends).
+func AnswerID(itemID string, csat int32, text string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n%d\n%s", csat, len(text), text)
+	return "csat-" + itemID + "-" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // Build turns an item into the customer's view: teams' statuses and the
