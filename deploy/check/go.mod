@@ -6,6 +6,7 @@ replace (
 	github.com/feedloop/feedloop/pkg => ../../pkg
 	github.com/feedloop/feedloop/proto => ../../proto
 	github.com/feedloop/feedloop/services/classifier => ../../services/classifier
+	github.com/feedloop/feedloop/services/console => ../../services/console
 	github.com/feedloop/feedloop/services/intake => ../../services/intake
 	github.com/feedloop/feedloop/services/notifier => ../../services/notifier
 	github.com/feedloop/feedloop/services/router => ../../services/router
@@ -16,6 +17,7 @@ require (
 	github.com/feedloop/feedloop/pkg v0.0.0
 	github.com/feedloop/feedloop/proto v0.0.0
 	github.com/feedloop/feedloop/services/classifier v0.0.0
+	github.com/feedloop/feedloop/services/console v0.0.0
 	github.com/feedloop/feedloop/services/intake v0.0.0
 	github.com/feedloop/feedloop/services/notifier v0.0.0
 	github.com/feedloop/feedloop/services/router v0.0.0

@@ -37,6 +37,7 @@ type Set struct {
 	PDBs            []*policyv1.PodDisruptionBudget
 	HPAs            []*autoscalingv2.HorizontalPodAutoscaler
 	NetworkPolicies []*networkingv1.NetworkPolicy
+	Ingresses       []*networkingv1.Ingress
 	RBAC            []runtime.Object
 	ScaledObjects   []*ScaledObject
 }
@@ -131,6 +132,8 @@ func (s *Set) add(data []byte) error {
 		s.HPAs = append(s.HPAs, o)
 	case *networkingv1.NetworkPolicy:
 		s.NetworkPolicies = append(s.NetworkPolicies, o)
+	case *networkingv1.Ingress:
+		s.Ingresses = append(s.Ingresses, o)
 	case *rbacv1.Role, *rbacv1.RoleBinding:
 		s.RBAC = append(s.RBAC, o)
 	default:

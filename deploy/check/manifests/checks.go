@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/feedloop/feedloop/services/classifier/rules"
@@ -44,6 +45,7 @@ func Check(s *Set, o Options) error {
 	checkImages(s, o, &errs)
 	checkHardening(s, &errs)
 	checkServicesAndProbes(s, &errs)
+	checkIngresses(s, &errs)
 	for _, w := range s.Workloads() {
 		files := podFiles(s, o, w, &errs)
 		for _, c := range w.Pod.Spec.Containers {
@@ -179,6 +181,58 @@ func checkServicesAndProbes(s *Set, errs *errList) {
 				if !hasPort(w.Pod, port) {
 					errs.add(fmt.Errorf("%s/%s container %s: %s probe uses port %s, which no container declares", w.Kind, w.Name, c.Name, kind, port))
 				}
+			}
+		}
+	}
+}
+
+// checkIngresses: every Ingress serves TLS for each of its hosts and its
+// backends are ports of Services of the set.
+func checkIngresses(s *Set, errs *errList) {
+	for _, in := range s.Ingresses {
+		where := "Ingress/" + in.Name
+		tlsHosts := map[string]bool{}
+		for _, t := range in.Spec.TLS {
+			if t.SecretName == "" {
+				errs.add(fmt.Errorf("%s: a tls entry has no secretName", where))
+			}
+			for _, h := range t.Hosts {
+				tlsHosts[h] = true
+			}
+		}
+		var backends []*networkingv1.IngressServiceBackend
+		if b := in.Spec.DefaultBackend; b != nil && b.Service != nil {
+			backends = append(backends, b.Service)
+		}
+		for _, r := range in.Spec.Rules {
+			if !tlsHosts[r.Host] {
+				errs.add(fmt.Errorf("%s: host %q is served without TLS", where, r.Host))
+			}
+			if r.HTTP == nil {
+				continue
+			}
+			for _, p := range r.HTTP.Paths {
+				if p.Backend.Service != nil {
+					backends = append(backends, p.Backend.Service)
+				}
+			}
+		}
+		for _, b := range backends {
+			found := false
+			for _, svc := range s.Services {
+				if svc.Name != b.Name {
+					continue
+				}
+				for _, p := range svc.Spec.Ports {
+					found = found || (b.Port.Name != "" && p.Name == b.Port.Name) || (b.Port.Number != 0 && p.Port == b.Port.Number)
+				}
+			}
+			if !found {
+				port := b.Port.Name
+				if port == "" {
+					port = strconv.Itoa(int(b.Port.Number))
+				}
+				errs.add(fmt.Errorf("%s: backend %s port %s is no port of a Service of the manifests", where, b.Name, port))
 			}
 		}
 	}
@@ -398,7 +452,7 @@ func checkServiceEnv(s *Set, o Options, w Workload, c corev1.Container, svc serv
 		case strings.HasSuffix(k, "_DIR") && v != "":
 			if !hasDir(mounted, v) {
 				errs.add(fmt.Errorf("%s: %s=%s is not a directory of any mounted ConfigMap or Secret", where, k, v))
-			} else if k == "NOTIFIER_TEMPLATES_DIR" && o.Templates != "" {
+			} else if (k == "NOTIFIER_TEMPLATES_DIR" || k == "CONSOLE_TEMPLATES_DIR") && o.Templates != "" {
 				checkTree(where, k, v, mounted, o.Templates, errs)
 			}
 		}
@@ -481,13 +535,16 @@ func checkTree(where, k, dir string, mounted map[string]string, local string, er
 	}
 }
 
-// checkEndpoints: NATS_URL and REDIS_URL name Services of the set on the
-// right ports, and NATS_STREAM_REPLICAS matches the NATS StatefulSet.
+// checkEndpoints: NATS_URL, REDIS_URL and the console's team API address
+// name Services of the set on the right ports, and NATS_STREAM_REPLICAS matches the NATS StatefulSet.
 func checkEndpoints(s *Set, where string, envs map[string]string, errs *errList) {
 	for _, u := range strings.Split(envs["NATS_URL"], ",") {
 		checkServiceURL(s, where, "NATS_URL", u, errs)
 	}
 	checkServiceURL(s, where, "REDIS_URL", envs["REDIS_URL"], errs)
+	if a := envs["CONSOLE_TEAM_API_ADDR"]; a != "" {
+		checkServiceURL(s, where, "CONSOLE_TEAM_API_ADDR", "grpc://"+a, errs)
+	}
 	want, err := strconv.Atoi(envs["NATS_STREAM_REPLICAS"])
 	if err != nil {
 		return // reported by the service's validation

@@ -20,6 +20,7 @@ var externalSecrets = map[string]map[string][]string{
 		"feedloop-team-tokens": {"team-tokens.yaml"},
 		"feedloop-intake-keys": {"intake-keys.yaml"},
 		"feedloop-notifier":    {"webhook-secret", "smtp-password"},
+		"feedloop-console":     {"session-key"},
 		"grafana-admin":        {"password"},
 		// feedloop nats-config's output.
 		"nats-auth":                {"auth.conf"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/console"
 	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
@@ -72,6 +73,16 @@ var services = map[string]service{
 		required:  append([]string{"NOTIFIER_TEMPLATES_DIR", "NOTIFIER_STATUS_URL"}, commonRequired...),
 		validate:  validator[notifier.Config](),
 		consumers: map[string][]string{bus.StreamFeedback: {notifier.Durable}},
+	},
+	// No NATS, no Redis, no consumer: the router's team API is all it uses.
+	"console": {
+		name: "console",
+		vars: envVars[console.Config](),
+		// The default team API address and templates directory fit no
+		// particular cluster; without a key file every replica would seal
+		// cookies with its own random key.
+		required: []string{"CONSOLE_TEAM_API_ADDR", "CONSOLE_TEMPLATES_DIR", "CONSOLE_SESSION_KEY_FILE", "CONSOLE_PUBLIC_URL"},
+		validate: validator[console.Config](),
 	},
 }
 
