@@ -86,10 +86,13 @@ func (z *Sealer) Seal(w http.ResponseWriter, s Session) error {
 	// this cookie only.
 	sealed := z.aead.Seal(nonce, nonce, plain, []byte(CookieName))
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
-		Value:    base64.RawURLEncoding.EncodeToString(sealed),
-		Path:     "/",
-		Expires:  s.Expires,
+		Name:  CookieName,
+		Value: base64.RawURLEncoding.EncodeToString(sealed),
+		Path:  "/",
+		// The browser keeps the cookie a little longer than the session
+		// lasts, so the console can say the session expired rather than
+		// just show the sign-in page.
+		Expires:  s.Expires.Add(time.Hour),
 		HttpOnly: true,
 		Secure:   z.secure,
 		SameSite: http.SameSiteLaxMode,

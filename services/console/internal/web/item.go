@@ -68,37 +68,38 @@ type topic struct {
 }
 
 type itemData struct {
-	ID           string
-	Feedback     *feedloopv1.Feedback
-	Customer     string
-	Locale       string
-	Consent      string
-	Channel      string
-	Received     time.Time
-	Text         string
-	Topics       []topic
-	Sentiment    string
-	Urgency      string
-	Bands        []string
-	Source       string
-	Rules        []string
-	Evidence     []*feedloopv1.Evidence
-	Model        string
-	Redactions   []string
-	Mine         *feedloopv1.AssignmentState
-	MyStatus     string
-	MyDue        Due
-	Planned      time.Time
-	Open         bool
-	CanAck       bool
-	Assignments  []assignmentView
-	Timeline     []timelineEntry
-	History      []Row
-	Teams        []string // reroute targets
-	Form         Form
-	Preview      *Preview
-	Done         string
-	MinDue       string
+	ID          string
+	Feedback    *feedloopv1.Feedback
+	Customer    string
+	Locale      string
+	Consent     string
+	Channel     string
+	Received    time.Time
+	Text        string
+	Topics      []topic
+	Sentiment   string
+	Urgency     string
+	Bands       []string
+	Source      string
+	Rules       []string
+	Evidence    []*feedloopv1.Evidence
+	Model       string
+	Redactions  []string
+	Mine        *feedloopv1.AssignmentState
+	MyStatus    string
+	MyDue       Due
+	Planned     time.Time
+	Open        bool
+	CanAck      bool
+	Assignments []assignmentView
+	Timeline    []timelineEntry
+	History     []Row
+	Teams       []string // reroute targets
+	Form        Form
+	TopError    string // a refusal whose form is no longer shown
+	Preview     *Preview
+	Done        string
+	MinDue      string
 }
 
 type assignmentView struct {
@@ -149,6 +150,11 @@ func (s *Server) showItem(w http.ResponseWriter, r *http.Request, sess session.S
 	}
 	d := s.itemView(g, sess.Team, me.GetTeams())
 	d.Form, d.Preview, d.Done = f, p, done
+	shown := map[string]bool{"acknowledge": d.CanAck, "plan": d.Open && !d.CanAck, "resolve": d.Open && !d.CanAck,
+		"decline": d.Open, "reroute": d.Open, "comment": true}
+	if f.Error != "" && !shown[f.Action] {
+		d.TopError = f.Error
+	}
 	title := d.Feedback.GetSubject()
 	if title == "" {
 		title = "Item " + shortID(id)

@@ -38,7 +38,7 @@ var funcs = template.FuncMap{
 	// "chart" template; ids come from the title.
 	"chart": func(c kpichart.Chart, title, desc string) any {
 		return struct {
-			C                  kpichart.Chart
+			C               kpichart.Chart
 			ID, Title, Desc string
 		}{c, "chart-" + strings.ToLower(strings.Join(strings.Fields(title), "-")), title, desc}
 	},
