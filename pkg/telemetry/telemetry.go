@@ -22,7 +22,8 @@ import (
 // Setup installs the global tracer and meter providers and the W3C
 // propagator. Spans are exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
 // (or the traces-specific variable) is set; the sampler follows
-// OTEL_TRACES_SAMPLER. Metrics are always readable on MetricsHandler and are
+// OTEL_TRACES_SAMPLER, wrapped in QuietBackground so that polling and
+// probes start no traces. Metrics are always readable on MetricsHandler and are
 // also pushed over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the
 // metrics-specific variable) is set. The returned shutdown flushes pending
 // spans and metrics; always defer it.
@@ -39,7 +40,7 @@ func Setup(ctx context.Context, service string, opts ...Option) (shutdown func(c
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(QuietBackground(samplerFromEnv()))}
 	for _, sp := range o.spanProcessors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
 	}
