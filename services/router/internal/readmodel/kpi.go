@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"strconv"
+	"time"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/projection"
@@ -26,7 +27,23 @@ const (
 	KPIClosed       = "closed"        // shares closed (first resolve or decline of a share)
 	KPIClosedTold   = "closed_told"   // of those, shares whose customer was told the outcome
 	kpiCSATPrefix   = "csat_"         // csat_1 … csat_5: survey answers by score
+	// NPS and CES answers of the feedback itself, counted per share routed
+	// to the team (a reroute counts it for the new team too).
+	KPINPSPromoters  = "nps_promoters"  // NPS 9-10
+	KPINPSPassives   = "nps_passives"   // NPS 7-8
+	KPINPSDetractors = "nps_detractors" // NPS 0-6
+	KPICESCount      = "ces_count"      // CES answers (1-7)
+	KPICESSum        = "ces_sum"        // sum of those answers
 )
+
+// utcDay is the UTC midnight starting t's UTC day.
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// dayNumber is day's count of days since 1970-01-01 (a day's score).
+func dayNumber(day time.Time) int64 { return utcDay(day).Unix() / 86400 }
 
 // KPICSAT is the field counting survey answers with score n (1-5).
 func KPICSAT(n int32) string { return kpiCSATPrefix + strconv.Itoa(int(n)) }
@@ -58,6 +75,22 @@ func kpiDeltas(old *feedloopv1.Item, ev *feedloopv1.Event) map[string]map[string
 		add(a.GetTeam(), KPIRouted, 1)
 		if a.GetReroutedFrom() != "" {
 			add(a.GetTeam(), KPIReroutedIn, 1)
+		}
+		// A nil feedback has no answers (GetNps would say 0: a detractor).
+		fb := p.Routed.GetFeedback()
+		if fb != nil && fb.Nps != nil {
+			switch n := fb.GetNps(); {
+			case n >= 9 && n <= 10:
+				add(a.GetTeam(), KPINPSPromoters, 1)
+			case n >= 7 && n <= 8:
+				add(a.GetTeam(), KPINPSPassives, 1)
+			case n >= 0 && n <= 6:
+				add(a.GetTeam(), KPINPSDetractors, 1)
+			}
+		}
+		if n := fb.GetCes(); fb != nil && fb.Ces != nil && n >= 1 && n <= 7 {
+			add(a.GetTeam(), KPICESCount, 1)
+			add(a.GetTeam(), KPICESSum, int64(n))
 		}
 	case *feedloopv1.Event_StatusChanged:
 		sc := p.StatusChanged

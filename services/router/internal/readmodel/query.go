@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
@@ -303,54 +304,194 @@ func excerpt(item *feedloopv1.Item) string {
 	return strings.TrimSpace(string(r[:excerptRunes-1])) + "…"
 }
 
+// MaxStatsDays bounds a Stats period (about three years).
+const MaxStatsDays = 3 * 366
+
+// MaxSeriesDays is how many days Stats' daily series holds at most: the
+// last ones of the period.
+const MaxSeriesDays = 366
+
 // Stats returns team's figures; a team nothing was routed to has zeros.
-func (s *Store) Stats(ctx context.Context, team string) (*feedloopv1.StatsResponse, error) {
+// Open is the count now, whatever the period.
+//
+// With a zero until they are the all-time figures, without a daily series.
+// Otherwise the period runs from since's UTC day (zero: the team's first
+// day with an event) to until's, included, and the figures are those of the
+// events that occurred in it, summed from the daily counters; except that
+// with a zero since and nothing after until they are the all-time counters,
+// which also hold events from before daily counters existed. Days holds
+// one entry per day of the period, at most the last MaxSeriesDays.
+func (s *Store) Stats(ctx context.Context, team string, since, until time.Time) (*feedloopv1.StatsResponse, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	var kpi *redis.MapStringStringCmd
-	var open *redis.IntCmd
+	var (
+		kpi         *redis.MapStringStringCmd
+		open        *redis.IntCmd
+		first, past *redis.ZSliceCmd
+	)
+	until = utcDay(until)
+	if !since.IsZero() {
+		since = utcDay(since)
+	}
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		kpi = p.HGetAll(ctx, s.kpiKey(team))
 		open = p.ZCard(ctx, s.openKey(team))
+		if !until.IsZero() {
+			first = p.ZRangeWithScores(ctx, s.kpiDaysKey(team), 0, 0)
+			past = p.ZRangeByScoreWithScores(ctx, s.kpiDaysKey(team), &redis.ZRangeBy{
+				Min: "(" + strconv.FormatInt(dayNumber(until), 10), Max: "+inf", Count: 1,
+			})
+		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("readmodel: stats of %s: %w", team, err)
 	}
-	c := func(f string) int64 {
-		n, _ := strconv.ParseInt(kpi.Val()[f], 10, 64) // absent is 0
-		return n
+	r := &feedloopv1.StatsResponse{Team: team, Open: open.Val()}
+	if until.IsZero() {
+		fillStats(r, parseCounters(kpi.Val()))
+		return r, nil
 	}
-	r := &feedloopv1.StatsResponse{
-		Team:                  team,
-		Routed:                c(KPIRouted),
-		Open:                  open.Val(),
-		Acknowledged:          c(KPIAcknowledged),
-		Resolved:              c(KPIResolved),
-		Declined:              c(KPIDeclined),
-		ReroutedOut:           c(KPIReroutedOut),
-		ReroutedIn:            c(KPIReroutedIn),
-		Reopened:              c(KPIReopened),
-		SlaWarnings:           c(KPISLAWarnings),
-		SlaBreaches:           c(KPISLABreaches),
-		MeanTimeToAcknowledge: mean(c(KPIAckSeconds), c(KPIAckCount)),
-		MeanTimeToClose:       mean(c(KPICloseSeconds), c(KPICloseCount)),
-		CsatCounts:            make([]int64, 5),
+	r.Until = timestamppb.New(until)
+	from := since
+	if since.IsZero() {
+		if len(first.Val()) == 0 {
+			// Nothing ever happened: no days to show.
+			fillStats(r, parseCounters(kpi.Val()))
+			return r, nil
+		}
+		from = time.Unix(int64(first.Val()[0].Score)*86400, 0).UTC()
+	} else {
+		r.Since = timestamppb.New(since)
 	}
-	var sum int64
-	for i := range int32(5) {
-		n := c(KPICSAT(i + 1))
-		r.CsatCounts[i] = n
-		r.CsatResponses += n
-		sum += n * int64(i+1)
+	seriesFrom := from
+	if earliest := until.AddDate(0, 0, 1-MaxSeriesDays); seriesFrom.Before(earliest) {
+		seriesFrom = earliest
 	}
-	if r.CsatResponses > 0 {
-		r.CsatMean = float64(sum) / float64(r.CsatResponses)
+	allTime := since.IsZero() && len(past.Val()) == 0
+	readFrom := from
+	if allTime {
+		readFrom = seriesFrom // the totals come from the all-time hash
 	}
-	if closed := c(KPIClosed); closed > 0 {
-		r.ClosedLoopRate = min(1, float64(c(KPIClosedTold))/float64(closed))
+	days, err := s.days(ctx, team, readFrom, until)
+	if err != nil {
+		return nil, err
+	}
+	if allTime {
+		fillStats(r, parseCounters(kpi.Val()))
+	} else {
+		sum := counters{}
+		for _, c := range days {
+			for f, n := range c {
+				sum[f] += n
+			}
+		}
+		fillStats(r, sum)
+	}
+	for d := seriesFrom; !d.After(until); d = d.AddDate(0, 0, 1) {
+		r.Days = append(r.Days, statsDay(d, days[d.Format(time.DateOnly)]))
 	}
 	return r, nil
+}
+
+// counters are KPI fields and their values; absent is 0.
+type counters map[string]int64
+
+func parseCounters(h map[string]string) counters {
+	c := make(counters, len(h))
+	for f, v := range h {
+		c[f], _ = strconv.ParseInt(v, 10, 64) // written by HINCRBY only
+	}
+	return c
+}
+
+// days reads the daily counters of team from one UTC day to another,
+// included, keyed by date: only the days that have any (the kpidays index
+// names them), so a long quiet period costs nothing.
+func (s *Store) days(ctx context.Context, team string, from, until time.Time) (map[string]counters, error) {
+	names, err := s.rdb.ZRangeByScore(ctx, s.kpiDaysKey(team), &redis.ZRangeBy{
+		Min: strconv.FormatInt(dayNumber(from), 10), Max: strconv.FormatInt(dayNumber(until), 10),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: stats of %s: days: %w", team, err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	if len(names) > 0 {
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, n := range names {
+				cmds[i] = p.HGetAll(ctx, s.kpiDayKey(team, n))
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("readmodel: stats of %s: days: %w", team, err)
+		}
+	}
+	out := make(map[string]counters, len(names))
+	for i, n := range names {
+		out[n] = parseCounters(cmds[i].Val())
+	}
+	return out, nil
+}
+
+// fillStats sets r's figures from c.
+func fillStats(r *feedloopv1.StatsResponse, c counters) {
+	r.Routed = c[KPIRouted]
+	r.Acknowledged = c[KPIAcknowledged]
+	r.Resolved = c[KPIResolved]
+	r.Declined = c[KPIDeclined]
+	r.ReroutedOut = c[KPIReroutedOut]
+	r.ReroutedIn = c[KPIReroutedIn]
+	r.Reopened = c[KPIReopened]
+	r.SlaWarnings = c[KPISLAWarnings]
+	r.SlaBreaches = c[KPISLABreaches]
+	r.MeanTimeToAcknowledge = mean(c[KPIAckSeconds], c[KPIAckCount])
+	r.MeanTimeToClose = mean(c[KPICloseSeconds], c[KPICloseCount])
+	r.CsatCounts = make([]int64, 5)
+	for i := range int32(5) {
+		r.CsatCounts[i] = c[KPICSAT(i+1)]
+	}
+	r.CsatResponses, r.CsatMean = csat(c)
+	if closed := c[KPIClosed]; closed > 0 {
+		r.ClosedLoopRate = min(1, float64(c[KPIClosedTold])/float64(closed))
+	}
+	r.NpsPromoters, r.NpsPassives, r.NpsDetractors = c[KPINPSPromoters], c[KPINPSPassives], c[KPINPSDetractors]
+	r.NpsResponses = r.NpsPromoters + r.NpsPassives + r.NpsDetractors
+	if r.NpsResponses > 0 {
+		r.Nps = 100 * float64(r.NpsPromoters-r.NpsDetractors) / float64(r.NpsResponses)
+	}
+	r.CesResponses = c[KPICESCount]
+	if r.CesResponses > 0 {
+		r.CesMean = float64(c[KPICESSum]) / float64(r.CesResponses)
+	}
+}
+
+// csat is the number of survey answers in c and their mean (0 with none).
+func csat(c counters) (int64, float64) {
+	var n, sum int64
+	for i := range int32(5) {
+		k := c[KPICSAT(i+1)]
+		n += k
+		sum += k * int64(i+1)
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return n, float64(sum) / float64(n)
+}
+
+// statsDay is one day of the series from its counters (nil: a quiet day).
+func statsDay(day time.Time, c counters) *feedloopv1.StatsDay {
+	d := &feedloopv1.StatsDay{
+		Day:                   timestamppb.New(day),
+		Routed:                c[KPIRouted],
+		Closed:                c[KPIClosed],
+		MeanTimeToAcknowledge: mean(c[KPIAckSeconds], c[KPIAckCount]),
+		MeanTimeToClose:       mean(c[KPICloseSeconds], c[KPICloseCount]),
+		SlaBreaches:           c[KPISLABreaches],
+		ReroutedOut:           c[KPIReroutedOut],
+	}
+	d.CsatResponses, d.CsatMean = csat(c)
+	return d
 }
 
 // mean is sum/count seconds as a Duration, nil with no terms.

@@ -23,6 +23,8 @@
 //	<p>customer:id:<id>       zset    a customer's items, score = received unix time
 //	<p>customer:email:<addr>  zset    the same for customers known only by (lower-cased) email
 //	<p>kpi:<team>             hash    the team's counters (fields named by the KPI* constants)
+//	<p>kpid:<team>:<day>      hash    the same counters for the events that occurred on one UTC day (YYYY-MM-DD)
+//	<p>kpidays:<team>         zset    the days that have a kpid hash, score = days since 1970-01-01
 //	<p>search:<id>            string  what List's query matches of a routed item, lower-cased (searchDoc)
 //	<p>trace:<id>             string  the W3C traceparent of the item's own trace (team actions link to it)
 package readmodel
@@ -129,12 +131,18 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
 // Prefix is the prefix of every key the Store owns.
 func (s *Store) Prefix() string { return s.prefix }
 
-func (s *Store) itemKey(id string) string    { return s.prefix + "item:" + id }
-func (s *Store) appliedKey(id string) string { return s.prefix + "applied:" + id }
-func (s *Store) tokenKey(tok string) string  { return s.prefix + "token:" + tok }
-func (s *Store) openKey(team string) string  { return s.prefix + "open:" + team }
-func (s *Store) kpiKey(team string) string   { return s.prefix + "kpi:" + team }
-func (s *Store) searchKey(id string) string  { return s.prefix + "search:" + id }
+func (s *Store) itemKey(id string) string      { return s.prefix + "item:" + id }
+func (s *Store) appliedKey(id string) string   { return s.prefix + "applied:" + id }
+func (s *Store) tokenKey(tok string) string    { return s.prefix + "token:" + tok }
+func (s *Store) openKey(team string) string    { return s.prefix + "open:" + team }
+func (s *Store) kpiKey(team string) string     { return s.prefix + "kpi:" + team }
+func (s *Store) searchKey(id string) string    { return s.prefix + "search:" + id }
+func (s *Store) kpiDaysKey(team string) string { return s.prefix + "kpidays:" + team }
+
+// kpiDayKey is team's counters of one day, date as YYYY-MM-DD.
+func (s *Store) kpiDayKey(team, date string) string {
+	return s.prefix + "kpid:" + team + ":" + date
+}
 
 func (s *Store) statusKey(team string, st feedloopv1.Status) string {
 	return s.prefix + "status:" + team + ":" + strconv.Itoa(int(st))
@@ -336,9 +344,25 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 				continue
 			}
 			p.SAdd(ctx, s.appliedKey(evs[i].GetFeedbackId()), evs[i].GetId())
+			// The day's bucket gets the same increments as the totals, on
+			// the day the event occurred (not the day it was applied), so
+			// a rebuild puts them in the same buckets.
+			occurred := evs[i].GetOccurredAt()
+			var day time.Time
+			var date string
+			if occurred.IsValid() {
+				day = utcDay(occurred.AsTime())
+				date = day.Format(time.DateOnly)
+			}
 			for team, fields := range ch.kpi {
 				for f, n := range fields {
 					p.HIncrBy(ctx, s.kpiKey(team), f, n)
+					if !day.IsZero() {
+						p.HIncrBy(ctx, s.kpiDayKey(team, date), f, n)
+					}
+				}
+				if !day.IsZero() && len(fields) > 0 {
+					p.ZAdd(ctx, s.kpiDaysKey(team), redis.Z{Score: float64(dayNumber(day)), Member: date})
 				}
 			}
 		}

@@ -278,7 +278,7 @@ func TestKPIs(t *testing.T) {
 		"nobody":    {Team: "nobody", CsatCounts: csat(0, 0, 0, 0, 0)},
 	}
 	for team, w := range want {
-		got, err := s.Stats(ctx, team)
+		got, err := s.Stats(ctx, team, time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +292,7 @@ func TestKPIs(t *testing.T) {
 	more.add(bus.UpdatedSubject("billing"), "k2", 5*time.Hour, &feedloopv1.Replied{Team: "billing", Csat: 4})
 	more.add(bus.UpdatedSubject("billing"), "k2", 5*time.Hour, &feedloopv1.Replied{Team: "billing", Csat: 5})
 	applyAll(t, s, more.events[len(sc.events):])
-	got, err := s.Stats(ctx, "billing")
+	got, err := s.Stats(ctx, "billing", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestApplyConcurrent(t *testing.T) {
 	if got, want := len(item.GetTimeline()), 2+2*n; got != want {
 		t.Errorf("timeline has %d entries, want %d", got, want)
 	}
-	st, err := s.Stats(ctx, "billing")
+	st, err := s.Stats(ctx, "billing", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

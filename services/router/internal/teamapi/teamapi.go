@@ -38,7 +38,8 @@ type Store interface {
 	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
 	List(ctx context.Context, team string, statuses []feedloopv1.Status, query string, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error)
 	CustomerHistory(ctx context.Context, item *feedloopv1.Item, limit int) ([]*feedloopv1.ItemSummary, error)
-	Stats(ctx context.Context, team string) (*feedloopv1.StatsResponse, error)
+	// Stats with a zero until is all-time; since and until are UTC days.
+	Stats(ctx context.Context, team string, since, until time.Time) (*feedloopv1.StatsResponse, error)
 }
 
 // Deps are what the server needs.
@@ -181,7 +182,9 @@ func (s *Server) Get(ctx context.Context, req *feedloopv1.GetRequest) (*feedloop
 	return &feedloopv1.GetResponse{Item: forTeams(item), CustomerHistory: history}, nil
 }
 
-// Stats returns the team's closed-loop figures.
+// Stats returns the team's closed-loop figures over the period asked for:
+// UTC days from since (unset: since the stream began) to until (unset:
+// today), both included.
 func (s *Server) Stats(ctx context.Context, req *feedloopv1.StatsRequest) (*feedloopv1.StatsResponse, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -191,7 +194,31 @@ func (s *Server) Stats(ctx context.Context, req *feedloopv1.StatsRequest) (*feed
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.d.Store.Stats(ctx, team)
+	day := func(t time.Time) time.Time {
+		y, m, d := t.UTC().Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	}
+	var since time.Time
+	until := day(s.d.Now())
+	if ts := req.GetUntil(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return nil, invalid("until", err.Error())
+		}
+		until = day(ts.AsTime())
+	}
+	if ts := req.GetSince(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return nil, invalid("since", err.Error())
+		}
+		since = day(ts.AsTime())
+		if since.After(until) {
+			return nil, invalid("since", fmt.Sprintf("must not be after until (%s), got %s", until.Format(time.DateOnly), since.Format(time.DateOnly)))
+		}
+		if n := int(until.Sub(since).Hours()/24) + 1; n > readmodel.MaxStatsDays {
+			return nil, invalid("since", fmt.Sprintf("a period is at most %d days, got %d", readmodel.MaxStatsDays, n))
+		}
+	}
+	st, err := s.d.Store.Stats(ctx, team, since, until)
 	if err != nil {
 		return nil, unavailable(err)
 	}

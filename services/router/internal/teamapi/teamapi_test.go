@@ -184,3 +184,53 @@ func TestListQuery(t *testing.T) {
 	_, err = a.srv.List(ctx, &feedloopv1.ListRequest{Query: "refund \xff"})
 	wantField(t, "invalid UTF-8", err, "query")
 }
+
+// Stats over a period through the API: unset means since the stream
+// began until today (the server's clock); a period counts only its days;
+// a bad period is refused naming the field.
+func TestStatsPeriod(t *testing.T) {
+	a := start(t)
+	n := func(v int32) *int32 { return &v }
+	a.route("fb-1", "billing", "one", day(0).Add(9*time.Hour), n(10), n(3))
+	a.route("fb-2", "billing", "two", day(1).Add(9*time.Hour), n(0), nil)
+	a.route("fb-3", "billing", "three", day(2).Add(9*time.Hour), nil, n(5))
+	ctx := a.ctx("billing")
+
+	st, err := a.billing.Stats(ctx, &feedloopv1.StatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetRouted() != 3 || st.GetSince() != nil || !st.GetUntil().AsTime().Equal(day(2)) || len(st.GetDays()) != 3 ||
+		st.GetNpsResponses() != 2 || st.GetNps() != 0 || st.GetCesResponses() != 2 || st.GetCesMean() != 4 {
+		t.Fatalf("no period = %v", st)
+	}
+	st, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(1).Add(13 * time.Hour)), Until: timestamppb.New(day(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetRouted() != 1 || st.GetNpsDetractors() != 1 || st.GetNps() != -100 || st.GetCesResponses() != 0 ||
+		!st.GetSince().AsTime().Equal(day(1)) || len(st.GetDays()) != 1 || st.GetDays()[0].GetRouted() != 1 {
+		t.Fatalf("03-03 = %v", st)
+	}
+	// Since alone runs to today.
+	st, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(1))})
+	if err != nil || st.GetRouted() != 2 || !st.GetUntil().AsTime().Equal(day(2)) || len(st.GetDays()) != 2 {
+		t.Fatalf("since 03-03 = %v, %v", st, err)
+	}
+
+	_, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(2)), Until: timestamppb.New(day(1))})
+	wantField(t, "since after until", err, "since")
+	_, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(3))})
+	wantField(t, "since after today", err, "since")
+	_, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(2).AddDate(0, 0, -readmodel.MaxStatsDays))})
+	wantField(t, "a period too long", err, "since")
+	if _, err := a.billing.Stats(ctx, &feedloopv1.StatsRequest{Since: timestamppb.New(day(2).AddDate(0, 0, 1-readmodel.MaxStatsDays))}); err != nil {
+		t.Fatalf("the longest period: %v", err)
+	}
+	_, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Until: &timestamppb.Timestamp{Seconds: 1, Nanos: -1}})
+	wantField(t, "an invalid until", err, "until")
+	_, err = a.billing.Stats(ctx, &feedloopv1.StatsRequest{Team: "product"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("another team's stats: %v", err)
+	}
+}
