@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,6 +57,28 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 		t.Fatalf("%s lacks the pipeline metrics:\n%.500s", mu[1], body)
 	}
 
+	// The banner opens with the console: a sign-in link per team that signs
+	// a browser in with one click, and the mailbox.
+	banner0 := out.String()
+	if !regexp.MustCompile(`^feedloop dev is running — Ctrl-C to stop\n\n  console  http://127\.0\.0\.1:\d+\n  open http://`).MatchString(banner0) ||
+		!strings.Contains(banner0, "/dev/mailbox  (what customers and teams were sent)") {
+		t.Fatalf("the banner does not open with the console:\n%s", banner0)
+	}
+	signin := regexp.MustCompile(`(?m)^  open (http://\S+/dev/signin/billing) to work as billing$`).FindStringSubmatch(banner0)
+	if signin == nil {
+		t.Fatalf("no sign-in link for billing:\n%s", banner0)
+	}
+	jar, _ := cookiejar.New(nil)
+	res, err := (&http.Client{Jar: jar}).Get(signin[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(page), "billing") || res.Request.URL.Path == "/signin" {
+		t.Fatalf("the sign-in link led to %s (%d):\n%.500s", res.Request.URL, res.StatusCode, page)
+	}
+
 	// One export line per team of the example routes, each token's hash in
 	// the tokens file under --data, and the team API's address.
 	banner := out.String()
@@ -105,7 +128,7 @@ func startDev(t *testing.T, data string, args ...string) *testkit.SyncBuffer {
 		done <- Main(ctx, append([]string{"dev", "--data", data, "--examples", examples,
 			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 			"--router-grpc-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-			"--smtp-addr", "127.0.0.1:0"}, args...), &out, &errb)
+			"--smtp-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0"}, args...), &out, &errb)
 	}()
 	t.Cleanup(func() {
 		cancel()

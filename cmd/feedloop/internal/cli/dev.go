@@ -22,7 +22,7 @@ import (
 type devOpts struct {
 	data, examples, grpcAddr, httpAddr, logLevel string
 	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
-	smtpAddr                                     string
+	consoleAddr, smtpAddr                        string
 	topicModel, sentimentModel                   string
 	natsPort                                     int
 	natsAuth                                     bool
@@ -36,21 +36,24 @@ func newDevCmd() *cobra.Command {
 	o := &devOpts{}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run all four services in one process with an embedded NATS",
-		Long: `Run intake, classifier, router and notifier in one process on an embedded
-nats-server (JetStream on disk under --data) and Redis from REDIS_URL, or an
-in-process Redis-compatible server when REDIS_URL is unset (Redis only holds
-state that can be rebuilt from the stream). Rules, routes and templates come
-from --examples. Every customer and team email goes to the dev mailbox, an
-SMTP server on --smtp-addr (loopback only) that keeps the latest 1,000
-messages in memory for the console's mailbox page; a line per message is
-printed here too.
+		Short: "Run every service and the web console in one process with an embedded NATS",
+		Long: `Run intake, classifier, router, notifier and the web console in one
+process on an embedded nats-server (JetStream on disk under --data) and
+Redis from REDIS_URL, or an in-process Redis-compatible server when
+REDIS_URL is unset (Redis only holds state that can be rebuilt from the
+stream). Rules, routes and templates come from --examples.
 
-The first start makes a development token for each team of the example
-routes, kept under --data (dev-team-tokens.yaml, their hashes in
-team-tokens.yaml) so they stay the same at every start on the same --data,
-and prints the export lines to play that team with 'feedloop inbox'. Customer messages link
-to the status pages the router serves on --router-http-addr.
+The console (--console-addr) has a one-click sign-in link per team of the
+example routes, printed at start, and a mailbox page: every customer and
+team email goes to the dev mailbox, an SMTP server on --smtp-addr (loopback
+only) keeping the latest 1,000 messages in memory. A line per message is
+printed here too. Customer messages link to the status pages the router
+serves on --router-http-addr.
+
+The first start makes a development token for each team, kept under --data
+(dev-team-tokens.yaml, their hashes in team-tokens.yaml) so they stay the
+same at every start on the same --data; the export lines printed play a
+team with 'feedloop inbox'.
 
 NATS runs with authorization, as deployed: every service connects with its
 own NKey and permissions, generated once under --data/nats-auth (see
@@ -72,6 +75,7 @@ where one matches, and a replaced file is reloaded without a restart.`,
 	f.StringVar(&o.routerGRPCAddr, "router-grpc-addr", defaultTeamServer, "router gRPC address: the team API (port 0 picks a free port)")
 	f.StringVar(&o.routerHTTPAddr, "router-http-addr", "127.0.0.1:7004", "router HTTP address: customer status pages (port 0 picks a free port)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "Prometheus /metrics address for every service (empty: none)")
+	f.StringVar(&o.consoleAddr, "console-addr", "127.0.0.1:7006", "web console address, with one-click sign-in per team and the dev mailbox (port 0 picks a free port)")
 	f.StringVar(&o.smtpAddr, "smtp-addr", "127.0.0.1:7025", "the dev mailbox's SMTP address, loopback only: every customer and team email goes there (port 0 picks a free port)")
 	f.IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port (0 picks a free port)")
 	f.BoolVar(&o.natsAuth, "nats-auth", true, "NATS users with least permissions, one per service (generated under --data/nats-auth)")
@@ -121,6 +125,7 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.Classifier.TopicModel, cfg.Classifier.SentimentModel = o.topicModel, o.sentimentModel
 	cfg.MailboxAddr = o.smtpAddr
+	cfg.Console.HTTPAddr = o.consoleAddr
 	dev, err := stack.PrepareDev(&cfg, tree.Teams())
 	if err != nil {
 		return err
@@ -146,31 +151,39 @@ func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, 
 	}
 	http := s.Intake.HTTPAddr()
 	teamAPI := stack.Reachable(s.Router.GRPCAddr())
-	fmt.Fprintf(w, `feedloop dev is running — Ctrl-C to stop
-
+	fmt.Fprintf(w, "feedloop dev is running — Ctrl-C to stop\n\n  console  %s\n", s.Console.URL())
+	for _, team := range dev.Teams {
+		fmt.Fprintf(w, "  open %s to work as %s\n", s.Console.DevSignInURL(team), team)
+	}
+	fmt.Fprintf(w, "  mailbox  %s/dev/mailbox  (what customers and teams were sent)\n", s.Console.URL())
+	fmt.Fprintf(w, `
   intake gRPC   %s
   intake HTTP   http://%s/v1/feedback
-  team API      %s  (gRPC, for feedloop inbox)
+  team API      %s  (gRPC, for the console and feedloop inbox)
   status pages  %s/<token>  (linked from customer messages)
+  SMTP          %s  (the dev mailbox: every email goes there)
   metrics       %s
   models        %s
   NATS          %s  (JetStream files in %s)
   Redis         %s
 
-Try it (deliveries are printed below):
+Try it: submit an item, open the billing link above, and work it to
+resolution; the mailbox shows what the customer got at each step
+(deliveries are printed below too):
 
   curl -sS -X POST http://%s/v1/feedback -H 'Content-Type: application/json' \
-    -d '{"source":"helpdesk","externalId":"demo-1","channel":"CHANNEL_EMAIL","customer":{"name":"Ada","email":"ada@example.com","locale":"en","consent":{"contact":true}},"text":"I was charged twice for my order and the app crashes when I open the invoice."}'
+    -d '{"source":"helpdesk","externalId":"demo-1","channel":"CHANNEL_EMAIL","customer":{"name":"Ada","email":"ada@example.com","locale":"en","consent":{"contact":true,"survey":true}},"text":"I was charged twice for my order and the app crashes when I open the invoice."}'
 
-  feedloop submit --server %s --source helpdesk --external-id demo-2 --email ada@example.com --consent --nps 3 --text "Delivery was late again"
+  feedloop submit --server %s --source helpdesk --external-id demo-2 --email ada@example.com --consent --survey-consent --nps 3 --text "Delivery was late again"
 
-Then play a team: paste the server line and one team's token line into
-another shell (development tokens, the same at every start on this --data;
-kept in %s), then 'feedloop inbox list', 'feedloop inbox show ID',
-'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD --message …'.
+Or play a team from a shell: paste the server line and one team's token
+line into another shell (development tokens, the same at every start on
+this --data; kept in %s), then 'feedloop inbox list', 'feedloop inbox show
+ID', 'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD
+--customer-message …'.
 
   export %s=%s
-`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, metricsLine(s), modelsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
+`, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, s.Mailbox.Addr(), metricsLine(s), modelsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
 		dev.TokensFile, envServer, teamAPI)
 	for _, team := range dev.Teams {
 		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, dev.Tokens[team], team)

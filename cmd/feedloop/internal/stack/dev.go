@@ -53,7 +53,8 @@ type Dev struct {
 //   - the dev mailbox (cfg.MailboxAddr, a free loopback port when empty):
 //     the notifier sends every customer email there, and every team's
 //     alerts too, through a teams file giving each team an email channel
-//     (DevTeamAddress), so the mailbox holds every message sent.
+//     (DevTeamAddress), so the mailbox holds every message sent;
+//   - the console's one-click sign-in as each team (cfg.Console.Dev).
 func PrepareDev(cfg *Config, teams []string) (*Dev, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("stack: data directory: %w", err)
@@ -83,6 +84,12 @@ func PrepareDev(cfg *Config, teams []string) (*Dev, error) {
 	}
 	if cfg.Notifier.SMTPFrom == "" {
 		cfg.Notifier.SMTPFrom = DevMailFrom
+	}
+	if cfg.Console != nil && cfg.Console.Dev != nil {
+		c, dev := *cfg.Console, *cfg.Console.Dev
+		dev.Tokens = d.Tokens
+		c.Dev = &dev
+		cfg.Console = &c
 	}
 	return d, nil
 }

@@ -24,7 +24,7 @@ func TestGoroutinesAreLabelledByPart(t *testing.T) {
 	}
 	testkit.Run(t, s.Run)
 
-	want := []string{"intake", "classifier", "router", "notifier", PartNATSServer, "nats-client", "redis"}
+	want := []string{"intake", "classifier", "router", "notifier", "console", PartNATSServer, "nats-client", "redis"}
 	var got []string
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -1,6 +1,7 @@
 // Package stack assembles the whole of feedloop in one process: an embedded
-// nats-server, Redis (a given one or an in-process stand-in), and the four
-// services on one bus. `feedloop dev` and the end-to-end tests run it.
+// nats-server, Redis (a given one or an in-process stand-in), the four
+// services on one bus, and the web console on the router's team API.
+// `feedloop dev` and the end-to-end tests run it.
 package stack
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/redisx"
 	"github.com/feedloop/feedloop/pkg/telemetry"
 	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/console"
 	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
@@ -67,6 +69,10 @@ type Config struct {
 	Classifier classifier.Config
 	Router     router.Config
 	Notifier   notifier.Config
+	// Console, when set, runs the web console against the router's team
+	// API (TeamAPIAddr and StatusURL are set by Start; with Dev, the dev
+	// mailbox shows on its mailbox page).
+	Console *console.Config
 
 	Log *slog.Logger
 }
@@ -77,7 +83,9 @@ var DevSources = []string{"helpdesk", "survey", "appstore", "crm"}
 // DevConfig returns a Config on free loopback ports using the example rules,
 // routes and templates in examples (deploy/examples), with NATS
 // authorization on: every service on its own generated credentials in
-// dataDir/nats-auth, as deployed.
+// dataDir/nats-auth, as deployed; and the web console in development mode
+// (a session key of its own, dev pages; PrepareDev adds sign-in links and
+// the mailbox).
 func DevConfig(examples, dataDir string) Config {
 	cls := classifier.DefaultConfig()
 	cls.RulesFile = filepath.Join(examples, "rules.yaml")
@@ -87,6 +95,7 @@ func DevConfig(examples, dataDir string) Config {
 		Classifier: cls,
 		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
 		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
+		Console:    &console.Config{HTTPAddr: "127.0.0.1:0", TemplatesDir: filepath.Join(examples, "templates"), Dev: &console.Dev{}},
 		Log:        slog.Default(),
 	}
 	cfg.NATSAuthDir, cfg.NATSAuth = filepath.Join(dataDir, "nats-auth"), natsauth.Spec{Sources: DevSources}
@@ -108,6 +117,8 @@ type Stack struct {
 	Classifier *classifier.Service
 	Router     *router.Service
 	Notifier   *notifier.Service
+	// Console is the web console when Config.Console is set.
+	Console *console.Service
 	// Mailbox is the dev mailbox when MailboxAddr is set.
 	Mailbox *devmail.Server
 
@@ -116,11 +127,11 @@ type Stack struct {
 }
 
 // PartLabel is the pprof label that names the part of a stack a goroutine
-// works for: "intake", "classifier", "router", "notifier", "nats-server",
-// "nats-client" (the connection the services share), "redis" (the
-// in-process stand-in) or "mailbox" (the dev mailbox). Goroutines inherit
-// it from the goroutine that started them, so a CPU profile of a stack
-// splits by part (go tool pprof -tagroot feedloop.part).
+// works for: "intake", "classifier", "router", "notifier", "console",
+// "nats-server", "nats-client" (the connection the services share),
+// "redis" (the in-process stand-in) or "mailbox" (the dev mailbox).
+// Goroutines inherit it from the goroutine that started them, so a CPU
+// profile of a stack splits by part (go tool pprof -tagroot feedloop.part).
 const PartLabel = "feedloop.part"
 
 // PartNATSServer is the embedded server's part. It labels the goroutines of
@@ -258,6 +269,21 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Notifier, err = notifier.New(cfg.Notifier, infra[natsauth.Notifier]); err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
+	if cfg.Console != nil {
+		c := *cfg.Console
+		c.TeamAPIAddr = Reachable(s.Router.GRPCAddr())
+		if c.StatusURL == "" {
+			c.StatusURL = s.StatusURL // previews show the link customers get
+		}
+		if c.Dev != nil && c.Dev.Mailbox == nil && s.Mailbox != nil {
+			dev := *c.Dev
+			dev.Mailbox = mailbox{s.Mailbox}
+			c.Dev = &dev
+		}
+		if s.Console, err = console.New(c, cfg.Log.With("service", "console")); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -300,7 +326,19 @@ func Reachable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// Run runs the four services until ctx is cancelled or one fails, then
+// mailbox shows the dev mailbox's messages on the console's mailbox page.
+type mailbox struct{ s *devmail.Server }
+
+func (m mailbox) Messages() []console.Mail {
+	ms := m.s.Messages()
+	out := make([]console.Mail, len(ms))
+	for i, msg := range ms {
+		out[i] = console.Mail(msg)
+	}
+	return out
+}
+
+// Run runs the services until ctx is cancelled or one fails, then
 // stops everything (services drain first, then NATS and Redis close).
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.cleanups.Run()
@@ -313,6 +351,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	}
 	if s.Mailbox != nil {
 		runs["mailbox"] = s.Mailbox.Run
+	}
+	if s.Console != nil {
+		runs["console"] = s.Console.Run
 	}
 	for name, run := range runs {
 		g.Go(func() (err error) {
