@@ -8,7 +8,7 @@ FUZZTIME  ?= 30s
 
 .PHONY: run test build proto proto-check lint vet tidy clean deploy-check fuzz
 
-## run: all four services in one process with an embedded NATS (see README)
+## run: every service, the web console and the dev mailbox in one process with an embedded NATS (see README)
 run:
 	go run ./cmd/feedloop dev
 
@@ -35,7 +35,7 @@ fuzz:
 build:
 	@mkdir -p bin
 	go build -o bin/feedloop ./cmd/feedloop
-	for s in intake classifier router notifier; do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+	for s in intake classifier router notifier console; do go build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
 ## bench: feedloop against the JetStream ceiling of this machine, one run (BENCHFLAGS=--json, --quick, --rate N, --duration D…)
 .PHONY: bench
