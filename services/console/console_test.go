@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"google.golang.org/protobuf/proto"
 	"html"
 	"net/http"
 	"net/url"
@@ -107,7 +108,7 @@ func TestInboxOrderFilterSearchAndPaging(t *testing.T) {
 	now := time.Now()
 	late := e.submit(fb{subject: "Invoice total wrong", text: "The invoice total is wrong.", topic: "billing", occurred: now.Add(-time.Hour)})
 	soon := e.submit(fb{subject: "Charged twice", text: "I was charged twice for May.", topic: "billing", occurred: now.Add(-5 * time.Hour)})
-	refund := e.submit(fb{subject: "Refund please", text: "Where is my refund?", topic: "billing", email: "grace@example.com", occurred: now.Add(-2 * time.Hour)})
+	refund := e.submit(fb{subject: "Refund please", text: "Where is my refund?", topic: "billing", email: "grace@example.com", occurred: now.Add(-2 * time.Hour), nps: proto.Int32(3)})
 	e.submit(fb{subject: "Parcel lost", text: "My parcel never came.", topic: "delivery"})
 	b := e.browser()
 	b.signIn("billing")
@@ -121,6 +122,9 @@ func TestInboxOrderFilterSearchAndPaging(t *testing.T) {
 	}
 	if !strings.Contains(r.body, "due in 2 h") || !strings.Contains(r.body, "Ada Lovelace &lt;ada@example.com&gt;") {
 		t.Errorf("countdown or customer missing")
+	}
+	if !strings.Contains(r.body, "NPS 3 · detractor") || !strings.Contains(r.body, "Refund please") {
+		t.Errorf("the score band or subject is missing from the inbox")
 	}
 	if strings.Contains(r.body, "Parcel lost") {
 		t.Error("billing sees logistics' item")

@@ -146,6 +146,7 @@ type fb struct {
 	id, subject, text, topic, email, locale string
 	occurred                                time.Time
 	noConsent                               bool
+	nps                                     *int32
 }
 
 // submit publishes the item as intake and the classifier would
@@ -164,7 +165,7 @@ func (e *env) submit(f fb) string {
 	}
 	feedback := &feedloopv1.Feedback{Id: f.id, Source: "helpdesk", ExternalId: f.id, Channel: feedloopv1.Channel_CHANNEL_EMAIL, Subject: f.subject, Text: f.text,
 		Customer:   &feedloopv1.Customer{Id: "cust-" + f.email, Email: f.email, Name: "Ada Lovelace", Locale: f.locale, Consent: &feedloopv1.Consent{Contact: !f.noConsent, Survey: !f.noConsent}},
-		ReceivedAt: timestamppb.New(f.occurred)}
+		ReceivedAt: timestamppb.New(f.occurred), Nps: f.nps}
 	ctx := context.Background()
 	if _, err := e.bus.Publish(ctx, bus.SubjectReceived, &feedloopv1.Event{Id: "received-" + f.id, FeedbackId: f.id, OccurredAt: timestamppb.New(f.occurred),
 		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: feedback, StatusToken: "tok" + strings.ReplaceAll(f.id, "-", "")}}}); err != nil {
@@ -173,6 +174,9 @@ func (e *env) submit(f fb) string {
 	cls := &feedloopv1.Classification{Topics: []*feedloopv1.TopicScore{{Topic: f.topic, Confidence: 0.92}}, Sentiment: feedloopv1.Sentiment_SENTIMENT_NEGATIVE,
 		RedactedText: f.text, TopicSource: feedloopv1.TopicSource_TOPIC_SOURCE_MODEL, ModelVersion: "m1",
 		Explanation: []*feedloopv1.Evidence{{Feature: "charged twice", Weight: 1.25}}}
+	if f.nps != nil {
+		cls.NpsBand = feedloopv1.NpsBand_NPS_BAND_DETRACTOR
+	}
 	if _, err := e.bus.Publish(ctx, bus.SubjectClassified, &feedloopv1.Event{Id: "classified-" + f.id, FeedbackId: f.id, OccurredAt: timestamppb.New(f.occurred),
 		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: feedback, Classification: cls}}}); err != nil {
 		e.t.Fatal(err)

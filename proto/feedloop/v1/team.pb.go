@@ -605,7 +605,23 @@ type ItemSummary struct {
 	// When intake accepted it.
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// Other teams' statuses.
-	OtherTeams    map[string]Status `protobuf:"bytes,7,rep,name=other_teams,json=otherTeams,proto3" json:"other_teams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value,enum=feedloop.v1.Status"`
+	OtherTeams map[string]Status `protobuf:"bytes,7,rep,name=other_teams,json=otherTeams,proto3" json:"other_teams,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value,enum=feedloop.v1.Status"`
+	// The subject line, if the source gave one.
+	Subject string `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Who gave the feedback (as teams see them).
+	Customer *Customer `protobuf:"bytes,9,opt,name=customer,proto3" json:"customer,omitempty"`
+	// The NPS answer (0-10) and its band, if the item carries one.
+	Nps *int32 `protobuf:"varint,10,opt,name=nps,proto3,oneof" json:"nps,omitempty"`
+	// Band of the NPS answer.
+	NpsBand NpsBand `protobuf:"varint,11,opt,name=nps_band,json=npsBand,proto3,enum=feedloop.v1.NpsBand" json:"nps_band,omitempty"`
+	// The CSAT answer (1-5), if any.
+	Csat *int32 `protobuf:"varint,12,opt,name=csat,proto3,oneof" json:"csat,omitempty"`
+	// Band of the CSAT answer.
+	CsatBand CsatBand `protobuf:"varint,13,opt,name=csat_band,json=csatBand,proto3,enum=feedloop.v1.CsatBand" json:"csat_band,omitempty"`
+	// The CES answer (1-7), if any.
+	Ces *int32 `protobuf:"varint,14,opt,name=ces,proto3,oneof" json:"ces,omitempty"`
+	// Band of the CES answer.
+	CesBand       CesBand `protobuf:"varint,15,opt,name=ces_band,json=cesBand,proto3,enum=feedloop.v1.CesBand" json:"ces_band,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -687,6 +703,62 @@ func (x *ItemSummary) GetOtherTeams() map[string]Status {
 		return x.OtherTeams
 	}
 	return nil
+}
+
+func (x *ItemSummary) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ItemSummary) GetCustomer() *Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *ItemSummary) GetNps() int32 {
+	if x != nil && x.Nps != nil {
+		return *x.Nps
+	}
+	return 0
+}
+
+func (x *ItemSummary) GetNpsBand() NpsBand {
+	if x != nil {
+		return x.NpsBand
+	}
+	return NpsBand_NPS_BAND_UNSPECIFIED
+}
+
+func (x *ItemSummary) GetCsat() int32 {
+	if x != nil && x.Csat != nil {
+		return *x.Csat
+	}
+	return 0
+}
+
+func (x *ItemSummary) GetCsatBand() CsatBand {
+	if x != nil {
+		return x.CsatBand
+	}
+	return CsatBand_CSAT_BAND_UNSPECIFIED
+}
+
+func (x *ItemSummary) GetCes() int32 {
+	if x != nil && x.Ces != nil {
+		return *x.Ces
+	}
+	return 0
+}
+
+func (x *ItemSummary) GetCesBand() CesBand {
+	if x != nil {
+		return x.CesBand
+	}
+	return CesBand_CES_BAND_UNSPECIFIED
 }
 
 // ListRequest selects a team's items.
@@ -2303,7 +2375,7 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\x04text\x18\f \x01(\tR\x04text\x12\x1a\n" +
 	"\binternal\x18\r \x01(\bR\binternal\x12\x14\n" +
 	"\x05level\x18\x0e \x01(\x05R\x05level\x12%\n" +
-	"\x04step\x18\x0f \x01(\x0e2\x11.feedloop.v1.StepR\x04step\"\x98\x03\n" +
+	"\x04step\x18\x0f \x01(\x0e2\x11.feedloop.v1.StepR\x04step\"\xdb\x05\n" +
 	"\vItemSummary\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
 	"feedbackId\x12<\n" +
@@ -2316,10 +2388,22 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12I\n" +
 	"\vother_teams\x18\a \x03(\v2(.feedloop.v1.ItemSummary.OtherTeamsEntryR\n" +
-	"otherTeams\x1aR\n" +
+	"otherTeams\x12\x18\n" +
+	"\asubject\x18\b \x01(\tR\asubject\x121\n" +
+	"\bcustomer\x18\t \x01(\v2\x15.feedloop.v1.CustomerR\bcustomer\x12\x15\n" +
+	"\x03nps\x18\n" +
+	" \x01(\x05H\x00R\x03nps\x88\x01\x01\x12/\n" +
+	"\bnps_band\x18\v \x01(\x0e2\x14.feedloop.v1.NpsBandR\anpsBand\x12\x17\n" +
+	"\x04csat\x18\f \x01(\x05H\x01R\x04csat\x88\x01\x01\x122\n" +
+	"\tcsat_band\x18\r \x01(\x0e2\x15.feedloop.v1.CsatBandR\bcsatBand\x12\x15\n" +
+	"\x03ces\x18\x0e \x01(\x05H\x02R\x03ces\x88\x01\x01\x12/\n" +
+	"\bces_band\x18\x0f \x01(\x0e2\x14.feedloop.v1.CesBandR\acesBand\x1aR\n" +
 	"\x0fOtherTeamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12)\n" +
-	"\x05value\x18\x02 \x01(\x0e2\x13.feedloop.v1.StatusR\x05value:\x028\x01\"\xa4\x01\n" +
+	"\x05value\x18\x02 \x01(\x0e2\x13.feedloop.v1.StatusR\x05value:\x028\x01B\x06\n" +
+	"\x04_npsB\a\n" +
+	"\x05_csatB\x06\n" +
+	"\x04_ces\"\xa4\x01\n" +
 	"\vListRequest\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12/\n" +
 	"\bstatuses\x18\x02 \x03(\x0e2\x13.feedloop.v1.StatusR\bstatuses\x12\x1b\n" +
@@ -2518,8 +2602,12 @@ var file_feedloop_v1_team_proto_goTypes = []any{
 	(Status)(0),                   // 33: feedloop.v1.Status
 	(*EscalationStep)(nil),        // 34: feedloop.v1.EscalationStep
 	(Step)(0),                     // 35: feedloop.v1.Step
-	(*Routed)(nil),                // 36: feedloop.v1.Routed
-	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
+	(*Customer)(nil),              // 36: feedloop.v1.Customer
+	(NpsBand)(0),                  // 37: feedloop.v1.NpsBand
+	(CsatBand)(0),                 // 38: feedloop.v1.CsatBand
+	(CesBand)(0),                  // 39: feedloop.v1.CesBand
+	(*Routed)(nil),                // 40: feedloop.v1.Routed
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
 }
 var file_feedloop_v1_team_proto_depIdxs = []int32{
 	29, // 0: feedloop.v1.Item.feedback:type_name -> feedloop.v1.Feedback
@@ -2547,56 +2635,60 @@ var file_feedloop_v1_team_proto_depIdxs = []int32{
 	2,  // 22: feedloop.v1.ItemSummary.assignment:type_name -> feedloop.v1.AssignmentState
 	31, // 23: feedloop.v1.ItemSummary.received_at:type_name -> google.protobuf.Timestamp
 	28, // 24: feedloop.v1.ItemSummary.other_teams:type_name -> feedloop.v1.ItemSummary.OtherTeamsEntry
-	33, // 25: feedloop.v1.ListRequest.statuses:type_name -> feedloop.v1.Status
-	4,  // 26: feedloop.v1.ListResponse.items:type_name -> feedloop.v1.ItemSummary
-	1,  // 27: feedloop.v1.GetResponse.item:type_name -> feedloop.v1.Item
-	4,  // 28: feedloop.v1.GetResponse.customer_history:type_name -> feedloop.v1.ItemSummary
-	36, // 29: feedloop.v1.WatchResponse.routed:type_name -> feedloop.v1.Routed
-	2,  // 30: feedloop.v1.AcknowledgeResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	31, // 31: feedloop.v1.PlanRequest.due_at:type_name -> google.protobuf.Timestamp
-	2,  // 32: feedloop.v1.PlanResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	2,  // 33: feedloop.v1.ResolveResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	2,  // 34: feedloop.v1.DeclineResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	2,  // 35: feedloop.v1.RerouteResponse.assignment:type_name -> feedloop.v1.AssignmentState
-	31, // 36: feedloop.v1.StatsRequest.since:type_name -> google.protobuf.Timestamp
-	31, // 37: feedloop.v1.StatsRequest.until:type_name -> google.protobuf.Timestamp
-	37, // 38: feedloop.v1.StatsResponse.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
-	37, // 39: feedloop.v1.StatsResponse.mean_time_to_close:type_name -> google.protobuf.Duration
-	31, // 40: feedloop.v1.StatsResponse.since:type_name -> google.protobuf.Timestamp
-	31, // 41: feedloop.v1.StatsResponse.until:type_name -> google.protobuf.Timestamp
-	25, // 42: feedloop.v1.StatsResponse.days:type_name -> feedloop.v1.StatsDay
-	31, // 43: feedloop.v1.StatsDay.day:type_name -> google.protobuf.Timestamp
-	37, // 44: feedloop.v1.StatsDay.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
-	37, // 45: feedloop.v1.StatsDay.mean_time_to_close:type_name -> google.protobuf.Duration
-	31, // 46: feedloop.v1.MeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	33, // 47: feedloop.v1.ItemSummary.OtherTeamsEntry.value:type_name -> feedloop.v1.Status
-	5,  // 48: feedloop.v1.TeamService.List:input_type -> feedloop.v1.ListRequest
-	7,  // 49: feedloop.v1.TeamService.Get:input_type -> feedloop.v1.GetRequest
-	9,  // 50: feedloop.v1.TeamService.Watch:input_type -> feedloop.v1.WatchRequest
-	11, // 51: feedloop.v1.TeamService.Acknowledge:input_type -> feedloop.v1.AcknowledgeRequest
-	13, // 52: feedloop.v1.TeamService.Plan:input_type -> feedloop.v1.PlanRequest
-	15, // 53: feedloop.v1.TeamService.Resolve:input_type -> feedloop.v1.ResolveRequest
-	17, // 54: feedloop.v1.TeamService.Decline:input_type -> feedloop.v1.DeclineRequest
-	19, // 55: feedloop.v1.TeamService.Reroute:input_type -> feedloop.v1.RerouteRequest
-	21, // 56: feedloop.v1.TeamService.Comment:input_type -> feedloop.v1.CommentRequest
-	23, // 57: feedloop.v1.TeamService.Stats:input_type -> feedloop.v1.StatsRequest
-	26, // 58: feedloop.v1.TeamService.Me:input_type -> feedloop.v1.MeRequest
-	6,  // 59: feedloop.v1.TeamService.List:output_type -> feedloop.v1.ListResponse
-	8,  // 60: feedloop.v1.TeamService.Get:output_type -> feedloop.v1.GetResponse
-	10, // 61: feedloop.v1.TeamService.Watch:output_type -> feedloop.v1.WatchResponse
-	12, // 62: feedloop.v1.TeamService.Acknowledge:output_type -> feedloop.v1.AcknowledgeResponse
-	14, // 63: feedloop.v1.TeamService.Plan:output_type -> feedloop.v1.PlanResponse
-	16, // 64: feedloop.v1.TeamService.Resolve:output_type -> feedloop.v1.ResolveResponse
-	18, // 65: feedloop.v1.TeamService.Decline:output_type -> feedloop.v1.DeclineResponse
-	20, // 66: feedloop.v1.TeamService.Reroute:output_type -> feedloop.v1.RerouteResponse
-	22, // 67: feedloop.v1.TeamService.Comment:output_type -> feedloop.v1.CommentResponse
-	24, // 68: feedloop.v1.TeamService.Stats:output_type -> feedloop.v1.StatsResponse
-	27, // 69: feedloop.v1.TeamService.Me:output_type -> feedloop.v1.MeResponse
-	59, // [59:70] is the sub-list for method output_type
-	48, // [48:59] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	36, // 25: feedloop.v1.ItemSummary.customer:type_name -> feedloop.v1.Customer
+	37, // 26: feedloop.v1.ItemSummary.nps_band:type_name -> feedloop.v1.NpsBand
+	38, // 27: feedloop.v1.ItemSummary.csat_band:type_name -> feedloop.v1.CsatBand
+	39, // 28: feedloop.v1.ItemSummary.ces_band:type_name -> feedloop.v1.CesBand
+	33, // 29: feedloop.v1.ListRequest.statuses:type_name -> feedloop.v1.Status
+	4,  // 30: feedloop.v1.ListResponse.items:type_name -> feedloop.v1.ItemSummary
+	1,  // 31: feedloop.v1.GetResponse.item:type_name -> feedloop.v1.Item
+	4,  // 32: feedloop.v1.GetResponse.customer_history:type_name -> feedloop.v1.ItemSummary
+	40, // 33: feedloop.v1.WatchResponse.routed:type_name -> feedloop.v1.Routed
+	2,  // 34: feedloop.v1.AcknowledgeResponse.assignment:type_name -> feedloop.v1.AssignmentState
+	31, // 35: feedloop.v1.PlanRequest.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 36: feedloop.v1.PlanResponse.assignment:type_name -> feedloop.v1.AssignmentState
+	2,  // 37: feedloop.v1.ResolveResponse.assignment:type_name -> feedloop.v1.AssignmentState
+	2,  // 38: feedloop.v1.DeclineResponse.assignment:type_name -> feedloop.v1.AssignmentState
+	2,  // 39: feedloop.v1.RerouteResponse.assignment:type_name -> feedloop.v1.AssignmentState
+	31, // 40: feedloop.v1.StatsRequest.since:type_name -> google.protobuf.Timestamp
+	31, // 41: feedloop.v1.StatsRequest.until:type_name -> google.protobuf.Timestamp
+	41, // 42: feedloop.v1.StatsResponse.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
+	41, // 43: feedloop.v1.StatsResponse.mean_time_to_close:type_name -> google.protobuf.Duration
+	31, // 44: feedloop.v1.StatsResponse.since:type_name -> google.protobuf.Timestamp
+	31, // 45: feedloop.v1.StatsResponse.until:type_name -> google.protobuf.Timestamp
+	25, // 46: feedloop.v1.StatsResponse.days:type_name -> feedloop.v1.StatsDay
+	31, // 47: feedloop.v1.StatsDay.day:type_name -> google.protobuf.Timestamp
+	41, // 48: feedloop.v1.StatsDay.mean_time_to_acknowledge:type_name -> google.protobuf.Duration
+	41, // 49: feedloop.v1.StatsDay.mean_time_to_close:type_name -> google.protobuf.Duration
+	31, // 50: feedloop.v1.MeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	33, // 51: feedloop.v1.ItemSummary.OtherTeamsEntry.value:type_name -> feedloop.v1.Status
+	5,  // 52: feedloop.v1.TeamService.List:input_type -> feedloop.v1.ListRequest
+	7,  // 53: feedloop.v1.TeamService.Get:input_type -> feedloop.v1.GetRequest
+	9,  // 54: feedloop.v1.TeamService.Watch:input_type -> feedloop.v1.WatchRequest
+	11, // 55: feedloop.v1.TeamService.Acknowledge:input_type -> feedloop.v1.AcknowledgeRequest
+	13, // 56: feedloop.v1.TeamService.Plan:input_type -> feedloop.v1.PlanRequest
+	15, // 57: feedloop.v1.TeamService.Resolve:input_type -> feedloop.v1.ResolveRequest
+	17, // 58: feedloop.v1.TeamService.Decline:input_type -> feedloop.v1.DeclineRequest
+	19, // 59: feedloop.v1.TeamService.Reroute:input_type -> feedloop.v1.RerouteRequest
+	21, // 60: feedloop.v1.TeamService.Comment:input_type -> feedloop.v1.CommentRequest
+	23, // 61: feedloop.v1.TeamService.Stats:input_type -> feedloop.v1.StatsRequest
+	26, // 62: feedloop.v1.TeamService.Me:input_type -> feedloop.v1.MeRequest
+	6,  // 63: feedloop.v1.TeamService.List:output_type -> feedloop.v1.ListResponse
+	8,  // 64: feedloop.v1.TeamService.Get:output_type -> feedloop.v1.GetResponse
+	10, // 65: feedloop.v1.TeamService.Watch:output_type -> feedloop.v1.WatchResponse
+	12, // 66: feedloop.v1.TeamService.Acknowledge:output_type -> feedloop.v1.AcknowledgeResponse
+	14, // 67: feedloop.v1.TeamService.Plan:output_type -> feedloop.v1.PlanResponse
+	16, // 68: feedloop.v1.TeamService.Resolve:output_type -> feedloop.v1.ResolveResponse
+	18, // 69: feedloop.v1.TeamService.Decline:output_type -> feedloop.v1.DeclineResponse
+	20, // 70: feedloop.v1.TeamService.Reroute:output_type -> feedloop.v1.RerouteResponse
+	22, // 71: feedloop.v1.TeamService.Comment:output_type -> feedloop.v1.CommentResponse
+	24, // 72: feedloop.v1.TeamService.Stats:output_type -> feedloop.v1.StatsResponse
+	27, // 73: feedloop.v1.TeamService.Me:output_type -> feedloop.v1.MeResponse
+	63, // [63:74] is the sub-list for method output_type
+	52, // [52:63] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_team_proto_init() }
@@ -2608,6 +2700,7 @@ func file_feedloop_v1_team_proto_init() {
 	file_feedloop_v1_classification_proto_init()
 	file_feedloop_v1_event_proto_init()
 	file_feedloop_v1_feedback_proto_init()
+	file_feedloop_v1_team_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,12 +1,10 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -98,7 +96,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 		s.callFailed(w, r, err)
 		return
 	}
-	rows := s.rows(ctx, res.GetItems())
+	rows := s.rows(res.GetItems())
 	d := inboxData{
 		State: state, States: states, Query: query, Rows: rows, Total: res.GetTotal(),
 		From: from + 1, To: from + len(rows),
@@ -126,17 +124,16 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "inbox", page{Title: "Inbox", Session: sess, Nav: "inbox", Data: d})
 }
 
-// rows completes the summaries with what only Get has (customer, bands),
-// a few calls at a time; a row whose Get fails shows without them.
-func (s *Server) rows(ctx context.Context, items []*feedloopv1.ItemSummary) []Row {
+// rows turns the summaries into inbox rows.
+func (s *Server) rows(items []*feedloopv1.ItemSummary) []Row {
 	rows := make([]Row, len(items))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
 	now := s.Now()
 	for i, it := range items {
 		a := it.GetAssignment()
 		rows[i] = Row{
 			ID: it.GetFeedbackId(), Excerpt: it.GetExcerpt(), Topics: it.GetTopics(),
+			Subject: it.GetSubject(), Customer: customerName(it.GetCustomer()),
+			Bands:     summaryBands(it),
 			Sentiment: enumWord(it.GetSentiment(), "SENTIMENT_"),
 			Priority:  enumWord(a.GetPriority().String(), "PRIORITY_"),
 			Status:    statusLabel(a.GetStatus()), StatusClass: strings.ToLower(statusLabel(a.GetStatus())),
@@ -149,21 +146,14 @@ func (s *Server) rows(ctx context.Context, items []*feedloopv1.ItemSummary) []Ro
 			rows[i].Others = append(rows[i].Others, team+": "+strings.ToLower(statusLabel(st)))
 		}
 		sortStrings(rows[i].Others)
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			g, err := s.Team.Get(ctx, &feedloopv1.GetRequest{FeedbackId: it.GetFeedbackId()})
-			if err != nil {
-				return
-			}
-			fb := g.GetItem().GetFeedback()
-			rows[i].Subject = fb.GetSubject()
-			rows[i].Customer = customerName(fb.GetCustomer())
-			rows[i].Bands = bands(g.GetItem().GetClassification(), fb)
-		})
 	}
-	wg.Wait()
 	return rows
+}
+
+// summaryBands are the score bands of a list line, as bands shows them.
+func summaryBands(it *feedloopv1.ItemSummary) []string {
+	return bands(&feedloopv1.Classification{NpsBand: it.GetNpsBand(), CsatBand: it.GetCsatBand(), CesBand: it.GetCesBand()},
+		&feedloopv1.Feedback{Nps: it.Nps, Csat: it.Csat, Ces: it.Ces})
 }
 
 // routedRow is the inbox row of a newly routed item, from the live stream.

@@ -254,11 +254,20 @@ func decodeItem(id string, blob []byte) (*feedloopv1.Item, error) {
 // teams' statuses. With team "" there is no share and OtherTeams holds every
 // team's status.
 func Summary(item *feedloopv1.Item, team string) *feedloopv1.ItemSummary {
+	fb, c := item.GetFeedback(), item.GetClassification()
 	sum := &feedloopv1.ItemSummary{
 		FeedbackId: item.GetFeedbackId(),
 		Sentiment:  sentimentLabel(item.GetClassification().GetSentiment()),
 		Excerpt:    excerpt(item),
 		ReceivedAt: item.GetReceivedAt(),
+		Subject:    fb.GetSubject(),
+		Customer:   listed(fb.GetCustomer()),
+		Nps:        fb.Nps,
+		NpsBand:    c.GetNpsBand(),
+		Csat:       fb.Csat,
+		CsatBand:   c.GetCsatBand(),
+		Ces:        fb.Ces,
+		CesBand:    c.GetCesBand(),
 	}
 	for _, t := range item.GetClassification().GetTopics() {
 		sum.Topics = append(sum.Topics, t.GetTopic())
@@ -274,6 +283,15 @@ func Summary(item *feedloopv1.Item, team string) *feedloopv1.ItemSummary {
 		sum.OtherTeams[a.GetTeam()] = a.GetStatus()
 	}
 	return sum
+}
+
+// listed is the customer as a list line names them: who, not what they
+// agreed to.
+func listed(c *feedloopv1.Customer) *feedloopv1.Customer {
+	if c == nil {
+		return nil
+	}
+	return &feedloopv1.Customer{Id: c.GetId(), Name: c.GetName(), Email: c.GetEmail(), Locale: c.GetLocale()}
 }
 
 // sentimentLabel is "negative", "neutral", "positive" or "".

@@ -136,6 +136,7 @@ func TestList(t *testing.T) {
 		Excerpt:    "I was charged twice, call me on [PHONE]",
 		ReceivedAt: at(0),
 		OtherTeams: map[string]feedloopv1.Status{"product": routedSt},
+		Customer:   &feedloopv1.Customer{Id: "c-x1"},
 	}
 	if !proto.Equal(sums[0], want) {
 		t.Errorf("summary =\n%v\nwant\n%v", sums[0], want)
