@@ -181,7 +181,14 @@ type perms struct {
 	user string
 }
 
-func (p *perms) pub(subjects ...string) { p.Publish = append(p.Publish, subjects...) }
+// pub allows subjects, each listed once however many grants name it.
+func (p *perms) pub(subjects ...string) {
+	for _, s := range subjects {
+		if !slices.Contains(p.Publish, s) {
+			p.Publish = append(p.Publish, s)
+		}
+	}
+}
 
 // streams allows what bus.EnsureStreams (or only a check of the streams) needs.
 func (s Spec) streams(p *perms) {
