@@ -17,9 +17,10 @@ test: proto-check lint deploy-check
 	go test $(TESTFLAGS) $(PKGS)
 
 ## deploy-check: build every kustomize overlay (offline, kustomize Go API), decode every object strictly
-## into the Kubernetes API types, check images against skaffold.yaml, ConfigMap files and the services' env
+## into the Kubernetes API types, check images against skaffold.yaml, ConfigMap files and the services' env;
+## the Grafana dashboards against Grafana's schema (grafana-foundation-sdk) and every query with PromQL's parser
 deploy-check:
-	go test -count=1 github.com/feedloop/feedloop/deploy/check/manifests
+	go test -count=1 github.com/feedloop/feedloop/deploy/check/manifests github.com/feedloop/feedloop/deploy/check/dashboards
 
 ## fuzz: every Fuzz target of the workspace (found in the *_test.go files), each for FUZZTIME (30s);
 ## their seed corpora (testdata/fuzz/<FuzzName>) run with every `make test`
