@@ -57,6 +57,7 @@ func startPipeline(ctx context.Context, o Options) (_ *pipeline, err error) {
 	cfg := stack.DevConfig(o.Examples, filepath.Join(p.dir, "jetstream"))
 	cfg.RedisURL = o.RedisURL
 	cfg.NATSSyncAlways = o.SyncAlways
+	cfg.Console = nil // the bench measures the pipeline; nobody browses
 	cfg.Notifier.TeamsFile = teams
 	cfg.Notifier.WebhookSecret = hex.EncodeToString(secret)
 	cfg.Notifier.ConsoleOutput = io.Discard
