@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
@@ -220,7 +221,8 @@ func (o *inboxOpts) rpcError(err error) error {
 	hint := ""
 	switch status.Code(err) {
 	case codes.Unauthenticated:
-		hint = "check " + envToken + ": the router's tokens file must list its SHA-256"
+		hint = "check " + envToken + ": the router's tokens file must list its SHA-256; against 'feedloop dev', copy a token line from its banner " +
+			"(dev tokens stay the same for one --data directory, kept in <data>/" + stack.DevTokensFile + "; a new --data makes new ones)"
 	case codes.Unavailable:
 		hint = fmt.Sprintf("is the router's team API at %s? set --server or %s", o.server, envServer)
 	case codes.Unimplemented:
