@@ -90,11 +90,15 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^  export FEEDLOOP_TOKEN=(\S+) # team (\S+)$`).FindAllStringSubmatch(banner, -1) {
-		tokens[m[2]] = m[1]
-		if !strings.Contains(string(hashes), "{team: "+m[2]+", sha256: "+teamtoken.Hash(m[1])+"}") {
-			t.Errorf("the tokens file lacks team %s's hash:\n%s", m[2], hashes)
+	// The tokens dev keeps in clear under --data match the hashes the router
+	// reads; --as finds them, so nobody pastes a token.
+	tokens, err := stack.ReadDevTokens(filepath.Join(data, stack.DevTokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for team, tok := range tokens {
+		if !strings.Contains(string(hashes), "{team: "+team+", sha256: "+teamtoken.Hash(tok)+"}") {
+			t.Errorf("the tokens file lacks team %s's hash:\n%s", team, hashes)
 		}
 	}
 	if len(tokens) != len(tree.Teams()) {
@@ -104,14 +108,25 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	if sm == nil || !regexp.MustCompile(`(?m)^  status pages  http://127\.0\.0\.1:\d+/status/<token>`).MatchString(banner) {
 		t.Fatalf("banner lacks the team API or status page address:\n%s", banner)
 	}
+	if !strings.Contains(banner, "feedloop inbox list --as billing --dev-data "+data+"\n") || strings.Contains(banner, "FEEDLOOP_TOKEN=") {
+		t.Fatalf("the banner should show --as, not tokens to paste:\n%s", banner)
+	}
 
-	// Pasting them works: billing finds the item and acknowledges it.
+	// The printed lines work: billing finds the item and acknowledges it.
 	t.Setenv(envServer, sm[1])
 	t.Setenv(envToken, tokens["billing"])
 	id := theOneItem(t)
-	if code, stdout, stderr := run(t, "inbox", "ack", id); code != 0 || !strings.Contains(stdout, "billing is now acknowledged") {
+	t.Setenv(envToken, "")
+	if code, stdout, stderr := run(t, "inbox", "ack", id, "--as", "billing", "--dev-data", data); code != 0 || !strings.Contains(stdout, "billing is now acknowledged") {
 		t.Fatalf("ack: exit %d, %q %q", code, stdout, stderr)
 	}
+	if code, _, stderr := run(t, "inbox", "list", "--as", "nobody", "--dev-data", data); code != 2 || !strings.Contains(stderr, "no team nobody") {
+		t.Fatalf("--as an unknown team: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := run(t, "inbox", "list", "--as", "billing", "--dev-data", t.TempDir()); code != 2 || !strings.Contains(stderr, "is feedloop dev running") {
+		t.Fatalf("--as without dev: exit %d, %q", code, stderr)
+	}
+	t.Setenv(envToken, tokens["billing"])
 	if code, stdout, stderr := run(t, "inbox", "show", id); code != 0 || !strings.Contains(stdout, "billing: routed → acknowledged by billing") {
 		t.Fatalf("show: exit %d, %q %q", code, stdout, stderr)
 	}
@@ -157,11 +172,11 @@ func pasteCurlLine(t *testing.T, out *testkit.SyncBuffer) {
 
 // theOneItem waits until the inbox of the team whose token is in the
 // environment holds one item, and returns its id.
-func theOneItem(t *testing.T) string {
+func theOneItem(t *testing.T, args ...string) string {
 	t.Helper()
 	var id string
 	testkit.Eventually(t, "the item in the team's inbox", func() bool {
-		code, stdout, _ := run(t, "inbox", "list", "--json")
+		code, stdout, _ := run(t, append([]string{"inbox", "list", "--json"}, args...)...)
 		var l struct {
 			Items []struct{ FeedbackID string } `json:"items"`
 		}

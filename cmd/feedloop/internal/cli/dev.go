@@ -145,6 +145,10 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 }
 
 func printBanner(w io.Writer, s *stack.Stack, data string, inProcessRedis bool, dev *stack.Dev) {
+	devData := ""
+	if filepath.Clean(data) != ".feedloop" {
+		devData = " --dev-data " + data
+	}
 	redisLine := s.RedisURL
 	if inProcessRedis {
 		redisLine += "  (in-process; set REDIS_URL to use your own)"
@@ -176,18 +180,17 @@ resolution; the mailbox shows what the customer got at each step
 
   feedloop submit --server %s --source helpdesk --external-id demo-2 --email ada@example.com --consent --survey-consent --nps 3 --text "Delivery was late again"
 
-Or play a team from a shell: paste the server line and one team's token
-line into another shell (development tokens, the same at every start on
-this --data; kept in %s), then 'feedloop inbox list', 'feedloop inbox show
-ID', 'feedloop inbox ack ID', 'feedloop inbox plan ID --due YYYY-MM-DD
---customer-message …'.
+Or play a team from a shell (get the CLI with 'go install ./cmd/feedloop',
+or 'make build' and ./bin on PATH); --as reads that team's development
+token (the same at every start on this --data) from %s:
 
   export %s=%s
+  feedloop inbox list --as billing%s
+  feedloop inbox ack ID --as billing%s
+  feedloop inbox plan ID --as billing%s --due +14d --customer-message "We refund the second charge."
+
 `, s.Intake.GRPCAddr(), http, teamAPI, s.StatusURL, s.Mailbox.Addr(), metricsLine(s), modelsLine(s), s.NATS.ClientURL(), data, redisLine, http, s.Intake.GRPCAddr(),
-		dev.TokensFile, envServer, teamAPI)
-	for _, team := range dev.Teams {
-		fmt.Fprintf(w, "  export %s=%s # team %s\n", envToken, dev.Tokens[team], team)
-	}
+		dev.TokensFile, envServer, teamAPI, devData, devData, devData)
 	fmt.Fprintln(w)
 	if u, ok := s.NATSUsers.Get(natsauth.Admin); ok {
 		fmt.Fprintf(w, `NATS has a user per service and source system; the seeds are in %s

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +28,12 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// envToken holds the team token every inbox command sends.
-const envToken = "FEEDLOOP_TOKEN"
+// envToken holds the team token every inbox command sends; envAs names a
+// team of feedloop dev instead (--as).
+const (
+	envToken = "FEEDLOOP_TOKEN"
+	envAs    = "FEEDLOOP_AS"
+)
 
 // defaultTeamServer is the router's gRPC address in `feedloop dev` and the
 // router's default port.
@@ -36,6 +44,9 @@ type inboxOpts struct {
 	jsonOut bool
 	timeout time.Duration
 	tls     tlsFlags
+	// as names a team of a running `feedloop dev` whose token is read
+	// from devData's tokens file, instead of $FEEDLOOP_TOKEN.
+	as, devData string
 }
 
 func newInboxCmd() *cobra.Command {
@@ -73,6 +84,8 @@ of the team's items.`,
 	serverFlag(pf, &o.server, envServer, defaultTeamServer, "router team API gRPC address")
 	pf.BoolVar(&o.jsonOut, "json", false, "print protojson for scripts")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (watch runs until interrupted)")
+	pf.StringVar(&o.as, "as", os.Getenv(envAs), "act as this team of a running 'feedloop dev', with the token it keeps under --dev-data (env "+envAs+"; instead of "+envToken+")")
+	pf.StringVar(&o.devData, "dev-data", ".feedloop", "feedloop dev's --data directory, for --as")
 	o.tls.register(pf)
 	cmd.AddCommand(
 		o.listCmd(), o.watchCmd(), o.showCmd(),
@@ -92,6 +105,12 @@ type session struct {
 // call metadata, never into output or errors.
 func (o *inboxOpts) connect() (*session, error) {
 	token := strings.TrimSpace(os.Getenv(envToken))
+	if o.as != "" {
+		var err error
+		if token, err = o.devToken(); err != nil {
+			return nil, err
+		}
+	}
 	if token == "" {
 		return nil, &exitError{2, fmt.Errorf("%s is not set: export your team's token (feedloop dev prints one per example team; 'feedloop inbox token' makes new ones)", envToken)}
 	}
@@ -116,6 +135,23 @@ func (o *inboxOpts) connect() (*session, error) {
 		return nil, &exitError{2, fmt.Errorf("--server %q: %w", o.server, err)}
 	}
 	return &session{conn: conn, client: feedloopv1.NewTeamServiceClient(conn)}, nil
+}
+
+// devToken is the token of team o.as in feedloop dev's tokens file.
+func (o *inboxOpts) devToken() (string, error) {
+	path := filepath.Join(o.devData, stack.DevTokensFile)
+	toks, err := stack.ReadDevTokens(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", &exitError{2, fmt.Errorf("--as %s: no %s: is feedloop dev running with --data %s? (else set --dev-data, or %s)", o.as, path, o.devData, envToken)}
+	}
+	if err != nil {
+		return "", &exitError{2, fmt.Errorf("--as %s: %w", o.as, err)}
+	}
+	tok, ok := toks[o.as]
+	if !ok {
+		return "", &exitError{2, fmt.Errorf("--as %s: feedloop dev has no team %s (teams: %s)", o.as, o.as, strings.Join(slices.Sorted(maps.Keys(toks)), ", "))}
+	}
+	return tok, nil
 }
 
 // teamServiceConfig retries UNAVAILABLE a few times with backoff: the
@@ -416,9 +452,17 @@ func parseDue(s string) (*timestamppb.Timestamp, error) {
 	if s == "" {
 		return nil, nil // the server names the missing field
 	}
+	if n, ok := strings.CutPrefix(s, "+"); ok {
+		days, err := strconv.Atoi(strings.TrimSuffix(n, "d"))
+		if err != nil || !strings.HasSuffix(n, "d") || days < 0 || days > 3660 {
+			return nil, &exitError{2, fmt.Errorf("--due: want +Nd (days from today, N up to 3660) or YYYY-MM-DD, got %q", s)}
+		}
+		today := time.Now().UTC().Truncate(24 * time.Hour)
+		return timestamppb.New(today.AddDate(0, 0, days)), nil
+	}
 	d, err := time.ParseInLocation(time.DateOnly, s, time.UTC)
 	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("--due: want a date YYYY-MM-DD, got %q", s)}
+		return nil, &exitError{2, fmt.Errorf("--due: want a date YYYY-MM-DD or +Nd (days from today), got %q", s)}
 	}
 	return timestamppb.New(d), nil
 }
@@ -445,7 +489,7 @@ customer the date moved.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&due, "due", "", "the day promised, YYYY-MM-DD (required)")
+	cmd.Flags().StringVar(&due, "due", "", "the day promised: YYYY-MM-DD, or +Nd for N days from today (required)")
 	customerMessage(cmd, &message, "what the team will do")
 	return cmd
 }

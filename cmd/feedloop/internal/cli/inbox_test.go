@@ -518,7 +518,12 @@ func TestParseDueIsTheUTCDay(t *testing.T) {
 	if err != nil || !ts.AsTime().Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("parseDue = %v, %v", ts, err)
 	}
-	for _, bad := range []string{"30.11.2026", "2026-11-31", "2026-11-30T10:00:00Z"} {
+	// +Nd is N days from today (UTC), so examples never rot with the calendar.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if ts, err := parseDue("+14d"); err != nil || !ts.AsTime().Equal(today.AddDate(0, 0, 14)) {
+		t.Fatalf("parseDue(+14d) = %v, %v; want %s", ts, err, today.AddDate(0, 0, 14))
+	}
+	for _, bad := range []string{"30.11.2026", "2026-11-31", "2026-11-30T10:00:00Z", "+14", "+d", "+-1d", "+99999d"} {
 		if _, err := parseDue(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

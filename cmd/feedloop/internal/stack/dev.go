@@ -103,6 +103,22 @@ const devTokensHeader = `# The development team tokens of 'feedloop dev' for thi
 # kept so they stay the same across restarts. Delete this file to make new ones.
 `
 
+// ReadDevTokens reads a DevTokensFile: team → token. Tools use it to act
+// as a team of a running `feedloop dev` without pasting a token.
+func ReadDevTokens(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc devTokensDoc
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return doc.Tokens, nil
+}
+
 // devTokens reads the tokens of path and adds one for each team without,
 // rewriting the file only when it added some.
 func devTokens(path string, teams []string) (map[string]string, error) {
