@@ -31,8 +31,9 @@ import (
 // envToken holds the team token every inbox command sends; envAs names a
 // team of feedloop dev instead (--as).
 const (
-	envToken = "FEEDLOOP_TOKEN"
-	envAs    = "FEEDLOOP_AS"
+	envToken   = "FEEDLOOP_TOKEN"
+	envAs      = "FEEDLOOP_AS"
+	envDevData = "FEEDLOOP_DEV_DATA"
 )
 
 // defaultTeamServer is the router's gRPC address in `feedloop dev` and the
@@ -85,7 +86,11 @@ of the team's items.`,
 	pf.BoolVar(&o.jsonOut, "json", false, "print protojson for scripts")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout (watch runs until interrupted)")
 	pf.StringVar(&o.as, "as", os.Getenv(envAs), "act as this team of a running 'feedloop dev', with the token it keeps under --dev-data (env "+envAs+"; instead of "+envToken+")")
-	pf.StringVar(&o.devData, "dev-data", ".feedloop", "feedloop dev's --data directory, for --as")
+	devData := os.Getenv(envDevData)
+	if devData == "" {
+		devData = ".feedloop"
+	}
+	pf.StringVar(&o.devData, "dev-data", devData, "feedloop dev's --data directory, for --as (env "+envDevData+")")
 	o.tls.register(pf)
 	cmd.AddCommand(
 		o.listCmd(), o.watchCmd(), o.showCmd(),
