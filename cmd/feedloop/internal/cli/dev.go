@@ -17,6 +17,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/telemetry"
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/classifier/model"
+	"github.com/feedloop/feedloop/services/intake/access"
 )
 
 type devOpts struct {
@@ -24,6 +25,7 @@ type devOpts struct {
 	routerGRPCAddr, routerHTTPAddr, metricsAddr  string
 	consoleAddr, smtpAddr                        string
 	topicModel, sentimentModel                   string
+	apiKeys                                      string
 	natsPort                                     int
 	natsAuth                                     bool
 }
@@ -81,6 +83,7 @@ where one matches, and a replaced file is reloaded without a restart.`,
 	f.BoolVar(&o.natsAuth, "nats-auth", true, "NATS users with least permissions, one per service (generated under --data/nats-auth)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	f.StringVar(&o.topicModel, "topic-model", os.Getenv("CLASSIFIER_TOPIC_MODEL"), "trained topic model file (default $CLASSIFIER_TOPIC_MODEL; empty: rules only)")
+	f.StringVar(&o.apiKeys, "api-keys", os.Getenv("INTAKE_API_KEYS_FILE"), "intake API keys file (default $INTAKE_API_KEYS_FILE; 'feedloop intake key' makes keys): submissions over gRPC and HTTP then need a key, as deployed; empty: none needed")
 	f.StringVar(&o.sentimentModel, "sentiment-model", os.Getenv("CLASSIFIER_SENTIMENT_MODEL"), "trained sentiment model file, labels negative/neutral/positive (default $CLASSIFIER_SENTIMENT_MODEL)")
 	return cmd
 }
@@ -98,6 +101,15 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	}
 	if err := checkModels(o.topicModel, o.sentimentModel); err != nil {
 		return &exitError{2, err}
+	}
+	if o.apiKeys != "" {
+		raw, err := os.ReadFile(o.apiKeys)
+		if err == nil {
+			_, err = access.Parse(raw)
+		}
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--api-keys %s: %w", o.apiKeys, err)}
+		}
 	}
 	tree, err := loadTree(filepath.Join(o.examples, "routes.yaml"))
 	if err != nil {
@@ -124,6 +136,7 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	cfg.Router.GRPCAddr, cfg.Router.HTTPAddr = o.routerGRPCAddr, o.routerHTTPAddr
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.Classifier.TopicModel, cfg.Classifier.SentimentModel = o.topicModel, o.sentimentModel
+	cfg.Intake.APIKeysFile = o.apiKeys
 	cfg.MailboxAddr = o.smtpAddr
 	cfg.Console.HTTPAddr = o.consoleAddr
 	dev, err := stack.PrepareDev(&cfg, tree.Teams())

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,41 @@ func TestParseExpiry(t *testing.T) {
 		if got, err := parseExpiry(in, now); err != nil || !got.Equal(want) {
 			t.Errorf("parseExpiry(%q) = %v, %v; want %v", in, got, err, want)
 		}
+	}
+}
+
+// feedloop dev --api-keys makes intake require keys, as deployed: a key
+// `feedloop intake key` made submits, no key is refused; a file that does
+// not parse is a usage error naming the flag before anything starts.
+func TestDevWithAPIKeys(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("keys: [{source: Nope!}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "dev", "--examples", examples, "--api-keys", bad); code != 2 || !strings.Contains(stderr, "--api-keys") {
+		t.Fatalf("bad keys file: exit %d, %q", code, stderr)
+	}
+
+	code, stdout, stderr := run(t, "intake", "key", "--source", "helpdesk", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var k struct{ Key, Line string }
+	if err := json.Unmarshal([]byte(stdout), &k); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "keys.yaml")
+	if err := os.WriteFile(keys, []byte("keys:\n  "+k.Line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := startDev(t, t.TempDir(), "--api-keys", keys)
+	testkit.Eventually(t, "the banner", func() bool { return strings.Contains(out.String(), "intake gRPC") })
+	server := regexp.MustCompile(`(?m)^  intake gRPC   (\S+)$`).FindStringSubmatch(out.String())[1]
+	args := []string{"submit", "--server", server, "--source", "helpdesk", "--external-id", "k-1", "--text", "hello"}
+	if code, _, stderr := run(t, args...); code == 0 || !strings.Contains(stderr, "Unauthenticated") {
+		t.Fatalf("without a key: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := run(t, append(args, "--api-key", k.Key)...); code != 0 {
+		t.Fatalf("with the key: exit %d, %q", code, stderr)
 	}
 }
