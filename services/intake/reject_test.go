@@ -234,6 +234,13 @@ func grpcCode(code codes.Code, do func(t *testing.T, e *env) error) func(t *test
 	}
 }
 
+// rawBad sends pre-encoded bytes to Submit and expects a BadRequest.
+func rawBad(req []byte) func(t *testing.T, e *env) outcome {
+	return func(t *testing.T, e *env) outcome {
+		return badRequest(t, invokeRaw("/feedloop.v1.IntakeService/Submit", req)(t, e))
+	}
+}
+
 // invokeRaw sends pre-encoded request bytes to method.
 func invokeRaw(method string, req []byte) func(t *testing.T, e *env) error {
 	return func(t *testing.T, e *env) error {
@@ -307,18 +314,13 @@ func TestRejects(t *testing.T) {
 			return badRequest(t, err)
 		}},
 		{
-			// The gRPC server's proto codec rejects the request before
-			// intake sees it, with Internal (grpc-go's choice, not
-			// configurable): the message says what is wrong, not where.
-			name: "invalid UTF-8 text over gRPC", via: viaGRPC, msg: "string field contains invalid UTF-8",
+			// A request that does not decode is refused by intake's codec
+			// (grpcport.Malformed) with the field, not grpc-go's Internal.
+			name: "invalid UTF-8 text over gRPC", via: viaGRPC, field: "feedback.text", msg: "must be valid UTF-8",
 			do: func(t *testing.T, e *env) outcome {
 				var resp feedloopv1.SubmitResponse
 				req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), withInvalidUTF8Text("helpdesk"))
-				err := e.conn.Invoke(ctxT(t), "/feedloop.v1.IntakeService/Submit", rawBytes(req), &resp, grpc.ForceCodec(rawCodec{}))
-				if status.Code(err) != codes.Internal {
-					t.Fatalf("code = %s (%v), want Internal from the gRPC codec", status.Code(err), err)
-				}
-				return outcome{msg: status.Convert(err).Message()}
+				return badRequest(t, e.conn.Invoke(ctxT(t), "/feedloop.v1.IntakeService/Submit", rawBytes(req), &resp, grpc.ForceCodec(rawCodec{})))
 			},
 		},
 		{name: "batch of 501", via: viaBatch, field: "items", msg: "at most 500 items, got 501", do: func(t *testing.T, e *env) outcome {
@@ -362,12 +364,12 @@ func TestRejects(t *testing.T) {
 		{name: "negative channel number", via: viaGRPC, field: "feedback.channel", msg: "got -3", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Channel = -3 })},
 		{name: "ces -2147483648", via: viaGRPC, field: "feedback.ces", do: grpcBad(func(fb *feedloopv1.Feedback) { fb.Ces = proto.Int32(-2147483648) })},
 		{name: "10 MB gRPC message", via: viaGRPC, msg: "larger than max", do: grpcCode(codes.ResourceExhausted, invokeRaw("/feedloop.v1.IntakeService/Submit", tenMBProto))},
-		{
-			// Like invalid UTF-8: the codec refuses before intake sees it.
-			name: "truncated protobuf over gRPC", via: viaGRPC, msg: "unmarshal",
-			do: grpcCode(codes.Internal, invokeRaw("/feedloop.v1.IntakeService/Submit",
-				protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), valid)[:len(valid)-3])),
-		},
+		{name: "truncated protobuf over gRPC", via: viaGRPC, field: "payload", msg: "did not decode",
+			do: rawBad(protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), valid)[:len(valid)-3])},
+		{name: "garbage bytes over gRPC", via: viaGRPC, field: "payload", msg: "did not decode",
+			do: rawBad([]byte("\xde\xad\xbe\xef\xff\xff\xff\xff\xff\xff\xff"))},
+		{name: "bad wire type over gRPC", via: viaGRPC, field: "payload", msg: "did not decode",
+			do: rawBad(protowire.AppendTag(nil, 1, 6))},
 		{name: "header injection in one batch item", via: viaBatch, field: "feedback.customer.email", do: func(t *testing.T, e *env) outcome {
 			res, err := e.grpc.SubmitBatch(ctxT(t), &feedloopv1.SubmitBatchRequest{Items: []*feedloopv1.Feedback{
 				mutated(func(fb *feedloopv1.Feedback) { fb.Customer.Email = "ada@example.com\nBcc: x@example.com" }),

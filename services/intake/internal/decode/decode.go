@@ -5,6 +5,7 @@ package decode
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -35,6 +36,20 @@ func Feedback(data []byte) (*feedloopv1.Feedback, []validate.Violation) {
 	return nil, []validate.Violation{{
 		Field:       PayloadField,
 		Description: fmt.Sprintf("must be a protobuf-encoded feedloop.v1.Feedback (%d bytes did not decode: %v)", len(data), err),
+	}}
+}
+
+// Request explains why data did not decode as a gRPC request of type md
+// (err is the decoder's error), in the terms of Feedback: invalid UTF-8 is
+// pinned to its field, named from the request ("feedback.text"); anything
+// else is a violation on the payload.
+func Request(md protoreflect.MessageDescriptor, data []byte, err error) []validate.Violation {
+	if path := invalidUTF8(md, data, ""); path != "" {
+		return []validate.Violation{{Field: strings.TrimPrefix(path, "."), Description: "must be valid UTF-8"}}
+	}
+	return []validate.Violation{{
+		Field:       PayloadField,
+		Description: fmt.Sprintf("must be a protobuf-encoded %s (%d bytes did not decode: %v)", md.FullName(), len(data), err),
 	}}
 }
 
