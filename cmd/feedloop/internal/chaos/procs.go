@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -152,15 +153,43 @@ func (p *proc) state() string {
 	return p.cmd.ProcessState.String()
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now. The services get fixed
-// ports so a restarted one listens where its clients reconnect to.
+// freePort returns a TCP port free on 127.0.0.1 now, outside the kernel's
+// ephemeral range. The services get fixed ports so a restarted one listens
+// where its clients reconnect to; a port from the ephemeral range (what
+// listening on :0 hands out) could be taken between this check and the
+// service's bind by any outgoing connection or port-0 listener on the
+// machine, which a port below the range never is.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("chaos: free port: %w", err)
+	lo, _ := ephemeralRange()
+	for range 200 {
+		port := minPort + rand.IntN(lo-minPort)
+		l, err := net.Listen("tcp", hostPort(port))
+		if err != nil {
+			continue // taken by another explicit listener: try another
+		}
+		_ = l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("chaos: no free port in %d-%d", minPort, lo-1)
+}
+
+// minPort is the lowest port freePort hands out: above the well-known and
+// most registered service ports.
+const minPort = 20000
+
+// ephemeralRange is the kernel's range for ports it assigns by itself
+// (Linux: net.ipv4.ip_local_port_range), 32768-60999 when it cannot be read.
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	var l, h int
+	if n, _ := fmt.Sscan(string(b), &l, &h); n == 2 && l > minPort+1000 && h >= l {
+		return l, h
+	}
+	return lo, hi
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
