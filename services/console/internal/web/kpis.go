@@ -112,11 +112,13 @@ func (s *Server) kpis(w http.ResponseWriter, r *http.Request) {
 
 // humanDuration is a mean time as people read it; "—" without data.
 func humanDuration(d *durationpb.Duration) string {
-	if d == nil || d.AsDuration() <= 0 {
+	if d == nil {
 		return "—"
 	}
 	v := d.AsDuration()
 	switch {
+	case v < time.Minute:
+		return "under 1 min"
 	case v < time.Hour:
 		return fmt.Sprintf("%.0f min", v.Minutes())
 	case v < 48*time.Hour:
