@@ -128,17 +128,19 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 		p.deadLetters(durableRouter)
 		p.consumer(bus.StreamFeedback, durableProjector, "feedback.>")
 		p.deadLetters(durableProjector)
+		// A live team watch reads a team's routed subject with an ordered
+		// consumer (random name, no ack), held to the known teams too.
 		if len(s.Teams) == 0 {
 			p.consumer(bus.StreamFeedback, "*", bus.AllRouted)
+			p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)
 		}
 		for _, team := range s.Teams {
 			p.consumer(bus.StreamFeedback, watchPrefix+team, bus.RoutedSubject(team))
+			p.orderedConsumers(bus.StreamFeedback, bus.RoutedSubject(team))
 		}
 		// Rebuild replays the stream with an ordered consumer, whose
-		// names are random and whose messages need no ack; a live team
-		// watch reads a team's routed subject with one.
+		// names are random and whose messages need no ack.
 		p.orderedConsumers(bus.StreamFeedback, "")
-		p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)
 	case Notifier:
 		s.streams(p)
 		p.pub(bus.SubjectNotified)
