@@ -488,7 +488,9 @@ func TestProjectorCompletesAClosingAction(t *testing.T) {
 		r, err := billing.get(id)
 		return err == nil && r.GetItem().GetClosedAt() != nil
 	})
-	time.Sleep(200 * time.Millisecond)
+	// Once both consumers handled everything in the stream, a second
+	// Closed would be there.
+	h.settled()
 	if n := len(h.events(bus.SubjectClosed, id)); n != 1 {
 		t.Fatalf("%d closed events", n)
 	}

@@ -257,7 +257,9 @@ func TestRebuildPausesAndServesUnavailable(t *testing.T) {
 	wantCode(t, "Get while another replica rebuilds", err, codes.Unavailable, "being rebuilt")
 
 	h.submit("fb-during", "", item{topics: []string{"billing"}})
-	time.Sleep(300 * time.Millisecond) // the projector would have folded it by now
+	// Routing never waits for the read model: once fb-during is routed,
+	// the projector has had its events to fold (and must hold them).
+	testkit.Eventually(t, "fb-during routed", func() bool { return len(h.events(bus.AllRouted, "fb-during")) == 1 })
 	if n, _ := rdb.Exists(t.Context(), "rm:item:fb-during").Result(); n != 0 {
 		t.Fatal("the projector wrote to the read model while it was being rebuilt")
 	}

@@ -59,7 +59,11 @@ func TestEscalationWithTwoReplicas(t *testing.T) {
 	testkit.Eventually(t, "level 2 of the chain", func() bool {
 		return strings.Contains(strings.Join(steps("fb-late"), " "), "BREACH/2/customer-success")
 	})
-	time.Sleep(1500 * time.Millisecond) // more ticks of both replicas
+	// A marker routed after level 2 fired: once its own warning fired, both
+	// replicas have ticked past level 2's time, so a second level 2 (or a
+	// level the chain does not have) would be in the stream.
+	h.submit("fb-marker", "", item{topics: []string{"billing"}})
+	testkit.Eventually(t, "the marker's warning", func() bool { return len(steps("fb-marker")) > 0 })
 	got := steps("fb-late")
 	if strings.Join(got, " ") != "WARNING/0/ BREACH/1/support-escalations BREACH/2/customer-success" {
 		t.Fatalf("escalations of the late item: %v", got)
