@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
@@ -28,14 +29,14 @@ var correctionColumns = []string{"text", "label", "original_topics", "rerouted_f
 const envNATS = "NATS_URL"
 
 type classifierCorrectionsOpts struct {
-	out, server string
-	timeout     time.Duration
+	out, server, devData string
+	timeout              time.Duration
 }
 
 func newClassifierCorrectionsCmd() *cobra.Command {
 	o := &classifierCorrectionsOpts{}
 	cmd := &cobra.Command{
-		Use:   "corrections --out FILE.csv [--server nats://HOST:PORT]",
+		Use:   "corrections --out FILE.csv [--server nats://HOST:PORT | --dev-data DIR]",
 		Short: "Export every reroute as a labelled example for training",
 		Long: `Read the routed events of the FEEDBACK stream (feedback.routed.*, from the
 first one stored) and write each reroute, a share a team moved to another
@@ -52,6 +53,9 @@ A reroute that was itself rerouted later (billing → payments → refunds) is
 left out: the team it reached (payments) said it was not theirs, and the
 later reroute is the example. Items without text are left out too.
 
+The server is --server, else $NATS_URL, else the running 'feedloop dev' of
+--dev-data (default .feedloop), whose NATS URL and tools user's seed it
+finds there by itself; with none of them it is an error, never a guess.
 With NATS authorization, connect as the tools user: NATS_NKEY_SEED_FILE
 names its seed (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE for
 TLS), as for the services.
@@ -66,13 +70,26 @@ by team, e.g.
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.out, "out", "", "CSV file to write (required)")
-	serverFlag(f, &o.server, envNATS, "nats://127.0.0.1:4222", "NATS server URL")
+	f.StringVar(&o.server, "server", os.Getenv(envNATS), "NATS server URL (env "+envNATS+"; default: the running feedloop dev of --dev-data)")
+	f.StringVar(&o.devData, "dev-data", ".feedloop", "feedloop dev's --data directory, used when no server is given")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the NATS server")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
 
 func (o *classifierCorrectionsOpts) run(cmd *cobra.Command) error {
+	seed := os.Getenv("NATS_NKEY_SEED_FILE")
+	if o.server == "" {
+		ends, err := stack.ReadDevEndpoints(o.devData)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("no NATS server: give --server or %s, or run feedloop dev (looked for %s: %w)", envNATS, filepath.Join(o.devData, stack.DevEndpointsFile), err)}
+		}
+		o.server = ends.NATSURL
+		if seed == "" {
+			seed = ends.ToolsSeed
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "feedloop: reading feedloop dev's NATS at %s (from %s)\n", o.server, o.devData)
+	}
 	if !strings.HasPrefix(o.server, "nats://") && !strings.HasPrefix(o.server, "tls://") {
 		return &exitError{2, fmt.Errorf("--server: want nats://HOST:PORT or tls://HOST:PORT, got %q", o.server)}
 	}
@@ -82,7 +99,7 @@ func (o *classifierCorrectionsOpts) run(cmd *cobra.Command) error {
 	// Credentials and TLS come from the services' variables; the tools
 	// user may read the routed events and nothing else.
 	creds := lifecycle.Common{
-		NATSNKeySeedFile: os.Getenv("NATS_NKEY_SEED_FILE"),
+		NATSNKeySeedFile: seed,
 		NATSTLSCAFile:    os.Getenv("NATS_TLS_CA_FILE"),
 		NATSTLSCertFile:  os.Getenv("NATS_TLS_CERT_FILE"),
 		NATSTLSKeyFile:   os.Getenv("NATS_TLS_KEY_FILE"),
@@ -93,7 +110,11 @@ func (o *classifierCorrectionsOpts) run(cmd *cobra.Command) error {
 	}
 	nc, err := nats.Connect(o.server, append(opts, nats.Name("feedloop-classifier-corrections"), nats.Timeout(o.timeout))...)
 	if err != nil {
-		return fmt.Errorf("--server %s: %w", o.server, err)
+		hint := ""
+		if strings.Contains(err.Error(), "Authorization") && seed == "" {
+			hint = " (the server requires credentials: set NATS_NKEY_SEED_FILE to the tools user's seed; feedloop dev keeps it under --data/nats-auth/tools.nk)"
+		}
+		return fmt.Errorf("--server %s: %w%s", o.server, err, hint)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

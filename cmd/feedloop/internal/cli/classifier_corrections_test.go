@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,4 +144,30 @@ func TestClassifierCorrectionsErrors(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a file was written without a server: %v", err)
 	}
+}
+
+// Without --server or NATS_URL, corrections reads the running feedloop dev
+// of --dev-data, as its tools user, by itself; with no dev there it says
+// so instead of reading whatever listens on the default port.
+func TestClassifierCorrectionsFindsFeedloopDev(t *testing.T) {
+	t.Setenv(envNATS, "")
+	t.Setenv("NATS_NKEY_SEED_FILE", "")
+	out := filepath.Join(t.TempDir(), "c.csv")
+	if code, _, stderr := run(t, "classifier", "corrections", "--out", out, "--dev-data", t.TempDir()); code != 2 || !strings.Contains(stderr, "no NATS server") {
+		t.Fatalf("no dev: exit %d: %s", code, stderr)
+	}
+
+	data := t.TempDir()
+	dev := startDev(t, data)
+	pasteCurlLine(t, dev)
+	t.Setenv(envServer, regexp.MustCompile(`(?m)^  export FEEDLOOP_SERVER=(\S+)$`).FindStringSubmatch(dev.String())[1])
+	t.Setenv(envDevData, data)
+	id := theOneItem(t, "--as", "billing")
+	if code, _, stderr := run(t, "inbox", "reroute", id, "--as", "billing", "--to", "logistics", "--internal-note", "a parcel question"); code != 0 {
+		t.Fatalf("reroute: exit %d: %s", code, stderr)
+	}
+	testkit.Eventually(t, "the reroute exported", func() bool {
+		code, stdout, _ := run(t, "classifier", "corrections", "--out", out, "--dev-data", data)
+		return code == 0 && strings.Contains(stdout, "1 corrections from")
+	})
 }

@@ -153,6 +153,15 @@ func (o *devOpts) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	ends := stack.DevEndpoints{NATSURL: s.NATS.ClientURL()}
+	if u, ok := s.NATSUsers.Get(natsauth.Tools); ok {
+		if ends.ToolsSeed, err = filepath.Abs(u.SeedFile); err != nil {
+			return err
+		}
+	}
+	if err := stack.WriteDevEndpoints(o.data, ends); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
 	printBanner(out, s, o.data, cfg.RedisURL == "", dev)
 	return s.Run(ctx)
 }

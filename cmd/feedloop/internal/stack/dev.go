@@ -103,6 +103,38 @@ const devTokensHeader = `# The development team tokens of 'feedloop dev' for thi
 # kept so they stay the same across restarts. Delete this file to make new ones.
 `
 
+// DevEndpointsFile, under the data directory, tells tools where a running
+// `feedloop dev` is: its NATS URL and the tools user's seed.
+const DevEndpointsFile = "dev-endpoints.yaml"
+
+// DevEndpoints is DevEndpointsFile.
+type DevEndpoints struct {
+	NATSURL   string `yaml:"nats_url"`
+	ToolsSeed string `yaml:"tools_seed,omitempty"`
+}
+
+// WriteDevEndpoints writes the endpoints of a started dev stack under dir.
+func WriteDevEndpoints(dir string, e DevEndpoints) error {
+	b, err := yaml.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, DevEndpointsFile), append([]byte("# Where 'feedloop dev' on this data directory runs, for tools; rewritten at every start.\n"), b...))
+}
+
+// ReadDevEndpoints reads the DevEndpointsFile under dir.
+func ReadDevEndpoints(dir string) (DevEndpoints, error) {
+	var e DevEndpoints
+	raw, err := os.ReadFile(filepath.Join(dir, DevEndpointsFile))
+	if err != nil {
+		return e, err
+	}
+	if err := yaml.Unmarshal(raw, &e); err != nil {
+		return e, fmt.Errorf("%s: %w", filepath.Join(dir, DevEndpointsFile), err)
+	}
+	return e, nil
+}
+
 // ReadDevTokens reads a DevTokensFile: team → token. Tools use it to act
 // as a team of a running `feedloop dev` without pasting a token.
 func ReadDevTokens(path string) (map[string]string, error) {
