@@ -19,7 +19,8 @@ import (
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
 )
 
-// The file format, version 1:
+// The file format, version 2 (version 1 is the same without the header's
+// "score": its threshold is always on the top probability):
 //
 //	magic    8 bytes  "FLMODEL\x00"
 //	version  uint32   little endian, FormatVersion
@@ -37,8 +38,8 @@ import (
 // is decoded, so a corrupt or truncated file is reported as such.
 const (
 	magic = "FLMODEL\x00"
-	// FormatVersion is the version Save writes and Load reads.
-	FormatVersion = 1
+	// FormatVersion is the version Save writes; Load also reads 1.
+	FormatVersion = 2
 	// maxPayload bounds what Load reads (a defence against a corrupt
 	// length field).
 	maxPayload = 1 << 31
@@ -54,6 +55,7 @@ type header struct {
 	Features    json.RawMessage `json:"features"`
 	Weighting   Weighting       `json:"weighting"`
 	Temperature float64         `json:"temperature"`
+	Score       string          `json:"score,omitempty"`
 	Threshold   float64         `json:"threshold"`
 	Dim         int             `json:"dim"`
 	Meta        Metadata        `json:"meta"`
@@ -69,7 +71,7 @@ func (m *Model) Save(w io.Writer) error {
 	}
 	h, err := json.Marshal(header{
 		Format: FormatVersion, Labels: m.Labels, Features: fc, Weighting: m.Weighting,
-		Temperature: m.Temperature, Threshold: m.Threshold, Dim: len(m.vocab.keys), Meta: m.Meta,
+		Temperature: m.Temperature, Score: m.Score, Threshold: m.Threshold, Dim: len(m.vocab.keys), Meta: m.Meta,
 	})
 	if err != nil {
 		return err
@@ -158,8 +160,8 @@ func Load(r io.Reader) (*Model, error) {
 	if string(pre[:8]) != magic {
 		return nil, fmt.Errorf("%w: not a feedloop model (bad magic)", ErrFormat)
 	}
-	if v := binary.LittleEndian.Uint32(pre[8:]); v != FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, FormatVersion)
+	if v := binary.LittleEndian.Uint32(pre[8:]); v < 1 || v > FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads 1 to %d", ErrFormat, v, FormatVersion)
 	}
 	n := binary.LittleEndian.Uint64(pre[12:])
 	if n > maxPayload {
@@ -236,7 +238,10 @@ func decode(raw []byte) (*Model, error) {
 		return nil, bad("header: %v", err)
 	}
 	raw = raw[hl:]
-	m := &Model{Labels: h.Labels, Weighting: h.Weighting, Temperature: h.Temperature, Threshold: h.Threshold, Meta: h.Meta}
+	m := &Model{Labels: h.Labels, Weighting: h.Weighting, Temperature: h.Temperature, Score: h.Score, Threshold: h.Threshold, Meta: h.Meta}
+	if m.Score == "" {
+		m.Score = ScoreProb // format 1
+	}
 	if err := json.Unmarshal(h.Features, &m.Features); err != nil {
 		return nil, bad("feature config: %v", err)
 	}
@@ -244,7 +249,15 @@ func decode(raw []byte) (*Model, error) {
 		return nil, bad("%v", err)
 	}
 	K, dim := len(h.Labels), h.Dim
-	if K < 2 || dim < 0 || !(h.Temperature > 0) || h.Threshold < 0 || h.Threshold >= 1 {
+	badThreshold := math.IsNaN(h.Threshold) || math.IsInf(h.Threshold, 0)
+	switch m.Score {
+	case ScoreProb:
+		badThreshold = badThreshold || h.Threshold < 0 || h.Threshold >= 1
+	case ScoreEnergy:
+	default:
+		return nil, bad("header: out-of-scope score %q unknown to this build", m.Score)
+	}
+	if K < 2 || dim < 0 || !(h.Temperature > 0) || badThreshold {
 		return nil, bad("header: %d labels, dim %d, temperature %v, threshold %v", K, dim, h.Temperature, h.Threshold)
 	}
 	v := &vocab{w: h.Weighting, keys: make([]uint64, dim)}

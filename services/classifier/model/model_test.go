@@ -256,8 +256,11 @@ func TestOutOfScopeThreshold(t *testing.T) {
 	}
 	chatbot := testOptions()
 	chatbot.OOSShare, chatbot.MaxReject = 0.5, 1
+	// 20 examples a label tell held-out labels apart less well than real
+	// data does (AUROC ≈ 0.7): lower the bar so a threshold is fitted.
+	chatbot.MinAUROC = 0.6
 	m, rep := train(t, in, chatbot)
-	if rep.OOS == nil || rep.Threshold <= 0 || rep.Threshold >= 1 || rep.OOS.OOSRecall <= 0 {
+	if rep.OOS == nil || rep.Score != ScoreEnergy || m.Score != ScoreEnergy || rep.OOS.OOSRecall <= 0 || rep.OOS.AUROC < rep.OOS.MinAUROC {
 		t.Fatalf("threshold %v, oos %+v", rep.Threshold, rep.OOS)
 	}
 	unknown := map[bool]int{}
@@ -292,6 +295,13 @@ func TestOutOfScopeThreshold(t *testing.T) {
 	m2, rep2 := train(t, withOOS, o)
 	if slices.Contains(m2.Labels, "NO_NODES_DETECTED") || rep2.OOSExamples != 20 || rep2.Classes != 5 {
 		t.Errorf("labels %v, report %+v", m2.Labels, rep2)
+	}
+	// A score that cannot tell held-out labels apart fits no threshold.
+	strict := chatbot
+	strict.MinAUROC = 0.99
+	m4, rep4 := train(t, in, strict)
+	if m4.Threshold != 0 || m4.Score != ScoreProb || rep4.OOS == nil || !strings.HasPrefix(rep4.OOS.Rule, "none") {
+		t.Errorf("min AUROC 0.99: score %s threshold %v, oos %+v", m4.Score, m4.Threshold, rep4.OOS)
 	}
 	// Threshold off: never unknown.
 	o = testOptions()

@@ -52,7 +52,7 @@ func rates(items []oosItem, t float64) (acc, rej, rec float64) {
 
 func TestFitThresholdObjective(t *testing.T) {
 	items := thresholdItems(1)
-	prev := -1.0
+	prev := math.Inf(-1)
 	for _, share := range []float64{0, 0.15, 0.5, 0.9} {
 		thr, rep := fitThreshold(slicesClone(items), share, 1, 1)
 		acc, rej, rec := rates(items, thr)
@@ -74,8 +74,8 @@ func TestFitThresholdObjective(t *testing.T) {
 			t.Errorf("share %g: threshold %v below the %v of a smaller share", share, thr, prev)
 		}
 		prev = thr
-		if share == 0 && thr != 0 {
-			t.Errorf("share 0: threshold %v, want 0 (rejecting never helps)", thr)
+		if share == 0 && !math.IsInf(thr, -1) {
+			t.Errorf("share 0: threshold %v, want -Inf (rejecting never helps)", thr)
 		}
 	}
 	// The cap binds: at most that share of in-scope items is rejected,
@@ -112,7 +112,7 @@ func TestFitThresholdObjective(t *testing.T) {
 // in-scope items is rejected, and fitThreshold keeps to the bound.
 func TestMaxThreshold(t *testing.T) {
 	ps := []float64{0.9, 0.2, 0.5, 0.5, 0.3, 0.8, 0.7, 0.6, 0.95, 0.4}
-	for _, tc := range []struct{ share, want float64 }{{0, 0.2}, {0.05, 0.2}, {0.1, 0.3}, {0.25, 0.4}, {0.3, 0.5}, {0.95, 0.95}, {1, 1}} {
+	for _, tc := range []struct{ share, want float64 }{{0, 0.2}, {0.05, 0.2}, {0.1, 0.3}, {0.25, 0.4}, {0.3, 0.5}, {0.95, 0.95}, {1, math.Inf(1)}} {
 		got := maxThreshold(ps, tc.share)
 		if got != tc.want {
 			t.Errorf("share %g: %v, want %v", tc.share, got, tc.want)
@@ -130,7 +130,7 @@ func TestMaxThreshold(t *testing.T) {
 	items := thresholdItems(2)
 	free, _ := fitThreshold(slicesClone(items), 0.5, 1, 1)
 	bound := free / 2
-	if got, _ := fitThreshold(slicesClone(items), 0.5, 1, bound); got > bound || got == 0 {
+	if got, _ := fitThreshold(slicesClone(items), 0.5, 1, bound); got > bound || math.IsInf(got, -1) {
 		t.Errorf("threshold %v, bound %v (free %v)", got, bound, free)
 	}
 }
@@ -141,7 +141,7 @@ func slicesClone(items []oosItem) []oosItem { return append([]oosItem(nil), item
 // settings are recorded in the model file.
 func TestDefaultThresholdObjectiveRecorded(t *testing.T) {
 	o := testOptions()
-	if o.OOSShare <= 0 || o.OOSShare > 0.2 || o.MaxReject <= 0 || o.MaxReject > 0.1 {
+	if o.OOSShare <= 0 || o.OOSShare > 0.5 || o.MaxReject <= 0 || o.MaxReject > 0.2 || o.OOSScore != ScoreEnergy {
 		t.Fatalf("defaults: share %v, max reject %v", o.OOSShare, o.MaxReject)
 	}
 	m, rep := train(t, fixture(t, "intents.csv"), o)

@@ -53,6 +53,13 @@ type TrainOptions struct {
 	// send to "unknown" (0..1; 1 = no cap): they cost the triage team
 	// work even when the model would have been wrong.
 	MaxReject float64 `json:"max_reject"`
+	// OOSScore is the score the fitted threshold applies to (ScoreProb
+	// or ScoreEnergy; empty, as in files of format 1, is ScoreProb).
+	OOSScore string `json:"oos_score,omitempty"`
+	// MinAUROC is how well the score must tell held-out labels from
+	// known ones (area under the ROC curve, 0.5 = chance) for a threshold
+	// to be fitted at all; below it the model never says "unknown".
+	MinAUROC float64 `json:"min_auroc,omitempty"`
 	// Workers is how many trainings run at once; 0 = GOMAXPROCS. It
 	// changes the speed, never the model.
 	Workers int `json:"-"`
@@ -73,8 +80,13 @@ func DefaultTrainOptions() TrainOptions {
 		Seed:         1,
 		Folds:        5,
 		FitThreshold: true,
-		OOSShare:     0.15,
-		MaxReject:    0.05,
+		// Chosen on simulated traffic built from the training files
+		// (docs/classifier.md): feedback in the wild holds a fair share of
+		// text about no topic, and energy tells it apart best.
+		OOSShare:  0.3,
+		MaxReject: 0.15,
+		OOSScore:  ScoreEnergy,
+		MinAUROC:  0.78,
 	}
 }
 
@@ -100,6 +112,10 @@ func (o TrainOptions) Validate() error {
 		return fmt.Errorf("%w: assumed out-of-scope share must be in [0, 1], got %v", ErrOptions, o.OOSShare)
 	case !(o.MaxReject >= 0 && o.MaxReject <= 1):
 		return fmt.Errorf("%w: max in-scope rejection must be in [0, 1], got %v", ErrOptions, o.MaxReject)
+	case o.OOSScore != "" && o.OOSScore != ScoreProb && o.OOSScore != ScoreEnergy:
+		return fmt.Errorf("%w: out-of-scope score %q, want %q or %q", ErrOptions, o.OOSScore, ScoreProb, ScoreEnergy)
+	case !(o.MinAUROC >= 0 && o.MinAUROC <= 1):
+		return fmt.Errorf("%w: min AUROC must be in [0, 1], got %v", ErrOptions, o.MinAUROC)
 	}
 	return nil
 }
@@ -132,7 +148,9 @@ type TrainReport struct {
 	// Temperature calibrates the SVM scores: p = softmax(score/T).
 	Temperature float64 `json:"temperature"`
 	// CVLogLoss is the calibrated out-of-fold log loss.
-	CVLogLoss float64    `json:"cv_log_loss"`
+	CVLogLoss float64 `json:"cv_log_loss"`
+	// Score is the out-of-scope score Threshold applies to.
+	Score     string     `json:"score,omitempty"`
 	Threshold float64    `json:"threshold"`
 	OOS       *OOSReport `json:"oos,omitempty"`
 	// Durations are not stored in the model file.
@@ -152,6 +170,14 @@ type CVPoint struct {
 type OOSReport struct {
 	// Rule is the objective, in words.
 	Rule string `json:"rule"`
+	// Score is the out-of-scope score; AUROC how well it tells held-out
+	// labels from known ones (0.5 = chance), MinAUROC the least needed
+	// to fit a threshold.
+	Score    string  `json:"score,omitempty"`
+	AUROC    float64 `json:"auroc,omitempty"`
+	MinAUROC float64 `json:"min_auroc,omitempty"`
+	// BaseInScopeAccuracy is the in-scope accuracy with no threshold.
+	BaseInScopeAccuracy float64 `json:"base_in_scope_accuracy,omitempty"`
 	// OOSShare and MaxReject are the objective's settings.
 	OOSShare  float64 `json:"oos_share"`
 	MaxReject float64 `json:"max_reject"`
@@ -195,63 +221,129 @@ type jobResult struct {
 // cross-validation folds and the final model.
 func Train(ctx context.Context, ds *Dataset, o TrainOptions, progress func(done, total int)) (*Model, TrainReport, error) {
 	start := time.Now()
-	var rep TrainReport
+	tr := &trainer{ctx: ctx, ds: ds, o: o, progress: progress}
 	if err := o.Validate(); err != nil {
-		return nil, rep, err
+		return nil, tr.rep, err
 	}
+	if err := tr.prepare(); err != nil {
+		return nil, tr.rep, err
+	}
+	if err := tr.crossValidate(); err != nil {
+		return nil, tr.rep, err
+	}
+	final, err := tr.fitFinalAndThreshold()
+	if err != nil {
+		return nil, tr.rep, err
+	}
+	m := tr.model(final)
+	tr.rep.TotalTime = time.Since(start)
+	return m, tr.rep, nil
+}
+
+// trainer holds the state of one Train call; its steps run in order.
+type trainer struct {
+	ctx      context.Context
+	ds       *Dataset
+	o        TrainOptions
+	progress func(done, total int)
+	rep      TrainReport
+
+	labels  []string
+	y       []int // class per row, -1 = out of scope
+	inScope []int
+	K       int
+	docs    [][]features.Term
+	fold    []int
+	lp      linear.Params
+	fitOOS  bool
+	groups  int
+
+	mu          sync.Mutex
+	done, total int
+
+	// Out-of-fold closed-set scores of the chosen C, and their classes.
+	oofScores [][]float64
+	oofY      []int
+}
+
+// prepare checks the labels, maps them to classes and extracts the terms.
+func (t *trainer) prepare() error {
+	o, ds := t.o, t.ds
 	if ds.Len() == 0 {
-		return nil, rep, fmt.Errorf("%w: no examples", ErrData)
+		return fmt.Errorf("%w: no examples", ErrData)
 	}
-	// Labels, sorted, without the out-of-scope one.
-	var labels []string
 	seen := map[string]bool{}
 	for _, l := range ds.Labels {
 		if l != o.OOSLabel && !seen[l] {
 			seen[l] = true
-			labels = append(labels, l)
+			t.labels = append(t.labels, l)
 		}
 	}
-	slices.Sort(labels)
-	if len(labels) < 2 {
-		return nil, rep, fmt.Errorf("%w: %d label(s) besides the out-of-scope one, need at least 2", ErrData, len(labels))
+	slices.Sort(t.labels)
+	if len(t.labels) < 2 {
+		return fmt.Errorf("%w: %d label(s) besides the out-of-scope one, need at least 2", ErrData, len(t.labels))
 	}
-	if slices.Contains(labels, Unknown) {
-		return nil, rep, fmt.Errorf("%w: label %q is reserved for out-of-scope predictions", ErrData, Unknown)
+	if slices.Contains(t.labels, Unknown) {
+		return fmt.Errorf("%w: label %q is reserved for out-of-scope predictions", ErrData, Unknown)
 	}
 	classOf := map[string]int{}
-	for i, l := range labels {
+	for i, l := range t.labels {
 		classOf[l] = i
 	}
-	y := make([]int, ds.Len()) // -1 = out of scope
-	var inScope []int
+	t.y = make([]int, ds.Len())
 	for i, l := range ds.Labels {
 		if l == o.OOSLabel {
-			y[i] = -1
-			rep.OOSExamples++
+			t.y[i] = -1
+			t.rep.OOSExamples++
 			continue
 		}
-		y[i] = classOf[l]
-		inScope = append(inScope, i)
+		t.y[i] = classOf[l]
+		t.inScope = append(t.inScope, i)
 	}
-	K := len(labels)
-	rep.Classes, rep.Examples, rep.Folds = K, len(inScope), o.Folds
+	t.K = len(t.labels)
+	t.rep.Classes, t.rep.Examples, t.rep.Folds = t.K, len(t.inScope), o.Folds
 
 	// Terms once per text; vocabularies are per fold.
-	docs := make([][]features.Term, ds.Len())
-	parallel(ds.Len(), o.Workers, func(i int) { docs[i] = o.Features.Terms(ds.Texts[i]) })
-
-	fold := stratifiedFolds(y, K, o.Folds, o.Seed)
-	grid := o.CGrid
-	if len(grid) == 0 {
-		grid = []float64{o.C}
+	t.docs = make([][]features.Term, ds.Len())
+	parallel(ds.Len(), o.Workers, func(i int) { t.docs[i] = o.Features.Terms(ds.Texts[i]) })
+	t.fold = stratifiedFolds(t.y, t.K, o.Folds, o.Seed)
+	t.lp = linear.Params{C: o.C, Epsilon: o.Epsilon, MaxEpochs: o.MaxEpochs, Bias: 1, Seed: o.Seed, Workers: 1}
+	t.fitOOS = o.FitThreshold && t.K >= 3
+	t.groups = min(o.Folds, t.K)
+	t.total = len(t.grid())*o.Folds*t.K + t.K
+	if t.fitOOS {
+		t.total += (t.groups - 1) * t.K // each class is trained in groups-1 of the label folds
 	}
-	// Phase 1: cross-validation for each C of the grid.
+	return nil
+}
+
+func (t *trainer) grid() []float64 {
+	if len(t.o.CGrid) == 0 {
+		return []float64{t.o.C}
+	}
+	return t.o.CGrid
+}
+
+func (t *trainer) step() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done++
+	if t.progress != nil {
+		t.progress(min(t.done, t.total), t.total)
+	}
+}
+
+// crossValidate runs the closed-set folds for each C of the grid, keeps
+// the best C and calibrates the temperature on its out-of-fold scores.
+func (t *trainer) crossValidate() error {
+	o, rep := t.o, &t.rep
+	grid := t.grid()
 	var cvJobs []job
 	for _, c := range grid {
 		for f := range o.Folds {
 			j := job{c: c}
-			for _, i := range inScope {
-				if fold[i] == f {
+			for _, i := range t.inScope {
+				if t.fold[i] == f {
 					j.test = append(j.test, i)
 				} else {
 					j.train = append(j.train, i)
@@ -260,33 +352,12 @@ func Train(ctx context.Context, ds *Dataset, o TrainOptions, progress func(done,
 			cvJobs = append(cvJobs, j)
 		}
 	}
-	fitOOS := o.FitThreshold && K >= 3
-	groups := min(o.Folds, K)
-	total := len(cvJobs)*K + K
-	if fitOOS {
-		total += (groups - 1) * K // each class is trained in groups-1 of the label folds
-	}
-	var mu sync.Mutex
-	done := 0
-	step := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		done++
-		if progress != nil {
-			progress(min(done, total), total)
-		}
-	}
-	lp := linear.Params{C: o.C, Epsilon: o.Epsilon, MaxEpochs: o.MaxEpochs, Bias: 1, Seed: o.Seed, Workers: 1}
 	cvStart := time.Now()
-	results, err := runJobs(ctx, cvJobs, docs, y, K, o.Weighting, lp, o.Workers, step)
+	results, err := runJobs(t.ctx, cvJobs, t.docs, t.y, t.K, o.Weighting, t.lp, o.Workers, t.step)
 	if err != nil {
-		return nil, rep, err
+		return err
 	}
 	rep.CVTime = time.Since(cvStart)
-
-	// Closed-set cross-validation: pick C, then calibrate on its scores.
-	var oofScores [][]float64
-	var oofY []int
 	bestAcc := -1.0
 	for g, c := range grid {
 		var scores [][]float64
@@ -294,124 +365,199 @@ func Train(ctx context.Context, ds *Dataset, o TrainOptions, progress func(done,
 		for n := g * o.Folds; n < (g+1)*o.Folds; n++ {
 			for r, i := range cvJobs[n].test {
 				scores = append(scores, results[n].scores[r])
-				truth = append(truth, y[i])
+				truth = append(truth, t.y[i])
 			}
 		}
 		pred := make([]int, len(truth))
 		for r, sc := range scores {
 			pred[r] = argmax(sc)
 		}
-		acc, f1 := accuracyF1(truth, pred, K)
+		acc, f1 := accuracyF1(truth, pred, t.K)
 		rep.CVByC = append(rep.CVByC, CVPoint{C: c, Accuracy: acc})
 		if acc > bestAcc+1e-9 {
-			bestAcc, oofScores, oofY = acc, scores, truth
+			bestAcc, t.oofScores, t.oofY = acc, scores, truth
 			rep.C, rep.CVAccuracy, rep.CVMacroF1 = c, acc, f1
 		}
 	}
 	if len(grid) == 1 {
 		rep.CVByC = nil
 	}
-	rep.Temperature = fitTemperature(oofScores, oofY)
-	rep.CVLogLoss = logLoss(oofScores, oofY, rep.Temperature)
+	rep.Temperature = fitTemperature(t.oofScores, t.oofY)
+	rep.CVLogLoss = logLoss(t.oofScores, t.oofY, rep.Temperature)
+	return nil
+}
 
-	// Phase 2: the final model and the label-held-out folds, with that C.
-	jobs := []job{{train: inScope, c: rep.C}}
-	if fitOOS {
-		perm := rand.New(rand.NewPCG(o.Seed, 2)).Perm(K)
-		held := make([]int, K) // class → group
-		for pos, c := range perm {
-			held[c] = pos % groups
-		}
-		for g := range groups {
-			j := job{c: rep.C}
-			for c := range K {
-				if held[c] != g {
-					j.class = append(j.class, c)
-				}
-			}
-			for i := range y {
-				switch {
-				case y[i] < 0:
-					if fold[i]%groups == g {
-						j.test = append(j.test, i) // real out-of-scope, never trained on
-					}
-				case held[y[i]] == g, fold[i]%groups == g:
-					j.test = append(j.test, i)
-				default:
-					j.train = append(j.train, i)
-				}
-			}
-			jobs = append(jobs, j)
-		}
+// fitFinalAndThreshold trains the final model and, with FitThreshold,
+// the label-held-out folds whose predictions choose the threshold.
+func (t *trainer) fitFinalAndThreshold() (jobResult, error) {
+	o, rep := t.o, &t.rep
+	jobs := []job{{train: t.inScope, c: rep.C}}
+	if t.fitOOS {
+		jobs = append(jobs, t.labelFolds()...)
 	}
-	results, err = runJobs(ctx, jobs, docs, y, K, o.Weighting, lp, o.Workers, step)
+	results, err := runJobs(t.ctx, jobs, t.docs, t.y, t.K, o.Weighting, t.lp, o.Workers, t.step)
 	if err != nil {
-		return nil, rep, err
+		return jobResult{}, err
 	}
-
-	rep.Threshold = o.Threshold
-	if fitOOS {
-		var items []oosItem
-		for n := 1; n < len(jobs); n++ {
-			j := jobs[n]
-			in := map[int]bool{}
-			for _, c := range j.class {
-				in[c] = true
-			}
-			for r, i := range j.test {
-				s := results[n].scores[r]
-				top, p := topProb(s, rep.Temperature)
-				it := oosItem{p: p}
-				if y[i] >= 0 && in[y[i]] {
-					it.inScope = true
-					it.correct = j.class[top] == y[i]
-				}
-				items = append(items, it)
-			}
-		}
-		// The cap holds on both estimates of the in-scope traffic: the
-		// label-held-out folds' and the closed-set folds', whose models
-		// know every label as the final one does.
-		closed := make([]float64, len(oofScores))
-		for r, s := range oofScores {
-			_, closed[r] = topProb(s, rep.Temperature)
-		}
-		rep.Threshold, rep.OOS = fitThreshold(items, o.OOSShare, o.MaxReject, maxThreshold(closed, o.MaxReject))
+	rep.Score, rep.Threshold = ScoreProb, o.Threshold
+	if t.fitOOS {
+		t.fitThreshold(jobs[1:], results[1:])
 	}
 	correct, rejected := 0, 0
-	for r, s := range oofScores {
+	for r, s := range t.oofScores {
 		top, p := topProb(s, rep.Temperature)
 		switch {
-		case p < rep.Threshold:
+		case oosScore(rep.Score, s[top], p, rep.Temperature) < rep.Threshold:
 			rejected++
-		case top == oofY[r]:
+		case top == t.oofY[r]:
 			correct++
 		}
 	}
-	rep.CVAccuracyAtThreshold = float64(correct) / float64(len(oofY))
-	rep.CVRejected = float64(rejected) / float64(len(oofY))
+	rep.CVAccuracyAtThreshold = float64(correct) / float64(len(t.oofY))
+	rep.CVRejected = float64(rejected) / float64(len(t.oofY))
+	return results[0], nil
+}
 
-	final := results[0]
+// labelFolds are the trainings that each hold out a group of whole labels
+// (and a fold of the rows) as pseudo-out-of-scope.
+func (t *trainer) labelFolds() []job {
+	perm := rand.New(rand.NewPCG(t.o.Seed, 2)).Perm(t.K)
+	held := make([]int, t.K) // class → group
+	for pos, c := range perm {
+		held[c] = pos % t.groups
+	}
+	var jobs []job
+	for g := range t.groups {
+		j := job{c: t.rep.C}
+		for c := range t.K {
+			if held[c] != g {
+				j.class = append(j.class, c)
+			}
+		}
+		for i, c := range t.y {
+			switch {
+			case c < 0:
+				if t.fold[i]%t.groups == g {
+					j.test = append(j.test, i) // real out-of-scope, never trained on
+				}
+			case held[c] == g, t.fold[i]%t.groups == g:
+				j.test = append(j.test, i)
+			default:
+				j.train = append(j.train, i)
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// fitThreshold chooses the score and threshold from the label-held-out
+// predictions.
+func (t *trainer) fitThreshold(jobs []job, results []jobResult) {
+	o, rep := t.o, &t.rep
+	kind := o.OOSScore
+	if kind == "" {
+		kind = ScoreProb
+	}
+	T := rep.Temperature
+	var items []oosItem
+	for n, j := range jobs {
+		in := map[int]bool{}
+		for _, c := range j.class {
+			in[c] = true
+		}
+		for r, i := range j.test {
+			s := results[n].scores[r]
+			top, p := topProb(s, T)
+			it := oosItem{p: oosScore(kind, s[top], p, T)}
+			if t.y[i] >= 0 && in[t.y[i]] {
+				it.inScope = true
+				it.correct = j.class[top] == t.y[i]
+			}
+			items = append(items, it)
+		}
+	}
+	auc := auroc(items)
+	// The cap holds on both estimates of the in-scope traffic: the
+	// label-held-out folds' and the closed-set folds', whose models know
+	// every label as the final one does.
+	closed := make([]float64, len(t.oofScores))
+	for r, s := range t.oofScores {
+		top, p := topProb(s, T)
+		closed[r] = oosScore(kind, s[top], p, T)
+	}
+	thr, oos := fitThreshold(items, o.OOSShare, o.MaxReject, maxThreshold(closed, o.MaxReject))
+	oos.Score, oos.AUROC, oos.MinAUROC = kind, auc, o.MinAUROC
+	rep.OOS = oos
+	if oos.InScope == 0 || oos.OutScope == 0 {
+		return
+	}
+	if auc < o.MinAUROC {
+		// Unseen labels look like known ones (broad classes, sentiment):
+		// a threshold would mostly send known topics to triage.
+		oos.Rule = fmt.Sprintf("none: held-out labels are told from known ones with AUROC %.3f < %g", auc, o.MinAUROC)
+		oos.InScopeAccuracy, oos.InScopeRejected, oos.OOSRecall = oos.BaseInScopeAccuracy, 0, 0
+		oos.Objective = oos.EstimatedAccuracy(o.OOSShare)
+		return
+	}
+	if math.IsInf(thr, -1) {
+		return // rejecting nothing is best: no threshold
+	}
+	rep.Score, rep.Threshold = kind, thr
+}
+
+// auroc is the probability that an in-scope item scores above an
+// out-of-scope one (ties count half): how well the score alone tells
+// them apart, whatever the threshold.
+func auroc(items []oosItem) float64 {
+	s := slices.Clone(items)
+	slices.SortFunc(s, func(a, b oosItem) int { return cmp.Compare(a.p, b.p) })
+	var nIn, nOut, rankSum float64
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j].p == s[i].p {
+			j++
+		}
+		mid := float64(i+j+1) / 2 // mean 1-based rank of the tie
+		for k := i; k < j; k++ {
+			if s[k].inScope {
+				nIn++
+				rankSum += mid
+			} else {
+				nOut++
+			}
+		}
+		i = j
+	}
+	if nIn == 0 || nOut == 0 {
+		return 0.5
+	}
+	return (rankSum - nIn*(nIn+1)/2) / (nIn * nOut)
+}
+
+// model assembles the final model.
+func (t *trainer) model(final jobResult) *Model {
+	rep := &t.rep
 	rep.Features = len(final.vocab.keys)
 	m := &Model{
-		Labels:      labels,
-		Features:    o.Features,
-		Weighting:   o.Weighting,
+		Labels:      t.labels,
+		Features:    t.o.Features,
+		Weighting:   t.o.Weighting,
 		Temperature: rep.Temperature,
+		Score:       rep.Score,
 		Threshold:   rep.Threshold,
 		Meta: Metadata{
-			Sources: ds.Sources,
-			Options: o,
-			Report:  rep,
+			Sources: t.ds.Sources,
+			Options: t.o,
+			Report:  *rep,
 		},
 		vocab: final.vocab,
 		lin:   final.lin,
 	}
-	if !o.Created.IsZero() {
-		m.Meta.Created = o.Created.UTC().Format(time.RFC3339)
+	if !t.o.Created.IsZero() {
+		m.Meta.Created = t.o.Created.UTC().Format(time.RFC3339)
 	}
-	rep.TotalTime = time.Since(start)
-	return m, rep, nil
+	return m
 }
 
 // runJobs runs jobs on up to workers goroutines.
@@ -587,18 +733,19 @@ type oosItem struct {
 }
 
 // maxThreshold is the largest threshold that rejects at most maxReject of
-// the in-scope items whose top probabilities are ps (1 when maxReject ≥ 1).
+// the in-scope items whose scores are ps (+Inf when maxReject ≥ 1).
 func maxThreshold(ps []float64, maxReject float64) float64 {
 	allowed := int(math.Floor(maxReject*float64(len(ps)) + 1e-9))
 	if allowed >= len(ps) {
-		return 1
+		return math.Inf(1)
 	}
 	ps = slices.Clone(ps)
 	slices.Sort(ps)
 	return ps[allowed] // rejects only the ps below it: at most allowed
 }
 
-// fitThreshold picks the probability below which items are rejected,
+// fitThreshold picks the score below which items are rejected (-Inf:
+// none),
 // maximising the expected accuracy (1-s)·in-scope accuracy + s·out-of-scope
 // recall among the thresholds that reject at most maxReject of the
 // in-scope items and are at most maxT.
@@ -621,19 +768,20 @@ func fitThreshold(items []oosItem, s, maxReject, maxT float64) (float64, *OOSRep
 		}
 	}
 	if rep.InScope == 0 || rep.OutScope == 0 {
-		return 0, rep
+		return math.Inf(-1), rep
 	}
 	nIn, nOut := float64(rep.InScope), float64(rep.OutScope)
 	// Threshold at(i) rejects items[:i].
 	at := func(i int) float64 {
 		switch {
 		case i == 0:
-			return 0
+			return math.Inf(-1)
 		case i == len(items):
-			return math.Nextafter(items[i-1].p, 2)
+			return math.Nextafter(items[i-1].p, math.Inf(1))
 		}
 		return (items[i-1].p + items[i].p) / 2
 	}
+	rep.BaseInScopeAccuracy = float64(inCorrect) / nIn
 	bestI, best := 0, (1-s)*float64(inCorrect)/nIn
 	bestAcc, bestRec, bestRej := float64(inCorrect)/nIn, 0.0, 0.0
 	rejCorrect, rejIn, rejOut := 0, 0, 0

@@ -35,6 +35,8 @@ type classifierTrainOpts struct {
 	folds               int
 	oosLabel, threshold string
 	oosShare, maxReject float64
+	oosScore            string
+	minAUROC            float64
 	c                   string
 	hashBits            int
 	jsonOut             bool
@@ -54,9 +56,14 @@ measured by cross-validation on the training data (--folds). The threshold
 is fitted by holding out whole labels as pseudo-out-of-scope, plus the rows
 labelled --oos-label if the data has any: it maximises the accuracy expected
 on traffic with --oos-share out-of-scope items, rejecting at most
---max-reject of the in-scope ones (for chatbot logs where half the queries
-are out of scope, e.g. HINT3: --oos-share 0.5 --max-reject 1).
---oos-threshold off never says "unknown", a number fixes it. The model file records the data files'
+--max-reject of the in-scope ones. The default assumes traffic in the wild
+(30% about no topic, at most 15% of in-scope items to triage) and applies
+the threshold to the energy score; when held-out labels cannot be told
+from known ones (AUROC below --min-auroc: broad classes, sentiment) no
+threshold is set. For chatbot logs where half the queries or more are out
+of scope (HINT3): --oos-share 0.5 --max-reject 1. For data known to hold no
+out-of-scope text: --oos-threshold off. A number fixes the threshold on the
+top probability. The model file records the data files'
 names and checksums, the settings and these figures. SOURCE_DATE_EPOCH, if
 set, is the creation time recorded (for byte-identical rebuilds).`,
 		Example: `  feedloop classifier train --data banking77/train.csv --text-col text \
@@ -75,6 +82,8 @@ set, is the creation time recorded (for byte-identical rebuilds).`,
 	f.StringVar(&o.threshold, "oos-threshold", "auto", `"auto" (fit by cross-validation), "off", or a probability`)
 	f.Float64Var(&o.oosShare, "oos-share", def.OOSShare, "share of out-of-scope items assumed when fitting the threshold (0..1)")
 	f.Float64Var(&o.maxReject, "max-reject", def.MaxReject, "most in-scope items the fitted threshold may send to unknown (0..1; 1 = no cap)")
+	f.StringVar(&o.oosScore, "oos-score", def.OOSScore, `score the fitted threshold applies to: "energy" or "prob" (top probability)`)
+	f.Float64Var(&o.minAUROC, "min-auroc", def.MinAUROC, "least AUROC of the score on held-out labels for a threshold to be fitted (0..1)")
 	f.StringVar(&o.c, "c", joinFloats(def.CGrid), "SVM inverse regularisation strength; a comma-separated list is a grid searched by cross-validation")
 	f.IntVar(&o.hashBits, "hash-bits", def.Features.HashBits, "feature hash space, 2^bits buckets")
 	f.BoolVar(&o.jsonOut, "json", false, "print the training report as JSON")
@@ -117,6 +126,7 @@ func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 	opts := model.DefaultTrainOptions()
 	opts.Seed, opts.Folds, opts.OOSLabel = o.seed, o.folds, o.oosLabel
 	opts.OOSShare, opts.MaxReject = o.oosShare, o.maxReject
+	opts.OOSScore, opts.MinAUROC = o.oosScore, o.minAUROC
 	if !(o.oosShare >= 0 && o.oosShare <= 1) || !(o.maxReject >= 0 && o.maxReject <= 1) {
 		return &exitError{2, fmt.Errorf("--oos-share and --max-reject: want shares in [0, 1], got %v and %v", o.oosShare, o.maxReject)}
 	}
@@ -139,7 +149,7 @@ func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 		if err != nil || t < 0 || t >= 1 {
 			return &exitError{2, fmt.Errorf("--oos-threshold: want auto, off or a probability in [0, 1), got %q", o.threshold)}
 		}
-		opts.FitThreshold, opts.Threshold = false, t
+		opts.FitThreshold, opts.Threshold, opts.OOSScore = false, t, model.ScoreProb
 	}
 	opts.Created = time.Now()
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
@@ -195,9 +205,11 @@ func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 	}
 	fmt.Fprintln(w)
 	switch {
+	case rep.OOS != nil && rep.OOS.OutScope > 0 && strings.HasPrefix(rep.OOS.Rule, "none"):
+		fmt.Fprintf(w, "out-of-scope threshold: %s\n", rep.OOS.Rule)
 	case rep.OOS != nil && rep.OOS.OutScope > 0:
-		fmt.Fprintf(w, "out-of-scope threshold %.3f (%s): in-scope accuracy %.4f, in-scope rejected %.1f%%, out-of-scope recall %.4f, expected accuracy %.4f (labels held out by cross-validation); accuracy with the threshold %.4f, %.1f%% unknown\n",
-			rep.Threshold, rep.OOS.Rule, rep.OOS.InScopeAccuracy, 100*rep.OOS.InScopeRejected, rep.OOS.OOSRecall, rep.OOS.Objective, rep.CVAccuracyAtThreshold, 100*rep.CVRejected)
+		fmt.Fprintf(w, "out-of-scope threshold %s %.3f (%s; AUROC on held-out labels %.3f): in-scope accuracy %.4f, in-scope rejected %.1f%%, out-of-scope recall %.4f, expected accuracy %.4f (labels held out by cross-validation); accuracy with the threshold %.4f, %.1f%% unknown\n",
+			rep.Score, rep.Threshold, rep.OOS.Rule, rep.OOS.AUROC, rep.OOS.InScopeAccuracy, 100*rep.OOS.InScopeRejected, rep.OOS.OOSRecall, rep.OOS.Objective, rep.CVAccuracyAtThreshold, 100*rep.CVRejected)
 	case rep.Threshold > 0:
 		fmt.Fprintf(w, "out-of-scope threshold %.3f (given); accuracy with the threshold %.4f, %.1f%% unknown\n", rep.Threshold, rep.CVAccuracyAtThreshold, 100*rep.CVRejected)
 	default:

@@ -61,6 +61,7 @@ type evalResult struct {
 	MacroF1        float64               `json:"macro_f1"`
 	ClosedAccuracy float64               `json:"closed_accuracy"`
 	UnknownRate    float64               `json:"unknown_rate"`
+	Score          string                `json:"score"`
 	Threshold      float64               `json:"threshold"`
 	OOSRecall      *float64              `json:"oos_recall,omitempty"`
 	InScopeAcc     *float64              `json:"in_scope_accuracy,omitempty"`
@@ -89,8 +90,8 @@ func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s on %s: %d items\n", o.model, o.data, res.N)
-	fmt.Fprintf(w, "accuracy %.4f, macro-F1 %.4f, closed-set accuracy %.4f, unknown %.1f%% (threshold %.3f)\n",
-		res.Accuracy, res.MacroF1, res.ClosedAccuracy, 100*res.UnknownRate, res.Threshold)
+	fmt.Fprintf(w, "accuracy %.4f, macro-F1 %.4f, closed-set accuracy %.4f, unknown %.1f%% (%s threshold %.3f)\n",
+		res.Accuracy, res.MacroF1, res.ClosedAccuracy, 100*res.UnknownRate, res.Score, res.Threshold)
 	if res.OOSRecall != nil {
 		fmt.Fprintf(w, "out-of-scope recall %.4f, in-scope accuracy %.4f\n", *res.OOSRecall, *res.InScopeAcc)
 	}
@@ -111,7 +112,7 @@ func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
 // evaluate classifies every row, one at a time, timing each.
 func evaluate(m *model.Model, ds *model.Dataset, oosLabel string) evalResult {
 	n := ds.Len()
-	res := evalResult{N: n, Threshold: m.Threshold, PerLabel: map[string]labelStats{}}
+	res := evalResult{N: n, Score: m.Score, Threshold: m.Threshold, PerLabel: map[string]labelStats{}}
 	tp, fp, support := map[string]int{}, map[string]int{}, map[string]int{}
 	times := make([]time.Duration, n)
 	correct, closed, unknown := 0, 0, 0

@@ -59,12 +59,13 @@ func (o *classifierPredictOpts) run(cmd *cobra.Command, text string) error {
 	if o.jsonOut {
 		return printJSON(cmd, struct {
 			model.Prediction
+			Score     string  `json:"score"`
 			Threshold float64 `json:"threshold"`
-		}{p, m.Threshold})
+		}{p, m.Score, m.Threshold})
 	}
 	w := cmd.OutOrStdout()
 	if p.Label == model.Unknown {
-		fmt.Fprintf(w, "label: %s (top label %s at %.3f is below the threshold %.3f)\n", p.Label, p.Top[0].Label, p.Prob, m.Threshold)
+		fmt.Fprintf(w, "label: %s (top label %s at %.3f; its %s score %.3f is below the threshold %.3f)\n", p.Label, p.Top[0].Label, p.Prob, m.Score, p.OOSScore, m.Threshold)
 	} else {
 		fmt.Fprintf(w, "label: %s (%.3f)\n", p.Label, p.Prob)
 	}

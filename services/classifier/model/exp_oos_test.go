@@ -1,0 +1,367 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/feedloop/feedloop/services/classifier/model/features"
+	"github.com/feedloop/feedloop/services/classifier/model/linear"
+)
+
+// Experiment harness (FEEDLOOP_EXP=1, optional FEEDLOOP_EXP_SETS,
+// FEEDLOOP_EXP_MAXN, FEEDLOOP_EXP_OUT): writes, per data set, the
+// out-of-scope scores of out-of-fold items as TSV for docs/classifier.md's
+// simulation. Kinds: 0 in-scope from closed-set folds, 1 in-scope from
+// label-held-out folds, 2 items of a held-out label, 3 text from the other
+// data sets (off-topic). Training files only; skipped by default.
+
+type expSet struct {
+	name, path, text, label string
+	testOOS                 float64 // out-of-scope share of the official test set (README)
+}
+
+var expSets = []expSet{
+	{"sofmattress", "hint3/v1/sofmattress_train.csv", "sentence", "label", 0.418},
+	{"curekart", "hint3/v1/curekart_train.csv", "sentence", "label", 0.544},
+	{"powerplay11", "hint3/v1/powerplay11_train.csv", "sentence", "label", 0.720},
+	{"banking77", "banking77/train.csv", "text", "category", 0},
+	{"cfpb", "cfpb_complaints_1000/train.csv", "narrative", "product", 0},
+	{"airline", "twitter_us_airline_sentiment/train.csv", "text", "airline_sentiment", 0},
+}
+
+const expRoot = "../../../../shared/datasets/"
+
+// expItem is one scored test item.
+type expItem struct {
+	kind    int // 0 in-scope (closed CV), 1 in-scope (label-held-out fold), 2 held-out label, 3 foreign
+	correct bool
+	f       map[string]float64
+}
+
+type foldModel struct {
+	v     *vocab
+	lin   *linear.Model
+	X     []linear.Vector
+	y     []int // local classes
+	k     int
+	post  map[int32][]posting
+	cent  [][]float64 // per class, dense over dim
+	cnorm []float64
+}
+
+type posting struct {
+	row int32
+	val float32
+}
+
+func buildFold(t testing.TB, docs [][]features.Term, rows []int, y []int, classes []int, w Weighting, c float64) *foldModel {
+	fm := &foldModel{v: newVocab(docs, rows, w), k: len(classes)}
+	local := map[int]int{}
+	for lc, cl := range classes {
+		local[cl] = lc
+	}
+	fm.X = make([]linear.Vector, len(rows))
+	fm.y = make([]int, len(rows))
+	for r, i := range rows {
+		fm.X[r] = fm.v.vector(docs[i])
+		fm.y[r] = local[y[i]]
+	}
+	lp := linear.Params{C: c, Epsilon: 0.1, MaxEpochs: 200, Bias: 1, Seed: 1, Workers: 2}
+	lin, err := linear.Train(context.Background(), fm.X, fm.y, len(fm.v.keys), fm.k, lp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.lin = lin
+	fm.post = map[int32][]posting{}
+	dim := len(fm.v.keys)
+	fm.cent = make([][]float64, fm.k)
+	for k := range fm.cent {
+		fm.cent[k] = make([]float64, dim)
+	}
+	for r, x := range fm.X {
+		for _, e := range x {
+			fm.post[e.Index] = append(fm.post[e.Index], posting{int32(r), e.Value})
+			fm.cent[fm.y[r]][e.Index] += float64(e.Value)
+		}
+	}
+	fm.cnorm = make([]float64, fm.k)
+	for k, cv := range fm.cent {
+		var s float64
+		for _, v := range cv {
+			s += v * v
+		}
+		fm.cnorm[k] = math.Sqrt(s)
+	}
+	return fm
+}
+
+func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, map[string]float64) {
+	x := fm.v.vector(terms)
+	s := make([]float64, fm.k)
+	fm.lin.Scores(x, s)
+	order := topN(nil, s, 2)
+	top := order[0]
+	f := map[string]float64{}
+	_, f["pmax"] = topProb(s, T)
+	f["margin"] = s[order[0]] - s[order[1]]
+	f["smax"] = s[top]
+	m := s[top]
+	var z float64
+	for _, v := range s {
+		z += math.Exp((v - m) / T)
+	}
+	f["energy"] = m + T*math.Log(z)
+	// nearest neighbours
+	dots := map[int32]float64{}
+	for _, e := range x {
+		for _, p := range fm.post[e.Index] {
+			dots[p.row] += float64(e.Value) * float64(p.val)
+		}
+	}
+	best, bestSame := 0.0, 0.0
+	var all []float64
+	for r, d := range dots {
+		all = append(all, d)
+		if d > best {
+			best = d
+		}
+		if fm.y[r] == top && d > bestSame {
+			bestSame = d
+		}
+	}
+	slices.Sort(all)
+	f["nn1"] = best
+	f["nnsame"] = bestSame
+	if len(all) >= 3 {
+		f["nn3"] = (all[len(all)-1] + all[len(all)-2] + all[len(all)-3]) / 3
+	} else {
+		f["nn3"] = best / 3
+	}
+	var cd float64
+	for _, e := range x {
+		cd += float64(e.Value) * fm.cent[top][e.Index]
+	}
+	if fm.cnorm[top] > 0 {
+		f["cent"] = cd / fm.cnorm[top]
+	}
+	// coverage of the text's terms by the vocabulary, per block
+	var tot, in [features.NumBlocks]float64
+	for _, tm := range terms {
+		tot[tm.Block] += float64(tm.Count)
+		if _, ok := fm.v.index.get(key(tm)); ok {
+			in[tm.Block] += float64(tm.Count)
+		}
+	}
+	for b := range tot {
+		name := "cov_" + features.Block(b).String()
+		if tot[b] > 0 {
+			f[name] = in[b] / tot[b]
+		} else {
+			f[name] = 0
+		}
+	}
+	_ = truth
+	return top, f
+}
+
+func loadExp(t testing.TB, s expSet) *Dataset {
+	ds, err := ReadCSV(expRoot+s.path, s.text, s.label)
+	if err != nil {
+		t.Skip(err)
+	}
+	return ds
+}
+
+func TestOOSExperiment(t *testing.T) {
+	if os.Getenv("FEEDLOOP_EXP") == "" {
+		t.Skip("FEEDLOOP_EXP not set")
+	}
+	only := os.Getenv("FEEDLOOP_EXP_SETS")
+	all := map[string]*Dataset{}
+	for _, s := range expSets {
+		all[s.name] = loadExp(t, s)
+	}
+	opt := DefaultTrainOptions()
+	for _, s := range expSets {
+		if only != "" && !strings.Contains(only, s.name) {
+			continue
+		}
+		ds := all[s.name]
+		// Subsample big sets for exploration.
+		maxN := 3000
+		if v := os.Getenv("FEEDLOOP_EXP_MAXN"); v != "" {
+			fmt.Sscan(v, &maxN)
+		}
+		if ds.Len() > maxN {
+			rng := rand.New(rand.NewPCG(7, 7))
+			perm := rng.Perm(ds.Len())[:maxN]
+			slices.Sort(perm)
+			sub := &Dataset{}
+			for _, i := range perm {
+				sub.Add(ds.Texts[i], ds.Labels[i])
+			}
+			ds = sub
+		}
+		// foreign texts: 150 from each other set
+		var foreign []string
+		for _, o := range expSets {
+			if o.name == s.name {
+				continue
+			}
+			od := all[o.name]
+			rng := rand.New(rand.NewPCG(3, 3))
+			for _, i := range rng.Perm(od.Len())[:min(150, od.Len())] {
+				foreign = append(foreign, od.Texts[i])
+			}
+		}
+		runExp(t, s, ds, foreign, opt)
+	}
+}
+
+func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOptions) {
+	var labels []string
+	for _, l := range ds.Labels {
+		if !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	slices.Sort(labels)
+	K := len(labels)
+	y := make([]int, ds.Len())
+	for i, l := range ds.Labels {
+		y[i] = slices.Index(labels, l)
+	}
+	docs := make([][]features.Term, ds.Len())
+	for i, tx := range ds.Texts {
+		docs[i] = opt.Features.Terms(tx)
+	}
+	fdocs := make([][]features.Term, len(foreign))
+	for i, tx := range foreign {
+		fdocs[i] = opt.Features.Terms(tx)
+	}
+	folds := 5
+	fold := stratifiedFolds(y, K, folds, 1)
+	C := 1.0
+	all := make([]int, K)
+	for i := range all {
+		all[i] = i
+	}
+	var items []expItem
+	// closed CV: in-scope items and foreign items; temperature from closed CV
+	type raw struct {
+		fm    *foldModel
+		test  []int
+		truth []int
+	}
+	var closed []raw
+	var oofS [][]float64
+	var oofY []int
+	for f := range folds {
+		var tr, te []int
+		for i := range y {
+			if fold[i] == f {
+				te = append(te, i)
+			} else {
+				tr = append(tr, i)
+			}
+		}
+		fm := buildFold(t, docs, tr, y, all, opt.Weighting, C)
+		closed = append(closed, raw{fm: fm, test: te})
+		for _, i := range te {
+			sc := make([]float64, K)
+			fm.lin.Scores(fm.v.vector(docs[i]), sc)
+			oofS = append(oofS, sc)
+			oofY = append(oofY, y[i])
+		}
+	}
+	T := fitTemperature(oofS, oofY)
+	for f, r := range closed {
+		for _, i := range r.test {
+			top, fe := r.fm.score(docs[i], T, y[i])
+			items = append(items, expItem{kind: 0, correct: top == y[i], f: fe})
+		}
+		// foreign scored by every closed fold model, a fifth each
+		for j := range fdocs {
+			if j%folds == f {
+				_, fe := r.fm.score(fdocs[j], T, -1)
+				items = append(items, expItem{kind: 3, f: fe})
+			}
+		}
+	}
+	// label-held-out folds
+	groups := min(folds, K)
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(K)
+	held := make([]int, K)
+	for pos, c := range perm {
+		held[c] = pos % groups
+	}
+	for g := range groups {
+		var cls []int
+		for c := range K {
+			if held[c] != g {
+				cls = append(cls, c)
+			}
+		}
+		var tr []int
+		var te []int
+		for i := range y {
+			switch {
+			case held[y[i]] == g, fold[i]%groups == g:
+				te = append(te, i)
+			default:
+				tr = append(tr, i)
+			}
+		}
+		fm := buildFold(t, docs, tr, y, cls, opt.Weighting, C)
+		for _, i := range te {
+			top, fe := fm.score(docs[i], T, y[i])
+			if held[y[i]] == g {
+				items = append(items, expItem{kind: 2, f: fe})
+			} else {
+				items = append(items, expItem{kind: 1, correct: cls[top] == y[i], f: fe})
+			}
+		}
+	}
+	dumpExp(t, s, items)
+}
+
+// dumpExp writes the items as TSV for analysis outside Go.
+func dumpExp(t *testing.T, s expSet, items []expItem) {
+	dir := os.Getenv("FEEDLOOP_EXP_OUT")
+	if dir == "" {
+		dir = "/tmp/oosexp"
+	}
+	os.MkdirAll(dir, 0o755)
+	var keys []string
+	for k := range items[0].f {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("kind\tcorrect\t" + strings.Join(keys, "\t") + "\n")
+	for _, it := range items {
+		c := 0
+		if it.correct {
+			c = 1
+		}
+		fmt.Fprintf(&b, "%d\t%d", it.kind, c)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "\t%.6g", it.f[k])
+		}
+		b.WriteString("\n")
+	}
+	if err := os.WriteFile(dir+"/"+s.name+".tsv", []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := map[int]int{}
+	for _, it := range items {
+		n[it.kind]++
+	}
+	t.Logf("%s: %v", s.name, n)
+}
