@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,11 +36,20 @@ type Principal struct {
 	// Expires is when the token stops being valid; zero: never. A console
 	// shows it so a session ends before its calls start failing.
 	Expires time.Time
+	// Delegate: the token's holder (the web console) acts for people it
+	// authenticated itself and may name them in ActorHeader.
+	Delegate bool
 }
+
+// ActorHeader is the metadata by which a delegate token names the person
+// it acts for, percent-encoded UTF-8 (gRPC metadata is ASCII only).
+const ActorHeader = "x-feedloop-actor"
 
 // Tokens is the set of configured token hashes.
 type Tokens struct {
 	set *apikey.Set
+	// delegates holds the lower-case hex hashes of the delegate tokens.
+	delegates map[string]bool
 }
 
 // file is the tokens file: ROUTER_TEAM_TOKENS_FILE.
@@ -49,6 +60,8 @@ type file struct {
 		SHA256  string `yaml:"sha256"`
 		Expires string `yaml:"expires"`
 		Revoked bool   `yaml:"revoked"`
+		// Delegate lets the token name the person it acts for (ActorHeader).
+		Delegate bool `yaml:"delegate"`
 	} `yaml:"tokens"`
 }
 
@@ -73,6 +86,7 @@ func Parse(data []byte) (*Tokens, error) {
 		return e.Team + "/" + e.Name
 	}
 	entries := make([]apikey.Entry, 0, len(f.Tokens))
+	delegates := map[string]bool{}
 	var errs []error
 	for i, e := range f.Tokens {
 		if !bus.ValidToken(e.Team) {
@@ -92,6 +106,9 @@ func Parse(data []byte) (*Tokens, error) {
 			expires = t
 		}
 		entries = append(entries, apikey.Entry{Scope: e.Team, Name: e.Name, SHA256: e.SHA256, Expires: expires, Revoked: e.Revoked})
+		if e.Delegate {
+			delegates[strings.ToLower(e.SHA256)] = true
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -112,7 +129,7 @@ func Parse(data []byte) (*Tokens, error) {
 		}
 		return nil, errors.Join(out...)
 	}
-	return &Tokens{set: set}, nil
+	return &Tokens{set: set, delegates: delegates}, nil
 }
 
 func unjoin(err error) []error {
@@ -142,7 +159,7 @@ func (t *Tokens) Lookup(token string, now time.Time) (Principal, time.Time, erro
 	if err != nil {
 		return Principal{}, time.Time{}, err
 	}
-	return Principal{Team: e.Scope, Name: e.Name, Expires: e.Expires}, e.Expires, nil
+	return Principal{Team: e.Scope, Name: e.Name, Expires: e.Expires, Delegate: t.delegates[Hash(token)]}, e.Expires, nil
 }
 
 // Len is the number of tokens, revoked and expired ones included.
@@ -208,6 +225,33 @@ func bearer(ctx context.Context) (string, error) {
 	return token, nil
 }
 
+// actor applies a call's ActorHeader to p: a delegate token acts as
+// "<person> (via <holder>)", so the record names the person and how they
+// came; any other token naming someone is refused, so an ordinary token
+// cannot impersonate.
+func actor(ctx context.Context, p Principal) (Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(ActorHeader)
+	if len(vals) == 0 {
+		return p, nil
+	}
+	if !p.Delegate {
+		return Principal{}, status.Errorf(codes.PermissionDenied, "%s: this team token may not act for someone else (only a token marked delegate: true may)", ActorHeader)
+	}
+	person, err := url.PathUnescape(vals[0])
+	person = strings.TrimSpace(person)
+	if len(vals) > 1 || err != nil || !validPerson(person) {
+		return Principal{}, status.Errorf(codes.InvalidArgument, "%s: want one percent-encoded UTF-8 name of 1-128 printable characters", ActorHeader)
+	}
+	p.Name = person + " (via " + p.Name + ")"
+	return p, nil
+}
+
+func validPerson(s string) bool {
+	n := utf8.RuneCountInString(s)
+	return n >= 1 && n <= 128 && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+}
+
 // Interceptors guard every method whose full name starts with prefix (e.g.
 // "/feedloop.v1.TeamService/"); health and reflection stay open. The
 // tokens of src are read per call so a reloaded file takes effect at once;
@@ -226,6 +270,9 @@ func Interceptors(prefix string, src Source, now func() time.Time) (grpc.UnarySe
 		p, _, err := src.Tokens().Lookup(token, now())
 		if err != nil {
 			return "", Principal{}, refusal(err)
+		}
+		if p, err = actor(ctx, p); err != nil {
+			return "", Principal{}, err
 		}
 		return token, p, nil
 	}

@@ -272,3 +272,60 @@ func TestInterceptorsLeaveOtherMethodsOpen(t *testing.T) {
 		t.Fatalf("unguarded stream: %v", err)
 	}
 }
+
+// A delegate token (the console's) may name the person it acts for: the
+// principal, recorded as the actor, is "<person> (via <holder>)". An
+// ordinary token naming someone is refused before any handler runs, so
+// nobody impersonates with it; a malformed name is refused in words.
+func TestDelegatedActor(t *testing.T) {
+	toks, err := teamauth.Parse([]byte("tokens:\n" +
+		"  - {team: billing, name: console, delegate: true, sha256: " + teamauth.Hash("console-billing-1") + "}\n" +
+		"  - {team: billing, name: alice, sha256: " + teamauth.Hash("billing-secret-1") + "}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen teamauth.Principal
+	h := serve(t, teamauth.Static{T: toks}, nil, &seen)
+	call := func(token string, actor ...string) error {
+		seen = teamauth.Principal{}
+		ctx := withAuth(t.Context(), "Bearer "+token)
+		for _, a := range actor {
+			ctx = metadata.AppendToOutgoingContext(ctx, teamauth.ActorHeader, a)
+		}
+		_, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := call("console-billing-1", "Ada Lovelace"); err != nil || seen.Name != "Ada Lovelace (via console)" || seen.Team != "billing" || !seen.Delegate {
+		t.Fatalf("delegate with an actor: %v, principal %+v", err, seen)
+	}
+	// Percent-encoded UTF-8: gRPC metadata carries ASCII only.
+	if err := call("console-billing-1", "Jos%C3%A9%20N%C3%BA%C3%B1ez"); err != nil || seen.Name != "José Núñez (via console)" {
+		t.Fatalf("encoded actor: %v, principal %+v", err, seen)
+	}
+	if err := call("console-billing-1"); err != nil || seen.Name != "console" {
+		t.Fatalf("delegate without an actor acts as itself: %v, principal %+v", err, seen)
+	}
+	err = call("billing-secret-1", "Ada Lovelace")
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "may not act for someone else") {
+		t.Fatalf("ordinary token with an actor: %v, want PermissionDenied", err)
+	}
+	if seen != (teamauth.Principal{}) {
+		t.Fatalf("the refused call reached the handler as %+v", seen)
+	}
+	for _, bad := range [][]string{{""}, {"%20"}, {"a%0Ab"}, {"%ZZ"}, {strings.Repeat("x", 129)}, {"Ada", "Bob"}} {
+		if err := call("console-billing-1", bad...); status.Code(err) != codes.InvalidArgument || seen != (teamauth.Principal{}) {
+			t.Errorf("actor %q: %v (handler saw %+v), want InvalidArgument", bad, err, seen)
+		}
+	}
+	if err := call("console-billing-1", strings.Repeat("%C3%A9", 128)); err != nil {
+		t.Errorf("128 characters (256 bytes) is within the limit: %v", err)
+	}
+	// Streams are held to the same rule.
+	ws, err := h.Watch(metadata.AppendToOutgoingContext(withAuth(t.Context(), "Bearer billing-secret-1"), teamauth.ActorHeader, "Ada"), &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = ws.Recv()
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("stream of an ordinary token with an actor: %v, want PermissionDenied", err)
+	}
+}
