@@ -369,20 +369,21 @@ func parseStatuses(vals []string) ([]feedloopv1.Status, error) {
 
 func (o *inboxOpts) listCmd() *cobra.Command {
 	var (
-		team, pageToken string
-		statuses        []string
-		pageSize        int32
-		all             bool
+		team, pageToken, query string
+		statuses               []string
+		pageSize               int32
+		all                    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list [--team T] [--status S ...] [--page-size N] [--all]",
+		Use:   "list [--team T] [--status S ...] [--query WORDS] [--page-size N] [--all]",
 		Short: "List the team's items, soonest due first",
 		Long: `List the team's items, soonest due first: id, status, next due time,
 priority, topics and the start of the (redacted) text.
 
 Without --status the open items are listed (routed, acknowledged, planned,
 reopened). --status takes a status, open, closed or all, repeated or comma
-separated. One page is printed (--page-size, default 50) with the token of
+separated. --query keeps the items whose redacted text, subject, topics or
+customer (id, name, email) hold every word. One page is printed (--page-size, default 50) with the token of
 the next; --all fetches every page.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -390,7 +391,7 @@ the next; --all fetches every page.`,
 			if err != nil {
 				return err
 			}
-			req := &feedloopv1.ListRequest{Team: team, Statuses: sts, PageSize: pageSize, PageToken: pageToken}
+			req := &feedloopv1.ListRequest{Team: team, Statuses: sts, PageSize: pageSize, PageToken: pageToken, Query: query}
 			return o.unary(cmd, func(ctx context.Context, c feedloopv1.TeamServiceClient) (proto.Message, error) {
 				if !all {
 					return c.List(ctx, req)
@@ -414,6 +415,7 @@ the next; --all fetches every page.`,
 	f := cmd.Flags()
 	f.StringVar(&team, "team", "", "team to list (default: the token's team; another team is refused)")
 	f.StringSliceVar(&statuses, "status", nil, "status to include: routed, acknowledged, planned, resolved, declined, rerouted, reopened, open, closed or all (repeatable)")
+	f.StringVar(&query, "query", "", "words every listed item holds (text, subject, topics or customer), case-insensitive")
 	f.Int32Var(&pageSize, "page-size", 0, "items per page, 1-500 (default 50)")
 	f.StringVar(&pageToken, "page-token", "", "page to start at, as printed by the previous page")
 	f.BoolVar(&all, "all", false, "fetch every page")

@@ -41,7 +41,7 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 			if len(args) == 0 || args[0] != "feedloop" {
 				t.Fatalf("README line %q: not a feedloop command", line)
 			}
-			if id == "" && len(args) > 2 && args[1] == "inbox" && args[2] != "list" {
+			if id == "" && len(args) > 1 && args[1] == "inbox" {
 				id = theOneItem(t, "--as", "billing")[:8]
 			}
 			for i, a := range args {
@@ -52,6 +52,9 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 			code, stdout, stderr := run(t, args[1:]...)
 			if code != 0 {
 				t.Fatalf("README: %s\nexit %d\n%s%s", line, code, stdout, stderr)
+			}
+			if strings.Contains(line, "--query") && id != "" && !strings.Contains(stdout, id) {
+				t.Fatalf("README: %s\nlists no item %s:\n%s", line, id, stdout)
 			}
 		}
 	}
