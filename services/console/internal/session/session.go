@@ -39,10 +39,29 @@ type Session struct {
 	Token   string    `json:"k,omitempty"`
 	Expires time.Time `json:"e"`
 	CSRF    string    `json:"c"`
+	// Single sign-on: the person the console acts for (sent to the router
+	// as the actor, so actions are recorded as theirs), their e-mail, and
+	// the teams their account is in (the team chooser offers these only).
+	Actor string   `json:"a,omitempty"`
+	Email string   `json:"m,omitempty"`
+	Teams []string `json:"ts,omitempty"`
 }
 
 // SignedIn reports whether the session acts for a team.
 func (s Session) SignedIn() bool { return s.Team != "" && s.Token != "" }
+
+// LoginCookie holds a single sign-on attempt between the redirect to the
+// issuer and its callback.
+const LoginCookie = "feedloop_oidc"
+
+// Login is one single sign-on attempt: what the callback must match.
+type Login struct {
+	State    string    `json:"s"`
+	Nonce    string    `json:"n"`
+	Verifier string    `json:"v"` // PKCE
+	Next     string    `json:"x,omitempty"`
+	Expires  time.Time `json:"e"`
+}
 
 // Sealer seals sessions into cookies and opens them.
 type Sealer struct {
@@ -74,7 +93,15 @@ func NewSealer(key []byte, secure bool, now func() time.Time) (*Sealer, error) {
 
 // Seal writes s as the session cookie.
 func (z *Sealer) Seal(w http.ResponseWriter, s Session) error {
-	plain, err := json.Marshal(s)
+	// The browser keeps the cookie a little longer than the session
+	// lasts, so the console can say the session expired rather than just
+	// show the sign-in page.
+	return z.seal(w, CookieName, s, s.Expires.Add(time.Hour))
+}
+
+// seal writes v sealed as cookie name.
+func (z *Sealer) seal(w http.ResponseWriter, name string, v any, expires time.Time) error {
+	plain, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
@@ -84,15 +111,12 @@ func (z *Sealer) Seal(w http.ResponseWriter, s Session) error {
 	}
 	// The cookie name is authenticated too: a sealed value is good for
 	// this cookie only.
-	sealed := z.aead.Seal(nonce, nonce, plain, []byte(CookieName))
+	sealed := z.aead.Seal(nonce, nonce, plain, []byte(name))
 	http.SetCookie(w, &http.Cookie{
-		Name:  CookieName,
-		Value: base64.RawURLEncoding.EncodeToString(sealed),
-		Path:  "/",
-		// The browser keeps the cookie a little longer than the session
-		// lasts, so the console can say the session expired rather than
-		// just show the sign-in page.
-		Expires:  s.Expires.Add(time.Hour),
+		Name:     name,
+		Value:    base64.RawURLEncoding.EncodeToString(sealed),
+		Path:     "/",
+		Expires:  expires,
 		HttpOnly: true,
 		Secure:   z.secure,
 		SameSite: http.SameSiteLaxMode,
@@ -100,29 +124,58 @@ func (z *Sealer) Seal(w http.ResponseWriter, s Session) error {
 	return nil
 }
 
-// Open reads the session of r.
-func (z *Sealer) Open(r *http.Request) (Session, error) {
-	c, err := r.Cookie(CookieName)
+// open reads cookie name of r into v; false when absent or not sealed by
+// this key for this cookie.
+func (z *Sealer) open(r *http.Request, name string, v any) bool {
+	c, err := r.Cookie(name)
 	if err != nil {
-		return Session{}, ErrNone
+		return false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
 	if err != nil || len(raw) < z.aead.NonceSize() {
-		return Session{}, ErrNone
+		return false
 	}
 	n := z.aead.NonceSize()
-	plain, err := z.aead.Open(nil, raw[:n], raw[n:], []byte(CookieName))
+	plain, err := z.aead.Open(nil, raw[:n], raw[n:], []byte(name))
 	if err != nil {
-		return Session{}, ErrNone
+		return false
 	}
+	return json.Unmarshal(plain, v) == nil
+}
+
+// Open reads the session of r.
+func (z *Sealer) Open(r *http.Request) (Session, error) {
 	var s Session
-	if err := json.Unmarshal(plain, &s); err != nil {
+	if !z.open(r, CookieName, &s) {
 		return Session{}, ErrNone
 	}
 	if !z.now().Before(s.Expires) {
 		return s, ErrExpired
 	}
 	return s, nil
+}
+
+// SealLogin writes a single sign-on attempt; it lasts until l.Expires.
+func (z *Sealer) SealLogin(w http.ResponseWriter, l Login) error {
+	return z.seal(w, LoginCookie, l, l.Expires)
+}
+
+// OpenLogin reads r's sign-on attempt: ErrNone without one, ErrExpired
+// when it is too old.
+func (z *Sealer) OpenLogin(r *http.Request) (Login, error) {
+	var l Login
+	if !z.open(r, LoginCookie, &l) {
+		return Login{}, ErrNone
+	}
+	if !z.now().Before(l.Expires) {
+		return Login{}, ErrExpired
+	}
+	return l, nil
+}
+
+// ClearLogin removes the sign-on attempt: a callback is good once.
+func (z *Sealer) ClearLogin(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: LoginCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: z.secure, SameSite: http.SameSiteLaxMode})
 }
 
 // Clear removes the session cookie.

@@ -70,3 +70,34 @@ func TestSealOpen(t *testing.T) {
 		t.Fatal("a short key was accepted")
 	}
 }
+
+// A sign-on attempt opens in its own cookie only, and not once expired:
+// a session cookie cannot pass for it, nor it for a session.
+func TestLogin(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	z, _ := session.NewSealer(key, false, func() time.Time { return now })
+	rec := httptest.NewRecorder()
+	l := session.Login{State: "st", Nonce: "no", Verifier: "ve", Next: "/items/x", Expires: now.Add(10 * time.Minute)}
+	if err := z.SealLogin(rec, l); err != nil {
+		t.Fatal(err)
+	}
+	c := rec.Result().Cookies()[0]
+	req := httptest.NewRequest(http.MethodGet, "/oidc/callback", nil)
+	req.AddCookie(c)
+	if got, err := z.OpenLogin(req); err != nil || got != l {
+		t.Fatalf("OpenLogin = %+v, %v", got, err)
+	}
+	// The same sealed value under the session's name does not open.
+	swapped := httptest.NewRequest(http.MethodGet, "/", nil)
+	swapped.AddCookie(&http.Cookie{Name: session.CookieName, Value: c.Value})
+	if _, err := z.Open(swapped); !errors.Is(err, session.ErrNone) {
+		t.Fatalf("a login cookie opened as a session: %v", err)
+	}
+	later, _ := session.NewSealer(key, false, func() time.Time { return now.Add(10 * time.Minute) })
+	if _, err := later.OpenLogin(req); !errors.Is(err, session.ErrExpired) {
+		t.Fatalf("expired attempt: %v, want ErrExpired", err)
+	}
+	if _, err := z.OpenLogin(httptest.NewRequest(http.MethodGet, "/", nil)); !errors.Is(err, session.ErrNone) {
+		t.Fatalf("no attempt: %v, want ErrNone", err)
+	}
+}
