@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +31,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/tlsfiles"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/console/internal/session"
+	"github.com/feedloop/feedloop/services/console/internal/sso"
 	"github.com/feedloop/feedloop/services/console/internal/web"
 	"github.com/feedloop/feedloop/services/notifier/preview"
 )
@@ -67,6 +69,27 @@ type Config struct {
 	// MetricsAddr serves GET /metrics for Prometheus (wired by main);
 	// empty serves nothing.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9464"`
+
+	// Single sign-on through OpenID Connect, off unless configured: set
+	// the issuer, the client id, its secret file and the team tokens file
+	// together.
+	OIDCIssuer           string `env:"CONSOLE_OIDC_ISSUER"`
+	OIDCClientID         string `env:"CONSOLE_OIDC_CLIENT_ID"`
+	OIDCClientSecretFile string `env:"CONSOLE_OIDC_CLIENT_SECRET_FILE"`
+	// OIDCRedirectURL is the callback registered at the issuer; default
+	// <CONSOLE_PUBLIC_URL>/oidc/callback (the console's own address
+	// without a public URL).
+	OIDCRedirectURL string `env:"CONSOLE_OIDC_REDIRECT_URL"`
+	// OIDCTeamsClaim is the ID token claim (a string or an array of
+	// strings) whose values are the person's teams.
+	OIDCTeamsClaim string `env:"CONSOLE_OIDC_TEAMS_CLAIM" envDefault:"groups"`
+	// OIDCTeamPrefix, when set, keeps only claim values with this prefix
+	// and strips it: "feedloop-billing" is team billing.
+	OIDCTeamPrefix string `env:"CONSOLE_OIDC_TEAM_PREFIX"`
+	// OIDCTeamTokensFile is a YAML map of team to the team token the
+	// console uses for that team's people (tokens marked delegate: true in
+	// the router's tokens file, so actions are recorded as the person's).
+	OIDCTeamTokensFile string `env:"CONSOLE_OIDC_TEAM_TOKENS_FILE"`
 
 	// Dev turns on the developer conveniences; never set from the
 	// environment, only by `feedloop dev` in Go.
@@ -125,7 +148,58 @@ func (c Config) withDefaults() Config {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.OIDCTeamsClaim == "" {
+		c.OIDCTeamsClaim = "groups"
+	}
 	return c
+}
+
+// oidc reports whether single sign-on is configured at all: any OIDC
+// variable but the claim, which has a default.
+func (c Config) oidc() bool {
+	return c.OIDCIssuer != "" || c.OIDCClientID != "" || c.OIDCClientSecretFile != "" ||
+		c.OIDCRedirectURL != "" || c.OIDCTeamPrefix != "" || c.OIDCTeamTokensFile != ""
+}
+
+// validateOIDC: all or nothing, so a half-configured single sign-on is a
+// start-up error rather than a sign-in button that fails.
+func (c Config) validateOIDC() []error {
+	if !c.oidc() {
+		return nil
+	}
+	var errs []error
+	for _, v := range []struct{ name, val string }{
+		{"CONSOLE_OIDC_ISSUER", c.OIDCIssuer}, {"CONSOLE_OIDC_CLIENT_ID", c.OIDCClientID},
+		{"CONSOLE_OIDC_CLIENT_SECRET_FILE", c.OIDCClientSecretFile}, {"CONSOLE_OIDC_TEAM_TOKENS_FILE", c.OIDCTeamTokensFile},
+	} {
+		if v.val == "" {
+			errs = append(errs, fmt.Errorf("%s: required for single sign-on (another CONSOLE_OIDC_* variable is set)", v.name))
+		}
+	}
+	if c.OIDCIssuer != "" {
+		// Plain http only on loopback: the issuer's keys vouch for who signs in.
+		u, err := url.Parse(c.OIDCIssuer)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			errs = append(errs, fmt.Errorf("CONSOLE_OIDC_ISSUER: must be an https:// URL (http:// on loopback only), got %q", c.OIDCIssuer))
+		}
+	}
+	if c.OIDCRedirectURL != "" {
+		if u, err := url.Parse(c.OIDCRedirectURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("CONSOLE_OIDC_REDIRECT_URL: must be an http:// or https:// URL, got %q", c.OIDCRedirectURL))
+		}
+	}
+	if c.OIDCTeamsClaim == "" {
+		errs = append(errs, errors.New("CONSOLE_OIDC_TEAMS_CLAIM: must not be empty (the ID token claim listing the person's teams, e.g. groups)"))
+	}
+	return errs
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks every field and names the variable at fault. Files are
@@ -168,6 +242,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
 		}
 	}
+	errs = append(errs, c.validateOIDC()...)
 	return errors.Join(errs...)
 }
 
@@ -237,8 +312,6 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 			deps.Mailbox = func() []web.Mail { return convertMail(mb.Messages()) }
 		}
 	}
-	s.web = web.New(deps)
-	s.handler = s.web.Handler()
 	srvTLS := tlsfiles.Server{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile}
 	if err := srvTLS.Check(); err != nil {
 		conn.Close()
@@ -248,8 +321,51 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		conn.Close()
 		return nil, fmt.Errorf("console: CONSOLE_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	log.Info("console ready", "url", s.URL(), "team_api", cfg.TeamAPIAddr, "dev", cfg.Dev != nil)
+	if cfg.oidc() {
+		// After Listen: without a public URL the callback is on the bound port.
+		if deps.SSO, err = s.ssoClient(); err != nil {
+			s.lis.Close()
+			conn.Close()
+			return nil, fmt.Errorf("console: %w", err)
+		}
+	}
+	s.web = web.New(deps)
+	s.handler = s.web.Handler()
+	log.Info("console ready", "url", s.URL(), "team_api", cfg.TeamAPIAddr, "dev", cfg.Dev != nil, "single_sign_on", cfg.OIDCIssuer)
 	return s, nil
+}
+
+// ssoClient reads the single sign-on files and builds the client; the
+// issuer is asked for its discovery document at the first sign-in.
+func (s *Service) ssoClient() (*sso.Client, error) {
+	cfg := s.cfg
+	secret, err := os.ReadFile(cfg.OIDCClientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("CONSOLE_OIDC_CLIENT_SECRET_FILE: %w", err)
+	}
+	if strings.TrimSpace(string(secret)) == "" {
+		return nil, fmt.Errorf("CONSOLE_OIDC_CLIENT_SECRET_FILE: %s is empty", cfg.OIDCClientSecretFile)
+	}
+	data, err := os.ReadFile(cfg.OIDCTeamTokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("CONSOLE_OIDC_TEAM_TOKENS_FILE: %w", err)
+	}
+	tokens, err := sso.ParseTokens(data)
+	if err != nil {
+		return nil, fmt.Errorf("CONSOLE_OIDC_TEAM_TOKENS_FILE: %s: %w", cfg.OIDCTeamTokensFile, err)
+	}
+	redirect := cfg.OIDCRedirectURL
+	if redirect == "" {
+		base := cfg.PublicURL
+		if base == "" {
+			base = s.URL()
+		}
+		redirect = strings.TrimRight(base, "/") + "/oidc/callback"
+	}
+	return sso.New(sso.Config{
+		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: strings.TrimSpace(string(secret)),
+		RedirectURL: redirect, TeamsClaim: cfg.OIDCTeamsClaim, TeamPrefix: cfg.OIDCTeamPrefix, Tokens: tokens,
+	}, &http.Client{Timeout: 10 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}), nil
 }
 
 // sessionKey reads the key file, or makes a random key in dev (sessions

@@ -27,7 +27,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	ctx := withToken(r.Context(), sess.Token)
+	ctx := withSession(r.Context(), sess)
 	stream, err := s.Team.Watch(ctx, &feedloopv1.WatchRequest{Live: true})
 	if err != nil {
 		s.callFailed(w, r, err)

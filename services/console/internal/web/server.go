@@ -26,6 +26,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/console/internal/csrf"
 	"github.com/feedloop/feedloop/services/console/internal/session"
+	"github.com/feedloop/feedloop/services/console/internal/sso"
 	"github.com/feedloop/feedloop/services/notifier/preview"
 )
 
@@ -69,8 +70,10 @@ type Deps struct {
 	DevTokens map[string]string
 	// Mailbox enables the dev mailbox (nil: not registered).
 	Mailbox func() []Mail
-	Log     *slog.Logger
-	Now     func() time.Time
+	// SSO enables single sign-on at /oidc/ (nil: not registered).
+	SSO *sso.Client
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Server serves the console.
@@ -122,6 +125,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /items/{id}/{action}", s.action)
 	mux.HandleFunc("GET /items/{id}/preview/{n}", s.previewHTML)
 	mux.HandleFunc("GET /kpis", s.kpis)
+	if s.SSO != nil {
+		mux.HandleFunc("GET /oidc/login", s.oidcLogin)
+		mux.HandleFunc("GET /oidc/callback", s.oidcCallback)
+		mux.HandleFunc("GET /oidc/team", s.oidcTeamPage)
+		mux.HandleFunc("POST /oidc/team", s.oidcTeam)
+	}
 	if s.DevTokens != nil {
 		mux.HandleFunc("GET /dev/signin/{team}", s.devSignin)
 	}
@@ -229,12 +238,18 @@ type signinForm struct {
 	Error   string
 	Next    string
 	Teams   []string // dev one-click sign-in
+	SSO     bool     // "Sign in with your company account"
 }
 
 func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.Sealer.Open(r)
 	if err == nil && sess.SignedIn() {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if err == nil && len(sess.Teams) > 0 {
+		// Signed in at the company, team not chosen yet.
+		http.Redirect(w, r, "/oidc/team", http.StatusSeeOther)
 		return
 	}
 	var msg string
@@ -253,6 +268,7 @@ func (s *Server) showSignin(w http.ResponseWriter, r *http.Request, code int, f 
 		f.Teams = append(f.Teams, t)
 	}
 	sortStrings(f.Teams)
+	f.SSO = s.SSO != nil
 	s.render(w, code, "signin", page{Title: "Sign in", Session: sess, Data: f})
 }
 
@@ -392,10 +408,22 @@ func withToken(ctx context.Context, token string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 }
 
+// withSession adds sess's token and, for a person signed in through
+// single sign-on, the person as the actor: the router records them, not
+// the console's token, as having acted.
+func withSession(ctx context.Context, sess session.Session) context.Context {
+	ctx = withToken(ctx, sess.Token)
+	if sess.Actor != "" {
+		// Percent-encoded: gRPC metadata values are ASCII.
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-feedloop-actor", url.PathEscape(sess.Actor))
+	}
+	return ctx
+}
+
 // call is the context of one TeamService call for sess.
 func (s *Server) call(r *http.Request, sess session.Session) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
-	return withToken(ctx, sess.Token), cancel
+	return withSession(ctx, sess), cancel
 }
 
 // safeNext keeps a post-sign-in redirect on this site.
