@@ -1,7 +1,9 @@
 package manifests
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,8 +176,34 @@ func TestConsoleOIDCComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(set, Options{Images: sk.Images(), ExternalSecrets: externalSecrets["prod"]}); err != nil {
+	// The component mounts the Secret the operator creates for it.
+	ext := maps.Clone(externalSecrets["prod"])
+	ext["feedloop-console-oidc"] = []string{"client-secret", "team-tokens.yaml"}
+	if err := Check(set, Options{Images: sk.Images(), ExternalSecrets: ext}); err != nil {
 		t.Fatal(err)
+	}
+	// Single sign-on is on: the console's configuration has every
+	// required CONSOLE_OIDC_* variable (Check validated it with
+	// console.Config and found the files mounted).
+	var cm *corev1.ConfigMap
+	var files []string
+	for _, d := range set.Deployments {
+		if d.Name == "console" {
+			for _, ef := range d.Spec.Template.Spec.Containers[0].EnvFrom {
+				if ef.ConfigMapRef != nil && strings.HasPrefix(ef.ConfigMapRef.Name, "feedloop-console") {
+					cm = set.ConfigMap(ef.ConfigMapRef.Name) // the generated, hashed name
+				}
+			}
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if strings.HasPrefix(e.Name, "CONSOLE_OIDC_") {
+					files = append(files, e.Name)
+				}
+			}
+		}
+	}
+	if cm == nil || cm.Data["CONSOLE_OIDC_ISSUER"] == "" || cm.Data["CONSOLE_OIDC_CLIENT_ID"] == "" ||
+		!slices.Equal(files, []string{"CONSOLE_OIDC_CLIENT_SECRET_FILE", "CONSOLE_OIDC_TEAM_TOKENS_FILE"}) {
+		t.Errorf("single sign-on not configured: ConfigMap feedloop-console %v, console env %v", cm, files)
 	}
 	var found bool
 	for _, np := range set.NetworkPolicies {
