@@ -8,8 +8,8 @@ import (
 
 var demoLanguages = []string{"en", "de", "fr", "es", "it", "nl", "pt"}
 
-func TestNGramDetects(t *testing.T) {
-	d, err := New(demoLanguages)
+func TestLinguaDetects(t *testing.T) {
+	d, err := NewLingua(demoLanguages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +30,8 @@ func TestNGramDetects(t *testing.T) {
 	}
 }
 
-func TestNGramIsSafeForConcurrentUse(t *testing.T) {
-	d, err := New([]string{"en", "de"})
+func TestLinguaIsSafeForConcurrentUse(t *testing.T) {
+	d, err := NewLingua([]string{"en", "de"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%q) succeeded", bad)
 		}
 	}
-	if d, err := New([]string{"en"}); err == nil || d != nil {
-		t.Errorf("New with one language = %v, %v; want no detector and an error", d, err)
+	if _, err := NewLingua([]string{"en"}); err == nil {
+		t.Error("NewLingua with one language succeeded")
 	}
 }
 
@@ -112,20 +112,5 @@ func TestPrefix(t *testing.T) {
 		if got := prefix(tt.s, tt.n); got != tt.want {
 			t.Errorf("prefix(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
 		}
-	}
-}
-
-// More candidates than Detect sums on the stack still work.
-func TestNGramManyCandidates(t *testing.T) {
-	codes := []string{"en", "de", "fr", "es", "it", "nl", "pt", "sv", "da", "nb", "fi", "pl", "cs", "ro", "hu", "tr", "ca", "et", "lv", "lt"}
-	if len(codes) <= maxCandidates {
-		t.Fatalf("want more than %d candidates", maxCandidates)
-	}
-	d, err := New(codes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := d.Detect("Ich wurde zweimal belastet und die App stürzt ab"); got != "de" {
-		t.Errorf("Detect(German) = %q", got)
 	}
 }
