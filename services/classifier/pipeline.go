@@ -18,10 +18,11 @@ type LanguageDetector interface {
 	Detect(text string) (code string, confidence float64)
 }
 
-// NewLanguageDetector returns the default detector (lingua-go, low-accuracy
-// mode) restricted to the given ISO 639-1 codes, at least two.
+// NewLanguageDetector returns the default detector (character trigrams,
+// internal/language.NGram) restricted to the given ISO 639-1 codes, at
+// least two.
 func NewLanguageDetector(codes []string) (LanguageDetector, error) {
-	return language.NewLingua(codes)
+	return language.New(codes)
 }
 
 // Pipeline is the Classifier the service runs: Model's topics, urgency,

@@ -4,11 +4,8 @@
 package language
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 
-	"github.com/pemistahl/lingua-go"
 	"golang.org/x/text/language"
 )
 
@@ -21,70 +18,24 @@ type Detector interface {
 }
 
 // maxRunes bounds the text a detector looks at: a few sentences decide the
-// language (lingua's accuracy on sentences of 120 characters and more is
-// not much below what it gets from whole paragraphs), and detection time
-// grows with the length.
+// language, and detection time grows with the length.
 const maxRunes = 300
 
-// Lingua detects languages with lingua-go in low-accuracy mode (trigram
-// models only), restricted to a few languages: that keeps the resident
-// models to a few MB and a detection well under a millisecond, at the cost
-// of reliability on texts of a few words (which Resolve guards against).
-type Lingua struct {
-	d lingua.LanguageDetector
+// New returns the default detector, NGram, for the given ISO 639-1 codes
+// (at least two).
+func New(codes []string) (Detector, error) {
+	d, err := NewNGram(codes)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Check returns an error for codes that are not two or more distinct ISO
-// 639-1 codes lingua knows.
+// 639-1 codes the detector has profiles for.
 func Check(codes []string) error {
-	_, err := isoCodes(codes)
+	_, err := checkCodes(codes)
 	return err
-}
-
-func isoCodes(codes []string) ([]lingua.IsoCode639_1, error) {
-	var out []lingua.IsoCode639_1
-	var errs []error
-	seen := map[lingua.IsoCode639_1]bool{}
-	for _, c := range codes {
-		iso := lingua.GetIsoCode639_1FromValue(strings.TrimSpace(c))
-		if iso == lingua.UnknownIsoCode639_1 || lingua.GetLanguageFromIsoCode639_1(iso) == lingua.Unknown {
-			errs = append(errs, fmt.Errorf("%q is not an ISO 639-1 code of a supported language", c))
-			continue
-		}
-		if !seen[iso] {
-			seen[iso] = true
-			out = append(out, iso)
-		}
-	}
-	if len(errs) == 0 && len(out) < 2 {
-		errs = append(errs, fmt.Errorf("need at least 2 distinct languages to choose from, got %q", codes))
-	}
-	return out, errors.Join(errs...)
-}
-
-// NewLingua builds a detector for the given ISO 639-1 codes (at least two)
-// and loads their models now, so the first message does not pay for it.
-func NewLingua(codes []string) (*Lingua, error) {
-	iso, err := isoCodes(codes)
-	if err != nil {
-		return nil, fmt.Errorf("language: %w", err)
-	}
-	d := lingua.NewLanguageDetectorBuilder().
-		FromIsoCodes639_1(iso...).
-		WithLowAccuracyMode().
-		WithPreloadedLanguageModels().
-		Build()
-	return &Lingua{d: d}, nil
-}
-
-// Detect implements Detector.
-func (l *Lingua) Detect(text string) (string, float64) {
-	text = prefix(text, maxRunes)
-	values := l.d.ComputeLanguageConfidenceValues(text)
-	if len(values) == 0 || values[0].Value() == 0 {
-		return "", 0
-	}
-	return strings.ToLower(values[0].Language().IsoCode639_1().String()), values[0].Value()
 }
 
 // prefix returns the first n runes of s, cut back to the last space when

@@ -8,8 +8,8 @@ import (
 
 var demoLanguages = []string{"en", "de", "fr", "es", "it", "nl", "pt"}
 
-func TestLinguaDetects(t *testing.T) {
-	d, err := NewLingua(demoLanguages)
+func TestNGramDetects(t *testing.T) {
+	d, err := New(demoLanguages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +30,8 @@ func TestLinguaDetects(t *testing.T) {
 	}
 }
 
-func TestLinguaIsSafeForConcurrentUse(t *testing.T) {
-	d, err := NewLingua([]string{"en", "de"})
+func TestNGramIsSafeForConcurrentUse(t *testing.T) {
+	d, err := New([]string{"en", "de"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%q) succeeded", bad)
 		}
 	}
-	if _, err := NewLingua([]string{"en"}); err == nil {
-		t.Error("NewLingua with one language succeeded")
+	if d, err := New([]string{"en"}); err == nil || d != nil {
+		t.Errorf("New with one language = %v, %v; want no detector and an error", d, err)
 	}
 }
 
