@@ -114,3 +114,18 @@ func TestPrefix(t *testing.T) {
 		}
 	}
 }
+
+// More candidates than Detect sums on the stack still work.
+func TestNGramManyCandidates(t *testing.T) {
+	codes := []string{"en", "de", "fr", "es", "it", "nl", "pt", "sv", "da", "nb", "fi", "pl", "cs", "ro", "hu", "tr", "ca", "et", "lv", "lt"}
+	if len(codes) <= maxCandidates {
+		t.Fatalf("want more than %d candidates", maxCandidates)
+	}
+	d, err := New(codes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Detect("Ich wurde zweimal belastet und die App stürzt ab"); got != "de" {
+		t.Errorf("Detect(German) = %q", got)
+	}
+}

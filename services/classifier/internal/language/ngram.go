@@ -114,8 +114,8 @@ const unknown = float32(1)
 // softmax over those sums as confidence. It is lingua's low-accuracy mode
 // computed in float64 (the softmax shifted by its maximum needs no
 // arbitrary precision) from lingua's own data, without its per-word rules:
-// a letter no candidate knows costs every candidate the same floor, and a
-// script only one candidate writes in wins on its unigrams.
+// a letter no candidate knows costs each candidate its floor, and a script
+// only one candidate writes in wins on its unigrams.
 type NGram struct {
 	codes []string
 	// rows maps a packed n-gram to its row in scores: one log-probability
@@ -204,7 +204,8 @@ func (d *NGram) backoff(k uint64, i int) float32 {
 	return d.floor[i]
 }
 
-// maxCandidates bounds the candidate set so Detect's sums stay on the stack.
+// maxCandidates is how many candidates Detect sums on the stack; more
+// take an allocation.
 const maxCandidates = 16
 
 // Detect implements Detector.
@@ -212,8 +213,10 @@ func (d *NGram) Detect(text string) (string, float64) {
 	text = prefix(text, maxRunes)
 	n := len(d.codes)
 	var sumsBuf [maxCandidates]float64
-	sums := sumsBuf[:n]
-	if n > maxCandidates {
+	var sums []float64
+	if n <= maxCandidates {
+		sums = sumsBuf[:n]
+	} else {
 		sums = make([]float64, n)
 	}
 	var w [3]rune // the last three letters of the current word
@@ -258,16 +261,6 @@ func (d *NGram) Detect(text string) (string, float64) {
 		total += math.Exp(sums[j] - sums[best])
 	}
 	return d.codes[best], 1 / total
-}
-
-// Languages are the ISO 639-1 codes the embedded profiles cover.
-func Languages() []string {
-	all, _ := knownCodes()
-	out := make([]string, 0, len(all))
-	for c := range all {
-		out = append(out, c)
-	}
-	return out
 }
 
 // checkCodes returns the distinct known codes, trimmed, or an error naming
