@@ -1,9 +1,11 @@
 package redisx_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -42,4 +44,56 @@ func TestTracesWithoutValues(t *testing.T) {
 	if !set {
 		t.Fatalf("no span for SET among %d spans", len(rec.Ended()))
 	}
+}
+
+// A pipeline (and a MULTI/EXEC) is one span named after its distinct
+// commands, as redisotel names it, carrying no value either.
+func TestPipelineSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	c, err := redisx.Connect(t.Context(), testkit.Redis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.TxPipelined(t.Context(), func(p redis.Pipeliner) error {
+		p.Set(t.Context(), "a", "ada@example.com", 0)
+		p.Set(t.Context(), "b", "ada@example.com", 0)
+		p.Get(t.Context(), "a")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+		for _, a := range s.Attributes() {
+			if strings.Contains(a.Value.Emit(), "ada@example.com") {
+				t.Fatalf("span %s carries the value in %s", s.Name(), a.Key)
+			}
+		}
+		if s.Name() == "redis.pipeline multi set get exec" {
+			if got := attrOf(s, "db.redis.num_cmd"); got != "5" {
+				t.Errorf("db.redis.num_cmd = %q, want 5", got)
+			}
+			if got := attrOf(s, "db.system"); got != "redis" {
+				t.Errorf("db.system = %q, want redis", got)
+			}
+		}
+	}
+	if !slices.Contains(names, "redis.pipeline multi set get exec") || slices.Contains(names, "redis.pipeline multi set set get exec") {
+		t.Fatalf("spans %q, want one named redis.pipeline multi set get exec", names)
+	}
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, key string) string {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
 }
