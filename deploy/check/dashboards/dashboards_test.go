@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -22,13 +23,86 @@ import (
 const dir = "../../grafana"
 
 // fill replaces Grafana's variables as Grafana would before querying: the
-// built-in intervals, and a multi-value variable set to "All" (.*).
-func fill(expr string, vars map[string]string) string {
-	r := []string{"$__rate_interval", "1m", "$__range", "5m", "$__interval", "15s"}
+// built-in intervals, and the dashboard's own variables by the values
+// given. Longer names go first, so $__range never eats $__range_ms.
+func fill(expr, rateInterval, rng string, vars map[string]string) string {
+	r := map[string]string{"$__rate_interval": rateInterval, "$__range": rng, "$__interval": "15s"}
 	for k, v := range vars {
-		r = append(r, "$"+k, v)
+		r["${"+k+"}"], r["$"+k] = v, v
 	}
-	return strings.NewReplacer(r...).Replace(expr)
+	names := make([]string, 0, len(r))
+	for k := range r {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	var pairs []string
+	for _, k := range names {
+		pairs = append(pairs, k, r[k])
+	}
+	return strings.NewReplacer(pairs...).Replace(expr)
+}
+
+// A board is one dashboard file: its variables and every panel query.
+type board struct {
+	file    string
+	vars    []variable
+	queries []query
+}
+
+type variable struct {
+	Name, Type string
+	// Definition is a query variable's query, e.g. label_values(m, team).
+	Definition string `json:"definition"`
+	// AllValue is what "All" stands for; Grafana joins every value into a
+	// regex when it is empty.
+	AllValue string `json:"allValue"`
+}
+
+type query struct {
+	panel, expr string
+	// legend is the legend format, e.g. "{{team}}".
+	legend string
+	// instant: Grafana asks for one value at the end of the range (stat,
+	// bar gauge, table); else a range query (time series).
+	instant bool
+}
+
+// boards reads every dashboard of dir.
+func boards(t *testing.T) []board {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in %s: %v", dir, err)
+	}
+	var out []board
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plain struct {
+			Panels     []panel `json:"panels"`
+			Templating struct {
+				List []variable `json:"list"`
+			} `json:"templating"`
+		}
+		if err := json.Unmarshal(raw, &plain); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		b := board{file: filepath.Base(f), vars: plain.Templating.List}
+		var walk func([]panel)
+		walk = func(ps []panel) {
+			for _, pn := range ps {
+				walk(pn.Panels)
+				for _, tg := range pn.Targets {
+					b.queries = append(b.queries, query{panel: pn.Title, expr: tg.Expr, legend: tg.LegendFormat, instant: tg.Instant})
+				}
+			}
+		}
+		walk(plain.Panels)
+		out = append(out, b)
+	}
+	return out
 }
 
 // schemaErrors decodes a dashboard strictly into Grafana's schema: unknown
@@ -59,65 +133,43 @@ type panel struct {
 	Title   string `json:"title"`
 	Type    string `json:"type"`
 	Targets []struct {
-		Expr string `json:"expr"`
+		Expr         string `json:"expr"`
+		Instant      bool   `json:"instant"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"`
 }
 
 func TestDashboardsMatchGrafanasSchemaAndParse(t *testing.T) {
 	plugins.RegisterDefaultPlugins()
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards in %s: %v", dir, err)
-	}
 	p := parser.NewParser(parser.Options{})
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
+	for _, b := range boards(t) {
+		raw, err := os.ReadFile(filepath.Join(dir, b.file))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := schemaErrors(raw); err != nil {
-			t.Errorf("%s: not a Grafana dashboard: %v", f, err)
+			t.Errorf("%s: not a Grafana dashboard: %v", b.file, err)
 			continue
 		}
-		var plain struct {
-			Panels     []panel `json:"panels"`
-			Templating struct {
-				List []struct {
-					Name, Type string
-				} `json:"list"`
-			} `json:"templating"`
-		}
-		if err := json.Unmarshal(raw, &plain); err != nil {
-			t.Fatal(err)
-		}
 		vars := map[string]string{}
-		for _, v := range plain.Templating.List {
+		for _, v := range b.vars {
 			if v.Type == "query" || v.Type == "custom" {
 				vars[v.Name] = ".*"
 			}
 		}
-		n := 0
-		var walk func([]panel)
-		walk = func(ps []panel) {
-			for _, pn := range ps {
-				walk(pn.Panels)
-				for _, tg := range pn.Targets {
-					n++
-					e := fill(tg.Expr, vars)
-					if strings.Contains(e, "$") {
-						t.Errorf("%s panel %q: a variable no dashboard defines is left: %s", f, pn.Title, e)
-						continue
-					}
-					if _, err := p.ParseExpr(e); err != nil {
-						t.Errorf("%s panel %q: %v\n  %s", f, pn.Title, err, e)
-					}
-				}
+		for _, q := range b.queries {
+			e := fill(q.expr, "1m", "5m", vars)
+			if strings.Contains(e, "$") {
+				t.Errorf("%s panel %q: a variable no dashboard defines is left: %s", b.file, q.panel, e)
+				continue
+			}
+			if _, err := p.ParseExpr(e); err != nil {
+				t.Errorf("%s panel %q: %v\n  %s", b.file, q.panel, err, e)
 			}
 		}
-		walk(plain.Panels)
-		if n == 0 {
-			t.Errorf("%s: no panel queries", f)
+		if len(b.queries) == 0 {
+			t.Errorf("%s: no panel queries", b.file)
 		}
 	}
 }
