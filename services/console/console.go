@@ -87,8 +87,10 @@ type Config struct {
 	// and strips it: "feedloop-billing" is team billing.
 	OIDCTeamPrefix string `env:"CONSOLE_OIDC_TEAM_PREFIX"`
 	// OIDCTeamTokensFile is a YAML map of team to the team token the
-	// console uses for that team's people (tokens marked delegate: true in
-	// the router's tokens file, so actions are recorded as the person's).
+	// console uses for that team's people, at the top or under a key
+	// tokens ("tokens: {billing: <token>}"). Mark those tokens
+	// delegate: true in the router's tokens file, so actions are recorded
+	// as the person's.
 	OIDCTeamTokensFile string `env:"CONSOLE_OIDC_TEAM_TOKENS_FILE"`
 
 	// Dev turns on the developer conveniences; never set from the

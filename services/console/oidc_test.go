@@ -84,9 +84,11 @@ func startOIDC(t *testing.T) *oidcEnv {
 	}
 	t.Cleanup(func() { _ = m.Shutdown() })
 	dir := t.TempDir()
+	// The map under tokens (sso's tests read the top-level form too).
 	var teamTokens strings.Builder
+	teamTokens.WriteString("tokens:\n")
 	for team, tok := range consoleTokens {
-		fmt.Fprintf(&teamTokens, "%s: %s\n", team, tok)
+		fmt.Fprintf(&teamTokens, "  %s: %s\n", team, tok)
 	}
 	cs, err := console.New(console.Config{
 		TeamAPIAddr: e.router.GRPCAddr(), TemplatesDir: templatesDir, StatusURL: statusBase,

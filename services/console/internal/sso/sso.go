@@ -98,11 +98,27 @@ func New(cfg Config, httpClient *http.Client) *Client {
 	return &Client{cfg: cfg, http: httpClient}
 }
 
-// ParseTokens reads the team tokens file: a YAML map of team to token.
+// ParseTokens reads the team tokens file: a YAML map of team to token,
+// either at the top ("billing: <token>") or under a key tokens
+// ("tokens: {billing: <token>}"). A team cannot be called tokens with a
+// map for a value, so the two never mix up.
 func ParseTokens(data []byte) (map[string]string, error) {
-	var m map[string]string
-	if err := yaml.Unmarshal(data, &m); err != nil {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("want a YAML map of team to team token: %w", err)
+	}
+	node := &root
+	if len(root.Content) == 1 {
+		if top := root.Content[0]; top.Kind == yaml.MappingNode && len(top.Content) == 2 &&
+			top.Content[0].Value == "tokens" && top.Content[1].Kind == yaml.MappingNode {
+			node = top.Content[1]
+		}
+	}
+	var m map[string]string
+	if node.Kind != 0 {
+		if err := node.Decode(&m); err != nil {
+			return nil, fmt.Errorf("want a YAML map of team to team token: %w", err)
+		}
 	}
 	if len(m) == 0 {
 		return nil, errors.New("no team: want a YAML map of team to team token, e.g. \"billing: <token>\"")

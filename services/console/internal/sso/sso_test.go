@@ -51,12 +51,21 @@ func TestParseTokens(t *testing.T) {
 	if m, err := ParseTokens([]byte("billing: tok-1\nlogistics: tok-2\n")); err != nil || m["billing"] != "tok-1" || len(m) != 2 {
 		t.Fatalf("good file: %v %v", m, err)
 	}
+	if m, err := ParseTokens([]byte("tokens:\n  billing: tok-1\n  logistics: tok-2\n")); err != nil || m["billing"] != "tok-1" || m["logistics"] != "tok-2" || len(m) != 2 {
+		t.Fatalf("the map under tokens: %v %v", m, err)
+	}
+	if m, err := ParseTokens([]byte("tokens: {billing: tok-1}\n")); err != nil || m["billing"] != "tok-1" || len(m) != 1 {
+		t.Fatalf("a flow map under tokens: %v %v", m, err)
+	}
 	for in, want := range map[string]string{
-		"":                  "no team",
-		"- billing\n":       "want a YAML map",
-		"Billing: x\n":      `team "Billing"`,
-		"billing: \"\"\n":   "team billing: empty token",
-		"billing: [a, b]\n": "want a YAML map",
+		"":                        "no team",
+		"- billing\n":             "want a YAML map",
+		"Billing: x\n":            `team "Billing"`,
+		"billing: \"\"\n":         "team billing: empty token",
+		"billing: [a, b]\n":       "want a YAML map",
+		"tokens: {}\n":            "no team",
+		"tokens:\n  Billing: x\n": `team "Billing"`,
+		"tokens: [a]\n":           "want a YAML map",
 	} {
 		if _, err := ParseTokens([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", in, err, want)
