@@ -103,6 +103,8 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		// Chosen on the next page; the session acts for no team until then.
 		if err := s.Sealer.Seal(w, sess); err != nil {
 			s.Log.Error("console: seal", "err", err)
+			s.errorPage(w, r, http.StatusInternalServerError, "Sign-in failed", "The console could not start the session. Try again.")
+			return
 		}
 		http.Redirect(w, r, "/oidc/team?next="+url.QueryEscape(l.Next), http.StatusSeeOther)
 		return
