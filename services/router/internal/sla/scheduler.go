@@ -7,6 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/feedloop/feedloop/pkg/bus"
 )
 
@@ -22,6 +27,7 @@ type Scheduler struct {
 	clock func() time.Time
 	log   *slog.Logger
 	ticks atomic.Int64 // ticks completed, so tests know a tick saw their clock
+	trace trace.Tracer
 }
 
 // NewScheduler returns a scheduler of idx's timers that publishes on pub.
@@ -32,7 +38,8 @@ func NewScheduler(idx *Index, pub *bus.Bus, cfg Config, clock func() time.Time) 
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Scheduler{idx: idx, pub: pub, tick: cfg.Tick, clock: clock, log: cfg.Logger}
+	return &Scheduler{idx: idx, pub: pub, tick: cfg.Tick, clock: clock, log: cfg.Logger,
+		trace: otel.Tracer("github.com/feedloop/feedloop/services/router/sla")}
 }
 
 // Run fires due timers at once (a restart catches up on what fell due
@@ -95,7 +102,17 @@ func (s *Scheduler) Fire(ctx context.Context) (int, error) {
 
 // fire publishes the firing m names if it is still due, then applies it,
 // which moves the timer on for every replica.
-func (s *Scheduler) fire(ctx context.Context, m string, now int64) (bool, error) {
+func (s *Scheduler) fire(ctx context.Context, m string, now int64) (_ bool, err error) {
+	// A due timer is work worth following: its span keeps the firing's
+	// Redis calls and publish in one trace (telemetry.QuietBackground drops
+	// them as roots); idle ticks never get here and start nothing.
+	ctx, span := s.trace.Start(ctx, "sla.fire", trace.WithAttributes(attribute.String("feedloop.sla.timer", m)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	ev, err := s.idx.firing(ctx, m, now)
 	if err != nil {
 		return false, err
