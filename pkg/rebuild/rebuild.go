@@ -32,6 +32,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNotReady is returned (wrapped) by reads and writes of derived state
@@ -294,7 +298,7 @@ end
 return 0`)
 )
 
-func (g *Gate) run(ctx context.Context, force, fresh bool, rebuild RebuildFunc) error {
+func (g *Gate) run(ctx context.Context, force, fresh bool, rebuild RebuildFunc) (err error) {
 	token, err := newToken()
 	if err != nil {
 		return err
@@ -306,6 +310,17 @@ func (g *Gate) run(ctx context.Context, force, fresh bool, rebuild RebuildFunc) 
 	if !got {
 		return fmt.Errorf("rebuild: %s: %w", g.cfg.Name, ErrBusy)
 	}
+	// Holding the lock, this replica acts: a span of its own keeps the
+	// rebuild's Redis and NATS calls in one trace (telemetry.QuietBackground
+	// drops them as roots). Replicas that found the lock taken start none.
+	ctx, span := otel.Tracer("github.com/feedloop/feedloop/pkg/rebuild").Start(ctx, "rebuild.run", trace.WithAttributes(
+		attribute.String("feedloop.rebuild.name", g.cfg.Name), attribute.Bool("feedloop.rebuild.forced", force), attribute.Bool("feedloop.rebuild.fresh", fresh)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	keys := []string{g.lock, g.ready}
 	release := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
