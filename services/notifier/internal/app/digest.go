@@ -8,6 +8,11 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
@@ -110,7 +115,18 @@ func (h *Handler) SendDigests(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) error {
+func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) (err error) {
+	// A due digest is work worth following: its span keeps its Redis
+	// calls, send and publish in one trace (telemetry.QuietBackground drops
+	// root Redis calls); polls that find nothing due never get here.
+	ctx, span := otel.Tracer("github.com/feedloop/feedloop/services/notifier").Start(ctx, "digest.send",
+		trace.WithAttributes(attribute.String("feedloop.digest.day", b.Day)))
+	defer func() {
+		if err != nil && !errors.Is(err, ErrInFlight) {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	raw, err := h.Cap.Held(ctx, b)
 	if err != nil {
 		return err
