@@ -1,6 +1,7 @@
 // Package grpcserver builds the gRPC server every feedloop service uses:
 // health and reflection registered, OpenTelemetry stats handler, panic
-// recovery, and bounded message sizes.
+// recovery, bounded message sizes, and a request that does not decode
+// refused as InvalidArgument naming the field (malformed.go).
 package grpcserver
 
 import (
@@ -26,19 +27,25 @@ const DefaultMaxRecvBytes = 4 << 20
 // Server is a gRPC server with its health service.
 type Server struct {
 	*grpc.Server
-	Health *health.Server
-	log    *slog.Logger
+	Health    *health.Server
+	log       *slog.Logger
+	malformed *malformed
 }
 
-// New returns a server with health, reflection, tracing and recovery.
-// Register services on it, then Serve.
+// New returns a server with health, reflection, tracing, recovery and
+// malformed requests refused. Register services on it, then Serve. The
+// interceptors in opts run after those: a malformed request is refused
+// before authentication, as grpc-go's codec refused it before.
 func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
 	s := &Server{log: log, Health: health.NewServer()}
+	m := newMalformed()
+	s.malformed = m
 	base := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.MaxRecvMsgSize(DefaultMaxRecvBytes),
-		grpc.ChainUnaryInterceptor(s.recoverUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream),
+		grpc.ForceServerCodecV2(m),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, m.unary),
+		grpc.ChainStreamInterceptor(s.recoverStream, m.stream),
 	}
 	s.Server = grpc.NewServer(append(base, opts...)...)
 	healthpb.RegisterHealthServer(s.Server, s.Health)

@@ -220,9 +220,9 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	s.acc = accept.New(s.idemKeys, infra.Bus, log, time.Now,
 		accept.WithMetrics(metrics), accept.WithLimiter(limiter))
 
-	// Malformed requests are refused as InvalidArgument first (before
-	// auth's interceptors, see grpcport.Malformed).
-	grpcOpts := append(grpcport.NewMalformed().ServerOptions(), grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes))
+	// grpcserver refuses a request that does not decode as InvalidArgument
+	// before these interceptors run (auth).
+	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes)}
 	var guard func(http.Handler) http.Handler
 	if s.keys != nil {
 		a := auth.New(func() *apikey.Set { return s.access().Keys }, time.Now, metrics.Unauthenticated)

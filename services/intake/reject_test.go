@@ -314,8 +314,8 @@ func TestRejects(t *testing.T) {
 			return badRequest(t, err)
 		}},
 		{
-			// A request that does not decode is refused by intake's codec
-			// (grpcport.Malformed) with the field, not grpc-go's Internal.
+			// A request that does not decode is refused by grpcserver's codec
+			// with the field, not grpc-go's Internal.
 			name: "invalid UTF-8 text over gRPC", via: viaGRPC, field: "feedback.text", msg: "must be valid UTF-8",
 			do: func(t *testing.T, e *env) outcome {
 				var resp feedloopv1.SubmitResponse

@@ -1,9 +1,9 @@
-package grpcport
+package grpcserver
 
 // Pending counts the recorded requests not yet refused: zero once every
 // call has returned, or the codec leaks.
-func (m *Malformed) Pending() int {
+func (s *Server) Pending() int {
 	n := 0
-	m.bad.Range(func(any, any) bool { n++; return true })
+	s.malformed.bad.Range(func(any, any) bool { n++; return true })
 	return n
 }

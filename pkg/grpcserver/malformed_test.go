@@ -1,7 +1,9 @@
-package grpcport_test
+package grpcserver_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,13 +13,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/feedloop/feedloop/pkg/grpcserver"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 )
 
 // raw is a client codec sending and receiving bytes as they are, so a test
@@ -74,28 +75,6 @@ func malformedFrames(t testing.TB) map[string]struct {
 	}
 }
 
-func serve(t *testing.T) (*grpc.ClientConn, *counting, *grpcport.Malformed) {
-	t.Helper()
-	m := grpcport.NewMalformed()
-	srv := grpc.NewServer(m.ServerOptions()...)
-	svc := &counting{}
-	feedloopv1.RegisterIntakeServiceServer(srv, svc)
-	reflection.Register(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(raw{})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc, svc, m
-}
-
 // wantBadRequest checks err is InvalidArgument with a BadRequest on field.
 func wantBadRequest(t *testing.T, err error, field string) {
 	t.Helper()
@@ -115,10 +94,33 @@ func wantBadRequest(t *testing.T, err error, field string) {
 }
 
 // Raw frames on the wire: a request that does not decode is refused as
-// InvalidArgument naming the field (or the payload), never reaches the
-// service, and leaves nothing behind; a valid one passes.
+// InvalidArgument naming the field (or the payload) before the caller's
+// interceptors (authentication) and the service, and leaves nothing
+// behind; a valid one passes. Without the codec grpc-go answers Internal.
 func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
-	cc, svc, m := serve(t)
+	var intercepted atomic.Int32
+	auth := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		intercepted.Add(1)
+		return next(ctx, req)
+	}
+	s := grpcserver.New(slog.New(slog.NewTextHandler(io.Discard, nil)), grpc.ChainUnaryInterceptor(auth))
+	svc := &counting{}
+	feedloopv1.RegisterIntakeServiceServer(s, svc)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, lis) }()
+	t.Cleanup(func() { cancel(); <-done })
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(raw{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+
 	for name, c := range malformedFrames(t) {
 		t.Run(name, func(t *testing.T) {
 			var out []byte
@@ -126,8 +128,8 @@ func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
 			wantBadRequest(t, err, c.Field)
 		})
 	}
-	if n := svc.calls.Load(); n != 0 {
-		t.Fatalf("%d malformed requests reached the service", n)
+	if n, i := svc.calls.Load(), intercepted.Load(); n != 0 || i != 0 {
+		t.Fatalf("malformed requests reached the service %d times and the interceptor %d times", n, i)
 	}
 
 	valid, _ := proto.Marshal(&feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{Source: "helpdesk", ExternalId: "T-1", Text: "hi"}})
@@ -147,7 +149,7 @@ func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
 	}
 	wantBadRequest(t, st.RecvMsg(&out), "payload")
 
-	if n := m.Pending(); n != 0 {
+	if n := s.Pending(); n != 0 {
 		t.Fatalf("%d refused requests still recorded", n)
 	}
 }
