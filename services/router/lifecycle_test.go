@@ -153,6 +153,9 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 	forged := &teamClient{t: t, c: billing.c, tok: "tok-billing-forged"}
 	_, err = forged.c.Acknowledge(forged.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})
 	wantCode(t, "forged token", err, codes.Unauthenticated, "unknown team token")
+	// The refusal says what to do: where dev keeps its tokens, whom to ask.
+	wantCode(t, "forged token", err, codes.Unauthenticated, "<data>/dev-team-tokens.yaml")
+	wantCode(t, "forged token", err, codes.Unauthenticated, "ask whoever runs the router")
 	_, err = logistics.get(id)
 	wantCode(t, "other team's item", err, codes.PermissionDenied, "not routed to team logistics")
 	_, err = logistics.c.Acknowledge(logistics.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})

@@ -262,6 +262,13 @@ func (o *inboxOpts) rpcError(err error) error {
 	hint := ""
 	switch status.Code(err) {
 	case codes.Unauthenticated:
+		if o.as != "" {
+			// The token came from dev's file, so the router is some other
+			// feedloop dev (or none): another --data has other tokens.
+			hint = fmt.Sprintf("--as %s sent the token in %s, which the router at %s does not take: is that the 'feedloop dev' started with --data %s? "+
+				"If it runs with another --data, set --dev-data (or %s) to it", o.as, filepath.Join(o.devData, stack.DevTokensFile), o.server, o.devData, envDevData)
+			break
+		}
 		hint = "check " + envToken + ": the router's tokens file must list its SHA-256; against 'feedloop dev', copy a token line from its banner " +
 			"(dev tokens stay the same for one --data directory, kept in <data>/" + stack.DevTokensFile + "; a new --data makes new ones)"
 	case codes.Unavailable:
