@@ -173,7 +173,7 @@ func TestBrowserJourney(t *testing.T) {
 	// A form posted without its CSRF token (as another site's script would
 	// build it) is refused.
 	if _, err := chromedp.Run(tab, chromedp.Evaluate[any](fmt.Sprintf(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = "/items/%s/comment";
-			const i = document.createElement("input"); i.name = "text"; i.value = "forged"; f.appendChild(i); document.body.appendChild(f); f.submit(); })()`, id))); err != nil {
+			const i = document.createElement("input"); i.name = "internal_note"; i.value = "forged"; f.appendChild(i); document.body.appendChild(f); f.submit(); })()`, id))); err != nil {
 		t.Fatalf("post without CSRF token: %v", err)
 	}
 	run(t, tab, "the forged post is refused", chromedp.WaitVisible(`//h1[text()="Form refused"]`))

@@ -213,21 +213,24 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 		t.Errorf("second acknowledge: %d\n%s", r.code, regexp.MustCompile(`(?s)class="error" role="alert">[^<]*`).FindString(r.body))
 	}
 	// Plan without a date: refused beside the form, the message kept.
-	r = b.post("/items/"+id+"/plan", url.Values{"message": {"Refund on its way"}})
+	r = b.post("/items/"+id+"/plan", url.Values{"customer_message": {"Refund on its way"}})
 	if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "Choose the date") || !strings.Contains(r.body, ">Refund on its way</textarea>") {
 		t.Errorf("plan without date: %d\n%s", r.code, r.body)
 	}
 	// Plan in the past: the router's field violation, in words.
-	r = b.post("/items/"+id+"/plan", url.Values{"message": {"Refund on its way"}, "due": {"2020-01-01"}})
+	r = b.post("/items/"+id+"/plan", url.Values{"customer_message": {"Refund on its way"}, "due": {"2020-01-01"}})
 	if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "Please correct the form: date:") || !strings.Contains(r.body, `name="due" type="date" min="`) {
 		t.Errorf("plan in the past: %d\n%s", r.code, r.body)
 	}
 	due := time.Now().UTC().AddDate(0, 0, 10).Format("2006-01-02")
-	if r := b.post("/items/"+id+"/plan", url.Values{"message": {"Refund on its way"}, "due": {due}}); !strings.Contains(r.body, "Planned. The customer will be told") {
+	if r := b.post("/items/"+id+"/plan", url.Values{"customer_message": {"Refund on its way"}, "due": {due}}); !strings.Contains(r.body, "Planned. The customer will be told") {
 		t.Fatalf("plan: %d\n%s", r.code, r.body)
 	}
 	// Resolve without a message is refused; nothing changes.
-	if r := b.post("/items/"+id+"/resolve", url.Values{"message": {""}}); r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "Please correct the form") {
+	// The refusal names the field as the form labels it, and marks it.
+	if r := b.post("/items/"+id+"/resolve", url.Values{"customer_message": {""}}); r.code != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.body, "Please correct the form: message to the customer: required") ||
+		!strings.Contains(r.body, `name="customer_message" rows="3" aria-invalid="true"`) {
 		t.Errorf("empty resolve: %d\n%s", r.code, r.body)
 	}
 	c := e.team("billing")
@@ -235,17 +238,21 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 	if st := g.GetItem().GetAssignments()[0].GetStatus(); st != feedloopv1.Status_STATUS_PLANNED {
 		t.Fatalf("after the refused resolve the status is %s, want planned", st)
 	}
-	if r := b.post("/items/"+id+"/comment", url.Values{"text": {"Checked with finance " + evil}}); !strings.Contains(r.body, "Note added") || strings.Contains(r.body, "<script>alert") {
+	if r := b.post("/items/"+id+"/comment", url.Values{"internal_note": {"Checked with finance " + evil}}); !strings.Contains(r.body, "Note added") || strings.Contains(r.body, "<script>alert") {
 		t.Errorf("comment: %d", r.code)
 	}
-	if r := b.post("/items/"+id+"/resolve", url.Values{"message": {"Refunded 12.00"}}); !strings.Contains(r.body, "Resolved. The customer will be told") {
+	// A page loaded before the forms were renamed posts "text": its note is kept.
+	if r := b.post("/items/"+id+"/comment", url.Values{"text": {"Finance confirmed the refund"}}); !strings.Contains(r.body, "Note added") || !strings.Contains(r.body, "Finance confirmed the refund") {
+		t.Errorf("comment from an older page: %d", r.code)
+	}
+	if r := b.post("/items/"+id+"/resolve", url.Values{"customer_message": {"Refunded 12.00"}}); !strings.Contains(r.body, "Resolved. The customer will be told") {
 		t.Fatalf("resolve: %d\n%s", r.code, r.body)
 	}
 	// Decline and reroute on the other item.
-	if r := b.post("/items/"+other+"/reroute", url.Values{"team": {""}, "reason": {"not ours"}}); r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, ">not ours</textarea>") {
+	if r := b.post("/items/"+other+"/reroute", url.Values{"team": {""}, "internal_note": {"not ours"}}); r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, ">not ours</textarea>") {
 		t.Errorf("reroute without team: %d\n%s", r.code, r.body)
 	}
-	if r := b.post("/items/"+other+"/reroute", url.Values{"team": {"logistics"}, "reason": {"a parcel question"}}); r.url != "/" {
+	if r := b.post("/items/"+other+"/reroute", url.Values{"team": {"logistics"}, "internal_note": {"a parcel question"}}); r.url != "/" {
 		t.Fatalf("reroute: at %s %d\n%s", r.url, r.code, r.body)
 	}
 	lg := e.browser()
@@ -253,7 +260,7 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 	if r := lg.get("/items/" + other); r.code != http.StatusOK {
 		t.Errorf("logistics cannot open the rerouted item: %d", r.code)
 	}
-	if r := lg.post("/items/"+other+"/decline", url.Values{"reason": {"Invoices are not ours either"}}); !strings.Contains(r.body, "Declined. The customer will be told your reason") {
+	if r := lg.post("/items/"+other+"/decline", url.Values{"customer_message": {"Invoices are not ours either"}}); !strings.Contains(r.body, "Declined. The customer will be told your reason") {
 		t.Errorf("decline: %d\n%s", r.code, r.body)
 	}
 	// Another team's item: not listed, its URL refused.
@@ -263,7 +270,7 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 	if r := lg.get("/items/" + id); r.code != http.StatusNotFound || strings.Contains(r.body, "Charged twice") {
 		t.Errorf("logistics opened billing's item: %d", r.code)
 	}
-	if r := lg.post("/items/"+id+"/comment", url.Values{"text": {"sneaky"}}); r.code != http.StatusNotFound && r.code != http.StatusForbidden {
+	if r := lg.post("/items/"+id+"/comment", url.Values{"internal_note": {"sneaky"}}); r.code != http.StatusNotFound && r.code != http.StatusForbidden {
 		t.Errorf("logistics commented on billing's item: %d", r.code)
 	}
 }
@@ -279,7 +286,7 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 	b.get("/items/" + id)
 	b.post("/items/"+id+"/acknowledge", url.Values{})
 	due := time.Now().UTC().AddDate(0, 0, 7).Format("2006-01-02")
-	form := url.Values{"for": {"plan"}, "message": {"Wir erstatten den Betrag."}, "due": {due}}
+	form := url.Values{"for": {"plan"}, "customer_message": {"Wir erstatten den Betrag."}, "due": {due}}
 	r := b.post("/items/"+id+"/preview", form)
 	subject := textOf(t, r.body, `class="pv-subject">`)
 	text := textOf(t, r.body, `class="pv-text">`)
@@ -298,7 +305,7 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 		t.Errorf("HTML preview: %d %q", fr.code, fr.hdr.Get("Content-Security-Policy"))
 	}
 	b.get("/items/" + id)
-	if r := b.post("/items/"+id+"/plan", url.Values{"message": form["message"], "due": {due}}); !strings.Contains(r.body, "Planned.") {
+	if r := b.post("/items/"+id+"/plan", url.Values{"customer_message": form["customer_message"], "due": {due}}); !strings.Contains(r.body, "Planned.") {
 		t.Fatalf("plan: %d %s", r.code, regexp.MustCompile(`class="error" role="alert">[^<]*`).FindString(r.body))
 	}
 	var mail string
@@ -325,7 +332,7 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 	}
 	// No consent: the preview says no message will go.
 	b.get("/items/" + noConsent)
-	r = b.post("/items/"+noConsent+"/preview", url.Values{"for": {"decline"}, "reason": {"Not something we change"}})
+	r = b.post("/items/"+noConsent+"/preview", url.Values{"for": {"decline"}, "customer_message": {"Not something we change"}})
 	if !strings.Contains(r.body, "The customer will get <strong>no message</strong>: customer gave no contact consent") {
 		t.Errorf("no-consent preview:\n%s", r.body)
 	}
@@ -349,7 +356,7 @@ func TestKPIsShowTheRoutersStats(t *testing.T) {
 	if _, err := c.Acknowledge(c.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Resolve(c.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, Message: "done"}); err != nil {
+	if _, err := c.Resolve(c.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: "done"}); err != nil {
 		t.Fatal(err)
 	}
 	b := e.browser()

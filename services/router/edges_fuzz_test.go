@@ -111,12 +111,12 @@ func fuzzTeamAPI(t *testing.T, e *edges, action uint8, text string, n int) {
 	// codec refuses to marshal it); the workflow tests cover that text.
 	text = strings.ToValidUTF8(text, "\uFFFD")
 	billing, ctx := e.teams["billing"], e.as("billing")
-	field := "text"
+	field := "internal_note"
 	var err error
 	switch action % 4 {
 	case 0:
 		var res *feedloopv1.CommentResponse
-		res, err = billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: fuzzOpen, Text: text})
+		res, err = billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: fuzzOpen, InternalNote: text})
 		if err == nil {
 			got, gerr := billing.Get(ctx, &feedloopv1.GetRequest{FeedbackId: fuzzOpen})
 			if gerr != nil {
@@ -131,16 +131,16 @@ func fuzzTeamAPI(t *testing.T, e *edges, action uint8, text string, n int) {
 			}
 		}
 	case 1:
-		field = "message"
+		field = "customer_message"
 		// Each plan moves the date: planning the same date again is refused.
 		due := time.Now().UTC().AddDate(0, 0, n)
-		_, err = billing.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: fuzzOpen, Message: text, DueAt: timestamppb.New(due)})
+		_, err = billing.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: fuzzOpen, CustomerMessage: text, DueAt: timestamppb.New(due)})
 	case 2:
-		field = "reason"
-		_, err = billing.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: fuzzClosed, Reason: text})
+		field = "customer_message"
+		_, err = billing.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: fuzzClosed, CustomerMessage: text})
 	case 3:
-		field = "reason"
-		_, err = billing.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: fuzzClosed, Team: "logistics", Reason: text})
+		field = "internal_note"
+		_, err = billing.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: fuzzClosed, Team: "logistics", InternalNote: text})
 	}
 	bad := strings.TrimSpace(text) == "" || len([]rune(text)) > 4000 || validate.Text(field, text, validate.MaxTextBytes) != nil
 	switch code := status.Code(err); {

@@ -168,7 +168,7 @@ func (e *edges) item(id, token string) {
 func (e *edges) closedItem(id, token string) {
 	e.tb.Helper()
 	e.item(id, token)
-	if _, err := e.teams["billing"].Resolve(e.as("billing"), &feedloopv1.ResolveRequest{FeedbackId: id, Message: "Refunded 42 EUR."}); err != nil {
+	if _, err := e.teams["billing"].Resolve(e.as("billing"), &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: "Refunded 42 EUR."}); err != nil {
 		e.tb.Fatalf("resolve %s: %v", id, err)
 	}
 }
@@ -354,20 +354,20 @@ func TestTeamAPITextMeetsIntakesRules(t *testing.T) {
 	e.item(teamItem, "00000000000000000000000000000def")
 	billing := e.teams["billing"]
 	ctx := e.as("billing")
-	_, err := billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: teamItem, Text: "called\x1b[2J"})
-	if v := fieldViolation(t, err); v.GetField() != "text" || !strings.Contains(v.GetDescription(), "control characters") {
+	_, err := billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: teamItem, InternalNote: "called\x1b[2J"})
+	if v := fieldViolation(t, err); v.GetField() != "internal_note" || !strings.Contains(v.GetDescription(), "control characters") {
 		t.Fatalf("comment with ESC: %v", v)
 	}
-	_, err = billing.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: teamItem, Message: "soon\x00", DueAt: timestamppb.New(time.Now().Add(48 * time.Hour))})
-	if v := fieldViolation(t, err); v.GetField() != "message" {
+	_, err = billing.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: teamItem, CustomerMessage: "soon\x00", DueAt: timestamppb.New(time.Now().Add(48 * time.Hour))})
+	if v := fieldViolation(t, err); v.GetField() != "customer_message" {
 		t.Fatalf("plan message with NUL: %v", v)
 	}
-	_, err = billing.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: teamItem, Reason: "no\x07"})
-	if v := fieldViolation(t, err); v.GetField() != "reason" {
+	_, err = billing.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: teamItem, CustomerMessage: "no\x07"})
+	if v := fieldViolation(t, err); v.GetField() != "customer_message" {
 		t.Fatalf("decline reason with BEL: %v", v)
 	}
-	_, err = billing.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: teamItem, Team: "logistics", Reason: "\x1bx"})
-	if v := fieldViolation(t, err); v.GetField() != "reason" {
+	_, err = billing.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: teamItem, Team: "logistics", InternalNote: "\x1bx"})
+	if v := fieldViolation(t, err); v.GetField() != "internal_note" {
 		t.Fatalf("reroute reason with ESC: %v", v)
 	}
 	// Nothing was done: billing still has it acknowledged.
@@ -375,7 +375,7 @@ func TestTeamAPITextMeetsIntakesRules(t *testing.T) {
 	if err != nil || got.GetItem().GetAssignments()[0].GetStatus() != feedloopv1.Status_STATUS_ACKNOWLEDGED {
 		t.Fatalf("after refused actions: %v %v", got, err)
 	}
-	if _, err := billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: teamItem, Text: "called:\r\n\tno answer"}); err != nil {
+	if _, err := billing.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: teamItem, InternalNote: "called:\r\n\tno answer"}); err != nil {
 		t.Fatalf("multi-line comment: %v", err)
 	}
 }

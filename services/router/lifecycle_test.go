@@ -153,6 +153,9 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 	forged := &teamClient{t: t, c: billing.c, tok: "tok-billing-forged"}
 	_, err = forged.c.Acknowledge(forged.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})
 	wantCode(t, "forged token", err, codes.Unauthenticated, "unknown team token")
+	// The refusal says what to do: where dev keeps its tokens, whom to ask.
+	wantCode(t, "forged token", err, codes.Unauthenticated, "<data>/dev-team-tokens.yaml")
+	wantCode(t, "forged token", err, codes.Unauthenticated, "ask whoever runs the router")
 	_, err = logistics.get(id)
 	wantCode(t, "other team's item", err, codes.PermissionDenied, "not routed to team logistics")
 	_, err = logistics.c.Acknowledge(logistics.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})
@@ -173,11 +176,11 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 	}
 
 	// Illegal: resolve before acknowledging names the current state.
-	_, err = billing.c.Resolve(billing.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, Message: "done"})
+	_, err = billing.c.Resolve(billing.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: "done"})
 	wantCode(t, "resolve a routed item", err, codes.FailedPrecondition, "is routed")
 	// Invalid: a decline without reason names the field.
 	_, err = billing.c.Decline(billing.ctx(), &feedloopv1.DeclineRequest{FeedbackId: id})
-	wantCode(t, "decline without reason", err, codes.InvalidArgument, "reason: required")
+	wantCode(t, "decline without reason", err, codes.InvalidArgument, "customer_message: required")
 
 	ack, err := billing.c.Acknowledge(billing.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})
 	if err != nil || ack.GetAssignment().GetStatus() != feedloopv1.Status_STATUS_ACKNOWLEDGED {
@@ -188,12 +191,12 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 
 	due1 := time.Now().UTC().Truncate(24 * time.Hour).Add(72 * time.Hour)
 	due2 := due1.Add(48 * time.Hour)
-	if _, err := billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, Message: "We refund you by then.", DueAt: timestamppb.New(due1)}); err != nil {
+	if _, err := billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, CustomerMessage: "We refund you by then.", DueAt: timestamppb.New(due1)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, Message: "Same date.", DueAt: timestamppb.New(due1)})
+	_, err = billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, CustomerMessage: "Same date.", DueAt: timestamppb.New(due1)})
 	wantCode(t, "plan the same date", err, codes.FailedPrecondition, "already planned")
-	pl, err := billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, Message: "The bank needs two more days.", DueAt: timestamppb.New(due2)})
+	pl, err := billing.c.Plan(billing.ctx(), &feedloopv1.PlanRequest{FeedbackId: id, CustomerMessage: "The bank needs two more days.", DueAt: timestamppb.New(due2)})
 	if err != nil || !pl.GetAssignment().GetPlannedDueAt().AsTime().Equal(due2) {
 		t.Fatalf("replan: %v %v", pl, err)
 	}
@@ -213,9 +216,9 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 
 	// Customer success hands its share to logistics; logistics is alerted
 	// (a routed event) and may now read and act.
-	_, err = cs.c.Reroute(cs.ctx(), &feedloopv1.RerouteRequest{FeedbackId: id, Team: "nobody", Reason: "x"})
+	_, err = cs.c.Reroute(cs.ctx(), &feedloopv1.RerouteRequest{FeedbackId: id, Team: "nobody", InternalNote: "x"})
 	wantCode(t, "reroute to unknown team", err, codes.InvalidArgument, `unknown team "nobody"`)
-	if _, err := cs.c.Reroute(cs.ctx(), &feedloopv1.RerouteRequest{FeedbackId: id, Team: "logistics", Reason: "parcel never arrived (internal)"}); err != nil {
+	if _, err := cs.c.Reroute(cs.ctx(), &feedloopv1.RerouteRequest{FeedbackId: id, Team: "logistics", InternalNote: "parcel never arrived (internal)"}); err != nil {
 		t.Fatal(err)
 	}
 	if rs := h.events(bus.RoutedSubject("logistics"), id); len(rs) != 1 || rs[0].GetRouted().GetAssignment().GetReroutedFrom() != "customer-success" {
@@ -224,7 +227,7 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 	if _, err := logistics.c.Acknowledge(logistics.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := logistics.c.Comment(logistics.ctx(), &feedloopv1.CommentRequest{FeedbackId: id, Text: "courier says delivered (internal)"}); err != nil {
+	if _, err := logistics.c.Comment(logistics.ctx(), &feedloopv1.CommentRequest{FeedbackId: id, InternalNote: "courier says delivered (internal)"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = cs.c.Acknowledge(cs.ctx(), &feedloopv1.AcknowledgeRequest{FeedbackId: id})
@@ -236,13 +239,13 @@ func TestLifecycleThroughTheTeamAPI(t *testing.T) {
 		t.Fatalf("billing list = %v %v", lst, err)
 	}
 
-	if _, err := billing.c.Resolve(billing.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, Message: "Refunded 42 EUR."}); err != nil {
+	if _, err := billing.c.Resolve(billing.ctx(), &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: "Refunded 42 EUR."}); err != nil {
 		t.Fatal(err)
 	}
 	if cl := h.events(bus.SubjectClosed, id); len(cl) != 0 {
 		t.Fatalf("closed while logistics works: %v", cl)
 	}
-	if _, err := logistics.c.Decline(logistics.ctx(), &feedloopv1.DeclineRequest{FeedbackId: id, Reason: "The parcel was delivered to your neighbour."}); err != nil {
+	if _, err := logistics.c.Decline(logistics.ctx(), &feedloopv1.DeclineRequest{FeedbackId: id, CustomerMessage: "The parcel was delivered to your neighbour."}); err != nil {
 		t.Fatal(err)
 	}
 	closed := h.events(bus.SubjectClosed, id)

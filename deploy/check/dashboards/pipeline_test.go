@@ -334,7 +334,7 @@ func (p *pipeline) drive(ctx context.Context, t *testing.T, round int, has func(
 	}
 	_, err := p.team.Acknowledge(as(ctx, "triage"), &feedloopv1.AcknowledgeRequest{FeedbackId: a})
 	call("triage acknowledges", err)
-	_, err = p.team.Reroute(as(ctx, "triage"), &feedloopv1.RerouteRequest{FeedbackId: a, Team: "product", Reason: "a product defect"})
+	_, err = p.team.Reroute(as(ctx, "triage"), &feedloopv1.RerouteRequest{FeedbackId: a, Team: "product", InternalNote: "a product defect"})
 	call("triage reroutes", err)
 	testkit.Eventually(t, "product to see the rerouted item", func() bool {
 		_, err := p.team.Get(as(ctx, "product"), &feedloopv1.GetRequest{FeedbackId: a})
@@ -342,9 +342,9 @@ func (p *pipeline) drive(ctx context.Context, t *testing.T, round int, has func(
 	})
 	_, err = p.team.Acknowledge(as(ctx, "product"), &feedloopv1.AcknowledgeRequest{FeedbackId: a})
 	call("product acknowledges", err)
-	_, err = p.team.Resolve(as(ctx, "product"), &feedloopv1.ResolveRequest{FeedbackId: a, Message: "A new box is on its way."})
+	_, err = p.team.Resolve(as(ctx, "product"), &feedloopv1.ResolveRequest{FeedbackId: a, CustomerMessage: "A new box is on its way."})
 	call("product resolves", err)
-	_, err = p.team.Decline(as(ctx, "triage"), &feedloopv1.DeclineRequest{FeedbackId: b, Reason: "The carrier handles damage claims."})
+	_, err = p.team.Decline(as(ctx, "triage"), &feedloopv1.DeclineRequest{FeedbackId: b, CustomerMessage: "The carrier handles damage claims."})
 	call("triage declines", err)
 	testkit.Eventually(t, "the customer's survey", func() bool { return p.customers.has(a, "survey") })
 	_, err = p.intake.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{

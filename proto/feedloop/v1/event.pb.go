@@ -655,7 +655,9 @@ type StatusChanged struct {
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Message for the customer, if any.
 	CustomerMessage string `protobuf:"bytes,5,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
-	// Reason for a decline or reroute.
+	// Reason for a decline or reroute: a decline's is for the customer (the
+	// team API's customer_message), a reroute's only for teams (its
+	// internal_note). The name stays: events already on the stream carry it.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Due date promised with a plan.
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`

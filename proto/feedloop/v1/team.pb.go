@@ -258,7 +258,7 @@ type AssignmentState struct {
 	Escalation []*EscalationStep `protobuf:"bytes,13,rep,name=escalation,proto3" json:"escalation,omitempty"`
 	// Last message to the customer.
 	CustomerMessage string `protobuf:"bytes,14,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
-	// Reason of a decline or reroute.
+	// Reason of a decline (the customer read it) or reroute (internal).
 	Reason string `protobuf:"bytes,15,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Target of a reroute.
 	ReroutedTo string `protobuf:"bytes,16,opt,name=rerouted_to,json=reroutedTo,proto3" json:"rerouted_to,omitempty"`
@@ -436,7 +436,7 @@ type TimelineEntry struct {
 	To Status `protobuf:"varint,7,opt,name=to,proto3,enum=feedloop.v1.Status" json:"to,omitempty"`
 	// Message to the customer.
 	CustomerMessage string `protobuf:"bytes,8,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
-	// Reason of a decline or reroute.
+	// Reason of a decline (the customer read it) or reroute (internal).
 	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Date promised by a plan, or missed deadline of an escalation.
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
@@ -1221,12 +1221,17 @@ type PlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The feedback id.
 	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
-	// What the team will do, for the customer (required).
+	// Deprecated: use customer_message. Still accepted from older clients;
+	// if both are set they must be equal.
+	//
+	// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// The date promised (required, in the future).
-	DueAt         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// What the team will do; the customer reads it (required).
+	CustomerMessage string `protobuf:"bytes,4,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PlanRequest) Reset() {
@@ -1266,6 +1271,7 @@ func (x *PlanRequest) GetFeedbackId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 func (x *PlanRequest) GetMessage() string {
 	if x != nil {
 		return x.Message
@@ -1278,6 +1284,13 @@ func (x *PlanRequest) GetDueAt() *timestamppb.Timestamp {
 		return x.DueAt
 	}
 	return nil
+}
+
+func (x *PlanRequest) GetCustomerMessage() string {
+	if x != nil {
+		return x.CustomerMessage
+	}
+	return ""
 }
 
 // PlanResponse is the team's share after the change.
@@ -1331,10 +1344,15 @@ type ResolveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The feedback id.
 	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
-	// What was done, for the customer (required).
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Deprecated: use customer_message. Still accepted from older clients;
+	// if both are set they must be equal.
+	//
+	// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// What was done; the customer reads it (required).
+	CustomerMessage string `protobuf:"bytes,3,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ResolveRequest) Reset() {
@@ -1374,9 +1392,17 @@ func (x *ResolveRequest) GetFeedbackId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 func (x *ResolveRequest) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *ResolveRequest) GetCustomerMessage() string {
+	if x != nil {
+		return x.CustomerMessage
 	}
 	return ""
 }
@@ -1432,10 +1458,15 @@ type DeclineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The feedback id.
 	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
-	// Why, for the customer (required).
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Deprecated: use customer_message. Still accepted from older clients;
+	// if both are set they must be equal.
+	//
+	// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Why the team will not act; the customer reads it (required).
+	CustomerMessage string `protobuf:"bytes,3,opt,name=customer_message,json=customerMessage,proto3" json:"customer_message,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeclineRequest) Reset() {
@@ -1475,9 +1506,17 @@ func (x *DeclineRequest) GetFeedbackId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 func (x *DeclineRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeclineRequest) GetCustomerMessage() string {
+	if x != nil {
+		return x.CustomerMessage
 	}
 	return ""
 }
@@ -1535,8 +1574,14 @@ type RerouteRequest struct {
 	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
 	// The team that should own it (required, a known team).
 	Team string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
-	// Why (required); recorded as a correction for the classifier.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Deprecated: use internal_note. Still accepted from older clients;
+	// if both are set they must be equal.
+	//
+	// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Why the item belongs to that team (required); only teams read it, and
+	// it is recorded as a correction for the classifier.
+	InternalNote  string `protobuf:"bytes,4,opt,name=internal_note,json=internalNote,proto3" json:"internal_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1585,9 +1630,17 @@ func (x *RerouteRequest) GetTeam() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 func (x *RerouteRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RerouteRequest) GetInternalNote() string {
+	if x != nil {
+		return x.InternalNote
 	}
 	return ""
 }
@@ -1643,8 +1696,13 @@ type CommentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The feedback id.
 	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
-	// The note (required).
-	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Deprecated: use internal_note. Still accepted from older clients;
+	// if both are set they must be equal.
+	//
+	// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// The note (required); only teams read it, never the customer.
+	InternalNote  string `protobuf:"bytes,3,opt,name=internal_note,json=internalNote,proto3" json:"internal_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1686,9 +1744,17 @@ func (x *CommentRequest) GetFeedbackId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in feedloop/v1/team.proto.
 func (x *CommentRequest) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *CommentRequest) GetInternalNote() string {
+	if x != nil {
+		return x.InternalNote
 	}
 	return ""
 }
@@ -2434,45 +2500,50 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\x13AcknowledgeResponse\x12<\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x1c.feedloop.v1.AssignmentStateR\n" +
-	"assignment\"{\n" +
+	"assignment\"\xaa\x01\n" +
 	"\vPlanRequest\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
-	"feedbackId\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
-	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"L\n" +
+	"feedbackId\x12\x1c\n" +
+	"\amessage\x18\x02 \x01(\tB\x02\x18\x01R\amessage\x121\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12)\n" +
+	"\x10customer_message\x18\x04 \x01(\tR\x0fcustomerMessage\"L\n" +
 	"\fPlanResponse\x12<\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x1c.feedloop.v1.AssignmentStateR\n" +
-	"assignment\"K\n" +
+	"assignment\"z\n" +
 	"\x0eResolveRequest\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
-	"feedbackId\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"O\n" +
+	"feedbackId\x12\x1c\n" +
+	"\amessage\x18\x02 \x01(\tB\x02\x18\x01R\amessage\x12)\n" +
+	"\x10customer_message\x18\x03 \x01(\tR\x0fcustomerMessage\"O\n" +
 	"\x0fResolveResponse\x12<\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x1c.feedloop.v1.AssignmentStateR\n" +
-	"assignment\"I\n" +
+	"assignment\"x\n" +
 	"\x0eDeclineRequest\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
-	"feedbackId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"O\n" +
+	"feedbackId\x12\x1a\n" +
+	"\x06reason\x18\x02 \x01(\tB\x02\x18\x01R\x06reason\x12)\n" +
+	"\x10customer_message\x18\x03 \x01(\tR\x0fcustomerMessage\"O\n" +
 	"\x0fDeclineResponse\x12<\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x1c.feedloop.v1.AssignmentStateR\n" +
-	"assignment\"]\n" +
+	"assignment\"\x86\x01\n" +
 	"\x0eRerouteRequest\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
 	"feedbackId\x12\x12\n" +
-	"\x04team\x18\x02 \x01(\tR\x04team\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"O\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x1a\n" +
+	"\x06reason\x18\x03 \x01(\tB\x02\x18\x01R\x06reason\x12#\n" +
+	"\rinternal_note\x18\x04 \x01(\tR\finternalNote\"O\n" +
 	"\x0fRerouteResponse\x12<\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x1c.feedloop.v1.AssignmentStateR\n" +
-	"assignment\"E\n" +
+	"assignment\"n\n" +
 	"\x0eCommentRequest\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
-	"feedbackId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\",\n" +
+	"feedbackId\x12\x16\n" +
+	"\x04text\x18\x02 \x01(\tB\x02\x18\x01R\x04text\x12#\n" +
+	"\rinternal_note\x18\x03 \x01(\tR\finternalNote\",\n" +
 	"\x0fCommentResponse\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\"\x86\x01\n" +
 	"\fStatsRequest\x12\x12\n" +

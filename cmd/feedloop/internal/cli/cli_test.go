@@ -126,6 +126,24 @@ func TestDevPrintsAWorkingCurlLineAndTeamTokens(t *testing.T) {
 	if code, _, stderr := run(t, "inbox", "list", "--as", "billing", "--dev-data", t.TempDir()); code != 2 || !strings.Contains(stderr, "is feedloop dev running") {
 		t.Fatalf("--as without dev: exit %d, %q", code, stderr)
 	}
+	// Another --data directory's tokens (a dev run earlier elsewhere): the
+	// router's refusal and the CLI's hint say what to do about it.
+	stale := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stale, stack.DevTokensFile), []byte("tokens:\n  billing: \"fl_stale-token-of-another-data-dir\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "inbox", "list", "--as", "billing", "--dev-data", stale)
+	if code != 1 {
+		t.Fatalf("--as with another --data's token: exit %d, %q", code, stderr)
+	}
+	for _, want := range []string{"unknown team token", "ask whoever runs the router", filepath.Join(stale, stack.DevTokensFile), "started with --data " + stale, "set --dev-data"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("--as with another --data's token: stderr lacks %q: %s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "stale-token") {
+		t.Errorf("the token was printed: %s", stderr)
+	}
 	t.Setenv(envToken, tokens["billing"])
 	if code, stdout, stderr := run(t, "inbox", "show", id); code != 0 || !strings.Contains(stdout, "billing: routed → acknowledged by billing") {
 		t.Fatalf("show: exit %d, %q %q", code, stdout, stderr)

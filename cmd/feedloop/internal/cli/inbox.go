@@ -262,6 +262,13 @@ func (o *inboxOpts) rpcError(err error) error {
 	hint := ""
 	switch status.Code(err) {
 	case codes.Unauthenticated:
+		if o.as != "" {
+			// The token came from dev's file, so the router is some other
+			// feedloop dev (or none): another --data has other tokens.
+			hint = fmt.Sprintf("--as %s sent the token in %s, which the router at %s does not take: is that the 'feedloop dev' started with --data %s? "+
+				"If it runs with another --data, set --dev-data (or %s) to it", o.as, filepath.Join(o.devData, stack.DevTokensFile), o.server, o.devData, envDevData)
+			break
+		}
 		hint = "check " + envToken + ": the router's tokens file must list its SHA-256; against 'feedloop dev', copy a token line from its banner " +
 			"(dev tokens stay the same for one --data directory, kept in <data>/" + stack.DevTokensFile + "; a new --data makes new ones)"
 	case codes.Unavailable:
@@ -490,7 +497,7 @@ customer the date moved.`,
 				return err
 			}
 			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
-				return c.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: id, DueAt: dueAt, Message: message})
+				return c.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: id, DueAt: dueAt, CustomerMessage: message})
 			}, func(w io.Writer, m proto.Message, id string) {
 				printChanged(w, id, m.(*feedloopv1.PlanResponse).GetAssignment())
 			})
@@ -509,7 +516,7 @@ func (o *inboxOpts) resolveCmd() *cobra.Command {
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
-				return c.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: id, Message: message})
+				return c.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: message})
 			}, func(w io.Writer, m proto.Message, id string) {
 				printChanged(w, id, m.(*feedloopv1.ResolveResponse).GetAssignment())
 			})
@@ -527,7 +534,7 @@ func (o *inboxOpts) declineCmd() *cobra.Command {
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
-				return c.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: id, Reason: reason})
+				return c.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: id, CustomerMessage: reason})
 			}, func(w io.Writer, m proto.Message, id string) {
 				printChanged(w, id, m.(*feedloopv1.DeclineResponse).GetAssignment())
 			})
@@ -545,7 +552,7 @@ func (o *inboxOpts) rerouteCmd() *cobra.Command {
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
-				return c.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: id, Team: to, Reason: reason})
+				return c.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: id, Team: to, InternalNote: reason})
 			}, func(w io.Writer, m proto.Message, id string) {
 				printChanged(w, id, m.(*feedloopv1.RerouteResponse).GetAssignment())
 			})
@@ -564,7 +571,7 @@ func (o *inboxOpts) commentCmd() *cobra.Command {
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.unaryID(cmd, args[0], func(ctx context.Context, c feedloopv1.TeamServiceClient, id string) (proto.Message, error) {
-				return c.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: id, Text: text})
+				return c.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: id, InternalNote: text})
 			}, func(w io.Writer, m proto.Message, id string) {
 				fmt.Fprintf(w, "%s: internal note added (event %s)\n", id, m.(*feedloopv1.CommentResponse).GetEventId())
 			})

@@ -291,7 +291,7 @@ func TestInbox(t *testing.T) {
 		e.fails(t, "billing", 2, []string{"--due", "YYYY-MM-DD"}, "plan", a, "--due", "next week", "--customer-message", "soon")
 		yesterday := time.Now().UTC().AddDate(0, 0, -2).Format(time.DateOnly)
 		e.fails(t, "billing", 2, []string{"InvalidArgument", "due_at", "past"}, "plan", a[:8], "--due", yesterday, "--customer-message", "soon")
-		e.fails(t, "billing", 2, []string{"InvalidArgument", "message"}, "plan", a, "--due", "2099-01-01")
+		e.fails(t, "billing", 2, []string{"InvalidArgument", "customer_message: required"}, "plan", a, "--due", "2099-01-01")
 
 		due := time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly)
 		var plan feedloopv1.PlanResponse

@@ -98,13 +98,13 @@ func TestClosedLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	due := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 5)
-	if _, err := logistics.c.Plan(logistics.ctx(ctx), &feedloopv1.PlanRequest{FeedbackId: fid, Message: "We are sending a replacement parcel by express.", DueAt: timestamppb.New(due)}); err != nil {
+	if _, err := logistics.c.Plan(logistics.ctx(ctx), &feedloopv1.PlanRequest{FeedbackId: fid, CustomerMessage: "We are sending a replacement parcel by express.", DueAt: timestamppb.New(due)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := logistics.c.Resolve(logistics.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: fid, Message: "The replacement was delivered today."}); err != nil {
+	if _, err := logistics.c.Resolve(logistics.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: fid, CustomerMessage: "The replacement was delivered today."}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.c.Decline(cs.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: fid, Reason: "Logistics has already made this right; we will not call you as well."}); err != nil {
+	if _, err := cs.c.Decline(cs.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: fid, CustomerMessage: "Logistics has already made this right; we will not call you as well."}); err != nil {
 		t.Fatal(err)
 	}
 

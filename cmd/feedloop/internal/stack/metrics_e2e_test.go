@@ -213,7 +213,7 @@ func TestMetricsAfterARunAndDashboardsMatchThem(t *testing.T) {
 	if _, err := triage.c.Acknowledge(triage.ctx(ctx), &feedloopv1.AcknowledgeRequest{FeedbackId: a}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := triage.c.Reroute(triage.ctx(ctx), &feedloopv1.RerouteRequest{FeedbackId: a, Team: "product", Reason: "a product defect"}); err != nil {
+	if _, err := triage.c.Reroute(triage.ctx(ctx), &feedloopv1.RerouteRequest{FeedbackId: a, Team: "product", InternalNote: "a product defect"}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "product to see the rerouted item", func() bool {
@@ -223,10 +223,10 @@ func TestMetricsAfterARunAndDashboardsMatchThem(t *testing.T) {
 	if _, err := product.c.Acknowledge(product.ctx(ctx), &feedloopv1.AcknowledgeRequest{FeedbackId: a}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := product.c.Resolve(product.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: a, Message: "A new box is on its way."}); err != nil {
+	if _, err := product.c.Resolve(product.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: a, CustomerMessage: "A new box is on its way."}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := triage.c.Decline(triage.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: b, Reason: "The carrier handles damage claims."}); err != nil {
+	if _, err := triage.c.Decline(triage.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: b, CustomerMessage: "The carrier handles damage claims."}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "the survey", func() bool { return len(e.customer.find(a, "survey")) == 1 })

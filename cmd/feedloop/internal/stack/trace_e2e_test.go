@@ -315,10 +315,10 @@ func TestOneTracePerItem(t *testing.T) {
 	// the status page, and the answer runs through intake, the classifier
 	// and the router in its own trace, linked to the item's.
 	cs := team{logistics.c, loopTokens["customer-success"]}
-	if _, err := logistics.c.Resolve(logistics.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: fid, Message: "Delivered."}); err != nil {
+	if _, err := logistics.c.Resolve(logistics.ctx(ctx), &feedloopv1.ResolveRequest{FeedbackId: fid, CustomerMessage: "Delivered."}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.c.Decline(cs.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: fid, Reason: "Logistics has it."}); err != nil {
+	if _, err := cs.c.Decline(cs.ctx(ctx), &feedloopv1.DeclineRequest{FeedbackId: fid, CustomerMessage: "Logistics has it."}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "the survey", func() bool { return len(e.customer.find(fid, "survey")) == 1 })

@@ -26,14 +26,15 @@ const previewToken = "STATUS-TOKEN"
 // Form is what the user typed into the item page's forms, kept when an
 // action is refused or previewed.
 type Form struct {
-	Action  string // the form the error or preview belongs to
-	Message string
-	Due     string // YYYY-MM-DD
-	Reason  string
-	Team    string
-	Text    string
-	Error   string            // the refusal, in words
-	Fields  map[string]string // field → problem
+	Action string // the form the error or preview belongs to
+	// CustomerMessage is read by the customer (plan, resolve, decline),
+	// InternalNote only by teams (reroute, comment): the team API's names.
+	CustomerMessage string
+	InternalNote    string
+	Due             string // YYYY-MM-DD
+	Team            string
+	Error           string            // the refusal, in words
+	Fields          map[string]string // field → problem
 }
 
 // Preview is the preview of one form's customer messages.
@@ -296,13 +297,24 @@ func timelineView(e *feedloopv1.TimelineEntry, team string) timelineEntry {
 
 func formOf(r *http.Request, action string) Form {
 	return Form{
-		Action:  action,
-		Message: strings.TrimSpace(r.PostFormValue("message")),
-		Due:     strings.TrimSpace(r.PostFormValue("due")),
-		Reason:  strings.TrimSpace(r.PostFormValue("reason")),
-		Team:    strings.TrimSpace(r.PostFormValue("team")),
-		Text:    strings.TrimSpace(r.PostFormValue("text")),
+		Action: action,
+		// The older names (message, reason, text) come from a page loaded
+		// before the forms were renamed: its words are not lost.
+		CustomerMessage: postValue(r, "customer_message", "message", "reason"),
+		InternalNote:    postValue(r, "internal_note", "reason", "text"),
+		Due:             postValue(r, "due"),
+		Team:            postValue(r, "team"),
 	}
+}
+
+// postValue is the first of the form values names that is not blank.
+func postValue(r *http.Request, names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(r.PostFormValue(n)); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // parseDue reads a date input (YYYY-MM-DD) as 00:00 UTC of that day, as
@@ -340,15 +352,15 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 			s.showItem(w, r, sess, http.StatusUnprocessableEntity, f, nil, "")
 			return
 		}
-		_, err = s.Team.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: id, Message: f.Message, DueAt: due})
+		_, err = s.Team.Plan(ctx, &feedloopv1.PlanRequest{FeedbackId: id, CustomerMessage: f.CustomerMessage, DueAt: due})
 	case "resolve":
-		_, err = s.Team.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: id, Message: f.Message})
+		_, err = s.Team.Resolve(ctx, &feedloopv1.ResolveRequest{FeedbackId: id, CustomerMessage: f.CustomerMessage})
 	case "decline":
-		_, err = s.Team.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: id, Reason: f.Reason})
+		_, err = s.Team.Decline(ctx, &feedloopv1.DeclineRequest{FeedbackId: id, CustomerMessage: f.CustomerMessage})
 	case "reroute":
-		_, err = s.Team.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: id, Team: f.Team, Reason: f.Reason})
+		_, err = s.Team.Reroute(ctx, &feedloopv1.RerouteRequest{FeedbackId: id, Team: f.Team, InternalNote: f.InternalNote})
 	case "comment":
-		_, err = s.Team.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: id, Text: f.Text})
+		_, err = s.Team.Comment(ctx, &feedloopv1.CommentRequest{FeedbackId: id, InternalNote: f.InternalNote})
 	default:
 		s.errorPage(w, r, http.StatusNotFound, "Unknown action", "There is no action called "+strconv.Quote(action)+".")
 		return
@@ -417,6 +429,8 @@ func fieldName(f string) string {
 		return "date"
 	case "team":
 		return "team"
+	case "customer_message":
+		return "message to the customer"
 	}
 	return strings.ReplaceAll(f, "_", " ")
 }
@@ -432,7 +446,7 @@ func previewEvent(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, team, a
 	}
 	switch f.Action {
 	case "plan":
-		sc.To, sc.CustomerMessage = feedloopv1.Status_STATUS_PLANNED, f.Message
+		sc.To, sc.CustomerMessage = feedloopv1.Status_STATUS_PLANNED, f.CustomerMessage
 		due, err := parseDue(f.Due)
 		if err != nil {
 			return nil, fmt.Errorf("choose the date you promise, then preview again")
@@ -442,9 +456,9 @@ func previewEvent(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, team, a
 			sc.PreviousDueAt = mine.GetPlannedDueAt()
 		}
 	case "resolve":
-		sc.To, sc.CustomerMessage = feedloopv1.Status_STATUS_RESOLVED, f.Message
+		sc.To, sc.CustomerMessage = feedloopv1.Status_STATUS_RESOLVED, f.CustomerMessage
 	case "decline":
-		sc.To, sc.Reason = feedloopv1.Status_STATUS_DECLINED, f.Reason
+		sc.To, sc.Reason = feedloopv1.Status_STATUS_DECLINED, f.CustomerMessage
 	default:
 		return nil, fmt.Errorf("only plan, resolve and decline send the customer a message")
 	}
@@ -488,7 +502,7 @@ func (s *Server) preview(w http.ResponseWriter, r *http.Request, sess session.Se
 	if err != nil {
 		p.Err = err.Error()
 	}
-	q := url.Values{"for": {f.Action}, "message": {f.Message}, "due": {f.Due}, "reason": {f.Reason}}
+	q := url.Values{"for": {f.Action}, "customer_message": {f.CustomerMessage}, "due": {f.Due}}
 	for i, m := range res.Messages {
 		name := m.Locale
 		if name == "" {
@@ -508,7 +522,7 @@ func (s *Server) previewHTML(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := Form{Action: q.Get("for"), Message: q.Get("message"), Due: q.Get("due"), Reason: q.Get("reason")}
+	f := Form{Action: q.Get("for"), CustomerMessage: q.Get("customer_message"), Due: q.Get("due")}
 	res, err := s.renderPreview(r, sess, f)
 	n, _ := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 || n >= len(res.Messages) {

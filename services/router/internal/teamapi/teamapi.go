@@ -251,7 +251,11 @@ func (s *Server) Acknowledge(ctx context.Context, req *feedloopv1.AcknowledgeReq
 
 // Plan promises the customer a date.
 func (s *Server) Plan(ctx context.Context, req *feedloopv1.PlanRequest) (*feedloopv1.PlanResponse, error) {
-	cmd := workflow.Command{Action: workflow.Plan, Message: req.GetMessage()}
+	msg, err := words(customerMessage, req.GetCustomerMessage(), "message", req.GetMessage())
+	if err != nil {
+		return nil, err
+	}
+	cmd := workflow.Command{Action: workflow.Plan, Message: msg}
 	if req.GetDueAt() != nil {
 		if err := req.GetDueAt().CheckValid(); err != nil {
 			return nil, invalid("due_at", err.Error())
@@ -264,30 +268,67 @@ func (s *Server) Plan(ctx context.Context, req *feedloopv1.PlanRequest) (*feedlo
 
 // Resolve closes the team's share with a message.
 func (s *Server) Resolve(ctx context.Context, req *feedloopv1.ResolveRequest) (*feedloopv1.ResolveResponse, error) {
-	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Resolve, Message: req.GetMessage()})
+	msg, err := words(customerMessage, req.GetCustomerMessage(), "message", req.GetMessage())
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Resolve, Message: msg})
 	return &feedloopv1.ResolveResponse{Assignment: a}, err
 }
 
 // Decline closes the team's share with a reason.
 func (s *Server) Decline(ctx context.Context, req *feedloopv1.DeclineRequest) (*feedloopv1.DeclineResponse, error) {
-	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Decline, Message: req.GetReason()})
+	msg, err := words(customerMessage, req.GetCustomerMessage(), "reason", req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Decline, Message: msg})
 	return &feedloopv1.DeclineResponse{Assignment: a}, err
 }
 
 // Reroute hands the team's share to another team.
 func (s *Server) Reroute(ctx context.Context, req *feedloopv1.RerouteRequest) (*feedloopv1.RerouteResponse, error) {
-	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Reroute, Message: req.GetReason(), RerouteTo: req.GetTeam()})
+	note, err := words(internalNote, req.GetInternalNote(), "reason", req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.act(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Reroute, Message: note, RerouteTo: req.GetTeam()})
 	return &feedloopv1.RerouteResponse{Assignment: a}, err
 }
 
 // Comment adds an internal note.
 func (s *Server) Comment(ctx context.Context, req *feedloopv1.CommentRequest) (*feedloopv1.CommentResponse, error) {
+	note, err := words(internalNote, req.GetInternalNote(), "text", req.GetText())
+	if err != nil {
+		return nil, err
+	}
 	var id string
-	_, err := s.actWith(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Comment, Message: req.GetText()}, func(outs []workflow.Out) { id = outs[0].Event.GetId() })
+	_, err = s.actWith(ctx, req.GetFeedbackId(), workflow.Command{Action: workflow.Comment, Message: note}, func(outs []workflow.Out) { id = outs[0].Event.GetId() })
 	if err != nil {
 		return nil, err
 	}
 	return &feedloopv1.CommentResponse{EventId: id}, nil
+}
+
+// The request fields of an action's words, named by who reads them; the
+// workflow's field errors use the same names.
+const (
+	customerMessage = workflow.CustomerMessageField
+	internalNote    = workflow.InternalNoteField
+)
+
+// words is the text of an action: the field named by its audience, or the
+// deprecated field it replaced, which older clients still send. Both set
+// and different is refused rather than guessed at: one of them would reach
+// the wrong reader.
+func words(field, v, oldField, old string) (string, error) {
+	switch {
+	case old == "" || old == v:
+		return v, nil
+	case v == "":
+		return old, nil
+	}
+	return "", invalid(field, fmt.Sprintf("differs from %s, the deprecated field it replaces; send %s only", oldField, field))
 }
 
 func (s *Server) act(ctx context.Context, id string, cmd workflow.Command) (*feedloopv1.AssignmentState, error) {

@@ -207,9 +207,15 @@ func refusal(err error) error {
 	case errors.Is(err, apikey.ErrRevoked):
 		return status.Error(codes.Unauthenticated, "team token revoked; ask for a new one")
 	default:
-		return status.Error(codes.Unauthenticated, "unknown team token")
+		return status.Error(codes.Unauthenticated, unknownToken)
 	}
 }
+
+// unknownToken is the refusal of a token the tokens file does not
+// list. The usual cause is a token of another setup: feedloop dev keeps
+// its own per --data directory.
+const unknownToken = "unknown team token: this router's tokens file does not list it; ask whoever runs the router for one, " +
+	"or, against 'feedloop dev', use a token from <data>/dev-team-tokens.yaml of the --data it runs with ('feedloop inbox --as TEAM' reads it)"
 
 // bearer reads the token of a call.
 func bearer(ctx context.Context) (string, error) {

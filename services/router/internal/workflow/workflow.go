@@ -102,8 +102,8 @@ type Command struct {
 	Action Action
 	// Team acting (from its token) and the person or system acting.
 	Team, Actor string
-	// Message for the customer (plan, resolve), reason (decline, reroute)
-	// or note (comment).
+	// Message for the customer (plan, resolve, decline) or internal note
+	// (reroute, comment).
 	Message string
 	// DueAt is the date a plan promises.
 	DueAt time.Time
@@ -308,7 +308,7 @@ func validate(cmd Command, known KnownTeam) error {
 	case Plan:
 		switch {
 		case text == "":
-			field, rule = "message", "required: tell the customer what the team will do"
+			field, rule = CustomerMessageField, "required: tell the customer what the team will do"
 		case cmd.DueAt.IsZero():
 			field, rule = "due_at", "required"
 		case cmd.DueAt.Before(cmd.Now.UTC().Truncate(24 * time.Hour)):
@@ -316,11 +316,11 @@ func validate(cmd Command, known KnownTeam) error {
 		}
 	case Resolve:
 		if text == "" {
-			field, rule = "message", "required: tell the customer what was done"
+			field, rule = CustomerMessageField, "required: tell the customer what was done"
 		}
 	case Decline:
 		if text == "" {
-			field, rule = "reason", "required: the customer reads why"
+			field, rule = CustomerMessageField, "required: the customer reads why"
 		}
 	case Reroute:
 		switch {
@@ -331,11 +331,11 @@ func validate(cmd Command, known KnownTeam) error {
 		case known != nil && !known(cmd.RerouteTo):
 			field, rule = "team", fmt.Sprintf("unknown team %q", cmd.RerouteTo)
 		case text == "":
-			field, rule = "reason", "required"
+			field, rule = InternalNoteField, "required"
 		}
 	case Comment:
 		if text == "" {
-			field, rule = "text", "required"
+			field, rule = InternalNoteField, "required"
 		}
 	default:
 		return fmt.Errorf("%w: unknown action %d", ErrInvalid, cmd.Action)
@@ -357,14 +357,19 @@ func validate(cmd Command, known KnownTeam) error {
 	return nil
 }
 
+// The team API's request fields of an action's words, named by who reads
+// them: plan, resolve and decline speak to the customer, reroute and
+// comment only to teams.
+const (
+	CustomerMessageField = "customer_message"
+	InternalNoteField    = "internal_note"
+)
+
 func textField(a Action) string {
-	switch a {
-	case Decline, Reroute:
-		return "reason"
-	case Comment:
-		return "text"
+	if a == Reroute || a == Comment {
+		return InternalNoteField
 	}
-	return "message"
+	return CustomerMessageField
 }
 
 // FieldError names the request field at fault and the rule it breaks.

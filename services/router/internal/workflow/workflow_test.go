@@ -110,24 +110,24 @@ func TestFieldRules(t *testing.T) {
 		c     workflow.Command
 		field string
 	}{
-		{"plan without message", cmd(workflow.Plan, func(c *workflow.Command) { c.Message = "  " }), "message"},
+		{"plan without message", cmd(workflow.Plan, func(c *workflow.Command) { c.Message = "  " }), "customer_message"},
 		{"plan without date", cmd(workflow.Plan, func(c *workflow.Command) { c.DueAt = time.Time{} }), "due_at"},
 		{"plan in the past", cmd(workflow.Plan, func(c *workflow.Command) { c.DueAt = now.Add(-48 * time.Hour) }), "due_at"},
-		{"resolve without message", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "" }), "message"},
-		{"decline without reason", cmd(workflow.Decline, func(c *workflow.Command) { c.Message = "" }), "reason"},
+		{"resolve without message", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "" }), "customer_message"},
+		{"decline without reason", cmd(workflow.Decline, func(c *workflow.Command) { c.Message = "" }), "customer_message"},
 		{"reroute without team", cmd(workflow.Reroute, func(c *workflow.Command) { c.RerouteTo = "" }), "team"},
 		{"reroute to itself", cmd(workflow.Reroute, func(c *workflow.Command) { c.RerouteTo = "billing" }), "team"},
 		{"reroute to unknown team", cmd(workflow.Reroute, func(c *workflow.Command) { c.RerouteTo = "nobody" }), "team"},
-		{"reroute without reason", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "" }), "reason"},
-		{"comment without text", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "" }), "text"},
-		{"comment too long", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = strings.Repeat("é", workflow.MaxTextLen+1) }), "text"},
+		{"reroute without reason", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "" }), "internal_note"},
+		{"comment without text", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "" }), "internal_note"},
+		{"comment too long", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = strings.Repeat("é", workflow.MaxTextLen+1) }), "internal_note"},
 		// Intake's rules for free text, the ones a customer's feedback meets.
-		{"plan message with NUL", cmd(workflow.Plan, func(c *workflow.Command) { c.Message = "refund\x00soon" }), "message"},
-		{"resolve message with ESC", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "\x1b[2Jdone" }), "message"},
-		{"resolve message not UTF-8", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "done \xff\xfe" }), "message"},
-		{"decline reason with control", cmd(workflow.Decline, func(c *workflow.Command) { c.Message = "no\x07" }), "reason"},
-		{"reroute reason not UTF-8", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "\xc3" }), "reason"},
-		{"comment with ESC", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "note \x1b]0;x\x07" }), "text"},
+		{"plan message with NUL", cmd(workflow.Plan, func(c *workflow.Command) { c.Message = "refund\x00soon" }), "customer_message"},
+		{"resolve message with ESC", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "\x1b[2Jdone" }), "customer_message"},
+		{"resolve message not UTF-8", cmd(workflow.Resolve, func(c *workflow.Command) { c.Message = "done \xff\xfe" }), "customer_message"},
+		{"decline reason with control", cmd(workflow.Decline, func(c *workflow.Command) { c.Message = "no\x07" }), "customer_message"},
+		{"reroute reason not UTF-8", cmd(workflow.Reroute, func(c *workflow.Command) { c.Message = "\xc3" }), "internal_note"},
+		{"comment with ESC", cmd(workflow.Comment, func(c *workflow.Command) { c.Message = "note \x1b]0;x\x07" }), "internal_note"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
