@@ -13,9 +13,12 @@ import (
 // readmeMarker precedes the README blocks this test runs as they are written.
 const readmeMarker = "<!-- readme-test"
 
-// The README's first-ten-minutes commands run as written against a
-// feedloop dev: the servers come from the environment (free ports here, the
-// defaults on a newcomer's machine), and ID stands for the item's id prefix.
+// The README's marked blocks run as written against a feedloop dev, in the
+// README's order, from the repository's root: the servers are the ones
+// this dev listens on (free ports here, the defaults the README names on a
+// newcomer's machine), and ID stands for the first item's id prefix. The
+// comment lines under a command are its output as README shows it (… for
+// what varies): each piece must be in what the command printed.
 func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	readme, err := os.ReadFile("../../../../README.md")
 	if err != nil {
@@ -34,27 +37,47 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	t.Setenv(envDevData, data)
 	t.Setenv(envToken, "")
 
+	// README names the default addresses; this dev listens elsewhere.
+	addrs := map[string]string{}
+	for _, a := range []string{"127.0.0.1:7001", "localhost:7001"} {
+		addrs[a] = os.Getenv(envIntakeServer)
+	}
+	for _, a := range []string{"127.0.0.1:7003", "localhost:7003"} {
+		addrs[a] = os.Getenv(envServer)
+	}
 	var id string
 	for _, block := range blocks {
-		for _, line := range block {
-			args := shellWords(line)
+		for _, cmd := range block {
+			args := shellWords(cmd.line)
 			if len(args) == 0 || args[0] != "feedloop" {
-				t.Fatalf("README line %q: not a feedloop command", line)
+				t.Fatalf("README line %q: not a feedloop command", cmd.line)
 			}
 			if id == "" && len(args) > 1 && args[1] == "inbox" {
 				id = theOneItem(t, "--as", "billing")[:8]
 			}
 			for i, a := range args {
-				if a == "ID" {
+				switch {
+				case a == "ID":
 					args[i] = id
+				case addrs[a] != "":
+					args[i] = addrs[a]
+				case strings.HasPrefix(a, "deploy/"):
+					args[i] = repoRoot + a
 				}
 			}
 			code, stdout, stderr := run(t, args[1:]...)
 			if code != 0 {
-				t.Fatalf("README: %s\nexit %d\n%s%s", line, code, stdout, stderr)
+				t.Fatalf("README: %s\nexit %d\n%s%s", cmd.line, code, stdout, stderr)
 			}
-			if strings.Contains(line, "--query") && id != "" && !strings.Contains(stdout, id) {
-				t.Fatalf("README: %s\nlists no item %s:\n%s", line, id, stdout)
+			if strings.Contains(cmd.line, "--query") && id != "" && !strings.Contains(stdout, id) {
+				t.Fatalf("README: %s\nlists no item %s:\n%s", cmd.line, id, stdout)
+			}
+			for _, want := range cmd.output {
+				for _, piece := range strings.Split(want, "…") {
+					if piece = strings.TrimSpace(piece); piece != "" && !strings.Contains(stdout, piece) {
+						t.Fatalf("README: %s\nshows %q as its output; it printed:\n%s", cmd.line, piece, stdout)
+					}
+				}
 			}
 		}
 	}
@@ -66,23 +89,40 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	}
 }
 
-// readmeBlocks returns the command lines of each ```sh block that follows
-// a readme-test marker, comments dropped.
-func readmeBlocks(readme string) [][]string {
-	var blocks [][]string
+// repoRoot is the repository's root from this package's directory.
+const repoRoot = "../../../../"
+
+// readmeCommand is one command line of a README block and the output
+// README shows under it (its comment lines, without "# ").
+type readmeCommand struct {
+	line   string
+	output []string
+}
+
+// readmeBlocks returns the commands of each ```sh block that follows a
+// readme-test marker, trailing comments dropped.
+func readmeBlocks(readme string) [][]readmeCommand {
+	var blocks [][]readmeCommand
 	for _, part := range strings.Split(readme, readmeMarker)[1:] {
 		_, body, ok := strings.Cut(part, "```sh\n")
 		if !ok {
 			continue
 		}
 		body, _, _ = strings.Cut(body, "```")
-		var lines []string
+		var cmds []readmeCommand
 		for _, l := range strings.Split(body, "\n") {
+			l = strings.TrimSpace(l)
+			if out, ok := strings.CutPrefix(l, "#"); ok {
+				if len(cmds) > 0 {
+					cmds[len(cmds)-1].output = append(cmds[len(cmds)-1].output, out)
+				}
+				continue
+			}
 			if l = strings.TrimSpace(stripComment(l)); l != "" {
-				lines = append(lines, l)
+				cmds = append(cmds, readmeCommand{line: l})
 			}
 		}
-		blocks = append(blocks, lines)
+		blocks = append(blocks, cmds)
 	}
 	return blocks
 }
