@@ -394,13 +394,7 @@ func TestBanking77Subsample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	full, err := ReadCSV(banking77, "text", "category")
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("banking77 not present")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	full := sharedData(t, "banking77/train.csv", "text", "category")
 	labels := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(full.Labels)))))[:20]
 	tr, te := &Dataset{}, &Dataset{}
 	for i, l := range full.Labels {
