@@ -1,0 +1,69 @@
+package chaos
+
+import (
+	"context"
+	"time"
+)
+
+// FaultNames name the faults of the schedule, in order.
+var FaultNames = []string{"notifier", "intake", "classifier", "router", "nats", "flush"}
+
+// fault is one fault of the schedule, injected once the driver has had
+// at (a fraction) of the items accepted, or, with ready, once ready says so.
+type fault struct {
+	at        float64
+	key, name string
+	do        func(ctx context.Context) error
+	ready     func() bool
+}
+
+// due reports whether f may be injected now.
+func (f fault) due(submitted int64, items int) bool {
+	if f.ready != nil {
+		return f.ready()
+	}
+	return submitted >= int64(f.at*float64(items))
+}
+
+// notifierBusy is how many customer acknowledgements the sink must have
+// received before the notifier is killed: it is then sending, with
+// deliveries claimed and in flight.
+const notifierBusy = 10
+
+// faultDueTimeout bounds the wait for the faults still to come once every
+// item was accepted.
+const faultDueTimeout = 2 * time.Minute
+
+func (h *harness) schedule() []fault {
+	kill := func(name string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			p := h.service(name)
+			h.setFaulting(p, true)
+			defer h.setFaulting(p, false)
+			p.kill()
+			sleep(ctx, 500*time.Millisecond)
+			return p.start()
+		}
+	}
+	return []fault{
+		// The notifier first, as soon as it is sending: a SIGKILLed notifier's
+		// claims hold its deliveries for the claim TTL (2 min) and its
+		// consumer's redelivery schedule after that, which no run can end
+		// before; killed early, that wait passes while the rest runs.
+		{ready: func() bool { return h.sink.customerDeliveries() >= notifierBusy }, key: "notifier", name: "SIGKILL notifier", do: kill("notifier")},
+		{at: 0.20, key: "intake", name: "SIGKILL intake", do: kill("intake")},
+		{at: 0.30, key: "classifier", name: "SIGKILL classifier-1", do: kill("classifier-1")},
+		{at: 0.40, key: "router", name: "SIGKILL router-1", do: kill("router-1")},
+		{at: 0.50, key: "nats", name: "SIGKILL nats-server, restart on the same store and port", do: func(ctx context.Context) error {
+			h.nats.kill()
+			sleep(ctx, time.Second)
+			if err := h.nats.start(); err != nil {
+				return err
+			}
+			return h.waitNATS(ctx)
+		}},
+		{at: 0.60, key: "flush", name: "FLUSHALL redis", do: func(ctx context.Context) error {
+			return h.rdb.FlushAll(ctx).Err()
+		}},
+	}
+}
