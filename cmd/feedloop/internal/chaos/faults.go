@@ -2,6 +2,9 @@ package chaos
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,4 +69,30 @@ func (h *harness) schedule() []fault {
 			return h.rdb.FlushAll(ctx).Err()
 		}},
 	}
+}
+
+// injectFaults injects the faults of the schedule, less those skipped, each
+// once it is due (submitted is how many items intake has accepted so far),
+// and records each in the result. waitingFor names the fault not yet due.
+func (h *harness) injectFaults(ctx context.Context, submitted func() int64, waitingFor *atomic.Pointer[string]) error {
+	for _, f := range h.schedule() {
+		if slices.Contains(h.o.Skip, f.key) {
+			continue
+		}
+		waitingFor.Store(&f.name)
+		for !f.due(submitted(), h.o.Items) {
+			if !sleep(ctx, 20*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+		at := time.Since(h.start).Seconds()
+		h.progress("fault: %s (at %d submitted)", f.name, submitted())
+		if err := f.do(ctx); err != nil {
+			return fmt.Errorf("chaos: fault %s: %w", f.name, err)
+		}
+		h.mu.Lock()
+		h.res.Faults = append(h.res.Faults, fmt.Sprintf("%.1fs %s", at, f.name))
+		h.mu.Unlock()
+	}
+	return nil
 }

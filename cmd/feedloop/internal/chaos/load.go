@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,58 +13,20 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
+// runLoad drives the items through intake while the faults of the
+// schedule fall, and records what the driver saw.
 func (h *harness) runLoad(ctx context.Context) error {
-	conn, err := dialIntake(h.intakeAdr)
-	if err != nil {
-		return fmt.Errorf("chaos: intake client: %w", err)
-	}
-	defer conn.Close()
-	opts, err := h.natsOptions(natsauth.SourceUser(PoisonSource))
+	d, closeDriver, err := h.newDriver()
 	if err != nil {
 		return err
 	}
-	pnc, err := bus.Connect(h.natsURL(), "feedloop-chaos-"+PoisonSource, opts...)
-	if err != nil {
-		return err
-	}
-	defer pnc.Close()
-	pjs, err := jetstream.New(pnc)
-	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
-	}
-	d := &driver{
-		run: runID(), items: h.o.Items, concurrency: h.o.Concurrency, rate: h.o.Rate, poisonEvery: 100,
-		intake: feedloopv1.NewIntakeServiceClient(conn), apiKey: h.apiKey, poisonJS: pjs, ids: map[string]int{},
-	}
+	defer closeDriver()
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	faultsDone := make(chan error, 1)
 	var waitingFor atomic.Pointer[string] // the fault not yet due
-	go func() {
-		for _, f := range h.schedule() {
-			if slices.Contains(h.o.Skip, f.key) {
-				continue
-			}
-			waitingFor.Store(&f.name)
-			for !f.due(d.submitted.Load(), h.o.Items) {
-				if !sleep(lctx, 20*time.Millisecond) {
-					faultsDone <- lctx.Err()
-					return
-				}
-			}
-			at := time.Since(h.start).Seconds()
-			h.progress("fault: %s (at %d submitted)", f.name, d.submitted.Load())
-			if err := f.do(lctx); err != nil {
-				faultsDone <- fmt.Errorf("chaos: fault %s: %w", f.name, err)
-				return
-			}
-			h.mu.Lock()
-			h.res.Faults = append(h.res.Faults, fmt.Sprintf("%.1fs %s", at, f.name))
-			h.mu.Unlock()
-		}
-		faultsDone <- nil
-	}()
+	go func() { faultsDone <- h.injectFaults(lctx, d.submitted.Load, &waitingFor) }()
 	ticker := time.NewTicker(5 * time.Second)
 	defer ticker.Stop()
 	loadDone := make(chan struct{})
@@ -108,4 +69,36 @@ func (h *harness) runLoad(ctx context.Context) error {
 	h.res.ResubmissionsDuplicate = int(d.duplicates.Load())
 	h.res.PoisonSent = int(d.poisonSent.Load())
 	return ctx.Err()
+}
+
+// newDriver connects the driver: a gRPC client of intake with the run's API
+// key, and a NATS connection as the poison source; closeDriver closes both.
+func (h *harness) newDriver() (d *driver, closeDriver func(), err error) {
+	conn, err := dialIntake(h.intakeAdr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("chaos: intake client: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			conn.Close()
+		}
+	}()
+	opts, err := h.natsOptions(natsauth.SourceUser(PoisonSource))
+	if err != nil {
+		return nil, nil, err
+	}
+	pnc, err := bus.Connect(h.natsURL(), "feedloop-chaos-"+PoisonSource, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	pjs, err := jetstream.New(pnc)
+	if err != nil {
+		pnc.Close()
+		return nil, nil, fmt.Errorf("chaos: %w", err)
+	}
+	d = &driver{
+		run: runID(), items: h.o.Items, concurrency: h.o.Concurrency, rate: h.o.Rate, poisonEvery: 100,
+		intake: feedloopv1.NewIntakeServiceClient(conn), apiKey: h.apiKey, poisonJS: pjs, ids: map[string]int{},
+	}
+	return d, func() { conn.Close(); pnc.Close() }, nil
 }
