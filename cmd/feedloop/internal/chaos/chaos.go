@@ -45,7 +45,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	h := &harness{o: o, root: root, start: time.Now(), res: &Result{Items: o.Items, NATSSync: "default (sync_interval 2m)"}}
+	h := &harness{o: o, root: root, pickPort: freePort, start: time.Now(), res: &Result{Items: o.Items, NATSSync: "default (sync_interval 2m)"}}
 	if h.dir, err = os.MkdirTemp("", "feedloop-chaos-"); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -81,12 +81,15 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 }
 
 type harness struct {
-	o     Options
-	root  string
-	dir   string
-	start time.Time
-	res   *Result
-	keep  bool
+	o    Options
+	root string
+	dir  string
+	// pickPort picks the port of a process that listens where its clients
+	// know (see launch): freePort; a test hands out a taken one.
+	pickPort func() (int, error)
+	start    time.Time
+	res      *Result
+	keep     bool
 
 	secret    []byte
 	natsUsers natsauth.Users

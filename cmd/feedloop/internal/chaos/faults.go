@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -37,6 +38,25 @@ const notifierBusy = 10
 // item was accepted.
 const faultDueTimeout = 2 * time.Minute
 
+// relaunchTimeout bounds the wait for a process restarted after a fault
+// to listen on its port again.
+const relaunchTimeout = time.Minute
+
+// restart starts service p again after its fault. One with a port its
+// clients know gets it back (relaunch); one that ends at start for another
+// reason is left to the supervisor, which starts it again and reports the
+// exit, as for any service.
+func (h *harness) restart(ctx context.Context, p *proc) error {
+	if p.port == 0 {
+		return p.start()
+	}
+	err := h.relaunch(ctx, p, relaunchTimeout)
+	if errors.Is(err, errEnded) {
+		return nil
+	}
+	return err
+}
+
 func (h *harness) schedule() []fault {
 	kill := func(name string) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
@@ -45,7 +65,7 @@ func (h *harness) schedule() []fault {
 			defer h.setFaulting(p, false)
 			p.kill()
 			sleep(ctx, 500*time.Millisecond)
-			return p.start()
+			return h.restart(ctx, p)
 		}
 	}
 	return []fault{
@@ -60,10 +80,10 @@ func (h *harness) schedule() []fault {
 		{at: 0.50, key: "nats", name: "SIGKILL nats-server, restart on the same store and port", do: func(ctx context.Context) error {
 			h.nats.kill()
 			sleep(ctx, time.Second)
-			if err := h.nats.start(); err != nil {
+			if err := h.relaunch(ctx, h.nats, relaunchTimeout); err != nil {
 				return err
 			}
-			return h.waitNATS(ctx)
+			return h.waitJetStream(ctx)
 		}},
 		{at: 0.60, key: "flush", name: "FLUSHALL redis", do: func(ctx context.Context) error {
 			return h.rdb.FlushAll(ctx).Err()

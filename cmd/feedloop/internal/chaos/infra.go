@@ -20,35 +20,28 @@ func (h *harness) startInfra(ctx context.Context, redisPath string) error {
 	if err := os.MkdirAll(filepath.Join(h.dir, "logs"), 0o700); err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	var err error
-	if h.redisPort, err = freePort(); err != nil {
+	h.redis = &proc{name: "redis-server", path: redisPath, log: filepath.Join(h.dir, "logs", "redis-server.log")}
+	h.redis.withPort = func(port int) error {
+		h.redis.args = []string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", h.dir, "--loglevel", "warning"}
+		return nil
+	}
+	if err := h.launch(ctx, h.redis, 10*time.Second); err != nil {
 		return err
 	}
-	h.redis = &proc{name: "redis-server", path: redisPath, log: filepath.Join(h.dir, "logs", "redis-server.log"),
-		args: []string{"--port", fmt.Sprint(h.redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", h.dir, "--loglevel", "warning"}}
-	if err := h.redis.start(); err != nil {
-		return err
-	}
-	if err := waitDial(ctx, hostPort(h.redisPort), 10*time.Second); err != nil {
-		return err
-	}
+	h.redisPort = h.redis.port
 	h.rdb = redis.NewClient(&redis.Options{Addr: hostPort(h.redisPort), DB: 0})
 
-	if h.natsPort, err = freePort(); err != nil {
+	if err := h.natsAuth(); err != nil {
 		return err
 	}
-	conf, err := h.natsConfig()
-	if err != nil {
-		return err
-	}
+	conf := filepath.Join(h.dir, "nats", "nats-server.conf")
 	h.nats = h.newProc("nats-server", "nats-server", []string{"-c", conf}, nil)
-	if err := h.nats.start(); err != nil {
+	h.nats.withPort = func(port int) error { return h.writeNATSConfig(conf, port) }
+	if err := h.launch(ctx, h.nats, 30*time.Second); err != nil {
 		return err
 	}
-	if err := h.waitNATS(ctx); err != nil {
-		return err
-	}
+	h.natsPort = h.nats.port
 	// The harness's own checks (stream info, reading the record, the
 	// rebuild) connect as the operators' admin user.
 	opts, err := h.natsOptions(natsauth.Admin)
@@ -69,28 +62,31 @@ func (h *harness) startInfra(ctx context.Context, redisPath string) error {
 
 func (h *harness) natsURL() string { return "nats://" + hostPort(h.natsPort) }
 
-// natsConfig generates the NATS users as `feedloop nats-config` does (a
+// natsAuth generates the NATS users as `feedloop nats-config` does (a
 // seed per service, the poison source and admin; teams from the example
-// routes) and writes a nats-server.conf that includes their auth.conf,
-// as a deployment runs it. It returns the config file.
-func (h *harness) natsConfig() (string, error) {
+// routes) into the nats directory of the run, beside their auth.conf.
+func (h *harness) natsAuth() error {
 	tree, err := routing.Load(filepath.Join(h.root, "deploy", "examples", "routes.yaml"))
 	if err != nil {
-		return "", fmt.Errorf("chaos: routes: %w", err)
+		return fmt.Errorf("chaos: routes: %w", err)
 	}
-	dir := filepath.Join(h.dir, "nats")
 	spec := natsauth.Spec{Sources: []string{PoisonSource}, Teams: tree.Teams(), ManageStreams: true}
-	if h.natsUsers, err = natsauth.Generate(dir, spec); err != nil {
-		return "", fmt.Errorf("chaos: %w", err)
+	if h.natsUsers, err = natsauth.Generate(filepath.Join(h.dir, "nats"), spec); err != nil {
+		return fmt.Errorf("chaos: %w", err)
 	}
-	conf := filepath.Join(dir, "nats-server.conf")
+	return nil
+}
+
+// writeNATSConfig writes the nats-server.conf conf, listening on port and
+// including the users' auth.conf (beside it), as a deployment runs it.
+func (h *harness) writeNATSConfig(conf string, port int) error {
 	// include takes a path relative to the including file.
 	text := fmt.Sprintf("server_name: chaos\nlisten: %s\njetstream {\n  store_dir: %q\n}\ninclude %s\n",
-		hostPort(h.natsPort), filepath.Join(h.dir, "jetstream"), natsauth.ServerConfigName)
+		hostPort(port), filepath.Join(h.dir, "jetstream"), natsauth.ServerConfigName)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return "", fmt.Errorf("chaos: %w", err)
+		return fmt.Errorf("chaos: %w", err)
 	}
-	return conf, nil
+	return nil
 }
 
 // natsOptions are the connection options of a generated NATS user.
@@ -112,15 +108,9 @@ func (h *harness) seedFile(user string) string {
 	return u.SeedFile
 }
 
-// waitNATS waits until nats-server takes connections and JetStream answers
-// (after a restart it first recovers its store).
-func (h *harness) waitNATS(ctx context.Context) error {
-	if err := waitDial(ctx, hostPort(h.natsPort), 30*time.Second); err != nil {
-		return err
-	}
-	if h.bus == nil {
-		return nil
-	}
+// waitJetStream waits until JetStream answers again after a restart of
+// nats-server (it first recovers its store).
+func (h *harness) waitJetStream(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/feedloop/feedloop/pkg/apikey"
@@ -35,6 +36,8 @@ func (h *harness) intakeKeys() (string, error) {
 	return file, nil
 }
 
+// startServices starts the sink and every service, and waits until intake
+// listens and every consumer exists; then the supervisor watches them.
 func (h *harness) startServices(ctx context.Context) error {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -43,10 +46,41 @@ func (h *harness) startServices(ctx context.Context) error {
 	if h.sink, err = newSink(h.secret); err != nil {
 		return err
 	}
+	if h.services, err = h.serviceProcs(); err != nil {
+		return err
+	}
+	intake := h.services[0]
+	for _, p := range h.services[1:] {
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	if err := h.launch(ctx, intake, 60*time.Second); err != nil {
+		return err
+	}
+	h.intakeAdr = hostPort(intake.port)
+	if err := h.waitConsumers(ctx, 60*time.Second); err != nil {
+		return err
+	}
+	h.faulting = map[*proc]bool{}
+	h.superv = make(chan struct{})
+	go h.supervise()
+	h.progress("running: nats-server :%d, redis-server :%d, intake %s, 2 classifiers, 2 routers, notifier", h.natsPort, h.redisPort, h.intakeAdr)
+	return nil
+}
+
+// serviceProcs are the services' processes, intake first. Only intake's
+// gRPC port is one a client (the driver) dials, so it is picked (see
+// launch); every other listener binds port 0.
+func (h *harness) serviceProcs() ([]*proc, error) {
 	examples := filepath.Join(h.root, "deploy", "examples")
 	teams := filepath.Join(h.dir, "teams.yaml")
 	if err := os.WriteFile(teams, []byte("teams:\n  default:\n    - type: webhook\n      url: "+h.sink.teamURL()+"\n"), 0o600); err != nil {
-		return fmt.Errorf("chaos: %w", err)
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	keys, err := h.intakeKeys()
+	if err != nil {
+		return nil, err
 	}
 	common := []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -61,47 +95,29 @@ func (h *harness) startServices(ctx context.Context) error {
 		"OTEL_METRICS_EXPORTER=none",
 	}
 	env := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
-	port := func() (string, error) {
-		p, err := freePort()
-		return hostPort(p), err
-	}
-	intakeGRPC, err := port()
-	if err != nil {
-		return err
-	}
-	intakeHTTP, err := port()
-	if err != nil {
-		return err
-	}
-	h.intakeAdr = intakeGRPC
-	keys, err := h.intakeKeys()
-	if err != nil {
-		return err
-	}
-	h.services = append(h.services, h.newProc("intake", "intake", nil, env(
+
+	intakeEnv := env(
 		"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Intake),
-		"INTAKE_GRPC_ADDR="+intakeGRPC, "INTAKE_HTTP_ADDR="+intakeHTTP,
-		"INTAKE_API_KEYS_FILE="+keys, "INTAKE_RATE_LIMIT="+IntakeRateLimit)))
+		"INTAKE_HTTP_ADDR=127.0.0.1:0",
+		"INTAKE_API_KEYS_FILE="+keys, "INTAKE_RATE_LIMIT="+IntakeRateLimit)
+	intake := h.newProc("intake", "intake", nil, intakeEnv)
+	intake.withPort = func(port int) error {
+		intake.env = append(slices.Clip(intakeEnv), "INTAKE_GRPC_ADDR="+hostPort(port))
+		return nil
+	}
+	procs := []*proc{intake}
 	for i := 1; i <= 2; i++ {
-		h.services = append(h.services, h.newProc(fmt.Sprintf("classifier-%d", i), "classifier", nil, env(
+		procs = append(procs, h.newProc(fmt.Sprintf("classifier-%d", i), "classifier", nil, env(
 			"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Classifier),
 			"CLASSIFIER_RULES_FILE="+filepath.Join(examples, "rules.yaml"))))
 	}
 	for i := 1; i <= 2; i++ {
-		g, err := port()
-		if err != nil {
-			return err
-		}
-		ht, err := port()
-		if err != nil {
-			return err
-		}
-		h.services = append(h.services, h.newProc(fmt.Sprintf("router-%d", i), "router", nil, env(
+		procs = append(procs, h.newProc(fmt.Sprintf("router-%d", i), "router", nil, env(
 			"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Router),
 			"ROUTER_ROUTES_FILE="+filepath.Join(examples, "routes.yaml"),
-			"ROUTER_GRPC_ADDR="+g, "ROUTER_HTTP_ADDR="+ht)))
+			"ROUTER_GRPC_ADDR=127.0.0.1:0", "ROUTER_HTTP_ADDR=127.0.0.1:0")))
 	}
-	h.services = append(h.services, h.newProc("notifier", "notifier", nil, env(
+	procs = append(procs, h.newProc("notifier", "notifier", nil, env(
 		"NATS_NKEY_SEED_FILE="+h.seedFile(natsauth.Notifier),
 		"NOTIFIER_TEMPLATES_DIR="+filepath.Join(examples, "templates"),
 		"NOTIFIER_TEAMS_FILE="+teams,
@@ -109,22 +125,7 @@ func (h *harness) startServices(ctx context.Context) error {
 		"NOTIFIER_WEBHOOK_SECRET="+string(h.secret),
 		// One customer per item, and no cap: every acknowledgement is due now.
 		"NOTIFIER_CUSTOMER_DAILY_CAP=0")))
-	for _, p := range h.services {
-		if err := p.start(); err != nil {
-			return err
-		}
-	}
-	if err := waitDial(ctx, intakeGRPC, 60*time.Second); err != nil {
-		return fmt.Errorf("%w (see %s)", err, h.services[0].log)
-	}
-	if err := h.waitConsumers(ctx, 60*time.Second); err != nil {
-		return err
-	}
-	h.faulting = map[*proc]bool{}
-	h.superv = make(chan struct{})
-	go h.supervise()
-	h.progress("running: nats-server :%d, redis-server :%d, intake %s, 2 classifiers, 2 routers, notifier", h.natsPort, h.redisPort, intakeGRPC)
-	return nil
+	return procs, nil
 }
 
 // durables are the consumers whose lag quiescence waits for.
