@@ -27,32 +27,8 @@ func (h *harness) quiesce(ctx context.Context) bool {
 	stable, last := 0, uint64(0)
 	lastReport := time.Now()
 	for time.Now().Before(deadline) {
-		busy := ""
-		var lag uint64
-		for _, d := range durables {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := h.bus.JetStream().Consumer(cctx, d.stream, d.name)
-			if err == nil {
-				info, ierr := c.Info(cctx)
-				err = ierr
-				if err == nil && (info.NumPending > 0 || info.NumAckPending > 0) {
-					busy = d.name
-					lag += info.NumPending + uint64(info.NumAckPending)
-				}
-			}
-			cancel()
-			if err != nil {
-				busy = d.name + " (" + err.Error() + ")"
-			}
-		}
-		var seq uint64
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if st, err := h.bus.JetStream().Stream(cctx, bus.StreamFeedback); err == nil {
-			if info, err := st.Info(cctx); err == nil {
-				seq = info.State.LastSeq
-			}
-		}
-		cancel()
+		busy, lag := h.consumerLag(ctx)
+		seq := h.streamLastSeq(ctx)
 		if busy == "" && seq == last && seq > 0 {
 			stable++
 			if stable >= 3 {
@@ -71,6 +47,45 @@ func (h *harness) quiesce(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+// consumerLag returns the last of the durables with messages pending or
+// unacknowledged (or whose state cannot be read, with the error), "" when
+// none, and how many messages they have in all.
+func (h *harness) consumerLag(ctx context.Context) (busy string, lag uint64) {
+	for _, d := range durables {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := h.bus.JetStream().Consumer(cctx, d.stream, d.name)
+		if err == nil {
+			info, ierr := c.Info(cctx)
+			err = ierr
+			if err == nil && (info.NumPending > 0 || info.NumAckPending > 0) {
+				busy = d.name
+				lag += info.NumPending + uint64(info.NumAckPending)
+			}
+		}
+		cancel()
+		if err != nil {
+			busy = d.name + " (" + err.Error() + ")"
+		}
+	}
+	return busy, lag
+}
+
+// streamLastSeq is the FEEDBACK stream's last sequence, 0 when it cannot
+// be read.
+func (h *harness) streamLastSeq(ctx context.Context) uint64 {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := h.bus.JetStream().Stream(cctx, bus.StreamFeedback)
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(cctx)
+	if err != nil {
+		return 0
+	}
+	return info.State.LastSeq
 }
 
 func (h *harness) verify(ctx context.Context) error {
