@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -67,10 +65,16 @@ type proc struct {
 	args []string
 	env  []string
 	log  string // file receiving stdout and stderr, appended across restarts
+	// port is the loopback port the process listens on that its clients
+	// know (see launch); 0: none. withPort sets args or env (or a config
+	// file) for a port before a first start.
+	port     int
+	withPort func(port int) error
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	done     chan struct{}
+	outStart int64 // where this start's output begins in log
 	restarts int
 }
 
@@ -82,6 +86,11 @@ func (p *proc) start() error {
 		return fmt.Errorf("chaos: %s log: %w", p.name, err)
 	}
 	fmt.Fprintf(f, "--- chaos: start %s at %s\n", p.name, time.Now().UTC().Format(time.RFC3339Nano))
+	outStart, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("chaos: %s log: %w", p.name, err)
+	}
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = f, f
@@ -98,8 +107,33 @@ func (p *proc) start() error {
 		_ = f.Close()
 		close(done)
 	}()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.outStart = cmd, done, outStart
 	return nil
+}
+
+// current returns the pid of the latest start and a channel closed when
+// that process has ended.
+func (p *proc) current() (pid int, done <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid, p.done
+}
+
+// output returns what the latest start has written to the log so far.
+func (p *proc) output() string {
+	p.mu.Lock()
+	from := p.outStart
+	p.mu.Unlock()
+	f, err := os.Open(p.log)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
 }
 
 // alive reports whether the process is running.
@@ -151,67 +185,6 @@ func (p *proc) state() string {
 		return "running"
 	}
 	return p.cmd.ProcessState.String()
-}
-
-// freePort returns a TCP port free on 127.0.0.1 now, outside the kernel's
-// ephemeral range. The services get fixed ports so a restarted one listens
-// where its clients reconnect to; a port from the ephemeral range (what
-// listening on :0 hands out) could be taken between this check and the
-// service's bind by any outgoing connection or port-0 listener on the
-// machine, which a port below the range never is.
-func freePort() (int, error) {
-	lo, _ := ephemeralRange()
-	for range 200 {
-		port := minPort + rand.IntN(lo-minPort)
-		l, err := net.Listen("tcp", hostPort(port))
-		if err != nil {
-			continue // taken by another explicit listener: try another
-		}
-		_ = l.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("chaos: no free port in %d-%d", minPort, lo-1)
-}
-
-// minPort is the lowest port freePort hands out: above the well-known and
-// most registered service ports.
-const minPort = 20000
-
-// ephemeralRange is the kernel's range for ports it assigns by itself
-// (Linux: net.ipv4.ip_local_port_range), 32768-60999 when it cannot be read.
-func ephemeralRange() (lo, hi int) {
-	lo, hi = 32768, 60999
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return lo, hi
-	}
-	var l, h int
-	if n, _ := fmt.Sscan(string(b), &l, &h); n == 2 && l > minPort+1000 && h >= l {
-		return l, h
-	}
-	return lo, hi
-}
-
-func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// waitDial waits until addr accepts TCP connections.
-func waitDial(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("chaos: %s not accepting connections after %s: %w", addr, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 var errNoRedis = errors.New("chaos: redis-server not on PATH (apt-get install redis-server; CI installs it)")

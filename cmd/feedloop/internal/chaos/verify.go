@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,127 @@ import (
 	"github.com/feedloop/feedloop/services/router"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
+
+// quiesce waits until no consumer has anything pending or unacknowledged
+// and the stream has stopped growing, for three checks a second apart.
+func (h *harness) quiesce(ctx context.Context) bool {
+	deadline := time.Now().Add(h.o.QuiesceTimeout)
+	stable, last := 0, uint64(0)
+	lastReport := time.Now()
+	for time.Now().Before(deadline) {
+		busy, lag := h.consumerLag(ctx)
+		seq := h.streamLastSeq(ctx)
+		if busy == "" && seq == last && seq > 0 {
+			stable++
+			if stable >= 3 {
+				return true
+			}
+		} else {
+			stable = 0
+		}
+		last = seq
+		if time.Since(lastReport) > 5*time.Second {
+			lastReport = time.Now()
+			h.progress("waiting for the consumers: %s busy, %d messages behind, stream at %d", busy, lag, seq)
+		}
+		if !sleep(ctx, time.Second) {
+			return false
+		}
+	}
+	return false
+}
+
+// consumerLag returns the last of the durables with messages pending or
+// unacknowledged (or whose state cannot be read, with the error), "" when
+// none, and how many messages they have in all.
+func (h *harness) consumerLag(ctx context.Context) (busy string, lag uint64) {
+	for _, d := range durables {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := h.bus.JetStream().Consumer(cctx, d.stream, d.name)
+		if err == nil {
+			info, ierr := c.Info(cctx)
+			err = ierr
+			if err == nil && (info.NumPending > 0 || info.NumAckPending > 0) {
+				busy = d.name
+				lag += info.NumPending + uint64(info.NumAckPending)
+			}
+		}
+		cancel()
+		if err != nil {
+			busy = d.name + " (" + err.Error() + ")"
+		}
+	}
+	return busy, lag
+}
+
+// streamLastSeq is the FEEDBACK stream's last sequence, 0 when it cannot
+// be read.
+func (h *harness) streamLastSeq(ctx context.Context) uint64 {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := h.bus.JetStream().Stream(cctx, bus.StreamFeedback)
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(cctx)
+	if err != nil {
+		return 0
+	}
+	return info.State.LastSeq
+}
+
+func (h *harness) verify(ctx context.Context) error {
+	h.progress("all %d items accepted; waiting for quiescence (at most %s)", h.res.Submitted, h.o.QuiesceTimeout)
+	h.res.Quiescent = h.quiesce(ctx)
+	h.mu.Lock()
+	h.stopping = true
+	h.mu.Unlock()
+	<-h.superv
+
+	tree, err := routing.Load(filepath.Join(h.root, "deploy", "examples", "routes.yaml"))
+	if err != nil {
+		return fmt.Errorf("chaos: routes: %w", err)
+	}
+	rec, err := readRecord(ctx, h.bus.JetStream())
+	if err != nil {
+		return err
+	}
+	h.res.Events = rec.events
+	rf := checkRoutes(tree, h.ids, rec, h.sink)
+	h.res.MissingRoutes, h.res.Unclassified = rf.missing, rf.unclassified
+	h.res.RoutedExtra, h.res.TeamAlertsDuplicate = rf.streamExtra, rf.sinkDuplicates
+	mf := checkMessages(h.ids, h.sink)
+	h.res.MissingMessages, h.res.DuplicateMessages, h.res.ResentSameKey = mf.missing, mf.duplicates, mf.resentSameKey
+	h.res.examples = append(rf.examples, mf.examples...)
+	if n := h.sink.badRequests(); n > 0 {
+		h.res.examples = append(h.res.examples, fmt.Sprintf("%d webhook requests with a bad signature or body", n))
+	}
+
+	poison, other, err := deadLetters(ctx, h.bus.JetStream())
+	if err != nil {
+		return err
+	}
+	h.res.DeadLettered, h.res.DeadLettersOther = len(poison), other
+	if h.res.DeadLettersOther == nil {
+		h.res.DeadLettersOther = []string{}
+	}
+	if h.res.UnexpectedExits == nil {
+		h.res.UnexpectedExits = []string{}
+	}
+
+	// The services stop first (gracefully) so nothing writes while the read
+	// model is compared.
+	h.stopServices()
+	fresh := redis.NewClient(&redis.Options{Addr: hostPort(h.redisPort), DB: 1})
+	defer fresh.Close()
+	h.progress("rebuilding the read model from the stream into redis db 1 and comparing")
+	diff, err := compareReadModel(ctx, h.bus, h.rdb, fresh, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	h.res.ReadModelEqual, h.res.readModelDiff = diff == "", diff
+	return nil
+}
 
 // record is what the FEEDBACK stream holds about the harness's items.
 type record struct {
