@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -30,12 +31,23 @@ type Server struct {
 	log    *slog.Logger
 }
 
-// New returns a server with health, reflection, tracing and recovery.
-// Register services on it, then Serve.
+// New returns a server with health, reflection, tracing (to the global
+// tracer provider) and recovery. Register services on it, then Serve.
 func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
+	return NewTraced(log, nil, opts...)
+}
+
+// NewTraced is New with the server spans going to tp (nil: the global
+// tracer provider), for a process running several services, each with its
+// own provider.
+func NewTraced(log *slog.Logger, tp trace.TracerProvider, opts ...grpc.ServerOption) *Server {
 	s := &Server{log: log, Health: health.NewServer()}
+	var traced []otelgrpc.Option
+	if tp != nil {
+		traced = append(traced, otelgrpc.WithTracerProvider(tp))
+	}
 	base := []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(traced...)),
 		grpc.MaxRecvMsgSize(DefaultMaxRecvBytes),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
