@@ -61,6 +61,13 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(b *Bus) { b.meter = mp.Meter(instrumentationName) }
 }
 
+// WithTracerProvider sets where the bus's spans go, publish and consume
+// (default: the global tracer provider): a process running several
+// services gives each service's bus that service's provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(b *Bus) { b.tracer = tp.Tracer(instrumentationName) }
+}
+
 // instrumentationName names the bus's tracer and meter.
 const instrumentationName = "github.com/feedloop/feedloop/pkg/bus"
 
@@ -81,7 +88,8 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 }
 
 // New returns a Bus on nc. It uses the global OpenTelemetry tracer and meter
-// providers and propagator, so telemetry set-up must run first.
+// providers (unless options say otherwise) and propagator, so telemetry
+// set-up must run first.
 func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 	// An async publish (PublishAll) whose ack is lost fails after one
 	// attempt's time, as a sync one does, and is then retried.

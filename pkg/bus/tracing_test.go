@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/testkit"
 )
 
 func TestTracingContinuesPublishersTrace(t *testing.T) {
@@ -55,6 +56,64 @@ func TestTracingContinuesPublishersTrace(t *testing.T) {
 	} {
 		if attrs[k] != want {
 			t.Errorf("%s = %q, want %q", k, attrs[k], want)
+		}
+	}
+}
+
+// Two services in one process, one connection: each bus's spans go to its
+// own provider (the publisher's producer span to one, the consumer's span
+// to the other), still one trace through the message's headers.
+func TestBusSpansGoToItsTracerProvider(t *testing.T) {
+	pubRec, conRec := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	pubTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(pubRec))
+	conTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(conRec))
+	shared := testkit.Bus(t)
+	pub, err := bus.New(shared.Conn(), bus.WithTracerProvider(pubTP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := bus.New(shared.Conn(), bus.WithTracerProvider(conTP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan trace.SpanContext, 1)
+	runConsumer(t, con, fastConsumer("own-provider"), func(ctx context.Context, _ *bus.Msg) error {
+		handled <- trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	if _, err := pub.Publish(ctxT(t), bus.SubjectReceived, receivedEvent("own-tp")); err != nil {
+		t.Fatal(err)
+	}
+	var in trace.SpanContext
+	select {
+	case in = <-handled:
+	case <-ctxT(t).Done():
+		t.Fatal("message not handled")
+	}
+	sent := pubRec.Ended()
+	if len(sent) != 1 || sent[0].SpanKind() != trace.SpanKindProducer {
+		t.Fatalf("publisher's provider got %d spans, want its one producer span", len(sent))
+	}
+	for _, s := range conRec.Ended() {
+		if s.SpanKind() == trace.SpanKindProducer {
+			t.Errorf("consumer's provider got the producer span %q", s.Name())
+		}
+	}
+	if in.TraceID() != sent[0].SpanContext().TraceID() {
+		t.Errorf("handler in trace %s, want the publisher's %s", in.TraceID(), sent[0].SpanContext().TraceID())
+	}
+	// The consumer span ends after the handler returns.
+	testkit.Eventually(t, "the consumer span", func() bool {
+		for _, s := range conRec.Ended() {
+			if s.SpanKind() == trace.SpanKindConsumer && s.SpanContext().SpanID() == in.SpanID() {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range pubRec.Ended() {
+		if s.SpanKind() == trace.SpanKindConsumer {
+			t.Errorf("publisher's provider got the consumer span %q", s.Name())
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -32,16 +33,28 @@ type Server struct {
 	malformed *malformed
 }
 
-// New returns a server with health, reflection, tracing, recovery and
-// malformed requests refused. Register services on it, then Serve. The
-// interceptors in opts run after those: a malformed request is refused
-// before authentication, as grpc-go's codec refused it before.
+// New returns a server with health, reflection, tracing (to the global
+// tracer provider), recovery and malformed requests refused. Register
+// services on it, then Serve. The interceptors in opts run after those: a
+// malformed request is refused before authentication, as grpc-go's codec
+// refused it before.
 func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
+	return NewTraced(log, nil, opts...)
+}
+
+// NewTraced is New with the server spans going to tp (nil: the global
+// tracer provider), for a process running several services, each with its
+// own provider.
+func NewTraced(log *slog.Logger, tp trace.TracerProvider, opts ...grpc.ServerOption) *Server {
 	s := &Server{log: log, Health: health.NewServer()}
 	m := newMalformed()
 	s.malformed = m
+	var traced []otelgrpc.Option
+	if tp != nil {
+		traced = append(traced, otelgrpc.WithTracerProvider(tp))
+	}
 	base := []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(traced...)),
 		grpc.MaxRecvMsgSize(DefaultMaxRecvBytes),
 		grpc.ForceServerCodecV2(m),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, m.unary),

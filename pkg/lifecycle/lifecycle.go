@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/natsauth"
@@ -271,9 +272,22 @@ type Infra struct {
 	Bus   *bus.Bus
 	Redis *redis.Client
 	Log   *slog.Logger
+	// TracerProvider is where the service's own spans go (servers, clients,
+	// timers; Bus and Redis carry theirs); nil means the global one, which
+	// Connect sets up for the service. A process running several services
+	// (`feedloop dev`) gives each its own, so each keeps its service.name.
+	TracerProvider trace.TracerProvider
 	// MetricsAddr is where Connect serves /metrics, port chosen; empty when
 	// it serves none.
 	MetricsAddr string
+}
+
+// Tracing is i's TracerProvider, or the global one when it has none.
+func (i *Infra) Tracing() trace.TracerProvider {
+	if i.TracerProvider != nil {
+		return i.TracerProvider
+	}
+	return otel.GetTracerProvider()
 }
 
 // Cleanups run in reverse order of registration, like defers.

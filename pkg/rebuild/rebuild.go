@@ -70,6 +70,9 @@ type Config struct {
 	Poll time.Duration
 	// Log receives the gate's events (default slog.Default()).
 	Log *slog.Logger
+	// TracerProvider receives the rebuild.run spans (default: the global
+	// one); a process running several services gives each its own.
+	TracerProvider trace.TracerProvider
 }
 
 // Guard is the condition a write checks atomically with itself: Key holds
@@ -137,6 +140,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Gate, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	return &Gate{rdb: rdb, cfg: cfg, ready: cfg.Prefix + "ready", lock: cfg.Prefix + "lock", kick: make(chan struct{}, 1)}, nil
 }
@@ -313,7 +319,7 @@ func (g *Gate) run(ctx context.Context, force, fresh bool, rebuild RebuildFunc) 
 	// Holding the lock, this replica acts: a span of its own keeps the
 	// rebuild's Redis and NATS calls in one trace (telemetry.QuietBackground
 	// drops them as roots). Replicas that found the lock taken start none.
-	ctx, span := otel.Tracer("github.com/feedloop/feedloop/pkg/rebuild").Start(ctx, "rebuild.run", trace.WithAttributes(
+	ctx, span := g.cfg.TracerProvider.Tracer("github.com/feedloop/feedloop/pkg/rebuild").Start(ctx, "rebuild.run", trace.WithAttributes(
 		attribute.String("feedloop.rebuild.name", g.cfg.Name), attribute.Bool("feedloop.rebuild.forced", force), attribute.Bool("feedloop.rebuild.fresh", fresh)))
 	defer func() {
 		if err != nil {

@@ -50,3 +50,28 @@ func TestRebuildIsASpanBusyReplicaIsNot(t *testing.T) {
 		t.Errorf("the rebuild func does not run inside the rebuild.run span")
 	}
 }
+
+// A gate given a tracer provider starts its rebuild.run spans there, not
+// in the global one: each service of `feedloop dev` has its own.
+func TestRebuildSpanGoesToConfiguredProvider(t *testing.T) {
+	global, own := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(global)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	g, err := rebuild.New(testkit.RedisClient(t), rebuild.Config{Name: "test state", Prefix: "test:rebuild:",
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(own))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Rebuild(context.Background(), func(context.Context, rebuild.Guard) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := own.Ended(); len(got) != 1 || got[0].Name() != "rebuild.run" {
+		t.Errorf("configured provider's spans %v, want one rebuild.run", got)
+	}
+	for _, sp := range global.Ended() {
+		if sp.Name() == "rebuild.run" {
+			t.Error("rebuild.run went to the global provider")
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.24.0"
@@ -23,7 +22,7 @@ type pipelineTracing struct {
 	opts   []trace.SpanStartOption
 }
 
-func newPipelineTracing(opt *redis.Options) pipelineTracing {
+func newPipelineTracing(opt *redis.Options, tp trace.TracerProvider) pipelineTracing {
 	attrs := []attribute.KeyValue{semconv.DBSystemRedis}
 	network := opt.Network
 	if network == "tcp" || network == "" {
@@ -37,7 +36,7 @@ func newPipelineTracing(opt *redis.Options) pipelineTracing {
 		}
 	}
 	return pipelineTracing{
-		tracer: otel.Tracer("github.com/feedloop/feedloop/pkg/redisx"),
+		tracer: tp.Tracer("github.com/feedloop/feedloop/pkg/redisx"),
 		opts:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
 	}
 }

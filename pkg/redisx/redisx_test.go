@@ -97,3 +97,38 @@ func attrOf(s sdktrace.ReadOnlySpan, key string) string {
 	}
 	return ""
 }
+
+// A client given a tracer provider traces there, commands and pipelines,
+// not to the global one: each service of `feedloop dev` has its own.
+func TestTracesToItsOwnProvider(t *testing.T) {
+	global, own := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(global)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	c, err := redisx.Connect(t.Context(), testkit.Redis(t),
+		redisx.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(own))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pipelined(t.Context(), func(p redis.Pipeliner) error {
+		p.Get(t.Context(), "k")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range own.Ended() {
+		names = append(names, s.Name())
+	}
+	if !slices.Contains(names, "set") || !slices.Contains(names, "redis.pipeline get") {
+		t.Errorf("own provider's spans %v, want set and redis.pipeline get", names)
+	}
+	if n := len(global.Ended()); n != 0 {
+		t.Errorf("%d spans went to the global provider", n)
+	}
+}

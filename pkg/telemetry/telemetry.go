@@ -36,22 +36,15 @@ func Setup(ctx context.Context, service string, opts ...Option) (shutdown func(c
 	if os.Getenv("OTEL_SERVICE_NAME") != "" {
 		service = os.Getenv("OTEL_SERVICE_NAME")
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
+	res, err := serviceResource(service)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+		return nil, err
 	}
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(QuietBackground(samplerFromEnv()))}
-	for _, sp := range o.spanProcessors {
-		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
+	exp, err := traceExporter(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		exp, err := otlptracegrpc.New(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
-		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
-	}
-	tp := sdktrace.NewTracerProvider(tpOpts...)
+	tp := newTracerProvider(res, exp, o.spanProcessors)
 	mp, stopMetrics, err := newMeterProvider(ctx, res)
 	if err != nil {
 		_ = tp.Shutdown(ctx)
@@ -64,6 +57,43 @@ func Setup(ctx context.Context, service string, opts ...Option) (shutdown func(c
 		// that are still to be flushed, and neither depends on the other.
 		return errors.Join(stopMetrics(ctx), tp.Shutdown(ctx))
 	}, nil
+}
+
+// serviceResource is the resource of service's telemetry: the SDK's
+// defaults and OTEL_RESOURCE_ATTRIBUTES, with service.name set to service.
+func serviceResource(service string) (*resource.Resource, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
+}
+
+// traceExporter is the OTLP exporter when an endpoint is configured, else
+// nil: spans are then recorded (logs carry their ids) but not exported.
+func traceExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil, nil
+	}
+	exp, err := otlptracegrpc.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// newTracerProvider is a provider for res sampling with QuietBackground
+// around OTEL_TRACES_SAMPLER, batching to exp (when not nil) and feeding
+// the extra processors.
+func newTracerProvider(res *resource.Resource, exp sdktrace.SpanExporter, processors []sdktrace.SpanProcessor) *sdktrace.TracerProvider {
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(QuietBackground(samplerFromEnv()))}
+	for _, sp := range processors {
+		opts = append(opts, sdktrace.WithSpanProcessor(sp))
+	}
+	if exp != nil {
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	return sdktrace.NewTracerProvider(opts...)
 }
 
 // Option adds to what Setup installs.

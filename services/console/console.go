@@ -22,6 +22,8 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -96,6 +98,11 @@ type Config struct {
 	// Dev turns on the developer conveniences; never set from the
 	// environment, only by `feedloop dev` in Go.
 	Dev *Dev `env:"-"`
+	// TracerProvider receives the console's spans (its pages, its calls to
+	// the team API and the identity provider); nil is the global one.
+	// `feedloop dev` sets it, so the console keeps its own service.name
+	// beside the other services in one process.
+	TracerProvider trace.TracerProvider `env:"-"`
 }
 
 // Dev holds what only a developer's machine may have.
@@ -294,7 +301,12 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	conn, err := grpc.NewClient(cfg.TeamAPIAddr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	tp := cfg.TracerProvider
+	conn, err := grpc.NewClient(cfg.TeamAPIAddr, grpc.WithTransportCredentials(creds),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp))))
 	if err != nil {
 		return nil, fmt.Errorf("console: CONSOLE_TEAM_API_ADDR: %w", err)
 	}
@@ -307,6 +319,8 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		Preview:   pv,
 		StatusURL: cfg.StatusURL,
 		Log:       log,
+
+		TracerProvider: tp,
 	}
 	if cfg.Dev != nil {
 		deps.DevTokens = cfg.Dev.Tokens
@@ -367,7 +381,7 @@ func (s *Service) ssoClient() (*sso.Client, error) {
 	return sso.New(sso.Config{
 		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: strings.TrimSpace(string(secret)),
 		RedirectURL: redirect, TeamsClaim: cfg.OIDCTeamsClaim, TeamPrefix: cfg.OIDCTeamPrefix, Tokens: tokens,
-	}, &http.Client{Timeout: 10 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport)}), nil
+	}, &http.Client{Timeout: 10 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(cfg.TracerProvider))}), nil
 }
 
 // sessionKey reads the key file, or makes a random key in dev (sessions

@@ -201,7 +201,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, infra: infra, log: log}
 	s.idemKeys = idem.New(infra.Redis, cfg.IdempotencyTTL)
-	gate, gerr := rebuild.New(infra.Redis, rebuild.Config{Name: "intake idempotency keys", Prefix: RebuildPrefix, Log: log})
+	gate, gerr := rebuild.New(infra.Redis, rebuild.Config{Name: "intake idempotency keys", Prefix: RebuildPrefix, Log: log, TracerProvider: infra.Tracing()})
 	if gerr != nil {
 		return nil, fmt.Errorf("intake: %w", gerr)
 	}
@@ -230,13 +230,14 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 		guard = func(h http.Handler) http.Handler { return auth.Middleware(a, h) }
 	}
-	s.grpc = grpcserver.New(log, grpcOpts...)
+	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpcOpts...)
 	feedloopv1.RegisterIntakeServiceServer(s.grpc, grpcport.New(s.acc))
 
 	handler := httpport.Handler(s.acc, httpport.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Log:          log,
-		Guard:        guard,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Log:            log,
+		Guard:          guard,
+		TracerProvider: infra.Tracing(),
 		Checks: map[string]httpport.Check{
 			"nats": func(context.Context) error {
 				if st := infra.Bus.Conn().Status(); st != nats.CONNECTED {

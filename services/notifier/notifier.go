@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -278,14 +279,14 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		log.Warn("notifier: template file not used by any step", "file", f)
 	}
 
-	dir, err := buildDirectory(cfg)
+	dir, err := buildDirectory(cfg, infra.Tracing())
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
 	log.Info("notifier: channels", "summary", describe(cfg, dir), "locales", strings.Join(tmpl.Locales(), ","),
 		"customer_routed", cfg.CustomerRouted, "customer_daily_cap", cfg.CustomerDailyCap)
 
-	gate, err := rebuild.New(infra.Redis, rebuild.Config{Name: "notifier delivery records", Prefix: RebuildPrefix, Log: log})
+	gate, err := rebuild.New(infra.Redis, rebuild.Config{Name: "notifier delivery records", Prefix: RebuildPrefix, Log: log, TracerProvider: infra.Tracing()})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
@@ -309,6 +310,9 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 			DigestDelay: cfg.DigestDelay,
 			Now:         cfg.Clock,
 			Metrics:     app.NewMetrics(otel.GetMeterProvider()),
+			// Each channel's client spans, and the digests', go to the
+			// service's own provider (see lifecycle.Infra.TracerProvider).
+			TracerProvider: infra.Tracing(),
 		},
 	}
 	// On an empty Redis and an empty stream the records are complete at
@@ -321,18 +325,18 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	return s, nil
 }
 
-func buildDirectory(cfg Config) (*recipients.Directory, error) {
+func buildDirectory(cfg Config, tp trace.TracerProvider) (*recipients.Directory, error) {
 	dir := &recipients.Directory{TeamWebhooks: map[string]channel.Sender{}}
 	newWebhook := func(url string) (channel.Sender, error) {
 		return webhook.New(webhook.Options{
 			URL: url, Secret: []byte(cfg.WebhookSecret), PreviousSecret: []byte(cfg.WebhookSecretPrevious),
-			Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts,
+			Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts, TracerProvider: tp,
 		})
 	}
 	if cfg.SMTPAddr != "" {
 		c, err := email.New(email.Options{
 			Addr: cfg.SMTPAddr, From: cfg.SMTPFrom,
-			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, TracerProvider: tp,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("NOTIFIER_SMTP_ADDR: %w", err)

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -78,7 +77,7 @@ type fold struct {
 func (s *Service) newProjector() *projector {
 	p := &projector{
 		s:      s,
-		tracer: otel.Tracer("github.com/feedloop/feedloop/services/router"),
+		tracer: s.infra.Tracing().Tracer("github.com/feedloop/feedloop/services/router"),
 		folds:  make(chan *fold),
 		nows:   make(chan *fold, nowQueue),
 		done:   make(chan struct{}),

@@ -45,6 +45,7 @@ import (
 	"github.com/feedloop/feedloop/services/router/routing"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 )
@@ -207,7 +208,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		stop: make(chan struct{}),
 	}
 	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
-	s.grpc = grpcserver.New(log, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
 		Store:    store,
 		NotFound: isNotFound,
@@ -311,7 +312,7 @@ func (s *Service) Run(ctx context.Context) error {
 		proj.close()
 	})
 	wg.Go(func() {
-		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log}, time.Now)
+		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log, TracerProvider: s.infra.Tracing()}, time.Now)
 		fail(sched.Run(ctx))
 	})
 	wg.Wait()
@@ -328,7 +329,7 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
-		Handler:           statuspage.Traced(mux, "router.http"),
+		Handler:           statuspage.Traced(mux, "router.http", otelhttp.WithTracerProvider(s.infra.Tracing())),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -348,7 +349,7 @@ func (s *Service) serveHTTP(ctx context.Context) error {
 
 // newGate is the read model's rebuild gate.
 func newGate(infra *lifecycle.Infra, log *slog.Logger) (*rebuild.Gate, error) {
-	return rebuild.New(infra.Redis, rebuild.Config{Name: "router read model", Prefix: RebuildPrefix, Log: log})
+	return rebuild.New(infra.Redis, rebuild.Config{Name: "router read model", Prefix: RebuildPrefix, Log: log, TracerProvider: infra.Tracing()})
 }
 
 // rebuilder is the rebuild the gate runs.

@@ -91,6 +91,8 @@ type env struct {
 	teams    *hook
 	smtp     *smtptest.Server
 	intake   feedloopv1.IntakeServiceClient
+	// stop stops the stack and waits for Run to return.
+	stop func()
 }
 
 func start(t *testing.T) *env {
@@ -122,7 +124,8 @@ func startWith(t *testing.T, mod func(*stack.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Run(t, s.Run)
+	tracked(t, s)
+	e.stop = testkit.Run(t, s.Run)
 	e.s = s
 	conn, err := grpc.NewClient(s.Intake.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

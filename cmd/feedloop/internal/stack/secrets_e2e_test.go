@@ -320,6 +320,7 @@ func leakSession(t *testing.T, secrets canaries) *leakRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tracked(t, s)
 	stop := testkit.Run(t, s.Run)
 
 	// Submissions: gRPC, HTTP, and an invalid one.

@@ -12,6 +12,8 @@ import (
 	"net"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -123,8 +125,16 @@ type Stack struct {
 	Mailbox *devmail.Server
 
 	metricsAddr string
+	tracers     *telemetry.Tracers
 	cleanups    lifecycle.Cleanups
 }
+
+// Services are the services of a stack, by the names they run under when
+// deployed (their NATS users, their service.name in traces).
+var Services = append(slices.Clone(natsauth.Services), ConsoleService)
+
+// ConsoleService is the web console's service name.
+const ConsoleService = "console"
 
 // PartLabel is the pprof label that names the part of a stack a goroutine
 // works for: "intake", "classifier", "router", "notifier", "console",
@@ -159,6 +169,20 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	// Each service traces under its own service.name, as deployed, not
+	// under the process's: Tempo's service graph shows one node per
+	// service. Registered first, the providers shut down last, flushing
+	// what every service exported up to its end.
+	if s.tracers, err = telemetry.NewTracers(ctx, Services); err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
+	}
+	s.cleanups.Add(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.tracers.Shutdown(sctx); err != nil {
+			cfg.Log.Warn("stack: flushing the services' spans", "err", err)
+		}
+	})
 	if cfg.NATSAuthDir != "" {
 		spec := cfg.NATSAuth
 		spec.ManageStreams = true
@@ -220,13 +244,25 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	infra := map[string]*lifecycle.Infra{}
 	for _, name := range natsauth.Services {
 		log := cfg.Log.With("service", name)
-		b := s.Bus
+		tp := s.tracers.Provider(name)
+		var b *bus.Bus
 		if s.NATSUsers != nil {
-			if b, err = s.connect(ctx, name, log); err != nil {
-				return nil, err
-			}
+			b, err = s.connect(ctx, name, log, bus.WithTracerProvider(tp))
+		} else {
+			// One connection, a bus per service for its own spans.
+			b, err = bus.New(s.Bus.Conn(), bus.WithLogger(log), bus.WithTracerProvider(tp))
 		}
-		infra[name] = &lifecycle.Infra{Bus: b, Redis: s.Redis, Log: log}
+		if err != nil {
+			return nil, err
+		}
+		// A client per service too, as deployed: its commands are spans of
+		// its service.
+		rdb, err := redisx.Connect(ctx, s.RedisURL, redisx.WithTracerProvider(tp))
+		if err != nil {
+			return nil, err
+		}
+		s.cleanups.Add(func() { _ = rdb.Close() })
+		infra[name] = &lifecycle.Infra{Bus: b, Redis: rdb, Log: log, TracerProvider: tp}
 	}
 	// A service keeps its own listeners' TLS (TLS_* of its Common).
 	withSeed := func(user string, own lifecycle.Common) lifecycle.Common {
@@ -280,7 +316,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			dev.Mailbox = mailbox{s.Mailbox}
 			c.Dev = &dev
 		}
-		if s.Console, err = console.New(c, cfg.Log.With("service", "console")); err != nil {
+		c.TracerProvider = s.tracers.Provider(ConsoleService)
+		if s.Console, err = console.New(c, cfg.Log.With("service", ConsoleService)); err != nil {
 			return nil, err
 		}
 	}
@@ -289,7 +326,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 // connect opens a Bus on the embedded server as user (its own NKey and
 // inbox prefix when authorization is on), drained at cleanup.
-func (s *Stack) connect(ctx context.Context, user string, log *slog.Logger) (*bus.Bus, error) {
+func (s *Stack) connect(ctx context.Context, user string, log *slog.Logger, busOpts ...bus.Option) (*bus.Bus, error) {
 	var opts []nats.Option
 	if u, ok := s.NATSUsers.Get(user); ok {
 		var err error
@@ -304,8 +341,11 @@ func (s *Stack) connect(ctx context.Context, user string, log *slog.Logger) (*bu
 		return nil, err
 	}
 	s.cleanups.Add(func() { _ = nc.Drain() })
-	return bus.New(nc, bus.WithLogger(log))
+	return bus.New(nc, append([]bus.Option{bus.WithLogger(log)}, busOpts...)...)
 }
+
+// FlushTraces exports every span the services have ended so far.
+func (s *Stack) FlushTraces(ctx context.Context) error { return s.tracers.ForceFlush(ctx) }
 
 // StatusURL is the base of the status page links served on the router's
 // HTTP address addr; an unspecified host (":7004") is reached on loopback.

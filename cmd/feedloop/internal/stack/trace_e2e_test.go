@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,19 +18,44 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/telemetry"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// testService is the service.name every exported span must carry.
+// testService is the service.name of the process's own spans (the global
+// provider's, which OTEL_SERVICE_NAME names); no service's span may carry
+// it: each service has its own.
 const testService = "feedloop-test"
 
 // collector receives every span of this test binary over OTLP/gRPC:
-// telemetry.Setup is pointed at it by the standard OTEL_* variables, as
-// `feedloop dev` is pointed at a real collector.
+// telemetry.Setup and the stacks' per-service providers are pointed at it
+// by the standard OTEL_* variables, as `feedloop dev` is pointed at a real
+// collector.
 var collector *otlpReceiver
+
+// running are the stacks whose spans received flushes (see tracked).
+var running struct {
+	sync.Mutex
+	stacks map[*stack.Stack]bool
+}
+
+// tracked makes received flush s's services' spans until the test ends.
+func tracked(t *testing.T, s *stack.Stack) {
+	running.Lock()
+	if running.stacks == nil {
+		running.stacks = map[*stack.Stack]bool{}
+	}
+	running.stacks[s] = true
+	running.Unlock()
+	t.Cleanup(func() {
+		running.Lock()
+		delete(running.stacks, s)
+		running.Unlock()
+	})
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -70,8 +97,9 @@ func run(m *testing.M) int {
 	return code
 }
 
-// received flushes the batch span processor and returns what the receiver
-// has got: a span counts only once it has been exported.
+// received flushes the batch span processors, the global one and each
+// running stack's services', and returns what the receiver has got: a span
+// counts only once it has been exported.
 func received(t *testing.T) []span {
 	t.Helper()
 	tp, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error })
@@ -82,6 +110,13 @@ func received(t *testing.T) []span {
 	defer cancel()
 	if err := tp.ForceFlush(ctx); err != nil {
 		t.Fatalf("flushing spans to the OTLP receiver: %v", err)
+	}
+	running.Lock()
+	defer running.Unlock()
+	for s := range running.stacks {
+		if err := s.FlushTraces(ctx); err != nil {
+			t.Fatalf("flushing the services' spans to the OTLP receiver: %v", err)
+		}
 	}
 	return collector.Spans()
 }
@@ -130,6 +165,64 @@ func consumerOf(group string) func(span) bool {
 
 func isRedis(s span) bool {
 	return s.Kind == tracepb.Span_SPAN_KIND_CLIENT && (s.Attrs["db.system"] == "redis" || s.Attrs["db.system.name"] == "redis")
+}
+
+// serviceOfGroup is the service that runs a durable consumer: the service
+// its name starts with ("router-projector" is the router's).
+func serviceOfGroup(group string) string {
+	for _, service := range stack.Services {
+		if group == service || strings.HasPrefix(group, service+"-") {
+			return service
+		}
+	}
+	return ""
+}
+
+// scopePrefix starts the instrumentation scope of a service's own tracers.
+const scopePrefix = "github.com/feedloop/feedloop/services/"
+
+// checkServices asserts that every span of tr carries the service.name of
+// the service that made it, worked out without looking at the names: the
+// root is rootService's; a consumer span belongs to the service of its
+// durable consumer; any other span to its parent's service (in-process
+// work stays in its service); and a span of a service's own tracer (scope
+// under services/<name>) to that service. Were every span exported under
+// one name again, the consumers' spans would carry the root's.
+func (tr traced) checkServices(t *testing.T, root span, rootService string) {
+	t.Helper()
+	want := map[trace.SpanID]string{}
+	var of func(s span) string
+	of = func(s span) string {
+		if w, ok := want[s.SpanID]; ok {
+			return w
+		}
+		var w string
+		switch p, ok := tr[s.Parent]; {
+		case s.SpanID == root.SpanID:
+			w = rootService
+		case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER:
+			w = serviceOfGroup(s.Attrs["messaging.consumer.group.name"])
+		case ok:
+			w = of(p)
+		}
+		want[s.SpanID] = w
+		return w
+	}
+	for _, s := range tr {
+		w := of(s)
+		if w == "" {
+			t.Errorf("span %q (scope %s): no service to expect", s.Name, s.Scope)
+			continue
+		}
+		if s.Service != w {
+			t.Errorf("span %q (scope %s) exported with service.name %q, want %q", s.Name, s.Scope, s.Service, w)
+		}
+		if rest, ok := strings.CutPrefix(s.Scope, scopePrefix); ok {
+			if own, _, _ := strings.Cut(rest, "/"); own != s.Service {
+				t.Errorf("span %q of %s's scope %s exported with service.name %q", s.Name, own, s.Scope, s.Service)
+			}
+		}
+	}
 }
 
 // rootFor finds the server span named method whose feedloop.feedback_id is
@@ -201,15 +294,19 @@ func TestOneTracePerItem(t *testing.T) {
 	tr := traceOf(t, root.TraceID)
 
 	// Every span hangs off another span of the trace: no orphans.
-	// Every exported span names the service that made it.
 	for _, s := range tr {
 		if s.SpanID != root.SpanID {
 			if _, ok := tr[s.Parent]; !ok {
 				t.Errorf("span %q has a parent outside the trace", s.Name)
 			}
 		}
-		if s.Service != testService {
-			t.Errorf("span %q exported with service.name %q, want %q", s.Name, s.Service, testService)
+	}
+	// Every exported span names the service that made it, as deployed:
+	// the one trace crosses the four services, each under its own name.
+	tr.checkServices(t, root, "intake")
+	for _, service := range []string{"intake", "classifier", "router", "notifier"} {
+		if len(tr.find(func(s span) bool { return s.Service == service })) == 0 {
+			t.Errorf("no span of service.name %q in the item's trace", service)
 		}
 	}
 	// Each consumer span is the child of the producer span of its message.
@@ -279,6 +376,7 @@ func TestOneTracePerItem(t *testing.T) {
 	if dup.Parent.IsValid() {
 		t.Errorf("resubmission span has a parent %s: want it to root its own trace", dup.Parent)
 	}
+	traceOf(t, dup.TraceID).checkServices(t, dup, "intake")
 	// Nothing was published for it: its trace stops at intake.
 	if sent := traceOf(t, dup.TraceID).find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_PRODUCER }); len(sent) != 0 {
 		t.Errorf("the ignored resubmission published %d messages", len(sent))
@@ -305,6 +403,7 @@ func TestOneTracePerItem(t *testing.T) {
 	}
 	e.idleAll(t)
 	at := traceOf(t, ack.TraceID)
+	at.checkServices(t, ack, "router")
 	if len(at.find(consumerOf("notifier"))) == 0 || len(at.find(func(s span) bool {
 		return s.Name == "send "+bus.UpdatedSubject("logistics")
 	})) == 0 {
@@ -379,8 +478,9 @@ func TestOneTracePerItem(t *testing.T) {
 	at = traceOf(t, handled.TraceID)
 	page := at.find(func(s span) bool { return s.Kind == tracepb.Span_SPAN_KIND_SERVER && !s.Parent.IsValid() })
 	if len(page) != 1 || !linked(page[0]) {
-		t.Errorf("the answer's trace root %v, want the status page's request linked to the item's trace", page)
+		t.Fatalf("the answer's trace root %v, want the status page's request linked to the item's trace", page)
 	}
+	at.checkServices(t, page[0], "router")
 	for _, group := range []string{"intake", "classifier", "router", "notifier"} {
 		if len(at.find(consumerOf(group))) == 0 {
 			t.Errorf("no %s consumer span in the answer's trace", group)
@@ -396,5 +496,48 @@ func TestOneTracePerItem(t *testing.T) {
 		return answered(s) || s.Name == "send "+bus.SubmitSubject("survey") || consumerOf("intake")(s)
 	})); n != 0 {
 		t.Errorf("%d spans of the answer are in the item's trace", n)
+	}
+}
+
+// Stopping a stack exports what its services' providers still hold, each
+// service's spans under its own service.name: with an hour's batch delay
+// nothing of the item's trace leaves before the stack stops, all of it
+// after.
+func TestStackFlushesEveryServiceOnExit(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "3600000")
+	e := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	resp, err := e.intake.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{
+		Source: "helpdesk", ExternalId: "flush-1", Text: "The invoice was charged twice.",
+		Customer: &feedloopv1.Customer{Id: "c-flush", Email: "flush@example.com", Consent: &feedloopv1.Consent{Contact: true}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := resp.GetFeedbackId()
+	testkit.Eventually(t, "the customer's acknowledgement", func() bool { return len(e.customer.find(fid, "received")) == 1 })
+	e.idle(t)
+	ofItem := func() []span {
+		var out []span
+		for _, s := range collector.Spans() {
+			if s.Attrs["feedloop.feedback_id"] == fid {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	if got := ofItem(); len(got) != 0 {
+		t.Fatalf("%d spans of the item exported before the stack stopped; the test needs them held in the batch", len(got))
+	}
+	e.stop()
+	services := map[string]bool{}
+	for _, s := range ofItem() {
+		services[s.Service] = true
+	}
+	for _, service := range []string{"intake", "classifier", "router", "notifier"} {
+		if !services[service] {
+			t.Errorf("no span of the item under service.name %q after the stack stopped (got %v)", service, services)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -74,6 +76,8 @@ type Deps struct {
 	SSO *sso.Client
 	Log *slog.Logger
 	Now func() time.Time
+	// TracerProvider receives the server spans (nil: the global one).
+	TracerProvider trace.TracerProvider
 }
 
 // Server serves the console.
@@ -146,8 +150,24 @@ func (s *Server) Handler() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so the console refused it. Open the console and try again from there.")
 	}))
-	return otelhttp.NewHandler(headers(cop.Handler(mux)), "console.http",
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "console " + r.Method + " " + r.Pattern }))
+	var traced []otelhttp.Option
+	if s.TracerProvider != nil {
+		traced = append(traced, otelhttp.WithTracerProvider(s.TracerProvider))
+	}
+	// Server spans are named as semconv names them, "{method} {route}"
+	// ("GET /inbox"); the resource's service.name says it is the console.
+	return otelhttp.NewHandler(headers(cop.Handler(routed(mux))), "console.http", traced...)
+}
+
+// routed records the route the mux matched as the server span's
+// http.route, which otelhttp knows only after the handler ran.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if _, route, ok := strings.Cut(r.Pattern, "/"); ok {
+			trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute("/" + route))
+		}
+	})
 }
 
 func headers(next http.Handler) http.Handler {

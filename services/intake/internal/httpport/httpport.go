@@ -13,9 +13,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -39,6 +42,8 @@ type Options struct {
 	// Guard, if set, wraps the feedback route (authentication); /healthz
 	// stays open.
 	Guard func(http.Handler) http.Handler
+	// TracerProvider receives the server spans (nil: the global one).
+	TracerProvider trace.TracerProvider
 }
 
 // Handler returns the HTTP handler, traced with otelhttp.
@@ -55,8 +60,26 @@ func Handler(acc *accept.Acceptor, o Options) http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use POST", r.Method, FeedbackPath), nil)
 	})
 	mux.HandleFunc("GET /healthz", h.healthz)
-	return otelhttp.NewHandler(mux, "intake.http",
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+	var traced []otelhttp.Option
+	if o.TracerProvider != nil {
+		traced = append(traced, otelhttp.WithTracerProvider(o.TracerProvider))
+	}
+	// Server spans are named as semconv names them, "{method} {route}"
+	// ("POST /v1/feedback"; the method alone for a path no route
+	// matches, so a scan of random paths adds no span names); the
+	// resource's service.name says it is intake.
+	return otelhttp.NewHandler(routed(mux), "intake.http", traced...)
+}
+
+// routed records the route the mux matched as the server span's
+// http.route, which otelhttp knows only after the handler ran.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if _, route, ok := strings.Cut(r.Pattern, "/"); ok {
+			trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute("/" + route))
+		}
+	})
 }
 
 type handler struct {

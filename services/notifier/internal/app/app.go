@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -54,6 +55,8 @@ type Handler struct {
 	// Metrics counts the results; nil counts nothing (span events are
 	// added all the same).
 	Metrics *Metrics
+	// TracerProvider receives the digest.send spans; nil is the global one.
+	TracerProvider trace.TracerProvider
 }
 
 func (h *Handler) now() time.Time {

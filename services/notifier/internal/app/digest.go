@@ -119,7 +119,11 @@ func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) (err error) 
 	// A due digest is work worth following: its span keeps its Redis
 	// calls, send and publish in one trace (telemetry.QuietBackground drops
 	// root Redis calls); polls that find nothing due never get here.
-	ctx, span := otel.Tracer("github.com/feedloop/feedloop/services/notifier").Start(ctx, "digest.send",
+	tp := h.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	ctx, span := tp.Tracer("github.com/feedloop/feedloop/services/notifier").Start(ctx, "digest.send",
 		trace.WithAttributes(attribute.String("feedloop.digest.day", b.Day)))
 	defer func() {
 		if err != nil && !errors.Is(err, ErrInFlight) {

@@ -38,8 +38,12 @@ func NewScheduler(idx *Index, pub *bus.Bus, cfg Config, clock func() time.Time) 
 	if clock == nil {
 		clock = time.Now
 	}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
 	return &Scheduler{idx: idx, pub: pub, tick: cfg.Tick, clock: clock, log: cfg.Logger,
-		trace: otel.Tracer("github.com/feedloop/feedloop/services/router/sla")}
+		trace: tp.Tracer("github.com/feedloop/feedloop/services/router/sla")}
 }
 
 // Run fires due timers at once (a restart catches up on what fell due

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Deadline names, as Escalated.deadline carries them.
@@ -50,6 +52,9 @@ type Config struct {
 	KeyPrefix string
 	// Logger for the scheduler; nil is slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives the scheduler's sla.fire spans; nil is the
+	// global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate checks the fields a caller may get wrong.

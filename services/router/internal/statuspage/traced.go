@@ -11,14 +11,14 @@ import (
 // Traced is h traced with otelhttp, the spans recording "/status/{token}"
 // for the path: a status token is the customer's key to their feedback,
 // and traces are read by everyone in ops.
-func Traced(h http.Handler, operation string) http.Handler {
+func Traced(h http.Handler, operation string, opts ...otelhttp.Option) http.Handler {
 	restore := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if path, ok := r.Context().Value(pathKey{}).(string); ok {
 			r.URL.Path, r.URL.RawPath = path, ""
 		}
 		h.ServeHTTP(w, r)
 	})
-	traced := otelhttp.NewHandler(restore, operation)
+	traced := otelhttp.NewHandler(restore, operation, opts...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		shown := RedactPath(r.URL.Path)
 		if shown == r.URL.Path {

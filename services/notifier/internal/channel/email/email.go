@@ -58,6 +58,8 @@ type Options struct {
 	LocalName string
 	// Now stamps the Date header (default time.Now).
 	Now func() time.Time
+	// TracerProvider receives the smtp send spans (default: the global one).
+	TracerProvider trace.TracerProvider
 }
 
 // Client sends messages through one SMTP server.
@@ -113,7 +115,11 @@ func ParseFrom(s string) (*mail.Address, error) {
 func (c *Client) Send(ctx context.Context, m channel.Message) (err error) {
 	host, port, _ := net.SplitHostPort(c.o.Addr)
 	p, _ := strconv.Atoi(port)
-	ctx, span := otel.Tracer("github.com/feedloop/feedloop/services/notifier/email").Start(ctx, "smtp send",
+	tp := c.o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	ctx, span := tp.Tracer("github.com/feedloop/feedloop/services/notifier/email").Start(ctx, "smtp send",
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			semconv.ServerAddress(host), semconv.ServerPort(p),

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // tracedTransport is base traced with otelhttp, the client spans recording
@@ -13,8 +14,12 @@ import (
 // secret (a token in the query, user info, a chat webhook's path), and
 // traces are read by everyone in ops. The request itself goes to the real
 // URL.
-func tracedTransport(base http.RoundTripper) http.RoundTripper {
-	return redactingTransport{otelhttp.NewTransport(restoringTransport{base})}
+func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.RoundTripper {
+	var opts []otelhttp.Option
+	if tp != nil {
+		opts = append(opts, otelhttp.WithTracerProvider(tp))
+	}
+	return redactingTransport{otelhttp.NewTransport(restoringTransport{base}, opts...)}
 }
 
 type urlKey struct{}

@@ -33,6 +33,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
@@ -222,6 +224,9 @@ type Options struct {
 	HTTP *http.Client
 	// UserAgent is sent as User-Agent (default "feedloop-notifier").
 	UserAgent string
+	// TracerProvider receives the default client's spans (default: the
+	// global one).
+	TracerProvider trace.TracerProvider
 }
 
 // Client posts messages to one webhook URL.
@@ -255,7 +260,7 @@ func New(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Each POST is a client span of the item's trace, and carries
 			// traceparent to a receiver that traces too.
-			Transport: tracedTransport(transport()),
+			Transport: tracedTransport(transport(), o.TracerProvider),
 		}
 	}
 	if o.UserAgent == "" {
