@@ -287,9 +287,32 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	}
 	// Fold in memory: an item's state as the previous events of the batch
 	// left it, and the ids applied meanwhile (a batch may hold an event
-	// twice).
-	type state struct{ old, cur *feedloopv1.Item }
+	// twice). An item with one event to fold (the usual case: the
+	// projector hands an item's events over one at a time) is folded into
+	// the item as decoded, without a copy: what the writes need of the old
+	// state (index entries, search document) is taken first. One with more
+	// is copied per event, so that each change keeps the item as that
+	// event left it and an event the projection ignores leaves no trace.
+	type state struct {
+		old, cur *feedloopv1.Item
+		todo     int // events of the item to fold in this batch
+		changed  bool
+		oldIdx   []zentry
+		oldDoc   string
+		oldToken string
+	}
 	items := make(map[string]*state, len(ids))
+	for i, ev := range evs {
+		if seenCmds[i] == nil || seenCmds[i].Val() {
+			continue
+		}
+		st := items[ev.GetFeedbackId()]
+		if st == nil {
+			st = &state{}
+			items[ev.GetFeedbackId()] = st
+		}
+		st.todo++
+	}
 	done := map[string]bool{}
 	changes := make([]*change, len(evs))
 	for i, ev := range evs {
@@ -298,20 +321,24 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		}
 		id := ev.GetFeedbackId()
 		st := items[id]
-		if st == nil {
+		if st.old == nil {
 			old, err := s.decodeItem(getCmds[id], id)
 			if err != nil {
 				return nil, err
 			}
-			st = &state{old: old, cur: old}
-			items[id] = st
+			st.old, st.cur = old, old
+			st.oldIdx, st.oldDoc, st.oldToken = s.indexEntries(old), searchDoc(old), old.GetStatusToken()
 		}
-		next := proto.Clone(st.cur).(*feedloopv1.Item)
+		kpi := kpiDeltas(st.cur, ev)
+		next := st.cur
+		if st.todo > 1 {
+			next = proto.Clone(st.cur).(*feedloopv1.Item)
+		}
 		if !projection.Apply(next, ev) {
 			continue
 		}
-		changes[i] = &change{item: next, kpi: kpiDeltas(st.cur, ev)}
-		st.cur = next
+		changes[i] = &change{item: next, kpi: kpi}
+		st.cur, st.changed = next, true
 		done[ev.GetId()] = true
 	}
 	if len(done) == 0 {
@@ -320,7 +347,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
 			st := items[id]
-			if st == nil || st.cur == st.old {
+			if st == nil || !st.changed {
 				continue
 			}
 			data, err := proto.MarshalOptions{Deterministic: true}.Marshal(st.cur)
@@ -328,8 +355,8 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 				return fmt.Errorf("encode item %s: %w", id, err)
 			}
 			p.Set(ctx, s.itemKey(id), data, 0)
-			s.updateIndexes(ctx, p, st.old, st.cur)
-			if doc := searchDoc(st.cur); doc != searchDoc(st.old) {
+			s.updateIndexes(ctx, p, st.oldIdx, st.oldToken, st.cur)
+			if doc := searchDoc(st.cur); doc != st.oldDoc {
 				// Rewritten only when a searchable field changed: most
 				// events are status changes, which leave it alone.
 				if doc == "" {
@@ -422,11 +449,12 @@ func dueScore(a *feedloopv1.AssignmentState) float64 {
 	return float64(a.GetDueAt().GetSeconds())
 }
 
-// updateIndexes queues the changes that take the indexes from old to cur.
-func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, old, cur *feedloopv1.Item) {
+// updateIndexes queues the changes that take the indexes from an item
+// whose entries were oldIdx and status token oldToken to cur.
+func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, oldIdx []zentry, oldToken string, cur *feedloopv1.Item) {
 	type km struct{ key, member string }
 	was := map[km]float64{}
-	for _, e := range s.indexEntries(old) {
+	for _, e := range oldIdx {
 		was[km{e.key, e.member}] = e.score
 	}
 	for _, e := range s.indexEntries(cur) {
@@ -439,7 +467,7 @@ func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, old, cur *
 	for k := range was {
 		p.ZRem(ctx, k.key, k.member)
 	}
-	if tok := cur.GetStatusToken(); tok != "" && tok != old.GetStatusToken() {
+	if tok := cur.GetStatusToken(); tok != "" && tok != oldToken {
 		p.Set(ctx, s.tokenKey(tok), cur.GetFeedbackId(), 0)
 	}
 }
