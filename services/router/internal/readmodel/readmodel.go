@@ -180,6 +180,12 @@ func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
 // A batch that lost a race is retried whole; one that keeps losing is split
 // into single events, so a busy item does not hold the others back.
 func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool, error) {
+	return s.applyBatch(ctx, evs, nil)
+}
+
+// applyBatch is ApplyBatch that also sets traces (feedback id →
+// traceparent, see ApplyTraced) with SETNX.
+func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces map[string]string) ([]bool, error) {
 	out := make([]bool, len(evs))
 	var ids []string // distinct items, in first-seen order
 	seen := map[string]bool{}
@@ -190,6 +196,9 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 		}
 	}
 	if len(ids) == 0 {
+		if len(traces) > 0 {
+			return out, s.setTraces(ctx, traces)
+		}
 		return out, nil
 	}
 	watch := make([]string, 0, 2*len(ids)+1)
@@ -203,7 +212,7 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 		var changes []*change
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			changes, err = s.applyTx(ctx, tx, evs, ids)
+			changes, err = s.applyTx(ctx, tx, evs, ids, traces)
 			return err
 		}, watch...)
 		switch {
@@ -221,9 +230,15 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 			return nil, fmt.Errorf("readmodel: apply %s: %w", describe(evs), err)
 		case len(evs) > 1 && attempt == splitAfter:
 			for i, ev := range evs {
-				if out[i], err = s.Apply(ctx, ev); err != nil {
+				var one map[string]string
+				if tp, ok := traces[ev.GetFeedbackId()]; ok {
+					one = map[string]string{ev.GetFeedbackId(): tp}
+				}
+				applied, err := s.applyBatch(ctx, evs[i:i+1], one)
+				if err != nil {
 					return nil, err
 				}
+				out[i] = applied[0]
 			}
 			return out, nil
 		case attempt == maxAttempts:
@@ -254,9 +269,9 @@ type change struct {
 	kpi  map[string]map[string]int64
 }
 
-// applyTx folds evs in within tx (ids are their distinct items); a nil
-// change means that event changed nothing.
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string) ([]*change, error) {
+// applyTx folds evs in within tx (ids are their distinct items) and sets
+// traces; a nil change means that event changed nothing.
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string, traces map[string]string) ([]*change, error) {
 	// One round trip for the reads (after WATCH, before MULTI), the guard
 	// among them: a flush or a rebuild starting before EXEC fails the
 	// transaction, so a write never lands on a missing or partial model.
@@ -342,9 +357,13 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		done[ev.GetId()] = true
 	}
 	if len(done) == 0 {
+		if len(traces) > 0 {
+			return changes, s.setTraces(ctx, traces)
+		}
 		return changes, nil
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.queueTraces(ctx, p, traces)
 		for _, id := range ids {
 			st := items[id]
 			if st == nil || !st.changed {
