@@ -20,6 +20,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/rebuild"
+	"github.com/feedloop/feedloop/pkg/redisx"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -31,10 +32,15 @@ const replayConsumer = "intake-rebuild"
 type Store struct {
 	rdb *redis.Client
 	ttl time.Duration
+	// batch carries the Remembers of concurrent submissions in shared
+	// round trips.
+	batch *redisx.Batcher
 }
 
 // New returns a Store whose keys live for ttl.
-func New(rdb *redis.Client, ttl time.Duration) *Store { return &Store{rdb: rdb, ttl: ttl} }
+func New(rdb *redis.Client, ttl time.Duration) *Store {
+	return &Store{rdb: rdb, ttl: ttl, batch: redisx.NewBatcher(rdb)}
+}
 
 // Key is the Redis key of (source, externalID). source is a subject token
 // (no ':'), so the key is unambiguous whatever externalID holds.
@@ -70,7 +76,9 @@ func LookupResult(cmd *redis.StringCmd, source, externalID string) (string, bool
 // Remember records that (source, externalID) was accepted as feedbackID.
 // Call it only after the event is stored.
 func (s *Store) Remember(ctx context.Context, source, externalID, feedbackID string) error {
-	if err := s.rdb.Set(ctx, Key(source, externalID), feedbackID, s.ttl).Err(); err != nil {
+	var set *redis.StatusCmd
+	s.batch.Do(ctx, func(p redis.Pipeliner) { set = p.Set(ctx, Key(source, externalID), feedbackID, s.ttl) })
+	if err := set.Err(); err != nil {
 		return fmt.Errorf("idem: remember %s/%s: %w", source, externalID, err)
 	}
 	return nil

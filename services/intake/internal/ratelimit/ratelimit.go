@@ -11,6 +11,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/feedloop/feedloop/pkg/redisx"
 	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
@@ -18,7 +19,10 @@ import (
 
 // Limiter limits each source to its access.Limit.
 type Limiter struct {
-	rdb   redis.UniversalClient
+	rdb redis.UniversalClient
+	// batch carries the scripts (and lookups) of concurrent submissions in
+	// shared round trips.
+	batch *redisx.Batcher
 	rl    *redis_rate.Limiter
 	limit func(source string) access.Limit
 }
@@ -26,7 +30,7 @@ type Limiter struct {
 // New returns a Limiter on rdb. limit is called per request with the
 // source, so limits reloaded from the keys file apply at once.
 func New(rdb redis.UniversalClient, limit func(source string) access.Limit) *Limiter {
-	return &Limiter{rdb: rdb, rl: redis_rate.NewLimiter(rdb), limit: limit}
+	return &Limiter{rdb: rdb, batch: redisx.NewBatcher(rdb), rl: redis_rate.NewLimiter(rdb), limit: limit}
 }
 
 // Key is the Redis key of source's budget (redis_rate prefixes "rate:").
@@ -53,7 +57,7 @@ func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decis
 // failure is in the Prefetch.
 func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (d accept.Decision, pre accept.Prefetch, err error) {
 	var get *redis.StringCmd
-	pb := &piggyback{UniversalClient: l.rdb, queue: func(p redis.Pipeliner) { get = idem.QueueLookup(ctx, p, source, externalID) }}
+	pb := &piggyback{UniversalClient: l.rdb, batch: l.batch, queue: func(p redis.Pipeliner) { get = idem.QueueLookup(ctx, p, source, externalID) }}
 	d, err = l.allow(ctx, redis_rate.NewLimiter(pb), budget, n)
 	if pb.queue != nil && (err != nil || d.Allowed) {
 		// The script was not sent (no limit for budget): the lookup goes
@@ -88,12 +92,14 @@ func (l *Limiter) allow(ctx context.Context, rl *redis_rate.Limiter, source stri
 
 // piggyback is the client redis_rate runs its script on, sending queue's
 // commands in the same pipeline as the script's first EVALSHA (or EVAL), so
-// they cost no round trip of their own. redis_rate's script is not
+// they cost no round trip of their own; the pipeline is batch's, shared
+// with concurrent submissions. redis_rate's script is not
 // exported and AllowN reads its reply at once, so it cannot be queued on a
 // Pipeliner directly; this keeps its GCRA as is. redis_rate runs the script
 // with redis.Script.Run: EVALSHA, then EVAL when Redis lacks the script.
 type piggyback struct {
 	redis.UniversalClient
+	batch *redisx.Batcher
 	// queue adds the commands to send along; nil once sent.
 	queue func(redis.Pipeliner)
 }
@@ -107,12 +113,14 @@ func (p *piggyback) Eval(ctx context.Context, script string, keys []string, args
 }
 
 func (p *piggyback) along(ctx context.Context, script func(redis.Pipeliner) *redis.Cmd) *redis.Cmd {
-	pipe := p.UniversalClient.Pipeline()
-	cmd := script(pipe)
-	if p.queue != nil {
-		p.queue(pipe)
-		p.queue = nil
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
+	var cmd *redis.Cmd
+	queue := p.queue
+	p.queue = nil
+	p.batch.Do(ctx, func(pipe redis.Pipeliner) {
+		cmd = script(pipe)
+		if queue != nil {
+			queue(pipe)
+		}
+	})
 	return cmd
 }

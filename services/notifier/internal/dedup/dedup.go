@@ -29,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/feedloop/feedloop/pkg/rebuild"
+	"github.com/feedloop/feedloop/pkg/redisx"
 )
 
 // State is the outcome of a Claim.
@@ -71,7 +72,11 @@ type Claim struct {
 
 // Store keeps delivery records in Redis.
 type Store struct {
-	rdb      redis.Cmdable
+	rdb redis.Cmdable
+	// batch carries claims and marks of concurrent deliveries in shared
+	// round trips: each is a round trip of its own otherwise, two per
+	// delivery, and the notifier runs many deliveries at once.
+	batch    *redisx.Batcher
 	claimTTL time.Duration
 	sentTTL  time.Duration
 	ready    string
@@ -93,7 +98,7 @@ func (s *Store) SentTTL() time.Duration { return s.sentTTL }
 // New returns a Store. claimTTL must outlast one send (a crashed sender's
 // claim expires after it); sentTTL is how long a delivery is remembered.
 func New(rdb redis.Cmdable, claimTTL, sentTTL time.Duration) *Store {
-	return &Store{rdb: rdb, claimTTL: claimTTL, sentTTL: sentTTL}
+	return &Store{rdb: rdb, batch: redisx.NewBatcher(rdb), claimTTL: claimTTL, sentTTL: sentTTL}
 }
 
 // claimScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless it exists, and
@@ -131,7 +136,13 @@ func (s *Store) Claim(ctx context.Context, key string) (Claim, error) {
 	if s.ready != "" {
 		keys = append(keys, s.ready)
 	}
-	v, err := claimScript.Run(ctx, s.rdb, keys, token, s.claimTTL.Milliseconds()).Text()
+	var cmd *redis.Cmd
+	s.batch.Do(ctx, func(p redis.Pipeliner) { cmd = claimScript.EvalSha(ctx, p, keys, token, s.claimTTL.Milliseconds()) })
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		// Redis lost its scripts (a restart, SCRIPT FLUSH): EVAL loads it.
+		cmd = claimScript.Run(ctx, s.rdb, keys, token, s.claimTTL.Milliseconds())
+	}
+	v, err := cmd.Text()
 	switch {
 	case err == nil && v == "notready":
 		return Claim{}, fmt.Errorf("dedup: claim %s: delivery records %w", key, rebuild.ErrNotReady)
@@ -148,7 +159,9 @@ func (s *Store) Claim(ctx context.Context, key string) (Claim, error) {
 
 // MarkSent records that c's delivery was made because of event cause.
 func (s *Store) MarkSent(ctx context.Context, c Claim, cause string) error {
-	if err := s.rdb.Set(ctx, c.Key, prefixSent+cause, s.sentTTL).Err(); err != nil {
+	var set *redis.StatusCmd
+	s.batch.Do(ctx, func(p redis.Pipeliner) { set = p.Set(ctx, c.Key, prefixSent+cause, s.sentTTL) })
+	if err := set.Err(); err != nil {
 		return fmt.Errorf("dedup: mark %s sent: %w", c.Key, err)
 	}
 	return nil

@@ -180,6 +180,12 @@ func (s *Store) Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error) {
 // A batch that lost a race is retried whole; one that keeps losing is split
 // into single events, so a busy item does not hold the others back.
 func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool, error) {
+	return s.applyBatch(ctx, evs, nil)
+}
+
+// applyBatch is ApplyBatch that also sets traces (feedback id →
+// traceparent, see ApplyTraced) with SETNX.
+func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces map[string]string) ([]bool, error) {
 	out := make([]bool, len(evs))
 	var ids []string // distinct items, in first-seen order
 	seen := map[string]bool{}
@@ -190,6 +196,9 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 		}
 	}
 	if len(ids) == 0 {
+		if len(traces) > 0 {
+			return out, s.setTraces(ctx, traces)
+		}
 		return out, nil
 	}
 	watch := make([]string, 0, 2*len(ids)+1)
@@ -203,7 +212,7 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 		var changes []*change
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			changes, err = s.applyTx(ctx, tx, evs, ids)
+			changes, err = s.applyTx(ctx, tx, evs, ids, traces)
 			return err
 		}, watch...)
 		switch {
@@ -221,9 +230,15 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []*feedloopv1.Event) ([]bool
 			return nil, fmt.Errorf("readmodel: apply %s: %w", describe(evs), err)
 		case len(evs) > 1 && attempt == splitAfter:
 			for i, ev := range evs {
-				if out[i], err = s.Apply(ctx, ev); err != nil {
+				var one map[string]string
+				if tp, ok := traces[ev.GetFeedbackId()]; ok {
+					one = map[string]string{ev.GetFeedbackId(): tp}
+				}
+				applied, err := s.applyBatch(ctx, evs[i:i+1], one)
+				if err != nil {
 					return nil, err
 				}
+				out[i] = applied[0]
 			}
 			return out, nil
 		case attempt == maxAttempts:
@@ -254,9 +269,9 @@ type change struct {
 	kpi  map[string]map[string]int64
 }
 
-// applyTx folds evs in within tx (ids are their distinct items); a nil
-// change means that event changed nothing.
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string) ([]*change, error) {
+// applyTx folds evs in within tx (ids are their distinct items) and sets
+// traces; a nil change means that event changed nothing.
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string, traces map[string]string) ([]*change, error) {
 	// One round trip for the reads (after WATCH, before MULTI), the guard
 	// among them: a flush or a rebuild starting before EXEC fails the
 	// transaction, so a write never lands on a missing or partial model.
@@ -287,9 +302,32 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	}
 	// Fold in memory: an item's state as the previous events of the batch
 	// left it, and the ids applied meanwhile (a batch may hold an event
-	// twice).
-	type state struct{ old, cur *feedloopv1.Item }
+	// twice). An item with one event to fold (the usual case: the
+	// projector hands an item's events over one at a time) is folded into
+	// the item as decoded, without a copy: what the writes need of the old
+	// state (index entries, search document) is taken first. One with more
+	// is copied per event, so that each change keeps the item as that
+	// event left it and an event the projection ignores leaves no trace.
+	type state struct {
+		old, cur *feedloopv1.Item
+		todo     int // events of the item to fold in this batch
+		changed  bool
+		oldIdx   []zentry
+		oldDoc   string
+		oldToken string
+	}
 	items := make(map[string]*state, len(ids))
+	for i, ev := range evs {
+		if seenCmds[i] == nil || seenCmds[i].Val() {
+			continue
+		}
+		st := items[ev.GetFeedbackId()]
+		if st == nil {
+			st = &state{}
+			items[ev.GetFeedbackId()] = st
+		}
+		st.todo++
+	}
 	done := map[string]bool{}
 	changes := make([]*change, len(evs))
 	for i, ev := range evs {
@@ -298,29 +336,37 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		}
 		id := ev.GetFeedbackId()
 		st := items[id]
-		if st == nil {
+		if st.old == nil {
 			old, err := s.decodeItem(getCmds[id], id)
 			if err != nil {
 				return nil, err
 			}
-			st = &state{old: old, cur: old}
-			items[id] = st
+			st.old, st.cur = old, old
+			st.oldIdx, st.oldDoc, st.oldToken = s.indexEntries(old), searchDoc(old), old.GetStatusToken()
 		}
-		next := proto.Clone(st.cur).(*feedloopv1.Item)
+		kpi := kpiDeltas(st.cur, ev)
+		next := st.cur
+		if st.todo > 1 {
+			next = proto.Clone(st.cur).(*feedloopv1.Item)
+		}
 		if !projection.Apply(next, ev) {
 			continue
 		}
-		changes[i] = &change{item: next, kpi: kpiDeltas(st.cur, ev)}
-		st.cur = next
+		changes[i] = &change{item: next, kpi: kpi}
+		st.cur, st.changed = next, true
 		done[ev.GetId()] = true
 	}
 	if len(done) == 0 {
+		if len(traces) > 0 {
+			return changes, s.setTraces(ctx, traces)
+		}
 		return changes, nil
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.queueTraces(ctx, p, traces)
 		for _, id := range ids {
 			st := items[id]
-			if st == nil || st.cur == st.old {
+			if st == nil || !st.changed {
 				continue
 			}
 			data, err := proto.MarshalOptions{Deterministic: true}.Marshal(st.cur)
@@ -328,8 +374,8 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 				return fmt.Errorf("encode item %s: %w", id, err)
 			}
 			p.Set(ctx, s.itemKey(id), data, 0)
-			s.updateIndexes(ctx, p, st.old, st.cur)
-			if doc := searchDoc(st.cur); doc != searchDoc(st.old) {
+			s.updateIndexes(ctx, p, st.oldIdx, st.oldToken, st.cur)
+			if doc := searchDoc(st.cur); doc != st.oldDoc {
 				// Rewritten only when a searchable field changed: most
 				// events are status changes, which leave it alone.
 				if doc == "" {
@@ -422,11 +468,12 @@ func dueScore(a *feedloopv1.AssignmentState) float64 {
 	return float64(a.GetDueAt().GetSeconds())
 }
 
-// updateIndexes queues the changes that take the indexes from old to cur.
-func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, old, cur *feedloopv1.Item) {
+// updateIndexes queues the changes that take the indexes from an item
+// whose entries were oldIdx and status token oldToken to cur.
+func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, oldIdx []zentry, oldToken string, cur *feedloopv1.Item) {
 	type km struct{ key, member string }
 	was := map[km]float64{}
-	for _, e := range s.indexEntries(old) {
+	for _, e := range oldIdx {
 		was[km{e.key, e.member}] = e.score
 	}
 	for _, e := range s.indexEntries(cur) {
@@ -439,7 +486,7 @@ func (s *Store) updateIndexes(ctx context.Context, p redis.Pipeliner, old, cur *
 	for k := range was {
 		p.ZRem(ctx, k.key, k.member)
 	}
-	if tok := cur.GetStatusToken(); tok != "" && tok != old.GetStatusToken() {
+	if tok := cur.GetStatusToken(); tok != "" && tok != oldToken {
 		p.Set(ctx, s.tokenKey(tok), cur.GetFeedbackId(), 0)
 	}
 }

@@ -347,17 +347,32 @@ func TestIdempotent(t *testing.T) {
 // time into one store and in batches of every size into others: each
 // batch holds several items and, at the seam, an event twice; the stores
 // must be equal, each event reported applied exactly once, and the KPI
-// funcs told of each once.
+// funcs told of each once, with the item as that event left it (an item
+// with one event in a batch is folded without a copy, one with several
+// with a copy per event).
 func TestApplyBatchEqualsOneAtATime(t *testing.T) {
 	ctx := context.Background()
-	one, _ := store(t)
+	after := map[string]string{} // event id → the item it left, one at a time
+	encode := func(item *feedloopv1.Item) string {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	one, _ := store(t, readmodel.WithApplied(func(_ context.Context, ev *feedloopv1.Event, item *feedloopv1.Item, _ map[string]map[string]int64) {
+		after[ev.GetId()] = encode(item)
+	}))
 	sc := realistic()
 	applyAll(t, one, sc.events)
 	want := dump(t, one)
 	for _, size := range []int{2, 3, 7, len(sc.events)} {
 		told := map[string]int{}
-		batched, _ := store(t, readmodel.WithApplied(func(_ context.Context, ev *feedloopv1.Event, _ *feedloopv1.Item, _ map[string]map[string]int64) {
+		batched, _ := store(t, readmodel.WithApplied(func(_ context.Context, ev *feedloopv1.Event, item *feedloopv1.Item, _ map[string]map[string]int64) {
 			told[ev.GetId()]++
+			if encode(item) != after[ev.GetId()] {
+				t.Errorf("size %d: told of %s with another item than it left one at a time", size, ev.GetId())
+			}
 		}))
 		applied := map[string]int{}
 		for i := 0; i < len(sc.events); i += size {

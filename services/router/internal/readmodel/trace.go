@@ -23,11 +23,7 @@ func (s *Store) traceKey(id string) string { return s.prefix + "trace:" + id }
 // feedback.received of an item.
 func (s *Store) setTraces(ctx context.Context, traces map[string]string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for id, tp := range traces {
-			if id != "" && tp != "" {
-				p.SetNX(ctx, s.traceKey(id), tp, TraceTTL)
-			}
-		}
+		s.queueTraces(ctx, p, traces)
 		return nil
 	})
 	if err != nil {
@@ -36,10 +32,20 @@ func (s *Store) setTraces(ctx context.Context, traces map[string]string) error {
 	return nil
 }
 
+// queueTraces queues setTraces' commands on p.
+func (s *Store) queueTraces(ctx context.Context, p redis.Pipeliner, traces map[string]string) {
+	for id, tp := range traces {
+		if id != "" && tp != "" {
+			p.SetNX(ctx, s.traceKey(id), tp, TraceTTL)
+		}
+	}
+}
+
 // ApplyTraced is ApplyBatch for events as they come off the stream:
 // traceparents[i] is the traceparent header of evs[i]'s message, and a
-// Received event's is first remembered as its item's trace (setTraces),
-// which team actions and answers link to.
+// Received event's is remembered as its item's trace, which team actions
+// and answers link to: in the batch's transaction (no round trip of its
+// own), or on its own when the batch changes nothing (a redelivery).
 func (s *Store) ApplyTraced(ctx context.Context, evs []*feedloopv1.Event, traceparents []string) ([]bool, error) {
 	traces := map[string]string{}
 	for i, ev := range evs {
@@ -50,12 +56,7 @@ func (s *Store) ApplyTraced(ctx context.Context, evs []*feedloopv1.Event, tracep
 			traces[ev.GetFeedbackId()] = traceparents[i]
 		}
 	}
-	if len(traces) > 0 {
-		if err := s.setTraces(ctx, traces); err != nil {
-			return nil, err
-		}
-	}
-	return s.ApplyBatch(ctx, evs)
+	return s.applyBatch(ctx, evs, traces)
 }
 
 // Trace returns the traceparent of item id's trace, "" when unknown (an
