@@ -45,7 +45,7 @@ type Classifier interface {
 
 // Durable is the name of the service's JetStream consumer; its dead letters
 // go to bus.DLQSubject(Durable).
-const Durable = "classifier"
+const Durable = bus.ConsumerClassifier
 
 // Config is the classifier's configuration, from the environment or built in
 // Go (start from DefaultConfig).
