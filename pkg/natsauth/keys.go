@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 )
 
 // User is one NATS identity: its NKey and permissions.
@@ -57,8 +59,8 @@ func Generate(dir string, spec Spec) (Users, error) {
 		}
 		users = append(users, User{Name: name, PublicKey: pub, SeedFile: file, Permissions: perms})
 	}
-	if err := writeFile(filepath.Join(dir, ServerConfigName), users.ServerConfig(), 0o644); err != nil {
-		return nil, err
+	if err := atomicfile.Write(filepath.Join(dir, ServerConfigName), users.ServerConfig(), 0o644); err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
 	}
 	return users, nil
 }
@@ -75,8 +77,8 @@ func ensureSeed(file string) (string, error) {
 		if seed, err = kp.Seed(); err != nil {
 			return "", fmt.Errorf("natsauth: create key: %w", err)
 		}
-		if err := writeFile(file, append(seed, '\n'), 0o600); err != nil {
-			return "", err
+		if err := atomicfile.Write(file, append(seed, '\n'), 0o600); err != nil {
+			return "", fmt.Errorf("natsauth: %w", err)
 		}
 	} else if err != nil {
 		return "", fmt.Errorf("natsauth: %w", err)
@@ -100,31 +102,6 @@ func PublicKey(file string, seed []byte) (string, error) {
 		return "", fmt.Errorf("%s: not a user seed (want one starting with SU)", file)
 	}
 	return pub, nil
-}
-
-// writeFile writes data to a temp file and renames it over path, so a
-// reader never sees half a file.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("natsauth: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("natsauth: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("natsauth: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("natsauth: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("natsauth: %w", err)
-	}
-	return nil
 }
 
 // Get returns the user named name.

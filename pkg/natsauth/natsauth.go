@@ -33,21 +33,6 @@ var Services = []string{Intake, Classifier, Router, Notifier}
 // SourceUser is the user of a company source system.
 func SourceUser(source string) string { return "source-" + source }
 
-// Durable consumer names, as the services create them. They are restated
-// here, not imported, because pkg depends on no service; the permission
-// tests run the services and fail when a name drifts.
-const (
-	durableIntake     = "intake"
-	durableClassifier = "classifier"
-	durableRouter     = "router"
-	durableProjector  = "router-projector"
-	durableNotifier   = "notifier"
-	replayIntake      = "intake-rebuild"   // intake's idempotency keys, rebuilt from feedback.received
-	replayNotifier    = "notifier-rebuild" // the notifier's sent records, from feedback.notified
-	watchPrefix       = "watch-"
-	surveySource      = "survey" // the router's status page submits answers as this source
-)
-
 // InboxPrefix is user's inbox prefix: a client sets it
 // (nats.CustomInboxPrefix) and may subscribe under it only, so no one
 // reads another user's replies (JetStream acks, API answers, pulled
@@ -113,21 +98,21 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 	case Intake:
 		s.streams(p)
 		p.pub(bus.SubjectReceived)
-		p.consumer(bus.StreamSubmit, durableIntake, bus.AllSubmit)
-		p.deadLetters(durableIntake)
-		p.replayConsumer(bus.StreamFeedback, replayIntake, bus.SubjectReceived)
+		p.consumer(bus.StreamSubmit, bus.ConsumerIntake, bus.AllSubmit)
+		p.deadLetters(bus.ConsumerIntake)
+		p.replayConsumer(bus.StreamFeedback, bus.ConsumerIntakeReplay, bus.SubjectReceived)
 	case Classifier:
 		s.streams(p)
 		p.pub(bus.SubjectClassified)
-		p.consumer(bus.StreamFeedback, durableClassifier, bus.SubjectReceived)
-		p.deadLetters(durableClassifier)
+		p.consumer(bus.StreamFeedback, bus.ConsumerClassifier, bus.SubjectReceived)
+		p.deadLetters(bus.ConsumerClassifier)
 	case Router:
 		s.streams(p)
-		p.pub(bus.AllRouted, bus.AllUpdated, bus.AllEscalated, bus.SubjectClosed, bus.SubmitSubject(surveySource))
-		p.consumer(bus.StreamFeedback, durableRouter, bus.SubjectClassified)
-		p.deadLetters(durableRouter)
-		p.consumer(bus.StreamFeedback, durableProjector, "feedback.>")
-		p.deadLetters(durableProjector)
+		p.pub(bus.AllRouted, bus.AllUpdated, bus.AllEscalated, bus.SubjectClosed, bus.SubmitSubject(bus.SourceSurvey))
+		p.consumer(bus.StreamFeedback, bus.ConsumerRouter, bus.SubjectClassified)
+		p.deadLetters(bus.ConsumerRouter)
+		p.consumer(bus.StreamFeedback, bus.ConsumerRouterProjector, bus.AllFeedback)
+		p.deadLetters(bus.ConsumerRouterProjector)
 		// A live team watch reads a team's routed subject with an ordered
 		// consumer (random name, no ack), held to the known teams too.
 		if len(s.Teams) == 0 {
@@ -135,7 +120,7 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 			p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)
 		}
 		for _, team := range s.Teams {
-			p.consumer(bus.StreamFeedback, watchPrefix+team, bus.RoutedSubject(team))
+			p.consumer(bus.StreamFeedback, bus.WatchConsumer(team), bus.RoutedSubject(team))
 			p.orderedConsumers(bus.StreamFeedback, bus.RoutedSubject(team))
 		}
 		// Rebuild replays the stream with an ordered consumer, whose
@@ -145,9 +130,9 @@ func (s Spec) Permissions(user string) (Permissions, bool) {
 		s.streams(p)
 		p.pub(bus.SubjectNotified)
 		// Several filters: the create subject carries no filter.
-		p.consumer(bus.StreamFeedback, durableNotifier, "")
-		p.deadLetters(durableNotifier)
-		p.replayConsumer(bus.StreamFeedback, replayNotifier, bus.SubjectNotified)
+		p.consumer(bus.StreamFeedback, bus.ConsumerNotifier, "")
+		p.deadLetters(bus.ConsumerNotifier)
+		p.replayConsumer(bus.StreamFeedback, bus.ConsumerNotifierReplay, bus.SubjectNotified)
 	case Tools:
 		p.pub(jsAPI + "STREAM.INFO." + bus.StreamFeedback)
 		p.orderedConsumers(bus.StreamFeedback, bus.AllRouted)

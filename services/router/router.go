@@ -59,7 +59,7 @@ const (
 
 // ProjectorDurable is the consumer that folds every event into the read
 // model and the SLA index.
-const ProjectorDurable = "router-projector"
+const ProjectorDurable = bus.ConsumerRouterProjector
 
 // RebuildPrefix starts the keys of the read model's rebuild gate
 // (<prefix>ready, <prefix>lock; see package rebuild).

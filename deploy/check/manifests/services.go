@@ -35,28 +35,20 @@ type service struct {
 // count must match the NATS cluster, so no deployment may rely on defaults.
 var commonRequired = []string{"NATS_URL", "REDIS_URL", "NATS_STREAM_REPLICAS"}
 
-// The consumer names not exported by the services (internal packages):
-// router's "router" (services/router/internal/consumer) and intake's
-// "intake" (services/intake/internal/natsport).
-const (
-	routerDurable = "router"
-	intakeDurable = "intake"
-)
-
 var services = map[string]service{
 	"intake": {
 		name:      "intake",
 		vars:      envVars[intake.Config](),
 		required:  commonRequired,
 		validate:  validator[intake.Config](),
-		consumers: map[string][]string{bus.StreamSubmit: {intakeDurable}},
+		consumers: map[string][]string{bus.StreamSubmit: {bus.ConsumerIntake}},
 	},
 	"classifier": {
 		name:      "classifier",
 		vars:      envVars[classifier.Config](),
 		required:  append([]string{"CLASSIFIER_RULES_FILE"}, commonRequired...),
 		validate:  validator[classifier.Config](),
-		consumers: map[string][]string{bus.StreamFeedback: {classifier.Durable}},
+		consumers: map[string][]string{bus.StreamFeedback: {bus.ConsumerClassifier}},
 	},
 	"router": {
 		name: "router",
@@ -64,7 +56,7 @@ var services = map[string]service{
 		// Without a tokens file every team API call is refused.
 		required:  append([]string{"ROUTER_ROUTES_FILE", "ROUTER_TEAM_TOKENS_FILE"}, commonRequired...),
 		validate:  validator[router.Config](),
-		consumers: map[string][]string{bus.StreamFeedback: {routerDurable, router.ProjectorDurable}},
+		consumers: map[string][]string{bus.StreamFeedback: {bus.ConsumerRouter, bus.ConsumerRouterProjector}},
 	},
 	"notifier": {
 		name: "notifier",
@@ -72,7 +64,7 @@ var services = map[string]service{
 		// Customers' messages link to their status page.
 		required:  append([]string{"NOTIFIER_TEMPLATES_DIR", "NOTIFIER_STATUS_URL"}, commonRequired...),
 		validate:  validator[notifier.Config](),
-		consumers: map[string][]string{bus.StreamFeedback: {notifier.Durable}},
+		consumers: map[string][]string{bus.StreamFeedback: {bus.ConsumerNotifier}},
 	},
 	// No NATS, no Redis, no consumer: the router's team API is all it uses.
 	"console": {

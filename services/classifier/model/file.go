@@ -12,10 +12,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
 )
 
@@ -116,22 +116,7 @@ func writeFloats(b *bytes.Buffer, fs []float32) {
 // SaveFile writes m to path atomically (a temporary file renamed into
 // place), so a service watching path never reads half a model.
 func (m *Model) SaveFile(path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".model-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := m.Save(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFunc(path, 0o644, m.Save)
 }
 
 // LoadFile reads a model file.

@@ -66,7 +66,7 @@ func ceilingStages(p *Payloads) []stage {
 	st := baselineStages(p)
 	st[2].filters = []string{bus.SubjectReceived, bus.AllRouted}
 	return append(st, stage{
-		durable: "bench-projector", filters: []string{"feedback.>"}, concurrency: router.ProjectorWorkers, perItem: true,
+		durable: "bench-projector", filters: []string{bus.AllFeedback}, concurrency: router.ProjectorWorkers, perItem: true,
 	})
 }
 

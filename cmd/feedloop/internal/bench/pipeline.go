@@ -17,9 +17,6 @@ import (
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/classifier"
-	"github.com/feedloop/feedloop/services/notifier"
-	"github.com/feedloop/feedloop/services/router"
 )
 
 // pipeline is the whole of feedloop in this process, as `feedloop dev`
@@ -96,7 +93,7 @@ func (p *pipeline) sender(run string) sendFunc {
 }
 
 // consumers are the pipeline's durable consumers on FEEDBACK.
-var consumers = []string{classifier.Durable, "router", router.ProjectorDurable, notifier.Durable}
+var consumers = []string{bus.ConsumerClassifier, bus.ConsumerRouter, bus.ConsumerRouterProjector, bus.ConsumerNotifier}
 
 // backlog samples, until ctx ends, the messages each durable consumer has
 // pending or unacknowledged, and returns the largest backlog of each: the

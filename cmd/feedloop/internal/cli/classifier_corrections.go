@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
@@ -244,30 +246,12 @@ func readCorrections(ctx context.Context, js jetstream.JetStream, timeout time.D
 
 // writeCSVFile writes header and rows to path atomically (a temporary
 // file renamed into place).
-func writeCSVFile(path string, header []string, rows [][]string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".corrections-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
+func writeCSVFile(path string, header []string, rows [][]string) error {
+	return atomicfile.WriteFunc(path, 0o644, func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		if err := w.Write(header); err != nil {
+			return err
 		}
-	}()
-	w := csv.NewWriter(tmp)
-	if err := w.Write(header); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := w.WriteAll(rows); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+		return w.WriteAll(rows) // flushes and reports the error
+	})
 }

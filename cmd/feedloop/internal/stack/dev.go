@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/feedloop/feedloop/cmd/feedloop/internal/teamtoken"
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 )
 
 // Files a development stack keeps under its data directory.
@@ -209,12 +210,7 @@ func devTeams(teams []string) []byte {
 // writeFile replaces path with data, readable by its owner only, in one
 // rename so a process watching it never reads half a file.
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("stack: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
 	return nil

@@ -9,12 +9,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/feedloop/feedloop/pkg/atomicfile"
 	"github.com/feedloop/feedloop/pkg/bus"
 )
 
@@ -124,12 +124,7 @@ func WriteFile(path string, entries []Entry) error {
 			return fmt.Errorf("tokens[%d].%w", i, err)
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, File(entries), 0o600); err != nil {
-		return fmt.Errorf("team tokens: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, File(entries), 0o600); err != nil {
 		return fmt.Errorf("team tokens: %w", err)
 	}
 	return nil

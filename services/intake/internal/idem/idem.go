@@ -26,7 +26,7 @@ import (
 
 // replayConsumer is the consumer a rebuild reads the stream with; NATS
 // permissions (pkg/natsauth) name it.
-const replayConsumer = "intake-rebuild"
+const replayConsumer = bus.ConsumerIntakeReplay
 
 // Store keeps the keys in Redis with a TTL.
 type Store struct {

@@ -18,7 +18,7 @@ import (
 
 // Durable is the consumer name shared by every intake replica; it also
 // names the dead-letter subject feedback.dlq.intake.
-const Durable = "intake"
+const Durable = bus.ConsumerIntake
 
 // ConsumerConfig is the durable consumer on the submit stream.
 func ConsumerConfig(concurrency int) bus.ConsumerConfig {

@@ -15,7 +15,7 @@ import (
 
 // replayConsumer is the consumer a rebuild reads the stream with; NATS
 // permissions (pkg/natsauth) name it.
-const replayConsumer = "notifier-rebuild"
+const replayConsumer = bus.ConsumerNotifierReplay
 
 // Rebuild puts the delivery records and the daily cap's admissions back
 // from the feedback.notified events of stream, up to its last message:

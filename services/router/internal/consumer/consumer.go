@@ -18,7 +18,7 @@ import (
 
 // Durable is the router's consumer name; its dead letters go to
 // feedback.dlq.router.
-const Durable = "router"
+const Durable = bus.ConsumerRouter
 
 // Config is the durable consumer of feedback.classified.
 func Config(concurrency int) bus.ConsumerConfig {

@@ -34,7 +34,7 @@ import (
 
 // SurveySource is the intake source of survey answers made on the status
 // page (subject feedback.submit.survey).
-const SurveySource = "survey"
+const SurveySource = bus.SourceSurvey
 
 // MaxCommentBytes bounds the comment sent with a survey answer.
 const MaxCommentBytes = 4 << 10

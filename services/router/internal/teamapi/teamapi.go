@@ -73,7 +73,7 @@ const (
 
 // WatchDurable is the durable consumer that keeps a team's routed items
 // while no one watches.
-func WatchDurable(team string) string { return "watch-" + team }
+func WatchDurable(team string) string { return bus.WatchConsumer(team) }
 
 // Server implements feedloopv1.TeamServiceServer.
 type Server struct {

@@ -5,6 +5,12 @@ package bus
 
 import "strings"
 
+// This file is the one table of the bus's names: streams, subjects,
+// consumers and the sources the services themselves submit as. The
+// services, the NATS permissions (pkg/natsauth), the deploy checks and the
+// bench import them from here, so a rename is one edit and cannot leave a
+// permission behind.
+
 // Stream names.
 const (
 	// StreamFeedback is the system of record: every lifecycle event.
@@ -26,6 +32,9 @@ const (
 	subjectEscalated  = "feedback.escalated."
 	subjectSubmit     = "feedback.submit."
 	subjectDLQ        = "feedback.dlq."
+	// AllFeedback is every subject of the feedback.* space; as a filter
+	// on FEEDBACK it is the whole stream (the router's projector).
+	AllFeedback = "feedback.>"
 )
 
 // FeedbackSubjects are the FEEDBACK stream's subjects, listed explicitly
@@ -63,6 +72,40 @@ const (
 	AllSubmit    = subjectSubmit + "*"
 	AllDLQ       = subjectDLQ + "*"
 )
+
+// Consumer names. The durables are shared by a service's replicas and
+// name its dead-letter subject (DLQSubject); the replay consumers are
+// created by a rebuild (package rebuild) and deleted after it.
+const (
+	// ConsumerIntake reads AllSubmit from StreamSubmit.
+	ConsumerIntake = "intake"
+	// ConsumerClassifier reads SubjectReceived.
+	ConsumerClassifier = "classifier"
+	// ConsumerRouter reads SubjectClassified and routes it.
+	ConsumerRouter = "router"
+	// ConsumerRouterProjector folds every event (AllFeedback) into the
+	// router's read model.
+	ConsumerRouterProjector = "router-projector"
+	// ConsumerNotifier reads the lifecycle events customers and teams
+	// are told about.
+	ConsumerNotifier = "notifier"
+	// ConsumerIntakeReplay rebuilds intake's idempotency keys from
+	// SubjectReceived.
+	ConsumerIntakeReplay = "intake-rebuild"
+	// ConsumerNotifierReplay rebuilds the notifier's sent records from
+	// SubjectNotified.
+	ConsumerNotifierReplay = "notifier-rebuild"
+	// consumerWatchPrefix starts the name of a team's watch consumer.
+	consumerWatchPrefix = "watch-"
+)
+
+// WatchConsumer is the durable consumer the router's TeamService.Watch
+// keeps for team's routed items (RoutedSubject) while no one watches.
+func WatchConsumer(team string) string { return consumerWatchPrefix + team }
+
+// SourceSurvey is the source the router submits survey answers as (made on
+// the customer's status page): it publishes on SubmitSubject(SourceSurvey).
+const SourceSurvey = "survey"
 
 // LastToken returns the last dot-separated token of a subject: the team of
 // feedback.routed.<team>, the source of feedback.submit.<source>.

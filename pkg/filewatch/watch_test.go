@@ -1,14 +1,21 @@
-package reload
+package filewatch
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
 )
 
 const wait = 10 * time.Second
+
+// poll is the tests' interval: short, so they finish soon.
+const poll = 10 * time.Millisecond
 
 // start watches path and returns the contents OnChange receives.
 func start(t *testing.T, o Options) <-chan string {
@@ -54,7 +61,7 @@ func replace(t *testing.T, path, s string) {
 func TestWatchSeesWritesAndReplacements(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	write(t, path, "v1")
-	got := start(t, Options{Path: path, Initial: []byte("v1")})
+	got := start(t, Options{Path: path, Initial: []byte("v1"), Interval: poll})
 
 	write(t, path, "v2")
 	next(t, got, "v2")
@@ -62,7 +69,6 @@ func TestWatchSeesWritesAndReplacements(t *testing.T) {
 	next(t, got, "v3")
 	// The same content again is no change: the next call is v4, not v3.
 	replace(t, path, "v3")
-	time.Sleep(3 * DefaultDebounce)
 	write(t, path, "v4")
 	next(t, got, "v4")
 }
@@ -70,7 +76,7 @@ func TestWatchSeesWritesAndReplacements(t *testing.T) {
 func TestWatchReportsAChangeMadeBeforeItStarted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	write(t, path, "newer")
-	got := start(t, Options{Path: path, Initial: []byte("older"), DisableNotify: true})
+	got := start(t, Options{Path: path, Initial: []byte("older")}) // no interval: one read
 	next(t, got, "newer")
 }
 
@@ -92,7 +98,7 @@ func TestWatchFollowsSymlinkSwaps(t *testing.T) {
 	if err := os.Symlink(filepath.Join("..data", "rules.yaml"), path); err != nil {
 		t.Fatal(err)
 	}
-	got := start(t, Options{Path: path, Initial: []byte("v1")})
+	got := start(t, Options{Path: path, Initial: []byte("v1"), Interval: poll})
 
 	mkdata("..2025_02", "v2")
 	if err := os.Symlink("..2025_02", filepath.Join(dir, "..data_tmp")); err != nil {
@@ -104,12 +110,19 @@ func TestWatchFollowsSymlinkSwaps(t *testing.T) {
 	next(t, got, "v2")
 }
 
-func TestPollingAloneSeesChanges(t *testing.T) {
+// A file missing for a while (removed, then created again) keeps the
+// watch going, and what comes back is handed over.
+func TestWatchOutlivesAMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	write(t, path, "v1")
-	got := start(t, Options{Path: path, Initial: []byte("v1"), PollInterval: 20 * time.Millisecond, DisableNotify: true})
-	replace(t, path, "v2")
+	logs := &testkit.SyncBuffer{}
+	got := start(t, Options{Path: path, What: "rules", Initial: []byte("v1"), Interval: poll, Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the missing file logged", func() bool {
+		return strings.Contains(logs.String(), "rules file unreadable; keeping the current one")
+	})
+	write(t, path, "v2")
 	next(t, got, "v2")
-	write(t, path, "v3")
-	next(t, got, "v3")
 }
