@@ -38,7 +38,7 @@ func (s *Service) projectorConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
 		Durable:        ProjectorDurable,
-		FilterSubjects: []string{"feedback.>"},
+		FilterSubjects: []string{bus.AllFeedback},
 		Concurrency:    ProjectorWorkers,
 		PerItemOrder:   true,
 		AckWait:        consumerAckWait,

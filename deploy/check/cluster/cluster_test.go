@@ -204,7 +204,7 @@ func TestThreeNodeClusterLosesNothing(t *testing.T) {
 	// different event id (redelivery derives the same one, which the
 	// duplicate window drops), so count events per item and kind.
 	perItem := map[string]map[string]int{}
-	for _, m := range testkit.Messages(t, check.Bus, bus.StreamFeedback, "feedback.>") {
+	for _, m := range testkit.Messages(t, check.Bus, bus.StreamFeedback, bus.AllFeedback) {
 		id := m.Header.Get(bus.HeaderFeedbackID)
 		if _, ours := ids[id]; !ours {
 			t.Errorf("%s for unknown feedback %q", m.Subject, id)
@@ -405,7 +405,7 @@ func (p *itemProgress) complete() bool {
 func progress(t *testing.T, b *bus.Bus) map[string]*itemProgress {
 	t.Helper()
 	out := map[string]*itemProgress{}
-	for _, m := range testkit.Messages(t, b, bus.StreamFeedback, "feedback.>") {
+	for _, m := range testkit.Messages(t, b, bus.StreamFeedback, bus.AllFeedback) {
 		id := m.Header.Get(bus.HeaderFeedbackID)
 		p := out[id]
 		if p == nil {

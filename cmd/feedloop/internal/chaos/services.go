@@ -13,10 +13,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/apikey"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/natsauth"
-	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/intake/access"
-	"github.com/feedloop/feedloop/services/notifier"
-	"github.com/feedloop/feedloop/services/router"
 )
 
 // intakeKeys writes the INTAKE_API_KEYS_FILE: one generated key for the
@@ -130,11 +127,11 @@ func (h *harness) serviceProcs() ([]*proc, error) {
 
 // durables are the consumers whose lag quiescence waits for.
 var durables = []struct{ stream, name string }{
-	{bus.StreamSubmit, "intake"},
-	{bus.StreamFeedback, classifier.Durable},
-	{bus.StreamFeedback, "router"},
-	{bus.StreamFeedback, router.ProjectorDurable},
-	{bus.StreamFeedback, notifier.Durable},
+	{bus.StreamSubmit, bus.ConsumerIntake},
+	{bus.StreamFeedback, bus.ConsumerClassifier},
+	{bus.StreamFeedback, bus.ConsumerRouter},
+	{bus.StreamFeedback, bus.ConsumerRouterProjector},
+	{bus.StreamFeedback, bus.ConsumerNotifier},
 }
 
 // waitConsumers waits until every service has created its consumer.

@@ -221,7 +221,7 @@ func deadLetters(ctx context.Context, js jetstream.JetStream) (poison map[string
 	poison = map[string]int{}
 	err = readStream(ctx, js, bus.StreamDLQ, func(m jetstream.Msg) {
 		h := m.Headers()
-		if k := h.Get(HeaderPoison); k != "" && m.Subject() == bus.DLQSubject("intake") {
+		if k := h.Get(HeaderPoison); k != "" && m.Subject() == bus.DLQSubject(bus.ConsumerIntake) {
 			poison[k]++
 			return
 		}

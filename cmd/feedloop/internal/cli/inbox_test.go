@@ -471,7 +471,7 @@ func TestInbox(t *testing.T) {
 		if code != 0 || m == nil {
 			t.Fatalf("rebuild: exit %d, %q, %s", code, stdout, stderr)
 		}
-		stored := len(testkit.Messages(t, e.s.Bus, bus.StreamFeedback, "feedback.>"))
+		stored := len(testkit.Messages(t, e.s.Bus, bus.StreamFeedback, bus.AllFeedback))
 		if m[1] != strconv.Itoa(stored) {
 			t.Errorf("rebuild replayed %s events, the stream holds %d", m[1], stored)
 		}

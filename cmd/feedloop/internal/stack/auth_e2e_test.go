@@ -66,7 +66,7 @@ func TestEveryServiceOnItsOwnCredentials(t *testing.T) {
 		return false
 	})
 	testkit.Eventually(t, "classified, routed to mobile and notified", func() bool {
-		evs := e.events(t, "feedback.>", fid)
+		evs := e.events(t, bus.AllFeedback, fid)
 		return len(evs[bus.SubjectClassified]) == 1 && len(evs[bus.RoutedSubject("mobile")]) == 1 && len(evs[bus.SubjectNotified]) > 0
 	})
 	e.idle(t)

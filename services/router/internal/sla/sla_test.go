@@ -338,7 +338,7 @@ func TestRebuildFromStreamEqualsLiveIndex(t *testing.T) {
 		t.Fatalf("live index has %d keys: %v", len(live), live)
 	}
 	var events []*feedloopv1.Event
-	for _, m := range testkit.Messages(t, e.bus, bus.StreamFeedback, "feedback.>") {
+	for _, m := range testkit.Messages(t, e.bus, bus.StreamFeedback, bus.AllFeedback) {
 		ev, err := (&bus.Msg{Data: m.Data}).Event()
 		if err != nil {
 			t.Fatal(err)
