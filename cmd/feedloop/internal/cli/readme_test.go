@@ -1,12 +1,19 @@
 package cli
 
 import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/testkit"
 )
 
@@ -16,9 +23,13 @@ const readmeMarker = "<!-- readme-test"
 // The README's marked blocks run as written against a feedloop dev, in the
 // README's order, from the repository's root: the servers are the ones
 // this dev listens on (free ports here, the defaults the README names on a
-// newcomer's machine), and ID stands for the first item's id prefix. The
-// comment lines under a command are its output as README shows it (… for
-// what varies): each piece must be in what the command printed.
+// newcomer's machine), and ID stands for the first item's id prefix. A
+// block marked "items=N" works on N items of its own, routed to billing
+// before it runs: ID, ID2 … IDN. `export K=…` gives K what a reader would
+// put there (billing's token). `inbox watch` runs until it has printed an
+// item routed after it started, then is interrupted as with Ctrl-C. The comment
+// lines under a command are its output as README shows it (… for what
+// varies): each piece must be in what the command printed.
 func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	readme, err := os.ReadFile("../../../../README.md")
 	if err != nil {
@@ -45,9 +56,39 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	for _, a := range []string{"127.0.0.1:7003", "localhost:7003"} {
 		addrs[a] = os.Getenv(envServer)
 	}
+	tokens, err := stack.ReadDevTokens(filepath.Join(data, stack.DevTokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholders := map[string]string{envToken: tokens["billing"]}
+
 	var id string
-	for _, block := range blocks {
-		for _, cmd := range block {
+	ids := map[string]string{}
+	for bi, block := range blocks {
+		clear(ids)
+		for i := range block.items {
+			name := "ID"
+			if i > 0 {
+				name = fmt.Sprintf("ID%d", i+1)
+			}
+			ids[name] = readmeItem(t, fmt.Sprintf("readme-block-%d-%d", bi, i))[:8]
+		}
+		for _, cmd := range block.commands {
+			if rest, ok := strings.CutPrefix(cmd.line, "export "); ok {
+				for _, kv := range shellWords(rest) {
+					k, v, _ := strings.Cut(kv, "=")
+					switch {
+					case v == "…" && placeholders[k] != "":
+						v = placeholders[k]
+					case v == "…":
+						t.Fatalf("README: %s\nthe test has nothing to put in %s", cmd.line, k)
+					case addrs[v] != "":
+						v = addrs[v]
+					}
+					t.Setenv(k, v)
+				}
+				continue
+			}
 			args := shellWords(cmd.line)
 			if len(args) == 0 || args[0] != "feedloop" {
 				t.Fatalf("README line %q: not a feedloop command", cmd.line)
@@ -57,6 +98,8 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 			}
 			for i, a := range args {
 				switch {
+				case ids[a] != "":
+					args[i] = ids[a]
 				case a == "ID":
 					args[i] = id
 				case addrs[a] != "":
@@ -65,12 +108,18 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 					args[i] = repoRoot + a
 				}
 			}
-			code, stdout, stderr := run(t, args[1:]...)
+			var code int
+			var stdout, stderr string
+			if len(args) > 2 && args[1] == "inbox" && args[2] == "watch" {
+				code, stdout, stderr = runWatch(t, fmt.Sprintf("readme-block-%d-watched", bi), args[1:]...)
+			} else {
+				code, stdout, stderr = run(t, args[1:]...)
+			}
 			if code != 0 {
 				t.Fatalf("README: %s\nexit %d\n%s%s", cmd.line, code, stdout, stderr)
 			}
-			if strings.Contains(cmd.line, "--query") && id != "" && !strings.Contains(stdout, id) {
-				t.Fatalf("README: %s\nlists no item %s:\n%s", cmd.line, id, stdout)
+			if want := cmp.Or(ids["ID"], id); strings.Contains(cmd.line, "--query") && want != "" && !strings.Contains(stdout, want) {
+				t.Fatalf("README: %s\nlists no item %s:\n%s", cmd.line, want, stdout)
 			}
 			for _, want := range cmd.output {
 				for _, piece := range strings.Split(want, "…") {
@@ -99,11 +148,23 @@ type readmeCommand struct {
 	output []string
 }
 
+// readmeBlock is a marked block: its commands, and how many items of its
+// own it works on (the marker's items=N).
+type readmeBlock struct {
+	commands []readmeCommand
+	items    int
+}
+
 // readmeBlocks returns the commands of each ```sh block that follows a
 // readme-test marker, trailing comments dropped.
-func readmeBlocks(readme string) [][]readmeCommand {
-	var blocks [][]readmeCommand
+func readmeBlocks(readme string) []readmeBlock {
+	var blocks []readmeBlock
 	for _, part := range strings.Split(readme, readmeMarker)[1:] {
+		marker, _, _ := strings.Cut(part, "-->")
+		var items int
+		if m := regexp.MustCompile(`\bitems=(\d+)`).FindStringSubmatch(marker); m != nil {
+			items, _ = strconv.Atoi(m[1])
+		}
 		_, body, ok := strings.Cut(part, "```sh\n")
 		if !ok {
 			continue
@@ -122,9 +183,51 @@ func readmeBlocks(readme string) [][]readmeCommand {
 				cmds = append(cmds, readmeCommand{line: l})
 			}
 		}
-		blocks = append(blocks, cmds)
+		blocks = append(blocks, readmeBlock{commands: cmds, items: items})
 	}
 	return blocks
+}
+
+// readmeItem submits a billing complaint that says "charged twice" and
+// returns its id once billing can see it.
+func readmeItem(t *testing.T, externalID string) string {
+	t.Helper()
+	id := submitBilling(t, externalID)
+	testkit.Eventually(t, externalID+" routed to billing", func() bool {
+		code, _, _ := run(t, "inbox", "show", id, "--as", "billing")
+		return code == 0
+	})
+	return id
+}
+
+// submitBilling submits a billing complaint and returns its id.
+func submitBilling(t *testing.T, externalID string) string {
+	t.Helper()
+	code, stdout, stderr := run(t, "submit", "--source", "helpdesk", "--external-id", externalID,
+		"--email", "ada@example.com", "--consent", "--text", "I was charged twice for order "+externalID, "--json")
+	var res struct {
+		FeedbackID string `json:"feedbackId"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.FeedbackID == "" {
+		t.Fatalf("submit %s: exit %d\n%s%s", externalID, code, stdout, stderr)
+	}
+	return res.FeedbackID
+}
+
+// runWatch runs inbox watch as a reader would: it starts, an item is
+// routed to the team (externalID), watch prints it, Ctrl-C.
+func runWatch(t *testing.T, externalID string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb testkit.SyncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, args, &out, &errb) }()
+	testkit.Eventually(t, "watch started", func() bool { return strings.Contains(errb.String(), "Ctrl-C to stop") })
+	id := submitBilling(t, externalID)
+	testkit.Eventually(t, "watch prints "+id, func() bool { return strings.Contains(out.String(), id) })
+	stop()
+	return <-done, out.String(), errb.String()
 }
 
 // stripComment drops a trailing shell comment outside quotes.
