@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,6 +58,10 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	for _, a := range []string{"127.0.0.1:7003", "localhost:7003"} {
 		addrs[a] = os.Getenv(envServer)
 	}
+	httpAddr := regexp.MustCompile(`(?m)^  intake HTTP   http://(\S+)/v1/feedback$`).FindStringSubmatch(banner)[1]
+	for _, a := range []string{"127.0.0.1:7002", "localhost:7002"} {
+		addrs[a] = httpAddr
+	}
 	tokens, err := stack.ReadDevTokens(filepath.Join(data, stack.DevTokensFile))
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +96,16 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 				continue
 			}
 			args := shellWords(cmd.line)
+			if len(args) > 0 && args[0] == "curl" {
+				code, stdout := curl(t, args, addrs)
+				if code >= 500 {
+					t.Fatalf("README: %s\nHTTP %d\n%s", cmd.line, code, stdout)
+				}
+				checkOutput(t, cmd, stdout)
+				continue
+			}
 			if len(args) == 0 || args[0] != "feedloop" {
-				t.Fatalf("README line %q: not a feedloop command", cmd.line)
+				t.Fatalf("README line %q: not a feedloop or curl command", cmd.line)
 			}
 			if id == "" && len(args) > 1 && args[1] == "inbox" {
 				id = theOneItem(t, "--as", "billing")[:8]
@@ -121,13 +135,7 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 			if want := cmp.Or(ids["ID"], id); strings.Contains(cmd.line, "--query") && want != "" && !strings.Contains(stdout, want) {
 				t.Fatalf("README: %s\nlists no item %s:\n%s", cmd.line, want, stdout)
 			}
-			for _, want := range cmd.output {
-				for _, piece := range strings.Split(want, "…") {
-					if piece = strings.TrimSpace(piece); piece != "" && !strings.Contains(stdout, piece) {
-						t.Fatalf("README: %s\nshows %q as its output; it printed:\n%s", cmd.line, piece, stdout)
-					}
-				}
-			}
+			checkOutput(t, cmd, stdout)
 		}
 	}
 	code, stdout, _ := run(t, "inbox", "show", id, "--as", "billing")
@@ -136,6 +144,71 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 			t.Errorf("after the README's commands, show lacks %q:\n%s", want, stdout)
 		}
 	}
+}
+
+// checkOutput fails unless every piece of the output README shows under
+// cmd (split at …) is in what it printed, blanks aside (protojson varies
+// its spacing on purpose).
+func checkOutput(t *testing.T, cmd readmeCommand, stdout string) {
+	t.Helper()
+	squash := strings.NewReplacer(" ", "", "\t", "", "\n", "")
+	for _, want := range cmd.output {
+		for _, piece := range strings.Split(want, "…") {
+			if piece = strings.TrimSpace(piece); piece != "" && !strings.Contains(squash.Replace(stdout), squash.Replace(piece)) {
+				t.Fatalf("README: %s\nshows %q as its output; it printed:\n%s", cmd.line, piece, stdout)
+			}
+		}
+	}
+}
+
+// curl does what README's curl lines ask (-X, -H, -d and the URL; -sS
+// prints the body alone), against the dev's addresses.
+func curl(t *testing.T, args []string, addrs map[string]string) (int, string) {
+	t.Helper()
+	method, url, body := http.MethodGet, "", ""
+	header := http.Header{}
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "-sS", "-s", "-S":
+		case "-X", "-H", "-d":
+			if i+1 == len(args) {
+				t.Fatalf("README curl: %s without a value", a)
+			}
+			i++
+			switch a {
+			case "-X":
+				method = args[i]
+			case "-H":
+				k, v, _ := strings.Cut(args[i], ":")
+				header.Add(k, strings.TrimSpace(v))
+			case "-d":
+				body = args[i]
+				if method == http.MethodGet {
+					method = http.MethodPost
+				}
+			}
+		default:
+			if strings.HasPrefix(a, "-") || url != "" {
+				t.Fatalf("README curl: %q is not a curl option this test knows", a)
+			}
+			url = a
+		}
+	}
+	for from, to := range addrs {
+		url = strings.Replace(url, "//"+from+"/", "//"+to+"/", 1)
+	}
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("README curl %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // repoRoot is the repository's root from this package's directory.
@@ -171,7 +244,7 @@ func readmeBlocks(readme string) []readmeBlock {
 		}
 		body, _, _ = strings.Cut(body, "```")
 		var cmds []readmeCommand
-		for _, l := range strings.Split(body, "\n") {
+		for _, l := range joinLines(strings.Split(body, "\n")) {
 			l = strings.TrimSpace(l)
 			if out, ok := strings.CutPrefix(l, "#"); ok {
 				if len(cmds) > 0 {
@@ -228,6 +301,49 @@ func runWatch(t *testing.T, externalID string, args ...string) (code int, stdout
 	testkit.Eventually(t, "watch prints "+id, func() bool { return strings.Contains(out.String(), id) })
 	stop()
 	return <-done, out.String(), errb.String()
+}
+
+// joinLines joins a command continued over lines as a shell reads it: after
+// a trailing backslash, or inside a quote left open.
+func joinLines(lines []string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, l := range lines {
+		cur.WriteString(l)
+		switch {
+		case strings.HasSuffix(l, "\\"):
+			s := strings.TrimSuffix(cur.String(), "\\")
+			cur.Reset()
+			cur.WriteString(s + " ")
+		case openQuote(cur.String()):
+			cur.WriteString("\n")
+		default:
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// openQuote says whether l leaves a quote open (a comment's quotes aside).
+func openQuote(l string) bool {
+	var quote rune
+	for i, r := range l {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
+		case r == '#' && (i == 0 || unicode.IsSpace(rune(l[i-1]))):
+			return false
+		}
+	}
+	return quote != 0
 }
 
 // stripComment drops a trailing shell comment outside quotes.
