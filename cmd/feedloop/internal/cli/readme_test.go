@@ -41,6 +41,10 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	if len(blocks) == 0 {
 		t.Fatal("README has no block marked " + readmeMarker)
 	}
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data := t.TempDir()
 	out := startDev(t, data)
 	testkit.Eventually(t, "the banner", func() bool { return strings.Contains(out.String(), "export FEEDLOOP_SERVER=") })
@@ -49,6 +53,9 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 	t.Setenv(envIntakeServer, regexp.MustCompile(`(?m)^  intake gRPC   (\S+)$`).FindStringSubmatch(banner)[1])
 	t.Setenv(envDevData, data)
 	t.Setenv(envToken, "")
+	// What a command writes (./nats-creds) lands in a directory of the
+	// test's, as in a reader's working copy.
+	t.Chdir(t.TempDir())
 
 	// README names the default addresses; this dev listens elsewhere.
 	addrs := map[string]string{}
@@ -119,7 +126,7 @@ func TestReadmeCommandsRunAsWritten(t *testing.T) {
 				case addrs[a] != "":
 					args[i] = addrs[a]
 				case strings.HasPrefix(a, "deploy/"):
-					args[i] = repoRoot + a
+					args[i] = filepath.Join(root, a)
 				}
 			}
 			var code int
