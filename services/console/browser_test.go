@@ -128,6 +128,9 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.Navigate(e.console.DevSignInURL("billing")),
 		chromedp.WaitVisible(css(`table#inbox`)),
 		chromedp.WaitVisible(css(`body[data-live="on"]`)))
+	if c, shown := text(t, tab, `#count`), text(t, tab, `#shown`); c != "2 items" || shown != "Showing 1–2 of 2" {
+		t.Errorf("before the live item: count %q, pager %q; want 2 items, Showing 1–2 of 2", c, shown)
+	}
 
 	evil := `<img src=x onerror=alert(1)><script>alert(2)</script>`
 	id := e.submit(fb{subject: "Charged twice " + evil, text: "I was charged twice for May. " + evil, topic: "billing", email: "ada@example.com", locale: "de"})
@@ -136,6 +139,10 @@ func TestBrowserJourney(t *testing.T) {
 	rowText, live := text(t, tab, row+` a.subject`), text(t, tab, `#live`)
 	if !strings.Contains(rowText, "<script>alert(2)</script>") || !strings.Contains(live, "New item") {
 		t.Errorf("row subject %q, live region %q: want the markup as text and an announcement", rowText, live)
+	}
+	// The counts follow the inserted row, as a reload would show them.
+	if c, shown := text(t, tab, `#count`), text(t, tab, `#shown`); c != "3 items" || shown != "Showing 1–3 of 3" {
+		t.Errorf("after the live item: count %q, pager %q; want 3 items, Showing 1–3 of 3", c, shown)
 	}
 	screenshot(t, tab, "inbox")
 

@@ -26,6 +26,22 @@
     live.appendChild(p);
   }
 
+  // counted keeps the page's counts true after a row was inserted: the
+  // total in the heading and "Showing 1–N of M" under the table.
+  function counted() {
+    var count = document.getElementById("count");
+    if (!count) return;
+    var total = parseInt(count.getAttribute("data-total"), 10) + 1;
+    count.setAttribute("data-total", String(total));
+    count.textContent = total + (total === 1 ? " item" : " items");
+    var order = document.getElementById("order");
+    if (order) order.hidden = false;
+    var to = document.getElementById("shown-to");
+    var of = document.getElementById("shown-total");
+    if (to) to.textContent = String(parseInt(to.textContent, 10) + 1);
+    if (of) of.textContent = String(total);
+  }
+
   var es = new EventSource("/events");
   es.addEventListener("ready", function () { document.body.setAttribute("data-live", "on"); });
   es.addEventListener("item", function (e) {
@@ -41,6 +57,7 @@
       table.hidden = false;
       var empty = document.getElementById("empty");
       if (empty) empty.hidden = true;
+      counted();
       say("New item: " + (m.subject || "(no subject)") + ".");
       return;
     }
