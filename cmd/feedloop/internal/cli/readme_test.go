@@ -337,24 +337,22 @@ func joinLines(lines []string) []string {
 
 // openQuote says whether l leaves a quote open (a comment's quotes aside).
 func openQuote(l string) bool {
-	var quote rune
-	for i, r := range l {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			}
-		case r == '"' || r == '\'':
-			quote = r
-		case r == '#' && (i == 0 || unicode.IsSpace(rune(l[i-1]))):
-			return false
-		}
-	}
-	return quote != 0
+	_, open := scanShell(l)
+	return open
 }
 
 // stripComment drops a trailing shell comment outside quotes.
 func stripComment(l string) string {
+	if at, _ := scanShell(l); at >= 0 {
+		return l[:at]
+	}
+	return l
+}
+
+// scanShell reads l as a shell does for quotes and comments: where a
+// comment outside quotes starts (-1: none), and whether a quote is left
+// open at the end.
+func scanShell(l string) (comment int, open bool) {
 	var quote rune
 	for i, r := range l {
 		switch {
@@ -365,10 +363,10 @@ func stripComment(l string) string {
 		case r == '"' || r == '\'':
 			quote = r
 		case r == '#' && (i == 0 || unicode.IsSpace(rune(l[i-1]))):
-			return l[:i]
+			return i, false
 		}
 	}
-	return l
+	return -1, quote != 0
 }
 
 // shellWords splits a command line as a POSIX shell would for the README's
