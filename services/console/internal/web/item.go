@@ -286,11 +286,49 @@ func timelineView(e *feedloopv1.TimelineEntry, team string) timelineEntry {
 	case feedloopv1.TimelineKind_TIMELINE_KIND_CLOSED:
 		v.Kind, v.Summary = "closed", "Every team closed its share"
 	case feedloopv1.TimelineKind_TIMELINE_KIND_NOTIFIED:
-		v.Kind, v.Summary = "notified", "Message sent: "+strings.ReplaceAll(enumWord(e.GetStep().String(), "STEP_"), " ", " ")
+		// The entry's actor is the audience ("customer", "team"), not a
+		// person: the summary names who was told what instead.
+		v.Kind, v.Summary, v.Actor = "notified", notifiedSummary(e.GetStep(), e.GetActor(), e.GetTeam()), ""
 	default:
 		v.Kind, v.Summary = "other", "Event"
 	}
 	return v
+}
+
+// notifiedSummary says in a clerk's words which message went to whom.
+func notifiedSummary(step feedloopv1.Step, audience, team string) string {
+	if audience == "customer" {
+		switch step {
+		case feedloopv1.Step_STEP_RECEIVED:
+			return "Customer told: we received their feedback"
+		case feedloopv1.Step_STEP_PLANNED:
+			return "Customer told: the plan and its date"
+		case feedloopv1.Step_STEP_PLAN_CHANGED:
+			return "Customer told: the promised date changed"
+		case feedloopv1.Step_STEP_RESOLVED:
+			return "Customer told: resolved"
+		case feedloopv1.Step_STEP_DECLINED:
+			return "Customer told: declined, with the reason"
+		case feedloopv1.Step_STEP_SURVEY:
+			return "Customer asked: how satisfied are they"
+		case feedloopv1.Step_STEP_DIGEST:
+			return "Customer sent: the day's held-back messages in one digest"
+		}
+		return "Customer sent a message: " + enumWord(step.String(), "STEP_")
+	}
+	who := "The team"
+	if team != "" {
+		who = team
+	}
+	switch step {
+	case feedloopv1.Step_STEP_ROUTED:
+		return who + " alerted: a new item"
+	case feedloopv1.Step_STEP_ESCALATED:
+		return who + " alerted: the SLA is at risk"
+	case feedloopv1.Step_STEP_REOPENED:
+		return who + " alerted: the customer's answer reopened it"
+	}
+	return who + " alerted: " + enumWord(step.String(), "STEP_")
 }
 
 // --- actions --------------------------------------------------------------
