@@ -77,12 +77,16 @@ func TestBusyAndExpiry(t *testing.T) {
 // free the other holder's lock.
 func TestReleaseOnlyOwn(t *testing.T) {
 	rdb := testkit.RedisClient(t)
-	l := itemlock.New(rdb, "lock:", 100*time.Millisecond, 2*time.Second)
+	l := itemlock.New(rdb, "lock:", time.Minute, 2*time.Second)
 	stale, err := l.Lock(t.Context(), "fb-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	// The stale holder's lock expires (deleted here rather than waited out,
+	// so a slow machine cannot also expire the fresh one before the check).
+	if err := rdb.Del(t.Context(), "lock:fb-1").Err(); err != nil {
+		t.Fatal(err)
+	}
 	fresh, err := l.Lock(t.Context(), "fb-1")
 	if err != nil {
 		t.Fatal(err)
