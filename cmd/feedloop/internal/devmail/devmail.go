@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/feedloop/feedloop/pkg/mailparse"
 )
 
 // Defaults for Options left zero.
@@ -192,8 +194,10 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("devmail: read message: %w", err)
 	}
-	m, err := Parse(raw)
-	if err != nil {
+	var m Message
+	if c, err := mailparse.Parse(raw); err == nil {
+		m = Message{From: c.From, Subject: c.Subject, Text: c.Text, HTML: c.HTML}
+	} else {
 		// Kept anyway, raw, so a malformed message is seen rather than lost.
 		ss.s.log.Warn("devmail: message does not parse; kept as raw text", "from", ss.from, "err", err)
 		m = Message{From: ss.from, Subject: "(unparseable message: " + err.Error() + ")", Text: string(raw)}

@@ -1,4 +1,8 @@
-package devmail
+// Package mailparse reads what a person sees of an email: sender, subject
+// and the text and HTML bodies, decoded to UTF-8. The dev mailbox shows
+// messages with it and tests read what the notifier sent with it, so both
+// see one message the same way.
+package mailparse
 
 import (
 	"bytes"
@@ -23,17 +27,27 @@ const maxDepth = 8
 // the UTF-8, US-ASCII and ISO-8859-1 of mime's default.
 var decoder = &mime.WordDecoder{CharsetReader: charsetReader}
 
+// Content is what a reader sees of a message.
+type Content struct {
+	// From is the From header, decoded ("Acme Support <support@acme.example>").
+	From string
+	// Subject is the decoded Subject header.
+	Subject string
+	// Text and HTML are the first plain-text and HTML bodies,
+	// transfer-decoded and converted to UTF-8; either may be empty.
+	Text, HTML string
+}
+
 // Parse reads an RFC 5322 message: its From and Subject headers and its
 // first text/plain and text/html bodies, from any depth of multipart
 // (alternative, mixed, related) except attachments, transfer-decoded
-// (quoted-printable, base64) and converted to UTF-8. ID, At and To are left
-// for the caller (they come from the SMTP envelope).
-func Parse(raw []byte) (Message, error) {
+// (quoted-printable, base64) and converted to UTF-8.
+func Parse(raw []byte) (Content, error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
-		return Message{}, fmt.Errorf("devmail: %w", err)
+		return Content{}, fmt.Errorf("mailparse: %w", err)
 	}
-	m := Message{From: decodeHeader(msg.Header.Get("From")), Subject: decodeHeader(msg.Header.Get("Subject"))}
+	m := Content{From: decodeHeader(msg.Header.Get("From")), Subject: decodeHeader(msg.Header.Get("Subject"))}
 	if a, err := mail.ParseAddress(msg.Header.Get("From")); err == nil {
 		m.From = a.Address
 		if a.Name != "" {
@@ -45,23 +59,23 @@ func Parse(raw []byte) (Message, error) {
 		ct = "text/plain; charset=us-ascii" // RFC 2045's default
 	}
 	if err := m.walk(ct, msg.Header.Get("Content-Transfer-Encoding"), "", msg.Body, 0); err != nil {
-		return Message{}, err
+		return Content{}, err
 	}
 	return m, nil
 }
 
 // walk fills m.Text and m.HTML from one entity and, for a multipart, its parts.
-func (m *Message) walk(contentType, encoding, disposition string, body io.Reader, depth int) error {
+func (m *Content) walk(contentType, encoding, disposition string, body io.Reader, depth int) error {
 	if d, _, err := mime.ParseMediaType(disposition); err == nil && d == "attachment" {
 		return nil
 	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return fmt.Errorf("devmail: content type %q: %w", contentType, err)
+		return fmt.Errorf("mailparse: content type %q: %w", contentType, err)
 	}
 	if strings.HasPrefix(mt, "multipart/") {
 		if depth >= maxDepth {
-			return fmt.Errorf("devmail: multipart nested deeper than %d", maxDepth)
+			return fmt.Errorf("mailparse: multipart nested deeper than %d", maxDepth)
 		}
 		mr := multipart.NewReader(body, params["boundary"])
 		for {
@@ -72,7 +86,7 @@ func (m *Message) walk(contentType, encoding, disposition string, body io.Reader
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("devmail: %s: %w", mt, err)
+				return fmt.Errorf("mailparse: %s: %w", mt, err)
 			}
 			ct := p.Header.Get("Content-Type")
 			if ct == "" {
@@ -94,7 +108,7 @@ func (m *Message) walk(contentType, encoding, disposition string, body io.Reader
 	}
 	b, err := io.ReadAll(transferDecoder(encoding, body))
 	if err != nil {
-		return fmt.Errorf("devmail: %s body (%s): %w", mt, encoding, err)
+		return fmt.Errorf("mailparse: %s body (%s): %w", mt, encoding, err)
 	}
 	s, err := toUTF8(params["charset"], b)
 	if err != nil {
@@ -127,7 +141,7 @@ func toUTF8(charset string, b []byte) (string, error) {
 	}
 	out, err := io.ReadAll(r)
 	if err != nil {
-		return "", fmt.Errorf("devmail: charset %s: %w", charset, err)
+		return "", fmt.Errorf("mailparse: charset %s: %w", charset, err)
 	}
 	return string(out), nil
 }
@@ -135,7 +149,7 @@ func toUTF8(charset string, b []byte) (string, error) {
 func charsetReader(charset string, r io.Reader) (io.Reader, error) {
 	enc, err := htmlindex.Get(charset)
 	if err != nil {
-		return nil, fmt.Errorf("devmail: charset %q: %w", charset, err)
+		return nil, fmt.Errorf("mailparse: charset %q: %w", charset, err)
 	}
 	return enc.NewDecoder().Reader(r), nil
 }
