@@ -251,6 +251,10 @@ func avgProb(y []int, ms ...[][]float64) [][]float64 {
 
 var expMinDF = 2
 
+// expNoVal trains the networks on the whole training part for the given
+// epochs, no early stop.
+var expNoVal bool
+
 func expMLPParams(t *testing.T) mlp.Params {
 	p := mlp.DefaultParams()
 	for _, kv := range strings.Split(os.Getenv("FEEDLOOP_EXP_MLP"), ",") {
@@ -276,6 +280,8 @@ func expMLPParams(t *testing.T) mlp.Params {
 			_, err = fmt.Sscan(v, &p.Init)
 		case "mindf":
 			_, err = fmt.Sscan(v, &expMinDF)
+		case "noval":
+			_, err = fmt.Sscan(v, &expNoVal)
 		default:
 			t.Fatalf("FEEDLOOP_EXP_MLP: unknown %q", k)
 		}
@@ -300,7 +306,7 @@ func runMLPJob(t *testing.T, j job, docs [][]features.Term, y []int, K int, w We
 	var X, vX []linear.Vector
 	var ly, vy []int
 	for r, i := range j.train {
-		if inner[r] == 0 {
+		if inner[r] == 0 && !expNoVal {
 			vX, vy = append(vX, res.vocab.vector(docs[i])), append(vy, y[i])
 		} else {
 			X, ly = append(X, res.vocab.vector(docs[i])), append(ly, y[i])
