@@ -2,13 +2,16 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/feedloop/feedloop/services/classifier/model/features"
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
+	"github.com/feedloop/feedloop/services/classifier/model/mlp"
 )
 
 // Closed-set CV harness for docs/classifier.md (issue 17): 5-fold
@@ -16,8 +19,11 @@ import (
 // pair of them averaged in calibrated probability, on one training file.
 // Skipped unless FEEDLOOP_EXP=cv; FEEDLOOP_EXP_SETS names the set (see
 // expSets), FEEDLOOP_EXP_VARIANTS a comma-separated list of the variants
-// below. Folds follow the labels' first-seen order, so "base" can differ
-// from the CLI's figure by a few items.
+// below (SVMs, or the networks of package mlp: "mlp", "mlp2" another
+// seed, "ftext"), FEEDLOOP_EXP_FOLDS=n only the first n folds (a quick
+// check). Networks log their training CPU time. Folds follow the labels'
+// first-seen order, so "base" can differ from the CLI's figure by a few
+// items.
 //
 //	FEEDLOOP_EXP=cv FEEDLOOP_EXP_SETS=banking77 FEEDLOOP_EXP_VARIANTS=base,w13 \
 //	  go test -run TestCVExperiment -v -timeout 60m ./services/classifier/model
@@ -26,6 +32,11 @@ type cvVariant struct {
 	name  string
 	terms func(string) []features.Term
 	c     float64
+	// mlp, when set, trains a network (package mlp) instead of SVMs.
+	mlp *mlp.Params
+	// minDF overrides the weighting's MinDF (the network's first layer
+	// has one row per feature).
+	minDF int
 }
 
 // crossChars is word n-grams of cfg plus character lo..hi-grams over the
@@ -86,16 +97,28 @@ func TestCVExperiment(t *testing.T) {
 	w13 := def
 	w13.WordMax = 3
 	vs := map[string]cvVariant{
-		"base":      {"base", def.Terms, 3},
-		"base10":    {"base10", def.Terms, 10},
-		"base1":     {"base1", def.Terms, 1},
-		"w13":       {"w13", w13.Terms, 3},
-		"words":     {"words", words.Terms, 3},
-		"chars":     {"chars", chars.Terms, 3},
-		"xchar":     {"xchar", crossChars(def, 2, 5), 3},
-		"xchar16":   {"xchar16", crossChars(def, 1, 6), 3},
-		"xcharonly": {"xcharonly", crossChars(chars, 2, 5), 3},
+		"base":      {"base", def.Terms, 3, nil, 0},
+		"base10":    {"base10", def.Terms, 10, nil, 0},
+		"base1":     {"base1", def.Terms, 1, nil, 0},
+		"w13":       {"w13", w13.Terms, 3, nil, 0},
+		"words":     {"words", words.Terms, 3, nil, 0},
+		"chars":     {"chars", chars.Terms, 3, nil, 0},
+		"xchar":     {"xchar", crossChars(def, 2, 5), 3, nil, 0},
+		"xchar16":   {"xchar16", crossChars(def, 1, 6), 3, nil, 0},
+		"xcharonly": {"xcharonly", crossChars(chars, 2, 5), 3, nil, 0},
 	}
+	// Networks: FEEDLOOP_EXP_MLP overrides their parameters
+	// (hidden=256,epochs=12,lr=0.002,drop=0.5,indrop=0.2,batch=32,init=0.01,
+	// mindf=2: the defaults); "ftext" is the same without ReLU or dropout.
+	mp := expMLPParams(t)
+	fp := mp
+	fp.Linear, fp.Dropout = true, 0
+	vs["mlp"] = cvVariant{"mlp", def.Terms, 0, &mp, expMinDF}
+	vs["ftext"] = cvVariant{"ftext", def.Terms, 0, &fp, expMinDF}
+	vs["mlpw13"] = cvVariant{"mlpw13", w13.Terms, 0, &mp, expMinDF}
+	mp2 := mp
+	mp2.Seed = 2
+	vs["mlp2"] = cvVariant{"mlp2", def.Terms, 0, &mp2, expMinDF}
 	var labels []string
 	seen := map[string]int{}
 	for _, l := range ds.Labels {
@@ -114,7 +137,12 @@ func TestCVExperiment(t *testing.T) {
 		y[i] = seen[l]
 	}
 	fold := stratifiedFolds(y, K, 5, 1)
-	w := Weighting{Sublinear: true, IDF: true, MinDF: 1}
+	// FEEDLOOP_EXP_FOLDS=n scores only the first n of the 5 folds (a
+	// quick check); accuracy is then over their rows.
+	nFolds := 5
+	if v := os.Getenv("FEEDLOOP_EXP_FOLDS"); v != "" {
+		fmt.Sscan(v, &nFolds)
+	}
 	oof := map[string][][]float64{}
 	for _, name := range strings.Split(os.Getenv("FEEDLOOP_EXP_VARIANTS"), ",") {
 		v := vs[name]
@@ -123,7 +151,16 @@ func TestCVExperiment(t *testing.T) {
 		parallel(ds.Len(), 2, func(i int) { docs[i] = v.terms(ds.Texts[i]) })
 		scores := make([][]float64, ds.Len())
 		lp := linear.Params{C: v.c, Epsilon: 0.1, MaxEpochs: 200, Bias: 1, Seed: 1, Workers: 1}
-		parallel(5, 2, func(f int) {
+		w := Weighting{Sublinear: true, IDF: true, MinDF: max(1, v.minDF)}
+		var cpu0 time.Duration
+		if v.mlp != nil {
+			cpu0 = cpuTime()
+		}
+		workers := 2
+		if v.mlp != nil {
+			workers = 1 // the network uses both cores itself
+		}
+		parallel(nFolds, workers, func(f int) {
 			var tr, te []int
 			for i := range y {
 				if fold[i] == f {
@@ -132,7 +169,13 @@ func TestCVExperiment(t *testing.T) {
 					tr = append(tr, i)
 				}
 			}
-			res, err := runJob(context.Background(), job{train: tr, test: te, c: v.c}, docs, y, K, w, lp, func() {})
+			var res jobResult
+			var err error
+			if v.mlp != nil {
+				res, err = runMLPJob(t, job{train: tr, test: te}, docs, y, K, w, *v.mlp)
+			} else {
+				res, err = runJob(context.Background(), job{train: tr, test: te, c: v.c}, docs, y, K, w, lp, func() {})
+			}
 			if err != nil {
 				panic(err)
 			}
@@ -141,7 +184,11 @@ func TestCVExperiment(t *testing.T) {
 			}
 		})
 		oof[name] = scores
-		t.Logf("%s %-10s acc %.4f  (%.0fs)", s.name, name, accOf(scores, y), time.Since(start).Seconds())
+		cpu := ""
+		if v.mlp != nil {
+			cpu = fmt.Sprintf(", %.0fs CPU", (cpuTime() - cpu0).Seconds())
+		}
+		t.Logf("%s %-10s acc %.4f  (%.0fs%s)", s.name, name, accOf(scores, y), time.Since(start).Seconds(), cpu)
 	}
 	// pairwise ensembles: average of calibrated probabilities
 	names := strings.Split(os.Getenv("FEEDLOOP_EXP_VARIANTS"), ",")
@@ -150,23 +197,45 @@ func TestCVExperiment(t *testing.T) {
 			t.Logf("%s ens %s+%s acc %.4f", s.name, names[a], names[b], accOf(avgProb(y, oof[names[a]], oof[names[b]]), y))
 		}
 	}
+	if len(names) > 2 {
+		var all [][][]float64
+		for _, n := range names {
+			all = append(all, oof[n])
+		}
+		t.Logf("%s ens %s acc %.4f", s.name, strings.Join(names, "+"), accOf(avgProb(y, all...), y))
+	}
 }
 
+// accOf is the accuracy over the rows that have scores.
 func accOf(scores [][]float64, y []int) float64 {
-	c := 0
+	c, n := 0, 0
 	for i, s := range scores {
+		if s == nil {
+			continue
+		}
+		n++
 		if argmax(s) == y[i] {
 			c++
 		}
 	}
-	return float64(c) / float64(len(y))
+	return float64(c) / float64(n)
 }
 
 func avgProb(y []int, ms ...[][]float64) [][]float64 {
 	out := make([][]float64, len(y))
 	for _, m := range ms {
-		T := fitTemperature(m, y)
+		var ms [][]float64
+		var my []int
 		for i, s := range m {
+			if s != nil {
+				ms, my = append(ms, s), append(my, y[i])
+			}
+		}
+		T := fitTemperature(ms, my)
+		for i, s := range m {
+			if s == nil {
+				continue
+			}
 			if out[i] == nil {
 				out[i] = make([]float64, len(s))
 			}
@@ -178,4 +247,88 @@ func avgProb(y []int, ms ...[][]float64) [][]float64 {
 		}
 	}
 	return out
+}
+
+var expMinDF = 2
+
+// expNoVal trains the networks on the whole training part for the given
+// epochs, no early stop.
+var expNoVal bool
+
+func expMLPParams(t *testing.T) mlp.Params {
+	p := mlp.DefaultParams()
+	for _, kv := range strings.Split(os.Getenv("FEEDLOOP_EXP_MLP"), ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		var err error
+		switch k {
+		case "hidden":
+			_, err = fmt.Sscan(v, &p.Hidden)
+		case "epochs":
+			_, err = fmt.Sscan(v, &p.Epochs)
+		case "batch":
+			_, err = fmt.Sscan(v, &p.Batch)
+		case "lr":
+			_, err = fmt.Sscan(v, &p.LR)
+		case "drop":
+			_, err = fmt.Sscan(v, &p.Dropout)
+		case "indrop":
+			_, err = fmt.Sscan(v, &p.InputDropout)
+		case "init":
+			_, err = fmt.Sscan(v, &p.Init)
+		case "mindf":
+			_, err = fmt.Sscan(v, &expMinDF)
+		case "noval":
+			_, err = fmt.Sscan(v, &expNoVal)
+		default:
+			t.Fatalf("FEEDLOOP_EXP_MLP: unknown %q", k)
+		}
+		if err != nil {
+			t.Fatalf("FEEDLOOP_EXP_MLP %s: %v", kv, err)
+		}
+	}
+	p.Workers = 2
+	return p
+}
+
+// runMLPJob trains a network on j.train, a tenth of it (stratified)
+// held out to choose the epoch, and scores j.test with its logits.
+func runMLPJob(t *testing.T, j job, docs [][]features.Term, y []int, K int, w Weighting, p mlp.Params) (jobResult, error) {
+	var res jobResult
+	res.vocab = newVocab(docs, j.train, w)
+	sub := make([]int, len(j.train))
+	for r, i := range j.train {
+		sub[r] = y[i]
+	}
+	inner := stratifiedFolds(sub, K, 10, p.Seed+5)
+	var X, vX []linear.Vector
+	var ly, vy []int
+	for r, i := range j.train {
+		if inner[r] == 0 && !expNoVal {
+			vX, vy = append(vX, res.vocab.vector(docs[i])), append(vy, y[i])
+		} else {
+			X, ly = append(X, res.vocab.vector(docs[i])), append(ly, y[i])
+		}
+	}
+	m, epoch, err := mlp.Train(context.Background(), X, ly, len(res.vocab.keys), K, vX, vy, p)
+	if err != nil {
+		return res, err
+	}
+	t.Logf("  fold: dim %d, best epoch %d", len(res.vocab.keys), epoch)
+	res.scores = make([][]float64, len(j.test))
+	h := make([]float32, m.H)
+	for r, i := range j.test {
+		s := make([]float64, K)
+		m.Logits(res.vocab.vector(docs[i]), h, s)
+		res.scores[r] = s
+	}
+	return res, nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
