@@ -1,4 +1,4 @@
-package auth_test
+package httpport_test
 
 import (
 	"context"

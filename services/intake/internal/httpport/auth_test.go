@@ -1,4 +1,4 @@
-package auth_test
+package httpport_test
 
 import (
 	"encoding/json"
@@ -10,18 +10,18 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/auth"
+	"github.com/feedloop/feedloop/services/intake/internal/httpport"
 )
 
 func TestMiddleware(t *testing.T) {
 	var refused atomic.Int64
 	a, _ := authenticator(t, &refused)
 	var bodyRead atomic.Bool
-	srv := httptest.NewServer(auth.Middleware(a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(httpport.AuthMiddleware(a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		bodyRead.Store(true)
-		c, ok := accept.CallerFrom(r.Context())
+		c, ok := auth.CallerFrom(r.Context())
 		if !ok {
 			http.Error(w, "no caller", http.StatusInternalServerError)
 			return

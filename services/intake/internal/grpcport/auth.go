@@ -1,4 +1,4 @@
-package auth
+package grpcport
 
 import (
 	"context"
@@ -9,18 +9,20 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/auth"
 )
 
-// Interceptors guard every method whose full name starts with prefix (e.g.
-// "/feedloop.v1.IntakeService/"): health and reflection stay open. A call
-// without a valid key fails with Unauthenticated.
-func Interceptors(prefix string, a *Authenticator) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+// AuthInterceptors guard every method whose full name starts with prefix
+// (e.g. "/feedloop.v1.IntakeService/"): health and reflection stay open. A
+// call without a valid key fails with Unauthenticated. They are server
+// options, so the wiring installs them on the server the port is
+// registered on.
+func AuthInterceptors(prefix string, a *auth.Authenticator) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, prefix) {
 			return h(ctx, req)
 		}
-		ctx, err := a.grpc(ctx)
+		ctx, err := authenticate(ctx, a)
 		if err != nil {
 			return nil, err
 		}
@@ -30,7 +32,7 @@ func Interceptors(prefix string, a *Authenticator) (grpc.UnaryServerInterceptor,
 		if !strings.HasPrefix(info.FullMethod, prefix) {
 			return h(srv, ss)
 		}
-		ctx, err := a.grpc(ss.Context())
+		ctx, err := authenticate(ss.Context(), a)
 		if err != nil {
 			return err
 		}
@@ -39,18 +41,19 @@ func Interceptors(prefix string, a *Authenticator) (grpc.UnaryServerInterceptor,
 	return unary, stream
 }
 
-func (a *Authenticator) grpc(ctx context.Context) (context.Context, error) {
+// authenticate returns ctx with the caller of its "authorization" metadata.
+func authenticate(ctx context.Context, a *auth.Authenticator) (context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	var v string
 	if len(vals) > 0 {
 		v = vals[0]
 	}
-	c, err := a.authenticate(ctx, v, len(vals) > 0, "authorization")
+	c, err := a.Authenticate(ctx, v, len(vals) > 0, "authorization")
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	return accept.WithCaller(ctx, c), nil
+	return auth.WithCaller(ctx, c), nil
 }
 
 type callerStream struct {

@@ -1,4 +1,4 @@
-package accept_test
+package app_test
 
 import (
 	"context"
@@ -19,7 +19,8 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/access"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
+	"github.com/feedloop/feedloop/services/intake/internal/auth"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
 	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 )
@@ -49,7 +50,7 @@ func receivedCount(t *testing.T, js jetstream.JetStream) uint64 {
 
 func TestSubmitDoesNotModifyInputAndSetsTimes(t *testing.T) {
 	b := testkit.Bus(t)
-	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	acc := app.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
 	in := item("A-1")
 	res, err := acc.Submit(t.Context(), in)
 	if err != nil {
@@ -58,7 +59,7 @@ func TestSubmitDoesNotModifyInputAndSetsTimes(t *testing.T) {
 	if in.GetId() != "" || in.GetReceivedAt() != nil || in.GetOccurredAt() != nil {
 		t.Fatalf("input modified: %v", in)
 	}
-	if res.FeedbackID != accept.FeedbackID("helpdesk", "A-1") {
+	if res.FeedbackID != app.FeedbackID("helpdesk", "A-1") {
 		t.Fatalf("id = %s", res.FeedbackID)
 	}
 	st, _ := b.JetStream().Stream(t.Context(), bus.StreamFeedback)
@@ -78,7 +79,7 @@ func TestSubmitDoesNotModifyInputAndSetsTimes(t *testing.T) {
 	if len(tok) != 32 || strings.Contains(tok, res.FeedbackID) {
 		t.Fatalf("status token = %q", tok)
 	}
-	if other := accept.NewStatusToken(); other == tok {
+	if other := app.NewStatusToken(); other == tok {
 		t.Fatalf("two tokens are equal: %s", tok)
 	}
 }
@@ -102,15 +103,15 @@ func TestBusDownNeverLosesTheItem(t *testing.T) {
 	}
 	nc.Close()
 
-	_, err = accept.New(keys, down, discard(), clock).Submit(t.Context(), item("A-2"))
-	if !errors.Is(err, accept.ErrUnavailable) {
+	_, err = app.New(keys, down, discard(), clock).Submit(t.Context(), item("A-2"))
+	if !errors.Is(err, app.ErrUnavailable) {
 		t.Fatalf("Submit with the bus down = %v, want ErrUnavailable", err)
 	}
 	if n, err := rdb.Exists(t.Context(), idem.Key("helpdesk", "A-2")).Result(); err != nil || n != 0 {
 		t.Fatalf("idempotency key exists (%d, %v) although nothing was stored", n, err)
 	}
 
-	res, err := accept.New(keys, good, discard(), clock).Submit(t.Context(), item("A-2"))
+	res, err := app.New(keys, good, discard(), clock).Submit(t.Context(), item("A-2"))
 	if err != nil || res.Duplicate {
 		t.Fatalf("retry with the bus back = %+v, %v; want accepted as new", res, err)
 	}
@@ -136,7 +137,7 @@ func TestKeyNotWrittenStillAcceptsOnce(t *testing.T) {
 		t.Fatal("the reader may write; the test would prove nothing")
 	}
 
-	acc := accept.New(idem.New(reader, time.Hour), b, discard(), clock)
+	acc := app.New(idem.New(reader, time.Hour), b, discard(), clock)
 	first, err := acc.Submit(t.Context(), item("A-3"))
 	if err != nil || first.Duplicate {
 		t.Fatalf("first = %+v, %v; want accepted", first, err)
@@ -152,12 +153,12 @@ func TestKeyNotWrittenStillAcceptsOnce(t *testing.T) {
 
 func TestInvalidCarriesViolations(t *testing.T) {
 	b := testkit.Bus(t)
-	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	acc := app.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
 	_, err := acc.Submit(context.Background(), &feedloopv1.Feedback{Source: "helpdesk", Text: "x"})
-	if !errors.Is(err, accept.ErrInvalid) {
+	if !errors.Is(err, app.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}
-	vs := accept.Violations(err)
+	vs := app.Violations(err)
 	if len(vs) != 1 || vs[0].Field != "feedback.external_id" {
 		t.Fatalf("violations = %v", vs)
 	}
@@ -167,11 +168,11 @@ func TestInvalidCarriesViolations(t *testing.T) {
 }
 
 func TestIDsAreDeterministic(t *testing.T) {
-	a, b := accept.FeedbackID("helpdesk", "X"), accept.FeedbackID("helpdesk", "X")
-	if a != b || a == accept.FeedbackID("helpdesk", "Y") || a == accept.FeedbackID("crm", "X") {
+	a, b := app.FeedbackID("helpdesk", "X"), app.FeedbackID("helpdesk", "X")
+	if a != b || a == app.FeedbackID("helpdesk", "Y") || a == app.FeedbackID("crm", "X") {
 		t.Fatal("feedback ids must depend on exactly (source, external_id)")
 	}
-	if accept.ReceivedEventID(a) != bus.DeriveID(a, "received") {
+	if app.ReceivedEventID(a) != bus.DeriveID(a, "received") {
 		t.Fatal("received event id must derive from the feedback id")
 	}
 }
@@ -184,7 +185,7 @@ func TestAdmitFailsOpenWhenTheLimiterFails(t *testing.T) {
 	var logs testkit.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	one := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 1, Per: time.Hour}, Burst: 1} }
-	acc := accept.New(idem.New(dead, time.Hour), testkit.Bus(t), log, clock, accept.WithLimiter(ratelimit.New(dead, one)))
+	acc := app.New(idem.New(dead, time.Hour), testkit.Bus(t), log, clock, app.WithLimiter(ratelimit.New(dead, one)))
 	for range 3 {
 		if err := acc.Admit(t.Context(), "helpdesk", 1); err != nil {
 			t.Fatalf("Admit with the limiter down = %v, want admitted", err)
@@ -195,13 +196,13 @@ func TestAdmitFailsOpenWhenTheLimiterFails(t *testing.T) {
 	}
 
 	// The same limit on a live Redis refuses the second.
-	live := accept.New(idem.New(testkit.RedisClient(t), time.Hour), testkit.Bus(t), log, clock,
-		accept.WithLimiter(ratelimit.New(testkit.RedisClient(t), one)))
+	live := app.New(idem.New(testkit.RedisClient(t), time.Hour), testkit.Bus(t), log, clock,
+		app.WithLimiter(ratelimit.New(testkit.RedisClient(t), one)))
 	if err := live.Admit(t.Context(), "helpdesk", 1); err != nil {
 		t.Fatal(err)
 	}
 	err := live.Admit(t.Context(), "helpdesk", 1)
-	if d, ok := accept.RetryAfter(err); !errors.Is(err, accept.ErrLimited) || !ok || d < 59*time.Minute {
+	if d, ok := app.RetryAfter(err); !errors.Is(err, app.ErrLimited) || !ok || d < 59*time.Minute {
 		t.Fatalf("second Admit = %v (retry %s), want ErrLimited with about an hour", err, d)
 	}
 	// Invalid sources are left to validation, never keyed.
@@ -212,11 +213,11 @@ func TestAdmitFailsOpenWhenTheLimiterFails(t *testing.T) {
 
 func TestCallerMayOnlySubmitForItsSource(t *testing.T) {
 	b := testkit.Bus(t)
-	acc := accept.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
-	ctx := accept.WithCaller(t.Context(), accept.Caller{Source: "helpdesk", Key: "zendesk"})
+	acc := app.New(idem.New(testkit.RedisClient(t), time.Hour), b, discard(), clock)
+	ctx := auth.WithCaller(t.Context(), auth.Caller{Source: "helpdesk", Key: "zendesk"})
 	_, err := acc.Submit(ctx, &feedloopv1.Feedback{Source: "crm", ExternalId: "X", Text: "t"})
-	v, ok := accept.Forbidden(err)
-	if !errors.Is(err, accept.ErrForbidden) || !ok || v.Field != "feedback.source" {
+	v, ok := app.Forbidden(err)
+	if !errors.Is(err, app.ErrForbidden) || !ok || v.Field != "feedback.source" {
 		t.Fatalf("Submit = %v, want ErrForbidden on feedback.source", err)
 	}
 	if _, err := acc.Submit(ctx, item("own")); err != nil {
@@ -235,11 +236,11 @@ func TestAdmitSubmitLooksUpWithTheLimit(t *testing.T) {
 	b := testkit.Bus(t)
 	rdb := testkit.RedisClient(t)
 	three := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 3, Per: time.Hour}, Burst: 8} }
-	acc := accept.New(idem.New(rdb, time.Hour), b, discard(), clock, accept.WithLimiter(ratelimit.New(rdb, three)))
+	acc := app.New(idem.New(rdb, time.Hour), b, discard(), clock, app.WithLimiter(ratelimit.New(rdb, three)))
 	ctx := t.Context()
 
 	first, err := acc.AdmitSubmit(ctx, item("B-1"))
-	if err != nil || first.Duplicate || first.FeedbackID != accept.FeedbackID("helpdesk", "B-1") {
+	if err != nil || first.Duplicate || first.FeedbackID != app.FeedbackID("helpdesk", "B-1") {
 		t.Fatalf("first = %+v, %v; want accepted with the derived id", first, err)
 	}
 	again, err := acc.AdmitSubmit(ctx, item("B-1"))
@@ -248,14 +249,14 @@ func TestAdmitSubmitLooksUpWithTheLimit(t *testing.T) {
 	}
 	// Raced: every one gets the same id, one event is stored.
 	var wg sync.WaitGroup
-	results := make([]accept.Result, 6)
+	results := make([]app.Result, 6)
 	errs := make([]error, len(results))
 	for i := range results {
 		wg.Go(func() { results[i], errs[i] = acc.AdmitSubmit(ctx, item("B-2")) })
 	}
 	wg.Wait()
 	for i, r := range results {
-		if errs[i] != nil || r.FeedbackID != accept.FeedbackID("helpdesk", "B-2") {
+		if errs[i] != nil || r.FeedbackID != app.FeedbackID("helpdesk", "B-2") {
 			t.Fatalf("raced %d = %+v, %v", i, r, errs[i])
 		}
 	}
@@ -264,7 +265,7 @@ func TestAdmitSubmitLooksUpWithTheLimit(t *testing.T) {
 	}
 	// The burst (8) is spent: refused, nothing published.
 	_, err = acc.AdmitSubmit(ctx, item("B-3"))
-	if d, ok := accept.RetryAfter(err); !errors.Is(err, accept.ErrLimited) || !ok || d <= 0 {
+	if d, ok := app.RetryAfter(err); !errors.Is(err, app.ErrLimited) || !ok || d <= 0 {
 		t.Fatalf("over the limit = %v, want ErrLimited with a delay", err)
 	}
 	if n := receivedCount(t, b.JetStream()); n != 2 {
@@ -272,12 +273,12 @@ func TestAdmitSubmitLooksUpWithTheLimit(t *testing.T) {
 	}
 	// Invalid items are refused by validation (another source's budget:
 	// unlimited here, so not refused by the limit first).
-	unlimited := accept.New(idem.New(rdb, time.Hour), b, discard(), clock,
-		accept.WithLimiter(ratelimit.New(rdb, func(string) access.Limit { return access.Limit{} })))
-	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "helpdesk", ExternalId: "B-4"}); !errors.Is(err, accept.ErrInvalid) {
+	unlimited := app.New(idem.New(rdb, time.Hour), b, discard(), clock,
+		app.WithLimiter(ratelimit.New(rdb, func(string) access.Limit { return access.Limit{} })))
+	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "helpdesk", ExternalId: "B-4"}); !errors.Is(err, app.ErrInvalid) {
 		t.Fatalf("no text = %v, want ErrInvalid", err)
 	}
-	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "Not:A source", ExternalId: "B-4", Text: "t"}); !errors.Is(err, accept.ErrInvalid) {
+	if _, err := unlimited.AdmitSubmit(ctx, &feedloopv1.Feedback{Source: "Not:A source", ExternalId: "B-4", Text: "t"}); !errors.Is(err, app.ErrInvalid) {
 		t.Fatalf("bad source = %v, want ErrInvalid", err)
 	}
 }
@@ -289,8 +290,8 @@ func TestAdmitSubmitRedisDown(t *testing.T) {
 	t.Cleanup(func() { _ = dead.Close() })
 	one := func(string) access.Limit { return access.Limit{Rate: access.Rate{N: 1, Per: time.Hour}, Burst: 1} }
 	b := testkit.Bus(t)
-	acc := accept.New(idem.New(dead, time.Hour), b, discard(), clock, accept.WithLimiter(ratelimit.New(dead, one)))
-	if _, err := acc.AdmitSubmit(t.Context(), item("C-1")); !errors.Is(err, accept.ErrUnavailable) {
+	acc := app.New(idem.New(dead, time.Hour), b, discard(), clock, app.WithLimiter(ratelimit.New(dead, one)))
+	if _, err := acc.AdmitSubmit(t.Context(), item("C-1")); !errors.Is(err, app.ErrUnavailable) {
 		t.Fatalf("Redis down = %v, want ErrUnavailable", err)
 	}
 	if n := receivedCount(t, b.JetStream()); n != 0 {

@@ -1,7 +1,7 @@
-// Package accept is intake's one use case: take a feedback item from any
+// Package app is intake's one use case: take a feedback item from any
 // transport, validate it, give it its deterministic id and publish
 // feedback.received exactly once per (source, external_id).
-package accept
+package app
 
 import (
 	"context"
@@ -22,6 +22,9 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/internal/auth"
+	"github.com/feedloop/feedloop/services/intake/internal/idem"
+	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
@@ -36,29 +39,6 @@ var (
 	// ErrLimited: the source used up its rate limit; resend after the delay.
 	ErrLimited = errors.New("rate limit exceeded")
 )
-
-// Caller is who submits, as authenticated by an API key. A context without
-// a Caller is an unauthenticated submission (no keys file, or NATS, whose
-// permissions already bind a source's user to its subject).
-type Caller struct {
-	// Source is the only source the caller may submit for.
-	Source string
-	// Key is the name of the caller's key, for logs.
-	Key string
-}
-
-type callerKey struct{}
-
-// WithCaller returns ctx carrying c.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFrom returns the Caller of ctx, if authenticated.
-func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
-}
 
 // ForbiddenError is a submission for a source the caller's key does not
 // cover. It matches ErrForbidden and names the field at fault.
@@ -130,7 +110,7 @@ type Keys interface {
 // Limiter is the rate limit port: Allow takes n units of source's budget,
 // or none and says how long until n would be allowed.
 type Limiter interface {
-	Allow(ctx context.Context, source string, n int) (Decision, error)
+	Allow(ctx context.Context, source string, n int) (ratelimit.Decision, error)
 }
 
 // LimitLookup is a Limiter that also answers Keys.Lookup of an item in
@@ -139,24 +119,8 @@ type Limiter interface {
 type LimitLookup interface {
 	Limiter
 	// AllowLookup is Allow(budget, n) and the lookup of (source,
-	// externalID); err is the limiter's, the lookup's is in the Prefetch.
-	AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (Decision, Prefetch, error)
-}
-
-// Prefetch is a Keys.Lookup answered ahead of Submit.
-type Prefetch struct {
-	FeedbackID string
-	Found      bool
-	Err        error
-}
-
-// Decision is a Limiter's answer.
-type Decision struct {
-	Allowed bool
-	// RetryAfter is how long until the same request would be allowed.
-	RetryAfter time.Duration
-	// Burst is the most one request may take; 0 when there is no limit.
-	Burst int
+	// externalID); err is the limiter's, the lookup's is in the idem.Prefetch.
+	AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (ratelimit.Decision, idem.Prefetch, error)
 }
 
 // Publisher is the bus port.
@@ -252,7 +216,7 @@ func (a *Acceptor) AdmitSubmit(ctx context.Context, fb *feedloopv1.Feedback) (Re
 
 // submit is Submit, with the lookup's answer taken from pre when it was
 // made ahead; start is when the submission's handling began.
-func (a *Acceptor) submit(ctx context.Context, fb *feedloopv1.Feedback, start time.Time, pre *Prefetch) (res Result, err error) {
+func (a *Acceptor) submit(ctx context.Context, fb *feedloopv1.Feedback, start time.Time, pre *idem.Prefetch) (res Result, err error) {
 	defer func() { a.metrics.submitted(ctx, fb.GetSource(), res, err, start, a.now()) }()
 	span := trace.SpanFromContext(ctx)
 	now := a.now().UTC()
@@ -312,7 +276,7 @@ func (a *Acceptor) submit(ctx context.Context, fb *feedloopv1.Feedback, start ti
 	return Result{FeedbackID: id, Duplicate: ack.Duplicate}, nil
 }
 
-func (a *Acceptor) lookup(ctx context.Context, fb *feedloopv1.Feedback, pre *Prefetch) (string, bool, error) {
+func (a *Acceptor) lookup(ctx context.Context, fb *feedloopv1.Feedback, pre *idem.Prefetch) (string, bool, error) {
 	if pre != nil {
 		return pre.FeedbackID, pre.Found, pre.Err
 	}
@@ -322,7 +286,7 @@ func (a *Acceptor) lookup(ctx context.Context, fb *feedloopv1.Feedback, pre *Pre
 // authorize refuses an item whose source is not the authenticated caller's.
 // An empty source is left to validation ("is required").
 func authorize(ctx context.Context, source string) error {
-	c, ok := CallerFrom(ctx)
+	c, ok := auth.CallerFrom(ctx)
 	if !ok || source == "" || source == c.Source {
 		return nil
 	}
@@ -336,7 +300,7 @@ func authorize(ctx context.Context, source string) error {
 // source uses: the authenticated caller's own (so a key never spends
 // another source's budget, whatever it claims), else the item's.
 func Budget(ctx context.Context, source string) string {
-	if c, ok := CallerFrom(ctx); ok {
+	if c, ok := auth.CallerFrom(ctx); ok {
 		return c.Source
 	}
 	return source
@@ -364,7 +328,7 @@ func (a *Acceptor) limits(source string, n int) bool {
 }
 
 // decide is Admit's answer to the limiter's d and err.
-func (a *Acceptor) decide(ctx context.Context, source string, n int, d Decision, err error) error {
+func (a *Acceptor) decide(ctx context.Context, source string, n int, d ratelimit.Decision, err error) error {
 	switch {
 	case err != nil:
 		a.metrics.count(ctx, source, ResultLimitError, n)

@@ -1,4 +1,4 @@
-package auth_test
+package grpcport_test
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/apikey"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/auth"
+	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 )
 
 // echo answers Submit with the authenticated caller as the feedback id.
@@ -27,7 +27,7 @@ type echo struct {
 }
 
 func (echo) Submit(ctx context.Context, _ *feedloopv1.SubmitRequest) (*feedloopv1.SubmitResponse, error) {
-	c, ok := accept.CallerFrom(ctx)
+	c, ok := auth.CallerFrom(ctx)
 	if !ok {
 		return nil, status.Error(codes.Internal, "no caller in the context")
 	}
@@ -37,7 +37,7 @@ func (echo) Submit(ctx context.Context, _ *feedloopv1.SubmitRequest) (*feedloopv
 func TestInterceptors(t *testing.T) {
 	var refused atomic.Int64
 	a, cur := authenticator(t, &refused)
-	unary, stream := auth.Interceptors("/feedloop.v1.IntakeService/", a)
+	unary, stream := grpcport.AuthInterceptors("/feedloop.v1.IntakeService/", a)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	feedloopv1.RegisterIntakeServiceServer(srv, echo{})
 	hs := health.NewServer()
