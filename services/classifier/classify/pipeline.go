@@ -1,4 +1,10 @@
-package classifier
+// Package classify is what classifying one feedback item means, without the
+// bus: the configured rules, then the trained models in force (Layered, with
+// the swappable ModelSlot each model lives in), completed by a Pipeline with
+// what needs no model (score bands, sentiment from the answers, language,
+// redaction). The service, the CLI's "rules test" and the benchmarks run the
+// same Pipeline, so it is importable outside the service.
+package classify
 
 import (
 	"context"
@@ -9,6 +15,13 @@ import (
 	"github.com/feedloop/feedloop/services/classifier/internal/language"
 	"github.com/feedloop/feedloop/services/classifier/internal/redact"
 )
+
+// Classifier classifies one feedback item. Implementations must be safe for
+// concurrent use and return a new Classification on every call. An error
+// is treated as transient: the message is retried, then dead-lettered.
+type Classifier interface {
+	Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedloopv1.Classification, error)
+}
 
 // LanguageDetector guesses the language of a text; implementations must be
 // safe for concurrent use.

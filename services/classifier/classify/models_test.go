@@ -1,4 +1,4 @@
-package classifier_test
+package classify_test
 
 import (
 	"context"
@@ -11,77 +11,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
+	"github.com/feedloop/feedloop/services/classifier/internal/modeltest"
 	"github.com/feedloop/feedloop/services/classifier/model"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 )
-
-// modelRules match what the topic fixture does not talk about, so a test
-// can tell rules from model.
-const modelRules = `
-version: m-1
-topics:
-  - id: legal
-    topic: legal
-    keywords: [lawyer, gdpr]
-sentiment:
-  negative: [terrible]
-`
-
-// testThreshold is the out-of-scope threshold stored in the test models:
-// fixed rather than fitted, since 120 examples fit none worth testing.
-const testThreshold = 0.5
-
-// trainTopicModel trains a small topic model on the fixture of package
-// model, relabelling each label with relabel (nil keeps them).
-func trainTopicModel(t testing.TB, relabel func(string) string) *model.Model {
-	t.Helper()
-	ds, err := model.ReadCSV("model/testdata/intents.csv", "text", "label")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if relabel != nil {
-		for i, l := range ds.Labels {
-			ds.Labels[i] = relabel(l)
-		}
-	}
-	return trainFast(t, ds, testThreshold)
-}
-
-// sentimentData is a tiny sentiment set: enough to tell "terrible" from
-// "wonderful", nothing more.
-var sentimentData = map[string][]string{
-	"negative": {"this is awful", "I hate it, very disappointed", "worst service ever", "broken again, so annoying",
-		"horrible experience", "really bad and slow", "I am angry about this", "useless, I regret buying it"},
-	"neutral": {"I have a question about my order", "what are your opening hours", "please update my address",
-		"the parcel arrives on Tuesday", "how do I change my plan", "my order number is 1234", "is there a tracking link", "I moved to a new city"},
-	"positive": {"great job, thank you", "I love it, wonderful", "excellent service, very happy", "amazing support team",
-		"fantastic, works perfectly", "really good and fast", "thanks, you are the best", "brilliant app, well done"},
-}
-
-func trainSentimentModel(t testing.TB) *model.Model {
-	t.Helper()
-	ds := &model.Dataset{}
-	for _, label := range []string{"negative", "neutral", "positive"} {
-		for _, text := range sentimentData[label] {
-			ds.Add(text, label)
-		}
-	}
-	return trainFast(t, ds, 0)
-}
-
-// trainFast trains with one C and three folds: well under a second.
-func trainFast(t testing.TB, ds *model.Dataset, threshold float64) *model.Model {
-	t.Helper()
-	o := model.DefaultTrainOptions()
-	o.CGrid, o.C, o.Folds = nil, 1, 3
-	o.FitThreshold, o.Threshold = false, threshold
-	m, _, err := model.Train(context.Background(), ds, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func mustRules(t testing.TB, src string) *rules.Classifier {
 	t.Helper()
@@ -92,19 +26,19 @@ func mustRules(t testing.TB, src string) *rules.Classifier {
 	return rc
 }
 
-func evidence(cls *feedloopv1.Classification) []string {
+func topics(cls *feedloopv1.Classification) []string {
 	var out []string
-	for _, e := range cls.GetExplanation() {
-		out = append(out, e.GetFeature())
+	for _, ts := range cls.GetTopics() {
+		out = append(out, ts.GetTopic())
 	}
 	return out
 }
 
 func TestLayeredTopicPrecedence(t *testing.T) {
-	topic := trainTopicModel(t, nil)
-	l := &classifier.Layered{Rules: mustRules(t, modelRules), Topic: classifier.NewModelSlot(topic), ExtraTopicMin: 0.3}
+	topic := modeltest.TrainTopic(t, nil)
+	l := &classify.Layered{Rules: mustRules(t, modeltest.Rules), Topic: classify.NewModelSlot(topic), ExtraTopicMin: 0.3}
 	wantVersion := "rules:m-1 topic:" + topic.Version()
-	classify := func(text string) *feedloopv1.Classification {
+	run := func(text string) *feedloopv1.Classification {
 		t.Helper()
 		cls, err := l.Classify(context.Background(), &feedloopv1.Feedback{Text: text})
 		if err != nil {
@@ -118,22 +52,22 @@ func TestLayeredTopicPrecedence(t *testing.T) {
 
 	// A rule matched: its topic alone, even where the model has an opinion
 	// (a parcel is delivery to the model).
-	cls := classify("My lawyer asks where the parcel is")
+	cls := run("My lawyer asks where the parcel is")
 	if !slices.Equal(topics(cls), []string{"legal"}) || !slices.Equal(cls.GetRuleIds(), []string{"legal"}) ||
 		cls.GetTopicSource() != feedloopv1.TopicSource_TOPIC_SOURCE_RULES || cls.GetTopics()[0].GetConfidence() != 1 || len(cls.GetExplanation()) != 0 {
 		t.Errorf("rule match: topics %v, rule_ids %q, source %v, explanation %v", cls.GetTopics(), cls.GetRuleIds(), cls.GetTopicSource(), cls.GetExplanation())
 	}
 
 	// No rule: the model's topic with its probability and its evidence.
-	cls = classify("My package still hasn't been delivered")
+	cls = run("My package still hasn't been delivered")
 	if !slices.Equal(topics(cls), []string{"delivery"}) || cls.GetTopicSource() != feedloopv1.TopicSource_TOPIC_SOURCE_MODEL || len(cls.GetRuleIds()) != 0 {
 		t.Errorf("model: topics %v, source %v, rule_ids %q", cls.GetTopics(), cls.GetTopicSource(), cls.GetRuleIds())
 	}
-	if p := topic.Predict("My package still hasn't been delivered"); cls.GetTopics()[0].GetConfidence() != round4(p.Prob) || p.Prob < testThreshold {
+	if p := topic.Predict("My package still hasn't been delivered"); cls.GetTopics()[0].GetConfidence() != round4(p.Prob) || p.Prob < modeltest.Threshold {
 		t.Errorf("model confidence %v, want the model's probability %v", cls.GetTopics()[0].GetConfidence(), p.Prob)
 	}
-	if ev := evidence(cls); len(ev) == 0 || !slices.Contains(ev, "package") || len(ev) > classifier.ExplainFeatures {
-		t.Errorf("explanation = %q, want at most %d features including \"package\"", ev, classifier.ExplainFeatures)
+	if ev := modeltest.Evidence(cls); len(ev) == 0 || !slices.Contains(ev, "package") || len(ev) > classify.ExplainFeatures {
+		t.Errorf("explanation = %q, want at most %d features including \"package\"", ev, classify.ExplainFeatures)
 	}
 	for i, e := range cls.GetExplanation() {
 		if e.GetWeight() <= 0 || i > 0 && e.GetWeight() > cls.GetExplanation()[i-1].GetWeight() {
@@ -146,7 +80,7 @@ func TestLayeredTopicPrecedence(t *testing.T) {
 	if p := topic.Predict(text); p.Label != model.Unknown {
 		t.Fatalf("fixture drifted: the model is sure of %q (%v)", text, p.Top[0])
 	}
-	cls = classify(text)
+	cls = run(text)
 	if !slices.Equal(topics(cls), []string{"unknown"}) || cls.GetTopics()[0].GetConfidence() != 0 ||
 		cls.GetTopicSource() != feedloopv1.TopicSource_TOPIC_SOURCE_UNKNOWN || len(cls.GetExplanation()) != 0 {
 		t.Errorf("out of scope: topics %v, source %v, explanation %v", cls.GetTopics(), cls.GetTopicSource(), cls.GetExplanation())
@@ -155,18 +89,18 @@ func TestLayeredTopicPrecedence(t *testing.T) {
 	// A text about two things gets both topics when the second is probable
 	// enough, and only the first when extra topics are off.
 	text = "I was charged twice and the app crashes"
-	if got := topics(classify(text)); len(got) != 2 || !slices.Contains(got, "billing") || !slices.Contains(got, "app") {
+	if got := topics(run(text)); len(got) != 2 || !slices.Contains(got, "billing") || !slices.Contains(got, "app") {
 		t.Errorf("two-topic text: topics %q, want billing and app", got)
 	}
 	l.ExtraTopicMin = 1
-	if got := topics(classify(text)); len(got) != 1 {
+	if got := topics(run(text)); len(got) != 1 {
 		t.Errorf("ExtraTopicMin 1: topics %q, want one", got)
 	}
 }
 
 func TestLayeredWithoutModelsIsTheRules(t *testing.T) {
-	rc := mustRules(t, modelRules)
-	l := &classifier.Layered{Rules: rc, Topic: &classifier.ModelSlot{}, ExtraTopicMin: 0.3}
+	rc := mustRules(t, modeltest.Rules)
+	l := &classify.Layered{Rules: rc, Topic: &classify.ModelSlot{}, ExtraTopicMin: 0.3}
 	for _, text := range []string{"My package still hasn't been delivered", "gdpr request", "terrible"} {
 		got, err := l.Classify(context.Background(), &feedloopv1.Feedback{Text: text})
 		if err != nil {
@@ -179,9 +113,9 @@ func TestLayeredWithoutModelsIsTheRules(t *testing.T) {
 }
 
 func TestLayeredSentimentModel(t *testing.T) {
-	sent := trainSentimentModel(t)
-	rc := mustRules(t, modelRules)
-	l := &classifier.Layered{Rules: rc, Sentiment: classifier.NewModelSlot(sent), ExtraTopicMin: 0.3}
+	sent := modeltest.TrainSentiment(t)
+	rc := mustRules(t, modeltest.Rules)
+	l := &classify.Layered{Rules: rc, Sentiment: classify.NewModelSlot(sent), ExtraTopicMin: 0.3}
 	for text, want := range map[string]feedloopv1.Sentiment{
 		"I hate this, awful and useless":  feedloopv1.Sentiment_SENTIMENT_NEGATIVE,
 		"wonderful, thank you so much":    feedloopv1.Sentiment_SENTIMENT_POSITIVE,
@@ -206,18 +140,18 @@ func TestLayeredSentimentModel(t *testing.T) {
 }
 
 func TestCheckSentimentModel(t *testing.T) {
-	if err := classifier.CheckSentimentModel(trainSentimentModel(t)); err != nil {
+	if err := classify.CheckSentimentModel(modeltest.TrainSentiment(t)); err != nil {
 		t.Errorf("sentiment model rejected: %v", err)
 	}
-	err := classifier.CheckSentimentModel(trainTopicModel(t, nil))
-	if !errors.Is(err, classifier.ErrSentimentLabels) || !strings.Contains(err.Error(), `"account", "app", "billing"`) {
+	err := classify.CheckSentimentModel(modeltest.TrainTopic(t, nil))
+	if !errors.Is(err, classify.ErrSentimentLabels) || !strings.Contains(err.Error(), `"account", "app", "billing"`) {
 		t.Errorf("topic model as sentiment model: %v", err)
 	}
 	for label, want := range map[string]feedloopv1.Sentiment{
 		"negative": feedloopv1.Sentiment_SENTIMENT_NEGATIVE, " Neutral": feedloopv1.Sentiment_SENTIMENT_NEUTRAL,
 		"POSITIVE": feedloopv1.Sentiment_SENTIMENT_POSITIVE, "mixed": feedloopv1.Sentiment_SENTIMENT_UNSPECIFIED,
 	} {
-		if got, ok := classifier.SentimentOf(label); got != want || ok != (want != feedloopv1.Sentiment_SENTIMENT_UNSPECIFIED) {
+		if got, ok := classify.SentimentOf(label); got != want || ok != (want != feedloopv1.Sentiment_SENTIMENT_UNSPECIFIED) {
 			t.Errorf("SentimentOf(%q) = %v, %v", label, got, ok)
 		}
 	}
@@ -228,10 +162,10 @@ func round4(p float64) float64 { return math.Round(p*1e4) / 1e4 }
 // BenchmarkLayered is the service's per-item cost of the rules and both
 // models (no language detection, no redaction): a text no rule matches.
 func BenchmarkLayered(b *testing.B) {
-	l := &classifier.Layered{
-		Rules:         mustRules(b, modelRules),
-		Topic:         classifier.NewModelSlot(trainTopicModel(b, nil)),
-		Sentiment:     classifier.NewModelSlot(trainSentimentModel(b)),
+	l := &classify.Layered{
+		Rules:         mustRules(b, modeltest.Rules),
+		Topic:         classify.NewModelSlot(modeltest.TrainTopic(b, nil)),
+		Sentiment:     classify.NewModelSlot(modeltest.TrainSentiment(b)),
 		ExtraTopicMin: 0.3,
 	}
 	fb := &feedloopv1.Feedback{Subject: "Order 1234", Text: "My package still hasn't been delivered and nobody answers my emails"}

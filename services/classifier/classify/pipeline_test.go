@@ -1,4 +1,4 @@
-package classifier_test
+package classify_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 )
 
@@ -50,7 +50,7 @@ func TestPipelineSentimentPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &classifier.Pipeline{Model: keywordModel(tt.model)}
+			p := &classify.Pipeline{Model: keywordModel(tt.model)}
 			got, err := p.Classify(context.Background(), tt.fb)
 			if err != nil {
 				t.Fatal(err)
@@ -63,7 +63,7 @@ func TestPipelineSentimentPrecedence(t *testing.T) {
 }
 
 func TestPipelineBandsLanguageAndRedaction(t *testing.T) {
-	p := &classifier.Pipeline{
+	p := &classify.Pipeline{
 		Model:                 keywordModel(feedloopv1.Sentiment_SENTIMENT_UNSPECIFIED),
 		Language:              fixedLanguage{"fr", 0.4},
 		MinLanguageConfidence: 0.5,
@@ -108,15 +108,15 @@ func TestPipelineBandsLanguageAndRedaction(t *testing.T) {
 }
 
 func TestPipelineWithRealRulesAndDetector(t *testing.T) {
-	rc, err := rules.Load("../../deploy/examples/rules.yaml")
+	rc, err := rules.Load("../../../deploy/examples/rules.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := classifier.NewLanguageDetector([]string{"en", "de", "fr"})
+	d, err := classify.NewLanguageDetector([]string{"en", "de", "fr"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &classifier.Pipeline{Model: rc, Language: d, MinLanguageConfidence: 0.5}
+	p := &classify.Pipeline{Model: rc, Language: d, MinLanguageConfidence: 0.5}
 	got, err := p.Classify(context.Background(), &feedloopv1.Feedback{Text: "Die Lieferung ist nie angekommen, das Paket fehlt"})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestPipelineWithRealRulesAndDetector(t *testing.T) {
 
 func TestPipelinePassesModelErrorsOn(t *testing.T) {
 	boom := errors.New("boom")
-	p := &classifier.Pipeline{Model: failing{boom}}
+	p := &classify.Pipeline{Model: failing{boom}}
 	if _, err := p.Classify(context.Background(), &feedloopv1.Feedback{}); !errors.Is(err, boom) {
 		t.Errorf("err = %v, want %v", err, boom)
 	}
