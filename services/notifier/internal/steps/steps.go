@@ -1,12 +1,13 @@
-// Package notify is the notifier's domain: which lifecycle event asks for
-// which step of the loop, to which audience, with which facts. It is pure:
-// no I/O, no clock, no configuration beyond its arguments.
+// Package steps is the notifier's domain: which step of the loop a
+// lifecycle event asks for, for whom (the audience), with which facts. It is
+// pure: no I/O, no clock, no configuration beyond its arguments. Sending is
+// the use case's (internal/app).
 //
 // A step is notified through a fixed chain: event → Notice (this package) →
 // templates "<step>.*.tmpl" rendered in the recipient's locale → one delivery
-// per recipient channel. A new step slots in by adding a Spec to Steps and a
+// per recipient channel. A new step slots in by adding a Spec to All and a
 // case to Plan.
-package notify
+package steps
 
 import (
 	"errors"
@@ -54,10 +55,10 @@ const (
 	StepReopened       = "reopened"
 )
 
-// Steps are the steps this notifier sends, customer steps in loop order,
+// All are the steps this notifier sends, customer steps in loop order,
 // then team steps. Templates are required and validated for each of them.
 // STEP_ROUTED appears twice: the team alert and the optional customer note.
-var Steps = []Spec{
+var All = []Spec{
 	{Step: feedloopv1.Step_STEP_RECEIVED, Name: StepReceived, Audience: AudienceCustomer},
 	{Step: feedloopv1.Step_STEP_ROUTED, Name: StepCustomerRouted, Audience: AudienceCustomer},
 	{Step: feedloopv1.Step_STEP_PLANNED, Name: StepPlanned, Audience: AudienceCustomer},
@@ -71,10 +72,10 @@ var Steps = []Spec{
 	{Step: feedloopv1.Step_STEP_REOPENED, Name: StepReopened, Audience: AudienceTeam},
 }
 
-// StepNames returns the template names of Steps.
-func StepNames() []string {
-	names := make([]string, len(Steps))
-	for i, s := range Steps {
+// Names returns the template names of All.
+func Names() []string {
+	names := make([]string, len(All))
+	for i, s := range All {
 		names[i] = s.Name
 	}
 	return names
@@ -82,7 +83,7 @@ func StepNames() []string {
 
 // SpecNamed returns the Spec whose templates are called name.
 func SpecNamed(name string) (Spec, bool) {
-	for _, s := range Steps {
+	for _, s := range All {
 		if s.Name == name {
 			return s, true
 		}

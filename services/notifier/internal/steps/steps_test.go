@@ -1,4 +1,4 @@
-package notify_test
+package steps_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 const (
@@ -109,7 +109,7 @@ type want struct {
 	name, scope, team, locale string
 }
 
-func summary(d notify.Decision) (got []want, skipped []string) {
+func summary(d steps.Decision) (got []want, skipped []string) {
 	for _, n := range d.Notices {
 		got = append(got, want{n.Name, n.Scope, n.Team, n.Locale})
 	}
@@ -139,7 +139,7 @@ func TestPlan(t *testing.T) {
 		name    string
 		subject string
 		ev      *feedloopv1.Event
-		opts    notify.Options
+		opts    steps.Options
 		want    []want
 		skipped []string
 	}{
@@ -149,7 +149,7 @@ func TestPlan(t *testing.T) {
 			skipped: []string{"received: customer gave no contact consent"}},
 		{name: "routed alerts the team only", subject: bus.RoutedSubject("billing"), ev: routed("billing"),
 			want: []want{{"routed", "billing", "billing", ""}}},
-		{name: "routed tells the customer when configured", subject: bus.RoutedSubject("billing"), ev: routed("billing"), opts: notify.Options{CustomerRouted: true},
+		{name: "routed tells the customer when configured", subject: bus.RoutedSubject("billing"), ev: routed("billing"), opts: steps.Options{CustomerRouted: true},
 			want: []want{{"routed", "billing", "billing", ""}, {"customer_routed", "billing", "billing", "de-CH"}}},
 		{name: "acknowledged", subject: upd, ev: status(R, A, nil)},
 		{name: "first plan", subject: upd, ev: status(A, P, withDue),
@@ -200,7 +200,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.StatusURL = statusBase
-			d, err := notify.Plan(tc.subject, tc.ev, tc.opts)
+			d, err := steps.Plan(tc.subject, tc.ev, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,17 +215,17 @@ func TestPlan(t *testing.T) {
 				if n.CauseEventID != tc.ev.GetId() || n.FeedbackID != fid || n.Data.Step != n.Name || n.Data.Audience != string(n.Audience) {
 					t.Errorf("notice identity = %+v", n)
 				}
-				if spec, ok := notify.SpecNamed(n.Name); !ok || spec != n.Spec {
-					t.Errorf("notice spec %+v is not Steps' %+v", n.Spec, spec)
+				if spec, ok := steps.SpecNamed(n.Name); !ok || spec != n.Spec {
+					t.Errorf("notice spec %+v is not All's %+v", n.Spec, spec)
 				}
 			}
 		})
 	}
 }
 
-func plan1(t *testing.T, subject string, ev *feedloopv1.Event, o notify.Options) notify.Notice {
+func plan1(t *testing.T, subject string, ev *feedloopv1.Event, o steps.Options) steps.Notice {
 	t.Helper()
-	d, err := notify.Plan(subject, ev, o)
+	d, err := steps.Plan(subject, ev, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func plan1(t *testing.T, subject string, ev *feedloopv1.Event, o notify.Options)
 }
 
 func TestReceivedData(t *testing.T) {
-	n := plan1(t, bus.SubjectReceived, received(true), notify.Options{StatusURL: statusBase})
+	n := plan1(t, bus.SubjectReceived, received(true), steps.Options{StatusURL: statusBase})
 	if n.Data.Text != feedback(true, false).Text {
 		t.Errorf("customer sees %q, want their own text", n.Data.Text)
 	}
@@ -248,16 +248,16 @@ func TestReceivedData(t *testing.T) {
 	}
 	noToken := received(true)
 	noToken.GetReceived().StatusToken = ""
-	if n := plan1(t, bus.SubjectReceived, noToken, notify.Options{StatusURL: statusBase}); n.Data.StatusURL != "" {
+	if n := plan1(t, bus.SubjectReceived, noToken, steps.Options{StatusURL: statusBase}); n.Data.StatusURL != "" {
 		t.Errorf("StatusURL without a token = %q, want none", n.Data.StatusURL)
 	}
-	if n := plan1(t, bus.SubjectReceived, received(true), notify.Options{}); n.Data.StatusURL != "" {
+	if n := plan1(t, bus.SubjectReceived, received(true), steps.Options{}); n.Data.StatusURL != "" {
 		t.Errorf("StatusURL without a base = %q, want none", n.Data.StatusURL)
 	}
 }
 
 func TestRoutedData(t *testing.T) {
-	d, err := notify.Plan(bus.RoutedSubject("billing"), routed("billing"), notify.Options{StatusURL: statusBase, CustomerRouted: true})
+	d, err := steps.Plan(bus.RoutedSubject("billing"), routed("billing"), steps.Options{StatusURL: statusBase, CustomerRouted: true})
 	if err != nil || len(d.Notices) != 2 {
 		t.Fatal(d, err)
 	}
@@ -274,7 +274,7 @@ func TestRoutedData(t *testing.T) {
 }
 
 func TestStatusData(t *testing.T) {
-	o := notify.Options{StatusURL: statusBase}
+	o := steps.Options{StatusURL: statusBase}
 	planned := plan1(t, bus.UpdatedSubject("billing"), status(feedloopv1.Status_STATUS_ACKNOWLEDGED, feedloopv1.Status_STATUS_PLANNED, func(sc *feedloopv1.StatusChanged) {
 		sc.CustomerMessage, sc.DueAt = "We will refund you.", timestamppb.New(due)
 	}), o)
@@ -299,7 +299,7 @@ func TestStatusData(t *testing.T) {
 	reopened := plan1(t, bus.UpdatedSubject("billing"), status(feedloopv1.Status_STATUS_RESOLVED, feedloopv1.Status_STATUS_REOPENED, func(sc *feedloopv1.StatusChanged) {
 		sc.Actor, sc.Reason = "customer", "CSAT 1"
 	}), o)
-	if reopened.Audience != notify.AudienceTeam || reopened.Data.Actor != "customer" || reopened.Data.Text != "Card [CARD] was charged twice" {
+	if reopened.Audience != steps.AudienceTeam || reopened.Data.Actor != "customer" || reopened.Data.Text != "Card [CARD] was charged twice" {
 		t.Errorf("reopened = %+v", reopened)
 	}
 }
@@ -312,8 +312,8 @@ func TestPlanChangedScopeIsTheEvent(t *testing.T) {
 			sc.DueAt, sc.PreviousDueAt = timestamppb.New(newDue), timestamppb.New(prev)
 		})
 		ev.Id = id
-		n := plan1(t, bus.UpdatedSubject("billing"), ev, notify.Options{})
-		return notify.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: "email", Recipient: "ada@example.com"}.Key()
+		n := plan1(t, bus.UpdatedSubject("billing"), ev, steps.Options{})
+		return steps.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: "email", Recipient: "ada@example.com"}.Key()
 	}
 	if at("ev-a", due) != at("ev-a", due) {
 		t.Error("a redelivered plan change gives two delivery keys")
@@ -324,7 +324,7 @@ func TestPlanChangedScopeIsTheEvent(t *testing.T) {
 }
 
 func TestEscalationData(t *testing.T) {
-	d, err := notify.Plan(bus.EscalatedSubject("billing"), escalated(feedloopv1.EscalationKind_ESCALATION_KIND_BREACH, 1, "support"), notify.Options{})
+	d, err := steps.Plan(bus.EscalatedSubject("billing"), escalated(feedloopv1.EscalationKind_ESCALATION_KIND_BREACH, 1, "support"), steps.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestEscalationData(t *testing.T) {
 }
 
 func TestSurveyData(t *testing.T) {
-	n := plan1(t, bus.SubjectClosed, closed(1, true, true), notify.Options{StatusURL: statusBase})
+	n := plan1(t, bus.SubjectClosed, closed(1, true, true), steps.Options{StatusURL: statusBase})
 	if !reflect.DeepEqual(n.Data.Teams, []string{"billing", "product"}) {
 		t.Errorf("Teams = %v", n.Data.Teams)
 	}
@@ -349,7 +349,7 @@ func TestSurveyData(t *testing.T) {
 			t.Errorf("link %d = %+v, want %s", i, l, want)
 		}
 	}
-	if n := plan1(t, bus.SubjectClosed, closed(1, true, true), notify.Options{}); len(n.Data.SurveyLinks) != 0 {
+	if n := plan1(t, bus.SubjectClosed, closed(1, true, true), steps.Options{}); len(n.Data.SurveyLinks) != 0 {
 		t.Errorf("survey links without a status URL: %+v (want reply only)", n.Data.SurveyLinks)
 	}
 }
@@ -385,7 +385,7 @@ func TestPlanInvalidEvents(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := notify.Plan(tc.subject, tc.ev, notify.Options{}); !errors.Is(err, notify.ErrInvalidEvent) {
+			if _, err := steps.Plan(tc.subject, tc.ev, steps.Options{}); !errors.Is(err, steps.ErrInvalidEvent) {
 				t.Fatalf("err = %v, want ErrInvalidEvent", err)
 			}
 		})
@@ -393,7 +393,7 @@ func TestPlanInvalidEvents(t *testing.T) {
 }
 
 func TestDeliveryIdentity(t *testing.T) {
-	a := notify.Delivery{FeedbackID: fid, Step: "routed", Scope: "billing", Channel: "webhook", Recipient: "default-webhook"}
+	a := steps.Delivery{FeedbackID: fid, Step: "routed", Scope: "billing", Channel: "webhook", Recipient: "default-webhook"}
 	b := a
 	b.Scope = "product"
 	if a.Key() != "notify:sent:"+fid+":routed/billing:webhook:default-webhook" {
@@ -409,7 +409,7 @@ func TestDeliveryIdentity(t *testing.T) {
 	if a.NotifiedID("e1") == a.NotifiedID("e2") {
 		t.Error("NotifiedID ignores the cause")
 	}
-	r := notify.Delivery{FeedbackID: fid, Step: "received", Channel: "email", Recipient: "ada@example.com"}
+	r := steps.Delivery{FeedbackID: fid, Step: "received", Channel: "email", Recipient: "ada@example.com"}
 	if r.Key() != "notify:sent:"+fid+":received:email:ada@example.com" {
 		t.Errorf("Key = %q", r.Key())
 	}
@@ -418,23 +418,23 @@ func TestDeliveryIdentity(t *testing.T) {
 		t.Error("unscoped NotifiedID changed")
 	}
 	// The survey has no scope: a second closing round finds the first's key.
-	s1 := plan1(t, bus.SubjectClosed, closed(1, true, true), notify.Options{})
-	s0 := plan1(t, bus.SubjectClosed, closed(0, true, true), notify.Options{})
+	s1 := plan1(t, bus.SubjectClosed, closed(1, true, true), steps.Options{})
+	s0 := plan1(t, bus.SubjectClosed, closed(0, true, true), steps.Options{})
 	if s1.NoticeKey() != s0.NoticeKey() || s1.Scope != "" {
 		t.Errorf("survey keys %q / %q differ", s1.NoticeKey(), s0.NoticeKey())
 	}
 }
 
 func TestCapIdentity(t *testing.T) {
-	byID := notify.CapIdentity(notify.Customer{ID: "c1", Email: "a@example.com"})
-	if byID != notify.CapIdentity(notify.Customer{ID: "c1", Email: "other@example.com"}) {
+	byID := steps.CapIdentity(steps.Customer{ID: "c1", Email: "a@example.com"})
+	if byID != steps.CapIdentity(steps.Customer{ID: "c1", Email: "other@example.com"}) {
 		t.Error("the id does not decide")
 	}
-	byEmail := notify.CapIdentity(notify.Customer{Email: " A@Example.com"})
-	if byEmail != notify.CapIdentity(notify.Customer{Email: "a@example.com"}) || byEmail == byID {
+	byEmail := steps.CapIdentity(steps.Customer{Email: " A@Example.com"})
+	if byEmail != steps.CapIdentity(steps.Customer{Email: "a@example.com"}) || byEmail == byID {
 		t.Error("email identity is not case-insensitive, or equals an id identity")
 	}
-	if notify.CapIdentity(notify.Customer{Name: "Ada"}) != "" {
+	if steps.CapIdentity(steps.Customer{Name: "Ada"}) != "" {
 		t.Error("a customer without id or email has an identity")
 	}
 	if strings.Contains(byEmail, "example") {
@@ -444,25 +444,25 @@ func TestCapIdentity(t *testing.T) {
 
 func TestDigestTiming(t *testing.T) {
 	late := time.Date(2025, 3, 14, 23, 59, 59, 0, time.FixedZone("CET", 3600))
-	if got := notify.Day(late); got != "2025-03-14" {
+	if got := steps.Day(late); got != "2025-03-14" {
 		t.Errorf("Day = %s, want the UTC day", got)
 	}
-	if got := notify.DigestDueAt("2025-03-14", 5*time.Minute); !got.Equal(time.Date(2025, 3, 15, 0, 5, 0, 0, time.UTC)) {
+	if got := steps.DigestDueAt("2025-03-14", 5*time.Minute); !got.Equal(time.Date(2025, 3, 15, 0, 5, 0, 0, time.UTC)) {
 		t.Errorf("DigestDueAt = %v", got)
 	}
-	if got := notify.DigestDueAt("2025-12-31", 0); !got.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+	if got := steps.DigestDueAt("2025-12-31", 0); !got.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("DigestDueAt across the year = %v", got)
 	}
 }
 
 func TestEveryStepHasASample(t *testing.T) {
 	seen := map[string]bool{}
-	for _, s := range notify.Steps {
+	for _, s := range steps.All {
 		if seen[s.Name] {
 			t.Errorf("step %s listed twice", s.Name)
 		}
 		seen[s.Name] = true
-		d := notify.Sample(s.Name)
+		d := steps.Sample(s.Name)
 		if d.Step != s.Name || d.Audience != string(s.Audience) {
 			t.Errorf("Sample(%s) = step %q audience %q", s.Name, d.Step, d.Audience)
 		}
