@@ -1,8 +1,10 @@
-// Package web is the console's HTTP side: pages, forms, the live stream and
-// the dev mailbox. Every page is rendered on the server; every decision
-// about what a team may see or do is the router's, asked through
-// TeamService with the session's token.
-package web
+// Package httpport is the console's one port, its HTTP side: pages, forms,
+// the live stream and the dev mailbox, with the views they render
+// (templates/, static/, embedded). Every page is rendered on the server;
+// every decision about what a team may see or do is the router's, asked
+// through TeamService with the session's token, so the console has no use
+// case of its own (no internal/app): this port calls the router's.
+package httpport
 
 import (
 	"context"
