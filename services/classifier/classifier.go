@@ -2,11 +2,12 @@
 // feedback.received, classifies each item (topics, sentiment, urgency,
 // language, score bands, PII redaction) and publishes feedback.classified.
 //
-// The topic, urgency and sentiment part is a Classifier: Layered, the
+// What classifying one item means is package classify: Layered, the
 // configured rules (package rules) first, then the trained topic and
-// sentiment models (package model) where configured. A Pipeline completes
-// it with what needs no model. Rules and models are reloaded when their
-// files change.
+// sentiment models (package model) where configured, and a Pipeline that
+// completes it with what needs no model. The use case (a Received event in,
+// a Classified event out) is internal/app. This package wires them: it
+// loads the files, reloads them when they change, and consumes the bus.
 package classifier
 
 import (
@@ -30,18 +31,12 @@ import (
 	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/internal/app"
 	"github.com/feedloop/feedloop/services/classifier/internal/language"
 	"github.com/feedloop/feedloop/services/classifier/model"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 )
-
-// Classifier classifies one feedback item. Implementations must be safe for
-// concurrent use and return a new Classification on every call. An error
-// is treated as transient: the message is retried, then dead-lettered.
-type Classifier interface {
-	Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedloopv1.Classification, error)
-}
 
 // Durable is the name of the service's JetStream consumer; its dead letters
 // go to bus.DLQSubject(Durable).
@@ -153,7 +148,7 @@ func (c Config) models() []modelConfig {
 		out = append(out, modelConfig{variable: envTopicModel, path: c.TopicModel, check: func(*model.Model) error { return nil }})
 	}
 	if c.SentimentModel != "" {
-		out = append(out, modelConfig{variable: envSentimentModel, path: c.SentimentModel, check: CheckSentimentModel})
+		out = append(out, modelConfig{variable: envSentimentModel, path: c.SentimentModel, check: classify.CheckSentimentModel})
 	}
 	return out
 }
@@ -177,15 +172,15 @@ type Service struct {
 	rules     atomic.Pointer[rules.Classifier]
 	initial   []byte // the rules file content loaded by New
 	models    []*liveModel
-	topic     ModelSlot
-	sentiment ModelSlot
-	pipeline  *Pipeline
+	topic     classify.ModelSlot
+	sentiment classify.ModelSlot
+	pipeline  *classify.Pipeline
 }
 
 // liveModel is a configured model file and the slot it fills.
 type liveModel struct {
 	modelConfig
-	slot    *ModelSlot
+	slot    *classify.ModelSlot
 	initial []byte // the file content loaded by New
 }
 
@@ -213,7 +208,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, bus: infra.Bus, log: log, initial: data}
 	s.rules.Store(rc)
-	slots := map[string]*ModelSlot{envTopicModel: &s.topic, envSentimentModel: &s.sentiment}
+	slots := map[string]*classify.ModelSlot{envTopicModel: &s.topic, envSentimentModel: &s.sentiment}
 	for _, mc := range cfg.models() {
 		lm := &liveModel{modelConfig: mc, slot: slots[mc.variable]}
 		if lm.initial, err = os.ReadFile(mc.path); err != nil {
@@ -226,8 +221,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		lm.slot.Swap(m)
 		s.models = append(s.models, lm)
 	}
-	s.pipeline = &Pipeline{
-		Model: &Layered{
+	s.pipeline = &classify.Pipeline{
+		Model: &classify.Layered{
 			Rules:         liveRules{&s.rules},
 			Topic:         &s.topic,
 			Sentiment:     &s.sentiment,
@@ -236,7 +231,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		MinLanguageConfidence: cfg.LanguageMinConfidence,
 	}
 	if langs := cfg.languages(); len(langs) > 0 {
-		d, err := NewLanguageDetector(langs)
+		d, err := classify.NewLanguageDetector(langs)
 		if err != nil {
 			return nil, fmt.Errorf("classifier: CLASSIFIER_LANGUAGES: %w", err)
 		}
@@ -336,7 +331,8 @@ func (lm *liveModel) parse(data []byte) (*model.Model, error) {
 
 // reloadModel swaps in a changed model file, or keeps the model in force
 // when the new file is corrupt or unfit. Items being classified finish
-// with the model they started with (Layered reads the slot once per item).
+// with the model they started with (classify.Layered reads the slot once
+// per item).
 func (s *Service) reloadModel(ctx context.Context, lm *liveModel, data []byte) {
 	m, err := lm.parse(data)
 	if err != nil {

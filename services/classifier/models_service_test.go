@@ -20,6 +20,8 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
+	"github.com/feedloop/feedloop/services/classifier/internal/modeltest"
 	"github.com/feedloop/feedloop/services/classifier/model"
 )
 
@@ -57,7 +59,7 @@ func startWithModels(t *testing.T, topic, sentiment *model.Model, modify func(*c
 		mh.sentimentPath = filepath.Join(dir, "sentiment.model")
 		saveModel(t, sentiment, mh.sentimentPath)
 	}
-	mh.harness = startWith(t, modelRules, func(c *classifier.Config) {
+	mh.harness = startWith(t, modeltest.Rules, func(c *classifier.Config) {
 		c.TopicModel, c.SentimentModel = mh.topicPath, mh.sentimentPath
 		c.ModelPollInterval = 100 * time.Millisecond // the shortest Validate allows
 		c.Languages = nil
@@ -69,7 +71,7 @@ func startWithModels(t *testing.T, topic, sentiment *model.Model, modify func(*c
 }
 
 func TestModelClassificationsArePublished(t *testing.T) {
-	topic, sentiment := trainTopicModel(t, nil), trainSentimentModel(t)
+	topic, sentiment := modeltest.TrainTopic(t, nil), modeltest.TrainSentiment(t)
 	h := startWithModels(t, topic, sentiment, nil)
 	if h.svc.TopicModelVersion() != topic.Version() || h.svc.SentimentModelVersion() != sentiment.Version() {
 		t.Fatalf("versions in force %q, %q", h.svc.TopicModelVersion(), h.svc.SentimentModelVersion())
@@ -93,10 +95,10 @@ func TestModelClassificationsArePublished(t *testing.T) {
 
 	cls := classification(byModel)
 	if !slices.Equal(topics(cls), []string{"delivery"}) || cls.GetTopicSource() != feedloopv1.TopicSource_TOPIC_SOURCE_MODEL ||
-		!(cls.GetTopics()[0].GetConfidence() >= testThreshold && cls.GetTopics()[0].GetConfidence() < 1) {
+		!(cls.GetTopics()[0].GetConfidence() >= modeltest.Threshold && cls.GetTopics()[0].GetConfidence() < 1) {
 		t.Errorf("model topic: %v, source %v", cls.GetTopics(), cls.GetTopicSource())
 	}
-	if ev := evidence(cls); !slices.Contains(ev, "package") {
+	if ev := modeltest.Evidence(cls); !slices.Contains(ev, "package") {
 		t.Errorf("explanation = %q, want it to name \"package\"", ev)
 	}
 	if cls.GetSentiment() != feedloopv1.Sentiment_SENTIMENT_NEGATIVE || !(cls.GetSentimentConfidence() > 0 && cls.GetSentimentConfidence() < 1) {
@@ -123,8 +125,8 @@ var streamTexts = []string{
 }
 
 func TestModelHotReloadUnderLoad(t *testing.T) {
-	v1 := trainTopicModel(t, nil)
-	v2 := trainTopicModel(t, func(l string) string { return "v2-" + l })
+	v1 := modeltest.TrainTopic(t, nil)
+	v2 := modeltest.TrainTopic(t, func(l string) string { return "v2-" + l })
 	h := startWithModels(t, v1, nil, func(c *classifier.Config) { c.Concurrency = 4 })
 
 	// A steady stream of items, published until stop is closed.
@@ -246,7 +248,7 @@ func TestModelHotReloadUnderLoad(t *testing.T) {
 }
 
 func TestBadModelReplacementKeepsTheModelInForce(t *testing.T) {
-	topic, sentiment := trainTopicModel(t, nil), trainSentimentModel(t)
+	topic, sentiment := modeltest.TrainTopic(t, nil), modeltest.TrainSentiment(t)
 	h := startWithModels(t, topic, sentiment, nil)
 	wantVersion := "rules:m-1 topic:" + topic.Version() + " sentiment:" + sentiment.Version()
 	check := func(when string) {
@@ -261,7 +263,7 @@ func TestBadModelReplacementKeepsTheModelInForce(t *testing.T) {
 	}
 
 	// One flipped byte: the checksum catches it.
-	corrupt := modelBytes(t, trainTopicModel(t, func(l string) string { return "v2-" + l }))
+	corrupt := modelBytes(t, modeltest.TrainTopic(t, func(l string) string { return "v2-" + l }))
 	corrupt[len(corrupt)-10] ^= 0xff
 	writeFile(t, h.topicPath, string(corrupt))
 	testkit.Eventually(t, "topic reload failure logged", func() bool {
@@ -270,7 +272,7 @@ func TestBadModelReplacementKeepsTheModelInForce(t *testing.T) {
 	check("after a corrupt topic model")
 
 	// A valid model with the wrong labels for its slot.
-	replaceFile(t, h.sentimentPath, string(modelBytes(t, trainTopicModel(t, nil))))
+	replaceFile(t, h.sentimentPath, string(modelBytes(t, modeltest.TrainTopic(t, nil))))
 	testkit.Eventually(t, "sentiment reload failure logged", func() bool {
 		return h.logs.contains("model reload failed", "CLASSIFIER_SENTIMENT_MODEL", "not a sentiment model")
 	})
@@ -285,7 +287,7 @@ func TestBadModelReplacementKeepsTheModelInForce(t *testing.T) {
 	check("after bad sentiment models")
 
 	// After bad files, a good one is taken.
-	v2 := trainTopicModel(t, func(l string) string { return "v2-" + l })
+	v2 := modeltest.TrainTopic(t, func(l string) string { return "v2-" + l })
 	saveModel(t, v2, h.topicPath)
 	testkit.Eventually(t, "v2 in force", func() bool { return h.svc.TopicModelVersion() == v2.Version() })
 }
@@ -294,9 +296,9 @@ func TestNewRejectsBadModelFiles(t *testing.T) {
 	infra := &lifecycle.Infra{Bus: testkit.Bus(t)}
 	dir := t.TempDir()
 	rulesPath := filepath.Join(dir, "rules.yaml")
-	writeFile(t, rulesPath, modelRules)
+	writeFile(t, rulesPath, modeltest.Rules)
 	topicPath := filepath.Join(dir, "topic.model")
-	saveModel(t, trainTopicModel(t, nil), topicPath)
+	saveModel(t, modeltest.TrainTopic(t, nil), topicPath)
 	corruptPath := filepath.Join(dir, "corrupt.model")
 	writeFile(t, corruptPath, "FLMODEL\x00 not really")
 
@@ -308,7 +310,7 @@ func TestNewRejectsBadModelFiles(t *testing.T) {
 	}{
 		{"missing topic model", filepath.Join(dir, "nope.model"), "", "CLASSIFIER_TOPIC_MODEL", os.ErrNotExist},
 		{"corrupt topic model", corruptPath, "", "CLASSIFIER_TOPIC_MODEL " + corruptPath, model.ErrFormat},
-		{"topic model as sentiment model", "", topicPath, "CLASSIFIER_SENTIMENT_MODEL " + topicPath + `: not a sentiment model: labels "account"`, classifier.ErrSentimentLabels},
+		{"topic model as sentiment model", "", topicPath, "CLASSIFIER_SENTIMENT_MODEL " + topicPath + `: not a sentiment model: labels "account"`, classify.ErrSentimentLabels},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

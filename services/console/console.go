@@ -32,9 +32,9 @@ import (
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/tlsfiles"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/console/internal/httpport"
 	"github.com/feedloop/feedloop/services/console/internal/session"
 	"github.com/feedloop/feedloop/services/console/internal/sso"
-	"github.com/feedloop/feedloop/services/console/internal/web"
 	"github.com/feedloop/feedloop/services/notifier/preview"
 )
 
@@ -267,7 +267,7 @@ type Service struct {
 	conn    *grpc.ClientConn
 	lis     net.Listener
 	handler http.Handler
-	web     *web.Server
+	web     *httpport.Server
 }
 
 // New validates cfg, reads the session key and the templates, connects
@@ -311,7 +311,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("console: CONSOLE_TEAM_API_ADDR: %w", err)
 	}
 	s := &Service{cfg: cfg, log: log, conn: conn}
-	deps := web.Deps{
+	deps := httpport.Deps{
 		Team:      feedloopv1.NewTeamServiceClient(conn),
 		Health:    healthpb.NewHealthClient(conn),
 		Sealer:    sealer,
@@ -325,7 +325,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.Dev != nil {
 		deps.DevTokens = cfg.Dev.Tokens
 		if mb := cfg.Dev.Mailbox; mb != nil {
-			deps.Mailbox = func() []web.Mail { return convertMail(mb.Messages()) }
+			deps.Mailbox = func() []httpport.Mail { return convertMail(mb.Messages()) }
 		}
 	}
 	srvTLS := tlsfiles.Server{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile}
@@ -345,7 +345,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("console: %w", err)
 		}
 	}
-	s.web = web.New(deps)
+	s.web = httpport.New(deps)
 	s.handler = s.web.Handler()
 	log.Info("console ready", "url", s.URL(), "team_api", cfg.TeamAPIAddr, "dev", cfg.Dev != nil, "single_sign_on", cfg.OIDCIssuer)
 	return s, nil
@@ -400,10 +400,10 @@ func sessionKey(cfg Config) ([]byte, error) {
 	return key, nil
 }
 
-func convertMail(ms []Mail) []web.Mail {
-	out := make([]web.Mail, len(ms))
+func convertMail(ms []Mail) []httpport.Mail {
+	out := make([]httpport.Mail, len(ms))
 	for i, m := range ms {
-		out[i] = web.Mail{ID: m.ID, At: m.At, From: m.From, To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML}
+		out[i] = httpport.Mail{ID: m.ID, At: m.At, From: m.From, To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML}
 	}
 	return out
 }

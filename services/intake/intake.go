@@ -26,7 +26,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/access"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
 	"github.com/feedloop/feedloop/services/intake/internal/auth"
 	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 	"github.com/feedloop/feedloop/services/intake/internal/httpport"
@@ -166,7 +166,7 @@ type Service struct {
 	cfg      Config
 	infra    *lifecycle.Infra
 	log      *slog.Logger
-	acc      *accept.Acceptor
+	acc      *app.Acceptor
 	grpc     *grpcserver.Server
 	grpcLis  net.Listener
 	http     *http.Server
@@ -214,11 +214,11 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if err := s.openKeys(); err != nil {
 		return nil, err
 	}
-	metrics := accept.NewMetrics(otel.GetMeterProvider())
+	metrics := app.NewMetrics(otel.GetMeterProvider())
 	defaultLimit := access.Limit{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
 	limiter := ratelimit.New(infra.Redis, func(source string) access.Limit { return s.access().Limit(source, defaultLimit) })
-	s.acc = accept.New(s.idemKeys, infra.Bus, log, time.Now,
-		accept.WithMetrics(metrics), accept.WithLimiter(limiter))
+	s.acc = app.New(s.idemKeys, infra.Bus, log, time.Now,
+		app.WithMetrics(metrics), app.WithLimiter(limiter))
 
 	// grpcserver refuses a request that does not decode as InvalidArgument
 	// before these interceptors run (auth).
@@ -226,9 +226,9 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	var guard func(http.Handler) http.Handler
 	if s.keys != nil {
 		a := auth.New(func() *apikey.Set { return s.access().Keys }, time.Now, metrics.Unauthenticated)
-		unary, stream := auth.Interceptors("/"+feedloopv1.IntakeService_ServiceDesc.ServiceName+"/", a)
+		unary, stream := grpcport.AuthInterceptors("/"+feedloopv1.IntakeService_ServiceDesc.ServiceName+"/", a)
 		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
-		guard = func(h http.Handler) http.Handler { return auth.Middleware(a, h) }
+		guard = func(h http.Handler) http.Handler { return httpport.AuthMiddleware(a, h) }
 	}
 	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpcOpts...)
 	feedloopv1.RegisterIntakeServiceServer(s.grpc, grpcport.New(s.acc))

@@ -33,8 +33,8 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/teams"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
@@ -268,8 +268,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 
 	samples := map[string]any{}
-	for _, name := range notify.StepNames() {
-		samples[name] = notify.Sample(name)
+	for _, name := range steps.Names() {
+		samples[name] = steps.Sample(name)
 	}
 	tmpl, err := templates.Load(cfg.TemplatesDir, samples)
 	if err != nil {
@@ -304,7 +304,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 			Dedup:       dedup.New(infra.Redis, claimTTL, cfg.DedupTTL).Guarded(gate.ReadyKey()),
 			Publisher:   infra.Bus,
 			Log:         log,
-			Options:     notify.Options{StatusURL: cfg.StatusURL, CustomerRouted: cfg.CustomerRouted},
+			Options:     steps.Options{StatusURL: cfg.StatusURL, CustomerRouted: cfg.CustomerRouted},
 			Cap:         dailycap.New(infra.Redis, cfg.DedupTTL).Guarded(gate.ReadyKey()),
 			CapLimit:    cfg.CustomerDailyCap,
 			DigestDelay: cfg.DigestDelay,

@@ -31,7 +31,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
@@ -314,7 +314,7 @@ func TestCustomerAcknowledgedExactlyOnce(t *testing.T) {
 	if !h.signedOK {
 		t.Errorf("customer webhook signature %q does not verify", h.header.Get(webhook.HeaderSignature))
 	}
-	wantKey := notify.Delivery{FeedbackID: fid, Step: "received", Channel: "webhook", Recipient: "customer-webhook"}.IdempotencyKey()
+	wantKey := steps.Delivery{FeedbackID: fid, Step: "received", Channel: "webhook", Recipient: "customer-webhook"}.IdempotencyKey()
 	if got := h.header.Get("Idempotency-Key"); got != wantKey {
 		t.Errorf("Idempotency-Key = %q, want %q", got, wantKey)
 	}
@@ -338,7 +338,7 @@ func TestCustomerAcknowledgedExactlyOnce(t *testing.T) {
 	if m.From != "support@acme.example" {
 		t.Errorf("envelope from = %q", m.From)
 	}
-	emailKey := notify.Delivery{FeedbackID: fid, Step: "received", Channel: "email", Recipient: "ada@example.com"}.IdempotencyKey()
+	emailKey := steps.Delivery{FeedbackID: fid, Step: "received", Channel: "email", Recipient: "ada@example.com"}.IdempotencyKey()
 	if got := header.Get("Message-ID"); got != "<"+emailKey+"@acme.example>" {
 		t.Errorf("Message-ID = %q", got)
 	}

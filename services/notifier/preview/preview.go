@@ -3,7 +3,7 @@
 // the message its action will cause. It is the notifier's public contract
 // for that (a service may import another's public package, never its
 // internals), and it goes through the very code the notifier runs —
-// notify.Plan (steps, consent, data) and templates.Set.Render (locale
+// steps.Plan (steps, consent, data) and templates.Set.Render (locale
 // fallback) — so a preview cannot drift from the message.
 package preview
 
@@ -13,7 +13,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
 
@@ -44,8 +44,8 @@ type Renderer struct{ set *templates.Set }
 // does at start.
 func Load(dir string) (*Renderer, error) {
 	samples := map[string]any{}
-	for _, name := range notify.StepNames() {
-		samples[name] = notify.Sample(name)
+	for _, name := range steps.Names() {
+		samples[name] = steps.Sample(name)
 	}
 	set, err := templates.Load(dir, samples)
 	if err != nil {
@@ -65,13 +65,13 @@ func (r *Renderer) Render(ev *feedloopv1.Event, statusURL string) (Result, error
 	if sc == nil {
 		return Result{}, ErrUnsupported
 	}
-	dec, err := notify.Plan(bus.UpdatedSubject(sc.GetTeam()), ev, notify.Options{StatusURL: statusURL})
+	dec, err := steps.Plan(bus.UpdatedSubject(sc.GetTeam()), ev, steps.Options{StatusURL: statusURL})
 	if err != nil {
 		return Result{}, fmt.Errorf("preview: %w", err)
 	}
 	var res Result
 	for _, n := range dec.Notices {
-		if n.Audience != notify.AudienceCustomer {
+		if n.Audience != steps.AudienceCustomer {
 			continue
 		}
 		out, err := r.set.Render(n.Name, n.Locale, n.Data)
@@ -81,7 +81,7 @@ func (r *Renderer) Render(ev *feedloopv1.Event, statusURL string) (Result, error
 		res.Messages = append(res.Messages, Message{Step: n.Name, Locale: out.Locale, Subject: out.Subject, Text: out.Text, HTML: out.HTML})
 	}
 	for _, s := range dec.Skipped {
-		if s.Step.Audience == notify.AudienceCustomer {
+		if s.Step.Audience == steps.AudienceCustomer {
 			res.Skipped = append(res.Skipped, s.Reason)
 		}
 	}

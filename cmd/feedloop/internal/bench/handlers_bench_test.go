@@ -2,7 +2,7 @@ package bench_test
 
 // Benchmarks of each stage's handler. The services' handlers are internal
 // to their modules, so the pure cores are measured through their public
-// packages (classifier.Pipeline, routing.Tree) and each service as a whole
+// packages (classify.Pipeline, routing.Tree) and each service as a whole
 // through its public New/Run on an embedded NATS and a real Redis: the
 // stage drains b.N events prepared before the timer starts, so ns/op is
 // the service's cost per event with its consumer, publishes and Redis
@@ -34,6 +34,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/notifier"
@@ -57,11 +58,11 @@ func BenchmarkClassify(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := classifier.DefaultConfig()
-	lang, err := classifier.NewLanguageDetector(cfg.Languages)
+	lang, err := classify.NewLanguageDetector(cfg.Languages)
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &classifier.Pipeline{Model: rc, Language: lang, MinLanguageConfidence: cfg.LanguageMinConfidence}
+	p := &classify.Pipeline{Model: rc, Language: lang, MinLanguageConfidence: cfg.LanguageMinConfidence}
 	fb := feedback(0)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
@@ -80,7 +80,7 @@ func BuildPayloads(ctx context.Context, examples string) (*Payloads, error) {
 	fb.Id = bus.DeriveID("feedback", fb.GetSource(), fb.GetExternalId())
 	now := time.Now().UTC()
 	fb.ReceivedAt, fb.OccurredAt = timestamppb.New(now), timestamppb.New(now)
-	cls, err := (&classifier.Pipeline{Model: rc}).Classify(ctx, fb)
+	cls, err := (&classify.Pipeline{Model: rc}).Classify(ctx, fb)
 	if err != nil {
 		return nil, fmt.Errorf("bench: classify: %w", err)
 	}

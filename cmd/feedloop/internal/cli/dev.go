@@ -15,7 +15,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/natsauth"
 	"github.com/feedloop/feedloop/pkg/telemetry"
-	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/model"
 	"github.com/feedloop/feedloop/services/intake/access"
 )
@@ -231,7 +231,7 @@ func checkModels(topic, sentiment string) error {
 		check      func(*model.Model) error
 	}{
 		{"--topic-model", topic, func(*model.Model) error { return nil }},
-		{"--sentiment-model", sentiment, classifier.CheckSentimentModel},
+		{"--sentiment-model", sentiment, classify.CheckSentimentModel},
 	} {
 		if m.path == "" {
 			continue

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/classifier"
+	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
@@ -175,7 +175,7 @@ func (o *rulesTestOpts) run(cmd *cobra.Command, file string) error {
 			return err
 		}
 	default:
-		var model classifier.Classifier = noTopics{}
+		var model classify.Classifier = noTopics{}
 		if o.rules != "" {
 			rc, err := rules.Load(o.rules)
 			if err != nil {
@@ -183,7 +183,7 @@ func (o *rulesTestOpts) run(cmd *cobra.Command, file string) error {
 			}
 			model = rc
 		}
-		p := &classifier.Pipeline{Model: model}
+		p := &classify.Pipeline{Model: model}
 		if cls, err = p.Classify(cmd.Context(), fb); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// Classifier classifies one feedback item (see the classifier package).
+// Classifier classifies one feedback item (classify.Pipeline in the service).
 type Classifier interface {
 	Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedloopv1.Classification, error)
 }

@@ -1,7 +1,8 @@
-// Package auth authenticates submissions by API key: "authorization:
-// Bearer <key>" on gRPC (interceptors, grpc.go) and HTTP (middleware,
-// http.go). A known, live key puts its accept.Caller in the context; the use
-// case then refuses items for any other source.
+// Package auth authenticates submissions by API key: the value of an
+// "authorization: Bearer <key>" header, whichever transport carried it. A
+// known, live key gives a Caller, which the gRPC and HTTP ports put in the
+// context (and answer a refusal in their own terms); the use case then
+// refuses items for any other source.
 package auth
 
 import (
@@ -11,8 +12,30 @@ import (
 	"time"
 
 	"github.com/feedloop/feedloop/pkg/apikey"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
 )
+
+// Caller is who submits, as authenticated by an API key. A context without
+// a Caller is an unauthenticated submission (no keys file, or NATS, whose
+// permissions already bind a source's user to its subject).
+type Caller struct {
+	// Source is the only source the caller may submit for.
+	Source string
+	// Key is the name of the caller's key, for logs.
+	Key string
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller of ctx, if authenticated.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
 
 // Authenticator checks keys against the set in force.
 type Authenticator struct {
@@ -28,13 +51,14 @@ func New(keys func() *apikey.Set, now func() time.Time, refused func(ctx context
 	return &Authenticator{keys: keys, now: now, refused: refused}
 }
 
-// errMissing: no authorization at all.
-var errMissing = errors.New("missing API key")
+// ErrMissing: no authorization at all.
+var ErrMissing = errors.New("missing API key")
 
-// authenticate returns the caller of an authorization value (present is
-// false when there is none). The errors are the messages callers see: they
-// say what to fix without revealing anything about other keys.
-func (a *Authenticator) authenticate(ctx context.Context, value string, present bool, header string) (accept.Caller, error) {
+// Authenticate returns the caller of an authorization value (present is
+// false when there is none); header is its name as the transport spells it,
+// for the messages. The errors are the messages callers see: they say what
+// to fix without revealing anything about other keys.
+func (a *Authenticator) Authenticate(ctx context.Context, value string, present bool, header string) (Caller, error) {
 	c, err := a.check(value, present, header)
 	if err != nil && a.refused != nil {
 		a.refused(ctx)
@@ -42,22 +66,22 @@ func (a *Authenticator) authenticate(ctx context.Context, value string, present 
 	return c, err
 }
 
-func (a *Authenticator) check(value string, present bool, header string) (accept.Caller, error) {
+func (a *Authenticator) check(value string, present bool, header string) (Caller, error) {
 	if !present {
-		return accept.Caller{}, fmt.Errorf("%w: send %q", errMissing, header+": Bearer <API key>")
+		return Caller{}, fmt.Errorf("%w: send %q", ErrMissing, header+": Bearer <API key>")
 	}
 	secret, ok := apikey.Bearer(value)
 	if !ok {
-		return accept.Caller{}, fmt.Errorf("%s: want %q", header, "Bearer <API key>")
+		return Caller{}, fmt.Errorf("%s: want %q", header, "Bearer <API key>")
 	}
 	e, err := a.keys().Lookup(secret, a.now())
 	switch {
 	case errors.Is(err, apikey.ErrUnknown):
-		return accept.Caller{}, errors.New("unknown API key")
+		return Caller{}, errors.New("unknown API key")
 	case errors.Is(err, apikey.ErrExpired), errors.Is(err, apikey.ErrRevoked):
-		return accept.Caller{}, fmt.Errorf("API key refused: %w; ask for a new one", err)
+		return Caller{}, fmt.Errorf("API key refused: %w; ask for a new one", err)
 	case err != nil:
-		return accept.Caller{}, fmt.Errorf("API key refused: %w", err)
+		return Caller{}, fmt.Errorf("API key refused: %w", err)
 	}
-	return accept.Caller{Source: e.Scope, Key: e.Name}, nil
+	return Caller{Source: e.Scope, Key: e.Name}, nil
 }

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
 	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
@@ -33,11 +33,11 @@ const batchParallelism = 16
 // Server implements feedloopv1.IntakeServiceServer.
 type Server struct {
 	feedloopv1.UnimplementedIntakeServiceServer
-	acc *accept.Acceptor
+	acc *app.Acceptor
 }
 
 // New returns a Server on acc.
-func New(acc *accept.Acceptor) *Server { return &Server{acc: acc} }
+func New(acc *app.Acceptor) *Server { return &Server{acc: acc} }
 
 // Submit accepts one item.
 func (s *Server) Submit(ctx context.Context, req *feedloopv1.SubmitRequest) (*feedloopv1.SubmitResponse, error) {
@@ -57,14 +57,14 @@ func (s *Server) Submit(ctx context.Context, req *feedloopv1.SubmitRequest) (*fe
 func (s *Server) SubmitBatch(ctx context.Context, req *feedloopv1.SubmitBatchRequest) (*feedloopv1.SubmitBatchResponse, error) {
 	items := req.GetItems()
 	if len(items) > MaxBatch {
-		return nil, Status(accept.Invalid([]validate.Violation{{
+		return nil, Status(app.Invalid([]validate.Violation{{
 			Field:       "items",
 			Description: fmt.Sprintf("must have at most %d items, got %d", MaxBatch, len(items)),
 		}}))
 	}
 	perSource := map[string]int{}
 	for _, fb := range items {
-		perSource[accept.Budget(ctx, fb.GetSource())]++
+		perSource[app.Budget(ctx, fb.GetSource())]++
 	}
 	sources := make([]string, 0, len(perSource))
 	for src := range perSource {
@@ -95,15 +95,15 @@ func (s *Server) result(ctx context.Context, fb *feedloopv1.Feedback) *feedloopv
 	switch {
 	case err == nil:
 		return &feedloopv1.SubmitResult{FeedbackId: res.FeedbackID, Duplicate: res.Duplicate}
-	case errors.Is(err, accept.ErrInvalid):
-		vs := accept.Violations(err)
+	case errors.Is(err, app.ErrInvalid):
+		vs := app.Violations(err)
 		out := make([]*feedloopv1.FieldViolation, len(vs))
 		for i, v := range vs {
 			out[i] = &feedloopv1.FieldViolation{Field: v.Field, Description: v.Description}
 		}
 		return &feedloopv1.SubmitResult{Violations: out}
-	case errors.Is(err, accept.ErrForbidden):
-		v, _ := accept.Forbidden(err)
+	case errors.Is(err, app.ErrForbidden):
+		v, _ := app.Forbidden(err)
 		return &feedloopv1.SubmitResult{Violations: []*feedloopv1.FieldViolation{{Field: v.Field, Description: v.Description}}}
 	default:
 		return &feedloopv1.SubmitResult{Error: err.Error()}
@@ -113,8 +113,8 @@ func (s *Server) result(ctx context.Context, fb *feedloopv1.Feedback) *feedloopv
 // Status maps a use-case error to a gRPC status error.
 func Status(err error) error {
 	switch {
-	case errors.Is(err, accept.ErrInvalid):
-		vs := accept.Violations(err)
+	case errors.Is(err, app.ErrInvalid):
+		vs := app.Violations(err)
 		br := &errdetails.BadRequest{}
 		for _, v := range vs {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
@@ -124,17 +124,17 @@ func Status(err error) error {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		return st.Err()
-	case errors.Is(err, accept.ErrForbidden):
-		v, _ := accept.Forbidden(err)
+	case errors.Is(err, app.ErrForbidden):
+		v, _ := app.Forbidden(err)
 		return withDetails(codes.PermissionDenied, err.Error(), &errdetails.BadRequest{
 			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: v.Field, Description: v.Description}},
 		})
-	case errors.Is(err, accept.ErrLimited):
-		if d, _ := accept.RetryAfter(err); d > 0 {
+	case errors.Is(err, app.ErrLimited):
+		if d, _ := app.RetryAfter(err); d > 0 {
 			return withDetails(codes.ResourceExhausted, err.Error(), &errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
 		}
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, accept.ErrUnavailable):
+	case errors.Is(err, app.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())

@@ -9,19 +9,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
 	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
 func TestStatus(t *testing.T) {
-	forbidden := &accept.ForbiddenError{Violation: validate.Violation{Field: "feedback.source", Description: "not yours"}}
+	forbidden := &app.ForbiddenError{Violation: validate.Violation{Field: "feedback.source", Description: "not yours"}}
 	for _, tc := range []struct {
 		err   error
 		code  codes.Code
 		check func(t *testing.T, st *status.Status)
 	}{
-		{accept.Invalid([]validate.Violation{{Field: "feedback.nps", Description: "too big"}}), codes.InvalidArgument, func(t *testing.T, st *status.Status) {
+		{app.Invalid([]validate.Violation{{Field: "feedback.nps", Description: "too big"}}), codes.InvalidArgument, func(t *testing.T, st *status.Status) {
 			if br, ok := st.Details()[0].(*errdetails.BadRequest); !ok || br.GetFieldViolations()[0].GetField() != "feedback.nps" {
 				t.Errorf("details = %v", st.Details())
 			}
@@ -31,17 +31,17 @@ func TestStatus(t *testing.T) {
 				t.Errorf("details = %v", st.Details())
 			}
 		}},
-		{&accept.LimitedError{Source: "crm", RetryAfter: 1500 * time.Millisecond, N: 1, Burst: 5}, codes.ResourceExhausted, func(t *testing.T, st *status.Status) {
+		{&app.LimitedError{Source: "crm", RetryAfter: 1500 * time.Millisecond, N: 1, Burst: 5}, codes.ResourceExhausted, func(t *testing.T, st *status.Status) {
 			if ri, ok := st.Details()[0].(*errdetails.RetryInfo); !ok || ri.GetRetryDelay().AsDuration() != 1500*time.Millisecond {
 				t.Errorf("details = %v, want RetryInfo of 1.5s", st.Details())
 			}
 		}},
-		{&accept.LimitedError{Source: "crm", N: 9, Burst: 5}, codes.ResourceExhausted, func(t *testing.T, st *status.Status) {
+		{&app.LimitedError{Source: "crm", N: 9, Burst: 5}, codes.ResourceExhausted, func(t *testing.T, st *status.Status) {
 			if len(st.Details()) != 0 {
 				t.Errorf("details = %v, want no RetryInfo: waiting cannot help", st.Details())
 			}
 		}},
-		{fmt.Errorf("%w: nats down", accept.ErrUnavailable), codes.Unavailable, nil},
+		{fmt.Errorf("%w: nats down", app.ErrUnavailable), codes.Unavailable, nil},
 	} {
 		st := status.Convert(grpcport.Status(tc.err))
 		if st.Code() != tc.code || st.Message() != tc.err.Error() {

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
 	"github.com/feedloop/feedloop/services/intake/validate"
 )
 
@@ -47,7 +47,7 @@ type Options struct {
 }
 
 // Handler returns the HTTP handler, traced with otelhttp.
-func Handler(acc *accept.Acceptor, o Options) http.Handler {
+func Handler(acc *app.Acceptor, o Options) http.Handler {
 	h := &handler{acc: acc, o: o}
 	mux := http.NewServeMux()
 	var submit http.Handler = http.HandlerFunc(h.submit)
@@ -83,7 +83,7 @@ func routed(mux *http.ServeMux) http.Handler {
 }
 
 type handler struct {
-	acc *accept.Acceptor
+	acc *app.Acceptor
 	o   Options
 }
 
@@ -129,21 +129,21 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 	res, err := h.acc.AdmitSubmit(ctx, fb)
 	switch {
 	case err == nil:
-	case errors.Is(err, accept.ErrInvalid):
-		writeError(w, http.StatusBadRequest, accept.ErrInvalid.Error(), accept.Violations(err))
+	case errors.Is(err, app.ErrInvalid):
+		writeError(w, http.StatusBadRequest, app.ErrInvalid.Error(), app.Violations(err))
 		return
-	case errors.Is(err, accept.ErrForbidden):
-		v, _ := accept.Forbidden(err)
-		writeError(w, http.StatusForbidden, accept.ErrForbidden.Error(), []validate.Violation{v})
+	case errors.Is(err, app.ErrForbidden):
+		v, _ := app.Forbidden(err)
+		writeError(w, http.StatusForbidden, app.ErrForbidden.Error(), []validate.Violation{v})
 		return
-	case errors.Is(err, accept.ErrLimited):
-		d, _ := accept.RetryAfter(err)
+	case errors.Is(err, app.ErrLimited):
+		d, _ := app.RetryAfter(err)
 		// Whole seconds, rounded up: a client waiting what it is told must
 		// be let through.
 		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, err.Error(), nil)
 		return
-	case errors.Is(err, accept.ErrUnavailable):
+	case errors.Is(err, app.ErrUnavailable):
 		h.o.Log.WarnContext(ctx, "intake: http submit failed", "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)

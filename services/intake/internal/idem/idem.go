@@ -28,6 +28,14 @@ import (
 // permissions (pkg/natsauth) name it.
 const replayConsumer = bus.ConsumerIntakeReplay
 
+// Prefetch is a Lookup answered ahead of the submission it is for (with
+// the rate limit, ratelimit.Limiter.AllowLookup).
+type Prefetch struct {
+	FeedbackID string
+	Found      bool
+	Err        error
+}
+
 // Store keeps the keys in Redis with a TTL.
 type Store struct {
 	rdb *redis.Client

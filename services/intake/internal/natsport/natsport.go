@@ -11,7 +11,7 @@ import (
 	"log/slog"
 
 	"github.com/feedloop/feedloop/pkg/bus"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
+	"github.com/feedloop/feedloop/services/intake/internal/app"
 	"github.com/feedloop/feedloop/services/intake/internal/decode"
 	"github.com/feedloop/feedloop/services/intake/validate"
 )
@@ -31,11 +31,11 @@ func ConsumerConfig(concurrency int) bus.ConsumerConfig {
 }
 
 // Handler returns the bus handler for submissions.
-func Handler(acc *accept.Acceptor, log *slog.Logger) bus.Handler {
+func Handler(acc *app.Acceptor, log *slog.Logger) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
 		fb, vs := decode.Feedback(m.Data)
 		if len(vs) > 0 {
-			return bus.Permanent(fmt.Errorf("submission on %s: %w", m.Subject, accept.Invalid(vs)))
+			return bus.Permanent(fmt.Errorf("submission on %s: %w", m.Subject, app.Invalid(vs)))
 		}
 		// The subject names the source, so a system may leave it out of the
 		// payload; when both are given they must agree, or one system could
@@ -46,7 +46,7 @@ func Handler(acc *accept.Acceptor, log *slog.Logger) bus.Handler {
 			fb.Source = src
 		case src:
 		default:
-			return bus.Permanent(fmt.Errorf("submission on %s: %w", m.Subject, accept.Invalid([]validate.Violation{{
+			return bus.Permanent(fmt.Errorf("submission on %s: %w", m.Subject, app.Invalid([]validate.Violation{{
 				Field:       validate.Prefix + ".source",
 				Description: fmt.Sprintf("must match the subject's source %q or be empty, got %q", src, fb.GetSource()),
 			}})))
@@ -56,7 +56,7 @@ func Handler(acc *accept.Acceptor, log *slog.Logger) bus.Handler {
 		case err == nil:
 			log.DebugContext(ctx, "intake: nats submission handled", "subject", m.Subject, "feedback_id", res.FeedbackID, "duplicate", res.Duplicate)
 			return nil
-		case errors.Is(err, accept.ErrInvalid):
+		case errors.Is(err, app.ErrInvalid):
 			return bus.Permanent(fmt.Errorf("submission on %s: %w", m.Subject, err))
 		default:
 			// Redis or the bus is down: retry with backoff.

@@ -13,9 +13,17 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/redisx"
 	"github.com/feedloop/feedloop/services/intake/access"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
 )
+
+// Decision is a Limiter's answer.
+type Decision struct {
+	Allowed bool
+	// RetryAfter is how long until the same request would be allowed.
+	RetryAfter time.Duration
+	// Burst is the most one request may take; 0 when there is no limit.
+	Burst int
+}
 
 // Limiter limits each source to its access.Limit.
 type Limiter struct {
@@ -45,7 +53,7 @@ func Burst(l access.Limit) int {
 }
 
 // Allow takes n units of source's budget if they are there.
-func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decision, error) {
+func (l *Limiter) Allow(ctx context.Context, source string, n int) (Decision, error) {
 	return l.allow(ctx, l.rl, source, n)
 }
 
@@ -55,7 +63,7 @@ func (l *Limiter) Allow(ctx context.Context, source string, n int) (accept.Decis
 // over the burst nothing is sent, since it is refused whatever the key.
 // err is the limiter's (the caller fails open on it); the lookup's own
 // failure is in the Prefetch.
-func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (d accept.Decision, pre accept.Prefetch, err error) {
+func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source, externalID string) (d Decision, pre idem.Prefetch, err error) {
 	var get *redis.StringCmd
 	pb := &piggyback{UniversalClient: l.rdb, batch: l.batch, queue: func(p redis.Pipeliner) { get = idem.QueueLookup(ctx, p, source, externalID) }}
 	d, err = l.allow(ctx, redis_rate.NewLimiter(pb), budget, n)
@@ -70,20 +78,20 @@ func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source,
 	return d, pre, err
 }
 
-func (l *Limiter) allow(ctx context.Context, rl *redis_rate.Limiter, source string, n int) (accept.Decision, error) {
+func (l *Limiter) allow(ctx context.Context, rl *redis_rate.Limiter, source string, n int) (Decision, error) {
 	lim := l.limit(source)
 	if lim.Rate.IsZero() {
-		return accept.Decision{Allowed: true}, nil
+		return Decision{Allowed: true}, nil
 	}
 	burst := Burst(lim)
 	if n > burst {
-		return accept.Decision{Burst: burst}, nil
+		return Decision{Burst: burst}, nil
 	}
 	res, err := rl.AllowN(ctx, Key(source), redis_rate.Limit{Rate: lim.Rate.N, Burst: burst, Period: lim.Rate.Per}, n)
 	if err != nil {
-		return accept.Decision{}, fmt.Errorf("ratelimit: %s: %w", source, err)
+		return Decision{}, fmt.Errorf("ratelimit: %s: %w", source, err)
 	}
-	d := accept.Decision{Allowed: res.Allowed >= n, Burst: burst}
+	d := Decision{Allowed: res.Allowed >= n, Burst: burst}
 	if !d.Allowed {
 		d.RetryAfter = max(res.RetryAfter, time.Millisecond)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/testkit"
 	"github.com/feedloop/feedloop/services/intake/access"
-	"github.com/feedloop/feedloop/services/intake/internal/accept"
 	"github.com/feedloop/feedloop/services/intake/internal/idem"
 	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 )
@@ -93,7 +92,7 @@ func TestBurstDefaultsToOnePeriod(t *testing.T) {
 	}
 }
 
-func mustAllow(t *testing.T, l *ratelimit.Limiter, source string, n int) accept.Decision {
+func mustAllow(t *testing.T, l *ratelimit.Limiter, source string, n int) ratelimit.Decision {
 	t.Helper()
 	d, err := l.Allow(t.Context(), source, n)
 	if err != nil {
@@ -118,7 +117,7 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	n.Take()
 
 	d, pre, err := l.AllowLookup(ctx, "helpdesk", 1, "helpdesk", "known")
-	if err != nil || !d.Allowed || pre != (accept.Prefetch{FeedbackID: "fb-1", Found: true}) {
+	if err != nil || !d.Allowed || pre != (idem.Prefetch{FeedbackID: "fb-1", Found: true}) {
 		t.Fatalf("known key = %+v, %+v, %v; want allowed and found", d, pre, err)
 	}
 	if rt, cmds := n.Take(); rt != 1 || cmds != 2 {
@@ -128,7 +127,7 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	// A missing key (redis.Nil in the pipeline) keeps the connection.
 	dials := n.Dials()
 	for i := range 5 {
-		if _, pre, err := l.AllowLookup(ctx, "web", 1, "web", fmt.Sprint("missing-", i)); err != nil || pre != (accept.Prefetch{}) {
+		if _, pre, err := l.AllowLookup(ctx, "web", 1, "web", fmt.Sprint("missing-", i)); err != nil || pre != (idem.Prefetch{}) {
 			t.Fatalf("missing key = %+v, %v", pre, err)
 		}
 	}
@@ -143,7 +142,7 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	}
 	n.Take()
 	d, pre, err = l.AllowLookup(ctx, "helpdesk", 1, "helpdesk", "new")
-	if err != nil || !d.Allowed || pre != (accept.Prefetch{}) {
+	if err != nil || !d.Allowed || pre != (idem.Prefetch{}) {
 		t.Fatalf("after SCRIPT FLUSH = %+v, %+v, %v; want allowed, not found", d, pre, err)
 	}
 	if rt, _ := n.Take(); rt != 2 {

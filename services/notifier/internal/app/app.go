@@ -21,8 +21,8 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
 
@@ -43,7 +43,7 @@ type Handler struct {
 	Publisher  Publisher
 	Log        *slog.Logger
 	// Options shape the notices (status links, the optional routed note).
-	Options notify.Options
+	Options steps.Options
 	// Cap holds customer messages over CapLimit per customer and UTC day
 	// for the digest; nil or CapLimit 0: no cap.
 	Cap      *dailycap.Store
@@ -74,7 +74,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 	if err != nil {
 		return err
 	}
-	dec, err := notify.Plan(m.Subject, ev, h.Options)
+	dec, err := steps.Plan(m.Subject, ev, h.Options)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -93,7 +93,7 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 			continue
 		}
 		var counted *capRecord
-		if n.Audience == notify.AudienceCustomer {
+		if n.Audience == steps.AudienceCustomer {
 			held, rec, err := h.admit(ctx, n)
 			if err != nil {
 				h.Log.WarnContext(ctx, "notification not admitted", "feedback_id", n.FeedbackID, "step", n.Name, "err", err)
@@ -139,8 +139,8 @@ func (h *Handler) Handle(ctx context.Context, m *bus.Msg) error {
 // that whenever Redis loses the mark (a flush, a failover) the record is
 // either in the stream already, where a rebuild finds it, or the mark is
 // written after the loss and survives it.
-func (h *Handler) deliver(ctx context.Context, n notify.Notice, t recipients.Target, counted *capRecord, r *rendering) error {
-	d := notify.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: t.Channel, Recipient: t.Recipient}
+func (h *Handler) deliver(ctx context.Context, n steps.Notice, t recipients.Target, counted *capRecord, r *rendering) error {
+	d := steps.Delivery{FeedbackID: n.FeedbackID, Step: n.Name, Scope: n.Scope, Channel: t.Channel, Recipient: t.Recipient}
 	claim, err := h.Dedup.Claim(ctx, d.Key())
 	if err != nil {
 		return err
@@ -206,7 +206,7 @@ type rendering struct {
 	err  error
 }
 
-func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Delivery, rd *rendering) (channel.Message, error) {
+func (h *Handler) message(n steps.Notice, t recipients.Target, d steps.Delivery, rd *rendering) (channel.Message, error) {
 	if !rd.done {
 		rd.r, rd.err = h.Templates.Render(n.Name, n.Locale, n.Data)
 		rd.done = true
@@ -231,10 +231,10 @@ func (h *Handler) message(n notify.Notice, t recipients.Target, d notify.Deliver
 // publish records the delivery of n to t, caused by event cause, as a
 // Notified event; a digest records one per message it stands for, each
 // under that message's feedback item and cause.
-func (h *Handler) publish(ctx context.Context, n notify.Notice, t recipients.Target, d notify.Delivery, cause string, counted *capRecord) error {
+func (h *Handler) publish(ctx context.Context, n steps.Notice, t recipients.Target, d steps.Delivery, cause string, counted *capRecord) error {
 	covers := n.Covers
 	if len(covers) == 0 {
-		covers = []notify.Covered{{FeedbackID: n.FeedbackID, Team: n.Team, CauseEventID: cause}}
+		covers = []steps.Covered{{FeedbackID: n.FeedbackID, Team: n.Team, CauseEventID: cause}}
 	}
 	for _, c := range covers {
 		ev := &feedloopv1.Event{

@@ -23,8 +23,8 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
 
@@ -49,8 +49,8 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	samples := map[string]any{}
-	for _, n := range notify.StepNames() {
-		samples[n] = notify.Sample(n)
+	for _, n := range steps.Names() {
+		samples[n] = steps.Sample(n)
 	}
 	set, err := templates.Load(filepath.Join("..", "..", "..", "..", "deploy", "examples", "templates"), samples)
 	if err != nil {
@@ -83,7 +83,7 @@ func receivedMsg(t *testing.T, id, fid string) *bus.Msg {
 }
 
 func key(fid string) string {
-	return notify.Delivery{FeedbackID: fid, Step: "received", Channel: "webhook", Recipient: recipients.CustomerWebhook}.Key()
+	return steps.Delivery{FeedbackID: fid, Step: "received", Channel: "webhook", Recipient: recipients.CustomerWebhook}.Key()
 }
 
 // A claim held by another replica means "in flight": retry later, send nothing.
@@ -170,8 +170,8 @@ func TestDigestInFlightElsewhereIsLeftThenRetired(t *testing.T) {
 	if n := f.hits.Load(); n != 1 {
 		t.Fatalf("webhook got %d requests, want 1 (cap 1, the second held)", n)
 	}
-	digest := notify.Delivery{
-		FeedbackID: notify.DigestID("2025-03-14", notify.CapIdentity(notify.Customer{ID: "c1"})),
+	digest := steps.Delivery{
+		FeedbackID: steps.DigestID("2025-03-14", steps.CapIdentity(steps.Customer{ID: "c1"})),
 		Step:       "digest", Channel: "webhook", Recipient: recipients.CustomerWebhook,
 	}
 	other, err := f.store.Claim(ctx, digest.Key())

@@ -16,7 +16,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/dailycap"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 // digestBatch bounds the digests one tick sends; the rest wait a tick.
@@ -25,15 +25,15 @@ const digestBatch = 100
 // held is a customer message held back by the daily cap, as stored until
 // its digest: rendered when held, in the customer's locale.
 type held struct {
-	Notice     string          `json:"notice"`
-	FeedbackID string          `json:"feedback_id"`
-	Name       string          `json:"name"`
-	Team       string          `json:"team,omitempty"`
-	Cause      string          `json:"cause"`
-	Subject    string          `json:"subject"`
-	Text       string          `json:"text"`
-	Customer   notify.Customer `json:"customer"`
-	At         time.Time       `json:"at"`
+	Notice     string         `json:"notice"`
+	FeedbackID string         `json:"feedback_id"`
+	Name       string         `json:"name"`
+	Team       string         `json:"team,omitempty"`
+	Cause      string         `json:"cause"`
+	Subject    string         `json:"subject"`
+	Text       string         `json:"text"`
+	Customer   steps.Customer `json:"customer"`
+	At         time.Time      `json:"at"`
 }
 
 func (h *Handler) capped() bool { return h.Cap != nil && h.CapLimit > 0 }
@@ -45,13 +45,13 @@ type capRecord struct{ notice, day, customer string }
 // admit applies the daily cap to customer notice n: false to send it now
 // (with its admission when it counted towards the cap), true when it was
 // held for the digest.
-func (h *Handler) admit(ctx context.Context, n notify.Notice) (bool, *capRecord, error) {
-	who := notify.CapIdentity(n.Data.Customer)
+func (h *Handler) admit(ctx context.Context, n steps.Notice) (bool, *capRecord, error) {
+	who := steps.CapIdentity(n.Data.Customer)
 	if !h.capped() || who == "" {
 		return false, nil, nil
 	}
 	now := h.now()
-	dec, err := h.Cap.Admit(ctx, n.NoticeKey(), who, notify.Day(now), h.CapLimit)
+	dec, err := h.Cap.Admit(ctx, n.NoticeKey(), who, steps.Day(now), h.CapLimit)
 	if err != nil {
 		return false, nil, err
 	}
@@ -70,7 +70,7 @@ func (h *Handler) admit(ctx context.Context, n notify.Notice) (bool, *capRecord,
 		return false, nil, bus.Permanent(fmt.Errorf("encode held message: %w", err))
 	}
 	batch := dailycap.Batch{Day: dec.Day, Customer: who}
-	due := notify.DigestDueAt(dec.Day, h.DigestDelay)
+	due := steps.DigestDueAt(dec.Day, h.DigestDelay)
 	if err := h.Cap.Hold(ctx, batch, n.NoticeKey(), b, due); err != nil {
 		return false, nil, err
 	}
@@ -109,7 +109,7 @@ func (h *Handler) SendDigests(ctx context.Context) error {
 	var errs []error
 	for _, b := range due {
 		if err := h.sendDigest(ctx, b); err != nil && !errors.Is(err, ErrInFlight) {
-			errs = append(errs, fmt.Errorf("digest %s: %w", notify.DigestID(b.Day, b.Customer), err))
+			errs = append(errs, fmt.Errorf("digest %s: %w", steps.DigestID(b.Day, b.Customer), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -173,9 +173,9 @@ func (h *Handler) sendDigest(ctx context.Context, b dailycap.Batch) (err error) 
 
 // digestNotice is the digest of b's held items, oldest first, addressed as
 // the latest of them was; false when there is nothing to send.
-func digestNotice(b dailycap.Batch, items []held) (notify.Notice, bool) {
+func digestNotice(b dailycap.Batch, items []held) (steps.Notice, bool) {
 	if len(items) == 0 {
-		return notify.Notice{}, false
+		return steps.Notice{}, false
 	}
 	sort.Slice(items, func(i, j int) bool {
 		if !items[i].At.Equal(items[j].At) {
@@ -184,22 +184,22 @@ func digestNotice(b dailycap.Batch, items []held) (notify.Notice, bool) {
 		return items[i].Notice < items[j].Notice
 	})
 	last := items[len(items)-1]
-	spec, _ := notify.SpecNamed(notify.StepDigest)
-	id := notify.DigestID(b.Day, b.Customer)
-	n := notify.Notice{
+	spec, _ := steps.SpecNamed(steps.StepDigest)
+	id := steps.DigestID(b.Day, b.Customer)
+	n := steps.Notice{
 		Spec:         spec,
 		FeedbackID:   id,
 		CauseEventID: id,
 		Locale:       last.Customer.Locale,
-		Data: notify.Data{
+		Data: steps.Data{
 			Step:     spec.Name,
 			Audience: string(spec.Audience),
 			Customer: last.Customer,
 		},
 	}
 	for _, it := range items {
-		n.Data.Digest = append(n.Data.Digest, notify.DigestItem{FeedbackID: it.FeedbackID, Step: it.Name, Subject: it.Subject, Text: it.Text})
-		n.Covers = append(n.Covers, notify.Covered{FeedbackID: it.FeedbackID, Team: it.Team, CauseEventID: it.Cause})
+		n.Data.Digest = append(n.Data.Digest, steps.DigestItem{FeedbackID: it.FeedbackID, Step: it.Name, Subject: it.Subject, Text: it.Text})
+		n.Covers = append(n.Covers, steps.Covered{FeedbackID: it.FeedbackID, Team: it.Team, CauseEventID: it.Cause})
 	}
 	return n, true
 }

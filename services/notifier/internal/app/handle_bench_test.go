@@ -22,8 +22,8 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/dedup"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/teams"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
@@ -59,8 +59,8 @@ func newTeamFixture(tb testing.TB) teamFixture {
 		dir.TeamWebhooks[recipients.TeamWebhookKey(teams.Default, c.Name)] = hook
 	}
 	samples := map[string]any{}
-	for _, n := range notify.StepNames() {
-		samples[n] = notify.Sample(n)
+	for _, n := range steps.Names() {
+		samples[n] = steps.Sample(n)
 	}
 	set, err := templates.Load(filepath.Join("..", "..", "..", "..", "deploy", "examples", "templates"), samples)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 // Results of one planned notification, the result label of
@@ -52,7 +52,7 @@ func NewMetrics(mp metric.MeterProvider) *Metrics {
 
 // count records one result and marks it on the handler's span, so "where
 // did my message go" is answered from the trace.
-func (m *Metrics) count(ctx context.Context, step string, audience notify.Audience, channel, result string, extra ...attribute.KeyValue) {
+func (m *Metrics) count(ctx context.Context, step string, audience steps.Audience, channel, result string, extra ...attribute.KeyValue) {
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		attrs := []attribute.KeyValue{
 			attribute.String("feedloop.step", step),

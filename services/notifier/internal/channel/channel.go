@@ -6,7 +6,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 // Channel names, as recorded in Notified.channel and in delivery keys.
@@ -36,7 +36,7 @@ type Message struct {
 	HTML    string
 	// Data are the facts the message was rendered from, for channels that
 	// send structure (the webhook body).
-	Data notify.Data
+	Data steps.Data
 }
 
 // Sender delivers messages over one channel to one endpoint. Send returns

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/teams"
 )
 
@@ -48,18 +48,18 @@ func TeamWebhookKey(entry, name string) string { return entry + "/" + name }
 
 // For lists the targets of n, without duplicates. An empty list means the
 // recipient has no address on any configured channel.
-func (d *Directory) For(n notify.Notice) []Target {
+func (d *Directory) For(n steps.Notice) []Target {
 	var out []Target
 	switch n.Audience {
-	case notify.AudienceCustomer:
+	case steps.AudienceCustomer:
 		out = d.customer(n.Data.Customer)
-	case notify.AudienceTeam:
+	case steps.AudienceTeam:
 		out = d.team(n.Team)
 	}
 	return dedupe(out)
 }
 
-func (d *Directory) customer(c notify.Customer) []Target {
+func (d *Directory) customer(c steps.Customer) []Target {
 	var out []Target
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	if d.Email != nil && email != "" {

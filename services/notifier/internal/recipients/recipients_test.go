@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
 	"github.com/feedloop/feedloop/services/notifier/internal/recipients"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/teams"
 )
 
@@ -25,14 +25,14 @@ func targets(ts []recipients.Target) []string {
 	return out
 }
 
-func customerNotice(c notify.Customer) notify.Notice {
-	s, _ := notify.SpecNamed(notify.StepReceived)
-	return notify.Notice{Spec: s, Data: notify.Data{Customer: c}}
+func customerNotice(c steps.Customer) steps.Notice {
+	s, _ := steps.SpecNamed(steps.StepReceived)
+	return steps.Notice{Spec: s, Data: steps.Data{Customer: c}}
 }
 
-func teamNotice(team string) notify.Notice {
-	s, _ := notify.SpecNamed(notify.StepRouted)
-	return notify.Notice{Spec: s, Team: team}
+func teamNotice(team string) steps.Notice {
+	s, _ := steps.SpecNamed(steps.StepRouted)
+	return steps.Notice{Spec: s, Team: team}
 }
 
 func teamsFile(t *testing.T) *teams.File {
@@ -54,12 +54,12 @@ func TestCustomerTargets(t *testing.T) {
 	d := &recipients.Directory{Email: named("smtp"), CustomerWebhook: named("cwh")}
 	cases := []struct {
 		name string
-		c    notify.Customer
+		c    steps.Customer
 		want []string
 	}{
-		{"email and id", notify.Customer{ID: "c1", Email: " Ada@Example.com "}, []string{"email:ada@example.com@smtp", "webhook:customer-webhook@cwh"}},
-		{"id only", notify.Customer{ID: "c1"}, []string{"webhook:customer-webhook@cwh"}},
-		{"no address", notify.Customer{Name: "Ada"}, nil},
+		{"email and id", steps.Customer{ID: "c1", Email: " Ada@Example.com "}, []string{"email:ada@example.com@smtp", "webhook:customer-webhook@cwh"}},
+		{"id only", steps.Customer{ID: "c1"}, []string{"webhook:customer-webhook@cwh"}},
+		{"no address", steps.Customer{Name: "Ada"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,14 +72,14 @@ func TestCustomerTargets(t *testing.T) {
 
 func TestCustomerTargetsWithoutChannels(t *testing.T) {
 	d := &recipients.Directory{Teams: teamsFile(t)}
-	if got := d.For(customerNotice(notify.Customer{ID: "c1", Email: "ada@example.com"})); len(got) != 0 {
+	if got := d.For(customerNotice(steps.Customer{ID: "c1", Email: "ada@example.com"})); len(got) != 0 {
 		t.Errorf("targets = %v, want none: no customer channel is configured", targets(got))
 	}
 }
 
 func TestConsoleTargets(t *testing.T) {
 	d := &recipients.Directory{Console: named("console")}
-	if got, want := targets(d.For(customerNotice(notify.Customer{ID: "c1"}))), []string{"console:id:c1@console"}; !reflect.DeepEqual(got, want) {
+	if got, want := targets(d.For(customerNotice(steps.Customer{ID: "c1"}))), []string{"console:id:c1@console"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("customer = %v, want %v", got, want)
 	}
 	if got, want := targets(d.For(teamNotice("billing"))), []string{"console:billing@console"}; !reflect.DeepEqual(got, want) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
 
@@ -49,7 +49,7 @@ func merge(ms ...map[string]string) map[string]string {
 	return out
 }
 
-var samples = map[string]any{"received": notify.Sample("received")}
+var samples = map[string]any{"received": steps.Sample("received")}
 
 func TestLocaleFallback(t *testing.T) {
 	dir := write(t, merge(step("", "received", "default"), step("de", "received", "de"), step("de-AT", "received", "de-at"), step("pt_BR", "received", "pt-br")))
@@ -57,7 +57,7 @@ func TestLocaleFallback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	data := notify.Sample("received")
+	data := steps.Sample("received")
 	for locale, want := range map[string]string{
 		"de-CH":      "de",      // region without override → language
 		"de":         "de",      // exact
@@ -93,7 +93,7 @@ func TestRenderEscapesHTMLNotText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := notify.Sample("received")
+	d := steps.Sample("received")
 	d.Customer.Name = `<script>alert("x")</script>`
 	r, err := set.Render("received", "", d)
 	if err != nil {
@@ -114,7 +114,7 @@ func TestSubjectIsOneLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := notify.Sample("received")
+	d := steps.Sample("received")
 	d.Subject = "evil\r\nBcc: x@example.com"
 	r, err := set.Render("received", "", d)
 	if err != nil {
@@ -224,8 +224,8 @@ func TestFuncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := notify.Sample("received")
-	d.Assignment = notify.Assignment{}
+	d := steps.Sample("received")
+	d.Assignment = steps.Assignment{}
 	r, err := set.Render("received", "", d)
 	if err != nil {
 		t.Fatal(err)
@@ -259,8 +259,8 @@ func TestLocalDate(t *testing.T) {
 func exampleSet(t *testing.T) *templates.Set {
 	t.Helper()
 	all := map[string]any{}
-	for _, name := range notify.StepNames() {
-		all[name] = notify.Sample(name)
+	for _, name := range steps.Names() {
+		all[name] = steps.Sample(name)
 	}
 	set, err := templates.Load(filepath.Join("..", "..", "..", "..", "deploy", "examples", "templates"), all)
 	if err != nil {
@@ -276,14 +276,14 @@ func TestExampleTemplatesLoad(t *testing.T) {
 	if len(set.Unused()) != 0 {
 		t.Errorf("example templates have unused files: %v", set.Unused())
 	}
-	r, err := set.Render("received", "de-CH", notify.Sample("received"))
+	r, err := set.Render("received", "de-CH", steps.Sample("received"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(r.Subject, "Wir haben Ihr Feedback erhalten") || r.Locale != "de" {
 		t.Errorf("de-CH rendered %q from locale %q", r.Subject, r.Locale)
 	}
-	r, err = set.Render("routed", "", notify.Sample("routed"))
+	r, err = set.Render("routed", "", steps.Sample("routed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestExampleTemplatesLoad(t *testing.T) {
 // the survey links. Team steps are English only.
 func TestExampleTemplatesSayEachStep(t *testing.T) {
 	set := exampleSet(t)
-	s := notify.Sample("")
+	s := steps.Sample("")
 	msg, reason, link1 := s.Message, s.Reason, s.SurveyLinks[0].URL
 	cases := []struct {
 		step, locale string
@@ -332,7 +332,7 @@ func TestExampleTemplatesSayEachStep(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.step+"/"+tc.locale, func(t *testing.T) {
-			d := notify.Sample(tc.step)
+			d := steps.Sample(tc.step)
 			r, err := set.Render(tc.step, tc.locale, d)
 			if err != nil {
 				t.Fatal(err)
@@ -355,7 +355,7 @@ func TestExampleTemplatesSayEachStep(t *testing.T) {
 		})
 	}
 	// Without survey links (no status URL) the survey asks for a reply only.
-	d := notify.Sample("survey")
+	d := steps.Sample("survey")
 	d.SurveyLinks = nil
 	r, err := set.Render("survey", "de", d)
 	if err != nil {
@@ -365,7 +365,7 @@ func TestExampleTemplatesSayEachStep(t *testing.T) {
 		t.Errorf("survey without links:\n%s", r.Text)
 	}
 	// A warning is not a breach.
-	d = notify.Sample("escalated")
+	d = steps.Sample("escalated")
 	d.Escalation.Kind, d.Escalation.Level = "warning", 0
 	r, err = set.Render("escalated", "", d)
 	if err != nil {

@@ -9,13 +9,13 @@ import (
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/console"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 func TestOneLinePerMessage(t *testing.T) {
 	var buf bytes.Buffer
 	w := console.New(&buf)
-	d := notify.Sample("received")
+	d := steps.Sample("received")
 	err := w.Send(context.Background(), channel.Message{To: "ada@example.com", Subject: "We got your feedback…\nreally", Data: d})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestOneLinePerMessage(t *testing.T) {
 func TestConcurrentLinesDoNotInterleave(t *testing.T) {
 	var buf bytes.Buffer
 	w := console.New(&buf)
-	d := notify.Sample("routed")
+	d := steps.Sample("routed")
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
 		wg.Add(1)

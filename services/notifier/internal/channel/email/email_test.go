@@ -15,7 +15,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit/smtptest"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/email"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 )
 
 var date = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
@@ -41,7 +41,7 @@ func message() channel.Message {
 		Subject: "Wir haben Ihr Feedback erhalten: Doppelt belastet",
 		Text:    "Guten Tag Ada,\n\nvielen Dank. Zeile mit Umlauten: äöü.\n.a line starting with a dot\n",
 		HTML:    "<p>Guten Tag <b>Ada</b>, äöü</p>",
-		Data:    notify.Sample("received"),
+		Data:    steps.Sample("received"),
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/feedloop/feedloop/services/notifier/internal/channel"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
-	"github.com/feedloop/feedloop/services/notifier/internal/notify"
+	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
@@ -94,7 +94,7 @@ func verifier(secrets ...[]byte) webhooksig.Verifier {
 }
 
 func message() channel.Message {
-	d := notify.Sample("routed")
+	d := steps.Sample("routed")
 	return channel.Message{
 		Key: "6b1f3c1e-6f0a-5a8e-9a44-2b1a3c9d0e11", To: "billing-alerts",
 		Subject: "[billing] New feedback", Text: "plain body", HTML: "<p>html body</p>", Data: d,
@@ -169,11 +169,11 @@ func TestCustomerStepOmitsTeamParts(t *testing.T) {
 	s := newServer(t, http.StatusOK)
 	msg := message()
 	// What a received message carries: none of the parts of other steps.
-	msg.Data = notify.Sample("received")
-	msg.Data.Classification, msg.Data.Assignment, msg.Data.Team = notify.Classification{}, notify.Assignment{}, ""
+	msg.Data = steps.Sample("received")
+	msg.Data.Classification, msg.Data.Assignment, msg.Data.Team = steps.Classification{}, steps.Assignment{}, ""
 	msg.Data.Message, msg.Data.Reason, msg.Data.Actor, msg.Data.RerouteFrom = "", "", "", ""
 	msg.Data.DueAt, msg.Data.PreviousDueAt = time.Time{}, time.Time{}
-	msg.Data.Teams, msg.Data.SurveyLinks, msg.Data.Digest, msg.Data.Escalation = nil, nil, nil, notify.Escalation{}
+	msg.Data.Teams, msg.Data.SurveyLinks, msg.Data.Digest, msg.Data.Escalation = nil, nil, nil, steps.Escalation{}
 	if err := client(t, s.srv.URL).Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
