@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,8 +39,8 @@ type Common struct {
 	DuplicateWindow time.Duration `env:"NATS_DUPLICATE_WINDOW" envDefault:"10m"`
 	Retention       time.Duration `env:"FEEDBACK_RETENTION" envDefault:"0s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
-	// MetricsAddr serves GET /metrics for Prometheus; empty serves nothing
-	// (a Config built in Go, as cmd/feedloop does, leaves it so).
+	// MetricsAddr serves GET /metrics for Prometheus (Connect serves it, a
+	// service's New does not); empty serves nothing.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9464"`
 
 	// NATSStreams is what the service does with the streams at start:
@@ -187,7 +188,7 @@ func (c Common) Streams() bus.StreamsConfig {
 // LoadEnv parses the environment into T (a struct with env tags) and
 // returns a clear error naming every bad variable.
 func LoadEnv[T any]() (T, error) {
-	cfg, err := env.ParseAs[T]()
+	cfg, err := parse[T](env.Options{})
 	if err == nil {
 		// env gives an empty variable its default; an empty METRICS_ADDR
 		// means no metrics server, as documented.
@@ -196,6 +197,32 @@ func LoadEnv[T any]() (T, error) {
 				c.common().MetricsAddr = ""
 			}
 		}
+	}
+	return cfg, err
+}
+
+// Defaults fills T from its envDefault tags alone, as an empty environment
+// would: the one source of a service's defaults, for its binary (LoadEnv)
+// and for a Config built in Go (DefaultConfig) alike. The process
+// environment is not read.
+func Defaults[T any]() (T, error) {
+	return parse[T](env.Options{Environment: map[string]string{}})
+}
+
+// MustDefaults is Defaults for a DefaultConfig: a bad envDefault tag is a
+// programming error, which each service's config test catches.
+func MustDefaults[T any]() T {
+	cfg, err := Defaults[T]()
+	if err != nil {
+		panic(fmt.Sprintf("lifecycle: bad envDefault tag in %T: %v", cfg, err))
+	}
+	return cfg
+}
+
+// parse parses into T with opts, naming the variable in each error.
+func parse[T any](opts env.Options) (T, error) {
+	cfg, err := env.ParseAsWithOptions[T](opts)
+	if err == nil {
 		return cfg, nil
 	}
 	// env names the Go field; people set variables, so name those.
@@ -215,6 +242,17 @@ func LoadEnv[T any]() (T, error) {
 	return cfg, fmt.Errorf("config: %w", errors.Join(errs...))
 }
 
+// EnvVars lists the variables T reads (its env tags, through embedded and
+// nested structs), sorted.
+func EnvVars[T any]() []string {
+	var out []string
+	for _, k := range envKeys(reflect.TypeFor[T]()) {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // envKeys maps struct field names to their env variable, through embedded
 // and nested structs.
 func envKeys(t reflect.Type) map[string]string {
@@ -224,7 +262,9 @@ func envKeys(t reflect.Type) map[string]string {
 	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k != "" {
+		if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k == "-" {
+			continue
+		} else if k != "" {
 			keys[f.Name] = k
 		} else if f.Type.Kind() == reflect.Struct {
 			for n, k := range envKeys(f.Type) {

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +57,65 @@ func TestURLErrorsHideCredentials(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("the error shows a password: %v", err)
+	}
+}
+
+// defaultsProbe has a tag of each kind Defaults must honour.
+type defaultsProbe struct {
+	Common
+	Addr   string        `env:"PROBE_ADDR" envDefault:":7001"`
+	Count  int           `env:"PROBE_COUNT" envDefault:"4"`
+	Every  time.Duration `env:"PROBE_EVERY" envDefault:"5s"`
+	List   []string      `env:"PROBE_LIST" envDefault:"a,b" envSeparator:","`
+	NoTag  string        `env:"PROBE_NO_DEFAULT"`
+	GoOnly func()        `env:"-"`
+}
+
+func TestDefaultsFillTagsAndIgnoreTheEnvironment(t *testing.T) {
+	t.Setenv("PROBE_ADDR", ":9999")
+	t.Setenv("PROBE_COUNT", "not a number") // would fail if read
+	t.Setenv("PROBE_NO_DEFAULT", "set")
+	t.Setenv("NATS_URL", "nats://elsewhere:4222")
+	t.Setenv("METRICS_ADDR", "")
+	got, err := Defaults[defaultsProbe]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Addr != ":7001" || got.Count != 4 || got.Every != 5*time.Second || strings.Join(got.List, ",") != "a,b" || got.NoTag != "" {
+		t.Errorf("Defaults = %+v", got)
+	}
+	if got.NATSURL != "nats://127.0.0.1:4222" || got.MetricsAddr != ":9464" || got.DuplicateWindow != 10*time.Minute || got.LogLevel != "info" {
+		t.Errorf("Defaults Common = %+v", got.Common)
+	}
+	if err := got.Common.Validate(); err != nil {
+		t.Errorf("default Common does not validate: %v", err)
+	}
+	// LoadEnv reads what Defaults ignored.
+	if _, err := LoadEnv[defaultsProbe](); err == nil || !strings.Contains(err.Error(), "PROBE_COUNT") {
+		t.Errorf("LoadEnv err = %v, want it to name PROBE_COUNT", err)
+	}
+}
+
+func TestMustDefaultsPanicsOnABadTag(t *testing.T) {
+	type bad struct {
+		N int `env:"PROBE_N" envDefault:"four"`
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "PROBE_N") {
+			t.Errorf("recover() = %v, want a panic naming PROBE_N", r)
+		}
+	}()
+	MustDefaults[bad]()
+}
+
+func TestEnvVars(t *testing.T) {
+	got := strings.Join(EnvVars[defaultsProbe](), " ")
+	for _, want := range []string{"PROBE_ADDR", "PROBE_NO_DEFAULT", "NATS_URL", "METRICS_ADDR", "TLS_CLIENT_CA_FILE"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("EnvVars lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "-") {
+		t.Errorf("EnvVars lists a Go-only field: %s", got)
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caarlos0/env/v11"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -75,18 +74,11 @@ type Config struct {
 	ExtraTopicMinConfidence float64 `env:"CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE" envDefault:"0.3"`
 }
 
-// DefaultConfig returns the configuration with every default applied, as
-// if the environment were empty.
-func DefaultConfig() Config {
-	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
-	if err != nil {
-		// The defaults are constants of this file; a test parses them.
-		panic(fmt.Sprintf("classifier: bad default config: %v", err))
-	}
-	return cfg
-}
+// DefaultConfig is the configuration of an empty environment: the env
+// tags' defaults, the one source of them.
+func DefaultConfig() Config { return lifecycle.MustDefaults[Config]() }
 
-// LoadConfig reads the configuration from the environment and validates it.
+// LoadConfig reads the environment over those defaults and validates it.
 func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks c and names the variable at fault.

@@ -6,14 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/feedloop/feedloop/pkg/testkit"
 	"github.com/feedloop/feedloop/services/classifier"
 )
 
 func TestDefaultConfig(t *testing.T) {
+	testkit.ConfigDefaults(t, classifier.DefaultConfig(), classifier.LoadConfig)
 	cfg := classifier.DefaultConfig()
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("DefaultConfig().Validate() = %v", err)
-	}
 	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 32 || cfg.RulesPollInterval != 30*time.Second ||
 		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 ||
 		cfg.TopicModel != "" || cfg.SentimentModel != "" || cfg.ModelPollInterval != 30*time.Second || cfg.ExtraTopicMinConfidence != 0.3 {
@@ -22,28 +21,23 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 func TestLoadConfigFromEnvironment(t *testing.T) {
-	t.Setenv("CLASSIFIER_RULES_FILE", "/tmp/r.yaml")
-	t.Setenv("CLASSIFIER_CONCURRENCY", "3")
-	t.Setenv("CLASSIFIER_LANGUAGES", "en, fr")
-	t.Setenv("CLASSIFIER_RULES_POLL_INTERVAL", "0s")
-	t.Setenv("CLASSIFIER_TOPIC_MODEL", "/models/topic.model")
-	t.Setenv("CLASSIFIER_SENTIMENT_MODEL", "/models/sentiment.model")
-	t.Setenv("CLASSIFIER_MODEL_POLL_INTERVAL", "1m")
-	t.Setenv("CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE", "1")
-	cfg, err := classifier.LoadConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.LoadConfig(t, classifier.LoadConfig, map[string]string{
+		"CLASSIFIER_RULES_FILE":                 "/tmp/r.yaml",
+		"CLASSIFIER_CONCURRENCY":                "3",
+		"CLASSIFIER_LANGUAGES":                  "en, fr",
+		"CLASSIFIER_RULES_POLL_INTERVAL":        "0s",
+		"CLASSIFIER_TOPIC_MODEL":                "/models/topic.model",
+		"CLASSIFIER_SENTIMENT_MODEL":            "/models/sentiment.model",
+		"CLASSIFIER_MODEL_POLL_INTERVAL":        "1m",
+		"CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE": "1",
+	})
 	if cfg.RulesFile != "/tmp/r.yaml" || cfg.Concurrency != 3 || cfg.RulesPollInterval != 0 || len(cfg.Languages) != 2 ||
 		cfg.TopicModel != "/models/topic.model" || cfg.SentimentModel != "/models/sentiment.model" ||
 		cfg.ModelPollInterval != time.Minute || cfg.ExtraTopicMinConfidence != 1 {
 		t.Errorf("LoadConfig() = %+v", cfg)
 	}
 	// An empty language list turns detection off and is valid.
-	t.Setenv("CLASSIFIER_LANGUAGES", "")
-	if _, err := classifier.LoadConfig(); err != nil {
-		t.Errorf("CLASSIFIER_LANGUAGES=\"\": %v", err)
-	}
+	testkit.LoadConfig(t, classifier.LoadConfig, map[string]string{"CLASSIFIER_LANGUAGES": ""})
 }
 
 func TestValidateNamesTheVariable(t *testing.T) {

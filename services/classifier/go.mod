@@ -3,7 +3,6 @@ module github.com/feedloop/feedloop/services/classifier
 go 1.26.7
 
 require (
-	github.com/caarlos0/env/v11 v11.4.2
 	github.com/feedloop/feedloop/pkg v0.0.0
 	github.com/feedloop/feedloop/proto v0.0.0
 	github.com/klauspost/compress v1.20.3
@@ -19,6 +18,7 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/caarlos0/env/v11 v11.4.2 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect

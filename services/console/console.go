@@ -38,7 +38,8 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/preview"
 )
 
-// Config is the console's configuration.
+// Config is the console's configuration: from the environment (LoadConfig)
+// or built in Go from DefaultConfig.
 type Config struct {
 	// HTTPAddr is where the console listens; port 0 picks a free port (see
 	// Service.URL).
@@ -130,7 +131,11 @@ type Mail struct {
 	HTML          string
 }
 
-// LoadConfig reads the configuration from the environment and validates it.
+// DefaultConfig is the configuration of an empty environment: the env
+// tags' defaults, the one source of them.
+func DefaultConfig() Config { return lifecycle.MustDefaults[Config]() }
+
+// LoadConfig reads the environment over those defaults and validates it.
 func LoadConfig() (Config, error) {
 	cfg, err := lifecycle.LoadEnv[Config]()
 	if err != nil {
@@ -141,26 +146,6 @@ func LoadConfig() (Config, error) {
 		cfg.MetricsAddr = ""
 	}
 	return cfg, cfg.Validate()
-}
-
-// withDefaults fills the zero fields of a Config built in Go.
-func (c Config) withDefaults() Config {
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = "127.0.0.1:0"
-	}
-	if c.TemplatesDir == "" {
-		c.TemplatesDir = "/etc/feedloop/templates"
-	}
-	if c.SessionTTL == 0 {
-		c.SessionTTL = 8 * time.Hour
-	}
-	if c.LogLevel == "" {
-		c.LogLevel = "info"
-	}
-	if c.OIDCTeamsClaim == "" {
-		c.OIDCTeamsClaim = "groups"
-	}
-	return c
 }
 
 // oidc reports whether single sign-on is configured at all: any OIDC
@@ -270,11 +255,10 @@ type Service struct {
 	web     *httpport.Server
 }
 
-// New validates cfg, reads the session key and the templates, connects
-// (lazily) to the router and opens the listener. Zero HTTPAddr (loopback,
-// free port), SessionTTL and TemplatesDir take their defaults.
+// New validates cfg (start one in Go from DefaultConfig), reads the session
+// key and the templates, connects (lazily) to the router and opens the
+// listener.
 func New(cfg Config, log *slog.Logger) (*Service, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}

@@ -18,13 +18,17 @@ import (
 )
 
 func TestConfigNamesTheVariable(t *testing.T) {
-	err := console.Config{HTTPAddr: "nope", TeamAPIAddr: "router", SessionTTL: time.Hour, LogLevel: "info", TemplatesDir: "x"}.Validate()
+	cfg := console.DefaultConfig()
+	cfg.HTTPAddr, cfg.TeamAPIAddr, cfg.SessionTTL = "nope", "router", time.Hour
+	err := cfg.Validate()
 	for _, want := range []string{"CONSOLE_HTTP_ADDR", "CONSOLE_TEAM_API_ADDR", "CONSOLE_SESSION_KEY_FILE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to name %s", err, want)
 		}
 	}
-	if _, err := console.New(console.Config{TeamAPIAddr: "127.0.0.1:1", TemplatesDir: "/nonexistent", Dev: &console.Dev{}}, nil); err == nil || !strings.Contains(err.Error(), "CONSOLE_TEMPLATES_DIR") {
+	cfg = testConfig("127.0.0.1:1", "/nonexistent")
+	cfg.Dev = &console.Dev{}
+	if _, err := console.New(cfg, nil); err == nil || !strings.Contains(err.Error(), "CONSOLE_TEMPLATES_DIR") {
 		t.Errorf("New with a missing templates dir = %v, want an error naming CONSOLE_TEMPLATES_DIR", err)
 	}
 }

@@ -100,8 +100,12 @@ func start(t *testing.T) *env {
 	writeTokens(t, e.tokens, "")
 	rdb := testkit.RedisClient(t)
 	infra := &lifecycle.Infra{Bus: e.bus, Redis: rdb, Log: log}
-	rt, err := router.New(router.Config{RoutesFile: routes, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		TeamTokensFile: e.tokens, Concurrency: 2, ReloadInterval: 100 * time.Millisecond, SLATick: 50 * time.Millisecond}, infra)
+	rc := router.DefaultConfig()
+	rc.RoutesFile, rc.TeamTokensFile = routes, e.tokens
+	rc.GRPCAddr, rc.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	rc.Concurrency, rc.ReloadInterval, rc.SLATick = 2, 100*time.Millisecond, 50*time.Millisecond
+	rc.SLAWarnAt = 0 // no warning events besides what the tests do
+	rt, err := router.New(rc, infra)
 	if err != nil {
 		t.Fatalf("router.New: %v", err)
 	}
@@ -109,19 +113,20 @@ func start(t *testing.T) *env {
 	testkit.Run(t, rt.Run)
 
 	e.smtp = smtptest.Start(t, smtptest.Options{})
-	nt, err := notifier.New(notifier.Config{
-		Common:       lifecycle.Common{NATSURL: "nats://unused:4222", RedisURL: "redis://unused:6379/0", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"},
-		TemplatesDir: templatesDir, SMTPAddr: e.smtp.Addr, SMTPFrom: "Acme Support <support@acme.example>", StatusURL: statusBase,
-	}, infra)
+	nc := notifier.DefaultConfig()
+	nc.TemplatesDir, nc.StatusURL = templatesDir, statusBase
+	nc.SMTPAddr, nc.SMTPFrom = e.smtp.Addr, "Acme Support <support@acme.example>"
+	nc.CustomerDailyCap = 0 // one customer goes through every step
+	nt, err := notifier.New(nc, infra)
 	if err != nil {
 		t.Fatalf("notifier.New: %v", err)
 	}
 	testkit.Run(t, nt.Run)
 
-	cs, err := console.New(console.Config{
-		TeamAPIAddr: rt.GRPCAddr(), TemplatesDir: templatesDir, StatusURL: statusBase,
-		Dev: &console.Dev{Tokens: tokens, Mailbox: smtpMailbox{e.smtp}},
-	}, log)
+	cc := testConfig(rt.GRPCAddr(), templatesDir)
+	cc.StatusURL = statusBase
+	cc.Dev = &console.Dev{Tokens: tokens, Mailbox: smtpMailbox{e.smtp}}
+	cs, err := console.New(cc, log)
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
@@ -90,15 +89,14 @@ func startOIDC(t *testing.T) *oidcEnv {
 	for team, tok := range consoleTokens {
 		fmt.Fprintf(&teamTokens, "  %s: %s\n", team, tok)
 	}
-	cs, err := console.New(console.Config{
-		TeamAPIAddr: e.router.GRPCAddr(), TemplatesDir: templatesDir, StatusURL: statusBase,
-		SessionKeyFile:       writeFile(t, filepath.Join(dir, "session-key"), rand.Text()+rand.Text()),
-		OIDCIssuer:           m.Issuer(),
-		OIDCClientID:         m.ClientID,
-		OIDCClientSecretFile: writeFile(t, filepath.Join(dir, "client-secret"), m.ClientSecret+"\n"),
-		OIDCTeamTokensFile:   writeFile(t, filepath.Join(dir, "team-tokens.yaml"), teamTokens.String()),
-		OIDCTeamPrefix:       "feedloop-",
-	}, nil)
+	cfg := testConfig(e.router.GRPCAddr(), templatesDir)
+	cfg.StatusURL = statusBase
+	cfg.SessionKeyFile = writeFile(t, filepath.Join(dir, "session-key"), rand.Text()+rand.Text())
+	cfg.OIDCIssuer, cfg.OIDCClientID = m.Issuer(), m.ClientID
+	cfg.OIDCClientSecretFile = writeFile(t, filepath.Join(dir, "client-secret"), m.ClientSecret+"\n")
+	cfg.OIDCTeamTokensFile = writeFile(t, filepath.Join(dir, "team-tokens.yaml"), teamTokens.String())
+	cfg.OIDCTeamPrefix = "feedloop-"
+	cs, err := console.New(cfg, nil)
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}
@@ -340,7 +338,8 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 }
 
 func TestOIDCConfigAllOrNothing(t *testing.T) {
-	base := console.Config{HTTPAddr: ":7006", TeamAPIAddr: "router:7003", SessionKeyFile: "/k", SessionTTL: 8 * time.Hour, LogLevel: "info", TemplatesDir: "x", OIDCTeamsClaim: "groups"}
+	base := console.DefaultConfig()
+	base.SessionKeyFile, base.TemplatesDir = "/k", "x"
 	if err := base.Validate(); err != nil {
 		t.Fatalf("no single sign-on, claim defaulted: %v", err)
 	}
@@ -363,9 +362,11 @@ func TestOIDCConfigAllOrNothing(t *testing.T) {
 		t.Errorf("plain http issuer off loopback: %v", err)
 	}
 	dir := t.TempDir()
-	bad := console.Config{TeamAPIAddr: "127.0.0.1:1", TemplatesDir: templatesDir, Dev: &console.Dev{},
-		OIDCIssuer: "http://127.0.0.1:1", OIDCClientID: "c", OIDCClientSecretFile: writeFile(t, filepath.Join(dir, "s"), "secret"),
-		OIDCTeamTokensFile: writeFile(t, filepath.Join(dir, "t"), "Billing: x\n")}
+	bad := testConfig("127.0.0.1:1", templatesDir)
+	bad.Dev = &console.Dev{}
+	bad.OIDCIssuer, bad.OIDCClientID = "http://127.0.0.1:1", "c"
+	bad.OIDCClientSecretFile = writeFile(t, filepath.Join(dir, "s"), "secret")
+	bad.OIDCTeamTokensFile = writeFile(t, filepath.Join(dir, "t"), "Billing: x\n")
 	if _, err := console.New(bad, nil); err == nil || !strings.Contains(err.Error(), "CONSOLE_OIDC_TEAM_TOKENS_FILE") {
 		t.Errorf("bad team tokens file: %v", err)
 	}

@@ -78,7 +78,9 @@ keys:
 
 func TestAPIKeys(t *testing.T) {
 	path := keysFile(t, fmtKeys(helpdeskKeys, "zd-live", "zd-old", "sf-gone"))
-	e := start(t, intake.Config{APIKeysFile: path, ReloadInterval: 100 * time.Millisecond})
+	cfg := testConfig()
+	cfg.APIKeysFile, cfg.ReloadInterval = path, 100*time.Millisecond
+	e := start(t, cfg)
 
 	// The key's own source: accepted.
 	if res, err := withKey(t, "zd-live").submit(e, feedback("helpdesk", "K-1")); err != nil || res.GetFeedbackId() == "" {
@@ -158,7 +160,9 @@ keys:
 
 func TestAPIKeysFileInvalidAtStart(t *testing.T) {
 	path := keysFile(t, "keys:\n  - {source: Help Desk, sha256: "+apikey.Hash("x")+"}\n")
-	_, err := intake.New(intake.Config{APIKeysFile: path, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+	cfg := testConfig()
+	cfg.APIKeysFile = path
+	_, err := intake.New(cfg,
 		&lifecycle.Infra{Bus: testkit.Bus(t), Redis: testkit.RedisClient(t)})
 	if err == nil || !strings.Contains(err.Error(), "INTAKE_API_KEYS_FILE") || !strings.Contains(err.Error(), "keys[0].source") {
 		t.Fatalf("New = %v, want an error naming INTAKE_API_KEYS_FILE and keys[0].source", err)

@@ -35,20 +35,9 @@ import (
 	"github.com/feedloop/feedloop/services/intake/internal/ratelimit"
 )
 
-// Defaults for the zero values of Config fields set in Go.
-const (
-	DefaultGRPCAddr        = ":7001"
-	DefaultHTTPAddr        = ":7002"
-	DefaultIdempotencyTTL  = 720 * time.Hour
-	DefaultMaxBodyBytes    = 64 << 10
-	DefaultConcurrency     = 4
-	DefaultShutdownTimeout = 10 * time.Second
-	DefaultReloadInterval  = 5 * time.Second
-)
-
-// Config is intake's configuration. Zero values of the intake fields mean
-// their defaults, so cmd/feedloop may build it in Go; an address with port 0
-// picks a free port (see GRPCAddr, HTTPAddr).
+// Config is intake's configuration: from the environment (LoadConfig) or
+// built in Go from DefaultConfig; an address with port 0 picks a free port
+// (see Service.GRPCAddr, Service.HTTPAddr).
 type Config struct {
 	lifecycle.Common
 
@@ -73,8 +62,7 @@ type Config struct {
 	// ReloadInterval is how often APIKeysFile is checked for changes.
 	ReloadInterval time.Duration `env:"INTAKE_RELOAD_INTERVAL" envDefault:"5s"`
 	// RateLimit is every source's rate limit over gRPC and HTTP unless the
-	// keys file sets its own. The zero value is no limit: the env default
-	// applies to the binaries, not to a Config built in Go.
+	// keys file sets its own. The zero value is no limit.
 	RateLimit access.Rate `env:"INTAKE_RATE_LIMIT" envDefault:"100/s"`
 	// RateBurst is how many submissions a source may make at once; 0 is one
 	// period's worth of RateLimit.
@@ -84,7 +72,11 @@ type Config struct {
 	GRPCMaxRecvBytes int `env:"INTAKE_GRPC_MAX_RECV_BYTES" envDefault:"4194304"`
 }
 
-// LoadConfig reads the environment and validates it.
+// DefaultConfig is the configuration of an empty environment: the env
+// tags' defaults, the one source of them.
+func DefaultConfig() Config { return lifecycle.MustDefaults[Config]() }
+
+// LoadConfig reads the environment over those defaults and validates it.
 func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks c, naming the variable at fault in each message.
@@ -96,8 +88,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateOwn checks the intake fields only: New uses it on a Config built
-// in Go, whose Common need not be complete.
+// validateOwn checks the intake fields.
 func (c Config) validateOwn() error {
 	var errs []error
 	if err := lifecycle.CheckAddr(c.GRPCAddr); err != nil {
@@ -133,34 +124,6 @@ func (c Config) validateOwn() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) withDefaults() Config {
-	if c.GRPCAddr == "" {
-		c.GRPCAddr = DefaultGRPCAddr
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = DefaultHTTPAddr
-	}
-	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = DefaultIdempotencyTTL
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ReloadInterval == 0 {
-		c.ReloadInterval = DefaultReloadInterval
-	}
-	if c.GRPCMaxRecvBytes == 0 {
-		c.GRPCMaxRecvBytes = grpcserver.DefaultMaxRecvBytes
-	}
-	return c
-}
-
 // Service is a running intake: its listeners are open from New on.
 type Service struct {
 	cfg      Config
@@ -185,11 +148,11 @@ type Service struct {
 // (<prefix>ready, <prefix>lock; see package rebuild).
 const RebuildPrefix = "intake:rebuild:"
 
-// New builds intake on infra and opens its listeners, so GRPCAddr and
-// HTTPAddr are known before Run.
+// New validates cfg (start one in Go from DefaultConfig), builds intake on
+// infra and opens its listeners, so GRPCAddr and HTTPAddr are known before
+// Run.
 func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validateOwn(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("intake: config: %w", err)
 	}
 	if infra == nil || infra.Bus == nil || infra.Redis == nil {

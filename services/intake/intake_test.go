@@ -29,6 +29,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 )
 
 // env is one running intake against a real NATS and a real Redis.
@@ -53,14 +54,18 @@ func start(t *testing.T, cfg intake.Config) *env {
 	return startOn(t, cfg, b, rdb)
 }
 
+// testConfig is the default configuration on free loopback ports and
+// without a rate limit, which only the rate limit tests set: other tests
+// submit from one source as fast as they can.
+func testConfig() intake.Config {
+	cfg := intake.DefaultConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RateLimit = access.Rate{}
+	return cfg
+}
+
 func startOn(t *testing.T, cfg intake.Config, b *bus.Bus, rdb *redis.Client) *env {
 	t.Helper()
-	if cfg.GRPCAddr == "" {
-		cfg.GRPCAddr = "127.0.0.1:0"
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:0"
-	}
 	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc, err := intake.New(cfg, &lifecycle.Infra{Bus: b, Redis: rdb, Log: log})
@@ -232,7 +237,7 @@ func checkEvent(t *testing.T, ev *feedloopv1.Event, msgID string, in *feedloopv1
 }
 
 func TestSubmitGRPC(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	ctx := ctxT(t)
 	in := feedback("helpdesk", "T-1001")
 	in.Id = "client-chosen-id" // ignored: intake assigns ids
@@ -282,7 +287,7 @@ func TestSubmitGRPC(t *testing.T) {
 }
 
 func TestSubmitHTTP(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	in := feedback("webform", "F-1")
 	in.Nps = proto.Int32(9)
 	in.OccurredAt = timestamppb.New(time.Now().Add(-2 * time.Hour).Truncate(time.Second))
@@ -333,7 +338,7 @@ func TestSubmitHTTP(t *testing.T) {
 }
 
 func TestSubmitNATS(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	ctx := ctxT(t)
 	in := feedback("", "R-77") // the subject names the source
 	in.Channel = feedloopv1.Channel_CHANNEL_APP_REVIEW
@@ -372,7 +377,7 @@ func TestSubmitNATS(t *testing.T) {
 }
 
 func TestSubmitBatch(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	ctx := ctxT(t)
 	if _, err := e.grpc.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: feedback("crm", "old")}); err != nil {
 		t.Fatal(err)
@@ -428,7 +433,7 @@ func TestSubmitBatch(t *testing.T) {
 // A lost idempotency key (Redis flushed, TTL passed) still yields a
 // duplicate while JetStream remembers the event id, and the key is restored.
 func TestDuplicateWithoutRedisKey(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	ctx := ctxT(t)
 	in := feedback("helpdesk", "T-9")
 	first, err := e.grpc.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: in})
@@ -454,7 +459,7 @@ func TestDuplicateWithoutRedisKey(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	hc := healthpb.NewHealthClient(e.conn)
 	for _, svc := range []string{"", "feedloop.v1.IntakeService"} {
 		res, err := hc.Check(ctxT(t), &healthpb.HealthCheckRequest{Service: svc})
@@ -477,7 +482,7 @@ func TestRedisDown(t *testing.T) {
 	// A real client to a port where nothing listens.
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
-	e := startOn(t, intake.Config{}, b, rdb)
+	e := startOn(t, testConfig(), b, rdb)
 
 	_, err := e.grpc.Submit(ctxT(t), &feedloopv1.SubmitRequest{Feedback: feedback("helpdesk", "T-1")})
 	if status.Code(err) != codes.Unavailable {
@@ -517,7 +522,7 @@ func TestRedisDown(t *testing.T) {
 func TestRunStopsAndFreesPorts(t *testing.T) {
 	b := testkit.Bus(t)
 	rdb := testkit.RedisClient(t)
-	svc, err := intake.New(intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, &lifecycle.Infra{Bus: b, Redis: rdb})
+	svc, err := intake.New(testConfig(), &lifecycle.Infra{Bus: b, Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +547,9 @@ func TestRunStopsAndFreesPorts(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	// Both addresses can be bound again: the listeners were closed.
-	again, err := intake.New(intake.Config{GRPCAddr: svc.GRPCAddr(), HTTPAddr: svc.HTTPAddr()}, &lifecycle.Infra{Bus: b, Redis: rdb})
+	cfg := testConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr = svc.GRPCAddr(), svc.HTTPAddr()
+	again, err := intake.New(cfg, &lifecycle.Infra{Bus: b, Redis: rdb})
 	if err != nil {
 		t.Fatalf("New on the freed addresses: %v", err)
 	}
@@ -554,7 +561,9 @@ func TestRunStopsAndFreesPorts(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	_, err := intake.New(intake.Config{GRPCAddr: "nonsense", HTTPAddr: "127.0.0.1:0"}, &lifecycle.Infra{})
+	cfg := testConfig()
+	cfg.GRPCAddr = "nonsense"
+	_, err := intake.New(cfg, &lifecycle.Infra{})
 	if err == nil || !strings.Contains(err.Error(), "INTAKE_GRPC_ADDR") {
 		t.Fatalf("New = %v, want an error naming INTAKE_GRPC_ADDR", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake"
 )
 
 // heap returns the live heap after a GC and the bytes allocated so far.
@@ -30,7 +29,7 @@ func heap() (live, total uint64) {
 // allocates far less than one of them per request, nothing stays on the
 // heap, and the service still serves.
 func TestOversizedRequestsKeepMemoryBounded(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	tenMB := []byte(`{"source":"web","externalId":"1","text":"` + strings.Repeat("x", 10<<20) + `"}`)
 	req, _ := proto.Marshal(&feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{Source: "web", ExternalId: "1", Text: strings.Repeat("x", 10<<20)}})
 	// Warm up every path once, so the baseline holds their buffers.
@@ -72,7 +71,9 @@ func TestOversizedRequestsKeepMemoryBounded(t *testing.T) {
 
 // INTAKE_GRPC_MAX_RECV_BYTES bounds a gRPC request.
 func TestGRPCMaxRecvBytes(t *testing.T) {
-	e := start(t, intake.Config{GRPCMaxRecvBytes: 32 << 10})
+	cfg := testConfig()
+	cfg.GRPCMaxRecvBytes = 32 << 10
+	e := start(t, cfg)
 	fb := feedback("helpdesk", "big")
 	fb.Attributes = map[string]string{}
 	for i := range 63 {
@@ -91,7 +92,7 @@ func TestGRPCMaxRecvBytes(t *testing.T) {
 // published byte for byte. Whoever renders it escapes it (html/template in
 // the router's status page and the notifier's HTML email, tested there).
 func TestMarkupIsKeptVerbatim(t *testing.T) {
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	in := feedback("helpdesk", "html-1")
 	in.Subject = `Checkout <button> does nothing`
 	in.Text = `When I paste <script>alert("x")</script> or <img src=x onerror=alert(1)> into the form, it breaks & I lose my cart.`

@@ -17,7 +17,6 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/intake/access"
 )
 
@@ -42,7 +41,8 @@ func retryDelay(t *testing.T, err error) time.Duration {
 func TestRateLimits(t *testing.T) {
 	b, rdb := testkit.Bus(t), testkit.RedisClient(t)
 	const interval = 2 * time.Second
-	cfg := intake.Config{RateLimit: access.Rate{N: 1, Per: interval}, RateBurst: 3}
+	cfg := testConfig()
+	cfg.RateLimit, cfg.RateBurst = access.Rate{N: 1, Per: interval}, 3
 	one, two := startOn(t, cfg, b, rdb), startOn(t, cfg, b, rdb)
 	submit := func(e *env, fb *feedloopv1.Feedback) error {
 		_, err := e.grpc.Submit(ctxT(t), &feedloopv1.SubmitRequest{Feedback: fb})
@@ -116,7 +116,9 @@ limits:
   survey: {rate: "0"}
   helpdesk: {rate: 1/h, burst: 1}
 `, "tf", "zd"))
-	e := start(t, intake.Config{APIKeysFile: path, RateLimit: access.Rate{N: 1, Per: time.Hour}, RateBurst: 1})
+	cfg := testConfig()
+	cfg.APIKeysFile, cfg.RateLimit, cfg.RateBurst = path, access.Rate{N: 1, Per: time.Hour}, 1
+	e := start(t, cfg)
 	for i := range 5 {
 		if _, err := withKey(t, "tf").submit(e, feedback("survey", fmt.Sprintf("S-%d", i))); err != nil {
 			t.Fatalf("survey (no limit) %d: %v", i, err)

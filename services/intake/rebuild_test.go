@@ -32,7 +32,7 @@ func TestFlushedKeysAreRebuilt(t *testing.T) {
 	if err := b.EnsureStreams(ctxT(t), bus.StreamsConfig{DuplicateWindow: window}); err != nil {
 		t.Fatal(err)
 	}
-	e := startOn(t, intake.Config{}, b, testkit.RedisClient(t))
+	e := startOn(t, testConfig(), b, testkit.RedisClient(t))
 	ctx := ctxT(t)
 	const items = 20
 	ids := map[string]string{}

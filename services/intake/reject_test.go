@@ -24,7 +24,6 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake"
 )
 
 // outcome is what a rejected request reported.
@@ -470,7 +469,7 @@ func TestRejects(t *testing.T) {
 		}},
 	}
 
-	e := start(t, intake.Config{})
+	e := start(t, testConfig())
 	var accepted uint64
 	natsCases := uint64(0)
 	for i, tt := range tests {

@@ -23,7 +23,7 @@ import (
 // mTLS only.
 func TestSubmitOverMutualTLS(t *testing.T) {
 	certs := testkit.NewCerts(t)
-	cfg := intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}
+	cfg := testConfig()
 	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile = certs.ServerCert, certs.ServerKey, certs.CA
 	b := testkit.Bus(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))

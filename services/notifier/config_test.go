@@ -11,43 +11,49 @@ import (
 	"github.com/feedloop/feedloop/services/notifier"
 )
 
-func TestLoadConfigFromEnv(t *testing.T) {
-	t.Setenv("NOTIFIER_TEMPLATES_DIR", "/srv/templates")
-	t.Setenv("NOTIFIER_CUSTOMER_WEBHOOK_URL", "https://messaging.example.com/hooks/feedloop")
-	t.Setenv("NOTIFIER_WEBHOOK_SECRET", "0123456789abcdef")
-	t.Setenv("NOTIFIER_SMTP_ADDR", "smtp.example.com:587")
-	t.Setenv("NOTIFIER_SMTP_FROM", "Acme <support@acme.example>")
-	t.Setenv("NOTIFIER_CONSOLE", "true")
-	t.Setenv("NOTIFIER_CUSTOMER_ROUTED", "true")
-	cfg, err := notifier.LoadConfig()
-	if err != nil {
-		t.Fatalf("LoadConfig: %v", err)
+func TestDefaultConfig(t *testing.T) {
+	testkit.ConfigDefaults(t, notifier.DefaultConfig(), notifier.LoadConfig)
+	cfg := notifier.DefaultConfig()
+	if cfg.TemplatesDir != "/etc/feedloop/templates" || cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != 64 {
+		t.Errorf("defaults = %+v", cfg)
 	}
+	if cfg.CustomerRouted || cfg.CustomerDailyCap != 5 || cfg.DigestDelay != 5*time.Minute || cfg.DigestPoll != 30*time.Second || cfg.ConsoleOutput != nil {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestLoadConfigFromEnv(t *testing.T) {
+	cfg := testkit.LoadConfig(t, notifier.LoadConfig, map[string]string{
+		"NOTIFIER_TEMPLATES_DIR":        "/srv/templates",
+		"NOTIFIER_CUSTOMER_WEBHOOK_URL": "https://messaging.example.com/hooks/feedloop",
+		"NOTIFIER_WEBHOOK_SECRET":       "0123456789abcdef",
+		"NOTIFIER_SMTP_ADDR":            "smtp.example.com:587",
+		"NOTIFIER_SMTP_FROM":            "Acme <support@acme.example>",
+		"NOTIFIER_CONSOLE":              "true",
+		"NOTIFIER_CUSTOMER_ROUTED":      "true",
+	})
 	if cfg.TemplatesDir != "/srv/templates" || !cfg.Console || cfg.SMTPAddr != "smtp.example.com:587" {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != notifier.DefaultConcurrency {
+	if cfg.DedupTTL != 2160*time.Hour || cfg.WebhookAttempts != 3 || cfg.WebhookTimeout != 10*time.Second || cfg.Concurrency != 64 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if !cfg.CustomerRouted || cfg.CustomerDailyCap != 5 || cfg.DigestDelay != 5*time.Minute || cfg.DigestPoll != 30*time.Second {
 		t.Errorf("routed/cap/digest settings = %v %d %s %s", cfg.CustomerRouted, cfg.CustomerDailyCap, cfg.DigestDelay, cfg.DigestPoll)
 	}
-	if cfg.ConsoleOutput != nil || cfg.Clock != nil {
-		t.Error("Go-only fields set from the environment")
+	if cfg.ConsoleOutput != nil {
+		t.Error("Go-only field set from the environment")
 	}
 }
 
 func TestLoadConfigNamesBadVariables(t *testing.T) {
-	t.Setenv("NOTIFIER_CUSTOMER_WEBHOOK_URL", "ftp://nope")
-	t.Setenv("NOTIFIER_SMTP_ADDR", "smtp.example.com")
-	t.Setenv("NOTIFIER_DEDUP_TTL", "5m")
-	t.Setenv("NOTIFIER_CUSTOMER_DAILY_CAP", "-1")
-	t.Setenv("NOTIFIER_DIGEST_DELAY", "48h")
-	_, err := notifier.LoadConfig()
-	if err == nil {
-		t.Fatal("LoadConfig accepted bad variables")
-	}
-	for _, want := range []string{
+	testkit.ConfigErrors(t, notifier.LoadConfig, map[string]string{
+		"NOTIFIER_CUSTOMER_WEBHOOK_URL": "ftp://nope",
+		"NOTIFIER_SMTP_ADDR":            "smtp.example.com",
+		"NOTIFIER_DEDUP_TTL":            "5m",
+		"NOTIFIER_CUSTOMER_DAILY_CAP":   "-1",
+		"NOTIFIER_DIGEST_DELAY":         "48h",
+	},
 		"NOTIFIER_CUSTOMER_WEBHOOK_URL: must be an absolute http(s) URL",
 		"NOTIFIER_WEBHOOK_SECRET: required when NOTIFIER_CUSTOMER_WEBHOOK_URL is set",
 		`NOTIFIER_SMTP_ADDR: must be host:port, got "smtp.example.com"`,
@@ -55,44 +61,43 @@ func TestLoadConfigNamesBadVariables(t *testing.T) {
 		"NOTIFIER_DEDUP_TTL: must be at least 1h",
 		"NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got -1",
 		"NOTIFIER_DIGEST_DELAY: must be 0..24h, got 48h0m0s",
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
-	}
-}
-
-func validCommon() lifecycle.Common {
-	return lifecycle.Common{NATSURL: "nats://127.0.0.1:4222", RedisURL: "redis://127.0.0.1:6379/0", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"}
+	)
 }
 
 func TestValidate(t *testing.T) {
+	const secret, previous = "0123456789abcdef", "fedcba9876543210"
 	cases := []struct {
 		name string
-		cfg  notifier.Config
+		set  func(*notifier.Config)
 		want string // "" = valid
 	}{
-		{"zero values mean defaults", notifier.Config{Common: validCommon()}, ""},
-		{"short secret", notifier.Config{Common: validCommon(), WebhookSecret: "short"}, "NOTIFIER_WEBHOOK_SECRET: must be at least 16 bytes"},
-		{"rotation", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "fedcba9876543210"}, ""},
-		{"short previous secret", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "old"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: must be at least 16 bytes, got 3"},
-		{"previous without current", notifier.Config{Common: validCommon(), WebhookSecretPrevious: "fedcba9876543210"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: set without NOTIFIER_WEBHOOK_SECRET"},
-		{"previous same as current", notifier.Config{Common: validCommon(), WebhookSecret: "0123456789abcdef", WebhookSecretPrevious: "0123456789abcdef"}, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: the same as NOTIFIER_WEBHOOK_SECRET"},
-		{"bad from", notifier.Config{Common: validCommon(), SMTPAddr: "127.0.0.1:25", SMTPFrom: "nobody"}, "NOTIFIER_SMTP_FROM: must be an address"},
-		{"credentials without server", notifier.Config{Common: validCommon(), SMTPUsername: "u"}, "NOTIFIER_SMTP_USERNAME/NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_ADDR"},
-		{"password without user", notifier.Config{Common: validCommon(), SMTPAddr: "127.0.0.1:25", SMTPFrom: "a@b.example", SMTPPassword: "p"}, "NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_USERNAME"},
-		{"status url", notifier.Config{Common: validCommon(), StatusURL: "status.example.com"}, "NOTIFIER_STATUS_URL: must be an absolute http(s) URL"},
-		{"attempts", notifier.Config{Common: validCommon(), WebhookAttempts: 50}, "NOTIFIER_WEBHOOK_ATTEMPTS: must be 1..10, got 50"},
-		{"concurrency", notifier.Config{Common: validCommon(), Concurrency: -1}, "NOTIFIER_CONCURRENCY: must be 1..256, got -1"},
-		{"no cap", notifier.Config{Common: validCommon(), CustomerDailyCap: 0}, ""},
-		{"cap", notifier.Config{Common: validCommon(), CustomerDailyCap: 1001}, "NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got 1001"},
-		{"digest delay", notifier.Config{Common: validCommon(), DigestDelay: -time.Second}, "NOTIFIER_DIGEST_DELAY: must be 0..24h, got -1s"},
-		{"digest poll", notifier.Config{Common: validCommon(), DigestPoll: time.Millisecond}, "NOTIFIER_DIGEST_POLL: must be 10ms..1h, got 1ms"},
-		{"common", notifier.Config{Common: lifecycle.Common{NATSURL: "http://x", RedisURL: "redis://x", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"}}, "NATS_URL: must start with nats://"},
+		{"defaults", func(*notifier.Config) {}, ""},
+		{"short secret", func(c *notifier.Config) { c.WebhookSecret = "short" }, "NOTIFIER_WEBHOOK_SECRET: must be at least 16 bytes"},
+		{"rotation", func(c *notifier.Config) { c.WebhookSecret, c.WebhookSecretPrevious = secret, previous }, ""},
+		{"short previous secret", func(c *notifier.Config) { c.WebhookSecret, c.WebhookSecretPrevious = secret, "old" }, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: must be at least 16 bytes, got 3"},
+		{"previous without current", func(c *notifier.Config) { c.WebhookSecretPrevious = previous }, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: set without NOTIFIER_WEBHOOK_SECRET"},
+		{"previous same as current", func(c *notifier.Config) { c.WebhookSecret, c.WebhookSecretPrevious = secret, secret }, "NOTIFIER_WEBHOOK_SECRET_PREVIOUS: the same as NOTIFIER_WEBHOOK_SECRET"},
+		{"bad from", func(c *notifier.Config) { c.SMTPAddr, c.SMTPFrom = "127.0.0.1:25", "nobody" }, "NOTIFIER_SMTP_FROM: must be an address"},
+		{"credentials without server", func(c *notifier.Config) { c.SMTPUsername = "u" }, "NOTIFIER_SMTP_USERNAME/NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_ADDR"},
+		{"password without user", func(c *notifier.Config) { c.SMTPAddr, c.SMTPFrom, c.SMTPPassword = "127.0.0.1:25", "a@b.example", "p" }, "NOTIFIER_SMTP_PASSWORD: set without NOTIFIER_SMTP_USERNAME"},
+		{"status url", func(c *notifier.Config) { c.StatusURL = "status.example.com" }, "NOTIFIER_STATUS_URL: must be an absolute http(s) URL"},
+		{"attempts", func(c *notifier.Config) { c.WebhookAttempts = 50 }, "NOTIFIER_WEBHOOK_ATTEMPTS: must be 1..10, got 50"},
+		{"concurrency", func(c *notifier.Config) { c.Concurrency = -1 }, "NOTIFIER_CONCURRENCY: must be 1..256, got -1"},
+		{"no cap", func(c *notifier.Config) { c.CustomerDailyCap = 0 }, ""},
+		{"cap", func(c *notifier.Config) { c.CustomerDailyCap = 1001 }, "NOTIFIER_CUSTOMER_DAILY_CAP: must be 0 (no cap)..1000, got 1001"},
+		{"digest delay", func(c *notifier.Config) { c.DigestDelay = -time.Second }, "NOTIFIER_DIGEST_DELAY: must be 0..24h, got -1s"},
+		{"digest poll", func(c *notifier.Config) { c.DigestPoll = time.Millisecond }, "NOTIFIER_DIGEST_POLL: must be 10ms..1h, got 1ms"},
+		{"common", func(c *notifier.Config) { c.NATSURL = "http://x" }, "NATS_URL: must start with nats://"},
+		// Zero is no longer a default in disguise: New fills nothing.
+		{"no templates dir", func(c *notifier.Config) { c.TemplatesDir = "" }, "NOTIFIER_TEMPLATES_DIR: must not be empty"},
+		{"zero webhook timeout", func(c *notifier.Config) { c.WebhookTimeout = 0 }, "NOTIFIER_WEBHOOK_TIMEOUT: must be positive, got 0s"},
+		{"zero dedup ttl", func(c *notifier.Config) { c.DedupTTL = 0 }, "NOTIFIER_DEDUP_TTL: must be at least 1h, got 0s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
+			cfg := notifier.DefaultConfig()
+			tc.set(&cfg)
+			err := cfg.Validate()
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("Validate: %v", err)
@@ -117,20 +122,21 @@ func TestNewRejectsBadFiles(t *testing.T) {
 	writeFile(t, filepath.Join(brokenTemplates, "received.subject.tmpl"), "{{.Nope}}")
 
 	cases := []struct {
-		name string
-		cfg  notifier.Config
-		want []string
+		name             string
+		templates, teams string
+		want             []string
 	}{
-		{"templates dir missing", notifier.Config{TemplatesDir: filepath.Join(dir, "nope")}, []string{"NOTIFIER_TEMPLATES_DIR", "nope"}},
-		{"templates broken", notifier.Config{TemplatesDir: brokenTemplates}, []string{"NOTIFIER_TEMPLATES_DIR", filepath.Join(brokenTemplates, "received.subject.tmpl"), filepath.Join(brokenTemplates, "routed.html.tmpl") + ": missing"}},
-		{"webhooks without secret", notifier.Config{TemplatesDir: templatesDir, TeamsFile: webhookTeams}, []string{"NOTIFIER_WEBHOOK_SECRET: required because " + webhookTeams}},
-		{"email without smtp", notifier.Config{TemplatesDir: templatesDir, TeamsFile: emailTeams}, []string{"NOTIFIER_SMTP_ADDR: required because " + emailTeams}},
-		{"invalid teams file", notifier.Config{TemplatesDir: templatesDir, TeamsFile: badTeams}, []string{"NOTIFIER_TEAMS_FILE", badTeams, "teams.billing[0]: type must be webhook or email"}},
+		{"templates dir missing", filepath.Join(dir, "nope"), "", []string{"NOTIFIER_TEMPLATES_DIR", "nope"}},
+		{"templates broken", brokenTemplates, "", []string{"NOTIFIER_TEMPLATES_DIR", filepath.Join(brokenTemplates, "received.subject.tmpl"), filepath.Join(brokenTemplates, "routed.html.tmpl") + ": missing"}},
+		{"webhooks without secret", templatesDir, webhookTeams, []string{"NOTIFIER_WEBHOOK_SECRET: required because " + webhookTeams}},
+		{"email without smtp", templatesDir, emailTeams, []string{"NOTIFIER_SMTP_ADDR: required because " + emailTeams}},
+		{"invalid teams file", templatesDir, badTeams, []string{"NOTIFIER_TEAMS_FILE", badTeams, "teams.billing[0]: type must be webhook or email"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.Common = validCommon()
-			_, err := notifier.New(tc.cfg, infra)
+			cfg := notifier.DefaultConfig()
+			cfg.TemplatesDir, cfg.TeamsFile = tc.templates, tc.teams
+			_, err := notifier.New(cfg, infra)
 			if err == nil {
 				t.Fatal("New succeeded")
 			}

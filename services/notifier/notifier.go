@@ -43,17 +43,8 @@ import (
 // its dead letters go to feedback.dlq.notifier.
 const Durable = bus.ConsumerNotifier
 
-// Defaults for Config fields left zero when Config is built in Go.
-const (
-	DefaultTemplatesDir    = "/etc/feedloop/templates"
-	DefaultDedupTTL        = 2160 * time.Hour
-	DefaultWebhookTimeout  = 10 * time.Second
-	DefaultWebhookAttempts = 3
-	DefaultConcurrency     = 64
-	DefaultDigestPoll      = 30 * time.Second
-	// MinWebhookSecret is the shortest accepted webhook secret, in bytes.
-	MinWebhookSecret = 16
-)
+// MinWebhookSecret is the shortest accepted webhook secret, in bytes.
+const MinWebhookSecret = 16
 
 // Consumer settings. A handler may take a while (webhook retries, SMTP), so
 // AckWait is generous; the claim TTL outlasts one handler call so a live
@@ -71,7 +62,8 @@ const RebuildPrefix = "notify:rebuild:"
 
 var backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, 60 * time.Second}
 
-// Config is the notifier's configuration.
+// Config is the notifier's configuration: from the environment
+// (LoadConfig) or built in Go from DefaultConfig.
 type Config struct {
 	lifecycle.Common
 
@@ -109,8 +101,7 @@ type Config struct {
 	// reached ("it reached our billing team").
 	CustomerRouted bool `env:"NOTIFIER_CUSTOMER_ROUTED" envDefault:"false"`
 	// CustomerDailyCap bounds the messages one customer gets per UTC day;
-	// the rest are held and sent in one digest after the day. 0: no cap
-	// (also the meaning of the zero value in a Config built in Go).
+	// the rest are held and sent in one digest after the day. 0: no cap.
 	CustomerDailyCap int `env:"NOTIFIER_CUSTOMER_DAILY_CAP" envDefault:"5"`
 	// DigestDelay is how long after the end of a UTC day (midnight) its
 	// digests are sent: a margin for replicas whose clocks differ.
@@ -125,59 +116,43 @@ type Config struct {
 	// stage near 1,000 items/s on two cores (bench hops).
 	Concurrency int `env:"NOTIFIER_CONCURRENCY" envDefault:"64"`
 
-	// ConsoleOutput is where the console channel writes (default os.Stdout).
+	// ConsoleOutput is where the console channel writes; nil is os.Stdout.
 	// Set from Go only: `feedloop dev` passes its own stdout.
 	ConsoleOutput io.Writer `env:"-"`
-	// Clock tells the time for the daily cap and digests (default
-	// time.Now). Set from Go only: tests move it across midnight.
-	Clock func() time.Time `env:"-"`
-	// InFlightGrace is how long a rebuild of the delivery records waits
-	// before it lets sends resume: the longest a send that was in flight
-	// when Redis lost its claim may still take (default: the consumer's
-	// AckWait, which bounds a handler). Set from Go only: tests shorten it.
-	InFlightGrace time.Duration `env:"-"`
 }
 
-// LoadConfig reads the environment and validates it.
+// DefaultConfig is the configuration of an empty environment: the env
+// tags' defaults, the one source of them.
+func DefaultConfig() Config { return lifecycle.MustDefaults[Config]() }
+
+// LoadConfig reads the environment over those defaults and validates it.
 func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
-// withDefaults fills the zero fields of a Config built in Go.
-func (c Config) withDefaults() Config {
-	if c.TemplatesDir == "" {
-		c.TemplatesDir = DefaultTemplatesDir
-	}
-	if c.DedupTTL == 0 {
-		c.DedupTTL = DefaultDedupTTL
-	}
-	if c.WebhookTimeout == 0 {
-		c.WebhookTimeout = DefaultWebhookTimeout
-	}
-	if c.WebhookAttempts == 0 {
-		c.WebhookAttempts = DefaultWebhookAttempts
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.DigestPoll == 0 {
-		c.DigestPoll = DefaultDigestPoll
-	}
-	if c.ConsoleOutput == nil {
-		c.ConsoleOutput = os.Stdout
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	if c.InFlightGrace == 0 {
-		c.InFlightGrace = ackWait
-	}
-	return c
+// Option changes what New builds beyond Config: hooks for tests, which no
+// deployment sets.
+type Option func(*options)
+
+type options struct {
+	clock func() time.Time
+	grace time.Duration
 }
 
-// Validate checks c, naming the variable at fault. Zero values of fields
-// with a default are accepted (they mean the default).
+// WithClock makes the daily cap and the digests tell the time by clock
+// instead of time.Now: tests move it across midnight.
+func WithClock(clock func() time.Time) Option { return func(o *options) { o.clock = clock } }
+
+// WithInFlightGrace sets how long a rebuild of the delivery records waits
+// before it lets sends resume: the longest a send that was in flight when
+// Redis lost its claim may still take. The default is the consumer's
+// AckWait, which bounds a handler; tests shorten it.
+func WithInFlightGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// Validate checks c, naming the variable at fault.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	errs := []error{c.Common.Validate()}
+	if c.TemplatesDir == "" {
+		errs = append(errs, errors.New("NOTIFIER_TEMPLATES_DIR: must not be empty"))
+	}
 	if c.CustomerWebhookURL != "" {
 		if err := teams.CheckURL(c.CustomerWebhookURL); err != nil {
 			errs = append(errs, fmt.Errorf("NOTIFIER_CUSTOMER_WEBHOOK_URL: %w", err))
@@ -198,7 +173,7 @@ func (c Config) Validate() error {
 	case p == c.WebhookSecret:
 		errs = append(errs, errors.New("NOTIFIER_WEBHOOK_SECRET_PREVIOUS: the same as NOTIFIER_WEBHOOK_SECRET; unset it once the rotation is over"))
 	}
-	if c.WebhookTimeout < 0 {
+	if c.WebhookTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_TIMEOUT: must be positive, got %s", c.WebhookTimeout))
 	}
 	if c.WebhookAttempts < 1 || c.WebhookAttempts > 10 {
@@ -245,6 +220,7 @@ func (c Config) Validate() error {
 // Service is a running notifier.
 type Service struct {
 	cfg     Config
+	grace   time.Duration // see WithInFlightGrace
 	bus     *bus.Bus
 	rdb     *redis.Client
 	gate    *rebuild.Gate
@@ -252,12 +228,16 @@ type Service struct {
 	log     *slog.Logger
 }
 
-// New validates cfg, loads and validates the templates and the teams file,
-// and builds the channels. It does not connect to any receiver.
-func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
-	cfg = cfg.withDefaults()
+// New validates cfg (start one in Go from DefaultConfig), loads and
+// validates the templates and the teams file, and builds the channels. It
+// does not connect to any receiver.
+func New(cfg Config, infra *lifecycle.Infra, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	o := options{clock: time.Now, grace: ackWait}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if infra == nil || infra.Bus == nil || infra.Redis == nil {
 		return nil, errors.New("notifier: infra needs a bus and a redis client")
@@ -308,13 +288,14 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 			Cap:         dailycap.New(infra.Redis, cfg.DedupTTL).Guarded(gate.ReadyKey()),
 			CapLimit:    cfg.CustomerDailyCap,
 			DigestDelay: cfg.DigestDelay,
-			Now:         cfg.Clock,
+			Now:         o.clock,
 			Metrics:     app.NewMetrics(otel.GetMeterProvider()),
 			// Each channel's client spans, and the digests', go to the
 			// service's own provider (see lifecycle.Infra.TracerProvider).
 			TracerProvider: infra.Tracing(),
 		},
 	}
+	s.grace = o.grace
 	// On an empty Redis and an empty stream the records are complete at
 	// once; otherwise Run's watcher rebuilds them.
 	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -376,7 +357,11 @@ func buildDirectory(cfg Config, tp trace.TracerProvider) (*recipients.Directory,
 		dir.Teams = f
 	}
 	if cfg.Console || (dir.Email == nil && dir.CustomerWebhook == nil && dir.Teams == nil) {
-		dir.Console = console.New(cfg.ConsoleOutput)
+		out := cfg.ConsoleOutput
+		if out == nil {
+			out = os.Stdout
+		}
+		dir.Console = console.New(out)
 	}
 	return dir, nil
 }
@@ -446,7 +431,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // rebuild restores the delivery records and the daily cap from the
 // stream's feedback.notified events, then, if any replica had a message in
-// hand when it started, waits out InFlightGrace from its start: a send in
+// hand when it started, waits out the in-flight grace from its start: a send in
 // flight when Redis was lost has lost its claim, and another replica could
 // otherwise send the same delivery before the first one's record is
 // written. After the grace, either its record was published before the
@@ -455,7 +440,7 @@ func (s *Service) Run(ctx context.Context) error {
 // first start on an empty Redis) no send can be in flight.
 func (s *Service) rebuild(ctx context.Context, fence rebuild.Guard) error {
 	start := time.Now()
-	grace := s.cfg.InFlightGrace
+	grace := s.grace
 	cons, err := s.bus.JetStream().Consumer(ctx, bus.StreamFeedback, Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		grace = 0

@@ -118,6 +118,7 @@ type env struct {
 	hooks *hooks
 	smtp  *smtptest.Server
 	cfg   notifier.Config
+	opts  []notifier.Option
 }
 
 func newEnv(t *testing.T) *env {
@@ -135,17 +136,14 @@ teams:
     - type: webhook
       url: %s
 `, e.hooks.url("/team/billing"), e.hooks.url("/team/default")))
-	e.cfg = notifier.Config{
-		Common:             lifecycle.Common{NATSURL: "nats://unused:4222", RedisURL: "redis://unused:6379/0", StreamReplicas: 1, DuplicateWindow: time.Minute, LogLevel: "info"},
-		TemplatesDir:       filepath.Join(examplesDir, "templates"),
-		TeamsFile:          teamsFile,
-		CustomerWebhookURL: e.hooks.url("/customer"),
-		WebhookSecret:      secret,
-		SMTPAddr:           e.smtp.Addr,
-		SMTPFrom:           "Acme Support <support@acme.example>",
-		StatusURL:          "https://status.acme.example/feedback",
-		InFlightGrace:      100 * time.Millisecond,
-	}
+	e.cfg = notifier.DefaultConfig()
+	e.cfg.TemplatesDir = filepath.Join(examplesDir, "templates")
+	e.cfg.TeamsFile = teamsFile
+	e.cfg.CustomerWebhookURL, e.cfg.WebhookSecret = e.hooks.url("/customer"), secret
+	e.cfg.SMTPAddr, e.cfg.SMTPFrom = e.smtp.Addr, "Acme Support <support@acme.example>"
+	e.cfg.StatusURL = "https://status.acme.example/feedback"
+	e.cfg.CustomerDailyCap = 0 // tests walk one customer through every step; TestDailyCapDigest sets one
+	e.opts = []notifier.Option{notifier.WithInFlightGrace(100 * time.Millisecond)}
 	return e
 }
 
@@ -160,7 +158,7 @@ func writeFile(t *testing.T, path, content string) {
 func (e *env) start() {
 	e.t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	svc, err := notifier.New(e.cfg, &lifecycle.Infra{Bus: e.bus, Redis: e.rdb, Log: log})
+	svc, err := notifier.New(e.cfg, &lifecycle.Infra{Bus: e.bus, Redis: e.rdb, Log: log}, e.opts...)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
@@ -541,11 +539,9 @@ func TestRejectedWebhookDeadLettersButKeepsOtherDeliveries(t *testing.T) {
 func TestConsoleWhenNothingIsConfigured(t *testing.T) {
 	e := newEnv(t)
 	out := &testkit.SyncBuffer{}
-	e.cfg = notifier.Config{
-		Common:        e.cfg.Common,
-		TemplatesDir:  e.cfg.TemplatesDir,
-		ConsoleOutput: out,
-	}
+	cfg := notifier.DefaultConfig()
+	cfg.TemplatesDir, cfg.ConsoleOutput, cfg.CustomerDailyCap = e.cfg.TemplatesDir, out, 0
+	e.cfg = cfg
 	e.start()
 	fid := bus.NewID()
 	e.publish(bus.SubjectReceived, receivedEvent(fid, true))

@@ -13,6 +13,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/notifier"
 )
 
 // person is a customer of these tests.
@@ -443,7 +444,7 @@ func TestEscalationAndReopenAlerts(t *testing.T) {
 func TestDailyCapDigest(t *testing.T) {
 	e := newEnv(t)
 	clk := testkit.NewClock(time.Date(2025, 3, 14, 22, 0, 0, 0, time.UTC))
-	e.cfg.Clock = clk.Now
+	e.opts = append(e.opts, notifier.WithClock(clk.Now))
 	e.cfg.CustomerDailyCap = 2
 	e.cfg.DigestDelay = 5 * time.Minute
 	e.cfg.DigestPoll = 20 * time.Millisecond

@@ -30,6 +30,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/router"
 	"github.com/feedloop/feedloop/services/router/internal/statuspage"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
@@ -108,13 +109,17 @@ func startEdges(tb testing.TB) *edges {
 		tb.Fatal(err)
 	}
 	infra := &lifecycle.Infra{Bus: b, Redis: rdb, Log: log}
-	r, err := router.New(router.Config{RoutesFile: routes, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", TeamTokensFile: tokens,
-		Concurrency: 2, ReloadInterval: time.Second, SLATick: time.Second, SLAWarnAt: 0.5}, infra)
+	cfg := testConfig(routes, tokens)
+	cfg.Concurrency, cfg.ReloadInterval, cfg.SLATick, cfg.SLAWarnAt = 2, time.Second, time.Second, 0.5
+	r, err := router.New(cfg, infra)
 	if err != nil {
 		tb.Fatalf("router: %v", err)
 	}
 	testkit.Run(tb, r.Run)
-	in, err := intake.New(intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, infra)
+	inCfg := intake.DefaultConfig()
+	inCfg.GRPCAddr, inCfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	inCfg.RateLimit = access.Rate{} // the edges are submitted from one source at once
+	in, err := intake.New(inCfg, infra)
 	if err != nil {
 		tb.Fatalf("intake: %v", err)
 	}

@@ -25,10 +25,9 @@ const rebuiltLog = "rebuild: router read model rebuilt"
 // second starts another replica on the same NATS and Redis.
 func (h *harness) second() *router.Service {
 	h.t.Helper()
-	svc, err := router.New(router.Config{
-		RoutesFile: h.routes, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", TeamTokensFile: h.tokens,
-		Concurrency: 2, ReloadInterval: 100 * time.Millisecond, SLATick: 50 * time.Millisecond, SLAWarnAt: 0.5,
-	}, h.infra)
+	cfg := testConfig(h.routes, h.tokens)
+	cfg.Concurrency, cfg.ReloadInterval, cfg.SLATick, cfg.SLAWarnAt = 2, 100*time.Millisecond, 50*time.Millisecond, 0.5
+	svc, err := router.New(cfg, h.infra)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -50,13 +50,6 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Defaults applied by New to zero fields of a Config built in Go.
-const (
-	DefaultConcurrency    = 16
-	DefaultReloadInterval = 5 * time.Second
-	DefaultSLAWarnAt      = 0.8
-)
-
 // ProjectorDurable is the consumer that folds every event into the read
 // model and the SLA index.
 const ProjectorDurable = bus.ConsumerRouterProjector
@@ -69,7 +62,8 @@ const RebuildPrefix = "router:rebuild:"
 // default): a message paused for a rebuild is kept alive every third of it.
 const consumerAckWait = 30 * time.Second
 
-// Config is the router's configuration.
+// Config is the router's configuration: from the environment (LoadConfig)
+// or built in Go from DefaultConfig.
 type Config struct {
 	lifecycle.Common
 	// RoutesFile is the routing tree (see routing.Parse and
@@ -95,7 +89,11 @@ type Config struct {
 	ReloadInterval time.Duration `env:"ROUTER_RELOAD_INTERVAL" envDefault:"5s"`
 }
 
-// LoadConfig reads the configuration from the environment and validates it.
+// DefaultConfig is the configuration of an empty environment: the env
+// tags' defaults, the one source of them.
+func DefaultConfig() Config { return lifecycle.MustDefaults[Config]() }
+
+// LoadConfig reads the environment over those defaults and validates it.
 func LoadConfig() (Config, error) { return lifecycle.Load[Config]() }
 
 // Validate checks every field and names the variable at fault.
@@ -148,23 +146,10 @@ type Service struct {
 	stop    chan struct{}
 }
 
-// New loads the routes and tokens files, connects the read model and opens
-// the listeners. Zero Concurrency, ReloadInterval and SLATick take their
-// defaults, so a Config built in Go needs only RoutesFile and the addresses.
+// New validates cfg (start one in Go from DefaultConfig), loads the routes
+// and tokens files, connects the read model and opens the listeners.
 func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.ReloadInterval == 0 {
-		cfg.ReloadInterval = DefaultReloadInterval
-	}
-	if cfg.SLATick == 0 {
-		cfg.SLATick = sla.DefaultTick
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:0"
-	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	if infra == nil || infra.Bus == nil {

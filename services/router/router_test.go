@@ -92,18 +92,20 @@ func start(t *testing.T) *harness {
 }
 
 // run starts a service instance; stop cancels it and checks Run returns nil.
+// testConfig is the default configuration on free loopback ports with the
+// given routes and tokens files.
+func testConfig(routes, tokens string) router.Config {
+	cfg := router.DefaultConfig()
+	cfg.RoutesFile, cfg.TeamTokensFile = routes, tokens
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
+}
+
 func (h *harness) run() {
 	t := h.t
-	svc, err := router.New(router.Config{
-		RoutesFile:     h.routes,
-		GRPCAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:0",
-		TeamTokensFile: h.tokens,
-		Concurrency:    2,
-		ReloadInterval: 100 * time.Millisecond,
-		SLATick:        50 * time.Millisecond,
-		SLAWarnAt:      0.5,
-	}, h.infra)
+	cfg := testConfig(h.routes, h.tokens)
+	cfg.Concurrency, cfg.ReloadInterval, cfg.SLATick, cfg.SLAWarnAt = 2, 100*time.Millisecond, 50*time.Millisecond, 0.5
+	svc, err := router.New(cfg, h.infra)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -31,10 +31,9 @@ func TestEscalationWithTwoReplicas(t *testing.T) {
 	h := start(t)
 	h.writeRoutes(slaRoutes)
 	testkit.Eventually(t, "routes reloaded", func() bool { return len(h.svc.Tree().Teams()) == 2 })
-	second, err := router.New(router.Config{
-		RoutesFile: h.routes, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", TeamTokensFile: h.tokens,
-		ReloadInterval: 100 * time.Millisecond, SLATick: 50 * time.Millisecond, SLAWarnAt: 0.5,
-	}, h.infra)
+	cfg := testConfig(h.routes, h.tokens)
+	cfg.ReloadInterval, cfg.SLATick, cfg.SLAWarnAt = 100*time.Millisecond, 50*time.Millisecond, 0.5
+	second, err := router.New(cfg, h.infra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
 )
@@ -51,13 +52,8 @@ func TestThreeNodeClusterLosesNothing(t *testing.T) {
 	natsURL := strings.Join(urls, ",")
 	redisURL := testkit.Redis(t)
 
-	common := lifecycle.Common{
-		NATSURL:         natsURL,
-		RedisURL:        redisURL,
-		StreamReplicas:  3,
-		DuplicateWindow: bus.DefaultDuplicateWindow,
-		LogLevel:        "info",
-	}
+	common := lifecycle.MustDefaults[lifecycle.Common]()
+	common.NATSURL, common.RedisURL, common.StreamReplicas = natsURL, redisURL, 3
 	if err := common.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +85,10 @@ func TestThreeNodeClusterLosesNothing(t *testing.T) {
 	// API timeout, and the service then exits at start.
 	intakeAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	supervise(t, "intake", infra(t, "intake", common, logs), func(in *lifecycle.Infra) (runner, error) {
-		return intake.New(intake.Config{Common: common, GRPCAddr: intakeAddr, HTTPAddr: "127.0.0.1:0"}, in)
+		cfg := intake.DefaultConfig()
+		cfg.Common, cfg.GRPCAddr, cfg.HTTPAddr = common, intakeAddr, "127.0.0.1:0"
+		cfg.RateLimit = access.Rate{} // one source sends the whole load
+		return intake.New(cfg, in)
 	})
 	supervise(t, "classifier", infra(t, "classifier", common, logs), func(in *lifecycle.Infra) (runner, error) {
 		cc := classifier.DefaultConfig()
@@ -100,16 +99,18 @@ func TestThreeNodeClusterLosesNothing(t *testing.T) {
 	})
 	routerGRPC := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	supervise(t, "router", infra(t, "router", common, logs), func(in *lifecycle.Infra) (runner, error) {
-		return router.New(router.Config{
-			Common: common, RoutesFile: filepath.Join(examples, "routes.yaml"),
-			GRPCAddr: routerGRPC, HTTPAddr: "127.0.0.1:0",
-		}, in)
+		cfg := router.DefaultConfig()
+		cfg.Common, cfg.RoutesFile = common, filepath.Join(examples, "routes.yaml")
+		cfg.GRPCAddr, cfg.HTTPAddr = routerGRPC, "127.0.0.1:0"
+		cfg.SLAWarnAt = 0 // as before: no warning events
+		return router.New(cfg, in)
 	})
 	supervise(t, "notifier", infra(t, "notifier", common, logs), func(in *lifecycle.Infra) (runner, error) {
-		return notifier.New(notifier.Config{
-			Common: common, TemplatesDir: filepath.Join(examples, "templates"),
-			ConsoleOutput: &testkit.SyncBuffer{}, StatusURL: "http://127.0.0.1:7004/status",
-		}, in)
+		cfg := notifier.DefaultConfig()
+		cfg.Common, cfg.TemplatesDir = common, filepath.Join(examples, "templates")
+		cfg.ConsoleOutput, cfg.StatusURL = &testkit.SyncBuffer{}, "http://127.0.0.1:7004/status"
+		cfg.CustomerDailyCap = 0 // as before: every message sent
+		return notifier.New(cfg, in)
 	})
 	// The services create their R3 consumers at start; the node stops only
 	// once they exist (creating one while the cluster re-elects its leaders

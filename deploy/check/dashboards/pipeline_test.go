@@ -31,6 +31,7 @@ import (
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 	"github.com/feedloop/feedloop/services/router"
@@ -199,10 +200,8 @@ func startPipeline(t *testing.T) *pipeline {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	natsURL, redisURL := testkit.NATS(t), testkit.Redis(t)
-	common := lifecycle.Common{
-		NATSURL: natsURL, RedisURL: redisURL, StreamReplicas: 1,
-		DuplicateWindow: bus.DefaultDuplicateWindow, LogLevel: "info",
-	}
+	common := lifecycle.MustDefaults[lifecycle.Common]()
+	common.NATSURL, common.RedisURL = natsURL, redisURL
 	// The bus reads the global meter provider when it is made: after Setup.
 	nc, err := bus.Connect(natsURL, "deploy-check-dashboards")
 	if err != nil {
@@ -250,7 +249,10 @@ func startPipeline(t *testing.T) *pipeline {
 	smtp := smtptest.Start(t, smtptest.Options{})
 
 	infra := &lifecycle.Infra{Bus: b, Redis: rdb, Log: log}
-	in, err := intake.New(intake.Config{Common: common, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, infra)
+	ic := intake.DefaultConfig()
+	ic.Common, ic.GRPCAddr, ic.HTTPAddr = common, "127.0.0.1:0", "127.0.0.1:0"
+	ic.RateLimit = access.Rate{} // one source sends the whole load
+	in, err := intake.New(ic, infra)
 	if err != nil {
 		t.Fatalf("intake: %v", err)
 	}
@@ -261,19 +263,20 @@ func startPipeline(t *testing.T) *pipeline {
 	if err != nil {
 		t.Fatalf("classifier: %v", err)
 	}
-	rt, err := router.New(router.Config{
-		Common: common, RoutesFile: filepath.Join(dir, "routes.yaml"), TeamTokensFile: filepath.Join(dir, "tokens.yaml"),
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SLAWarnAt: 0.5, SLATick: 20 * time.Millisecond,
-	}, infra)
+	rc := router.DefaultConfig()
+	rc.Common, rc.RoutesFile, rc.TeamTokensFile = common, filepath.Join(dir, "routes.yaml"), filepath.Join(dir, "tokens.yaml")
+	rc.GRPCAddr, rc.HTTPAddr, rc.SLAWarnAt, rc.SLATick = "127.0.0.1:0", "127.0.0.1:0", 0.5, 20*time.Millisecond
+	rt, err := router.New(rc, infra)
 	if err != nil {
 		t.Fatalf("router: %v", err)
 	}
-	nt, err := notifier.New(notifier.Config{
-		Common: common, TemplatesDir: filepath.Join(examples, "templates"),
-		TeamsFile: filepath.Join(dir, "teams.yaml"), CustomerWebhookURL: p.customers.URL + "/customers", WebhookSecret: webhookSecret,
-		SMTPAddr: smtp.Addr, SMTPFrom: "Acme Support <support@acme.example>",
-		StatusURL: "http://" + rt.HTTPAddr() + "/status", ConsoleOutput: io.Discard,
-	}, infra)
+	ncfg := notifier.DefaultConfig()
+	ncfg.Common, ncfg.TemplatesDir, ncfg.TeamsFile = common, filepath.Join(examples, "templates"), filepath.Join(dir, "teams.yaml")
+	ncfg.CustomerWebhookURL, ncfg.WebhookSecret = p.customers.URL+"/customers", webhookSecret
+	ncfg.SMTPAddr, ncfg.SMTPFrom = smtp.Addr, "Acme Support <support@acme.example>"
+	ncfg.StatusURL, ncfg.ConsoleOutput = "http://"+rt.HTTPAddr()+"/status", io.Discard
+	ncfg.CustomerDailyCap = 0 // every step of every item reaches the customer
+	nt, err := notifier.New(ncfg, infra)
 	if err != nil {
 		t.Fatalf("notifier: %v", err)
 	}

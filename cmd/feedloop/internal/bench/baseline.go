@@ -47,11 +47,11 @@ func baselineStages(p *Payloads) []stage {
 			from: bus.SubjectReceived, subject: bus.SubjectClassified, part: "classified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Classified },
 		},
 		{
-			durable: "bench-router", filters: []string{bus.SubjectClassified}, concurrency: router.DefaultConcurrency,
+			durable: "bench-router", filters: []string{bus.SubjectClassified}, concurrency: router.DefaultConfig().Concurrency,
 			from: bus.SubjectClassified, subject: bus.RoutedSubject(p.Team), part: "routed", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Routed },
 		},
 		{
-			durable: "bench-notifier", filters: []string{bus.AllRouted}, concurrency: notifier.DefaultConcurrency,
+			durable: "bench-notifier", filters: []string{bus.AllRouted}, concurrency: notifier.DefaultConfig().Concurrency,
 			from: bus.AllRouted, subject: bus.SubjectNotified, part: "notified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Notified }, last: true,
 		},
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/feedloop/feedloop/services/classifier/classify"
 	"github.com/feedloop/feedloop/services/classifier/rules"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
 	"github.com/feedloop/feedloop/services/router/routing"
@@ -124,7 +125,8 @@ func infra(b *testing.B) (*lifecycle.Infra, lifecycle.Common) {
 	}
 	rdb := redis.NewClient(opt)
 	b.Cleanup(func() { _ = rdb.Close() })
-	common := lifecycle.Common{NATSURL: url, RedisURL: redisURL, StreamReplicas: 1, DuplicateWindow: bus.DefaultDuplicateWindow, LogLevel: "warn"}
+	common := lifecycle.MustDefaults[lifecycle.Common]()
+	common.NATSURL, common.RedisURL, common.LogLevel = url, redisURL, "warn"
 	return &lifecycle.Infra{Bus: bs, Redis: rdb, Log: slog.New(slog.DiscardHandler)}, common
 }
 
@@ -133,7 +135,10 @@ func infra(b *testing.B) (*lifecycle.Infra, lifecycle.Common) {
 // many callers as GOMAXPROCS×16.
 func BenchmarkIntakeSubmit(b *testing.B) {
 	inf, common := infra(b)
-	svc, err := intake.New(intake.Config{Common: common, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, inf)
+	cfg := intake.DefaultConfig()
+	cfg.Common, cfg.GRPCAddr, cfg.HTTPAddr = common, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RateLimit = access.Rate{} // the benchmark measures a submission, not the limiter
+	svc, err := intake.New(cfg, inf)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -220,7 +225,11 @@ func BenchmarkClassifierService(b *testing.B) {
 // projector folding both events.
 func BenchmarkRouterService(b *testing.B) {
 	inf, common := infra(b)
-	svc, err := router.New(router.Config{Common: common, RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, inf)
+	cfg := router.DefaultConfig()
+	cfg.Common, cfg.RoutesFile = common, filepath.Join(examples, "routes.yaml")
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SLAWarnAt = 0 // as measured before: no warning timers
+	svc, err := router.New(cfg, inf)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -254,10 +263,11 @@ func BenchmarkNotifierService(b *testing.B) {
 	if err := os.WriteFile(teams, []byte("teams:\n  default:\n    - type: webhook\n      url: "+srv.URL+"/hooks\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	svc, err := notifier.New(notifier.Config{
-		Common: common, TemplatesDir: filepath.Join(examples, "templates"), TeamsFile: teams,
-		WebhookSecret: "bench-secret-0123456789abcdef", ConsoleOutput: io.Discard,
-	}, inf)
+	cfg := notifier.DefaultConfig()
+	cfg.Common, cfg.TemplatesDir, cfg.TeamsFile = common, filepath.Join(examples, "templates"), teams
+	cfg.WebhookSecret, cfg.ConsoleOutput = "bench-secret-0123456789abcdef", io.Discard
+	cfg.CustomerDailyCap = 0 // as measured before: every message sent
+	svc, err := notifier.New(cfg, inf)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -42,7 +42,9 @@ func TestIntakeKeyAndSubmitWithIt(t *testing.T) {
 		t.Fatalf("the printed line does not parse: %v", err)
 	}
 
-	svc, err := intake.New(intake.Config{APIKeysFile: path, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+	cfg := intake.DefaultConfig()
+	cfg.APIKeysFile, cfg.GRPCAddr, cfg.HTTPAddr = path, "127.0.0.1:0", "127.0.0.1:0"
+	svc, err := intake.New(cfg,
 		&lifecycle.Infra{Bus: testkit.Bus(t), Redis: testkit.RedisClient(t)})
 	if err != nil {
 		t.Fatal(err)

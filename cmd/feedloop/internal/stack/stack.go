@@ -32,6 +32,7 @@ import (
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/console"
 	"github.com/feedloop/feedloop/services/intake"
+	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/router"
 )
@@ -89,15 +90,34 @@ var DevSources = []string{"helpdesk", "survey", "appstore", "crm"}
 // (a session key of its own, dev pages; PrepareDev adds sign-in links and
 // the mailbox).
 func DevConfig(examples, dataDir string) Config {
+	// Each service starts from its production defaults, on free loopback
+	// ports and the examples.
+	in := intake.DefaultConfig()
+	in.GRPCAddr, in.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	// Unlike a deployment, a developer's machine (and the end-to-end tests
+	// on it) sends bursts from one source, walks one customer through
+	// every step and watches SLAs without warnings: no rate limit, no daily
+	// cap, no SLA warning (what `feedloop dev` has always run with).
+	in.RateLimit = access.Rate{}
 	cls := classifier.DefaultConfig()
 	cls.RulesFile = filepath.Join(examples, "rules.yaml")
+	rt := router.DefaultConfig()
+	rt.RoutesFile = filepath.Join(examples, "routes.yaml")
+	rt.GRPCAddr, rt.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	rt.SLAWarnAt = 0
+	nt := notifier.DefaultConfig()
+	nt.TemplatesDir = filepath.Join(examples, "templates")
+	nt.CustomerDailyCap = 0
+	cs := console.DefaultConfig()
+	cs.HTTPAddr, cs.TemplatesDir, cs.Dev = "127.0.0.1:0", filepath.Join(examples, "templates"), &console.Dev{}
+	cs.MetricsAddr = "" // the process serves one /metrics (Config.MetricsAddr)
 	cfg := Config{
 		DataDir:    dataDir,
-		Intake:     intake.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		Intake:     in,
 		Classifier: cls,
-		Router:     router.Config{RoutesFile: filepath.Join(examples, "routes.yaml"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		Notifier:   notifier.Config{TemplatesDir: filepath.Join(examples, "templates")},
-		Console:    &console.Config{HTTPAddr: "127.0.0.1:0", TemplatesDir: filepath.Join(examples, "templates"), Dev: &console.Dev{}},
+		Router:     rt,
+		Notifier:   nt,
+		Console:    &cs,
 		Log:        slog.Default(),
 	}
 	cfg.NATSAuthDir, cfg.NATSAuth = filepath.Join(dataDir, "nats-auth"), natsauth.Spec{Sources: DevSources}
@@ -231,13 +251,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	// The services share this process's connections; their Common config
 	// describes them, so it validates like a standalone deployment's.
-	common := lifecycle.Common{
-		NATSURL:         s.NATS.ClientURL(),
-		RedisURL:        s.RedisURL,
-		StreamReplicas:  1,
-		DuplicateWindow: bus.DefaultDuplicateWindow,
-		LogLevel:        "info",
-	}
+	common := lifecycle.MustDefaults[lifecycle.Common]()
+	common.NATSURL, common.RedisURL = s.NATS.ClientURL(), s.RedisURL
+	common.MetricsAddr = "" // the process serves one /metrics (Config.MetricsAddr)
 	if cfg.Streams.DuplicateWindow > 0 {
 		common.DuplicateWindow = cfg.Streams.DuplicateWindow
 	}
