@@ -5,7 +5,7 @@
 //     (package routing) and becomes one feedback.routed.<team> event per team,
 //     with the route's priority, SLA deadlines and escalation chain; the
 //     routes file is reloaded when it changes;
-//   - the lifecycle: the team API (gRPC TeamService, package teamapi) lets
+//   - the lifecycle: the team API (gRPC TeamService, package grpcport) lets
 //     teams acknowledge, plan, resolve, decline, reroute and comment, each
 //     action an event on feedback.updated.<team>; answers to an item
 //     (in_reply_to) are attributed to its teams and may reopen it;
@@ -13,7 +13,7 @@
 //     folds every feedback.> event, rebuildable from the stream;
 //   - SLA timers (package sla): warnings and escalation chains on
 //     feedback.escalated.<team>;
-//   - the customer's status page and survey (package statuspage) over HTTP.
+//   - the customer's status page and survey (package httpport) over HTTP.
 package router
 
 import (
@@ -33,14 +33,14 @@ import (
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/answers"
-	"github.com/feedloop/feedloop/services/router/internal/consumer"
+	"github.com/feedloop/feedloop/services/router/internal/grpcport"
+	"github.com/feedloop/feedloop/services/router/internal/httpport"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
 	"github.com/feedloop/feedloop/services/router/internal/loopmetrics"
+	"github.com/feedloop/feedloop/services/router/internal/natsport"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/routesfile"
 	"github.com/feedloop/feedloop/services/router/internal/sla"
-	"github.com/feedloop/feedloop/services/router/internal/statuspage"
-	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
 	"github.com/nats-io/nats.go"
@@ -209,7 +209,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
-	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
+	feedloopv1.RegisterTeamServiceServer(s.grpc, grpcport.New(grpcport.Deps{
 		Store:    store,
 		NotFound: isNotFound,
 		Lock:     s.lock,
@@ -297,8 +297,8 @@ func (s *Service) Run(ctx context.Context) error {
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
 		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, proj.applyNow, s.log)
-		cc := consumer.Config(s.cfg.Concurrency)
+		h := natsport.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, proj.applyNow, s.log)
+		cc := natsport.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
 	})
@@ -324,12 +324,12 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) serveHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	status := statuspage.New(s.store, isNotFound, s.infra.Bus, s.log)
+	status := httpport.New(s.store, isNotFound, s.infra.Bus, s.log)
 	status.Traces = s.store
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
-		Handler:           statuspage.Traced(mux, "router.http", otelhttp.WithTracerProvider(s.infra.Tracing())),
+		Handler:           httpport.Traced(mux, "router.http", otelhttp.WithTracerProvider(s.infra.Tracing())),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

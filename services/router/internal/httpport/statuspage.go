@@ -1,11 +1,12 @@
-// Package statuspage serves the customer's status link, /status/{token}:
+// Package httpport is the router's HTTP port: the customer's status link,
+// /status/{token}:
 // the customer-facing timeline of one item (HTML or JSON by Accept), and the
 // one-question satisfaction survey, whose answer goes back through intake
 // as feedback with in_reply_to set, like any other answer.
 //
 // The token is the only key: unknown tokens get 404, and nothing internal
 // (comments, escalations, reroute reasons, other customers) is ever shown.
-package statuspage
+package httpport
 
 import (
 	"context"
@@ -140,7 +141,7 @@ func (h *Handler) item(w http.ResponseWriter, r *http.Request) (*feedloopv1.Item
 	case h.notFound(err):
 		http.NotFound(w, r)
 	default:
-		h.log.ErrorContext(r.Context(), "statuspage: read model unavailable", "err", err)
+		h.log.ErrorContext(r.Context(), "httpport: read model unavailable", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
 	}
 	return nil, false
@@ -229,7 +230,7 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	}
 	tracelink.Item(r.Context(), h.Traces, item.GetFeedbackId())
 	if err := h.submit(r.Context(), fb); err != nil {
-		h.log.ErrorContext(r.Context(), "statuspage: survey answer not stored", "err", err)
+		h.log.ErrorContext(r.Context(), "httpport: survey answer not stored", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
 		return
 	}
@@ -256,7 +257,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, v View) {
 func (h *Handler) render(w http.ResponseWriter, v View) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, v); err != nil {
-		h.log.Error("statuspage: render", "err", err)
+		h.log.Error("httpport: render", "err", err)
 	}
 }
 

@@ -1,7 +1,7 @@
-// Package consumer is the router's event port: it handles
-// feedback.classified messages from the bus and publishes the routed
-// events the routing tree calls for.
-package consumer
+// Package natsport is the router's NATS port: it takes feedback.classified
+// messages from the bus and publishes the routed events the routing tree
+// calls for.
+package natsport
 
 import (
 	"context"

@@ -1,9 +1,9 @@
-// Package teamapi is the router's gRPC TeamService: how a department lists,
-// reads, watches and works the items routed to it. Reads come from the read
+// Package grpcport is the router's gRPC port, the TeamService: how a
+// department lists, reads, watches and works the items routed to it. Reads come from the read
 // model; an action takes the item's lock, lets package workflow decide,
 // publishes the resulting events and folds them into the read model at
 // once, so the caller reads its own write.
-package teamapi
+package grpcport
 
 import (
 	"context"
@@ -386,11 +386,11 @@ func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, p
 	for _, o := range outs {
 		if _, err := s.d.Store.Apply(actx, o.Event); err != nil {
 			release = false
-			s.d.Log.WarnContext(ctx, "teamapi: read model not updated; the item stays locked until the projector has caught up", "event_id", o.Event.GetId(), "err", err)
+			s.d.Log.WarnContext(ctx, "grpcport: read model not updated; the item stays locked until the projector has caught up", "event_id", o.Event.GetId(), "err", err)
 		}
 		if s.d.SLA != nil {
 			if err := s.d.SLA.Apply(actx, o.Event); err != nil {
-				s.d.Log.WarnContext(ctx, "teamapi: SLA timers not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+				s.d.Log.WarnContext(ctx, "grpcport: SLA timers not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
 			}
 		}
 	}
@@ -517,7 +517,7 @@ func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consume
 		resp, err := watchResponse(m.Data())
 		if err != nil {
 			// Never sendable: skip it rather than block the team's stream.
-			s.d.Log.WarnContext(ctx, "teamapi: skipping undecodable routed message", "team", team, "err", err)
+			s.d.Log.WarnContext(ctx, "grpcport: skipping undecodable routed message", "team", team, "err", err)
 			if ack {
 				_ = m.Term()
 			}
@@ -537,7 +537,7 @@ func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consume
 		err = m.DoubleAck(actx)
 		cancel()
 		if err != nil {
-			s.d.Log.WarnContext(ctx, "teamapi: watch ack failed; the item will be sent again", "team", team, "err", err)
+			s.d.Log.WarnContext(ctx, "grpcport: watch ack failed; the item will be sent again", "team", team, "err", err)
 		}
 	}
 }
