@@ -32,7 +32,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/router/internal/answers"
+	"github.com/feedloop/feedloop/services/router/internal/app"
 	"github.com/feedloop/feedloop/services/router/internal/grpcport"
 	"github.com/feedloop/feedloop/services/router/internal/httpport"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
@@ -296,8 +296,8 @@ func (s *Service) Run(ctx context.Context) error {
 	proj := s.newProjector()
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
-		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := natsport.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, proj.applyNow, s.log)
+		ans := &app.Answers{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
+		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Tree, Answers: ans, Applied: proj.applyNow, Log: s.log})
 		cc := natsport.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
