@@ -209,15 +209,14 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	teams := func() []string { return s.routes.Tree().Teams() }
 	feedloopv1.RegisterTeamServiceServer(s.grpc, grpcport.New(grpcport.Deps{
 		Store:    store,
 		NotFound: isNotFound,
-		Lock:     s.lock,
+		Actions:  &app.Team{Store: store, NotFound: isNotFound, Lock: s.lock, Bus: infra.Bus, Teams: teams, SLA: idx, Log: log, Traces: store},
 		Bus:      infra.Bus,
-		Teams:    func() []string { return s.routes.Tree().Teams() },
-		SLA:      idx,
+		Teams:    teams,
 		Log:      log,
-		Traces:   store,
 	}, s.stop))
 	// On an empty Redis and an empty stream the read model is complete at
 	// once: ready before the team API serves. Otherwise Run's watcher
