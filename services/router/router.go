@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/rebuild"
@@ -39,7 +40,6 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/loopmetrics"
 	"github.com/feedloop/feedloop/services/router/internal/natsport"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
-	"github.com/feedloop/feedloop/services/router/internal/routesfile"
 	"github.com/feedloop/feedloop/services/router/internal/sla"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
@@ -132,20 +132,22 @@ func (c Config) validate() error {
 
 // Service is a running router.
 type Service struct {
-	cfg     Config
-	infra   *lifecycle.Infra
-	log     *slog.Logger
-	routes  *routesfile.Watcher
-	tokens  *tokensWatcher
-	store   *readmodel.Store
-	loop    *loopmetrics.Recorder
-	sla     *sla.Index
-	lock    *itemlock.Locker
-	gate    *rebuild.Gate
-	grpc    *grpcserver.Server
-	lis     net.Listener
-	httpLis net.Listener
-	stop    chan struct{}
+	cfg    Config
+	infra  *lifecycle.Infra
+	log    *slog.Logger
+	routes *filewatch.Watcher[*routing.Tree]
+	tokens teamauth.Source
+	// runTokens keeps tokens in step with their file.
+	runTokens func(context.Context, time.Duration)
+	store     *readmodel.Store
+	loop      *loopmetrics.Recorder
+	sla       *sla.Index
+	lock      *itemlock.Locker
+	gate      *rebuild.Gate
+	grpc      *grpcserver.Server
+	lis       net.Listener
+	httpLis   net.Listener
+	stop      chan struct{}
 }
 
 // New loads the routes and tokens files, connects the read model and opens
@@ -177,11 +179,11 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	routes, err := routesfile.Open(cfg.RoutesFile, log)
+	routes, err := filewatch.Open(cfg.RoutesFile, "routes", routing.Parse, log)
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_ROUTES_FILE: %w", err)
 	}
-	tokens, err := openTokens(cfg.TeamTokensFile, log)
+	tokens, runTokens, err := openTokens(cfg.TeamTokensFile, log)
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_TEAM_TOKENS_FILE: %w", err)
 	}
@@ -203,13 +205,13 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	idx = idx.WithGuard(gate.Live())
 	s := &Service{
-		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx, loop: loop, gate: gate,
+		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, runTokens: runTokens, store: store, sla: idx, loop: loop, gate: gate,
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
 	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
-	teams := func() []string { return s.routes.Tree().Teams() }
+	teams := func() []string { return s.routes.Get().Teams() }
 	feedloopv1.RegisterTeamServiceServer(s.grpc, grpcport.New(grpcport.Deps{
 		Store:    store,
 		NotFound: isNotFound,
@@ -235,8 +237,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		s.lis.Close()
 		return nil, fmt.Errorf("router: ROUTER_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Tree().DefaultTeam(), "teams", routes.Tree().Teams(),
-		"team_tokens", tokens.Tokens().Len(), "grpc_addr", s.lis.Addr().String(), "http_addr", s.httpLis.Addr().String())
+	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Get().DefaultTeam(), "teams", routes.Get().Teams(),
+		"team_tokens", tokens.Get().Len(), "grpc_addr", s.lis.Addr().String(), "http_addr", s.httpLis.Addr().String())
 	return s, nil
 }
 
@@ -249,7 +251,7 @@ func (s *Service) GRPCAddr() string { return s.lis.Addr().String() }
 func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
 
 // Tree is the routing tree in force.
-func (s *Service) Tree() *routing.Tree { return s.routes.Tree() }
+func (s *Service) Tree() *routing.Tree { return s.routes.Get() }
 
 // Run routes classified events, projects every event into the read model,
 // fires SLA timers, and serves the team API and status pages until ctx is
@@ -259,7 +261,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	context.AfterFunc(ctx, func() { close(s.stop) })
-	defer s.loop.ObserveOpen(func() []string { return s.routes.Tree().Teams() }, s.store.OpenCounts)()
+	defer s.loop.ObserveOpen(func() []string { return s.routes.Get().Teams() }, s.store.OpenCounts)()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -276,7 +278,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	wg.Go(func() { s.routes.Run(ctx, s.cfg.ReloadInterval) })
-	wg.Go(func() { s.tokens.Run(ctx, s.cfg.ReloadInterval) })
+	wg.Go(func() { s.runTokens(ctx, s.cfg.ReloadInterval) })
 	wg.Go(func() { fail(s.grpc.Serve(ctx, s.lis)) })
 	wg.Go(func() { fail(s.serveHTTP(ctx)) })
 	// The rebuild watcher: at start and whenever the ready key is missing
@@ -296,7 +298,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
 		ans := &app.Answers{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Tree, Answers: ans, Applied: proj.applyNow, Log: s.log})
+		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Get, Answers: ans, Applied: proj.applyNow, Log: s.log})
 		cc := natsport.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
