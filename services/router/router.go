@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -433,24 +432,13 @@ func Rebuild(ctx context.Context, infra *lifecycle.Infra, warnAt float64) (int, 
 	return n, nil
 }
 
-// Dump returns every key of the read model and of the SLA timer index in
-// rdb with its value in a normal form (see readmodel.Store.Dump), so that
-// two states can be compared: a live router's and a fresh Rebuild's into
-// another Redis, say. The gate's own keys are not part of it.
-func Dump(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
-	out := map[string]string{}
-	for _, prefix := range []string{readmodel.DefaultPrefix, sla.DefaultKeyPrefix} {
-		// The SLA index keeps strings and a sorted set, which the read
-		// model's Dump normalises under any prefix.
-		s, err := readmodel.New(rdb, readmodel.WithPrefix(prefix))
-		if err != nil {
-			return nil, err
-		}
-		d, err := s.Dump(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("router: dump: %w", err)
-		}
-		maps.Copy(out, d)
+// DumpReadModel returns the router's read model in rdb in a normal form
+// (key → value, see readmodel.Store.DumpRebuilt) for comparing two states,
+// e.g. a live Redis with one rebuilt from the stream.
+func DumpReadModel(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
+	store, err := readmodel.New(rdb)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return store.DumpRebuilt(ctx)
 }
