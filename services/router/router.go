@@ -14,6 +14,9 @@
 //   - SLA timers (package sla): warnings and escalation chains on
 //     feedback.escalated.<team>;
 //   - the customer's status page and survey (package httpport) over HTTP.
+//
+// The use cases are in internal/app and one port per transport calls them
+// (natsport, grpcport, httpport); this package wires them together.
 package router
 
 import (
