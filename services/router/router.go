@@ -327,8 +327,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) serveHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	status := httpport.New(s.store, isNotFound, s.infra.Bus, s.log)
-	status.Traces = s.store
+	status := httpport.New(s.store, isNotFound, &app.Survey{Bus: s.infra.Bus, Traces: s.store}, s.log)
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
