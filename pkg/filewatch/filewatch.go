@@ -138,7 +138,8 @@ type Watcher[T any] struct {
 	mu      sync.Mutex // serialises Reload
 	lastSum [sha256.Size]byte
 	lastErr string
-	initial []byte // the content Open read, where Run starts from
+	initial []byte        // the content Open read, where Run starts from
+	changed chan struct{} // closed at the next swap; nil until asked for
 }
 
 // Open loads the file at path; an invalid file is an error, since there is
@@ -159,6 +160,19 @@ func Open[T any](path, what string, parse func([]byte) (T, error), log *slog.Log
 
 // Get returns the current value.
 func (w *Watcher[T]) Get() T { return *w.cur.Load() }
+
+// Changed returns a channel closed when the next value is swapped in (by
+// Reload or Run), so that what was granted on the current value (an open
+// stream a token authenticated) can be looked at again. Take the channel
+// before calling Get: a swap between the two is then not missed.
+func (w *Watcher[T]) Changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.changed == nil {
+		w.changed = make(chan struct{})
+	}
+	return w.changed
+}
 
 // Reload reads the file and swaps in its value if the content changed. It
 // reports whether the value changed. A file that cannot be read or parsed
@@ -196,27 +210,23 @@ func (w *Watcher[T]) apply(ctx context.Context, data []byte) (bool, error) {
 	}
 	w.lastErr = ""
 	w.cur.Store(&v)
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
 	w.log.InfoContext(ctx, w.what+" reloaded", "path", w.path)
 	return true, nil
 }
 
 // Run reloads every interval until ctx is cancelled.
 func (w *Watcher[T]) Run(ctx context.Context, interval time.Duration) {
-	w.RunNotify(ctx, interval, nil)
-}
-
-// RunNotify is Run that also calls changed (when not nil) after each
-// reload that swapped in a new value.
-func (w *Watcher[T]) RunNotify(ctx context.Context, interval time.Duration, changed func()) {
 	w.mu.Lock()
 	initial := w.initial
 	w.mu.Unlock()
 	Watch(ctx, Options{
 		Path: w.path, What: w.what, Initial: initial, Interval: interval, Log: w.log,
 		OnChange: func(ctx context.Context, data []byte) {
-			if ok, _ := w.apply(ctx, data); ok && changed != nil { // errors are logged inside
-				changed()
-			}
+			_, _ = w.apply(ctx, data) // errors are logged inside
 		},
 	})
 }

@@ -78,9 +78,9 @@ func TestOpenRejectsAnInvalidFirstFile(t *testing.T) {
 	}
 }
 
-// RunNotify calls back once per swapped-in value, not on unchanged or
-// invalid content.
-func TestRunNotifyCallsBackOnChange(t *testing.T) {
+// Changed is closed once per swapped-in value, not on unchanged or invalid
+// content; a channel taken after a swap waits for the next one.
+func TestChangedClosesOnSwap(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "n")
 	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
 		t.Fatal(err)
@@ -89,27 +89,52 @@ func TestRunNotifyCallsBackOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	changes := make(chan int, 10)
-	go w.RunNotify(ctx, 5*time.Millisecond, func() { changes <- w.Get() })
-	for _, content := range []string{"bad", "2"} {
+	ctx := t.Context()
+	first := w.Changed()
+	for _, content := range []string{"1", "bad"} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(30 * time.Millisecond) // several polls
-	}
-	select {
-	case v := <-changes:
-		if v != 2 {
-			t.Fatalf("called back with %d, want 2", v)
+		_, _ = w.Reload(ctx)
+		select {
+		case <-first:
+			t.Fatalf("closed by content %q, which swapped nothing in", content)
+		default:
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no callback for the new value")
+	}
+	if err := os.WriteFile(path, []byte("2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := w.Reload(ctx); !changed || err != nil {
+		t.Fatalf("Reload = %v, %v", changed, err)
 	}
 	select {
-	case v := <-changes:
-		t.Fatalf("a second callback (%d) without a new value", v)
-	case <-time.After(50 * time.Millisecond):
+	case <-first:
+	default:
+		t.Fatal("not closed by the new value")
+	}
+	if w.Get() != 2 {
+		t.Fatalf("Get = %d after the swap, want 2", w.Get())
+	}
+	next := w.Changed()
+	select {
+	case <-next:
+		t.Fatal("a channel taken after the swap is already closed")
+	default:
+	}
+	// Run swaps too.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.Run(rctx, 5*time.Millisecond)
+	if err := os.WriteFile(path, []byte("3"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-next:
+		if w.Get() != 3 {
+			t.Fatalf("Get = %d after Run's swap, want 3", w.Get())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run swapped in 3 without closing Changed")
 	}
 }

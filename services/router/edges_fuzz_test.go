@@ -16,7 +16,7 @@ import (
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/validate"
-	"github.com/feedloop/feedloop/services/router/internal/statuspage"
+	"github.com/feedloop/feedloop/services/router/internal/app"
 )
 
 const (
@@ -84,7 +84,7 @@ func fuzzSurvey(t *testing.T, e *edges, csat, comment string, asJSON bool) {
 			t.Fatalf("200 without ok: %s", r.body)
 		}
 		// Accepted: intake must take it, not dead-letter it.
-		ev := e.stored(statuspage.AnswerID(fuzzClosed, int32(score), strings.TrimSpace(sent)))
+		ev := e.stored(app.AnswerID(fuzzClosed, int32(score), strings.TrimSpace(sent)))
 		if fb := ev.GetReceived().GetFeedback(); fb.GetCsat() != int32(score) || fb.GetText() != strings.TrimSpace(sent) {
 			t.Fatalf("intake received csat %d %q, want %d %q", fb.GetCsat(), fb.GetText(), score, strings.TrimSpace(sent))
 		}
@@ -94,8 +94,8 @@ func fuzzSurvey(t *testing.T, e *edges, csat, comment string, asJSON bool) {
 		}
 		// Refused only for a reason: a score out of range or a comment
 		// that breaks a rule.
-		small := len(url.Values{"csat": {csat}, "comment": {comment}}.Encode()) < statuspage.MaxCommentBytes
-		if r.Field == "comment" && small && len(sent) <= statuspage.MaxCommentBytes && validate.Text("comment", strings.TrimSpace(sent), validate.MaxTextBytes) == nil {
+		small := len(url.Values{"csat": {csat}, "comment": {comment}}.Encode()) < app.MaxCommentBytes
+		if r.Field == "comment" && small && len(sent) <= app.MaxCommentBytes && validate.Text("comment", strings.TrimSpace(sent), validate.MaxTextBytes) == nil {
 			t.Fatalf("comment %q refused though intake takes it: %s", sent, r.body)
 		}
 	default:

@@ -32,7 +32,7 @@ import (
 	"github.com/feedloop/feedloop/services/intake"
 	"github.com/feedloop/feedloop/services/intake/access"
 	"github.com/feedloop/feedloop/services/router"
-	"github.com/feedloop/feedloop/services/router/internal/statuspage"
+	"github.com/feedloop/feedloop/services/router/internal/app"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 )
 
@@ -313,14 +313,14 @@ func TestSurveyAnswerIsNeverLost(t *testing.T) {
 	if r := e.survey(surveyToken, url.Values{"csat": {"4"}}, "", false); r.code != http.StatusOK || !r.OK {
 		t.Fatalf("valid answer: %d %+v", r.code, r)
 	}
-	first := e.stored(statuspage.AnswerID(surveyItem, 4, ""))
-	if fb := first.GetReceived().GetFeedback(); fb.GetCsat() != 4 || fb.GetInReplyTo() != surveyItem || fb.GetSource() != statuspage.SurveySource {
+	first := e.stored(app.AnswerID(surveyItem, 4, ""))
+	if fb := first.GetReceived().GetFeedback(); fb.GetCsat() != 4 || fb.GetInReplyTo() != surveyItem || fb.GetSource() != app.SurveySource {
 		t.Fatalf("intake received %v", fb)
 	}
 	if r := e.survey(surveyToken, nil, `{"csat":1,"comment":"changed my mind"}`, false); r.code != http.StatusOK {
 		t.Fatalf("second answer before the first shows: %d %+v", r.code, r)
 	}
-	second := e.stored(statuspage.AnswerID(surveyItem, 1, "changed my mind"))
+	second := e.stored(app.AnswerID(surveyItem, 1, "changed my mind"))
 
 	// The first attributed counts: the second neither replaces its score
 	// nor reopens the item nor counts CSAT twice.

@@ -5,7 +5,7 @@
 //     (package routing) and becomes one feedback.routed.<team> event per team,
 //     with the route's priority, SLA deadlines and escalation chain; the
 //     routes file is reloaded when it changes;
-//   - the lifecycle: the team API (gRPC TeamService, package teamapi) lets
+//   - the lifecycle: the team API (gRPC TeamService, package grpcport) lets
 //     teams acknowledge, plan, resolve, decline, reroute and comment, each
 //     action an event on feedback.updated.<team>; answers to an item
 //     (in_reply_to) are attributed to its teams and may reopen it;
@@ -13,7 +13,10 @@
 //     folds every feedback.> event, rebuildable from the stream;
 //   - SLA timers (package sla): warnings and escalation chains on
 //     feedback.escalated.<team>;
-//   - the customer's status page and survey (package statuspage) over HTTP.
+//   - the customer's status page and survey (package httpport) over HTTP.
+//
+// The use cases are in internal/app and one port per transport calls them
+// (natsport, grpcport, httpport); this package wires them together.
 package router
 
 import (
@@ -21,26 +24,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/grpcserver"
 	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/router/internal/answers"
-	"github.com/feedloop/feedloop/services/router/internal/consumer"
+	"github.com/feedloop/feedloop/services/router/internal/app"
+	"github.com/feedloop/feedloop/services/router/internal/grpcport"
+	"github.com/feedloop/feedloop/services/router/internal/httpport"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
 	"github.com/feedloop/feedloop/services/router/internal/loopmetrics"
+	"github.com/feedloop/feedloop/services/router/internal/natsport"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
-	"github.com/feedloop/feedloop/services/router/internal/routesfile"
 	"github.com/feedloop/feedloop/services/router/internal/sla"
-	"github.com/feedloop/feedloop/services/router/internal/statuspage"
-	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 	"github.com/feedloop/feedloop/services/router/routing"
 	"github.com/nats-io/nats.go"
@@ -130,20 +132,22 @@ func (c Config) validate() error {
 
 // Service is a running router.
 type Service struct {
-	cfg     Config
-	infra   *lifecycle.Infra
-	log     *slog.Logger
-	routes  *routesfile.Watcher
-	tokens  *tokensWatcher
-	store   *readmodel.Store
-	loop    *loopmetrics.Recorder
-	sla     *sla.Index
-	lock    *itemlock.Locker
-	gate    *rebuild.Gate
-	grpc    *grpcserver.Server
-	lis     net.Listener
-	httpLis net.Listener
-	stop    chan struct{}
+	cfg    Config
+	infra  *lifecycle.Infra
+	log    *slog.Logger
+	routes *filewatch.Watcher[*routing.Tree]
+	tokens teamauth.Source
+	// runTokens keeps tokens in step with their file.
+	runTokens func(context.Context, time.Duration)
+	store     *readmodel.Store
+	loop      *loopmetrics.Recorder
+	sla       *sla.Index
+	lock      *itemlock.Locker
+	gate      *rebuild.Gate
+	grpc      *grpcserver.Server
+	lis       net.Listener
+	httpLis   net.Listener
+	stop      chan struct{}
 }
 
 // New validates cfg (start one in Go from DefaultConfig), loads the routes
@@ -162,11 +166,11 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	routes, err := routesfile.Open(cfg.RoutesFile, log)
+	routes, err := filewatch.Open(cfg.RoutesFile, "routes", routing.Parse, log)
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_ROUTES_FILE: %w", err)
 	}
-	tokens, err := openTokens(cfg.TeamTokensFile, log)
+	tokens, runTokens, err := openTokens(cfg.TeamTokensFile, log)
 	if err != nil {
 		return nil, fmt.Errorf("router: ROUTER_TEAM_TOKENS_FILE: %w", err)
 	}
@@ -188,21 +192,20 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	idx = idx.WithGuard(gate.Live())
 	s := &Service{
-		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, store: store, sla: idx, loop: loop, gate: gate,
+		cfg: cfg, infra: infra, log: log, routes: routes, tokens: tokens, runTokens: runTokens, store: store, sla: idx, loop: loop, gate: gate,
 		lock: itemlock.New(infra.Redis, "router:lock:", 10*time.Second, 3*time.Second),
 		stop: make(chan struct{}),
 	}
 	unary, stream := teamauth.Interceptors("/"+feedloopv1.TeamService_ServiceDesc.ServiceName+"/", tokens, nil)
 	s.grpc = grpcserver.NewTraced(log, infra.Tracing(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
-	feedloopv1.RegisterTeamServiceServer(s.grpc, teamapi.New(teamapi.Deps{
+	teams := func() []string { return s.routes.Get().Teams() }
+	feedloopv1.RegisterTeamServiceServer(s.grpc, grpcport.New(grpcport.Deps{
 		Store:    store,
 		NotFound: isNotFound,
-		Lock:     s.lock,
+		Actions:  &app.Team{Store: store, NotFound: isNotFound, Lock: s.lock, Bus: infra.Bus, Teams: teams, SLA: idx, Log: log, Traces: store},
 		Bus:      infra.Bus,
-		Teams:    func() []string { return s.routes.Tree().Teams() },
-		SLA:      idx,
+		Teams:    teams,
 		Log:      log,
-		Traces:   store,
 	}, s.stop))
 	// On an empty Redis and an empty stream the read model is complete at
 	// once: ready before the team API serves. Otherwise Run's watcher
@@ -221,8 +224,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 		s.lis.Close()
 		return nil, fmt.Errorf("router: ROUTER_HTTP_ADDR: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Tree().DefaultTeam(), "teams", routes.Tree().Teams(),
-		"team_tokens", tokens.Tokens().Len(), "grpc_addr", s.lis.Addr().String(), "http_addr", s.httpLis.Addr().String())
+	log.Info("router ready", "routes_file", cfg.RoutesFile, "default_team", routes.Get().DefaultTeam(), "teams", routes.Get().Teams(),
+		"team_tokens", tokens.Get().Len(), "grpc_addr", s.lis.Addr().String(), "http_addr", s.httpLis.Addr().String())
 	return s, nil
 }
 
@@ -235,7 +238,7 @@ func (s *Service) GRPCAddr() string { return s.lis.Addr().String() }
 func (s *Service) HTTPAddr() string { return s.httpLis.Addr().String() }
 
 // Tree is the routing tree in force.
-func (s *Service) Tree() *routing.Tree { return s.routes.Tree() }
+func (s *Service) Tree() *routing.Tree { return s.routes.Get() }
 
 // Run routes classified events, projects every event into the read model,
 // fires SLA timers, and serves the team API and status pages until ctx is
@@ -245,7 +248,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	context.AfterFunc(ctx, func() { close(s.stop) })
-	defer s.loop.ObserveOpen(func() []string { return s.routes.Tree().Teams() }, s.store.OpenCounts)()
+	defer s.loop.ObserveOpen(func() []string { return s.routes.Get().Teams() }, s.store.OpenCounts)()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -262,7 +265,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	wg.Go(func() { s.routes.Run(ctx, s.cfg.ReloadInterval) })
-	wg.Go(func() { s.tokens.Run(ctx, s.cfg.ReloadInterval) })
+	wg.Go(func() { s.runTokens(ctx, s.cfg.ReloadInterval) })
 	wg.Go(func() { fail(s.grpc.Serve(ctx, s.lis)) })
 	wg.Go(func() { fail(s.serveHTTP(ctx)) })
 	// The rebuild watcher: at start and whenever the ready key is missing
@@ -281,9 +284,9 @@ func (s *Service) Run(ctx context.Context) error {
 	proj := s.newProjector()
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
-		ans := &answers.Handler{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := consumer.Handler(s.infra.Bus, s.routes.Tree, ans.Handle, proj.applyNow, s.log)
-		cc := consumer.Config(s.cfg.Concurrency)
+		ans := &app.Answers{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
+		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Get, Answers: ans, Applied: proj.applyNow, Log: s.log})
+		cc := natsport.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
 	})
@@ -309,12 +312,11 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) serveHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	status := statuspage.New(s.store, isNotFound, s.infra.Bus, s.log)
-	status.Traces = s.store
+	status := httpport.New(s.store, isNotFound, &app.Survey{Bus: s.infra.Bus, Traces: s.store}, s.log)
 	status.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{
-		Handler:           statuspage.Traced(mux, "router.http", otelhttp.WithTracerProvider(s.infra.Tracing())),
+		Handler:           httpport.Traced(mux, "router.http", otelhttp.WithTracerProvider(s.infra.Tracing())),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -417,24 +419,13 @@ func Rebuild(ctx context.Context, infra *lifecycle.Infra, warnAt float64) (int, 
 	return n, nil
 }
 
-// Dump returns every key of the read model and of the SLA timer index in
-// rdb with its value in a normal form (see readmodel.Store.Dump), so that
-// two states can be compared: a live router's and a fresh Rebuild's into
-// another Redis, say. The gate's own keys are not part of it.
-func Dump(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
-	out := map[string]string{}
-	for _, prefix := range []string{readmodel.DefaultPrefix, sla.DefaultKeyPrefix} {
-		// The SLA index keeps strings and a sorted set, which the read
-		// model's Dump normalises under any prefix.
-		s, err := readmodel.New(rdb, readmodel.WithPrefix(prefix))
-		if err != nil {
-			return nil, err
-		}
-		d, err := s.Dump(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("router: dump: %w", err)
-		}
-		maps.Copy(out, d)
+// DumpReadModel returns the router's read model in rdb in a normal form
+// (key → value, see readmodel.Store.DumpRebuilt) for comparing two states,
+// e.g. a live Redis with one rebuilt from the stream.
+func DumpReadModel(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
+	store, err := readmodel.New(rdb)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return store.DumpRebuilt(ctx)
 }

@@ -56,3 +56,29 @@ func TestApplyTracedSetsTraceInTheTransaction(t *testing.T) {
 		t.Fatalf("trace = %q after a redelivery, want %q", got, tp2)
 	}
 }
+
+// DumpRebuilt leaves out the trace contexts, which a rebuild does not
+// restore, and nothing else.
+func TestDumpRebuiltLeavesOutTraces(t *testing.T) {
+	ctx := t.Context()
+	s, _ := store(t)
+	received := realistic().events[0]
+	id := received.GetFeedbackId()
+	if _, err := s.ApplyTraced(ctx, []*feedloopv1.Event{received}, []string{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all["rm:trace:"+id]; !ok {
+		t.Fatalf("Dump has no trace key: %v", all)
+	}
+	rebuilt, err := s.DumpRebuilt(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rebuilt["rm:trace:"+id]; ok || len(rebuilt) != len(all)-1 {
+		t.Fatalf("DumpRebuilt has %d of Dump's %d keys, trace included: %v; want all but the trace", len(rebuilt), len(all), ok)
+	}
+}

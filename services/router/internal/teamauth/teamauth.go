@@ -170,9 +170,11 @@ func (t *Tokens) Len() int {
 	return t.set.Len()
 }
 
-// Source is the tokens in force and how to learn that they changed.
+// Source is the tokens in force and how to learn that they changed; the
+// tokens file kept in step by filewatch (a *filewatch.Watcher[*Tokens]) is
+// one.
 type Source interface {
-	Tokens() *Tokens
+	Get() *Tokens
 	// Changed returns a channel that is closed at the next change.
 	Changed() <-chan struct{}
 }
@@ -180,7 +182,7 @@ type Source interface {
 // Static is a Source that never changes.
 type Static struct{ T *Tokens }
 
-func (s Static) Tokens() *Tokens          { return s.T }
+func (s Static) Get() *Tokens             { return s.T }
 func (s Static) Changed() <-chan struct{} { return nil }
 
 type ctxKey struct{}
@@ -273,7 +275,7 @@ func Interceptors(prefix string, src Source, now func() time.Time) (grpc.UnarySe
 		if err != nil {
 			return "", Principal{}, err
 		}
-		p, _, err := src.Tokens().Lookup(token, now())
+		p, _, err := src.Get().Lookup(token, now())
 		if err != nil {
 			return "", Principal{}, refusal(err)
 		}
@@ -326,7 +328,7 @@ func guard(ctx context.Context, cancel context.CancelCauseFunc, src Source, toke
 		changed := src.Changed()
 		// Look the token up after taking the channel, so a change between
 		// the two is not missed.
-		_, exp, err := src.Tokens().Lookup(token, now())
+		_, exp, err := src.Get().Lookup(token, now())
 		if err != nil {
 			cancel(&endedError{refusal(err)})
 			return

@@ -106,7 +106,7 @@ type source struct {
 	changed chan struct{}
 }
 
-func (s *source) Tokens() *teamauth.Tokens {
+func (s *source) Get() *teamauth.Tokens {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.toks

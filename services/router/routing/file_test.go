@@ -1,4 +1,8 @@
-package routesfile
+package routing_test
+
+// The routes file as the router keeps it (filewatch.Watcher of Parse):
+// errors name the file and the bad node, and a bad file keeps the tree in
+// force.
 
 import (
 	"context"
@@ -10,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/feedloop/feedloop/pkg/filewatch"
 	"github.com/feedloop/feedloop/pkg/testkit"
-
 	"github.com/feedloop/feedloop/services/router/routing"
 )
 
@@ -37,12 +41,17 @@ func billingTeam(tr *routing.Tree) string {
 	return tr.MatchLabels(routing.LabelSet{"topic": {"billing"}})[0].Team
 }
 
-func open(t *testing.T) (*Watcher, string, *testkit.SyncBuffer) {
+// openFile opens path as the router does.
+func openFile(path string, log *slog.Logger) (*filewatch.Watcher[*routing.Tree], error) {
+	return filewatch.Open(path, "routes", routing.Parse, log)
+}
+
+func open(t *testing.T) (*filewatch.Watcher[*routing.Tree], string, *testkit.SyncBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "routes.yaml")
 	write(t, path, treeA)
 	logs := &testkit.SyncBuffer{}
-	w, err := Open(path, slog.New(slog.NewTextHandler(logs, nil)))
+	w, err := openFile(path, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +60,11 @@ func open(t *testing.T) (*Watcher, string, *testkit.SyncBuffer) {
 
 func TestOpenRejectsInvalidAndMissingFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "routes.yaml")
-	if _, err := Open(path, slog.Default()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := openFile(path, slog.Default()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: err = %v", err)
 	}
 	write(t, path, bad)
-	_, err := Open(path, slog.Default())
+	_, err := openFile(path, slog.Default())
 	if !errors.Is(err, routing.ErrInvalid) || !strings.Contains(err.Error(), path+": ") || !strings.Contains(err.Error(), "route.routes[0]: team") {
 		t.Errorf("invalid file: err = %v, want the file and node paths", err)
 	}
@@ -64,7 +73,7 @@ func TestOpenRejectsInvalidAndMissingFiles(t *testing.T) {
 func TestReload(t *testing.T) {
 	ctx := context.Background()
 	w, path, logs := open(t)
-	if got := billingTeam(w.Tree()); got != "billing" {
+	if got := billingTeam(w.Get()); got != "billing" {
 		t.Fatalf("initial tree routes billing to %s", got)
 	}
 
@@ -76,7 +85,7 @@ func TestReload(t *testing.T) {
 	if changed, err := w.Reload(ctx); !changed || err != nil {
 		t.Fatalf("new valid file: changed=%v err=%v", changed, err)
 	}
-	if got := billingTeam(w.Tree()); got != "finance" {
+	if got := billingTeam(w.Get()); got != "finance" {
 		t.Errorf("after reload billing goes to %s, want finance", got)
 	}
 
@@ -85,7 +94,7 @@ func TestReload(t *testing.T) {
 	if changed || !errors.Is(err, routing.ErrInvalid) {
 		t.Fatalf("invalid file: changed=%v err=%v", changed, err)
 	}
-	if got := billingTeam(w.Tree()); got != "finance" {
+	if got := billingTeam(w.Get()); got != "finance" {
 		t.Errorf("invalid file replaced the tree: billing goes to %s", got)
 	}
 	if l := logs.String(); !strings.Contains(l, "routes file invalid") || !strings.Contains(l, path) || !strings.Contains(l, `route.routes[0]: team \"Finance!\"`) {
@@ -106,7 +115,7 @@ func TestReload(t *testing.T) {
 	if _, err := w.Reload(ctx); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("removed file: err = %v", err)
 	}
-	if got := billingTeam(w.Tree()); got != "finance" {
+	if got := billingTeam(w.Get()); got != "finance" {
 		t.Errorf("removed file replaced the tree: billing goes to %s", got)
 	}
 
@@ -114,7 +123,7 @@ func TestReload(t *testing.T) {
 	if changed, err := w.Reload(ctx); !changed || err != nil {
 		t.Fatalf("fixed file: changed=%v err=%v", changed, err)
 	}
-	if got := billingTeam(w.Tree()); got != "billing" {
+	if got := billingTeam(w.Get()); got != "billing" {
 		t.Errorf("fixed file: billing goes to %s", got)
 	}
 }
@@ -127,7 +136,7 @@ func TestRunPollsUntilCancelled(t *testing.T) {
 
 	write(t, path, treeB)
 	deadline := time.Now().Add(10 * time.Second)
-	for billingTeam(w.Tree()) != "finance" {
+	for billingTeam(w.Get()) != "finance" {
 		if time.Now().After(deadline) {
 			t.Fatal("Run did not pick up the new file")
 		}

@@ -1,4 +1,4 @@
-package teamapi_test
+package grpcport_test
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/grpcport"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
-	"github.com/feedloop/feedloop/services/router/internal/teamapi"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
 )
 
@@ -40,7 +40,7 @@ const tokensYAML = `tokens:
 type api struct {
 	t                *testing.T
 	store            *readmodel.Store
-	srv              *teamapi.Server
+	srv              *grpcport.Server
 	billing, product feedloopv1.TeamServiceClient
 }
 
@@ -54,7 +54,7 @@ func start(t *testing.T) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := teamapi.New(teamapi.Deps{
+	srv := grpcport.New(grpcport.Deps{
 		Store:    store,
 		NotFound: func(err error) bool { return errors.Is(err, readmodel.ErrNotFound) },
 		// Unsorted and with a duplicate, as a routing tree may list them.

@@ -1,20 +1,18 @@
-// Package statuspage serves the customer's status link, /status/{token}:
-// the customer-facing timeline of one item (HTML or JSON by Accept), and the
-// one-question satisfaction survey, whose answer goes back through intake
-// as feedback with in_reply_to set, like any other answer.
+// Package httpport is the router's HTTP port: the customer's status link,
+// /status/{token}, with the customer-facing timeline of one item (HTML or
+// JSON by Accept), and the one-question satisfaction survey, whose answer
+// the survey use case (app.Survey) sends back through intake as feedback
+// with in_reply_to set, like any other answer.
 //
 // The token is the only key: unknown tokens get 404, and nothing internal
 // (comments, escalations, reroute reasons, other customers) is ever shown.
-package statuspage
+package httpport
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -22,22 +20,12 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
-	"github.com/feedloop/feedloop/services/intake/validate"
-	"github.com/feedloop/feedloop/services/router/internal/tracelink"
+	"github.com/feedloop/feedloop/services/router/internal/app"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
-
-// SurveySource is the intake source of survey answers made on the status
-// page (subject feedback.submit.survey).
-const SurveySource = bus.SourceSurvey
-
-// MaxCommentBytes bounds the comment sent with a survey answer.
-const MaxCommentBytes = 4 << 10
 
 // Store finds an item by its status token.
 type Store interface {
@@ -56,28 +44,14 @@ var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
 type Handler struct {
 	store    Store
 	notFound func(error) bool
-	submit   func(ctx context.Context, fb *feedloopv1.Feedback) error
+	survey   *app.Survey
 	log      *slog.Logger
-	// Traces finds items' traces, so a survey answer's trace links to the
-	// item's; nil links nothing.
-	Traces tracelink.Traces
 }
 
 // New returns the handler. notFound tells a missing token from a failure;
-// b publishes survey answers to intake's work queue.
-func New(store Store, notFound func(error) bool, b *bus.Bus, log *slog.Logger) *Handler {
-	submit := func(ctx context.Context, fb *feedloopv1.Feedback) error {
-		data, err := proto.Marshal(fb)
-		if err != nil {
-			return err
-		}
-		// The message id and intake's idempotency key (source,
-		// external_id) are the answer's identity: a second click on the same
-		// answer is a duplicate, a different answer is not (see Answer).
-		_, err = b.PublishData(ctx, bus.SubmitSubject(SurveySource), fb.GetExternalId(), data, nil)
-		return err
-	}
-	return &Handler{store: store, notFound: notFound, submit: submit, log: log}
+// survey takes the answers.
+func New(store Store, notFound func(error) bool, survey *app.Survey, log *slog.Logger) *Handler {
+	return &Handler{store: store, notFound: notFound, survey: survey, log: log}
 }
 
 // Routes registers the handler's routes on mux.
@@ -140,7 +114,7 @@ func (h *Handler) item(w http.ResponseWriter, r *http.Request) (*feedloopv1.Item
 	case h.notFound(err):
 		http.NotFound(w, r)
 	default:
-		h.log.ErrorContext(r.Context(), "statuspage: read model unavailable", "err", err)
+		h.log.ErrorContext(r.Context(), "httpport: read model unavailable", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
 	}
 	return nil, false
@@ -179,7 +153,7 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 2*MaxCommentBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, 2*app.MaxCommentBytes)
 	var ans struct {
 		CSAT    int    `json:"csat"`
 		Comment string `json:"comment"`
@@ -191,49 +165,30 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 		ans.CSAT, err = strconv.Atoi(r.PostForm.Get("csat"))
 		ans.Comment = r.PostForm.Get("comment")
 	}
+	var tooBig *http.MaxBytesError
+	sent := app.SurveyAnswer{CSAT: ans.CSAT, Comment: ans.Comment, TooLong: errors.As(err, &tooBig)}
+	if err != nil && !sent.TooLong {
+		sent.CSAT = 0 // unreadable: no score was chosen
+	}
 	v := Build(item)
 	v.Token = r.PathValue("token")
 	v.Survey = &SurveyView{Score: ans.CSAT}
-	code := http.StatusUnprocessableEntity
-	var tooBig *http.MaxBytesError
-	var fb *feedloopv1.Feedback
-	switch {
-	case item.GetClosedAt() == nil && !v.Answered:
-		// One answer per case counts: taken before the teams are done, it
-		// would stand for an outcome the customer has not seen yet.
-		code, v.Survey.Error = http.StatusConflict, "the survey opens once every team has finished with your feedback"
-	case v.Answered:
-		// The first answer counts (see Answer): it is the one the teams
-		// acted on (a low score reopened the item), so a later one may not
-		// silently replace it.
-		code, v.Survey.Field = http.StatusConflict, "csat"
-		v.Survey.Error = fmt.Sprintf("csat: already answered (%d of 5); thank you", v.CSAT)
-	case errors.As(err, &tooBig) || len(ans.Comment) > MaxCommentBytes:
-		v.Survey.Field, v.Survey.Error = "comment", fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)
-	case err != nil || ans.CSAT < 1 || ans.CSAT > 5:
-		v.Survey.Field, v.Survey.Error = "csat", "csat: choose a score from 1 to 5"
-	default:
-		// Intake's own rules, before anything is published: an answer
-		// intake would dead-letter must be refused here, where the
-		// customer can still correct it.
-		fb = Answer(item, int32(ans.CSAT), ans.Comment, time.Now())
-		if vs := validate.Feedback(fb, time.Now()); len(vs) > 0 {
-			v.Survey.Field = formField(vs[0].Field)
-			v.Survey.Error = v.Survey.Field + ": " + vs[0].Description
+	var refused *app.SurveyError
+	switch err := h.survey.Submit(r.Context(), item, sent); {
+	case err == nil:
+		v.Survey.Thanks = true
+	case errors.As(err, &refused):
+		v.Survey.Field, v.Survey.Error = refused.Field, refused.Msg
+		code := http.StatusUnprocessableEntity
+		if refused.Conflict {
+			code = http.StatusConflict
 		}
-	}
-	if v.Survey.Error != "" {
 		w.WriteHeader(code)
-		h.respond(w, r, v)
-		return
-	}
-	tracelink.Item(r.Context(), h.Traces, item.GetFeedbackId())
-	if err := h.submit(r.Context(), fb); err != nil {
-		h.log.ErrorContext(r.Context(), "statuspage: survey answer not stored", "err", err)
+	default:
+		h.log.ErrorContext(r.Context(), "httpport: survey answer not stored", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
 		return
 	}
-	v.Survey.Thanks = true
 	h.respond(w, r, v)
 }
 
@@ -256,55 +211,8 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, v View) {
 func (h *Handler) render(w http.ResponseWriter, v View) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, v); err != nil {
-		h.log.Error("statuspage: render", "err", err)
+		h.log.Error("httpport: render", "err", err)
 	}
-}
-
-// formField is the form's name of a violated Feedback field: the survey's
-// score and comment are the answer's csat and text.
-func formField(path string) string {
-	switch f := strings.TrimPrefix(path, validate.Prefix+"."); f {
-	case "text":
-		return "comment"
-	default:
-		return f
-	}
-}
-
-// Answer is the survey answer to item as intake takes it: a feedback item
-// of source "survey" replying to item, from the same customer.
-//
-// Its external id (and so the bus message id and intake's idempotency key)
-// is the item's and the answer's: the same answer sent twice is one
-// submission, while a different answer is another, so an answer that was
-// refused or dead-lettered can never shadow a later, valid one through the
-// duplicate window. Which answer counts is decided where answers are
-// attributed, one per item: the first (workflow.Reply).
-func Answer(item *feedloopv1.Item, csat int32, comment string, now time.Time) *feedloopv1.Feedback {
-	var cust *feedloopv1.Customer
-	if c := item.GetFeedback().GetCustomer(); c != nil {
-		cust = proto.CloneOf(c)
-	}
-	text := strings.TrimSpace(comment)
-	return &feedloopv1.Feedback{
-		Source:     SurveySource,
-		ExternalId: AnswerID(item.GetFeedbackId(), csat, text),
-		Channel:    feedloopv1.Channel_CHANNEL_SURVEY,
-		Customer:   cust,
-		Text:       text,
-		Csat:       proto.Int32(csat),
-		InReplyTo:  item.GetFeedbackId(),
-		OccurredAt: timestamppb.New(now),
-	}
-}
-
-// AnswerID is the external id of an answer: "csat-<item>-<hash>", the hash
-// over the score and the comment (length-prefixed, so no two answers
-// collide by where one field ends).
-func AnswerID(itemID string, csat int32, text string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\n%d\n%s", csat, len(text), text)
-	return "csat-" + itemID + "-" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // Build turns an item into the customer's view: teams' statuses and the

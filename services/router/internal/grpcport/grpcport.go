@@ -1,9 +1,8 @@
-// Package teamapi is the router's gRPC TeamService: how a department lists,
-// reads, watches and works the items routed to it. Reads come from the read
-// model; an action takes the item's lock, lets package workflow decide,
-// publishes the resulting events and folds them into the read model at
-// once, so the caller reads its own write.
-package teamapi
+// Package grpcport is the router's gRPC port, the TeamService: how a
+// department lists, reads, watches and works the items routed to it. Reads
+// come from the read model; an action is the team use case (app.Team),
+// which this port authenticates, decodes and answers in gRPC codes.
+package grpcport
 
 import (
 	"context"
@@ -25,16 +24,15 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/app"
 	"github.com/feedloop/feedloop/services/router/internal/itemlock"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/teamauth"
-	"github.com/feedloop/feedloop/services/router/internal/tracelink"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
 
 // Store is the read model the API serves.
 type Store interface {
-	Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error)
 	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
 	List(ctx context.Context, team string, statuses []feedloopv1.Status, query string, offset, limit int) ([]*feedloopv1.ItemSummary, int64, error)
 	CustomerHistory(ctx context.Context, item *feedloopv1.Item, limit int) ([]*feedloopv1.ItemSummary, error)
@@ -47,21 +45,14 @@ type Deps struct {
 	Store Store
 	// NotFound reports whether a Store error means the item does not exist.
 	NotFound func(error) bool
-	Lock     *itemlock.Locker
-	Bus      *bus.Bus
+	// Actions is the team use case every action goes to.
+	Actions *app.Team
+	// Bus is where Watch reads the routed items.
+	Bus *bus.Bus
 	// Teams are the teams that exist (the routing tree's).
 	Teams func() []string
 	Now   func() time.Time
 	Log   *slog.Logger
-	// Traces finds items' traces, so an action's trace links to its
-	// item's; nil links nothing.
-	Traces tracelink.Traces
-	// SLA is told of every event an action publishes at once, so an
-	// acknowledgement just before the deadline stops the timer even while
-	// the projector lags; nil leaves it to the projector.
-	SLA interface {
-		Apply(ctx context.Context, ev *feedloopv1.Event) error
-	}
 }
 
 // Paging limits of List.
@@ -335,8 +326,8 @@ func (s *Server) act(ctx context.Context, id string, cmd workflow.Command) (*fee
 	return s.actWith(ctx, id, cmd, nil)
 }
 
-// actWith runs one action under the item's lock: read, decide, publish,
-// fold into the read model; then returns the team's share as it now is.
+// actWith runs one action as the caller's team (app.Team.Act) and returns
+// the team's share as it now is; published is given the events.
 func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, published func([]workflow.Out)) (*feedloopv1.AssignmentState, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -345,84 +336,25 @@ func (s *Server) actWith(ctx context.Context, id string, cmd workflow.Command, p
 	if id == "" {
 		return nil, invalid("feedback_id", "required")
 	}
-	unlock, err := s.d.Lock.Lock(ctx, id)
-	if err != nil {
-		if errors.Is(err, itemlock.ErrBusy) {
-			return nil, status.Error(codes.Aborted, err.Error())
-		}
+	cmd.Team, cmd.Actor = p.Team, p.Name
+	done, err := s.d.Actions.Act(ctx, id, cmd)
+	var refused *app.RefusedError
+	switch {
+	case err == nil:
+	case errors.Is(err, itemlock.ErrBusy):
+		return nil, status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, app.ErrNotFound):
+		return nil, status.Errorf(codes.NotFound, "feedback %s not found", id)
+	case errors.As(err, &refused):
+		return nil, decideError(refused.Err)
+	default:
 		return nil, unavailable(err)
-	}
-	// The lock is what keeps two actions from passing the same state check:
-	// the work under it must end before it expires, and if the read model
-	// could not be told of the new state, the lock is left to expire so no
-	// action decides on the stale state meanwhile.
-	release := true
-	defer func() {
-		if release {
-			unlock()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(ctx, max(s.d.Lock.TTL()-2*time.Second, s.d.Lock.TTL()/2))
-	defer cancel()
-	tracelink.Item(ctx, s.d.Traces, id)
-	item, err := s.item(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Team, cmd.Actor, cmd.Now, cmd.EventID = p.Team, p.Name, s.d.Now(), bus.NewID()
-	outs, err := workflow.Decide(item, cmd, s.known)
-	if err != nil {
-		return nil, decideError(err)
-	}
-	for _, o := range outs {
-		if err := s.publish(ctx, o); err != nil {
-			return nil, unavailable(err)
-		}
-	}
-	// The events are stored: tell the read model (and the SLA timers) even
-	// if the caller has gone. The projector applies the same events from the
-	// stream; applying here makes the change visible to the caller at once.
-	actx := context.WithoutCancel(ctx)
-	for _, o := range outs {
-		if _, err := s.d.Store.Apply(actx, o.Event); err != nil {
-			release = false
-			s.d.Log.WarnContext(ctx, "teamapi: read model not updated; the item stays locked until the projector has caught up", "event_id", o.Event.GetId(), "err", err)
-		}
-		if s.d.SLA != nil {
-			if err := s.d.SLA.Apply(actx, o.Event); err != nil {
-				s.d.Log.WarnContext(ctx, "teamapi: SLA timers not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
-			}
-		}
 	}
 	if published != nil {
-		published(outs)
+		published(done.Events)
 	}
-	s.d.Log.InfoContext(ctx, "team action", "action", cmd.Action.String(), "feedback_id", id, "team", p.Team, "actor", p.Name, "events", len(outs))
-	item, err = s.d.Store.Item(ctx, id)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	return assignment(item, p.Team), nil
+	return done.Assignment, nil
 }
-
-// publish retries briefly: the events of one action belong together, and a
-// client retry after a partial publish would be refused by the new state.
-func (s *Server) publish(ctx context.Context, o workflow.Out) error {
-	var err error
-	for attempt := range 3 {
-		if _, err = s.d.Bus.Publish(ctx, o.Subject, o.Event); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-		}
-	}
-	return err
-}
-
-func (s *Server) known(team string) bool { return slices.Contains(s.d.Teams(), team) }
 
 func (s *Server) item(ctx context.Context, id string) (*feedloopv1.Item, error) {
 	if id == "" {
@@ -517,7 +449,7 @@ func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consume
 		resp, err := watchResponse(m.Data())
 		if err != nil {
 			// Never sendable: skip it rather than block the team's stream.
-			s.d.Log.WarnContext(ctx, "teamapi: skipping undecodable routed message", "team", team, "err", err)
+			s.d.Log.WarnContext(ctx, "grpcport: skipping undecodable routed message", "team", team, "err", err)
 			if ack {
 				_ = m.Term()
 			}
@@ -537,7 +469,7 @@ func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consume
 		err = m.DoubleAck(actx)
 		cancel()
 		if err != nil {
-			s.d.Log.WarnContext(ctx, "teamapi: watch ack failed; the item will be sent again", "team", team, "err", err)
+			s.d.Log.WarnContext(ctx, "grpcport: watch ack failed; the item will be sent again", "team", team, "err", err)
 		}
 	}
 }

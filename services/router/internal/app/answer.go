@@ -1,10 +1,4 @@
-// Package answers handles a customer's answer to an item: feedback that
-// arrives through intake with in_reply_to set (a survey answer from the
-// status page or the company's survey tool, or a reply). Instead of being
-// routed as a new item, the answer is attributed to every team that handled
-// the original item, and a bad score or a reply in words reopens the
-// shares that were closed (package workflow decides).
-package answers
+package app
 
 import (
 	"context"
@@ -21,14 +15,19 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Store is the read model.
+// Store is the read model as the use cases write it.
 type Store interface {
 	Apply(ctx context.Context, ev *feedloopv1.Event) (bool, error)
 	Item(ctx context.Context, id string) (*feedloopv1.Item, error)
 }
 
-// Handler attributes answers.
-type Handler struct {
+// Answers is the use case of a customer's answer to an item: feedback that
+// arrives through intake with in_reply_to set (a survey answer from the
+// status page or the company's survey tool, or a reply). Instead of being
+// routed as a new item, the answer is attributed to every team that handled
+// the original item, and a bad score or a reply in words reopens the shares
+// that were closed (package workflow decides).
+type Answers struct {
 	Store    Store
 	NotFound func(error) bool
 	Lock     *itemlock.Locker
@@ -39,9 +38,9 @@ type Handler struct {
 	Traces tracelink.Traces
 }
 
-// Handle takes a Classified event. It returns false when the event is not
+// Answer takes a Classified event. It returns false when the event is not
 // an answer to a known item, which is then routed like any feedback.
-func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error) {
+func (h *Answers) Answer(ctx context.Context, in *feedloopv1.Event) (bool, error) {
 	cl := in.GetClassified()
 	fb := cl.GetFeedback()
 	target := fb.GetInReplyTo()
@@ -96,7 +95,7 @@ func (h *Handler) Handle(ctx context.Context, in *feedloopv1.Event) (bool, error
 	}
 	for _, o := range outs {
 		if _, err := h.Store.Apply(ctx, o.Event); err != nil {
-			h.Log.WarnContext(ctx, "answers: read model not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
+			h.Log.WarnContext(ctx, "answer: read model not updated; the projector will catch up", "event_id", o.Event.GetId(), "err", err)
 		}
 	}
 	h.Log.InfoContext(ctx, "customer answer attributed", "feedback_id", target, "answer_id", in.GetFeedbackId(), "csat", fb.GetCsat(), "events", len(outs))

@@ -1,0 +1,45 @@
+// Package natsport is the router's NATS port: it takes feedback.classified
+// messages from the bus, hands each event to the routing use case
+// (app.Routing) and tells the bus whether to retry or dead-letter.
+package natsport
+
+import (
+	"context"
+	"errors"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/services/router/internal/app"
+)
+
+// Durable is the router's consumer name; its dead letters go to
+// feedback.dlq.router.
+const Durable = bus.ConsumerRouter
+
+// Config is the durable consumer of feedback.classified.
+func Config(concurrency int) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        Durable,
+		FilterSubjects: []string{bus.SubjectClassified},
+		Concurrency:    concurrency,
+	}
+}
+
+// Handler routes one classified message. A message that is not a
+// well-formed Classified event is dead-lettered at once; any other failure
+// is retried.
+func Handler(r *app.Routing) bus.Handler {
+	return func(ctx context.Context, m *bus.Msg) error {
+		in, err := m.Event()
+		if err != nil {
+			return err // permanent already
+		}
+		if err := r.Route(ctx, in); err != nil {
+			if errors.Is(err, app.ErrUnroutable) {
+				return bus.Permanent(err)
+			}
+			return err
+		}
+		return nil
+	}
+}
