@@ -1,0 +1,78 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/feedloop/feedloop/pkg/bus"
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/app"
+)
+
+// An item matching two teams' routes yields one routed event per team, on
+// the team's subject, under an id derived from the input's and the team:
+// routing the same input again yields the same ids, which the stream drops
+// as duplicates.
+func TestRouteOneEventPerTeamWithDerivedIDs(t *testing.T) {
+	w := newWorld(t)
+	in := classified("fb-1", "billing", "delivery")
+	for range 2 {
+		if err := w.routing.Route(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := w.events(bus.StreamFeedback, bus.AllRouted)
+	if len(got) != 2 {
+		t.Fatalf("stream holds %d routed events after two identical calls, want 2", len(got))
+	}
+	var teams []string
+	for _, m := range got {
+		team := m.ev.GetRouted().GetAssignment().GetTeam()
+		teams = append(teams, team)
+		if want := bus.DeriveID(in.GetId(), "routed", team); m.ev.GetId() != want || m.msgID != want {
+			t.Errorf("%s: id %q, message id %q; want %q", team, m.ev.GetId(), m.msgID, want)
+		}
+		if m.subject != bus.RoutedSubject(team) {
+			t.Errorf("%s published on %s", team, m.subject)
+		}
+	}
+	slices.Sort(teams)
+	if !slices.Equal(teams, []string{"billing", "logistics"}) {
+		t.Errorf("routed to %v, want [billing logistics]", teams)
+	}
+	// Applied was told: the read model shows both shares at once.
+	it := w.item("fb-1")
+	if status(it, "billing") != feedloopv1.Status_STATUS_ROUTED || status(it, "logistics") != feedloopv1.Status_STATUS_ROUTED {
+		t.Errorf("read model assignments = %v, want billing and logistics routed", it.GetAssignments())
+	}
+}
+
+// What no route matches goes to the root route's team: no item is dropped.
+func TestRouteUnmatchedGoesToTheDefaultTeam(t *testing.T) {
+	w := newWorld(t)
+	w.routed("fb-1", "praise")
+	got := w.events(bus.StreamFeedback, bus.AllRouted)
+	if len(got) != 1 || got[0].subject != bus.RoutedSubject("triage") {
+		t.Fatalf("routed %v, want one event to triage", got)
+	}
+}
+
+// An event that is not a well-formed Classified event is ErrUnroutable,
+// for the port to dead-letter rather than retry, and publishes nothing.
+func TestRouteMalformedIsUnroutable(t *testing.T) {
+	w := newWorld(t)
+	noFeedback := classified("fb-1", "billing")
+	noFeedback.GetClassified().Feedback = nil
+	notClassified := &feedloopv1.Event{Id: "e-2", FeedbackId: "fb-2", OccurredAt: noFeedback.GetOccurredAt(),
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{}}}
+	for _, in := range []*feedloopv1.Event{noFeedback, notClassified} {
+		if err := w.routing.Route(context.Background(), in); !errors.Is(err, app.ErrUnroutable) {
+			t.Errorf("%s: err = %v, want ErrUnroutable", in.GetId(), err)
+		}
+	}
+	if n := len(w.events(bus.StreamFeedback, bus.AllRouted)); n != 0 {
+		t.Errorf("published %d routed events", n)
+	}
+}
