@@ -102,8 +102,8 @@ type ConsumerConfig struct {
 	StartNew bool
 	// PerItemOrder keeps the messages of one feedback item (header
 	// Feedloop-Feedback-Id) in delivery order: each item is handled by one
-	// of Concurrency workers, one message at a time, while other items run
-	// on the other workers. For folds such as a read model.
+	// of Concurrency workers, one message at a time (see Pipeline), while
+	// other items run on the other workers. For folds such as a read model.
 	PerItemOrder bool
 	// Pipeline, with PerItemOrder, lets each worker have up to this many
 	// messages in flight (default 1): the next message starts once the
