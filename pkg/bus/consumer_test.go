@@ -298,3 +298,67 @@ func TestPerItemOrder(t *testing.T) {
 		t.Fatalf("items were not handled concurrently (at most %d at once)", parallel.Load())
 	}
 }
+
+// With Pipeline, a worker starts an item's next message as soon as the one
+// before it is Queued, not when it is settled: messages are Queued in
+// stream order, and up to Pipeline of them are in flight at once.
+func TestPipelineQueuedInOrder(t *testing.T) {
+	b := testkit.Bus(t)
+	cc := fastConsumer("pipelined")
+	cc.Concurrency, cc.PerItemOrder, cc.Pipeline = 1, true, 3
+	const n = 9
+	for i := range n {
+		ev := receivedEvent(bus.NewID())
+		ev.FeedbackId = "item"
+		ev.GetReceived().GetFeedback().Text = strconv.Itoa(i)
+		if _, err := b.Publish(ctxT(t), bus.SubjectReceived, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu       sync.Mutex
+		line     []int
+		inFlight int
+		full     = make(chan struct{}) // closed when Pipeline were in flight at once
+		done     atomic.Int32
+	)
+	runConsumer(t, b, cc, func(ctx context.Context, m *bus.Msg) error {
+		ev, err := m.Event()
+		if err != nil {
+			return err
+		}
+		seq, _ := strconv.Atoi(ev.GetReceived().GetFeedback().GetText())
+		mu.Lock()
+		line = append(line, seq)
+		inFlight++
+		if inFlight == cc.Pipeline && len(line) == cc.Pipeline {
+			close(full)
+		}
+		mu.Unlock()
+		m.Queued()
+		// The first ones wait for the pipeline to fill (or give up, so that
+		// a runner without it fails the test instead of hanging).
+		select {
+		case <-full:
+		case <-time.After(2 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		done.Add(1)
+		return nil
+	})
+	testkit.Eventually(t, "every message", func() bool { return done.Load() == n })
+	select {
+	case <-full:
+	default:
+		t.Fatalf("never %d messages in flight at once", cc.Pipeline)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, s := range line {
+		if s != i {
+			t.Fatalf("queued in order %v, want stream order", line)
+		}
+	}
+}

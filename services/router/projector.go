@@ -25,15 +25,23 @@ import (
 // The linger delays no customer or team: the routed event is published
 // before the routing consumer folds it in, and the team API reads an item
 // after its alert, so only the read model's lag (a millisecond) grows.
+//
+// Each worker has up to ProjectorPipeline events in flight (bus
+// ConsumerConfig.Pipeline): the next event of its items is handed over as
+// soon as the one before it is in the committer's line, not after its
+// commit, so an item's waiting events (a backlog holds all four or five)
+// fall into one batch and the item is read, decoded, encoded and written
+// once for all of them instead of once per event.
 const (
-	ProjectorWorkers = 64
-	ProjectorBatch   = 64
-	ProjectorLinger  = time.Millisecond
+	ProjectorWorkers  = 64
+	ProjectorPipeline = 4
+	ProjectorBatch    = 128
+	ProjectorLinger   = time.Millisecond
 )
 
 // projectorConfig is the consumer of every event. An item's events are
-// folded one at a time in stream order (PerItemOrder); different items in
-// parallel, and together.
+// folded in stream order (PerItemOrder: one worker hands them to the one
+// committer in order); different items in parallel, and together.
 func (s *Service) projectorConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
@@ -41,6 +49,7 @@ func (s *Service) projectorConfig() bus.ConsumerConfig {
 		FilterSubjects: []string{bus.AllFeedback},
 		Concurrency:    ProjectorWorkers,
 		PerItemOrder:   true,
+		Pipeline:       ProjectorPipeline,
 		AckWait:        consumerAckWait,
 	}
 }
@@ -54,8 +63,18 @@ type projector struct {
 	// committer takes them before the projector's own folds, and nobody
 	// waits for them (see applyNow).
 	nows chan *fold
-	done chan struct{}
+	// appliedNow holds the ids of routed events applyNow folded into the
+	// read model; the projector's own delivery of one then skips the read
+	// model (its reads would only find the event applied) and goes to the
+	// SLA index alone. The committer's alone; bounded by appliedNowMax.
+	appliedNow map[string]struct{}
+	done       chan struct{}
 }
+
+// appliedNowMax bounds appliedNow: an id the projector never sees (another
+// replica's delivery) must not stay for ever. Forgetting one costs only
+// the reads that find it applied.
+const appliedNowMax = 16 * nowQueue
 
 // nowQueue bounds the routed events waiting to be applied at once: a full
 // queue holds the routing consumer back.
@@ -69,6 +88,9 @@ type fold struct {
 	// readModelOnly is a routed event applied at once (applyNow): the
 	// projector folds it into the SLA index when its turn comes.
 	readModelOnly bool
+	// slaOnly is the projector's delivery of an event applyNow already
+	// folded into the read model.
+	slaOnly bool
 	// err gets the outcome; nil for an event applied at once, whose
 	// failure is only logged.
 	err chan error
@@ -81,6 +103,8 @@ func (s *Service) newProjector() *projector {
 		folds:  make(chan *fold),
 		nows:   make(chan *fold, nowQueue),
 		done:   make(chan struct{}),
+
+		appliedNow: map[string]struct{}{},
 	}
 	go p.run()
 	return p
@@ -104,16 +128,14 @@ func (p *projector) project(ctx context.Context, m *bus.Msg) error {
 	if ev.GetReceived() != nil {
 		f.traceparent = m.Header.Get("traceparent")
 	}
-	return p.fold(ctx, f)
-}
-
-// fold hands f to the committer and waits for its batch.
-func (p *projector) fold(ctx context.Context, f *fold) error {
 	select {
 	case p.folds <- f:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The committer takes folds in the order handed over and folds them
+	// in that order: the item's next event may follow now.
+	m.Queued()
 	return <-f.err
 }
 
@@ -207,11 +229,21 @@ func (p *projector) commit(batch []*fold) {
 	defer cancel()
 	for _, f := range batch {
 		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
+		if _, ok := p.appliedNow[f.ev.GetId()]; ok && !f.readModelOnly {
+			f.slaOnly = true
+			delete(p.appliedNow, f.ev.GetId())
+		}
 	}
 	errs := p.s.foldSafely(ctx, batch)
 	for i, f := range batch {
 		if f.err == nil {
 			p.logNow(f, errs[i])
+			if errs[i] == nil && f.readModelOnly {
+				if len(p.appliedNow) >= appliedNowMax {
+					clear(p.appliedNow)
+				}
+				p.appliedNow[f.ev.GetId()] = struct{}{}
+			}
 			continue
 		}
 		f.err <- errs[i]
@@ -250,7 +282,9 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 	evs := make([]*feedloopv1.Event, len(batch))
 	tps := make([]string, len(batch))
 	for i, f := range batch {
-		evs[i], tps[i] = f.ev, f.traceparent
+		if !f.slaOnly {
+			evs[i], tps[i] = f.ev, f.traceparent // nil: nothing to apply
+		}
 	}
 	applied, err := s.store.ApplyTraced(ctx, evs, tps)
 	if err != nil {
@@ -264,7 +298,7 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 		return errs
 	}
 	for i, ev := range evs {
-		if !applied[i] {
+		if ev != nil && !applied[i] {
 			// Applied before (by the routing consumer or the team API, or a
 			// redelivery), or an event the projection ignores.
 			trace.SpanFromContext(batch[i].ctx).AddEvent("event already applied", trace.WithAttributes(attribute.String("feedloop.event_id", ev.GetId())))
@@ -285,7 +319,7 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 			errs[i] = fmt.Errorf("sla index: %w", err)
 			continue
 		}
-		errs[i] = s.complete(ctx, evs[i])
+		errs[i] = s.complete(ctx, batch[i].ev)
 	}
 	return errs
 }

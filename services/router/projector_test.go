@@ -2,12 +2,16 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -91,5 +95,62 @@ func TestFoldPanicIsAPermanentErrorNotACrash(t *testing.T) {
 	}
 	if _, err := store.Item(ctx, "ok"); err != nil {
 		t.Errorf("the received event's item is not in the read model: %v", err)
+	}
+}
+
+// rmCommands counts the commands a client sends on read-model keys.
+type rmCommands struct{ n atomic.Int64 }
+
+func (c *rmCommands) count(cmds ...redis.Cmder) {
+	for _, cmd := range cmds {
+		if a := cmd.Args(); len(a) > 1 && strings.HasPrefix(fmt.Sprint(a[1]), readmodel.DefaultPrefix) {
+			c.n.Add(1)
+		}
+	}
+}
+func (c *rmCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *rmCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
+}
+func (c *rmCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.count(cmds...); return next(ctx, cmds) }
+}
+
+// A routed event the routing consumer had applied at once reaches the
+// projector's own delivery with nothing left to do in the read model: that
+// delivery costs no read-model command, only the SLA index's.
+func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	s, store, rdb := folder(t, true)
+	p := &projector{s: s, tracer: noop.NewTracerProvider().Tracer(""), appliedNow: map[string]struct{}{}}
+	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
+	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: &feedloopv1.Feedback{Id: "fb-1", Text: "hi"},
+			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
+	p.commit([]*fold{{ctx: ctx, ev: routed, readModelOnly: true}})
+	if _, err := store.Item(ctx, "fb-1"); err != nil {
+		t.Fatalf("applied at once: %v", err)
+	}
+	rm := &rmCommands{}
+	rdb.AddHook(rm)
+	trips := &testkit.RedisTrips{}
+	rdb.AddHook(trips)
+	f := &fold{ctx: ctx, ev: routed, err: make(chan error, 1)}
+	p.commit([]*fold{f})
+	if err := <-f.err; err != nil {
+		t.Fatal(err)
+	}
+	if n := rm.n.Load(); n != 0 {
+		t.Errorf("%d read-model commands for an event applied at once, want 0", n)
+	}
+	if _, cmds := trips.Take(); cmds == 0 {
+		t.Error("no command at all: the SLA index was not told of the routed event")
+	}
+	// Forgotten once seen: a redelivery goes through the read model again
+	// (where it finds the event applied).
+	f = &fold{ctx: ctx, ev: routed, err: make(chan error, 1)}
+	p.commit([]*fold{f})
+	if err := <-f.err; err != nil || rm.n.Load() == 0 {
+		t.Errorf("redelivery: err %v, %d read-model commands; want the read model asked", err, rm.n.Load())
 	}
 }

@@ -275,16 +275,21 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	// One round trip for the reads (after WATCH, before MULTI), the guard
 	// among them: a flush or a rebuild starting before EXEC fails the
 	// transaction, so a write never lands on a missing or partial model.
-	seenCmds := make([]*redis.BoolCmd, len(evs))
+	// One SMISMEMBER per item asks about all of its events in the batch.
+	asked := make(map[string][]any, len(ids)) // feedback id → event ids
+	at := make([]int, len(evs))               // evs[i]'s place in its item's question
+	for i, ev := range evs {
+		if id := ev.GetFeedbackId(); id != "" && ev.GetId() != "" {
+			at[i] = len(asked[id])
+			asked[id] = append(asked[id], ev.GetId())
+		}
+	}
+	memberCmds := make(map[string]*redis.BoolSliceCmd, len(ids))
 	getCmds := make(map[string]*redis.StringCmd, len(ids))
 	var guardCmd *redis.StringCmd
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, ev := range evs {
-			if ev.GetFeedbackId() != "" && ev.GetId() != "" {
-				seenCmds[i] = p.SIsMember(ctx, s.appliedKey(ev.GetFeedbackId()), ev.GetId())
-			}
-		}
 		for _, id := range ids {
+			memberCmds[id] = p.SMIsMember(ctx, s.appliedKey(id), asked[id]...)
 			getCmds[id] = p.Get(ctx, s.itemKey(id))
 		}
 		if s.guard != nil {
@@ -300,25 +305,41 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 			return nil, err
 		}
 	}
+	// seen[i]: evs[i] was applied before this batch (or names no item).
+	seen := make([]bool, len(evs))
+	for i, ev := range evs {
+		id := ev.GetFeedbackId()
+		if id == "" || ev.GetId() == "" {
+			seen[i] = true
+			continue
+		}
+		member, err := memberCmds[id].Result()
+		if err != nil {
+			return nil, err
+		}
+		seen[i] = member[at[i]]
+	}
 	// Fold in memory: an item's state as the previous events of the batch
 	// left it, and the ids applied meanwhile (a batch may hold an event
-	// twice). An item with one event to fold (the usual case: the
-	// projector hands an item's events over one at a time) is folded into
-	// the item as decoded, without a copy: what the writes need of the old
-	// state (index entries, search document) is taken first. One with more
-	// is copied per event, so that each change keeps the item as that
-	// event left it and an event the projection ignores leaves no trace.
+	// twice). An item is decoded once and every event of it folded into
+	// that one copy (what the writes need of the old state, index entries
+	// and search document, is taken first), then written once. The funcs
+	// told of each event (WithApplied) need the item as that event left
+	// it, so an event with more of its item's events after it in the batch
+	// gets a snapshot; the last gets the item itself. The projection leaves
+	// an item it ignores an event for untouched.
 	type state struct {
 		old, cur *feedloopv1.Item
-		todo     int // events of the item to fold in this batch
+		todo     int // events of the item still to fold in this batch
 		changed  bool
+		applied  []any // ids of the events folded in
 		oldIdx   []zentry
 		oldDoc   string
 		oldToken string
 	}
 	items := make(map[string]*state, len(ids))
 	for i, ev := range evs {
-		if seenCmds[i] == nil || seenCmds[i].Val() {
+		if seen[i] {
 			continue
 		}
 		st := items[ev.GetFeedbackId()]
@@ -331,7 +352,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	done := map[string]bool{}
 	changes := make([]*change, len(evs))
 	for i, ev := range evs {
-		if seenCmds[i] == nil || seenCmds[i].Val() || done[ev.GetId()] {
+		if seen[i] || done[ev.GetId()] {
 			continue
 		}
 		id := ev.GetFeedbackId()
@@ -345,15 +366,17 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 			st.oldIdx, st.oldDoc, st.oldToken = s.indexEntries(old), searchDoc(old), old.GetStatusToken()
 		}
 		kpi := kpiDeltas(st.cur, ev)
-		next := st.cur
-		if st.todo > 1 {
-			next = proto.Clone(st.cur).(*feedloopv1.Item)
-		}
-		if !projection.Apply(next, ev) {
+		st.todo--
+		if !projection.Apply(st.cur, ev) {
 			continue
 		}
-		changes[i] = &change{item: next, kpi: kpi}
-		st.cur, st.changed = next, true
+		told := st.cur
+		if st.todo > 0 && len(s.applied) > 0 {
+			told = proto.Clone(st.cur).(*feedloopv1.Item)
+		}
+		changes[i] = &change{item: told, kpi: kpi}
+		st.changed = true
+		st.applied = append(st.applied, ev.GetId())
 		done[ev.GetId()] = true
 	}
 	if len(done) == 0 {
@@ -374,6 +397,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 				return fmt.Errorf("encode item %s: %w", id, err)
 			}
 			p.Set(ctx, s.itemKey(id), data, 0)
+			p.SAdd(ctx, s.appliedKey(id), st.applied...)
 			s.updateIndexes(ctx, p, st.oldIdx, st.oldToken, st.cur)
 			if doc := searchDoc(st.cur); doc != st.oldDoc {
 				// Rewritten only when a searchable field changed: most
@@ -385,11 +409,22 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 				}
 			}
 		}
+		// The batch's KPI increments are summed per hash and field first:
+		// a batch of routed events for one team is one HINCRBY per field,
+		// not one per event.
+		incr := map[string]map[string]int64{} // hash key → field → sum
+		add := func(key, f string, n int64) {
+			if incr[key] == nil {
+				incr[key] = map[string]int64{}
+			}
+			incr[key][f] += n
+		}
+		type teamDay struct{ team, date string }
+		days := map[teamDay]time.Time{}
 		for i, ch := range changes {
 			if ch == nil {
 				continue
 			}
-			p.SAdd(ctx, s.appliedKey(evs[i].GetFeedbackId()), evs[i].GetId())
 			// The day's bucket gets the same increments as the totals, on
 			// the day the event occurred (not the day it was applied), so
 			// a rebuild puts them in the same buckets.
@@ -402,15 +437,23 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 			}
 			for team, fields := range ch.kpi {
 				for f, n := range fields {
-					p.HIncrBy(ctx, s.kpiKey(team), f, n)
+					add(s.kpiKey(team), f, n)
 					if !day.IsZero() {
-						p.HIncrBy(ctx, s.kpiDayKey(team, date), f, n)
+						add(s.kpiDayKey(team, date), f, n)
 					}
 				}
 				if !day.IsZero() && len(fields) > 0 {
-					p.ZAdd(ctx, s.kpiDaysKey(team), redis.Z{Score: float64(dayNumber(day)), Member: date})
+					days[teamDay{team, date}] = day
 				}
 			}
+		}
+		for key, fields := range incr {
+			for f, n := range fields {
+				p.HIncrBy(ctx, key, f, n)
+			}
+		}
+		for td, day := range days {
+			p.ZAdd(ctx, s.kpiDaysKey(td.team), redis.Z{Score: float64(dayNumber(day)), Member: td.date})
 		}
 		return nil
 	})
