@@ -25,21 +25,6 @@ type Msg struct {
 	NumDelivered uint64
 	// progress tells the server the message is still being worked on.
 	progress func() error
-	// queued lets the runner start the next message of the same worker
-	// (ConsumerConfig.Pipeline); nil when there is no such runner.
-	queued func()
-}
-
-// Queued tells the runner that the message has taken its place in line:
-// the handler handed it to something that keeps the order it is given
-// (one committer reading one channel, say), so the next message of the
-// same item may start before this one is settled. With Pipeline 1 (the
-// default) it does nothing. A handler that returns has released the next
-// message anyway.
-func (m *Msg) Queued() {
-	if m.queued != nil {
-		m.queued()
-	}
 }
 
 // InProgress resets the message's AckWait on the server, for a handler that
@@ -102,16 +87,9 @@ type ConsumerConfig struct {
 	StartNew bool
 	// PerItemOrder keeps the messages of one feedback item (header
 	// Feedloop-Feedback-Id) in delivery order: each item is handled by one
-	// of Concurrency workers, one message at a time (see Pipeline), while
-	// other items run on the other workers. For folds such as a read model.
+	// of Concurrency workers, one message at a time, while other items run
+	// on the other workers. For folds such as a read model.
 	PerItemOrder bool
-	// Pipeline, with PerItemOrder, lets each worker have up to this many
-	// messages in flight (default 1): the next message starts once the
-	// one before it called Msg.Queued (or returned), so a handler that
-	// hands messages over in order to a batching committer gets an item's
-	// waiting messages into one batch instead of one batch each. Messages
-	// are still settled one by one, each by its own handler's result.
-	Pipeline int
 	// Middleware wraps the handler inside the standard chain.
 	Middleware []Middleware
 }
@@ -134,9 +112,6 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.Concurrency < 1 {
 		c.Concurrency = 1
-	}
-	if c.Pipeline < 1 || !c.PerItemOrder {
-		c.Pipeline = 1
 	}
 	return c
 }
@@ -243,7 +218,7 @@ func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func
 		for range c.Concurrency {
 			wg.Go(func() {
 				for jm := range q {
-					b.handle(ctx, c, h, jm, nil)
+					b.handle(ctx, c, h, jm)
 				}
 			})
 		}
@@ -255,13 +230,9 @@ func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func
 	queues := make([]chan jetstream.Msg, c.Concurrency)
 	for i := range queues {
 		queues[i] = make(chan jetstream.Msg, 16)
-		if c.Pipeline > 1 {
-			wg.Go(func() { b.pipeline(ctx, c, h, queues[i]) })
-			continue
-		}
 		wg.Go(func() {
 			for jm := range queues[i] {
-				b.handle(ctx, c, h, jm, nil)
+				b.handle(ctx, c, h, jm)
 			}
 		})
 	}
@@ -277,40 +248,10 @@ func (b *Bus) dispatcher(ctx context.Context, c ConsumerConfig, h Handler) (func
 		}
 }
 
-// pipeline is one PerItemOrder worker with up to c.Pipeline messages in
-// flight, on as many long-lived goroutines: it hands a message to one of
-// them and takes the next once that one is queued (Msg.Queued) or done.
-func (b *Bus) pipeline(ctx context.Context, c ConsumerConfig, h Handler, q <-chan jetstream.Msg) {
-	type job struct {
-		jm   jetstream.Msg
-		next chan struct{}
-	}
-	jobs := make(chan job)
-	var wg sync.WaitGroup
-	for range c.Pipeline {
-		wg.Go(func() {
-			for j := range jobs {
-				var once sync.Once
-				release := func() { once.Do(func() { close(j.next) }) }
-				b.handle(ctx, c, h, j.jm, release)
-				release()
-			}
-		})
-	}
-	for jm := range q {
-		j := job{jm: jm, next: make(chan struct{})}
-		jobs <- j
-		<-j.next
-	}
-	close(jobs)
-	wg.Wait()
-}
-
 // handle runs h on one message and settles it. In-flight work finishes even
-// when ctx is cancelled (drain), bounded by AckWait. queued, when set, is
-// Msg.Queued.
-func (b *Bus) handle(ctx context.Context, c ConsumerConfig, h Handler, jm jetstream.Msg, queued func()) {
-	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), progress: jm.InProgress, queued: queued}
+// when ctx is cancelled (drain), bounded by AckWait.
+func (b *Bus) handle(ctx context.Context, c ConsumerConfig, h Handler, jm jetstream.Msg) {
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), progress: jm.InProgress}
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}

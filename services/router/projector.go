@@ -25,23 +25,15 @@ import (
 // The linger delays no customer or team: the routed event is published
 // before the routing consumer folds it in, and the team API reads an item
 // after its alert, so only the read model's lag (a millisecond) grows.
-//
-// Each worker has up to ProjectorPipeline events in flight (bus
-// ConsumerConfig.Pipeline): the next event of its items is handed over as
-// soon as the one before it is in the committer's line, not after its
-// commit, so an item's waiting events (a backlog holds all four or five)
-// fall into one batch and the item is read, decoded, encoded and written
-// once for all of them instead of once per event.
 const (
-	ProjectorWorkers  = 64
-	ProjectorPipeline = 4
-	ProjectorBatch    = 128
-	ProjectorLinger   = time.Millisecond
+	ProjectorWorkers = 64
+	ProjectorBatch   = 64
+	ProjectorLinger  = time.Millisecond
 )
 
 // projectorConfig is the consumer of every event. An item's events are
-// folded in stream order (PerItemOrder: one worker hands them to the one
-// committer in order); different items in parallel, and together.
+// folded one at a time in stream order (PerItemOrder); different items in
+// parallel, and together.
 func (s *Service) projectorConfig() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Stream:         bus.StreamFeedback,
@@ -49,7 +41,6 @@ func (s *Service) projectorConfig() bus.ConsumerConfig {
 		FilterSubjects: []string{bus.AllFeedback},
 		Concurrency:    ProjectorWorkers,
 		PerItemOrder:   true,
-		Pipeline:       ProjectorPipeline,
 		AckWait:        consumerAckWait,
 	}
 }
@@ -133,9 +124,6 @@ func (p *projector) project(ctx context.Context, m *bus.Msg) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// The committer takes folds in the order handed over and folds them
-	// in that order: the item's next event may follow now.
-	m.Queued()
 	return <-f.err
 }
 
