@@ -56,6 +56,11 @@ import (
 // model and the SLA index.
 const ProjectorDurable = bus.ConsumerRouterProjector
 
+// ProjectorWorkers is how many items the projector consumer folds at once
+// (each item's events in order on one worker); they meet in the
+// projector's batches (app.ProjectorBatch).
+const ProjectorWorkers = 64
+
 // RebuildPrefix starts the keys of the read model's rebuild gate
 // (<prefix>ready, <prefix>lock; see package rebuild).
 const RebuildPrefix = "router:rebuild:"
@@ -281,23 +286,28 @@ func (s *Service) Run(ctx context.Context) error {
 	// Both consumers fold into the read model through the projector's
 	// committer, which outlives ctx until they have drained the messages in
 	// hand.
-	proj := s.newProjector()
+	proj := &app.Projector{
+		Bus: s.infra.Bus, Store: s.store, SLA: s.sla, Log: s.log,
+		Tracer:  s.infra.Tracing().Tracer("github.com/feedloop/feedloop/services/router"),
+		Timeout: consumerAckWait,
+	}
+	proj.Start()
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
 		ans := &app.Answers{Store: s.store, NotFound: isNotFound, Lock: s.lock, Bus: s.infra.Bus, Log: s.log, Traces: s.store}
-		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Get, Answers: ans, Applied: proj.applyNow, Log: s.log})
+		h := natsport.Handler(&app.Routing{Bus: s.infra.Bus, Tree: s.routes.Get, Answers: ans, Applied: proj.ApplyNow, Log: s.log})
 		cc := natsport.Config(s.cfg.Concurrency)
 		cc.AckWait, cc.Middleware = consumerAckWait, append(cc.Middleware, pause)
 		fail(s.infra.Bus.Consume(ctx, cc, h))
 	})
 	consumers.Go(func() {
-		pc := s.projectorConfig()
-		pc.Middleware = append(pc.Middleware, pause)
-		fail(s.infra.Bus.Consume(ctx, pc, proj.project))
+		pc := natsport.ProjectorConfig(ProjectorDurable, ProjectorWorkers)
+		pc.AckWait, pc.Middleware = consumerAckWait, append(pc.Middleware, pause)
+		fail(s.infra.Bus.Consume(ctx, pc, natsport.ProjectorHandler(proj)))
 	})
 	wg.Go(func() {
 		consumers.Wait()
-		proj.close()
+		proj.Close()
 	})
 	wg.Go(func() {
 		sched := sla.NewScheduler(s.sla, s.infra.Bus, sla.Config{WarnAt: s.cfg.SLAWarnAt, Tick: s.cfg.SLATick, Logger: s.log, TracerProvider: s.infra.Tracing()}, time.Now)

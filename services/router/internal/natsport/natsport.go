@@ -43,3 +43,29 @@ func Handler(r *app.Routing) bus.Handler {
 		return nil
 	}
 }
+
+// ProjectorConfig is the consumer of every event, folding it into the read
+// model: an item's events one at a time in stream order (PerItemOrder),
+// different items in parallel on workers, and together in the projector's
+// batches.
+func ProjectorConfig(durable string, workers int) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Stream:         bus.StreamFeedback,
+		Durable:        durable,
+		FilterSubjects: []string{bus.AllFeedback},
+		Concurrency:    workers,
+		PerItemOrder:   true,
+	}
+}
+
+// ProjectorHandler hands each event to the projector with its trace
+// context header, kept with a received item.
+func ProjectorHandler(p *app.Projector) bus.Handler {
+	return func(ctx context.Context, m *bus.Msg) error {
+		ev, err := m.Event()
+		if err != nil {
+			return err // permanent already
+		}
+		return p.Project(ctx, ev, m.Header.Get("traceparent"))
+	}
+}

@@ -1,4 +1,4 @@
-package router
+package app
 
 import (
 	"context"
@@ -21,18 +21,18 @@ import (
 	"github.com/feedloop/feedloop/services/router/internal/sla"
 )
 
-// folder is a Service with just what foldBatch uses: the read model on a
+// folder is a Projector with just what foldBatch uses: the read model on a
 // real Redis and, when withSLA, the SLA index.
-func folder(t *testing.T, withSLA bool) (*Service, *readmodel.Store, *redis.Client) {
+func folder(t *testing.T, withSLA bool) (*Projector, *readmodel.Store, *redis.Client) {
 	t.Helper()
 	rdb := testkit.RedisClient(t)
 	store, err := readmodel.New(rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{store: store, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Projector{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: noop.NewTracerProvider().Tracer(""), Timeout: time.Minute}
 	if withSLA {
-		if s.sla, err = sla.NewIndex(rdb, sla.Config{}); err != nil {
+		if s.SLA, err = sla.NewIndex(rdb, sla.Config{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +122,8 @@ func (c *rmCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	s, store, rdb := folder(t, true)
-	p := &projector{s: s, tracer: noop.NewTracerProvider().Tracer(""), appliedNow: map[string]struct{}{}}
+	p := s
+	p.appliedNow = map[string]struct{}{}
 	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
 	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
 		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: &feedloopv1.Feedback{Id: "fb-1", Text: "hi"},

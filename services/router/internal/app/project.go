@@ -1,9 +1,10 @@
-package router
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -13,43 +14,41 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/readmodel"
+	"github.com/feedloop/feedloop/services/router/internal/sla"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
 
 // Projector sizing. Every event of every item passes the projector, so it
-// folds them in batches: each of its workers hands one event to the
-// committer and waits for the transaction it went into, and the committer
-// folds what arrives within ProjectorLinger of a batch's first event (up to
-// ProjectorBatch) in one read-model and one SLA-index transaction: a
-// handful of Redis round trips per batch instead of about ten per event.
-// The linger delays no customer or team: the routed event is published
-// before the routing consumer folds it in, and the team API reads an item
-// after its alert, so only the read model's lag (a millisecond) grows.
+// folds them in batches: each of the consumer's workers hands one event to
+// the committer and waits for the transaction it went into, and the
+// committer folds what arrives within ProjectorLinger of a batch's first
+// event (up to ProjectorBatch) in one read-model and one SLA-index
+// transaction: a handful of Redis round trips per batch instead of about
+// ten per event. The linger delays no customer or team: the routed event is
+// published before the routing consumer folds it in, and the team API reads
+// an item after its alert, so only the read model's lag (a millisecond)
+// grows.
 const (
-	ProjectorWorkers = 64
-	ProjectorBatch   = 64
-	ProjectorLinger  = time.Millisecond
+	ProjectorBatch  = 64
+	ProjectorLinger = time.Millisecond
 )
 
-// projectorConfig is the consumer of every event. An item's events are
-// folded one at a time in stream order (PerItemOrder); different items in
-// parallel, and together.
-func (s *Service) projectorConfig() bus.ConsumerConfig {
-	return bus.ConsumerConfig{
-		Stream:         bus.StreamFeedback,
-		Durable:        ProjectorDurable,
-		FilterSubjects: []string{bus.AllFeedback},
-		Concurrency:    ProjectorWorkers,
-		PerItemOrder:   true,
-		AckWait:        consumerAckWait,
-	}
-}
+// Projector is the use case "an event of the stream in, the read model and
+// the SLA index up to date": the projector consumer's handler (Project) and
+// its committer, which also folds the routing consumer's routed events at
+// once (ApplyNow). New starts the committer; Close stops it.
+type Projector struct {
+	Bus   *bus.Bus
+	Store *readmodel.Store
+	SLA   *sla.Index
+	Log   *slog.Logger
+	// Tracer starts each batch's span; Timeout bounds a batch's Redis work
+	// (the consumer's AckWait: past it the messages are redelivered anyway).
+	Tracer  trace.Tracer
+	Timeout time.Duration
 
-// projector is the projector consumer's handler and its committer.
-type projector struct {
-	s      *Service
-	tracer trace.Tracer
-	folds  chan *fold
+	folds chan *fold
 	// nows are the routing consumer's routed events, applied at once: the
 	// committer takes them before the projector's own folds, and nobody
 	// waits for them (see applyNow).
@@ -87,37 +86,29 @@ type fold struct {
 	err chan error
 }
 
-func (s *Service) newProjector() *projector {
-	p := &projector{
-		s:      s,
-		tracer: s.infra.Tracing().Tracer("github.com/feedloop/feedloop/services/router"),
-		folds:  make(chan *fold),
-		nows:   make(chan *fold, nowQueue),
-		done:   make(chan struct{}),
-
-		appliedNow: map[string]struct{}{},
-	}
+// Start starts the committer; p's exported fields are set.
+func (p *Projector) Start() {
+	p.folds = make(chan *fold)
+	p.nows = make(chan *fold, nowQueue)
+	p.done = make(chan struct{})
+	p.appliedNow = map[string]struct{}{}
 	go p.run()
-	return p
 }
 
-// close stops the committer once no handler can hand it more.
-func (p *projector) close() {
+// Close stops the committer once no handler can hand it more.
+func (p *Projector) Close() {
 	close(p.folds)
 	<-p.done
 }
 
-// project folds one event into the read model and the SLA index; both are
+// Project folds one event into the read model and the SLA index; both are
 // idempotent by event id, so a redelivery or an event already applied by
-// the team API changes nothing.
-func (p *projector) project(ctx context.Context, m *bus.Msg) error {
-	ev, err := m.Event()
-	if err != nil {
-		return err
-	}
+// the team API changes nothing. traceparent is a received event's, the
+// item's own trace, kept with the item.
+func (p *Projector) Project(ctx context.Context, ev *feedloopv1.Event, traceparent string) error {
 	f := &fold{ctx: ctx, ev: ev, err: make(chan error, 1)}
 	if ev.GetReceived() != nil {
-		f.traceparent = m.Header.Get("traceparent")
+		f.traceparent = traceparent
 	}
 	select {
 	case p.folds <- f:
@@ -127,7 +118,7 @@ func (p *projector) project(ctx context.Context, m *bus.Msg) error {
 	return <-f.err
 }
 
-// applyNow queues a routed event, once stored, to be folded into the read
+// ApplyNow queues a routed event, once stored, to be folded into the read
 // model ahead of the projector's backlog, so its team can act on it at
 // once; the projector applies it again, harmlessly. The routing consumer
 // does not wait for the fold: routing must not slow down to the pace of
@@ -135,7 +126,7 @@ func (p *projector) project(ctx context.Context, m *bus.Msg) error {
 // a full queue holds it back, so an alerted item never lags the read model
 // by more than the queue. The SLA index is the projector's alone: it sees
 // every event in stream order, and deadlines are seconds away at least.
-func (p *projector) applyNow(ctx context.Context, ev *feedloopv1.Event) {
+func (p *Projector) ApplyNow(ctx context.Context, ev *feedloopv1.Event) {
 	select {
 	case p.nows <- &fold{ctx: context.WithoutCancel(ctx), ev: ev, readModelOnly: true}:
 	case <-ctx.Done():
@@ -144,18 +135,18 @@ func (p *projector) applyNow(ctx context.Context, ev *feedloopv1.Event) {
 }
 
 // logNow reports what became of an event applied at once.
-func (p *projector) logNow(f *fold, err error) {
+func (p *Projector) logNow(f *fold, err error) {
 	if errors.Is(err, rebuild.ErrNotReady) {
-		p.s.log.DebugContext(f.ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", f.ev.GetId())
+		p.Log.DebugContext(f.ctx, "router: read model being rebuilt; the projector applies the event after it", "event_id", f.ev.GetId())
 	} else if err != nil {
-		p.s.log.WarnContext(f.ctx, "router: read model not updated; the projector will catch up", "event_id", f.ev.GetId(), "err", err)
+		p.Log.WarnContext(f.ctx, "router: read model not updated; the projector will catch up", "event_id", f.ev.GetId(), "err", err)
 	}
 }
 
 // run is the committer: it folds batches until folds is closed. A batch
 // starts with whatever waits, routed events to apply at once first, and
 // lingers for more.
-func (p *projector) run() {
+func (p *Projector) run() {
 	defer close(p.done)
 	batch := make([]*fold, 0, ProjectorBatch)
 	linger := time.NewTimer(0)
@@ -204,16 +195,16 @@ func (p *projector) run() {
 
 // commit folds a batch under a span of its own, linked both ways with the
 // spans of the messages in it: a batch serves many items' traces.
-func (p *projector) commit(batch []*fold) {
+func (p *Projector) commit(batch []*fold) {
 	links := make([]trace.Link, len(batch))
 	for i, f := range batch {
 		links[i] = trace.Link{SpanContext: trace.SpanContextFromContext(f.ctx)}
 	}
-	ctx, span := p.tracer.Start(context.Background(), "router.project",
+	ctx, span := p.Tracer.Start(context.Background(), "router.project",
 		trace.WithNewRoot(), trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("feedloop.batch.size", len(batch))))
 	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, consumerAckWait)
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	for _, f := range batch {
 		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
@@ -222,7 +213,7 @@ func (p *projector) commit(batch []*fold) {
 			delete(p.appliedNow, f.ev.GetId())
 		}
 	}
-	errs := p.s.foldSafely(ctx, batch)
+	errs := p.foldSafely(ctx, batch)
 	for i, f := range batch {
 		if f.err == nil {
 			p.logNow(f, errs[i])
@@ -243,29 +234,29 @@ func (p *projector) commit(batch []*fold) {
 // batch that panicked is folded event by event; an event that panics on
 // its own gets a permanent error (dead-lettered), as Recoverer does.
 // Folding again is harmless: every fold is idempotent by event id.
-func (s *Service) foldSafely(ctx context.Context, batch []*fold) (errs []error) {
+func (p *Projector) foldSafely(ctx context.Context, batch []*fold) (errs []error) {
 	defer func() {
 		r := recover()
 		if r == nil {
 			return
 		}
 		if len(batch) == 1 {
-			s.log.ErrorContext(ctx, "router: projector panicked on an event", "event_id", batch[0].ev.GetId(), "panic", r, "stack", string(debug.Stack()))
+			p.Log.ErrorContext(ctx, "router: projector panicked on an event", "event_id", batch[0].ev.GetId(), "panic", r, "stack", string(debug.Stack()))
 			errs = []error{bus.Permanent(fmt.Errorf("fold panicked: %v", r))}
 			return
 		}
 		errs = make([]error, len(batch))
 		for i := range batch {
-			errs[i] = s.foldSafely(ctx, batch[i:i+1])[0]
+			errs[i] = p.foldSafely(ctx, batch[i:i+1])[0]
 		}
 	}()
-	return s.foldBatch(ctx, batch)
+	return p.foldBatch(ctx, batch)
 }
 
 // foldBatch applies a batch; errs[i] is batch[i]'s outcome. When the batch
 // as a whole fails, each event is folded alone, so one that cannot be
 // folded fails by itself and the others go through.
-func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
+func (p *Projector) foldBatch(ctx context.Context, batch []*fold) []error {
 	errs := make([]error, len(batch))
 	evs := make([]*feedloopv1.Event, len(batch))
 	tps := make([]string, len(batch))
@@ -274,14 +265,14 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 			evs[i], tps[i] = f.ev, f.traceparent // nil: nothing to apply
 		}
 	}
-	applied, err := s.store.ApplyTraced(ctx, evs, tps)
+	applied, err := p.Store.ApplyTraced(ctx, evs, tps)
 	if err != nil {
 		if len(batch) == 1 {
 			errs[0] = fmt.Errorf("read model: %w", err)
 			return errs
 		}
 		for i := range batch {
-			errs[i] = s.foldBatch(ctx, batch[i:i+1])[0]
+			errs[i] = p.foldBatch(ctx, batch[i:i+1])[0]
 		}
 		return errs
 	}
@@ -301,13 +292,13 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 			idx, projected = append(idx, i), append(projected, f.ev)
 		}
 	}
-	for j, err := range s.sla.ApplyBatch(ctx, projected) {
+	for j, err := range p.SLA.ApplyBatch(ctx, projected) {
 		i := idx[j]
 		if err != nil {
 			errs[i] = fmt.Errorf("sla index: %w", err)
 			continue
 		}
-		errs[i] = s.complete(ctx, batch[i].ev)
+		errs[i] = p.complete(ctx, batch[i].ev)
 	}
 	return errs
 }
@@ -316,26 +307,26 @@ func (s *Service) foldBatch(ctx context.Context, batch []*fold) []error {
 // reroute's Routed event, the Closed event) when the router that made the
 // change died before publishing it (workflow.Completion); otherwise the ids
 // match and nothing new is stored.
-func (s *Service) complete(ctx context.Context, ev *feedloopv1.Event) error {
+func (p *Projector) complete(ctx context.Context, ev *feedloopv1.Event) error {
 	if ev.GetStatusChanged() == nil {
 		return nil
 	}
-	item, err := s.store.Item(ctx, ev.GetFeedbackId())
+	item, err := p.Store.Item(ctx, ev.GetFeedbackId())
 	if err != nil {
-		if isNotFound(err) {
+		if errors.Is(err, readmodel.ErrNotFound) {
 			return nil
 		}
 		return fmt.Errorf("read model: %w", err)
 	}
 	for _, out := range workflow.Completion(item, ev) {
-		ack, err := s.infra.Bus.Publish(ctx, out.Subject, out.Event)
+		ack, err := p.Bus.Publish(ctx, out.Subject, out.Event)
 		if err != nil {
 			return fmt.Errorf("complete %s: %w", ev.GetFeedbackId(), err)
 		}
 		if !ack.Duplicate {
-			s.log.WarnContext(ctx, "router: published an event a team action left out", "feedback_id", ev.GetFeedbackId(), "subject", out.Subject, "event_id", out.Event.GetId())
+			p.Log.WarnContext(ctx, "router: published an event a team action left out", "feedback_id", ev.GetFeedbackId(), "subject", out.Subject, "event_id", out.Event.GetId())
 		}
-		if _, err := s.store.Apply(ctx, out.Event); err != nil {
+		if _, err := p.Store.Apply(ctx, out.Event); err != nil {
 			return fmt.Errorf("read model: %w", err)
 		}
 	}
