@@ -18,6 +18,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/apikey"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/intake/internal/auth"
+	"github.com/feedloop/feedloop/services/intake/internal/auth/authtest"
 	"github.com/feedloop/feedloop/services/intake/internal/grpcport"
 )
 
@@ -36,7 +37,7 @@ func (echo) Submit(ctx context.Context, _ *feedloopv1.SubmitRequest) (*feedloopv
 
 func TestInterceptors(t *testing.T) {
 	var refused atomic.Int64
-	a, cur := authenticator(t, &refused)
+	a, cur := authtest.Authenticator(t, &refused)
 	unary, stream := grpcport.AuthInterceptors("/feedloop.v1.IntakeService/", a)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	feedloopv1.RegisterIntakeServiceServer(srv, echo{})

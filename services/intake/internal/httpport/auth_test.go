@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/feedloop/feedloop/services/intake/internal/auth"
+	"github.com/feedloop/feedloop/services/intake/internal/auth/authtest"
 	"github.com/feedloop/feedloop/services/intake/internal/httpport"
 )
 
 func TestMiddleware(t *testing.T) {
 	var refused atomic.Int64
-	a, _ := authenticator(t, &refused)
+	a, _ := authtest.Authenticator(t, &refused)
 	var bodyRead atomic.Bool
 	srv := httptest.NewServer(httpport.AuthMiddleware(a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
