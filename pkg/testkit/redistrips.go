@@ -53,3 +53,25 @@ func (c *RedisTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 		return next(ctx, cmds)
 	}
 }
+
+// CommandHook is a redis.Hook that shows f every command the client sends,
+// alone or in a pipeline: for tests that count commands of one kind.
+type CommandHook func(redis.Cmder)
+
+// DialHook is part of redis.Hook.
+func (f CommandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook is part of redis.Hook.
+func (f CommandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { f(cmd); return next(ctx, cmd) }
+}
+
+// ProcessPipelineHook is part of redis.Hook.
+func (f CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			f(c)
+		}
+		return next(ctx, cmds)
+	}
+}

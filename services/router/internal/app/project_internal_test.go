@@ -98,22 +98,14 @@ func TestFoldPanicIsAPermanentErrorNotACrash(t *testing.T) {
 	}
 }
 
-// rmCommands counts the commands a client sends on read-model keys.
-type rmCommands struct{ n atomic.Int64 }
-
-func (c *rmCommands) count(cmds ...redis.Cmder) {
-	for _, cmd := range cmds {
+// readModelCommands counts into n the commands a client sends on
+// read-model keys.
+func readModelCommands(n *atomic.Int64) testkit.CommandHook {
+	return func(cmd redis.Cmder) {
 		if a := cmd.Args(); len(a) > 1 && strings.HasPrefix(fmt.Sprint(a[1]), readmodel.DefaultPrefix) {
-			c.n.Add(1)
+			n.Add(1)
 		}
 	}
-}
-func (c *rmCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *rmCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.count(cmd); return next(ctx, cmd) }
-}
-func (c *rmCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { c.count(cmds...); return next(ctx, cmds) }
 }
 
 // A routed event the routing consumer had applied at once reaches the
@@ -132,8 +124,8 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	if _, err := store.Item(ctx, "fb-1"); err != nil {
 		t.Fatalf("applied at once: %v", err)
 	}
-	rm := &rmCommands{}
-	rdb.AddHook(rm)
+	var rm atomic.Int64
+	rdb.AddHook(readModelCommands(&rm))
 	trips := &testkit.RedisTrips{}
 	rdb.AddHook(trips)
 	f := &fold{ctx: ctx, ev: routed, err: make(chan error, 1)}
@@ -141,7 +133,7 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	if err := <-f.err; err != nil {
 		t.Fatal(err)
 	}
-	if n := rm.n.Load(); n != 0 {
+	if n := rm.Load(); n != 0 {
 		t.Errorf("%d read-model commands for an event applied at once, want 0", n)
 	}
 	if _, cmds := trips.Take(); cmds == 0 {
@@ -151,7 +143,7 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	// (where it finds the event applied).
 	f = &fold{ctx: ctx, ev: routed, err: make(chan error, 1)}
 	p.commit([]*fold{f})
-	if err := <-f.err; err != nil || rm.n.Load() == 0 {
-		t.Errorf("redelivery: err %v, %d read-model commands; want the read model asked", err, rm.n.Load())
+	if err := <-f.err; err != nil || rm.Load() == 0 {
+		t.Errorf("redelivery: err %v, %d read-model commands; want the read model asked", err, rm.Load())
 	}
 }

@@ -10,37 +10,29 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
-// keyCommands is a go-redis hook counting commands by name and key kind
-// ("sadd applied"), pipelines and transactions included.
+// keyCommands counts commands by name and key kind ("sadd applied"),
+// pipelines and transactions included.
 type keyCommands struct {
 	mu sync.Mutex
 	n  map[string]int
 }
 
-func (k *keyCommands) count(cmds ...redis.Cmder) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, c := range cmds {
+func (k *keyCommands) hook() testkit.CommandHook {
+	return func(c redis.Cmder) {
 		args := c.Args()
 		if len(args) < 2 {
-			continue
+			return
 		}
-		key := fmt.Sprint(args[1])
-		if kind, _, ok := strings.Cut(strings.TrimPrefix(key, "rm:"), ":"); ok {
+		if kind, _, ok := strings.Cut(strings.TrimPrefix(fmt.Sprint(args[1]), "rm:"), ":"); ok {
+			k.mu.Lock()
 			k.n[c.Name()+" "+kind]++
+			k.mu.Unlock()
 		}
 	}
-}
-
-func (k *keyCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (k *keyCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { k.count(cmd); return next(ctx, cmd) }
-}
-func (k *keyCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { k.count(cmds...); return next(ctx, cmds) }
 }
 
 // An item's several events in one batch (what the projector hands over
@@ -63,7 +55,7 @@ func TestBatchWritesAnItemOnce(t *testing.T) {
 
 	batched, rdb := store(t)
 	k := &keyCommands{n: map[string]int{}}
-	rdb.AddHook(k)
+	rdb.AddHook(k.hook())
 	applied, err := batched.ApplyBatch(ctx, evs)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +100,7 @@ func TestBatchSumsKPIIncrements(t *testing.T) {
 	batched, rdb := store(t)
 	applyAll(t, batched, before)
 	k := &keyCommands{n: map[string]int{}}
-	rdb.AddHook(k)
+	rdb.AddHook(k.hook())
 	if _, err := batched.ApplyBatch(ctx, routed); err != nil {
 		t.Fatal(err)
 	}
