@@ -63,6 +63,8 @@ func TestWatchRebuildsOnceAcrossReplicas(t *testing.T) {
 	if err := b.WaitReady(waitCtx); err != nil {
 		t.Fatal(err)
 	}
+	// The ready key is written before the rebuilder counts its rebuild.
+	testkit.Eventually(t, "the rebuild counted", func() bool { return a.Rebuilds()+b.Rebuilds() > 0 })
 	if n := runs.Load(); n != 1 || a.Rebuilds()+b.Rebuilds() != 1 {
 		t.Fatalf("%d rebuilds ran (%d+%d completed), want 1", n, a.Rebuilds(), b.Rebuilds())
 	}
