@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -245,12 +246,7 @@ func parse[T any](opts env.Options) (T, error) {
 // EnvVars lists the variables T reads (its env tags, through embedded and
 // nested structs), sorted.
 func EnvVars[T any]() []string {
-	var out []string
-	for _, k := range envKeys(reflect.TypeFor[T]()) {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return slices.Compact(slices.Sorted(maps.Values(envKeys(reflect.TypeFor[T]()))))
 }
 
 // envKeys maps struct field names to their env variable, through embedded

@@ -2,12 +2,12 @@ package manifests
 
 import (
 	"errors"
-	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/lifecycle"
 	"github.com/feedloop/feedloop/services/classifier"
 	"github.com/feedloop/feedloop/services/console"
 	"github.com/feedloop/feedloop/services/intake"
@@ -85,21 +85,12 @@ func runtimeVar(name string) bool {
 		strings.HasPrefix(name, "OTEL_")
 }
 
-// envVars lists the env tags of T, through embedded structs.
+// envVars is the set of variables T reads.
 func envVars[T any]() map[string]bool {
 	out := map[string]bool{}
-	var walk func(reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if k, _, _ := strings.Cut(f.Tag.Get("env"), ","); k != "" && k != "-" {
-				out[k] = true
-			} else if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
-			}
-		}
+	for _, k := range lifecycle.EnvVars[T]() {
+		out[k] = true
 	}
-	walk(reflect.TypeFor[T]())
 	return out
 }
 
