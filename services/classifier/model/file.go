@@ -28,7 +28,8 @@ import (
 //	checksum 32 bytes SHA-256 of payload
 //	payload  zstd frame of:
 //	  header length uint32, header JSON (labels, feature config,
-//	    weighting, calibration, threshold, training metadata)
+//	    weighting, calibration, threshold, optional score curve,
+//	    training metadata)
 //	  term keys: uvarint deltas (dim of them, ascending)
 //	  idf:       dim float32
 //	  weights:   dim*K float32, feature-major
@@ -57,6 +58,7 @@ type header struct {
 	Temperature float64         `json:"temperature"`
 	Score       string          `json:"score,omitempty"`
 	Threshold   float64         `json:"threshold"`
+	Curve       *ScoreCurve     `json:"oos_curve,omitempty"`
 	Dim         int             `json:"dim"`
 	Meta        Metadata        `json:"meta"`
 }
@@ -71,7 +73,7 @@ func (m *Model) Save(w io.Writer) error {
 	}
 	h, err := json.Marshal(header{
 		Format: FormatVersion, Labels: m.Labels, Features: fc, Weighting: m.Weighting,
-		Temperature: m.Temperature, Score: m.Score, Threshold: m.Threshold, Dim: len(m.vocab.keys), Meta: m.Meta,
+		Temperature: m.Temperature, Score: m.Score, Threshold: m.Threshold, Curve: m.Curve, Dim: len(m.vocab.keys), Meta: m.Meta,
 	})
 	if err != nil {
 		return err
@@ -223,7 +225,7 @@ func decode(raw []byte) (*Model, error) {
 		return nil, bad("header: %v", err)
 	}
 	raw = raw[hl:]
-	m := &Model{Labels: h.Labels, Weighting: h.Weighting, Temperature: h.Temperature, Score: h.Score, Threshold: h.Threshold, Meta: h.Meta}
+	m := &Model{Labels: h.Labels, Weighting: h.Weighting, Temperature: h.Temperature, Score: h.Score, Threshold: h.Threshold, Curve: h.Curve, Meta: h.Meta}
 	if m.Score == "" {
 		m.Score = ScoreProb // format 1
 	}
@@ -232,6 +234,11 @@ func decode(raw []byte) (*Model, error) {
 	}
 	if err := m.Features.Validate(); err != nil {
 		return nil, bad("%v", err)
+	}
+	if m.Curve != nil {
+		if err := m.Curve.validate(); err != nil {
+			return nil, bad("header: %v", err)
+		}
 	}
 	K, dim := len(h.Labels), h.Dim
 	badThreshold := math.IsNaN(h.Threshold) || math.IsInf(h.Threshold, 0)

@@ -46,7 +46,10 @@ type Model struct {
 	// Threshold is the value below which Predict says Unknown.
 	Score     string
 	Threshold float64
-	Meta      Metadata
+	// Curve, when a threshold was fitted, lets AdaptThreshold choose
+	// another for the traffic seen; nil in older files.
+	Curve *ScoreCurve
+	Meta  Metadata
 
 	vocab *vocab
 	lin   *linear.Model

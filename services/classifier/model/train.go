@@ -264,6 +264,8 @@ type trainer struct {
 	// Out-of-fold closed-set scores of the chosen C, and their classes.
 	oofScores [][]float64
 	oofY      []int
+	// curve is kept in the model when a threshold is fitted.
+	curve *ScoreCurve
 }
 
 // prepare checks the labels, maps them to classes and extracts the terms.
@@ -482,9 +484,11 @@ func (t *trainer) fitThreshold(jobs []job, results []jobResult) {
 	// label-held-out folds' and the closed-set folds', whose models know
 	// every label as the final one does.
 	closed := make([]float64, len(t.oofScores))
+	closedItems := make([]oosItem, len(t.oofScores))
 	for r, s := range t.oofScores {
 		top, p := topProb(s, T)
 		closed[r] = oosScore(kind, s[top], p, T)
+		closedItems[r] = oosItem{p: closed[r], inScope: true, correct: top == t.oofY[r]}
 	}
 	thr, oos := fitThreshold(items, o.OOSShare, o.MaxReject, maxThreshold(closed, o.MaxReject))
 	oos.Score, oos.AUROC, oos.MinAUROC = kind, auc, o.MinAUROC
@@ -504,6 +508,16 @@ func (t *trainer) fitThreshold(jobs []job, results []jobResult) {
 		return // rejecting nothing is best: no threshold
 	}
 	rep.Score, rep.Threshold = kind, thr
+	// The curve's in-scope side is the closed-set folds', scored like the
+	// final model (every label known); its out-of-scope side the held-out
+	// labels'.
+	var held []float64
+	for _, it := range items {
+		if !it.inScope {
+			held = append(held, it.p)
+		}
+	}
+	t.curve = newScoreCurve(closedItems, held)
 }
 
 // auroc is the probability that an in-scope item scores above an
@@ -546,6 +560,7 @@ func (t *trainer) model(final jobResult) *Model {
 		Temperature: rep.Temperature,
 		Score:       rep.Score,
 		Threshold:   rep.Threshold,
+		Curve:       t.curve,
 		Meta: Metadata{
 			Sources: t.ds.Sources,
 			Options: t.o,
