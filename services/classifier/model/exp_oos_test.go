@@ -365,3 +365,202 @@ func dumpExp(t *testing.T, s expSet, items []expItem) {
 	}
 	t.Logf("%s: %v", s.name, n)
 }
+
+// The adaptive threshold measured (FEEDLOOP_EXP=1, -run
+// TestOOSAdaptExperiment; FEEDLOOP_EXP_SETS and FEEDLOOP_EXP_MAXN as
+// above, BANKING77 subsampled to FEEDLOOP_EXP_MAXN rows, default 4000).
+// Five folds: each holds out a fifth of the labels as out of scope and a
+// stratified fifth of the in-scope items as test; a model is trained on
+// the rest with the default options. Traffic is then 500 items drawn with
+// replacement from the held-out in-scope items and the out-of-scope pool
+// (held-out labels: "near"; other data sets' text: "foreign") at each
+// share, and its overall accuracy measured at the model's fixed
+// threshold, the threshold adapted from the traffic's scores alone, and
+// the curve's best threshold for the true share (oracle). Prints a
+// Markdown table per set; writes it to FEEDLOOP_EXP_OUT/adapt_<set>.md.
+func TestOOSAdaptExperiment(t *testing.T) {
+	if os.Getenv("FEEDLOOP_EXP") == "" {
+		t.Skip("FEEDLOOP_EXP not set")
+	}
+	only := os.Getenv("FEEDLOOP_EXP_SETS")
+	all := map[string]*Dataset{}
+	for _, s := range expSets {
+		all[s.name] = loadExp(t, s)
+	}
+	maxN := 4000
+	if v := os.Getenv("FEEDLOOP_EXP_MAXN"); v != "" {
+		fmt.Sscan(v, &maxN)
+	}
+	for _, s := range expSets {
+		if s.name == "airline" || only != "" && !strings.Contains(only, s.name) {
+			continue
+		}
+		ds := all[s.name]
+		if ds.Len() > maxN {
+			rng := rand.New(rand.NewPCG(7, 7))
+			perm := rng.Perm(ds.Len())[:maxN]
+			slices.Sort(perm)
+			sub := &Dataset{}
+			for _, i := range perm {
+				sub.Add(ds.Texts[i], ds.Labels[i])
+			}
+			ds = sub
+		}
+		var foreign []string
+		for _, o := range expSets {
+			if o.name == s.name {
+				continue
+			}
+			od := all[o.name]
+			rng := rand.New(rand.NewPCG(3, 3))
+			for _, i := range rng.Perm(od.Len())[:min(150, od.Len())] {
+				foreign = append(foreign, od.Texts[i])
+			}
+		}
+		runAdaptExp(t, s, ds, foreign)
+	}
+}
+
+// adaptScored is one scored item of the adaptive experiment.
+type adaptScored struct {
+	score   float64
+	top     string
+	correct bool // in scope and its top label is right
+}
+
+func runAdaptExp(t *testing.T, s expSet, ds *Dataset, foreign []string) {
+	shares := []float64{0, 0.15, 0.3, 0.418, 0.544, 0.72}
+	const folds, traffic = 5, 500
+	var labels []string
+	for _, l := range ds.Labels {
+		if !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	slices.Sort(labels)
+	K := len(labels)
+	y := make([]int, ds.Len())
+	for i, l := range ds.Labels {
+		y[i] = slices.Index(labels, l)
+	}
+	held := make([]int, K)
+	for pos, c := range rand.New(rand.NewPCG(11, 11)).Perm(K) {
+		held[c] = pos % folds
+	}
+	fold := stratifiedFolds(y, K, folds, 5)
+	// sums[kind][share][0 fixed, 1 adapted, 2 oracle, 3 π̂, 4 π̂², 5 adapted ok]
+	var sums [2][6][6]float64
+	var curves, fitted int
+	for f := range folds {
+		train := &Dataset{}
+		var in, near []int
+		for i := range y {
+			switch {
+			case held[y[i]] == f:
+				near = append(near, i)
+			case fold[i] == f:
+				in = append(in, i)
+			default:
+				train.Add(ds.Texts[i], ds.Labels[i])
+			}
+		}
+		o := DefaultTrainOptions()
+		o.Workers = 2
+		m, _, err := Train(context.Background(), train, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Threshold != 0 {
+			fitted++
+		}
+		if m.Curve != nil {
+			curves++
+		}
+		score := func(text, truth string) adaptScored {
+			p := m.PredictWith(text, PredictOptions{TopLabels: 1})
+			return adaptScored{score: p.OOSScore, top: p.Top[0].Label, correct: p.Top[0].Label == truth}
+		}
+		var inS, nearS, forS []adaptScored
+		for _, i := range in {
+			inS = append(inS, score(ds.Texts[i], ds.Labels[i]))
+		}
+		for _, i := range near {
+			nearS = append(nearS, score(ds.Texts[i], ""))
+		}
+		for _, text := range foreign {
+			forS = append(forS, score(text, ""))
+		}
+		rng := rand.New(rand.NewPCG(uint64(f), 99))
+		for k, pool := range [][]adaptScored{nearS, forS} {
+			for si, share := range shares {
+				nOut := int(math.Round(share * traffic))
+				items := make([]adaptScored, 0, traffic)
+				isOut := make([]bool, 0, traffic)
+				for n := range traffic {
+					if n < nOut {
+						items = append(items, pool[rng.IntN(len(pool))])
+						isOut = append(isOut, true)
+					} else {
+						items = append(items, inS[rng.IntN(len(inS))])
+						isOut = append(isOut, false)
+					}
+				}
+				acc := func(thr float64) float64 {
+					ok := 0
+					for n, it := range items {
+						rej := it.score < thr
+						if isOut[n] && rej || !isOut[n] && !rej && it.correct {
+							ok++
+						}
+					}
+					return float64(ok) / float64(len(items))
+				}
+				fixed := m.Threshold
+				if m.Score == ScoreProb && fixed == 0 {
+					fixed = math.Inf(-1)
+				}
+				scores := make([]float64, len(items))
+				for n, it := range items {
+					scores[n] = it.score
+				}
+				adapted, oracle, est, ok := fixed, fixed, 0.0, 0.0
+				if a, good := m.AdaptThreshold(scores); good {
+					adapted, est, ok = a.Threshold, a.Share, 1
+					oracle = m.Curve.Choose(share).Threshold
+				}
+				r := &sums[k][si]
+				r[0] += acc(fixed)
+				r[1] += acc(adapted)
+				r[2] += acc(oracle)
+				r[3] += est
+				r[4] += est * est
+				r[5] += ok
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%d rows, %d labels): %d/%d folds fitted a threshold, %d kept a curve\n\n", s.name, ds.Len(), K, fitted, folds, curves)
+	b.WriteString("| out of scope | true share | fixed | adapted | oracle | π̂ mean ± sd |\n|---|---|---|---|---|---|\n")
+	for k, kind := range []string{"held-out labels", "foreign text"} {
+		for si, share := range shares {
+			r := sums[k][si]
+			n := float64(folds)
+			mean := r[3] / n
+			sd := math.Sqrt(max(r[4]/n-mean*mean, 0))
+			est := "–"
+			if r[5] > 0 {
+				est = fmt.Sprintf("%.3f ± %.3f", mean, sd)
+			}
+			fmt.Fprintf(&b, "| %s | %.3f | %.3f | %.3f | %.3f | %s |\n", kind, share, r[0]/n, r[1]/n, r[2]/n, est)
+		}
+	}
+	t.Log("\n" + b.String())
+	dir := os.Getenv("FEEDLOOP_EXP_OUT")
+	if dir == "" {
+		dir = "/tmp/oosexp"
+	}
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(dir+"/adapt_"+s.name+".md", []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
