@@ -15,13 +15,14 @@ type classifierEvalOpts struct {
 	model, data       string
 	textCol, labelCol string
 	oosLabel          string
+	adapt             bool
 	jsonOut           bool
 }
 
 func newClassifierEvalCmd() *cobra.Command {
 	o := &classifierEvalOpts{}
 	cmd := &cobra.Command{
-		Use:   "eval --model MODEL --data FILE.csv --text-col COL --label-col COL [--oos-label LABEL] [--json]",
+		Use:   "eval --model MODEL --data FILE.csv --text-col COL --label-col COL [--oos-label LABEL] [--oos-adapt=false] [--json]",
 		Short: "Measure a model on labelled data: accuracy, F1 per label, speed",
 		Long: `Classify every row of --data with the model and compare with its label.
 
@@ -30,7 +31,15 @@ in-scope row the threshold rejects is an error); closed_accuracy takes the
 top label and ignores the threshold. With --oos-label, rows carrying that
 label are out of scope: correct when the model says "unknown". macro_f1
 averages F1 over the labels that occur in the data. p50_us and p99_us are
-the time to classify one item (with its explanation), one at a time.`,
+the time to classify one item (with its explanation), one at a time.
+
+The file is treated as the traffic the model serves: by default the share
+of out-of-scope text in it is estimated from the model's scores alone
+(never from the labels; oos_share_estimate) and every decision is taken
+with the threshold the model's score curve gives for that share
+(adapted_threshold; null when rejecting nothing is best). This needs a
+model trained with a fitted threshold and at least 100 rows; otherwise, and
+with --oos-adapt=false, the model's fixed threshold decides.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -40,6 +49,7 @@ the time to classify one item (with its explanation), one at a time.`,
 	f.StringVar(&o.textCol, "text-col", "", "column holding the text (required)")
 	f.StringVar(&o.labelCol, "label-col", "", "column holding the label (required)")
 	f.StringVar(&o.oosLabel, "oos-label", "", "label of out-of-scope rows: right when the model says unknown")
+	f.BoolVar(&o.adapt, "oos-adapt", true, "estimate the out-of-scope share from the data's scores and adapt the threshold to it")
 	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object")
 	for _, name := range []string{"model", "data", "text-col", "label-col"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -55,20 +65,25 @@ type labelStats struct {
 }
 
 type evalResult struct {
-	Model          string                `json:"model"`
-	N              int                   `json:"n"`
-	Accuracy       float64               `json:"accuracy"`
-	MacroF1        float64               `json:"macro_f1"`
-	ClosedAccuracy float64               `json:"closed_accuracy"`
-	UnknownRate    float64               `json:"unknown_rate"`
-	Score          string                `json:"score"`
-	Threshold      float64               `json:"threshold"`
-	OOSRecall      *float64              `json:"oos_recall,omitempty"`
-	InScopeAcc     *float64              `json:"in_scope_accuracy,omitempty"`
-	PerLabel       map[string]labelStats `json:"per_label"`
-	P50us          float64               `json:"p50_us"`
-	P99us          float64               `json:"p99_us"`
-	MeanUs         float64               `json:"mean_us"`
+	Model          string  `json:"model"`
+	N              int     `json:"n"`
+	Accuracy       float64 `json:"accuracy"`
+	MacroF1        float64 `json:"macro_f1"`
+	ClosedAccuracy float64 `json:"closed_accuracy"`
+	UnknownRate    float64 `json:"unknown_rate"`
+	Score          string  `json:"score"`
+	Threshold      float64 `json:"threshold"`
+	// OOSAdapted tells whether the decisions used a threshold adapted to
+	// the data's estimated out-of-scope share (both null when not).
+	OOSAdapted       bool                  `json:"oos_adapted"`
+	OOSShareEstimate *float64              `json:"oos_share_estimate"`
+	AdaptedThreshold *float64              `json:"adapted_threshold"`
+	OOSRecall        *float64              `json:"oos_recall,omitempty"`
+	InScopeAcc       *float64              `json:"in_scope_accuracy,omitempty"`
+	PerLabel         map[string]labelStats `json:"per_label"`
+	P50us            float64               `json:"p50_us"`
+	P99us            float64               `json:"p99_us"`
+	MeanUs           float64               `json:"mean_us"`
 }
 
 func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
@@ -83,7 +98,7 @@ func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
 	if ds.Len() == 0 {
 		return &exitError{2, fmt.Errorf("%s: no labelled rows", o.data)}
 	}
-	res := evaluate(m, ds, o.oosLabel)
+	res := evaluate(m, ds, o.oosLabel, o.adapt)
 	res.Model = o.model
 	if o.jsonOut {
 		return printJSON(cmd, res)
@@ -92,6 +107,13 @@ func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
 	fmt.Fprintf(w, "%s on %s: %d items\n", o.model, o.data, res.N)
 	fmt.Fprintf(w, "accuracy %.4f, macro-F1 %.4f, closed-set accuracy %.4f, unknown %.1f%% (%s threshold %.3f)\n",
 		res.Accuracy, res.MacroF1, res.ClosedAccuracy, 100*res.UnknownRate, res.Score, res.Threshold)
+	if res.OOSAdapted {
+		thr := "none (nothing rejected)"
+		if res.AdaptedThreshold != nil {
+			thr = fmt.Sprintf("%.3f", *res.AdaptedThreshold)
+		}
+		fmt.Fprintf(w, "out-of-scope share estimated from the scores %.3f: adapted threshold %s\n", *res.OOSShareEstimate, thr)
+	}
 	if res.OOSRecall != nil {
 		fmt.Fprintf(w, "out-of-scope recall %.4f, in-scope accuracy %.4f\n", *res.OOSRecall, *res.InScopeAcc)
 	}
@@ -109,8 +131,10 @@ func (o *classifierEvalOpts) run(cmd *cobra.Command) error {
 	return nil
 }
 
-// evaluate classifies every row, one at a time, timing each.
-func evaluate(m *model.Model, ds *model.Dataset, oosLabel string) evalResult {
+// evaluate classifies every row, one at a time, timing each; with adapt,
+// the decisions are re-taken with the threshold adapted to all the rows'
+// scores.
+func evaluate(m *model.Model, ds *model.Dataset, oosLabel string, adapt bool) evalResult {
 	n := ds.Len()
 	res := evalResult{N: n, Score: m.Score, Threshold: m.Threshold, PerLabel: map[string]labelStats{}}
 	tp, fp, support := map[string]int{}, map[string]int{}, map[string]int{}
@@ -120,10 +144,28 @@ func evaluate(m *model.Model, ds *model.Dataset, oosLabel string) evalResult {
 	for _, text := range ds.Texts[:min(n, 20)] {
 		m.Predict(text) // warm up: the timings are of the steady state
 	}
+	preds := make([]model.Prediction, n)
 	for i, text := range ds.Texts {
 		start := time.Now()
-		p := m.Predict(text)
+		preds[i] = m.Predict(text)
 		times[i] = time.Since(start)
+	}
+	if adapt {
+		scores := make([]float64, n)
+		for i, p := range preds {
+			scores[i] = p.OOSScore
+		}
+		if a, ok := m.AdaptThreshold(scores); ok {
+			res.OOSAdapted, res.OOSShareEstimate = true, &a.Share
+			if !math.IsInf(a.Threshold, -1) {
+				res.AdaptedThreshold = &a.Threshold
+			}
+			for i := range preds {
+				preds[i] = model.Decide(preds[i], a.Threshold)
+			}
+		}
+	}
+	for i, p := range preds {
 		truth, pred := ds.Labels[i], p.Label
 		if pred == model.Unknown {
 			unknown++

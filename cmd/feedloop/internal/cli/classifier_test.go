@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -216,5 +219,103 @@ func TestClassifierTrainThresholdObjective(t *testing.T) {
 	}
 	if m.Meta.Options.OOSShare != 0.5 || m.Meta.Options.MaxReject != 1 || m.Meta.Report.OOS == nil || m.Meta.Report.OOS.Rule != chat.Report.OOS.Rule || m.Threshold != chat.Report.Threshold {
 		t.Errorf("model file records options %+v, oos %+v, threshold %v", m.Meta.Options, m.Meta.Report.OOS, m.Threshold)
+	}
+}
+
+// sharedCSV reads a training file of ../shared/datasets (beside the
+// repository on developer machines and in CI); without it the test is
+// skipped, except under CI=true.
+func sharedCSV(t *testing.T, rel, textCol, labelCol string) *model.Dataset {
+	t.Helper()
+	ds, err := model.ReadCSV("../../../../../shared/datasets/"+rel, textCol, labelCol)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && os.Getenv("CI") != "true":
+		t.Skipf("%s not present (../shared/datasets)", rel)
+	case err != nil:
+		t.Fatalf("shared data set: %v", err)
+	}
+	return ds
+}
+
+func writeCSV(t *testing.T, path string, ds *model.Dataset) {
+	t.Helper()
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"text", "label"})
+	for i, text := range ds.Texts {
+		_ = w.Write([]string{text, ds.Labels[i]})
+	}
+	w.Flush()
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type adaptEval struct {
+	Accuracy    float64  `json:"accuracy"`
+	UnknownRate float64  `json:"unknown_rate"`
+	OOSRecall   *float64 `json:"oos_recall"`
+	Adapted     bool     `json:"oos_adapted"`
+	Share       *float64 `json:"oos_share_estimate"`
+	Threshold   *float64 `json:"adapted_threshold"`
+}
+
+// By default eval estimates the data's out-of-scope share from the
+// model's scores and decides with the threshold for it: on in-scope rows
+// it rejects fewer than the fixed threshold, on rows mostly off topic
+// (banking questions to a mattress shop's model) it catches more; with
+// --oos-adapt=false the fixed threshold decides and the estimate is null.
+func TestClassifierEvalAdapt(t *testing.T) {
+	shop := sharedCSV(t, "hint3/v1/sofmattress_train.csv", "sentence", "label")
+	bank := sharedCSV(t, "banking77/train.csv", "text", "category")
+	dir := t.TempDir()
+	trainPart, held, mixed := &model.Dataset{}, &model.Dataset{}, &model.Dataset{}
+	for i, text := range shop.Texts {
+		if i%5 == 0 {
+			held.Add(text, shop.Labels[i])
+		} else {
+			trainPart.Add(text, shop.Labels[i])
+		}
+	}
+	inScope := &model.Dataset{}
+	inScope.Append(held)
+	inScope.Append(held) // 130 rows: an estimate needs 100
+	for i := range 30 {
+		mixed.Add(held.Texts[i], held.Labels[i])
+	}
+	for i := 0; mixed.Len() < 130; i += 97 {
+		mixed.Add(bank.Texts[i], "OOS")
+	}
+	for name, ds := range map[string]*model.Dataset{"train.csv": trainPart, "in.csv": inScope, "mixed.csv": mixed} {
+		writeCSV(t, filepath.Join(dir, name), ds)
+	}
+	modelPath := filepath.Join(dir, "shop.model")
+	if code, _, stderr := run(t, "classifier", "train", "--data", filepath.Join(dir, "train.csv"), "--text-col", "text",
+		"--label-col", "label", "--out", modelPath); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	eval := func(data string, adapt bool) adaptEval {
+		t.Helper()
+		code, stdout, stderr := run(t, "classifier", "eval", "--model", modelPath, "--data", filepath.Join(dir, data),
+			"--text-col", "text", "--label-col", "label", "--oos-label", "OOS", "--json", "--oos-adapt="+strconv.FormatBool(adapt))
+		if code != 0 {
+			t.Fatalf("eval: exit %d: %s", code, stderr)
+		}
+		var ev adaptEval
+		if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Adapted != adapt || (ev.Share != nil) != adapt || !adapt && ev.Threshold != nil {
+			t.Errorf("%s adapt=%v: %s", data, adapt, stdout)
+		}
+		return ev
+	}
+	inA, inF := eval("in.csv", true), eval("in.csv", false)
+	if !(inA.UnknownRate < inF.UnknownRate) || !(inA.Accuracy > inF.Accuracy) {
+		t.Errorf("in-scope rows: adapted %+v, fixed %+v", inA, inF)
+	}
+	mixA, mixF := eval("mixed.csv", true), eval("mixed.csv", false)
+	if inA.Share == nil || mixA.Share == nil || !(*mixA.Share > *inA.Share) || !(*mixA.OOSRecall > *mixF.OOSRecall) || !(mixA.Accuracy > mixF.Accuracy) {
+		t.Errorf("mostly off-topic rows: adapted %+v, fixed %+v; in-scope share %v", mixA, mixF, inA.Share)
 	}
 }
