@@ -238,3 +238,19 @@ func TestDecide(t *testing.T) {
 		t.Errorf("-Inf: %+v", got)
 	}
 }
+
+// BenchmarkAdapterObserve is the cost per item of the default service
+// setting (a window of 2,000, re-estimated every 100 items), estimates
+// included.
+func BenchmarkAdapterObserve(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ad := NewAdapter(&Model{Curve: synthCurve(rng, 2000)}, 2000, 100)
+	scores := make([]float64, 4096)
+	for i := range scores {
+		scores[i] = rng.NormFloat64() + 1
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		ad.Observe(scores[i%len(scores)])
+	}
+}
