@@ -129,15 +129,15 @@ func (c *ScoreCurve) validate() error {
 // Adaptation is a threshold chosen for the traffic seen.
 type Adaptation struct {
 	// Share is the estimated out-of-scope share of the traffic, π̂.
-	Share float64 `json:"share"`
+	Share float64
 	// Threshold is the chosen threshold on the model's score; -Inf when
 	// rejecting nothing is best.
-	Threshold float64 `json:"threshold"`
+	Threshold float64
 	// Expected is the curve's expected accuracy at Threshold for Share:
 	// (1-π̂)·in-scope accuracy + π̂·out-of-scope recall.
-	Expected float64 `json:"expected"`
+	Expected float64
 	// N is the number of traffic scores the estimate used.
-	N int `json:"n"`
+	N int
 }
 
 // AdaptThreshold estimates the out-of-scope share of the traffic whose
