@@ -72,6 +72,13 @@ type Config struct {
 	// ExtraTopicMinConfidence is the probability a topic model's second
 	// or third topic needs to be reported too (0..1; 1 = one topic only).
 	ExtraTopicMinConfidence float64 `env:"CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE" envDefault:"0.3"`
+	// OOSAdaptWindow is how many of the latest texts the topic model
+	// classified its out-of-scope threshold adapts to: the share of
+	// feedback that fits no topic is estimated from their scores and the
+	// threshold is the one its training curve says is best for that share
+	// (model.Adapter; docs/classifier.md). 0 decides with the threshold
+	// fixed at training. Models without a score curve never adapt.
+	OOSAdaptWindow int `env:"CLASSIFIER_OOS_ADAPT_WINDOW" envDefault:"2000"`
 }
 
 // DefaultConfig is the configuration of an empty environment: the env
@@ -105,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if math.IsNaN(c.ExtraTopicMinConfidence) || c.ExtraTopicMinConfidence <= 0 || c.ExtraTopicMinConfidence > 1 {
 		errs = append(errs, fmt.Errorf("CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE: must be above 0 and at most 1, got %v", c.ExtraTopicMinConfidence))
+	}
+	if w := c.OOSAdaptWindow; w != 0 && (w < model.MinAdaptScores || w > 1_000_000) {
+		errs = append(errs, fmt.Errorf("CLASSIFIER_OOS_ADAPT_WINDOW: must be 0 (fixed threshold) or %d..1000000, got %d", model.MinAdaptScores, w))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 256 {
 		errs = append(errs, fmt.Errorf("CLASSIFIER_CONCURRENCY: must be 1..256, got %d", c.Concurrency))
@@ -200,6 +210,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, bus: infra.Bus, log: log, initial: data}
 	s.rules.Store(rc)
+	s.topic.AdaptWindow = cfg.OOSAdaptWindow
 	slots := map[string]*classify.ModelSlot{envTopicModel: &s.topic, envSentimentModel: &s.sentiment}
 	for _, mc := range cfg.models() {
 		lm := &liveModel{modelConfig: mc, slot: slots[mc.variable]}
@@ -279,6 +290,9 @@ func (s *Service) Run(ctx context.Context) error {
 			})
 		})
 	}
+	if s.cfg.OOSAdaptWindow > 0 && s.cfg.TopicModel != "" {
+		wg.Go(func() { s.logAdaptation(ctx, time.Minute) })
+	}
 	s.log.InfoContext(ctx, "classifier: running", "rules_file", s.cfg.RulesFile, "rules_version", s.RulesVersion(),
 		"topic_model", s.cfg.TopicModel, "topic_model_version", s.TopicModelVersion(),
 		"sentiment_model", s.cfg.SentimentModel, "sentiment_model_version", s.SentimentModelVersion(),
@@ -293,6 +307,35 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("classifier: %w", err)
 	}
 	return nil
+}
+
+// OOSAdaptation is the topic model's estimate of the share of recent
+// feedback that fits no topic and the threshold it decides with
+// (Config.OOSAdaptWindow); ok is false until it has one.
+func (s *Service) OOSAdaptation() (share, threshold float64, ok bool) { return s.topic.Adaptation() }
+
+// logAdaptation logs the estimated out-of-scope share when it first exists
+// and whenever it moves by 0.05 or more: a rise means feedback about
+// something no team owns is arriving (a new product, an outage), which
+// the routing tree's owners want to hear of.
+func (s *Service) logAdaptation(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := math.NaN()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		share, threshold, ok := s.OOSAdaptation()
+		if !ok || math.Abs(share-last) < 0.05 {
+			continue
+		}
+		last = share
+		s.log.InfoContext(ctx, "classifier: out-of-scope share of recent feedback", "share", math.Round(share*1000)/1000,
+			"threshold", threshold, "window", s.cfg.OOSAdaptWindow, "topic_model_version", s.TopicModelVersion())
+	}
 }
 
 // reloadRules swaps in a new rules file, or keeps the rules in force when

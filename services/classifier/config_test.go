@@ -15,7 +15,7 @@ func TestDefaultConfig(t *testing.T) {
 	cfg := classifier.DefaultConfig()
 	if cfg.RulesFile != "/etc/feedloop/rules.yaml" || cfg.Concurrency != 32 || cfg.RulesPollInterval != 30*time.Second ||
 		!slices.Equal(cfg.Languages, []string{"en", "de", "fr", "es", "it", "nl", "pt"}) || cfg.LanguageMinConfidence != 0.5 ||
-		cfg.TopicModel != "" || cfg.SentimentModel != "" || cfg.ModelPollInterval != 30*time.Second || cfg.ExtraTopicMinConfidence != 0.3 {
+		cfg.TopicModel != "" || cfg.SentimentModel != "" || cfg.ModelPollInterval != 30*time.Second || cfg.ExtraTopicMinConfidence != 0.3 || cfg.OOSAdaptWindow != 2000 {
 		t.Errorf("DefaultConfig() = %+v", cfg)
 	}
 }
@@ -30,10 +30,11 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 		"CLASSIFIER_SENTIMENT_MODEL":            "/models/sentiment.model",
 		"CLASSIFIER_MODEL_POLL_INTERVAL":        "1m",
 		"CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE": "1",
+		"CLASSIFIER_OOS_ADAPT_WINDOW":           "0",
 	})
 	if cfg.RulesFile != "/tmp/r.yaml" || cfg.Concurrency != 3 || cfg.RulesPollInterval != 0 || len(cfg.Languages) != 2 ||
 		cfg.TopicModel != "/models/topic.model" || cfg.SentimentModel != "/models/sentiment.model" ||
-		cfg.ModelPollInterval != time.Minute || cfg.ExtraTopicMinConfidence != 1 {
+		cfg.ModelPollInterval != time.Minute || cfg.ExtraTopicMinConfidence != 1 || cfg.OOSAdaptWindow != 0 {
 		t.Errorf("LoadConfig() = %+v", cfg)
 	}
 	// An empty language list turns detection off and is valid.
@@ -57,6 +58,8 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		{"topic model path", func(c *classifier.Config) { c.TopicModel = " " }, `CLASSIFIER_TOPIC_MODEL: " " has leading or trailing spaces`},
 		{"sentiment model path", func(c *classifier.Config) { c.SentimentModel = "/m/s.model " }, `CLASSIFIER_SENTIMENT_MODEL: "/m/s.model " has leading or trailing spaces`},
 		{"one file for both", func(c *classifier.Config) { c.TopicModel, c.SentimentModel = "/m/a.model", "/m/a.model" }, "CLASSIFIER_SENTIMENT_MODEL: is the same file as CLASSIFIER_TOPIC_MODEL (/m/a.model)"},
+		{"adapt window too small", func(c *classifier.Config) { c.OOSAdaptWindow = 99 }, "CLASSIFIER_OOS_ADAPT_WINDOW: must be 0 (fixed threshold) or 100..1000000, got 99"},
+		{"adapt window negative", func(c *classifier.Config) { c.OOSAdaptWindow = -1 }, "CLASSIFIER_OOS_ADAPT_WINDOW: must be 0 (fixed threshold) or 100..1000000, got -1"},
 		{"extra topics", func(c *classifier.Config) { c.ExtraTopicMinConfidence = 0 }, "CLASSIFIER_EXTRA_TOPIC_MIN_CONFIDENCE: must be above 0 and at most 1, got 0"},
 	}
 	for _, tt := range tests {

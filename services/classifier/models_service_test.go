@@ -338,3 +338,31 @@ func (h *harness) count(t *testing.T, subject string) int {
 	}
 	return int(info.State.Subjects[subject])
 }
+
+// The service adapts the topic model's threshold to the feedback it
+// classifies (CLASSIFIER_OOS_ADAPT_WINDOW): after a window of in-scope
+// feedback, a text below the model's fixed threshold gets its topic.
+func TestTopicThresholdAdaptsToTheFeedback(t *testing.T) {
+	const inScope, offTopic = "My package still hasn't been delivered", "Bonjour, je voudrais changer mon adresse"
+	topic := modeltest.TrainTopic(t, nil)
+	modeltest.SetCurve(t, topic, inScope, offTopic)
+	h := startWithModels(t, topic, nil, nil)
+	if h.svc.TopicModelVersion() != topic.Version() {
+		t.Fatalf("topic model in force %q", h.svc.TopicModelVersion())
+	}
+	for range model.MinAdaptScores {
+		h.publish(t, receivedEvent(inScope))
+	}
+	// Items are classified concurrently: wait for the window to fill.
+	testkit.Eventually(t, "an out-of-scope estimate", func() bool { _, _, ok := h.svc.OOSAdaptation(); return ok })
+	share, threshold, ok := h.svc.OOSAdaptation()
+	if !ok || share != 0 || threshold >= topic.Threshold {
+		t.Fatalf("after in-scope feedback: share %v threshold %v ok %v; fixed threshold %v", share, threshold, ok, topic.Threshold)
+	}
+	off := receivedEvent(offTopic)
+	h.publish(t, off)
+	out, _ := h.classified(t, off)
+	if cls := out.GetClassified().GetClassification(); cls.GetTopicSource() != feedloopv1.TopicSource_TOPIC_SOURCE_MODEL {
+		t.Errorf("below the fixed threshold after in-scope feedback: topics %v, source %v", cls.GetTopics(), cls.GetTopicSource())
+	}
+}

@@ -29,28 +29,76 @@ const (
 )
 
 // ModelSlot holds the trained model in force, swapped atomically on
-// reload. A nil slot, or one holding nil, holds no model.
+// reload, with the threshold adapter of that model (model.Adapter) when
+// AdaptWindow is set. A nil slot, or one holding nil, holds no model.
 type ModelSlot struct {
-	p atomic.Pointer[model.Model]
+	p atomic.Pointer[inForce]
+	// AdaptWindow, when above 0, has a model that carries a score curve
+	// decide with the out-of-scope threshold adapted to the last
+	// AdaptWindow texts it classified, re-estimated every AdaptEvery
+	// (default 100). Set both before the first Swap: a model swapped in
+	// starts with a new, empty window (its scores are not the old model's).
+	AdaptWindow, AdaptEvery int
 }
 
-// NewModelSlot returns a slot holding m.
+// inForce is a model and its adapter (nil when not adapting).
+type inForce struct {
+	m *model.Model
+	a *model.Adapter
+}
+
+// NewModelSlot returns a slot holding m, deciding with m's own threshold.
 func NewModelSlot(m *model.Model) *ModelSlot {
 	s := &ModelSlot{}
-	s.p.Store(m)
+	s.Swap(m)
 	return s
 }
 
 // Load returns the model in force, or nil.
 func (s *ModelSlot) Load() *model.Model {
+	m, _ := s.load()
+	return m
+}
+
+func (s *ModelSlot) load() (*model.Model, *model.Adapter) {
 	if s == nil {
-		return nil
+		return nil, nil
 	}
-	return s.p.Load()
+	f := s.p.Load()
+	if f == nil {
+		return nil, nil
+	}
+	return f.m, f.a
 }
 
 // Swap puts m in force and returns the model it replaces.
-func (s *ModelSlot) Swap(m *model.Model) *model.Model { return s.p.Swap(m) }
+func (s *ModelSlot) Swap(m *model.Model) *model.Model {
+	f := &inForce{m: m}
+	if m != nil && s.AdaptWindow > 0 && m.Curve != nil {
+		every := s.AdaptEvery
+		if every <= 0 {
+			every = 100
+		}
+		f.a = model.NewAdapter(m, s.AdaptWindow, every)
+	}
+	old := s.p.Swap(f)
+	if old == nil {
+		return nil
+	}
+	return old.m
+}
+
+// Adaptation is the out-of-scope share the model in force estimates for
+// the traffic it has seen and the threshold it decides with; ok is false
+// when it does not adapt or has not seen enough texts yet.
+func (s *ModelSlot) Adaptation() (share, threshold float64, ok bool) {
+	_, a := s.load()
+	if a == nil {
+		return 0, 0, false
+	}
+	share, ok = a.Share()
+	return share, a.Threshold(), ok
+}
 
 // Layered is the Classifier the service gives its Pipeline: the
 // configured rules first, then the trained models.
@@ -60,10 +108,12 @@ func (s *ModelSlot) Swap(m *model.Model) *model.Model { return s.p.Swap(m) }
 //     Else the topic model's label with its calibrated probability, and
 //     up to MaxModelTopics-1 more labels at least as probable as
 //     ExtraTopicMin (a text about two things), with the n-grams that
-//     decided the first one as the explanation (topic_source MODEL). When the model's top
-//     probability is below the threshold stored in it, the topic is
-//     "unknown" with confidence 0 (topic_source UNKNOWN), which routes the
-//     item to triage. Without a topic model the rules' answer stands.
+//     decided the first one as the explanation (topic_source MODEL). When the model's
+//     out-of-scope score is below its threshold (the one stored in it, or
+//     the one adapted to the recent traffic: ModelSlot.AdaptWindow), the
+//     topic is "unknown" with confidence 0 (topic_source UNKNOWN), which
+//     routes the item to triage. Without a topic model the rules' answer
+//     stands.
 //   - Sentiment: the sentiment model's top label and probability when
 //     there is one, else the rules' keyword sentiment. (Pipeline lets
 //     NPS/CSAT/CES answers override either.)
@@ -87,7 +137,8 @@ func (l *Layered) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedl
 	if fb == nil {
 		return nil, errors.New("classifier: no feedback to classify")
 	}
-	topic, sentiment := l.Topic.Load(), l.Sentiment.Load()
+	topic, adapter := l.Topic.load()
+	sentiment := l.Sentiment.Load()
 	cls, err := l.Rules.Classify(ctx, fb)
 	if err != nil {
 		return nil, err
@@ -97,7 +148,7 @@ func (l *Layered) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedl
 		text = modelText(fb)
 	}
 	if topic != nil && len(cls.GetRuleIds()) == 0 {
-		l.applyTopic(cls, topic, text)
+		l.applyTopic(cls, topic, adapter, text)
 	}
 	if sentiment != nil {
 		p := sentiment.PredictWith(text, model.PredictOptions{TopLabels: 1})
@@ -110,8 +161,12 @@ func (l *Layered) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*feedl
 	return cls, nil
 }
 
-func (l *Layered) applyTopic(cls *feedloopv1.Classification, m *model.Model, text string) {
+func (l *Layered) applyTopic(cls *feedloopv1.Classification, m *model.Model, a *model.Adapter, text string) {
 	p := m.PredictWith(text, model.PredictOptions{TopLabels: MaxModelTopics, Explain: ExplainFeatures})
+	if a != nil {
+		a.Observe(p.OOSScore)
+		p = model.Decide(p, a.Threshold())
+	}
 	cls.Explanation = nil
 	if p.Label == model.Unknown {
 		cls.Topics = []*feedloopv1.TopicScore{{Topic: model.Unknown, Confidence: 0}}

@@ -177,3 +177,70 @@ func BenchmarkLayered(b *testing.B) {
 		}
 	}
 }
+
+// The topic model decides with the threshold adapted to the texts it
+// classified last: its fixed threshold until the window has enough of
+// them, none when they all look in scope (a text below the fixed
+// threshold gets its topic), a strict one when they are mostly off topic;
+// a model swapped in starts a new window, and AdaptWindow 0 never adapts.
+func TestLayeredAdaptsTheThresholdToTheTraffic(t *testing.T) {
+	const inScope, offTopic = "My package still hasn't been delivered", "Bonjour, je voudrais changer mon adresse"
+	withCurve := func() *model.Model {
+		m := modeltest.TrainTopic(t, nil)
+		modeltest.SetCurve(t, m, inScope, offTopic)
+		return m
+	}
+	slot := &classify.ModelSlot{AdaptWindow: model.MinAdaptScores, AdaptEvery: 10}
+	slot.Swap(withCurve())
+	l := &classify.Layered{Rules: mustRules(t, modeltest.Rules), Topic: slot, ExtraTopicMin: 1}
+	source := func(text string) feedloopv1.TopicSource {
+		t.Helper()
+		cls, err := l.Classify(context.Background(), &feedloopv1.Feedback{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cls.GetTopicSource()
+	}
+	const unknown, modelled = feedloopv1.TopicSource_TOPIC_SOURCE_UNKNOWN, feedloopv1.TopicSource_TOPIC_SOURCE_MODEL
+
+	if got := source(offTopic); got != unknown {
+		t.Errorf("empty window: off-topic text %v, want the fixed threshold's %v", got, unknown)
+	}
+	if _, _, ok := slot.Adaptation(); ok {
+		t.Error("an estimate before the window holds enough texts")
+	}
+	for range model.MinAdaptScores {
+		source(inScope)
+	}
+	if share, thr, ok := slot.Adaptation(); !ok || share != 0 || !math.IsInf(thr, -1) {
+		t.Errorf("in-scope traffic: share %v threshold %v ok %v, want 0, -Inf, true", share, thr, ok)
+	}
+	if got := source(offTopic); got != modelled {
+		t.Errorf("after in-scope traffic: the text below the fixed threshold is %v, want %v", got, modelled)
+	}
+
+	for range model.MinAdaptScores {
+		source(offTopic)
+	}
+	if share, _, ok := slot.Adaptation(); !ok || share < 0.9 {
+		t.Errorf("off-topic traffic: share %v ok %v, want ≥ 0.9", share, ok)
+	}
+	if got, in := source(offTopic), source(inScope); got != unknown || in != modelled {
+		t.Errorf("after off-topic traffic: off topic %v, in scope %v; want %v, %v", got, in, unknown, modelled)
+	}
+
+	slot.Swap(withCurve())
+	if _, _, ok := slot.Adaptation(); ok {
+		t.Error("a swapped-in model kept the old model's window")
+	}
+
+	fixed := &classify.ModelSlot{}
+	fixed.Swap(withCurve())
+	l.Topic = fixed
+	for range 2 * model.MinAdaptScores {
+		source(inScope)
+	}
+	if _, _, ok := fixed.Adaptation(); ok || source(offTopic) != unknown {
+		t.Error("AdaptWindow 0 adapted the threshold")
+	}
+}

@@ -80,6 +80,27 @@ func trainFast(t testing.TB, ds *model.Dataset, threshold float64) *model.Model 
 	return m
 }
 
+// SetCurve gives m the score curve training would measure if in-scope
+// texts scored like inScope and out-of-scope ones like offTopic: a
+// threshold between them rejects every out-of-scope text and a tenth of
+// the in-scope ones. offTopic must score below m's threshold and inScope
+// at or above it. The fixture is too small for training to measure a curve
+// worth adapting by; tests of the adaptation use this one.
+func SetCurve(t testing.TB, m *model.Model, inScope, offTopic string) {
+	t.Helper()
+	sIn, sOff := m.Predict(inScope).OOSScore, m.Predict(offTopic).OOSScore
+	if !(sOff < m.Threshold && m.Threshold <= sIn) {
+		t.Fatalf("fixture drifted: scores in scope %v, off topic %v, threshold %v", sIn, sOff, m.Threshold)
+	}
+	m.Curve = &model.ScoreCurve{
+		Thresholds:  []float64{sOff - 1, (sIn + sOff) / 2, sIn + 1},
+		InCorrect:   []float64{0.9, 0.85, 0},
+		InRejected:  []float64{0, 0.1, 1},
+		OOSRejected: []float64{0, 1, 1},
+		BaseCorrect: 0.9, InScope: 100, OutScope: 100,
+	}
+}
+
 // Evidence is the features explaining cls's topic.
 func Evidence(cls *feedloopv1.Classification) []string {
 	var out []string
