@@ -36,6 +36,14 @@ type batchReq struct {
 // NewBatcher returns a Batcher sending on rdb.
 func NewBatcher(rdb redis.Cmdable) *Batcher { return &Batcher{rdb: rdb} }
 
+// Pending is how many callers wait for the next batch: tests use it to
+// know their callers are queued.
+func (b *Batcher) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
 // Do queues the commands queue adds to a pipeline and returns once they
 // ran; read their results from the commands queue created. queue must only
 // add commands (it runs on whichever caller sends the batch). A batch of

@@ -61,9 +61,9 @@ func TestBatcherSharesRoundTrips(t *testing.T) {
 		})
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for redisx.Pending(b) < others {
+	for b.Pending() < others {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d callers queued", redisx.Pending(b))
+			t.Fatalf("only %d callers queued", b.Pending())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -104,7 +104,7 @@ func TestBatcherAlone(t *testing.T) {
 			t.Fatalf("call %d: %d, %v", i, n, err)
 		}
 	}
-	if redisx.Pending(b) != 0 {
+	if b.Pending() != 0 {
 		t.Fatal("callers left queued")
 	}
 }

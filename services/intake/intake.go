@@ -179,7 +179,8 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	}
 	metrics := app.NewMetrics(otel.GetMeterProvider())
 	defaultLimit := access.Limit{Rate: cfg.RateLimit, Burst: cfg.RateBurst}
-	limiter := ratelimit.New(infra.Redis, func(source string) access.Limit { return s.access().Limit(source, defaultLimit) })
+	limiter := ratelimit.New(infra.Redis, func(source string) access.Limit { return s.access().Limit(source, defaultLimit) },
+		ratelimit.WithBatcher(s.idemKeys.Batcher()))
 	s.acc = app.New(s.idemKeys, infra.Bus, log, time.Now,
 		app.WithMetrics(metrics), app.WithLimiter(limiter))
 

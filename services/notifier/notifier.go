@@ -312,6 +312,7 @@ func buildDirectory(cfg Config, tp trace.TracerProvider) (*recipients.Directory,
 		return webhook.New(webhook.Options{
 			URL: url, Secret: []byte(cfg.WebhookSecret), PreviousSecret: []byte(cfg.WebhookSecretPrevious),
 			Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts, TracerProvider: tp,
+			Concurrency: cfg.Concurrency,
 		})
 	}
 	if cfg.SMTPAddr != "" {

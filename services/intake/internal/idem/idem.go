@@ -50,6 +50,11 @@ func New(rdb *redis.Client, ttl time.Duration) *Store {
 	return &Store{rdb: rdb, ttl: ttl, batch: redisx.NewBatcher(rdb)}
 }
 
+// Batcher is the Batcher the Store's Remembers go through: the rate
+// limiter sends on it too (ratelimit.WithBatcher), so that one
+// submission's lookup and another's Remember share a round trip.
+func (s *Store) Batcher() *redisx.Batcher { return s.batch }
+
 // Key is the Redis key of (source, externalID). source is a subject token
 // (no ':'), so the key is unambiguous whatever externalID holds.
 func Key(source, externalID string) string {

@@ -37,9 +37,25 @@ type Limiter struct {
 
 // New returns a Limiter on rdb. limit is called per request with the
 // source, so limits reloaded from the keys file apply at once.
-func New(rdb redis.UniversalClient, limit func(source string) access.Limit) *Limiter {
-	return &Limiter{rdb: rdb, batch: redisx.NewBatcher(rdb), rl: redis_rate.NewLimiter(rdb), limit: limit}
+func New(rdb redis.UniversalClient, limit func(source string) access.Limit, opts ...Option) *Limiter {
+	l := &Limiter{rdb: rdb, rl: redis_rate.NewLimiter(rdb), limit: limit}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.batch == nil {
+		l.batch = redisx.NewBatcher(rdb)
+	}
+	return l
 }
+
+// Option configures a Limiter.
+type Option func(*Limiter)
+
+// WithBatcher sends the Limiter's commands through b (on b's client), shared
+// with b's other users: intake passes its idempotency keys' Batcher, so
+// one round trip carries lookups and Remembers of concurrent submissions
+// (two Batchers each made their own).
+func WithBatcher(b *redisx.Batcher) Option { return func(l *Limiter) { l.batch = b } }
 
 // Key is the Redis key of source's budget (redis_rate prefixes "rate:").
 func Key(source string) string { return "intake:" + source }
@@ -67,10 +83,11 @@ func (l *Limiter) AllowLookup(ctx context.Context, budget string, n int, source,
 	var get *redis.StringCmd
 	pb := &piggyback{UniversalClient: l.rdb, batch: l.batch, queue: func(p redis.Pipeliner) { get = idem.QueueLookup(ctx, p, source, externalID) }}
 	d, err = l.allow(ctx, redis_rate.NewLimiter(pb), budget, n)
-	if pb.queue != nil && (err != nil || d.Allowed) {
-		// The script was not sent (no limit for budget): the lookup goes
-		// on its own.
-		get = idem.QueueLookup(ctx, l.rdb, source, externalID)
+	if queue := pb.queue; queue != nil && (err != nil || d.Allowed) {
+		// The script was not sent (no limit for budget): the lookup still
+		// goes through the batch, sharing a round trip with concurrent
+		// submissions' lookups and Remembers instead of taking one each.
+		l.batch.Do(ctx, queue)
 	}
 	if get != nil {
 		pre.FeedbackID, pre.Found, pre.Err = idem.LookupResult(get, source, externalID)

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,6 +169,81 @@ func TestAllowLookupIsOneRoundTrip(t *testing.T) {
 	}
 	if rt, _ := n.Take(); rt != 0 {
 		t.Fatalf("over the burst: %d round trips, want none", rt)
+	}
+}
+
+// With intake's wiring (the limiter on the idempotency keys' Batcher), the
+// lookups of submissions without a limit and the Remembers of others
+// queued meanwhile share one round trip, each with its own answer.
+func TestLookupsAndRemembersShareRoundTrips(t *testing.T) {
+	rdb := testkit.RedisClient(t)
+	ctx := t.Context()
+	keys := idem.New(rdb, time.Hour)
+	if err := keys.Remember(ctx, "helpdesk", "known", "fb-known"); err != nil {
+		t.Fatal(err)
+	}
+	l := ratelimit.New(rdb, limits(access.Limit{}, nil), ratelimit.WithBatcher(keys.Batcher()))
+	var trips testkit.RedisTrips
+	rdb.AddHook(&trips)
+
+	// A first batch is held until every caller is queued behind it.
+	release, leading, first := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(first)
+		keys.Batcher().Do(ctx, func(p redis.Pipeliner) {
+			close(leading)
+			<-release
+			p.Ping(ctx)
+		})
+	}()
+	<-leading
+	const n = 10
+	var wg sync.WaitGroup
+	pres := make([]idem.Prefetch, n)
+	errs := make([]error, 2*n)
+	for i := range n {
+		wg.Go(func() {
+			id := "missing"
+			if i%2 == 0 {
+				id = "known"
+			}
+			var d ratelimit.Decision
+			d, pres[i], errs[i] = l.AllowLookup(ctx, "helpdesk", 1, "helpdesk", id)
+			if errs[i] == nil && !d.Allowed {
+				errs[i] = fmt.Errorf("lookup %d refused", i)
+			}
+		})
+		wg.Go(func() { errs[n+i] = keys.Remember(ctx, "web", fmt.Sprint("new-", i), fmt.Sprint("fb-", i)) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); keys.Batcher().Pending() < 2*n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d callers queued on the shared Batcher", keys.Batcher().Pending(), 2*n)
+		}
+	}
+	close(release)
+	<-first
+	wg.Wait()
+	if rt, cmds := trips.Take(); rt != 2 || cmds != 1+2*n {
+		t.Fatalf("%d round trips, %d commands; want 2 (the held batch, then all %d callers' commands)", rt, cmds, 2*n)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	for i, pre := range pres {
+		want := idem.Prefetch{}
+		if i%2 == 0 {
+			want = idem.Prefetch{FeedbackID: "fb-known", Found: true}
+		}
+		if pre != want {
+			t.Errorf("lookup %d = %+v, want %+v", i, pre, want)
+		}
+	}
+	for i := range n {
+		if id, ok, err := keys.Lookup(ctx, "web", fmt.Sprint("new-", i)); err != nil || !ok || id != fmt.Sprint("fb-", i) {
+			t.Errorf("Remember %d: %q %v %v", i, id, ok, err)
+		}
 	}
 }
 

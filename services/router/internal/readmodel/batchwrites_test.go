@@ -10,8 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 )
 
 // keyCommands counts commands by name and key kind ("sadd applied"),
@@ -110,5 +112,87 @@ func TestBatchSumsKPIIncrements(t *testing.T) {
 	}
 	if diff := diffDumps(dump(t, batched), dump(t, one)); diff != "" {
 		t.Errorf("batched differs from one at a time:\n%s", diff)
+	}
+}
+
+// execHook runs before, once, just ahead of the first MULTI/EXEC pipeline.
+type execHook struct {
+	once   sync.Once
+	before func()
+}
+
+func (h *execHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *execHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *execHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "multi" {
+			h.once.Do(h.before)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// An event is applied in two round trips, the WATCH sent with the reads
+// (three with a WATCH of its own); an event applied before reads and
+// ends its WATCH (no EXEC to end it) in two too, and the WATCH, armed in
+// the reads' round trip, still fails a transaction whose item another
+// writer changed after the reads: the event is applied once, on a retry,
+// over that writer's change.
+func TestApplyIsTwoRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	sc := &script{}
+	fb := sc.receive("fb-1", "c-1", "", 0)
+	sc.route(fb, "billing", 0, defaultSLA, "")
+	s, rdb := store(t)
+	last := sc.events[len(sc.events)-1]
+	applyAll(t, s, sc.events[:len(sc.events)-1])
+	var trips testkit.RedisTrips
+	rdb.AddHook(&trips)
+
+	if ok, err := s.Apply(ctx, last); err != nil || !ok {
+		t.Fatalf("routed = %v, %v", ok, err)
+	}
+	if rt, _ := trips.Take(); rt != 2 {
+		t.Errorf("%d round trips to apply an event, want 2 (WATCH and reads, MULTI/EXEC)", rt)
+	}
+	if ok, err := s.Apply(ctx, last); err != nil || ok {
+		t.Fatalf("routed again = %v, %v; want not applied", ok, err)
+	}
+	if rt, cmds := trips.Take(); rt != 2 {
+		t.Errorf("%d round trips (%d commands) for an event applied before, want 2 (WATCH and reads, UNWATCH)", rt, cmds)
+	}
+
+	// Another writer changes the item between the reads and EXEC.
+	mine := sc.add(bus.UpdatedSubject("billing"), "fb-1", time.Minute, &feedloopv1.Commented{Team: "billing", Text: "mine"})
+	theirs := sc.add(bus.UpdatedSubject("billing"), "fb-1", 2*time.Minute, &feedloopv1.Commented{Team: "billing", Text: "theirs"})
+	oc := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
+	t.Cleanup(func() { _ = oc.Close() })
+	other, err := readmodel.New(oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &execHook{before: func() {
+		if ok, err := other.Apply(ctx, theirs); err != nil || !ok {
+			t.Errorf("the other writer's apply = %v, %v", ok, err)
+		}
+	}}
+	rdb.AddHook(hook)
+	if ok, err := s.Apply(ctx, mine); err != nil || !ok {
+		t.Fatalf("comment = %v, %v", ok, err)
+	}
+	item, err := s.Item(ctx, "fb-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, e := range item.GetTimeline() {
+		if e.GetKind() == feedloopv1.TimelineKind_TIMELINE_KIND_COMMENT {
+			texts = append(texts, e.GetText())
+		}
+	}
+	if len(texts) != 2 {
+		t.Fatalf("comments %q, want both writers' (a lost update otherwise)", texts)
 	}
 }

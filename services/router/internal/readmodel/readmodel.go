@@ -201,7 +201,8 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 		}
 		return out, nil
 	}
-	watch := make([]string, 0, 2*len(ids)+1)
+	watch := make([]any, 0, 2*len(ids)+2)
+	watch = append(watch, "watch")
 	for _, id := range ids {
 		watch = append(watch, s.itemKey(id), s.appliedKey(id))
 	}
@@ -210,11 +211,19 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 	}
 	for attempt := 1; ; attempt++ {
 		var changes []*change
+		// No keys for Watch: applyTx sends the WATCH with its reads.
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
-			changes, err = s.applyTx(ctx, tx, evs, ids, traces)
+			var exec bool
+			changes, exec, err = s.applyTx(ctx, tx, watch, evs, ids, traces)
+			if !exec {
+				// No EXEC ended the WATCH (nothing to write, or an
+				// error): end it, or it stays on the pooled connection
+				// and fails someone else's transaction.
+				_ = tx.Unwatch(ctx).Err()
+			}
 			return err
-		}, watch...)
+		})
 		switch {
 		case err == nil:
 			for i, ch := range changes {
@@ -270,11 +279,15 @@ type change struct {
 }
 
 // applyTx folds evs in within tx (ids are their distinct items) and sets
-// traces; a nil change means that event changed nothing.
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Event, ids []string, traces map[string]string) ([]*change, error) {
-	// One round trip for the reads (after WATCH, before MULTI), the guard
-	// among them: a flush or a rebuild starting before EXEC fails the
-	// transaction, so a write never lands on a missing or partial model.
+// traces; a nil change means that event changed nothing. watch is the
+// WATCH command of the keys read; exec reports whether an EXEC was sent
+// (which ends the WATCH).
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []any, evs []*feedloopv1.Event, ids []string, traces map[string]string) (changes []*change, exec bool, err error) {
+	// One round trip for the WATCH and the reads (before MULTI), the guard
+	// among them: Redis runs the WATCH before the reads, so a write after
+	// them and before EXEC fails the transaction as with a WATCH of its
+	// own round trip. A flush or a rebuild starting before EXEC fails it
+	// too, so a write never lands on a missing or partial model.
 	// One SMISMEMBER per item asks about all of its events in the batch.
 	asked := make(map[string][]any, len(ids)) // feedback id → event ids
 	at := make([]int, len(evs))               // evs[i]'s place in its item's question
@@ -287,7 +300,9 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	memberCmds := make(map[string]*redis.BoolSliceCmd, len(ids))
 	getCmds := make(map[string]*redis.StringCmd, len(ids))
 	var guardCmd *redis.StringCmd
-	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var watchCmd *redis.Cmd
+	_, err = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		watchCmd = p.Do(ctx, watch...)
 		for _, id := range ids {
 			memberCmds[id] = p.SMIsMember(ctx, s.appliedKey(id), asked[id]...)
 			getCmds[id] = p.Get(ctx, s.itemKey(id))
@@ -298,11 +313,14 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
+		return nil, false, err
+	}
+	if err := watchCmd.Err(); err != nil {
+		return nil, false, err
 	}
 	if guardCmd != nil {
 		if err := s.guard.Check(guardCmd, "router read model"); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	// seen[i]: evs[i] was applied before this batch (or names no item).
@@ -315,7 +333,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		}
 		member, err := memberCmds[id].Result()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		seen[i] = member[at[i]]
 	}
@@ -350,7 +368,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		st.todo++
 	}
 	done := map[string]bool{}
-	changes := make([]*change, len(evs))
+	changes = make([]*change, len(evs))
 	for i, ev := range evs {
 		if seen[i] || done[ev.GetId()] {
 			continue
@@ -360,7 +378,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		if st.old == nil {
 			old, err := s.decodeItem(getCmds[id], id)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			st.old, st.cur = old, old
 			st.oldIdx, st.oldDoc, st.oldToken = s.indexEntries(old), searchDoc(old), old.GetStatusToken()
@@ -381,9 +399,9 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 	}
 	if len(done) == 0 {
 		if len(traces) > 0 {
-			return changes, s.setTraces(ctx, traces)
+			return changes, false, s.setTraces(ctx, traces)
 		}
-		return changes, nil
+		return changes, false, nil
 	}
 	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		s.queueTraces(ctx, p, traces)
@@ -458,9 +476,10 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, evs []*feedloopv1.Eve
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		// Maybe not sent (the queueing failed): the caller ends the WATCH.
+		return nil, false, err
 	}
-	return changes, nil
+	return changes, true, nil
 }
 
 // decodeItem is the item a read returned; an empty one when there is none.

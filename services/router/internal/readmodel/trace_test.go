@@ -28,8 +28,8 @@ func TestApplyTracedSetsTraceInTheTransaction(t *testing.T) {
 	if err != nil || !applied[0] {
 		t.Fatalf("apply: %v, %v", applied, err)
 	}
-	if n, _ := trips.Take(); n != 3 {
-		t.Errorf("%d round trips, want 3 (WATCH, reads, MULTI/EXEC)", n)
+	if n, _ := trips.Take(); n != 2 {
+		t.Errorf("%d round trips, want 2 (WATCH and reads, MULTI/EXEC)", n)
 	}
 	if got, err := s.Trace(ctx, id); err != nil || got != tp1 {
 		t.Fatalf("trace = %q, %v; want %q", got, err, tp1)

@@ -222,6 +222,11 @@ type Options struct {
 	MaxBackoff time.Duration
 	// HTTP is the client used (default: a client that does not follow redirects).
 	HTTP *http.Client
+	// Concurrency is how many Sends may run at once (the notifier's
+	// NOTIFIER_CONCURRENCY): the default client keeps as many idle
+	// connections, so that none is closed and dialled again between
+	// bursts (default 64).
+	Concurrency int
 	// UserAgent is sent as User-Agent (default "feedloop-notifier").
 	UserAgent string
 	// TracerProvider receives the default client's spans (default: the
@@ -254,13 +259,16 @@ func New(o Options) (*Client, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
 	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{
 			// A redirect of a signed POST is a misconfiguration, not something to follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Each POST is a client span of the item's trace, and carries
 			// traceparent to a receiver that traces too.
-			Transport: tracedTransport(transport(), o.TracerProvider),
+			Transport: tracedTransport(transport(o.Concurrency), o.TracerProvider),
 		}
 	}
 	if o.UserAgent == "" {
@@ -383,10 +391,13 @@ func redact(raw string) string {
 
 var _ channel.Sender = (*Client)(nil)
 
-// transport keeps enough idle connections per receiver for the notifier's
-// concurrent deliveries (the default keeps 2, so the rest reconnect).
-func transport() http.RoundTripper {
+// transport keeps an idle connection for each of the conns deliveries that
+// may run at once (the default keeps 2; with fewer than conns, every burst
+// closes the surplus and dials it again: a TCP handshake and two
+// goroutines per connection on both sides).
+func transport(conns int) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 32
+	t.MaxIdleConnsPerHost = conns
+	t.MaxIdleConns = max(t.MaxIdleConns, conns)
 	return t
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -288,5 +289,71 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	}
 	if err := verifier([]byte("neither-of-the-two-secrets")).Verify(sig, r.body); !errors.Is(err, webhooksig.ErrMismatch) {
 		t.Errorf("another secret: %v", err)
+	}
+}
+
+// A burst of as many Sends as the client's Concurrency, then another, is
+// carried on the first burst's connections: none is closed between them and
+// dialled again.
+func TestBurstsReuseConnections(t *testing.T) {
+	const n = 48
+	var (
+		mu      sync.Mutex
+		dials   int
+		arrived int
+		all     = make(chan struct{})
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		// Each burst is held until all of it arrived, so every Send of it
+		// needs a connection of its own.
+		mu.Lock()
+		arrived++
+		if arrived%n == 0 {
+			close(all)
+			all = make(chan struct{})
+		}
+		wait := all
+		if arrived%n == 0 {
+			wait = nil
+		}
+		mu.Unlock()
+		if wait != nil {
+			<-wait
+		}
+		w.WriteHeader(http.StatusNoContent) // no body: the connection is idle before Send returns
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dials++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := clientWith(t, webhook.Options{URL: srv.URL, Concurrency: n})
+	burst := func() {
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() { errs[i] = c.Send(t.Context(), message()) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst()
+	mu.Lock()
+	first := dials
+	mu.Unlock()
+	burst()
+	mu.Lock()
+	defer mu.Unlock()
+	if first != n || dials != n {
+		t.Fatalf("%d connections for the first burst of %d, %d after the second; want %d, none new", first, n, dials, n)
 	}
 }
