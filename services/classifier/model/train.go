@@ -71,7 +71,10 @@ type TrainOptions struct {
 // DefaultTrainOptions returns the settings that won across the datasets.
 func DefaultTrainOptions() TrainOptions {
 	return TrainOptions{
-		Features:     features.Default(),
+		// Pre-trained word vectors: +0.017 to +0.021 of cross-validated
+		// accuracy on the HINT3 sets, within noise on BANKING77 and CFPB
+		// (docs/classifier.md).
+		Features:     features.Default().WithWordVectors(),
 		Weighting:    Weighting{Sublinear: true, IDF: true, MinDF: 1},
 		C:            1,
 		CGrid:        []float64{0.3, 1, 3},
