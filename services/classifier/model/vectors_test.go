@@ -141,3 +141,20 @@ func TestWordVectorsExplained(t *testing.T) {
 		t.Errorf("%d word vector entries in %+v, want 1", n, p.Explain)
 	}
 }
+
+// The dense block costs no allocation beyond the n-grams' path: the sum
+// lives on the stack.
+func TestWordVectorsPredictAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	text := "I was charged twice, please refund me"
+	allocs := func(o TrainOptions) float64 {
+		m, _ := train(t, fixture(t, "intents.csv"), o)
+		m.PredictWith(text, PredictOptions{TopLabels: 1}) // warm the pool
+		return testing.AllocsPerRun(200, func() { m.PredictWith(text, PredictOptions{TopLabels: 1}) })
+	}
+	if with, without := allocs(vectorOptions()), allocs(ngramOptions()); with > without {
+		t.Errorf("%v allocations per prediction with word vectors, %v without", with, without)
+	}
+}
