@@ -80,7 +80,7 @@ func TestModelClassificationsArePublished(t *testing.T) {
 
 	byModel := receivedEvent("My package still hasn't been delivered and I hate it, awful")
 	byRule := receivedEvent("My lawyer asks where the parcel is")
-	unknown := receivedEvent("Bonjour, je voudrais changer mon adresse")
+	unknown := receivedEvent("Wie spät ist es?")
 	for _, in := range []*feedloopv1.Event{byModel, byRule, unknown} {
 		h.publish(t, in)
 	}

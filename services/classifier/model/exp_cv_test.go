@@ -20,7 +20,8 @@ import (
 // Skipped unless FEEDLOOP_EXP=cv; FEEDLOOP_EXP_SETS names the set (see
 // expSets), FEEDLOOP_EXP_VARIANTS a comma-separated list of the variants
 // below (SVMs, or the networks of package mlp: "mlp", "mlp2" another
-// seed, "ftext"), FEEDLOOP_EXP_FOLDS=n only the first n folds (a quick
+// seed, "ftext"; "glove1", "glove3" the word vector block at C 1 and 3),
+// FEEDLOOP_EXP_FOLDS=n only the first n folds (a quick
 // check). Networks log their training CPU time. Folds follow the labels'
 // first-seen order, so "base" can differ from the CLI's figure by a few
 // items.
@@ -119,6 +120,20 @@ func TestCVExperiment(t *testing.T) {
 	mp2 := mp
 	mp2.Seed = 2
 	vs["mlp2"] = cvVariant{"mlp2", def.Terms, 0, &mp2, expMinDF}
+	// Pre-trained word vectors as a dense block (features.WithWordVectors);
+	// FEEDLOOP_EXP_VECW overrides its weight.
+	gl := def.WithWordVectors()
+	if v := os.Getenv("FEEDLOOP_EXP_VECW"); v != "" {
+		fmt.Sscan(v, &gl.WordVectorWeight)
+	}
+	vecOf := map[string]*vecBlock{}
+	for _, c := range []float64{1, 3} {
+		name := fmt.Sprintf("glove%g", c)
+		vs[name] = cvVariant{name, gl.Terms, c, nil, 0}
+		vecOf[name] = expVec(t, gl)
+	}
+	vs["mlpglove"] = cvVariant{"mlpglove", gl.Terms, 0, &mp, expMinDF}
+	vecOf["mlpglove"] = expVec(t, gl)
 	var labels []string
 	seen := map[string]int{}
 	for _, l := range ds.Labels {
@@ -136,7 +151,13 @@ func TestCVExperiment(t *testing.T) {
 	for i, l := range ds.Labels {
 		y[i] = seen[l]
 	}
-	fold := stratifiedFolds(y, K, 5, 1)
+	// FEEDLOOP_EXP_FOLDSEED deals the folds with another seed (default 1):
+	// the spread between seeds is the noise of a comparison.
+	foldSeed := uint64(1)
+	if v := os.Getenv("FEEDLOOP_EXP_FOLDSEED"); v != "" {
+		fmt.Sscan(v, &foldSeed)
+	}
+	fold := stratifiedFolds(y, K, 5, foldSeed)
 	// FEEDLOOP_EXP_FOLDS=n scores only the first n of the 5 folds (a
 	// quick check); accuracy is then over their rows.
 	nFolds := 5
@@ -172,9 +193,9 @@ func TestCVExperiment(t *testing.T) {
 			var res jobResult
 			var err error
 			if v.mlp != nil {
-				res, err = runMLPJob(t, job{train: tr, test: te}, docs, y, K, w, *v.mlp)
+				res, err = runMLPJob(t, job{train: tr, test: te}, docs, y, K, w, vecOf[name], *v.mlp)
 			} else {
-				res, err = runJob(context.Background(), job{train: tr, test: te, c: v.c}, docs, y, K, w, lp, func() {})
+				res, err = runJob(context.Background(), job{train: tr, test: te, c: v.c}, docs, y, K, w, vecOf[name], lp, func() {})
 			}
 			if err != nil {
 				panic(err)
@@ -295,9 +316,9 @@ func expMLPParams(t *testing.T) mlp.Params {
 
 // runMLPJob trains a network on j.train, a tenth of it (stratified)
 // held out to choose the epoch, and scores j.test with its logits.
-func runMLPJob(t *testing.T, j job, docs [][]features.Term, y []int, K int, w Weighting, p mlp.Params) (jobResult, error) {
+func runMLPJob(t *testing.T, j job, docs [][]features.Term, y []int, K int, w Weighting, vb *vecBlock, p mlp.Params) (jobResult, error) {
 	var res jobResult
-	res.vocab = newVocab(docs, j.train, w)
+	res.vocab = newVocab(docs, j.train, w, vb)
 	sub := make([]int, len(j.train))
 	for r, i := range j.train {
 		sub[r] = y[i]
@@ -312,7 +333,7 @@ func runMLPJob(t *testing.T, j job, docs [][]features.Term, y []int, K int, w We
 			X, ly = append(X, res.vocab.vector(docs[i])), append(ly, y[i])
 		}
 	}
-	m, epoch, err := mlp.Train(context.Background(), X, ly, len(res.vocab.keys), K, vX, vy, p)
+	m, epoch, err := mlp.Train(context.Background(), X, ly, res.vocab.dim(), K, vX, vy, p)
 	if err != nil {
 		return res, err
 	}

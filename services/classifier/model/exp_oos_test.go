@@ -60,8 +60,8 @@ type posting struct {
 	val float32
 }
 
-func buildFold(t testing.TB, docs [][]features.Term, rows []int, y []int, classes []int, w Weighting, c float64) *foldModel {
-	fm := &foldModel{v: newVocab(docs, rows, w), k: len(classes)}
+func buildFold(t testing.TB, docs [][]features.Term, rows []int, y []int, classes []int, w Weighting, vb *vecBlock, c float64) *foldModel {
+	fm := &foldModel{v: newVocab(docs, rows, w, vb), k: len(classes)}
 	local := map[int]int{}
 	for lc, cl := range classes {
 		local[cl] = lc
@@ -73,13 +73,13 @@ func buildFold(t testing.TB, docs [][]features.Term, rows []int, y []int, classe
 		fm.y[r] = local[y[i]]
 	}
 	lp := linear.Params{C: c, Epsilon: 0.1, MaxEpochs: 200, Bias: 1, Seed: 1, Workers: 2}
-	lin, err := linear.Train(context.Background(), fm.X, fm.y, len(fm.v.keys), fm.k, lp, nil)
+	lin, err := linear.Train(context.Background(), fm.X, fm.y, fm.v.dim(), fm.k, lp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fm.lin = lin
 	fm.post = map[int32][]posting{}
-	dim := len(fm.v.keys)
+	dim := fm.v.dim()
 	fm.cent = make([][]float64, fm.k)
 	for k := range fm.cent {
 		fm.cent[k] = make([]float64, dim)
@@ -168,6 +168,15 @@ func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, ma
 	}
 	_ = truth
 	return top, f
+}
+
+// expVec is the dense block of the feature config c, nil without.
+func expVec(t testing.TB, c features.Config) *vecBlock {
+	vb, err := newVecBlock(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vb
 }
 
 func loadExp(t testing.TB, s expSet) *Dataset {
@@ -271,7 +280,7 @@ func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOpti
 				tr = append(tr, i)
 			}
 		}
-		fm := buildFold(t, docs, tr, y, all, opt.Weighting, C)
+		fm := buildFold(t, docs, tr, y, all, opt.Weighting, expVec(t, opt.Features), C)
 		closed = append(closed, raw{fm: fm, test: te})
 		for _, i := range te {
 			sc := make([]float64, K)
@@ -318,7 +327,7 @@ func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOpti
 				tr = append(tr, i)
 			}
 		}
-		fm := buildFold(t, docs, tr, y, cls, opt.Weighting, C)
+		fm := buildFold(t, docs, tr, y, cls, opt.Weighting, expVec(t, opt.Features), C)
 		for _, i := range te {
 			top, fe := fm.score(docs[i], T, y[i])
 			if held[y[i]] == g {

@@ -32,10 +32,17 @@ import (
 //	    training metadata)
 //	  term keys: uvarint deltas (dim of them, ascending)
 //	  idf:       dim float32
-//	  weights:   dim*K float32, feature-major
+//	  weights:   (dim+D)*K float32, feature-major
 //	  biases:    K float32
+//	  with word vectors (the feature config's word_vectors, D its
+//	  dimensions; D = 0 and nothing more without them):
+//	    n uvarint, then n table rows seen in training as uvarint
+//	    deltas of row+1, n float32 IDF weights and the unseen rows'
+//	    float32 weight
 //
-// Everything is little endian. The checksum is verified before anything
+// Everything is little endian. Word vectors left the version at 2: a
+// build that predates them fails on the weights' length, so it never
+// silently ignores the dense block. The checksum is verified before anything
 // is decoded, so a corrupt or truncated file is reported as such.
 const (
 	magic = "FLMODEL\x00"
@@ -90,6 +97,16 @@ func (m *Model) Save(w io.Writer) error {
 	writeFloats(&raw, m.vocab.idf)
 	writeFloats(&raw, m.lin.W)
 	writeFloats(&raw, m.lin.B)
+	if vb := m.vocab.vec; vb != nil {
+		raw.Write(buf[:binary.PutUvarint(buf[:], uint64(len(vb.rows)))])
+		prev := int32(-1)
+		for _, r := range vb.rows {
+			raw.Write(buf[:binary.PutUvarint(buf[:], uint64(r-prev))])
+			prev = r
+		}
+		writeFloats(&raw, vb.idf)
+		writeFloats(&raw, []float32{vb.unseen})
+	}
 
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 	if err != nil {
@@ -266,16 +283,57 @@ func decode(raw []byte) (*Model, error) {
 		prev += d
 		v.keys[j] = prev
 	}
-	want := 4 * (dim + dim*K + K)
-	if len(raw) != want {
+	vb, err := newVecBlock(m.Features)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	D := 0
+	if vb != nil {
+		D = vb.tab.Dim()
+	}
+	want := 4 * (dim + (dim+D)*K + K)
+	if len(raw) < want || vb == nil && len(raw) != want {
 		return nil, bad("weights: %d bytes, want %d", len(raw), want)
 	}
 	v.idf = readFloats(raw[:4*dim])
 	raw = raw[4*dim:]
-	lin := &linear.Model{Dim: dim, K: K, W: readFloats(raw[:4*dim*K]), B: readFloats(raw[4*dim*K:])}
+	lin := &linear.Model{Dim: dim + D, K: K, W: readFloats(raw[:4*(dim+D)*K]), B: readFloats(raw[4*(dim+D)*K : 4*((dim+D)*K+K)])}
+	raw = raw[4*((dim+D)*K+K):]
+	if vb != nil {
+		if err := vb.decode(raw); err != nil {
+			return nil, bad("word vector weights: %v", err)
+		}
+		v.vec = vb
+	}
 	v.buildIndex()
 	m.vocab, m.lin = v, lin
 	return m, nil
+}
+
+// decode reads the rows and weights Save writes after the biases.
+func (b *vecBlock) decode(raw []byte) error {
+	n, k := binary.Uvarint(raw)
+	if k <= 0 || n > uint64(b.tab.Len()) {
+		return fmt.Errorf("bad row count")
+	}
+	raw = raw[k:]
+	b.rows = make([]int32, n)
+	prev := int64(-1)
+	for i := range b.rows {
+		d, k := binary.Uvarint(raw)
+		if k <= 0 || d == 0 || prev+int64(d) >= int64(b.tab.Len()) {
+			return fmt.Errorf("rows: bad delta at %d of %d", i, n)
+		}
+		raw = raw[k:]
+		prev += int64(d)
+		b.rows[i] = int32(prev)
+	}
+	if len(raw) != 4*(int(n)+1) {
+		return fmt.Errorf("%d bytes of weights, want %d", len(raw), 4*(n+1))
+	}
+	w := readFloats(raw)
+	b.idf, b.unseen = w[:n], w[n]
+	return nil
 }
 
 func readFloats(b []byte) []float32 {

@@ -187,30 +187,51 @@ func topN(out []int, v []float64, n int) []int {
 	return out
 }
 
+// VectorsFeature names the dense word vector block in explanations: its
+// dimensions mean nothing one by one, so they count as one contribution.
+const VectorsFeature = "(word vectors)"
+
 // explain returns the n largest positive contributions to class c of the
 // features of sc.x, named by recomputing the n-grams of text.
 func (m *Model) explain(sc *scratch, text string, c, n int) []Contribution {
 	x := sc.x
 	contrib := sc.contrib[:0]
+	dim := int32(len(m.vocab.keys))
+	dense := 0.0
 	for _, e := range x {
-		contrib = append(contrib, float64(e.Value)*float64(m.lin.W[int(e.Index)*m.lin.K+c]))
+		v := float64(e.Value) * float64(m.lin.W[int(e.Index)*m.lin.K+c])
+		if e.Index >= dim {
+			dense += v // the dense block follows the n-grams in x
+			continue
+		}
+		contrib = append(contrib, v)
+	}
+	x = x[:len(contrib)]
+	if dense != 0 {
+		contrib = append(contrib, dense) // at index len(x)
 	}
 	sc.contrib = contrib
-	best := topN(make([]int, 0, n+1), contrib, min(n, len(x)))
+	best := topN(make([]int, 0, n+1), contrib, min(n, len(contrib)))
 	terms := make([]features.Term, 0, len(best))
 	weights := make([]float64, 0, len(best))
+	var vec []Contribution
 	for _, i := range best {
 		if contrib[i] <= 0 {
 			break
+		}
+		if i == len(x) {
+			vec = []Contribution{{Feature: VectorsFeature, Kind: features.Vectors.String(), Weight: math.Round(contrib[i]*1e4) / 1e4}}
+			continue
 		}
 		k := m.vocab.keys[x[i].Index]
 		terms = append(terms, features.Term{Hash: uint32(k >> 8), Block: features.Block(k & 0xff)})
 		weights = append(weights, contrib[i])
 	}
 	if len(terms) == 0 {
-		return nil
+		return vec
 	}
-	out := make([]Contribution, 0, len(terms))
+	out := make([]Contribution, 0, len(terms)+1)
+	out = append(out, vec...)
 	for _, g := range m.Features.Name(text, terms) {
 		w := weights[slices.Index(terms, features.Term{Hash: g.Hash, Block: g.Block})]
 		out = append(out, Contribution{Feature: g.Text, Kind: g.Block.String(), Weight: math.Round(w*1e4) / 1e4})
@@ -219,5 +240,6 @@ func (m *Model) explain(sc *scratch, text string, c, n int) []Contribution {
 	return out
 }
 
-// NumFeatures is the size of the vocabulary.
-func (m *Model) NumFeatures() int { return len(m.vocab.keys) }
+// NumFeatures is the number of features: the n-grams of the vocabulary
+// and the dimensions of the word vectors, if any.
+func (m *Model) NumFeatures() int { return m.vocab.dim() }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/feedloop/feedloop/services/classifier/model/features"
 	"github.com/feedloop/feedloop/services/classifier/model/linear"
+	"github.com/feedloop/feedloop/services/classifier/model/wordvec"
 )
 
 // Weighting says how term counts become feature values.
@@ -27,6 +28,51 @@ type vocab struct {
 	idf   []float32
 	index table
 	w     Weighting
+	// vec, with word vectors, is the dense block at indexes
+	// len(keys)..len(keys)+dim-1.
+	vec *vecBlock
+}
+
+// vecBlock turns a text's Vectors terms into the IDF-weighted mean of
+// their words' unit vectors, scaled to length weight.
+type vecBlock struct {
+	tab    *wordvec.Table
+	weight float64
+	// rows are the table rows seen in training, ascending, and idf their
+	// weights ln((1+n)/(1+df)) (1 without IDF); unseen is the weight of a
+	// row training never saw (df 0). Without the +1 of the n-grams' IDF,
+	// words in most texts add almost nothing to the mean.
+	rows   []int32
+	idf    []float32
+	unseen float32
+}
+
+// newVecBlock is the dense block of the feature config c (nil when it has
+// no word vectors), with no IDF yet.
+func newVecBlock(c features.Config) (*vecBlock, error) {
+	if c.WordVectors == "" {
+		return nil, nil
+	}
+	tab, err := wordvec.Load(c.WordVectors)
+	if err != nil {
+		return nil, err
+	}
+	return &vecBlock{tab: tab, weight: c.WordVectorWeight}, nil
+}
+
+func (b *vecBlock) rowIDF(row int32) float64 {
+	if i, ok := slices.BinarySearch(b.rows, row); ok {
+		return float64(b.idf[i])
+	}
+	return float64(b.unseen)
+}
+
+// dim is the number of features: the n-grams' and the dense block's.
+func (v *vocab) dim() int {
+	if v.vec == nil {
+		return len(v.keys)
+	}
+	return len(v.keys) + v.vec.tab.Dim()
 }
 
 // table maps term keys to feature indexes by open addressing (linear
@@ -73,15 +119,21 @@ func (t *table) get(k uint64) (int32, bool) {
 
 func key(t features.Term) uint64 { return uint64(t.Hash)<<8 | uint64(t.Block) }
 
-// newVocab builds the vocabulary of the given documents' terms.
-func newVocab(docs [][]features.Term, rows []int, w Weighting) *vocab {
+// newVocab builds the vocabulary of the given documents' terms, with the
+// dense block vb (nil: none) whose IDF it fills in.
+func newVocab(docs [][]features.Term, rows []int, w Weighting, vb *vecBlock) *vocab {
 	df := map[uint64]int32{}
+	vdf := map[int32]int32{}
 	for _, i := range rows {
 		for _, t := range docs[i] {
+			if t.Block == features.Vectors {
+				vdf[int32(t.Hash)]++
+				continue
+			}
 			df[key(t)]++
 		}
 	}
-	v := &vocab{w: w}
+	v := &vocab{w: w, vec: vb}
 	for k, n := range df {
 		if int(n) >= max(w.MinDF, 1) {
 			v.keys = append(v.keys, k)
@@ -95,6 +147,24 @@ func newVocab(docs [][]features.Term, rows []int, w Weighting) *vocab {
 		if w.IDF {
 			v.idf[j] = float32(math.Log((1+n)/(1+float64(df[k]))) + 1)
 		}
+	}
+	if vb != nil {
+		vb = &vecBlock{tab: vb.tab, weight: vb.weight, unseen: 1}
+		if w.IDF {
+			vb.unseen = float32(math.Log(1 + n))
+		}
+		for r := range vdf {
+			vb.rows = append(vb.rows, r)
+		}
+		slices.Sort(vb.rows)
+		vb.idf = make([]float32, len(vb.rows))
+		for i, r := range vb.rows {
+			vb.idf[i] = 1
+			if w.IDF {
+				vb.idf[i] = float32(math.Log((1 + n) / (1 + float64(vdf[r]))))
+			}
+		}
+		v.vec = vb
 	}
 	v.buildIndex()
 	return v
@@ -124,7 +194,16 @@ func (v *vocab) appendVector(x linear.Vector, blocks []features.Block, ts []feat
 	start := len(x)
 	blocks = blocks[:0]
 	var norm [features.NumBlocks]float64
+	var dense [features.MaxVectorDim]float64
+	found := false
 	for _, t := range ts {
+		if t.Block == features.Vectors {
+			if v.vec != nil {
+				v.vec.tab.AddUnit(dense[:], int(t.Hash), float64(t.Count)*v.vec.rowIDF(int32(t.Hash)))
+				found = true
+			}
+			continue
+		}
 		j, ok := v.index.get(key(t))
 		if !ok {
 			continue
@@ -148,17 +227,36 @@ func (v *vocab) appendVector(x linear.Vector, blocks []features.Block, ts []feat
 			used++
 		}
 	}
-	if used == 0 {
-		return x, blocks
-	}
-	var scale [features.NumBlocks]float64
-	for b := range norm {
-		if norm[b] > 0 {
-			scale[b] = 1 / math.Sqrt(norm[b]*float64(used))
+	if used > 0 {
+		var scale [features.NumBlocks]float64
+		for b := range norm {
+			if norm[b] > 0 {
+				scale[b] = 1 / math.Sqrt(norm[b]*float64(used))
+			}
+		}
+		for i, e := range x[start:] {
+			x[start+i].Value = float32(float64(e.Value) * scale[blocks[i]])
 		}
 	}
-	for i, e := range x[start:] {
-		x[start+i].Value = float32(float64(e.Value) * scale[blocks[i]])
+	if found {
+		x = v.vec.append(x, dense[:v.vec.tab.Dim()], len(v.keys))
 	}
 	return x, blocks
+}
+
+// append appends the dense block, sum scaled to length weight, at
+// indexes base.. (nothing when sum is zero).
+func (b *vecBlock) append(x linear.Vector, sum []float64, base int) linear.Vector {
+	var n float64
+	for _, s := range sum {
+		n += s * s
+	}
+	if n == 0 {
+		return x
+	}
+	scale := b.weight / math.Sqrt(n)
+	for d, s := range sum {
+		x = append(x, linear.Entry{Index: int32(base + d), Value: float32(s * scale)})
+	}
+	return x
 }

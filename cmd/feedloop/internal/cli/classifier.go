@@ -39,6 +39,7 @@ type classifierTrainOpts struct {
 	minAUROC            float64
 	c                   string
 	hashBits            int
+	wordVectors         bool
 	jsonOut             bool
 }
 
@@ -86,6 +87,7 @@ set, is the creation time recorded (for byte-identical rebuilds).`,
 	f.Float64Var(&o.minAUROC, "min-auroc", def.MinAUROC, "least AUROC of the score on held-out labels for a threshold to be fitted (0..1)")
 	f.StringVar(&o.c, "c", joinFloats(def.CGrid), "SVM inverse regularisation strength; a comma-separated list is a grid searched by cross-validation")
 	f.IntVar(&o.hashBits, "hash-bits", def.Features.HashBits, "feature hash space, 2^bits buckets")
+	f.BoolVar(&o.wordVectors, "word-vectors", def.Features.WordVectors != "", "add the mean of the words' pre-trained GloVe vectors as a feature block (--word-vectors=false: n-grams only)")
 	f.BoolVar(&o.jsonOut, "json", false, "print the training report as JSON")
 	for _, name := range []string{"data", "text-col", "label-col", "out"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -139,6 +141,13 @@ func (o *classifierTrainOpts) run(cmd *cobra.Command) error {
 		opts.CGrid = cs
 	}
 	opts.Features.HashBits = o.hashBits
+	if o.wordVectors != (opts.Features.WordVectors != "") {
+		if o.wordVectors {
+			opts.Features = opts.Features.WithWordVectors()
+		} else {
+			opts.Features.WordVectors, opts.Features.WordVectorWeight = "", 0
+		}
+	}
 	switch o.threshold {
 	case "auto":
 		opts.FitThreshold = true

@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/feedloop/feedloop/services/classifier/model/wordvec"
 )
 
 // Block says which family a term belongs to; each block is normalised on
@@ -30,6 +32,10 @@ const (
 	Words Block = iota
 	// Chars are character n-grams inside a word.
 	Chars
+	// Vectors are the words found in the word vector table
+	// (Config.WordVectors): Hash is the word's row in the table. They
+	// follow the n-gram terms and become one dense block, not n-grams.
+	Vectors
 	// NumBlocks is the number of blocks.
 	NumBlocks
 )
@@ -40,6 +46,8 @@ func (b Block) String() string {
 		return "word"
 	case Chars:
 		return "char"
+	case Vectors:
+		return "vectors"
 	}
 	return fmt.Sprintf("block(%d)", uint8(b))
 }
@@ -60,6 +68,14 @@ type Config struct {
 	// StripAccents removes combining accents from Latin letters
 	// ("café" reads as "cafe"); marks of other scripts are kept.
 	StripAccents bool `json:"strip_accents"`
+	// WordVectors names a table of package wordvec ("" = none): the
+	// words of a text found in it become Vectors terms, which the model
+	// turns into the IDF-weighted mean of their unit vectors, a dense
+	// block after the n-grams of weight WordVectorWeight (its L2 norm;
+	// the n-grams have norm 1). Pre-trained vectors know paraphrases the
+	// training text never showed ("reimbursement" for "refund").
+	WordVectors      string  `json:"word_vectors,omitempty"`
+	WordVectorWeight float64 `json:"word_vector_weight,omitempty"`
 }
 
 // Default is the configuration that won across the project's datasets.
@@ -81,8 +97,30 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: char n-grams %d..%d (want 1 ≤ min ≤ max ≤ 8, or max 0)", ErrConfig, c.CharMin, c.CharMax)
 	case c.WordMax == 0 && c.CharMax == 0:
 		return fmt.Errorf("%w: neither word nor char n-grams", ErrConfig)
+	case c.WordVectors == "" && c.WordVectorWeight != 0:
+		return fmt.Errorf("%w: word vector weight %v without a word vector table", ErrConfig, c.WordVectorWeight)
+	case c.WordVectors != "" && !(c.WordVectorWeight > 0 && c.WordVectorWeight <= 10):
+		return fmt.Errorf("%w: word vector weight %v not in (0, 10]", ErrConfig, c.WordVectorWeight)
+	case c.WordVectors != "" && wordvec.Dim(c.WordVectors) > MaxVectorDim:
+		return fmt.Errorf("%w: word vectors of %d dimensions, at most %d", ErrConfig, wordvec.Dim(c.WordVectors), MaxVectorDim)
+	}
+	if c.WordVectors != "" {
+		if _, err := wordvec.Load(c.WordVectors); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	return nil
+}
+
+// MaxVectorDim bounds the word vectors' dimensions (the model sums them
+// in a fixed array, without allocating).
+const MaxVectorDim = 256
+
+// WithWordVectors is c with the embedded GloVe table as a dense block of
+// weight 1, the setting measured in docs/classifier.md.
+func (c Config) WithWordVectors() Config {
+	c.WordVectors, c.WordVectorWeight = wordvec.GloVe6B100d50k, 1
+	return c
 }
 
 var apostrophes = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u02bc", "'", "`", "'", "\u00b4", "'")
@@ -377,7 +415,8 @@ func wordText(toks []Token, i, n int) string {
 
 // Terms returns the terms of text (normalised here), sorted by hash and
 // block, each once with its count. Two terms of different blocks that
-// share a bucket stay apart.
+// share a bucket stay apart. With WordVectors, the Vectors terms follow,
+// sorted by row.
 func (c Config) Terms(text string) []Term {
 	var b Buffer
 	return c.AppendTerms(nil, text, &b)
@@ -391,6 +430,7 @@ type Buffer struct {
 	toks      []Token
 	keys, tmp []uint32
 	offs      []int
+	rows      []uint32
 }
 
 // AppendTerms appends the terms of text to dst, as Terms returns them,
@@ -418,6 +458,10 @@ func (c Config) AppendTerms(dst []Term, text string, b *Buffer) []Term {
 	b.toks = appendTokens(b.toks[:0], s)
 	// Keys hash<<1|block fit 31 bits (HashBits ≤ 30): radix-sorted.
 	keys := c.appendKeys(b.keys[:0], b.toks, b)
+	b.rows = b.rows[:0]
+	if c.WordVectors != "" {
+		b.rows = c.appendRows(b.rows, b.toks)
+	}
 	clear(b.toks) // no reference to the text outlives the call
 	keys, b.tmp = radixSort(keys, b.tmp, c.HashBits+1)
 	b.keys = keys
@@ -429,7 +473,59 @@ func (c Config) AppendTerms(dst []Term, text string, b *Buffer) []Term {
 		dst = append(dst, Term{Hash: keys[i] >> 1, Block: Block(keys[i] & 1), Count: uint32(j - i)})
 		i = j
 	}
+	slices.Sort(b.rows)
+	for i := 0; i < len(b.rows); {
+		j := i + 1
+		for j < len(b.rows) && b.rows[j] == b.rows[i] {
+			j++
+		}
+		dst = append(dst, Term{Hash: b.rows[i], Block: Vectors, Count: uint32(j - i)})
+		i = j
+	}
 	return dst
+}
+
+// appendRows appends the word vector table's rows of the word tokens. The
+// table has no word with an apostrophe (nor "n't", "'s": its text was cut
+// the Penn Treebank way and such pieces were dropped), so "don't" is
+// looked up as "do" and "not", "can't" as "can" and "not", and "it's" as
+// "it".
+func (c Config) appendRows(rows []uint32, toks []Token) []uint32 {
+	tab, err := wordvec.Load(c.WordVectors)
+	if err != nil {
+		return rows // Validate reports it
+	}
+	add := func(w string) {
+		if r, ok := tab.Row(w); ok {
+			rows = append(rows, uint32(r))
+		}
+	}
+	for _, t := range toks {
+		if !t.Word {
+			continue
+		}
+		w := t.Text
+		i := strings.IndexByte(w, '\'')
+		switch {
+		case i < 0:
+			add(w)
+		case strings.HasSuffix(w, "n't"):
+			base := w[:len(w)-3]
+			switch base {
+			case "ca":
+				base = "can"
+			case "wo":
+				base = "will"
+			case "sha":
+				base = "shall"
+			}
+			add(base)
+			add("not")
+		default:
+			add(w[:i])
+		}
+	}
+	return rows
 }
 
 var (

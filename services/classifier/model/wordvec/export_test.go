@@ -1,0 +1,8 @@
+package wordvec
+
+import (
+	"bytes"
+	"io"
+)
+
+func bytesReader() io.Reader { return bytes.NewReader(glove) }
