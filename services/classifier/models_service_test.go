@@ -343,7 +343,7 @@ func (h *harness) count(t *testing.T, subject string) int {
 // classifies (CLASSIFIER_OOS_ADAPT_WINDOW): after a window of in-scope
 // feedback, a text below the model's fixed threshold gets its topic.
 func TestTopicThresholdAdaptsToTheFeedback(t *testing.T) {
-	const inScope, offTopic = "My package still hasn't been delivered", "Bonjour, je voudrais changer mon adresse"
+	const inScope, offTopic = "My package still hasn't been delivered", "Wie spät ist es?"
 	topic := modeltest.TrainTopic(t, nil)
 	modeltest.SetCurve(t, topic, inScope, offTopic)
 	h := startWithModels(t, topic, nil, nil)

@@ -184,7 +184,7 @@ func BenchmarkLayered(b *testing.B) {
 // threshold gets its topic), a strict one when they are mostly off topic;
 // a model swapped in starts a new window, and AdaptWindow 0 never adapts.
 func TestLayeredAdaptsTheThresholdToTheTraffic(t *testing.T) {
-	const inScope, offTopic = "My package still hasn't been delivered", "Bonjour, je voudrais changer mon adresse"
+	const inScope, offTopic = "My package still hasn't been delivered", "Wie spät ist es?"
 	withCurve := func() *model.Model {
 		m := modeltest.TrainTopic(t, nil)
 		modeltest.SetCurve(t, m, inScope, offTopic)
