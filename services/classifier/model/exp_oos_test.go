@@ -201,51 +201,18 @@ func TestOOSExperiment(t *testing.T) {
 		if only != "" && !strings.Contains(only, s.name) {
 			continue
 		}
-		ds := all[s.name]
 		// Subsample big sets for exploration.
 		maxN := 3000
 		if v := os.Getenv("FEEDLOOP_EXP_MAXN"); v != "" {
 			fmt.Sscan(v, &maxN)
 		}
-		if ds.Len() > maxN {
-			rng := rand.New(rand.NewPCG(7, 7))
-			perm := rng.Perm(ds.Len())[:maxN]
-			slices.Sort(perm)
-			sub := &Dataset{}
-			for _, i := range perm {
-				sub.Add(ds.Texts[i], ds.Labels[i])
-			}
-			ds = sub
-		}
-		// foreign texts: 150 from each other set
-		var foreign []string
-		for _, o := range expSets {
-			if o.name == s.name {
-				continue
-			}
-			od := all[o.name]
-			rng := rand.New(rand.NewPCG(3, 3))
-			for _, i := range rng.Perm(od.Len())[:min(150, od.Len())] {
-				foreign = append(foreign, od.Texts[i])
-			}
-		}
-		runExp(t, s, ds, foreign, opt)
+		runExp(t, s, expSubsample(all[s.name], maxN), expForeign(all, s.name), opt)
 	}
 }
 
 func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOptions) {
-	var labels []string
-	for _, l := range ds.Labels {
-		if !slices.Contains(labels, l) {
-			labels = append(labels, l)
-		}
-	}
-	slices.Sort(labels)
+	labels, y := expLabels(ds)
 	K := len(labels)
-	y := make([]int, ds.Len())
-	for i, l := range ds.Labels {
-		y[i] = slices.Index(labels, l)
-	}
 	docs := make([][]features.Term, ds.Len())
 	for i, tx := range ds.Texts {
 		docs[i] = opt.Features.Terms(tx)
@@ -404,29 +371,7 @@ func TestOOSAdaptExperiment(t *testing.T) {
 		if s.name == "airline" || only != "" && !strings.Contains(only, s.name) {
 			continue
 		}
-		ds := all[s.name]
-		if ds.Len() > maxN {
-			rng := rand.New(rand.NewPCG(7, 7))
-			perm := rng.Perm(ds.Len())[:maxN]
-			slices.Sort(perm)
-			sub := &Dataset{}
-			for _, i := range perm {
-				sub.Add(ds.Texts[i], ds.Labels[i])
-			}
-			ds = sub
-		}
-		var foreign []string
-		for _, o := range expSets {
-			if o.name == s.name {
-				continue
-			}
-			od := all[o.name]
-			rng := rand.New(rand.NewPCG(3, 3))
-			for _, i := range rng.Perm(od.Len())[:min(150, od.Len())] {
-				foreign = append(foreign, od.Texts[i])
-			}
-		}
-		runAdaptExp(t, s, ds, foreign)
+		runAdaptExp(t, s, expSubsample(all[s.name], maxN), expForeign(all, s.name))
 	}
 }
 
@@ -440,18 +385,8 @@ type adaptScored struct {
 func runAdaptExp(t *testing.T, s expSet, ds *Dataset, foreign []string) {
 	shares := []float64{0, 0.15, 0.3, 0.418, 0.544, 0.72}
 	const folds, traffic = 5, 500
-	var labels []string
-	for _, l := range ds.Labels {
-		if !slices.Contains(labels, l) {
-			labels = append(labels, l)
-		}
-	}
-	slices.Sort(labels)
+	labels, y := expLabels(ds)
 	K := len(labels)
-	y := make([]int, ds.Len())
-	for i, l := range ds.Labels {
-		y[i] = slices.Index(labels, l)
-	}
 	held := make([]int, K)
 	for pos, c := range rand.New(rand.NewPCG(11, 11)).Perm(K) {
 		held[c] = pos % folds
@@ -572,4 +507,53 @@ func runAdaptExp(t *testing.T, s expSet, ds *Dataset, foreign []string) {
 	if err := os.WriteFile(dir+"/adapt_"+s.name+".md", []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// expSubsample is at most maxN rows of ds, drawn with a fixed seed, in
+// their order.
+func expSubsample(ds *Dataset, maxN int) *Dataset {
+	if ds.Len() <= maxN {
+		return ds
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	perm := rng.Perm(ds.Len())[:maxN]
+	slices.Sort(perm)
+	sub := &Dataset{}
+	for _, i := range perm {
+		sub.Add(ds.Texts[i], ds.Labels[i])
+	}
+	return sub
+}
+
+// expForeign is off-topic text for the set named name: 150 texts of each
+// other set, drawn with a fixed seed.
+func expForeign(all map[string]*Dataset, name string) []string {
+	var foreign []string
+	for _, o := range expSets {
+		if o.name == name {
+			continue
+		}
+		od := all[o.name]
+		rng := rand.New(rand.NewPCG(3, 3))
+		for _, i := range rng.Perm(od.Len())[:min(150, od.Len())] {
+			foreign = append(foreign, od.Texts[i])
+		}
+	}
+	return foreign
+}
+
+// expLabels is ds's labels, sorted, and each row's index among them.
+func expLabels(ds *Dataset) ([]string, []int) {
+	var labels []string
+	for _, l := range ds.Labels {
+		if !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	slices.Sort(labels)
+	y := make([]int, ds.Len())
+	for i, l := range ds.Labels {
+		y[i] = slices.Index(labels, l)
+	}
+	return labels, y
 }
