@@ -214,6 +214,11 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 			t.Errorf("item page lacks %q", want)
 		}
 	}
+	// Words of the text are quoted; a description of the model's word
+	// vectors is not (the customer did not write it).
+	if !strings.Contains(r.body, "“charged twice”") || !strings.Contains(r.body, "<em>meaning of the whole text</em>") || strings.Contains(r.body, "“(meaning") {
+		t.Errorf("evidence not shown as quoted words and a description:\n%s", regexp.MustCompile(`(?s)<table class="evidence">.*?</table>`).FindString(r.body))
+	}
 	if !strings.Contains(r.body, "/items/"+other) {
 		t.Error("customer history does not link the other item")
 	}

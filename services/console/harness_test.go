@@ -178,7 +178,7 @@ func (e *env) submit(f fb) string {
 	}
 	cls := &feedloopv1.Classification{Topics: []*feedloopv1.TopicScore{{Topic: f.topic, Confidence: 0.92}}, Sentiment: feedloopv1.Sentiment_SENTIMENT_NEGATIVE,
 		RedactedText: f.text, TopicSource: feedloopv1.TopicSource_TOPIC_SOURCE_MODEL, ModelVersion: "m1",
-		Explanation: []*feedloopv1.Evidence{{Feature: "charged twice", Weight: 1.25}}}
+		Explanation: []*feedloopv1.Evidence{{Feature: "charged twice", Weight: 1.25}, {Feature: "(meaning of the whole text)", Weight: 0.5}}}
 	if f.nps != nil {
 		cls.NpsBand = feedloopv1.NpsBand_NPS_BAND_DETRACTOR
 	}

@@ -534,7 +534,9 @@ func (x *Classification) GetTopicSource() TopicSource {
 // Evidence is one feature and its weight in a model's decision.
 type Evidence struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The feature as a person reads it, e.g. "refund" or "card declin".
+	// The feature as a person reads it, e.g. "refund" or "card declin"; in
+	// parentheses, a description of a feature that is not words of the text,
+	// e.g. "(meaning of the whole text)" for the model's word vectors.
 	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
 	// Its contribution to the decision's score (positive for, negative against).
 	Weight        float64 `protobuf:"fixed64,2,opt,name=weight,proto3" json:"weight,omitempty"`

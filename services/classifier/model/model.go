@@ -188,8 +188,11 @@ func topN(out []int, v []float64, n int) []int {
 }
 
 // VectorsFeature names the dense word vector block in explanations: its
-// dimensions mean nothing one by one, so they count as one contribution.
-const VectorsFeature = "(word vectors)"
+// dimensions mean nothing one by one, so they count as one contribution,
+// named for the person reading the evidence (a clerk, not an engineer).
+// The parentheses mark it as a description, not words of the text
+// (Evidence.feature).
+const VectorsFeature = "(meaning of the whole text)"
 
 // explain returns the n largest positive contributions to class c of the
 // features of sc.x, named by recomputing the n-grams of text.

@@ -22,6 +22,15 @@ var funcs = template.FuncMap{
 	"when":    when,
 	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"lower":   strings.ToLower,
+	// described is the description of an evidence feature that is not
+	// words of the text (in parentheses, Evidence.feature), "" for words:
+	// quoting it would tell a clerk the customer wrote it.
+	"described": func(feature string) string {
+		if len(feature) > 2 && strings.HasPrefix(feature, "(") && strings.HasSuffix(feature, ")") {
+			return feature[1 : len(feature)-1]
+		}
+		return ""
+	},
 	// refusal is the error shown beside the form of action.
 	"refusal": func(f Form, action string) string {
 		if f.Action != action {
