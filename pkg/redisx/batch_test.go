@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -60,13 +59,7 @@ func TestBatcherSharesRoundTrips(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for b.Pending() < others {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d callers queued", b.Pending())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, "the other callers queued", func() bool { return b.Pending() >= others })
 	close(release)
 	<-first
 	wg.Wait()

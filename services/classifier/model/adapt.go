@@ -226,7 +226,6 @@ func Decide(p Prediction, threshold float64) Prediction {
 // O(window·log grid) once every `every` calls, O(1) otherwise.
 type Adapter struct {
 	curve *ScoreCurve
-	fixed float64
 
 	mu     sync.Mutex
 	window []float64 // ring of the last scores
@@ -245,7 +244,7 @@ type Adapter struct {
 // every `every` scores. Until then, and always for a model without a
 // curve, Threshold is the model's own.
 func NewAdapter(m *Model, window, every int) *Adapter {
-	a := &Adapter{curve: m.Curve, fixed: m.Threshold, every: max(every, 1)}
+	a := &Adapter{curve: m.Curve, every: max(every, 1)}
 	a.threshold.Store(math.Float64bits(m.Threshold))
 	a.share.Store(math.Float64bits(math.NaN()))
 	if a.curve != nil {

@@ -215,11 +215,7 @@ func TestLookupsAndRemembersShareRoundTrips(t *testing.T) {
 		})
 		wg.Go(func() { errs[n+i] = keys.Remember(ctx, "web", fmt.Sprint("new-", i), fmt.Sprint("fb-", i)) })
 	}
-	for deadline := time.Now().Add(10 * time.Second); keys.Batcher().Pending() < 2*n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d callers queued on the shared Batcher", keys.Batcher().Pending(), 2*n)
-		}
-	}
+	testkit.Eventually(t, "every caller queued on the shared Batcher", func() bool { return keys.Batcher().Pending() >= 2*n })
 	close(release)
 	<-first
 	wg.Wait()
