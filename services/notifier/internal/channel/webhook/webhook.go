@@ -23,7 +23,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -282,7 +281,8 @@ func New(o Options) (*Client, error) {
 
 // Send posts m, retrying transient failures within the call.
 func (c *Client) Send(ctx context.Context, m channel.Message) error {
-	body, err := json.Marshal(NewPayload(m))
+	p := NewPayload(m)
+	body, err := p.encode()
 	if err != nil {
 		return fmt.Errorf("webhook: encode: %w: %w", channel.ErrRejected, err)
 	}
