@@ -1,8 +1,10 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -17,9 +19,26 @@ func (p *Payload) encode() ([]byte, error) {
 		// A time RFC 3339 cannot write: json.Marshal says why.
 		return json.Marshal(p)
 	}
-	n := 512 + len(p.Message.Subject) + len(p.Message.Text) + len(p.Message.HTML) + len(p.Text) + len(p.Subject)
-	// HTML's <, > and & are escaped to six bytes each: room for many.
-	b := make([]byte, 0, 2*n)
+	bp := buffers.Get().(*[]byte)
+	b := p.appendTo((*bp)[:0])
+	// The body is the request's until it is done: a copy of the exact size
+	// (not zeroed first), the buffer back for the next message.
+	out := bytes.Clone(b)
+	if cap(b) <= maxPooled {
+		*bp = b
+		buffers.Put(bp)
+	}
+	return out, nil
+}
+
+// buffers are encode's buffers: a body is a few KB, grown afresh for each
+// message otherwise.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled bounds the buffers kept: a huge digest must not pin its buffer.
+const maxPooled = 64 << 10
+
+func (p *Payload) appendTo(b []byte) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, int64(p.Version), 10)
 	b = appendField(b, "idempotency_key", p.IdempotencyKey)
@@ -113,7 +132,7 @@ func (p *Payload) encode() ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // plainTimes reports whether every time of p is one RFC 3339 writes (a
