@@ -59,3 +59,12 @@ func TestRequestLeavesInOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// The headers are set under their canonical names, as Header.Set would.
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, k := range []string{HeaderSignature, HeaderIdempotencyKey, HeaderStep, HeaderAudience, HeaderFeedbackID} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q)", k, c)
+		}
+	}
+}

@@ -322,15 +322,16 @@ func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time
 	if err != nil {
 		return 0, fmt.Errorf("webhook: %w: %w", channel.ErrRejected, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.o.UserAgent)
 	// Signed per attempt: the timestamp is when this request left, so a
 	// retry is not refused as a replay.
-	req.Header.Set(HeaderSignature, c.sign(body))
-	req.Header.Set(HeaderIdempotencyKey, m.Key)
-	req.Header.Set(HeaderStep, m.Data.Step)
-	req.Header.Set(HeaderAudience, m.Data.Audience)
-	req.Header.Set(HeaderFeedbackID, m.Data.FeedbackID)
+	vals := [...]string{"application/json", c.o.UserAgent, c.sign(body), m.Key, m.Data.Step, m.Data.Audience, m.Data.FeedbackID}
+	// One array for the values and room for the trace headers otelhttp
+	// adds: a slice and a map growth per header otherwise. The names are
+	// canonical already, as Header.Set would make them.
+	req.Header = make(http.Header, len(vals)+3)
+	for i, k := range [...]string{"Content-Type", "User-Agent", HeaderSignature, HeaderIdempotencyKey, HeaderStep, HeaderAudience, HeaderFeedbackID} {
+		req.Header[k] = vals[i : i+1 : i+1]
+	}
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		// *url.Error repeats the full URL, query tokens included: keep its cause only.
@@ -342,12 +343,15 @@ func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time
 	}
 	defer resp.Body.Close()
 	// Read a bounded part of the answer: it explains a refusal, and reading
-	// to the end lets the connection be reused.
+	// to the end lets the connection be reused. An acceptance needs no
+	// explaining: its body is only read.
+	if code := resp.StatusCode; code >= 200 && code < 300 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 512+64<<10))
+		return 0, nil
+	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return 0, nil
 	case code == http.StatusTooManyRequests || code >= 500:
 		return parseRetryAfter(resp.Header.Get("Retry-After")),
 			fmt.Errorf("webhook: %s answered %s: %s", redact(c.o.URL), resp.Status, strings.TrimSpace(string(snippet)))
