@@ -235,7 +235,8 @@ type Options struct {
 
 // Client posts messages to one webhook URL.
 type Client struct {
-	o Options
+	o      Options
+	signer *webhooksig.Signer
 }
 
 // New returns a Client for o.
@@ -276,7 +277,11 @@ func New(o Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Client{o: o}, nil
+	secrets := [][]byte{o.Secret}
+	if len(o.PreviousSecret) > 0 {
+		secrets = append(secrets, o.PreviousSecret)
+	}
+	return &Client{o: o, signer: webhooksig.NewSigner(secrets...)}, nil
 }
 
 // Send posts m, retrying transient failures within the call.
@@ -362,10 +367,7 @@ func (c *Client) post(ctx context.Context, body []byte, m channel.Message) (time
 
 // sign is the signature header of body, now, by every secret.
 func (c *Client) sign(body []byte) string {
-	if len(c.o.PreviousSecret) > 0 {
-		return webhooksig.Sign(c.o.Now(), body, c.o.Secret, c.o.PreviousSecret)
-	}
-	return webhooksig.Sign(c.o.Now(), body, c.o.Secret)
+	return c.signer.Sign(c.o.Now(), body)
 }
 
 // parseRetryAfter reads a Retry-After in seconds; dates and junk give 0.
