@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strings"
 	"text/template/parse"
 	"time"
 )
@@ -15,10 +16,10 @@ import (
 //
 // Only a subset compiles: text, comments, fields and dot, if/with/else,
 // pipelines of the templates' functions (Funcs) with string and integer
-// constants, and html/template's HTML text and attribute escapers. Anything
-// else (range, variables, built-ins such as len or printf, methods,
-// pointers, nested templates) makes compile give up, and the template is
-// executed by text/template as before. Within the subset the output is
+// constants, and html/template's escapers of strings in HTML text,
+// attributes and URLs. Anything else (range, variables, built-ins such as
+// len or printf, methods, pointers, nested templates) makes compile give
+// up, and the template is executed by text/template as before. Within the subset the output is
 // text/template's, byte for byte (tests compare both on every example
 // template); and no error is possible in it, as every type is checked here.
 type compiled struct {
@@ -302,12 +303,15 @@ func (c compiler) operand(n parse.Node, dot reflect.Type) (expr, bool) {
 	return expr{}, false
 }
 
-// escapers are html/template's escapers that, given a plain string (no
-// html/template content type, which a string is not), all escape it alike.
-var escapers = map[string]bool{
-	"_html_template_htmlescaper":   true,
-	"_html_template_rcdataescaper": true,
-	"_html_template_attrescaper":   true,
+// escapers are html/template's escapers of HTML text, RCDATA, quoted
+// attributes and URLs, as they treat a plain string (no html/template
+// content type, which a string is not).
+var escapers = map[string]func(string) string{
+	"_html_template_htmlescaper":   htmlEscape,
+	"_html_template_rcdataescaper": htmlEscape,
+	"_html_template_attrescaper":   htmlEscape,
+	"_html_template_urlfilter":     urlFilter,
+	"_html_template_urlnormalizer": urlNormalize,
 }
 
 // call compiles a call of function name with args and, in a pipeline, the
@@ -316,9 +320,9 @@ var escapers = map[string]bool{
 func (c compiler) call(name string, args []parse.Node, dot reflect.Type, final *expr) (expr, bool) {
 	fn, ok := c.funcs[name]
 	if !ok {
-		if c.html && escapers[name] && len(args) == 0 && final != nil && final.typ == stringType {
+		if esc := escapers[name]; c.html && esc != nil && len(args) == 0 && final != nil && final.typ == stringType {
 			f := final.str
-			return expr{typ: stringType, str: func(dot reflect.Value) string { return htmlEscape(f(dot)) }}, true
+			return expr{typ: stringType, str: func(dot reflect.Value) string { return esc(f(dot)) }}, true
 		}
 		// A built-in (len, printf, eq…) or another escaper.
 		return expr{}, false
@@ -451,4 +455,47 @@ func htmlEscape(s string) string {
 		return s
 	}
 	return string(append(b, s[written:]...))
+}
+
+// urlFilter is html/template's urlFilter of a plain string: a URL with a
+// scheme other than http, https or mailto becomes "#ZgotmplZ".
+func urlFilter(s string) string {
+	if protocol, _, ok := strings.Cut(s, ":"); ok && !strings.Contains(protocol, "/") {
+		if !strings.EqualFold(protocol, "http") && !strings.EqualFold(protocol, "https") && !strings.EqualFold(protocol, "mailto") {
+			return "#ZgotmplZ"
+		}
+	}
+	return s
+}
+
+// urlNormalize is html/template's urlNormalizer of a plain string: bytes
+// outside RFC 3986's unreserved and reserved sets are percent-encoded,
+// valid escapes kept.
+func urlNormalize(s string) string {
+	var b []byte
+	written := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			continue
+		case strings.IndexByte("!#$&*+,/:;=?@[]-._~", c) >= 0:
+			continue
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			continue
+		}
+		b = append(b, s[written:i]...)
+		b = append(b, '%', hexLower[c>>4], hexLower[c&0xF])
+		written = i + 1
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[written:]...))
+}
+
+const hexLower = "0123456789abcdef"
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -64,6 +64,8 @@ var awkward = []string{
 	"", "a", "plain words", `<b>"Tom" & 'Jerry' + co</b>`, "nul\x00byte", "bad utf-8 \xff\xfe<", "é ü 日本語 <é>",
 	"line\nbreaks\tand  spaces ", strings.Repeat("ß", 59), strings.Repeat("ß", 60), strings.Repeat("ß", 61) + "<&>",
 	"\u2028\u2029 + \ufdd0\uffff", "{{.Team}}", "javascript:alert(1)",
+	"https://status.example.com/t/a b?c=d&e=%zz%41%4", "HTTPS://X.example/ü'\"()", "mailto:ada@example.com", "/a:b", "a/b:c",
+	"vbscript:x", " javascript:x", "%", "%4", "%41", "#frag",
 }
 
 // randomize sets every string, time and []string in v (a struct) from r.
@@ -100,7 +102,7 @@ func randomize(r *rand.Rand, v reflect.Value) {
 // compile (the rest may be left to text/template).
 func TestCompiledMatchesTextTemplate(t *testing.T) {
 	set := loadExamples(t)
-	for _, name := range []string{steps.StepRouted, steps.StepReopened} {
+	for _, name := range []string{steps.StepRouted, steps.StepReopened, steps.StepReceived, steps.StepPlanned, steps.StepResolved} {
 		st := set.byLocale[""][name]
 		if st.subjectC == nil || st.textC == nil || st.htmlC == nil {
 			t.Errorf("%s: not every part compiled (subject %v, text %v, html %v)", name, st.subjectC != nil, st.textC != nil, st.htmlC != nil)
@@ -183,13 +185,19 @@ func textTemplate(t *testing.T, src string) *texttemplate.Template {
 	return tm
 }
 
-// htmlEscape is html/template's escaping of text and quoted attributes.
+// htmlEscape, urlFilter and urlNormalize are html/template's escaping of
+// text, quoted attributes and URLs in them.
 func TestHTMLEscapeMatchesHTMLTemplate(t *testing.T) {
-	tm := htmltemplate.Must(htmltemplate.New("").Parse(`<p title="{{.}}">{{.}}</p><title>{{.}}</title>`))
+	tm := htmltemplate.Must(htmltemplate.New("").Parse(`<p title="{{.}}">{{.}}</p><title>{{.}}</title><a href="{{.}}">`))
 	r := rand.New(rand.NewPCG(3, 4))
 	inputs := append([]string{}, awkward...)
-	alphabet := []byte("<>&'\"+\x00ab \xc3\xa9\xff\x80=`")
-	for range 2000 {
+	// Every ASCII character, NUL, invalid and multi-byte UTF-8, and the
+	// letters of a scheme and an escape more often.
+	alphabet := []byte("\x00\xc3\xa9\xff\x80:/%4Fhtps")
+	for c := byte(0x20); c < 0x7f; c++ {
+		alphabet = append(alphabet, c)
+	}
+	for range 20000 {
 		b := make([]byte, r.IntN(12))
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
@@ -202,7 +210,8 @@ func TestHTMLEscapeMatchesHTMLTemplate(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := htmlEscape(s)
-		if want := `<p title="` + e + `">` + e + `</p><title>` + e + `</title>`; b.String() != want {
+		u := htmlEscape(urlNormalize(urlFilter(s)))
+		if want := `<p title="` + e + `">` + e + `</p><title>` + e + `</title><a href="` + u + `">`; b.String() != want {
 			t.Fatalf("%q: html/template %q, htmlEscape gives %q", s, b.String(), want)
 		}
 	}
