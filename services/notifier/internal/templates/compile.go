@@ -14,12 +14,13 @@ import (
 // template by reflection (text/template) looked every field and function up
 // by name again on each message, and was most of a message's rendering cost.
 //
-// Only a subset compiles: text, comments, fields and dot, if/with/else,
-// pipelines of the templates' functions (Funcs) with string and integer
-// constants, and html/template's escapers of strings in HTML text,
-// attributes and URLs. Anything else (range, variables, built-ins such as
-// len or printf, methods, pointers, nested templates) makes compile give
-// up, and the template is executed by text/template as before. Within the subset the output is
+// Only a subset compiles: text, comments, fields and dot, methods without
+// arguments that give a bool, if/with/else, pipelines of the templates'
+// functions (Funcs) with string and integer constants, and html/template's
+// escapers of strings and numbers in HTML text, attributes and URLs.
+// Anything else (range, variables, built-ins such as len or printf, other
+// methods, pointers, nested templates) makes compile give up, and the
+// template is executed by text/template as before. Within the subset the output is
 // text/template's, byte for byte (tests compare both on every example
 // template); and no error is possible in it, as every type is checked here.
 type compiled struct {
@@ -271,14 +272,23 @@ func (c compiler) operand(n parse.Node, dot reflect.Type) (expr, bool) {
 	case *parse.FieldNode:
 		typ := dot
 		var index []int
-		for _, name := range n.Ident {
+		for i, name := range n.Ident {
 			if typ.Kind() != reflect.Struct {
 				return expr{}, false
 			}
 			// text/template calls a method of that name before it looks
-			// for a field: leave methods to it.
-			if _, ok := typ.MethodByName(name); ok {
-				return expr{}, false
+			// for a field. Compiled: a method of the value (dot is never
+			// addressable) without arguments, ending the chain, giving a
+			// bool (such as Escalation.IsBreach).
+			if m, ok := typ.MethodByName(name); ok {
+				if i != len(n.Ident)-1 || m.Type.NumIn() != 1 || m.Type.NumOut() != 1 || m.Type.Out(0).Kind() != reflect.Bool {
+					return expr{}, false
+				}
+				recv := c.fields(index)
+				fn := m.Func
+				return expr{typ: m.Type.Out(0), val: func(dot reflect.Value) reflect.Value {
+					return fn.Call([]reflect.Value{recv(dot)})[0]
+				}}, true
 			}
 			if _, ok := reflect.PointerTo(typ).MethodByName(name); ok {
 				return expr{}, false
@@ -290,17 +300,39 @@ func (c compiler) operand(n parse.Node, dot reflect.Type) (expr, bool) {
 			index = append(index, f.Index[0])
 			typ = f.Type
 		}
-		val := func(dot reflect.Value) reflect.Value { return dot.FieldByIndex(index) }
-		if len(index) == 1 {
-			i := index[0]
-			val = func(dot reflect.Value) reflect.Value { return dot.Field(i) }
-		}
+		val := c.fields(index)
 		if typ == stringType {
 			return expr{typ: typ, val: val, str: func(dot reflect.Value) string { return val(dot).String() }}, true
 		}
 		return expr{typ: typ, val: val}, true
 	}
 	return expr{}, false
+}
+
+// plainNumber reports whether t is a predeclared integer or bool type,
+// which html/template's escapers print with fmt.Sprint.
+func plainNumber(t reflect.Type) bool {
+	if t.PkgPath() != "" || t.Name() == "" {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// fields reads the field at index (a field of a field… of dot).
+func (compiler) fields(index []int) func(reflect.Value) reflect.Value {
+	switch len(index) {
+	case 0:
+		return func(dot reflect.Value) reflect.Value { return dot }
+	case 1:
+		i := index[0]
+		return func(dot reflect.Value) reflect.Value { return dot.Field(i) }
+	}
+	return func(dot reflect.Value) reflect.Value { return dot.FieldByIndex(index) }
 }
 
 // escapers are html/template's escapers of HTML text, RCDATA, quoted
@@ -320,9 +352,16 @@ var escapers = map[string]func(string) string{
 func (c compiler) call(name string, args []parse.Node, dot reflect.Type, final *expr) (expr, bool) {
 	fn, ok := c.funcs[name]
 	if !ok {
-		if esc := escapers[name]; c.html && esc != nil && len(args) == 0 && final != nil && final.typ == stringType {
-			f := final.str
-			return expr{typ: stringType, str: func(dot reflect.Value) string { return esc(f(dot)) }}, true
+		if esc := escapers[name]; c.html && esc != nil && len(args) == 0 && final != nil {
+			if final.typ == stringType {
+				f := final.str
+				return expr{typ: stringType, str: func(dot reflect.Value) string { return esc(f(dot)) }}, true
+			}
+			if plainNumber(final.typ) {
+				// A number or bool is escaped as it prints (fmt.Sprint).
+				f := final.val
+				return expr{typ: stringType, str: func(dot reflect.Value) string { return esc(fmt.Sprint(f(dot).Interface())) }}, true
+			}
 		}
 		// A built-in (len, printf, eq…) or another escaper.
 		return expr{}, false

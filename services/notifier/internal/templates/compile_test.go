@@ -102,7 +102,7 @@ func randomize(r *rand.Rand, v reflect.Value) {
 // compile (the rest may be left to text/template).
 func TestCompiledMatchesTextTemplate(t *testing.T) {
 	set := loadExamples(t)
-	for _, name := range []string{steps.StepRouted, steps.StepReopened, steps.StepReceived, steps.StepPlanned, steps.StepResolved} {
+	for _, name := range []string{steps.StepRouted, steps.StepEscalated, steps.StepReopened, steps.StepReceived, steps.StepPlanned, steps.StepResolved} {
 		st := set.byLocale[""][name]
 		if st.subjectC == nil || st.textC == nil || st.htmlC == nil {
 			t.Errorf("%s: not every part compiled (subject %v, text %v, html %v)", name, st.subjectC != nil, st.textC != nil, st.htmlC != nil)
@@ -147,7 +147,7 @@ func TestUncompiledTemplatesStillRender(t *testing.T) {
 		"range":    `{{range .Teams}}[{{.}}]{{end}}`,
 		"variable": `{{$t := .Team}}{{$t}}`,
 		"builtin":  `{{len .Teams}} {{printf "%05d" .Escalation.Level}}`,
-		"method":   `{{if .Escalation.IsBreach}}breach{{end}}`,
+		"method":   `{{.Escalation.IsZero}}{{.Escalation.IsBreach.X}}`,
 		"root":     `{{with .Customer}}{{$.Team}}{{end}}`,
 		"compare":  `{{if eq .Team "billing"}}yes{{end}}`,
 	}
