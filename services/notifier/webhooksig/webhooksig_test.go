@@ -1,11 +1,13 @@
 package webhooksig_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +33,28 @@ func TestSignIsTheDocumentedScheme(t *testing.T) {
 	}
 	if got := webhooksig.Sign(signedAt, body, current, previous); !strings.HasPrefix(got, want+",v1=") || strings.Count(got, "v1=") != 2 {
 		t.Fatalf("rotation: %s", got)
+	}
+}
+
+// A Signer signs as Sign does, with one secret or two, over and over (its
+// HMACs are reused), from several goroutines at once.
+func TestSignerIsSign(t *testing.T) {
+	for _, secrets := range [][][]byte{{current}, {current, previous}} {
+		s := webhooksig.NewSigner(secrets...)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 200 {
+					at := signedAt.Add(time.Duration(g*1000+i) * time.Second)
+					b := append(bytes.Repeat([]byte("x"), i), body...)
+					if got, want := s.Sign(at, b), webhooksig.Sign(at, b, secrets...); got != want {
+						t.Errorf("Signer.Sign = %s, Sign = %s", got, want)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
 

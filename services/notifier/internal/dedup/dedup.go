@@ -138,7 +138,7 @@ func (s *Store) Claim(ctx context.Context, key string) (Claim, error) {
 	}
 	var cmd *redis.Cmd
 	s.batch.Do(ctx, func(p redis.Pipeliner) { cmd = claimScript.EvalSha(ctx, p, keys, token, s.claimTTL.Milliseconds()) })
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis lost its scripts (a restart, SCRIPT FLUSH): EVAL loads it.
 		cmd = claimScript.Run(ctx, s.rdb, keys, token, s.claimTTL.Milliseconds())
 	}

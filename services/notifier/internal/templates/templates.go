@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -69,6 +70,9 @@ type step struct {
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template
+	// The same compiled for the samples' type (compile.go), nil when a
+	// template is outside the subset that compiles.
+	subjectC, textC, htmlC *compiled
 }
 
 var localeName = regexp.MustCompile(`^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$`)
@@ -268,26 +272,29 @@ func (s *Set) loadStep(base, name string, sample any) (*step, error) {
 				errs = append(errs, fmt.Errorf("templates: %s: parse: %w", path, err))
 				continue
 			}
-			if out, err = execute(t, sample); err != nil {
+			if out, err = execute(t, nil, sample); err != nil {
 				errs = append(errs, fmt.Errorf("templates: %s: execute with sample data: %w", path, err))
 				continue
 			}
 			st.html = t
+			// Compiled after the execution above, which escaped the tree.
+			st.htmlC = compile(t.Tree, reflect.TypeOf(sample), Funcs, true)
 		default:
 			t, err := texttemplate.New(path).Funcs(Funcs).Option("missingkey=error").Parse(src)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("templates: %s: parse: %w", path, err))
 				continue
 			}
-			if out, err = execute(t, sample); err != nil {
+			if out, err = execute(t, nil, sample); err != nil {
 				errs = append(errs, fmt.Errorf("templates: %s: execute with sample data: %w", path, err))
 				continue
 			}
+			c := compile(t.Tree, reflect.TypeOf(sample), Funcs, false)
 			if p == partSubject {
-				st.subject = t
+				st.subject, st.subjectC = t, c
 				out = oneLine(out)
 			} else {
-				st.text = t
+				st.text, st.textC = t, c
 			}
 		}
 		if strings.TrimSpace(out) == "" {
@@ -315,10 +322,16 @@ type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
-func execute(t executor, data any) (string, error) {
+// execute executes t, or c when it is compiled for data's type.
+func execute(t executor, c *compiled, data any) (string, error) {
 	b := buffers.Get().(*bytes.Buffer)
 	b.Reset()
-	err := t.Execute(b, data)
+	var err error
+	if c != nil && reflect.TypeOf(data) == c.typ {
+		c.execute(b, data)
+	} else {
+		err = t.Execute(b, data)
+	}
 	out := b.String()
 	if b.Cap() <= maxPooled {
 		buffers.Put(b)
@@ -384,14 +397,14 @@ func (s *Set) Render(stepName, locale string, data any) (Rendered, error) {
 		var r Rendered
 		var err error
 		r.Locale = loc
-		if r.Subject, err = execute(st.subject, data); err != nil {
+		if r.Subject, err = execute(st.subject, st.subjectC, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s subject: %w", stepName, err)
 		}
 		r.Subject = oneLine(r.Subject)
-		if r.Text, err = execute(st.text, data); err != nil {
+		if r.Text, err = execute(st.text, st.textC, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s text: %w", stepName, err)
 		}
-		if r.HTML, err = execute(st.html, data); err != nil {
+		if r.HTML, err = execute(st.html, st.htmlC, data); err != nil {
 			return Rendered{}, fmt.Errorf("templates: render %s html: %w", stepName, err)
 		}
 		return r, nil
