@@ -123,7 +123,8 @@ func (p *Projector) Project(ctx context.Context, ev *feedloopv1.Event, tracepare
 // ApplyNow queues a routed event, or the classified event it was routed
 // from, once stored, to be folded into the read model ahead of the
 // projector's backlog, so its team can act on it at once; the projector's
-// delivery of it then goes to the SLA index alone. The routing consumer
+// own delivery of it then skips the read model (see appliedNow), or
+// applies it again, harmlessly. The routing consumer
 // does not wait for the fold: routing must not slow down to the pace of
 // the projector's batches (it did, when it waited for each commit). Only
 // a full queue holds it back, so an alerted item never lags the read model
