@@ -66,9 +66,11 @@ type Projector struct {
 // the reads that find it applied.
 const appliedNowMax = 16 * nowQueue
 
-// nowQueue bounds the routed events waiting to be applied at once: a full
-// queue holds the routing consumer back.
-const nowQueue = 4 * ProjectorBatch
+// nowQueue bounds the events waiting to be applied at once: a full queue
+// holds the routing consumer back. Each routed event comes with its
+// classified event: room for as many items as when routed events came
+// alone in half of it.
+const nowQueue = 8 * ProjectorBatch
 
 // fold is one event waiting for its batch.
 type fold struct {
@@ -118,9 +120,11 @@ func (p *Projector) Project(ctx context.Context, ev *feedloopv1.Event, tracepare
 	return <-f.err
 }
 
-// ApplyNow queues a routed event, once stored, to be folded into the read
-// model ahead of the projector's backlog, so its team can act on it at
-// once; the projector applies it again, harmlessly. The routing consumer
+// ApplyNow queues a routed event, or the classified event it was routed
+// from, once stored, to be folded into the read model ahead of the
+// projector's backlog, so its team can act on it at once; the projector's
+// own delivery of it then skips the read model (see appliedNow), or
+// applies it again, harmlessly. The routing consumer
 // does not wait for the fold: routing must not slow down to the pace of
 // the projector's batches (it did, when it waited for each commit). Only
 // a full queue holds it back, so an alerted item never lags the read model

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,5 +146,53 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	p.commit([]*fold{f})
 	if err := <-f.err; err != nil || rm.Load() == 0 {
 		t.Errorf("redelivery: err %v, %d read-model commands; want the read model asked", err, rm.Load())
+	}
+}
+
+// The routing consumer hands over the classified event with the routed
+// events it became: folded in one batch, the item is read and written
+// once for both, and the projector's own delivery of the classified event
+// (which the SLA index ignores) then costs no Redis command at all.
+func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
+	ctx := context.Background()
+	p, store, rdb := folder(t, true)
+	p.appliedNow = map[string]struct{}{}
+	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
+	fb := &feedloopv1.Feedback{Id: "fb-1", Text: "hi"}
+	classified := &feedloopv1.Event{Id: "classified-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb,
+			Classification: &feedloopv1.Classification{RedactedText: "hi", Sentiment: feedloopv1.Sentiment_SENTIMENT_NEGATIVE}}}}
+	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: fb,
+			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
+	k := map[string]int{}
+	var mu sync.Mutex
+	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
+		if a := cmd.Args(); len(a) > 1 && fmt.Sprint(a[1]) == readmodel.DefaultPrefix+"item:fb-1" {
+			mu.Lock()
+			k[cmd.Name()]++
+			mu.Unlock()
+		}
+	}))
+	p.commit([]*fold{{ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
+	if k["get"] != 1 || k["set"] != 1 {
+		t.Errorf("item read %d and written %d times for its classified and routed events, want once each", k["get"], k["set"])
+	}
+	item, err := store.Item(ctx, "fb-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if item.GetClassification().GetSentiment() != feedloopv1.Sentiment_SENTIMENT_NEGATIVE || len(item.GetAssignments()) != 1 {
+		t.Errorf("item %v, want the classification and the billing share", item)
+	}
+	trips := &testkit.RedisTrips{}
+	rdb.AddHook(trips)
+	f := &fold{ctx: ctx, ev: classified, err: make(chan error, 1)}
+	p.commit([]*fold{f})
+	if err := <-f.err; err != nil {
+		t.Fatal(err)
+	}
+	if rt, cmds := trips.Take(); rt != 0 {
+		t.Errorf("%d round trips (%d commands) for a classified event applied at once, want none", rt, cmds)
 	}
 }

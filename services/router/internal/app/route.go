@@ -35,7 +35,11 @@ type Routing struct {
 	// routes every event.
 	Answers *Answers
 	// Applied is told of every routed event once it is stored, so the read
-	// model shows the item to its teams at once; nil skips that.
+	// model shows the item to its teams at once, and first of the
+	// classified event routed (stored too: it came off the stream), so
+	// both are folded into the item in one read and one write, and the
+	// projector's own delivery of it finds nothing left to do; nil skips
+	// that.
 	Applied func(ctx context.Context, ev *feedloopv1.Event)
 	Log     *slog.Logger
 }
@@ -74,6 +78,7 @@ func (r *Routing) Route(ctx context.Context, in *feedloopv1.Event) error {
 		return fmt.Errorf("route %s: %w", in.GetFeedbackId(), err)
 	}
 	if r.Applied != nil {
+		r.Applied(ctx, in)
 		for _, o := range outs {
 			r.Applied(ctx, o.Event)
 		}

@@ -76,3 +76,36 @@ func TestRouteMalformedIsUnroutable(t *testing.T) {
 		t.Errorf("published %d routed events", n)
 	}
 }
+
+// Applied is told of the classified event first, then of its routed
+// events, once they are stored (so the projector's batch folds them into
+// the item together), and of nothing for an event that cannot be routed.
+func TestRouteTellsAppliedOfTheClassifiedEventAndItsRoutedEvents(t *testing.T) {
+	w := newWorld(t)
+	var told []string
+	apply := w.routing.Applied
+	w.routing.Applied = func(ctx context.Context, ev *feedloopv1.Event) {
+		told = append(told, ev.GetId())
+		apply(ctx, ev)
+	}
+	in := classified("fb-1", "billing", "delivery")
+	if err := w.routing.Route(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	var routed []string
+	for _, m := range w.events(bus.StreamFeedback, bus.AllRouted) {
+		routed = append(routed, m.ev.GetId())
+	}
+	if len(told) != 3 || told[0] != in.GetId() || !slices.Equal(slices.Sorted(slices.Values(told[1:])), slices.Sorted(slices.Values(routed))) {
+		t.Errorf("Applied told of %v, want %s then the routed events %v", told, in.GetId(), routed)
+	}
+	if c := w.item("fb-1").GetClassification(); c.GetRedactedText() != "text of fb-1" {
+		t.Errorf("read model classification %v, want the classified event's", c)
+	}
+	told = nil
+	bad := classified("fb-2", "billing")
+	bad.GetClassified().Feedback = nil
+	if err := w.routing.Route(context.Background(), bad); !errors.Is(err, app.ErrUnroutable) || len(told) != 0 {
+		t.Errorf("unroutable: err %v, Applied told of %v; want ErrUnroutable and nothing told", err, told)
+	}
+}

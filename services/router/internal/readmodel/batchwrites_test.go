@@ -196,3 +196,57 @@ func TestApplyIsTwoRoundTrips(t *testing.T) {
 		t.Fatalf("comments %q, want both writers' (a lost update otherwise)", texts)
 	}
 }
+
+// Only the item key is watched, not its applied set: another writer that
+// applies the same event between the reads and EXEC adds the id to the set
+// in the transaction that writes the item, so ours fails on the item key
+// and its retry finds the event applied. The event lands once (one
+// comment, counted once in the KPIs) and only one writer reports it.
+func TestSameEventFromAnotherWriterBeforeExec(t *testing.T) {
+	ctx := context.Background()
+	sc := &script{}
+	fb := sc.receive("fb-1", "c-1", "", 0)
+	sc.route(fb, "billing", 0, defaultSLA, "")
+	s, rdb := store(t)
+	applyAll(t, s, sc.events)
+	ev := sc.add(bus.UpdatedSubject("billing"), "fb-1", time.Minute, &feedloopv1.Replied{Team: "billing", Text: "both", Csat: 5})
+	oc := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
+	t.Cleanup(func() { _ = oc.Close() })
+	other, err := readmodel.New(oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &execHook{before: func() {
+		if ok, err := other.Apply(ctx, ev); err != nil || !ok {
+			t.Errorf("the other writer's apply = %v, %v", ok, err)
+		}
+	}}
+	rdb.AddHook(hook)
+	ok, err := s.Apply(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		t.Error("applied by both writers, want only the other's")
+	}
+	item, err := s.Item(ctx, "fb-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range item.GetTimeline() {
+		if e.GetText() == "both" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the reply is %d times in the timeline, want once", n)
+	}
+	st, err := s.Stats(ctx, "billing", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CsatCounts[4] != 1 {
+		t.Errorf("csat 5 counted %d times, want once", st.CsatCounts[4])
+	}
+}

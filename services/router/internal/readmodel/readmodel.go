@@ -201,10 +201,14 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 		}
 		return out, nil
 	}
-	watch := make([]any, 0, 2*len(ids)+2)
+	// Only the item keys are watched: every write to an applied set is in
+	// the same MULTI as a SET of its item (applyTx), so a transaction that
+	// changed the set since our reads changed the item too and fails ours.
+	// Half the keys, and WATCH's cost in Redis grows with them.
+	watch := make([]any, 0, len(ids)+2)
 	watch = append(watch, "watch")
 	for _, id := range ids {
-		watch = append(watch, s.itemKey(id), s.appliedKey(id))
+		watch = append(watch, s.itemKey(id))
 	}
 	if s.guard != nil {
 		watch = append(watch, s.guard.Key)
