@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -71,6 +72,31 @@ func (f CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, c := range cmds {
 			f(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// BeforeExec is a go-redis hook that runs Before once, just ahead of the
+// client's first MULTI/EXEC pipeline: a test puts another writer's change
+// between a transaction's reads and its EXEC there. Add it with
+// rdb.AddHook.
+type BeforeExec struct {
+	Before func()
+	once   sync.Once
+}
+
+// DialHook is part of redis.Hook.
+func (h *BeforeExec) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook is part of redis.Hook.
+func (h *BeforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+// ProcessPipelineHook is part of redis.Hook.
+func (h *BeforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "multi" {
+			h.once.Do(h.Before)
 		}
 		return next(ctx, cmds)
 	}

@@ -115,25 +115,6 @@ func TestBatchSumsKPIIncrements(t *testing.T) {
 	}
 }
 
-// execHook runs before, once, just ahead of the first MULTI/EXEC pipeline.
-type execHook struct {
-	once   sync.Once
-	before func()
-}
-
-func (h *execHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *execHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (h *execHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "multi" {
-			h.once.Do(h.before)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // An event is applied in two round trips, the WATCH sent with the reads
 // (three with a WATCH of its own); an event applied before reads and
 // ends its WATCH (no EXEC to end it) in two too, and the WATCH, armed in
@@ -167,18 +148,7 @@ func TestApplyIsTwoRoundTrips(t *testing.T) {
 	// Another writer changes the item between the reads and EXEC.
 	mine := sc.add(bus.UpdatedSubject("billing"), "fb-1", time.Minute, &feedloopv1.Commented{Team: "billing", Text: "mine"})
 	theirs := sc.add(bus.UpdatedSubject("billing"), "fb-1", 2*time.Minute, &feedloopv1.Commented{Team: "billing", Text: "theirs"})
-	oc := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
-	t.Cleanup(func() { _ = oc.Close() })
-	other, err := readmodel.New(oc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := &execHook{before: func() {
-		if ok, err := other.Apply(ctx, theirs); err != nil || !ok {
-			t.Errorf("the other writer's apply = %v, %v", ok, err)
-		}
-	}}
-	rdb.AddHook(hook)
+	rdb.AddHook(otherWriterBeforeExec(t, rdb, theirs))
 	if ok, err := s.Apply(ctx, mine); err != nil || !ok {
 		t.Fatalf("comment = %v, %v", ok, err)
 	}
@@ -210,18 +180,7 @@ func TestSameEventFromAnotherWriterBeforeExec(t *testing.T) {
 	s, rdb := store(t)
 	applyAll(t, s, sc.events)
 	ev := sc.add(bus.UpdatedSubject("billing"), "fb-1", time.Minute, &feedloopv1.Replied{Team: "billing", Text: "both", Csat: 5})
-	oc := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
-	t.Cleanup(func() { _ = oc.Close() })
-	other, err := readmodel.New(oc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := &execHook{before: func() {
-		if ok, err := other.Apply(ctx, ev); err != nil || !ok {
-			t.Errorf("the other writer's apply = %v, %v", ok, err)
-		}
-	}}
-	rdb.AddHook(hook)
+	rdb.AddHook(otherWriterBeforeExec(t, rdb, ev))
 	ok, err := s.Apply(ctx, ev)
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +208,22 @@ func TestSameEventFromAnotherWriterBeforeExec(t *testing.T) {
 	if st.CsatCounts[4] != 1 {
 		t.Errorf("csat 5 counted %d times, want once", st.CsatCounts[4])
 	}
+}
+
+// otherWriterBeforeExec is a hook that has another writer, a Store on a
+// client of its own, apply ev between the reads and EXEC of rdb's first
+// transaction.
+func otherWriterBeforeExec(t *testing.T, rdb *redis.Client, ev *feedloopv1.Event) *testkit.BeforeExec {
+	t.Helper()
+	oc := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
+	t.Cleanup(func() { _ = oc.Close() })
+	other, err := readmodel.New(oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testkit.BeforeExec{Before: func() {
+		if ok, err := other.Apply(context.Background(), ev); err != nil || !ok {
+			t.Errorf("the other writer's apply = %v, %v", ok, err)
+		}
+	}}
 }

@@ -1,8 +1,6 @@
 package sla
 
 import (
-	"context"
-	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -10,23 +8,6 @@ import (
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
-
-// beforeExec runs before, once, just ahead of the first MULTI/EXEC pipeline.
-type beforeExec struct {
-	once   sync.Once
-	before func()
-}
-
-func (h *beforeExec) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *beforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *beforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "multi" {
-			h.once.Do(h.before)
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // A batch is applied in two round trips, the WATCH sent with the reads;
 // a redelivery, which writes nothing, ends its WATCH (no EXEC to end it)
@@ -60,7 +41,7 @@ func TestApplyWatchesWithTheReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.rdb.AddHook(&beforeExec{before: func() {
+	e.rdb.AddHook(&testkit.BeforeExec{Before: func() {
 		if err := other.Apply(e.ctx, theirs); err != nil {
 			t.Errorf("the other writer's apply: %v", err)
 		}
