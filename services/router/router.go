@@ -187,7 +187,7 @@ func New(cfg Config, infra *lifecycle.Infra) (*Service, error) {
 	// Every read and write of the read model and the SLA index checks the
 	// gate's ready key, so nothing is served from, or folded into, a
 	// model that Redis lost until it is rebuilt (see Run).
-	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log), readmodel.WithApplied(loop.Applied), readmodel.WithGuard(gate.Live()))
+	store, err := readmodel.New(infra.Redis, readmodel.WithLogger(log), readmodel.WithAppliedReading(loop.Applied, loopmetrics.ReadsItem), readmodel.WithGuard(gate.Live()))
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

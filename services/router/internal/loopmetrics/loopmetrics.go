@@ -129,6 +129,17 @@ func (r *Recorder) ObserveOpen(teams func() []string, counts func(ctx context.Co
 	return func() { _ = reg.Unregister() }
 }
 
+// ReadsItem reports whether Applied reads the item of ev (for the
+// readmodel.WithAppliedReading option): only status changes and
+// notifications do; Applied is told a nil item of the others.
+func ReadsItem(ev *feedloopv1.Event) bool {
+	switch ev.GetPayload().(type) {
+	case *feedloopv1.Event_StatusChanged, *feedloopv1.Event_Notified:
+		return true
+	}
+	return false
+}
+
 // Applied records what one newly applied event says; it is a
 // readmodel.AppliedFunc.
 func (r *Recorder) Applied(ctx context.Context, ev *feedloopv1.Event, item *feedloopv1.Item, kpi map[string]map[string]int64) {
@@ -189,12 +200,13 @@ func (r *Recorder) Applied(ctx context.Context, ev *feedloopv1.Event, item *feed
 
 // bands counts the scores a routed item carried, for the team it went to.
 func (r *Recorder) bands(ctx context.Context, team string, c *feedloopv1.Classification) {
-	for survey, band := range map[string]string{
-		"nps":  bandLabel(c.GetNpsBand().String(), "NPS_BAND_"),
-		"csat": bandLabel(c.GetCsatBand().String(), "CSAT_BAND_"),
-		"ces":  bandLabel(c.GetCesBand().String(), "CES_BAND_"),
+	// An array, not a map: no allocation per routed event.
+	for _, sb := range [...]struct{ survey, band string }{
+		{"nps", bandLabel(c.GetNpsBand().String(), "NPS_BAND_")},
+		{"csat", bandLabel(c.GetCsatBand().String(), "CSAT_BAND_")},
+		{"ces", bandLabel(c.GetCesBand().String(), "CES_BAND_")},
 	} {
-		if band != "" {
+		if survey, band := sb.survey, sb.band; band != "" {
 			r.surveys.Add(ctx, 1, metric.WithAttributes(attribute.String("team", team),
 				attribute.String("survey", survey), attribute.String("band", band), attribute.String("origin", "feedback")))
 		}

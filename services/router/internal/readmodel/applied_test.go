@@ -10,6 +10,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/loopmetrics"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 )
@@ -55,19 +56,37 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) collected {
 
 // The closed-loop metrics count each event once, however often it is
 // applied, with the read model's own definitions of first acknowledgement,
-// close and closed loop, and times from the events.
+// close and closed loop, and times from the events. Applied in one batch,
+// with the recorder told the item only of the events loopmetrics.ReadsItem
+// names (no copies of it), they count the same.
 func TestAppliedEventsFeedTheClosedLoopMetrics(t *testing.T) {
+	t.Run("one at a time", func(t *testing.T) {
+		testAppliedMetrics(t, readmodel.WithApplied, func(s *readmodel.Store, evs []*feedloopv1.Event) { applyAll(t, s, evs) })
+	})
+	t.Run("one batch, reading", func(t *testing.T) {
+		reading := func(f readmodel.AppliedFunc) readmodel.Option {
+			return readmodel.WithAppliedReading(f, loopmetrics.ReadsItem)
+		}
+		testAppliedMetrics(t, reading, func(s *readmodel.Store, evs []*feedloopv1.Event) {
+			if _, err := s.ApplyBatch(context.Background(), evs); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+func testAppliedMetrics(t *testing.T, with func(readmodel.AppliedFunc) readmodel.Option, apply func(*readmodel.Store, []*feedloopv1.Event)) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	rec := loopmetrics.New(mp)
-	s, _ := store(t, readmodel.WithApplied(rec.Applied))
+	s, _ := store(t, with(rec.Applied))
 	stop := rec.ObserveOpen(func() []string { return []string{"billing", "product", "logistics"} }, s.OpenCounts)
 	defer stop()
 
 	sc := realistic()
-	applyAll(t, s, sc.events)
-	applyAll(t, s, sc.events) // redelivered, or applied by the team API first: no change
+	apply(s, sc.events)
+	apply(s, sc.events) // redelivered, or applied by the team API first: no change
 	got := collect(t, reader)
 
 	for k, want := range map[string]int64{

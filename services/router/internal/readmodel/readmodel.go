@@ -62,7 +62,7 @@ type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	log     *slog.Logger
-	applied []AppliedFunc
+	applied []appliedFunc
 	// guard, when set, is checked by every write in its own transaction
 	// and by every read: the read model is complete (rebuild.Gate.Live),
 	// or the caller is the rebuild that holds the lock.
@@ -73,9 +73,17 @@ type Store struct {
 
 // AppliedFunc is told of every event Apply folded in, once per event id
 // whichever caller applied it first (the projector, the routing consumer or
-// the team API): the event, the item after it, and the KPI increments per
-// team it caused. The closed-loop metrics count from it.
+// the team API): the event, the item after it (nil for the events a
+// WithAppliedReading func said it does not read), and the KPI increments
+// per team it caused. The closed-loop metrics count from it.
 type AppliedFunc func(ctx context.Context, ev *feedloopv1.Event, item *feedloopv1.Item, kpi map[string]map[string]int64)
+
+// appliedFunc is a func told of applied events, and the events it reads
+// the item of (nil: all).
+type appliedFunc struct {
+	f         AppliedFunc
+	readsItem func(*feedloopv1.Event) bool
+}
 
 // Option configures a Store.
 type Option func(*Store)
@@ -88,7 +96,28 @@ func WithPrefix(p string) Option { return func(s *Store) { s.prefix = p } }
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // WithApplied adds f to the funcs told of each event applied.
-func WithApplied(f AppliedFunc) Option { return func(s *Store) { s.applied = append(s.applied, f) } }
+func WithApplied(f AppliedFunc) Option {
+	return func(s *Store) { s.applied = append(s.applied, appliedFunc{f: f}) }
+}
+
+// WithAppliedReading is WithApplied for a func that reads the item only
+// for the events readsItem accepts: it is told a nil item of the others.
+// An event with more of its item's events after it in a batch needs a copy
+// of the item as it left it, and this spares the copy the func would not
+// read (the classified event applied with its routed events, say).
+func WithAppliedReading(f AppliedFunc, readsItem func(*feedloopv1.Event) bool) Option {
+	return func(s *Store) { s.applied = append(s.applied, appliedFunc{f: f, readsItem: readsItem}) }
+}
+
+// readsItem reports whether some func told of ev reads its item.
+func (s *Store) readsItem(ev *feedloopv1.Event) bool {
+	for _, a := range s.applied {
+		if a.readsItem == nil || a.readsItem(ev) {
+			return true
+		}
+	}
+	return false
+}
 
 // WithGuard makes every write check g atomically with itself and every read
 // check it first: while g does not hold, they fail with an error wrapping
@@ -233,8 +262,12 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 			for i, ch := range changes {
 				if ch != nil {
 					out[i] = true
-					for _, f := range s.applied {
-						f(ctx, evs[i], ch.item, ch.kpi)
+					for _, a := range s.applied {
+						item := ch.item
+						if a.readsItem != nil && !a.readsItem(evs[i]) {
+							item = nil
+						}
+						a.f(ctx, evs[i], item, ch.kpi)
 					}
 				}
 			}
@@ -348,8 +381,9 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []any, evs []*f
 	// and search document, is taken first), then written once. The funcs
 	// told of each event (WithApplied) need the item as that event left
 	// it, so an event with more of its item's events after it in the batch
-	// gets a snapshot; the last gets the item itself. The projection leaves
-	// an item it ignores an event for untouched.
+	// gets a snapshot (if a func reads it: WithAppliedReading); the last
+	// gets the item itself. The projection leaves an item it ignores an
+	// event for untouched.
 	type state struct {
 		old, cur *feedloopv1.Item
 		todo     int // events of the item still to fold in this batch
@@ -393,7 +427,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []any, evs []*f
 			continue
 		}
 		told := st.cur
-		if st.todo > 0 && len(s.applied) > 0 {
+		if st.todo > 0 && s.readsItem(ev) {
 			told = proto.Clone(st.cur).(*feedloopv1.Item)
 		}
 		changes[i] = &change{item: told, kpi: kpi}
