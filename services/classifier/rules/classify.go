@@ -109,9 +109,9 @@ type wordAt struct {
 var docPool = sync.Pool{New: func() any { return &doc{first: map[string]int{}} }}
 
 // maxPooledToks bounds the docs put back, so one long text does not keep a
-// large map and slices alive (nor make clearing the map cost more for every
-// short text after it).
-const maxPooledToks = 512
+// large map and slices alive, nor make clearing the map cost more for every
+// short text after it.
+const maxPooledToks = 128
 
 func newDoc(text string) *doc {
 	d := docPool.Get().(*doc)
@@ -125,18 +125,21 @@ func (d *doc) reset(text string) {
 	d.folded, d.caseless = f, caseless(f)
 	d.toks = textnorm.AppendTokens(d.toks[:0], f)
 	d.next = slices.Grow(d.next[:0], len(d.toks))[:len(d.toks)]
+	d.distinct = d.distinct[:0]
 	for i := len(d.toks) - 1; i >= 0; i-- {
 		w := d.toks[i].Text
 		if j, ok := d.first[w]; ok {
 			d.next[i] = j
 		} else {
 			d.next[i] = -1
+			d.distinct = append(d.distinct, wordAt{text: w})
 		}
 		d.first[w] = i
 	}
-	d.distinct = slices.Grow(d.distinct[:0], len(d.first))
-	for w, i := range d.first {
-		d.distinct = append(d.distinct, wordAt{w, i})
+	// Not ranging over the map: a recycled map is as large as the longest
+	// text it held, and ranging visits every slot.
+	for k := range d.distinct {
+		d.distinct[k].first = d.first[d.distinct[k].text]
 	}
 	slices.SortFunc(d.distinct, func(a, b wordAt) int { return strings.Compare(a.text, b.text) })
 }
