@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/classifier/internal/textnorm"
@@ -92,6 +93,9 @@ type doc struct {
 	next  []int
 	// distinct are the distinct words by text, for wildcard keywords.
 	distinct []wordAt
+	// hitBuf backs what hits returns; each result is read before the next
+	// call.
+	hitBuf []int
 }
 
 // wordAt is a distinct word of a text and its first position.
@@ -100,30 +104,61 @@ type wordAt struct {
 	first int
 }
 
-func newDoc(text string) doc {
+// docPool recycles docs: their map and slices were most of what a
+// classification allocated.
+var docPool = sync.Pool{New: func() any { return &doc{first: map[string]int{}} }}
+
+// maxPooledToks bounds the docs put back, so one long text does not keep a
+// large map and slices alive, nor make clearing the map cost more for every
+// short text after it.
+const maxPooledToks = 128
+
+func newDoc(text string) *doc {
+	d := docPool.Get().(*doc)
+	d.reset(text)
+	return d
+}
+
+// reset prepares d, empty or released, for text.
+func (d *doc) reset(text string) {
 	f := textnorm.Fold(text)
-	d := doc{folded: f, caseless: caseless(f), toks: textnorm.Tokens(f)}
-	d.first = make(map[string]int, len(d.toks))
-	d.next = make([]int, len(d.toks))
+	d.folded, d.caseless = f, caseless(f)
+	d.toks = textnorm.AppendTokens(d.toks[:0], f)
+	d.next = slices.Grow(d.next[:0], len(d.toks))[:len(d.toks)]
+	d.distinct = d.distinct[:0]
 	for i := len(d.toks) - 1; i >= 0; i-- {
 		w := d.toks[i].Text
 		if j, ok := d.first[w]; ok {
 			d.next[i] = j
 		} else {
 			d.next[i] = -1
+			d.distinct = append(d.distinct, wordAt{text: w})
 		}
 		d.first[w] = i
 	}
-	d.distinct = make([]wordAt, 0, len(d.first))
-	for w, i := range d.first {
-		d.distinct = append(d.distinct, wordAt{w, i})
+	// Not ranging over the map: a recycled map is as large as the longest
+	// text it held, and ranging visits every slot.
+	for k := range d.distinct {
+		d.distinct[k].first = d.first[d.distinct[k].text]
 	}
 	slices.SortFunc(d.distinct, func(a, b wordAt) int { return strings.Compare(a.text, b.text) })
-	return d
+}
+
+// release returns d to docPool; d must not be used after.
+func (d *doc) release() {
+	if len(d.toks) > maxPooledToks {
+		return
+	}
+	// Drop references to the text so the pool does not keep it alive.
+	clear(d.first)
+	clear(d.toks)
+	clear(d.distinct)
+	d.folded = ""
+	docPool.Put(d)
 }
 
 // matchAt reports whether p matches the words starting at token i.
-func (d doc) matchAt(p phrase, i int) bool {
+func (d *doc) matchAt(p phrase, i int) bool {
 	if i+len(p.words) > len(d.toks) {
 		return false
 	}
@@ -138,8 +173,8 @@ func (d doc) matchAt(p phrase, i int) bool {
 }
 
 // hits returns the token positions where p starts, in no particular order.
-func (d doc) hits(p phrase) []int {
-	var hits []int
+func (d *doc) hits(p phrase) []int {
+	hits := d.hitBuf[:0]
 	try := func(i int) {
 		for ; i >= 0; i = d.next[i] {
 			if d.matchAt(p, i) {
@@ -151,6 +186,7 @@ func (d doc) hits(p phrase) []int {
 		if i, ok := d.first[first.text]; ok {
 			try(i)
 		}
+		d.hitBuf = hits
 		return hits
 	}
 	// A word with a wildcard end is a prefix: the distinct words it
@@ -160,6 +196,7 @@ func (d doc) hits(p phrase) []int {
 		for ; k < len(d.distinct) && strings.HasPrefix(d.distinct[k].text, first.text); k++ {
 			try(d.distinct[k].first)
 		}
+		d.hitBuf = hits
 		return hits
 	}
 	// Any other wildcard word is tried against each distinct word.
@@ -168,12 +205,13 @@ func (d doc) hits(p phrase) []int {
 			try(w.first)
 		}
 	}
+	d.hitBuf = hits
 	return hits
 }
 
 // negated reports whether a negator stands within NegationWindow words
 // before token i, in the same clause.
-func (d doc) negated(negators []phrase, i int) bool {
+func (d *doc) negated(negators []phrase, i int) bool {
 	for j := i - 1; j >= 0 && j >= i-NegationWindow; j-- {
 		if d.toks[j].Clause != d.toks[i].Clause {
 			return false
@@ -189,7 +227,7 @@ func (d doc) negated(negators []phrase, i int) bool {
 
 // matches reports whether m matches d; with negators, a keyword hit only
 // counts when it is not negated.
-func (d doc) matches(m matcher, negators []phrase) bool {
+func (d *doc) matches(m matcher, negators []phrase) bool {
 	for _, p := range m.phrases {
 		for _, i := range d.hits(p) {
 			if !d.negated(negators, i) {
@@ -244,6 +282,11 @@ func (c *Classifier) Classify(ctx context.Context, fb *feedloopv1.Feedback) (*fe
 // sentiment.
 func (c *Classifier) ClassifyText(text string) *feedloopv1.Classification {
 	d := newDoc(text)
+	defer d.release()
+	return c.classify(d)
+}
+
+func (c *Classifier) classify(d *doc) *feedloopv1.Classification {
 	out := &feedloopv1.Classification{
 		ModelVersion: c.ModelVersion(),
 		Urgency:      feedloopv1.Urgency_URGENCY_NORMAL,
@@ -288,7 +331,7 @@ func hasTopic(topics []*feedloopv1.TopicScore, topic string) bool {
 // they agree, the higher the confidence, never above 0.95 since keywords
 // miss irony and context. No hits is neutral with confidence 0 (no
 // evidence); a tie is neutral with confidence 0.5.
-func (c *Classifier) sentiment(d doc) (feedloopv1.Sentiment, float64) {
+func (c *Classifier) sentiment(d *doc) (feedloopv1.Sentiment, float64) {
 	var pos, neg int
 	count := func(phrases []phrase, same, flipped *int) {
 		for _, p := range phrases {

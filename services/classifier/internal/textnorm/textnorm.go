@@ -90,9 +90,13 @@ type Token struct {
 // with apostrophes inside a word kept ("don't" is one word). Everything else
 // separates words.
 func Tokens(folded string) []Token {
+	return AppendTokens(make([]Token, 0, len(folded)/6+1), folded)
+}
+
+// AppendTokens is Tokens appending to toks, so a caller can reuse a slice.
+func AppendTokens(toks []Token, folded string) []Token {
 	// Words are cut out of folded by byte offsets, so they share its memory
 	// instead of being copied one by one.
-	toks := make([]Token, 0, len(folded)/6+1)
 	clause := 0
 	for i := 0; i < len(folded); {
 		r, n := decode(folded, i)
