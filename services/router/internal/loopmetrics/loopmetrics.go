@@ -206,9 +206,9 @@ func (r *Recorder) bands(ctx context.Context, team string, c *feedloopv1.Classif
 		{"csat", bandLabel(c.GetCsatBand().String(), "CSAT_BAND_")},
 		{"ces", bandLabel(c.GetCesBand().String(), "CES_BAND_")},
 	} {
-		if survey, band := sb.survey, sb.band; band != "" {
+		if sb.band != "" {
 			r.surveys.Add(ctx, 1, metric.WithAttributes(attribute.String("team", team),
-				attribute.String("survey", survey), attribute.String("band", band), attribute.String("origin", "feedback")))
+				attribute.String("survey", sb.survey), attribute.String("band", sb.band), attribute.String("origin", "feedback")))
 		}
 	}
 }

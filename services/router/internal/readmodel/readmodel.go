@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/pkg/rebuild"
+	"github.com/feedloop/feedloop/pkg/redisx"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/projection"
 )
@@ -234,8 +235,7 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 	// the same MULTI as a SET of its item (applyTx), so a transaction that
 	// changed the set since our reads changed the item too and fails ours.
 	// Half the keys, and WATCH's cost in Redis grows with them.
-	watch := make([]any, 0, len(ids)+2)
-	watch = append(watch, "watch")
+	watch := make([]string, 0, len(ids)+1)
 	for _, id := range ids {
 		watch = append(watch, s.itemKey(id))
 	}
@@ -244,18 +244,10 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 	}
 	for attempt := 1; ; attempt++ {
 		var changes []*change
-		// No keys for Watch: applyTx sends the WATCH with its reads.
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			var err error
-			var exec bool
+		// applyTx sends the WATCH with its reads.
+		err := redisx.Watch(ctx, s.rdb, func(tx *redis.Tx) (exec bool, err error) {
 			changes, exec, err = s.applyTx(ctx, tx, watch, evs, ids, traces)
-			if !exec {
-				// No EXEC ended the WATCH (nothing to write, or an
-				// error): end it, or it stays on the pooled connection
-				// and fails someone else's transaction.
-				_ = tx.Unwatch(ctx).Err()
-			}
-			return err
+			return exec, err
 		})
 		switch {
 		case err == nil:
@@ -317,14 +309,13 @@ type change struct {
 
 // applyTx folds evs in within tx (ids are their distinct items) and sets
 // traces; a nil change means that event changed nothing. watch is the
-// WATCH command of the keys read; exec reports whether an EXEC was sent
+// keys to WATCH with the reads; exec reports whether an EXEC was sent
 // (which ends the WATCH).
-func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []any, evs []*feedloopv1.Event, ids []string, traces map[string]string) (changes []*change, exec bool, err error) {
+func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs []*feedloopv1.Event, ids []string, traces map[string]string) (changes []*change, exec bool, err error) {
 	// One round trip for the WATCH and the reads (before MULTI), the guard
-	// among them: Redis runs the WATCH before the reads, so a write after
-	// them and before EXEC fails the transaction as with a WATCH of its
-	// own round trip. A flush or a rebuild starting before EXEC fails it
-	// too, so a write never lands on a missing or partial model.
+	// among them (redisx.QueueWatch): a flush or a rebuild starting before
+	// EXEC fails the transaction, so a write never lands on a missing or
+	// partial model.
 	// One SMISMEMBER per item asks about all of its events in the batch.
 	asked := make(map[string][]any, len(ids)) // feedback id → event ids
 	at := make([]int, len(evs))               // evs[i]'s place in its item's question
@@ -339,7 +330,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []any, evs []*f
 	var guardCmd *redis.StringCmd
 	var watchCmd *redis.Cmd
 	_, err = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-		watchCmd = p.Do(ctx, watch...)
+		watchCmd = redisx.QueueWatch(ctx, p, watch...)
 		for _, id := range ids {
 			memberCmds[id] = p.SMIsMember(ctx, s.appliedKey(id), asked[id]...)
 			getCmds[id] = p.Get(ctx, s.itemKey(id))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/rebuild"
+	"github.com/feedloop/feedloop/pkg/redisx"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -432,31 +433,20 @@ func (x *Index) update(ctx context.Context, ops []op) error {
 			keys = append(keys, o.key)
 		}
 	}
-	// The WATCH goes in the reads' round trip (Redis runs it first, so a
-	// write after the reads still fails EXEC): one round trip less per
-	// batch than a WATCH of its own.
-	watch := make([]any, 0, len(keys)+2)
-	watch = append(watch, "watch")
-	for _, k := range keys {
-		watch = append(watch, k)
-	}
+	// The WATCH goes in the reads' round trip (redisx.QueueWatch): one
+	// round trip less per batch than a WATCH of its own.
+	watch := keys
 	if x.guard != nil {
-		watch = append(watch, x.guard.Key)
+		watch = append(slices.Clip(watch), x.guard.Key)
 	}
-	txf := func(tx *redis.Tx) (err error) {
-		defer func() {
-			// EXEC, sent or failed, ends the WATCH; anything else must
-			// end it, or it stays on the pooled connection and fails
-			// someone else's transaction.
-			if err != nil && !errors.Is(err, redis.TxFailedErr) {
-				_ = tx.Unwatch(ctx).Err()
-			}
-		}()
+	// txf reports whether it sent EXEC (redisx.Watch ends the WATCH when
+	// not).
+	txf := func(tx *redis.Tx) (exec bool, err error) {
 		var guardCmd *redis.StringCmd
 		var watchCmd *redis.Cmd
 		gets := make([]*redis.StringCmd, len(keys))
 		_, err = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-			watchCmd = p.Do(ctx, watch...)
+			watchCmd = redisx.QueueWatch(ctx, p, watch...)
 			if x.guard != nil {
 				guardCmd = x.guard.Get(ctx, p)
 			}
@@ -466,14 +456,14 @@ func (x *Index) update(ctx context.Context, ops []op) error {
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("sla: read records: %w", err)
+			return false, fmt.Errorf("sla: read records: %w", err)
 		}
 		if err := watchCmd.Err(); err != nil {
-			return fmt.Errorf("sla: watch records: %w", err)
+			return false, fmt.Errorf("sla: watch records: %w", err)
 		}
 		if guardCmd != nil {
 			if err := x.guard.Check(guardCmd, "sla index"); err != nil {
-				return err
+				return false, err
 			}
 		}
 		type state struct {
@@ -486,7 +476,7 @@ func (x *Index) update(ctx context.Context, ops []op) error {
 		for i, k := range keys {
 			rec, err := decode(gets[i], k)
 			if err != nil {
-				return err
+				return false, err
 			}
 			st := &state{rec: rec}
 			if rec != nil {
@@ -511,8 +501,7 @@ func (x *Index) update(ctx context.Context, ops []op) error {
 			changed = true
 		}
 		if !changed {
-			// Nothing to write (a redelivery), so no EXEC ends the WATCH.
-			return tx.Unwatch(ctx).Err()
+			return false, nil // a redelivery: nothing to write
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
@@ -529,10 +518,11 @@ func (x *Index) update(ctx context.Context, ops []op) error {
 			}
 			return nil
 		})
-		return err
+		// A failed EXEC (TxFailedErr) was sent; a queueing error sent none.
+		return err == nil || errors.Is(err, redis.TxFailedErr), err
 	}
 	for attempt := 1; attempt <= maxTxRetries; attempt++ {
-		err := x.rdb.Watch(ctx, txf) // no keys: txf sends the WATCH
+		err := redisx.Watch(ctx, x.rdb, txf)
 		if errors.Is(err, redis.TxFailedErr) {
 			if len(ops) > 1 && attempt == splitAfter {
 				for _, o := range ops {
