@@ -45,17 +45,10 @@ var (
 // Sign returns the header value for body signed at t by each secret, in
 // the order given (the current secret first, then the previous one).
 func Sign(t time.Time, body []byte, secrets ...[]byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	var b strings.Builder
-	b.WriteString("t=" + ts)
-	for _, s := range secrets {
-		b.WriteString(",v1=" + hex.EncodeToString(mac(s, ts, body)))
-	}
-	return b.String()
+	return NewSigner(secrets...).Sign(t, body)
 }
 
-// Signer signs as Sign does with fixed secrets, reusing its keyed HMACs
-// across calls (a fresh one hashes the key's pads again and allocates
+// Signer signs with fixed secrets, reusing its keyed HMACs across calls (a fresh one hashes the key's pads again and allocates
 // several times): for a sender that signs every request.
 type Signer struct {
 	macs []sync.Pool // per secret, of hash.Hash keyed with it
@@ -71,7 +64,8 @@ func NewSigner(secrets ...[]byte) *Signer {
 	return s
 }
 
-// Sign returns Sign(t, body, secrets...) for the Signer's secrets.
+// Sign returns the header value for body signed at t by the Signer's
+// secrets (see the package Sign).
 func (s *Signer) Sign(t time.Time, body []byte) string {
 	var tsBuf [20]byte
 	ts := strconv.AppendInt(tsBuf[:0], t.Unix(), 10)

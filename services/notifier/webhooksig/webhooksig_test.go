@@ -36,8 +36,8 @@ func TestSignIsTheDocumentedScheme(t *testing.T) {
 	}
 }
 
-// A Signer signs as Sign does, with one secret or two, over and over (its
-// HMACs are reused), from several goroutines at once.
+// A Signer reused over and over (its HMACs are pooled), from several
+// goroutines at once, signs as a fresh one (Sign), with one secret or two.
 func TestSignerIsSign(t *testing.T) {
 	for _, secrets := range [][][]byte{{current}, {current, previous}} {
 		s := webhooksig.NewSigner(secrets...)
