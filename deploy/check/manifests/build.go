@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -61,6 +62,12 @@ var scheme = func() *runtime.Scheme {
 var strict = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
 	kjson.SerializerOptions{Yaml: false, Strict: true})
 
+// kustomizeMu serialises kustomize runs: kyaml's openapi package fills and
+// reads a package-global schema without a lock (kubernetes-sigs/kustomize
+// #4824, #5805), which the race detector catches when tests build overlays in
+// parallel.
+var kustomizeMu sync.Mutex
+
 // Build runs kustomize on dir (an overlay) in fsys and decodes the result.
 // The options are kustomize's defaults, those of kubectl apply -k, Argo CD
 // and Flux: the load restrictor refuses any file outside a kustomization's
@@ -70,7 +77,9 @@ func Build(fsys filesys.FileSystem, dir string) (*Set, error) {
 	if opts.LoadRestrictions != types.LoadRestrictionsRootOnly {
 		return nil, fmt.Errorf("kustomize's default load restrictor is %v, not RootOnly: review Build", opts.LoadRestrictions)
 	}
+	kustomizeMu.Lock()
 	rm, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
+	kustomizeMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
