@@ -67,6 +67,10 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		"text":"I was charged twice for my order this month and the invoice shows both payments."}`, subject, email))
 	row := fmt.Sprintf(`#inbox tr[data-id=%q]`, fid)
 	do(t, ctx, "the item appears in the open inbox", chromedp.WaitVisible(chromedp.CSS(row)))
+	// The inbox was empty: its count follows the pushed row, singular.
+	if c := text(t, ctx, "#count"); c != "1 item" {
+		t.Errorf("count after the live row: %q, want %q", c, "1 item")
+	}
 	screenshot(t, ctx, "dev-inbox-live.png")
 
 	// Work it on the item page.
