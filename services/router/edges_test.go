@@ -146,9 +146,16 @@ func (e *edges) as(team string) context.Context {
 // the classifier would publish it, and waits until billing can read it.
 func (e *edges) item(id, token string) {
 	e.tb.Helper()
+	e.itemIn(id, token, "", "")
+}
+
+// itemIn is item from a customer of locale, with subject.
+func (e *edges) itemIn(id, token, locale, subject string) {
+	e.tb.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	fb := &feedloopv1.Feedback{Id: id, Source: "helpdesk", ExternalId: id, Channel: feedloopv1.Channel_CHANNEL_EMAIL, Text: "the refund is late",
-		Customer:   &feedloopv1.Customer{Id: "cust-7", Email: "ada@example.com", Consent: &feedloopv1.Consent{Contact: true, Survey: true}},
+		Subject:    subject,
+		Customer:   &feedloopv1.Customer{Id: "cust-7", Email: "ada@example.com", Locale: locale, Consent: &feedloopv1.Consent{Contact: true, Survey: true}},
 		ReceivedAt: timestamppb.New(now)}
 	rec := &feedloopv1.Event{Id: "received-" + id, FeedbackId: id, OccurredAt: timestamppb.New(now),
 		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: fb, StatusToken: token}}}
