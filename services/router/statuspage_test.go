@@ -188,6 +188,9 @@ func TestSurveyInTheCustomersLanguage(t *testing.T) {
 	lacks(t, "the German refusal", r.body, "choose a score")
 	r = e.survey(token, url.Values{"csat": {"5"}, "comment": {"gut\x00schlecht"}}, "", true)
 	contains(t, "the German comment refusal", r.body, "Ihr Kommentar enthält Zeichen, die wir nicht annehmen können.")
+	if dir := os.Getenv("STATUS_PAGE_DUMP"); dir != "" {
+		_ = os.WriteFile(dir+"/survey-de.html", []byte(r.body), 0o644)
+	}
 	if r := e.survey(token, url.Values{"csat": {"9"}}, "", false); r.code != http.StatusUnprocessableEntity || r.Error != "csat: choose a score from 1 to 5" {
 		t.Errorf("JSON refusal: %d %+v, want the API's English", r.code, r)
 	}

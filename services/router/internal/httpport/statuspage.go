@@ -4,6 +4,9 @@
 // the survey use case (app.Survey) sends back through intake as feedback
 // with in_reply_to set, like any other answer.
 //
+// The HTML page is in the customer's language (i18n.go: en, de, fr, from
+// the customer's locale); the JSON form is for machines and stays English.
+//
 // The token is the only key: unknown tokens get 404, and nothing internal
 // (comments, escalations, reroute reasons, other customers) is ever shown.
 package httpport
