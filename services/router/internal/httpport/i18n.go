@@ -166,7 +166,16 @@ var french = &texts{
 	at:           func(date, clock string) string { return date + " à " + clock },
 }
 
-var languages = map[string]*texts{"en": english, "de": german, "fr": french}
+// americanEnglish is English with the date as the notifier's en-US
+// emails write it ("December 6, 2026"), so the page matches the email.
+var americanEnglish = func() *texts {
+	t := *english
+	t.Lang = "en-US"
+	t.day = func(d int, m string, y int) string { return fmt.Sprintf("%s %d, %d", m, d, y) }
+	return &t
+}()
+
+var languages = map[string]*texts{"en": english, "en-us": americanEnglish, "de": german, "fr": french}
 
 // all is every language, English first: the not-found page says its
 // sentence in each, since it cannot know whose link it was.
