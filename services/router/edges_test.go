@@ -162,8 +162,14 @@ func (e *edges) itemIn(id, token, locale, subject string) {
 	cl := &feedloopv1.Event{Id: "classified-" + id, FeedbackId: id, OccurredAt: timestamppb.New(now),
 		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb,
 			Classification: &feedloopv1.Classification{Topics: []*feedloopv1.TopicScore{{Topic: "billing", Confidence: 0.9}}}}}}
-	for subj, ev := range map[string]*feedloopv1.Event{bus.SubjectReceived: rec, bus.SubjectClassified: cl} {
-		if _, err := e.bus.Publish(context.Background(), subj, ev); err != nil {
+	// Received first, as intake and the classifier publish them: the status
+	// token comes with it, so once billing reads the item its status page
+	// is there too (in a map's random order, a page could 404 for a moment).
+	for _, p := range []struct {
+		subj string
+		ev   *feedloopv1.Event
+	}{{bus.SubjectReceived, rec}, {bus.SubjectClassified, cl}} {
+		if _, err := e.bus.Publish(context.Background(), p.subj, p.ev); err != nil {
 			e.tb.Fatal(err)
 		}
 	}
