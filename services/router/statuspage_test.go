@@ -187,7 +187,8 @@ func TestSurveyInTheCustomersLanguage(t *testing.T) {
 	contains(t, "the German refusal", r.body, "Bitte wählen Sie eine Bewertung von 1 bis 5.", `<html lang="de">`)
 	lacks(t, "the German refusal", r.body, "choose a score")
 	r = e.survey(token, url.Values{"csat": {"5"}, "comment": {"gut\x00schlecht"}}, "", true)
-	contains(t, "the German comment refusal", r.body, "Ihr Kommentar enthält Zeichen, die wir nicht annehmen können.")
+	// The comment stays in the form, to correct rather than retype.
+	contains(t, "the German comment refusal", r.body, "Ihr Kommentar enthält Zeichen, die wir nicht annehmen können.", "schlecht</textarea>")
 	if dir := os.Getenv("STATUS_PAGE_DUMP"); dir != "" {
 		_ = os.WriteFile(dir+"/survey-de.html", []byte(r.body), 0o644)
 	}

@@ -115,6 +115,8 @@ type SurveyView struct {
 	// Says is Error for the customer, in the page's language; Error stays
 	// the API's English.
 	Says string
+	// Comment is the comment sent with a refused answer.
+	Comment string
 	// Detail is the rule intake's check names (only in English), shown
 	// under Says: it points at what to remove from the comment.
 	Detail string
@@ -208,7 +210,9 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	}
 	v := Build(item)
 	v.Token = r.PathValue("token")
-	v.Survey = &SurveyView{Score: ans.CSAT}
+	// A refused answer's comment stays in the form, to correct rather
+	// than retype.
+	v.Survey = &SurveyView{Score: ans.CSAT, Comment: ans.Comment}
 	var refused *app.SurveyError
 	switch err := h.survey.Submit(r.Context(), item, sent); {
 	case err == nil:
