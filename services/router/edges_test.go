@@ -146,17 +146,30 @@ func (e *edges) as(team string) context.Context {
 // the classifier would publish it, and waits until billing can read it.
 func (e *edges) item(id, token string) {
 	e.tb.Helper()
+	e.itemIn(id, token, "", "")
+}
+
+// itemIn is item from a customer of locale, with subject.
+func (e *edges) itemIn(id, token, locale, subject string) {
+	e.tb.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	fb := &feedloopv1.Feedback{Id: id, Source: "helpdesk", ExternalId: id, Channel: feedloopv1.Channel_CHANNEL_EMAIL, Text: "the refund is late",
-		Customer:   &feedloopv1.Customer{Id: "cust-7", Email: "ada@example.com", Consent: &feedloopv1.Consent{Contact: true, Survey: true}},
+		Subject:    subject,
+		Customer:   &feedloopv1.Customer{Id: "cust-7", Email: "ada@example.com", Locale: locale, Consent: &feedloopv1.Consent{Contact: true, Survey: true}},
 		ReceivedAt: timestamppb.New(now)}
 	rec := &feedloopv1.Event{Id: "received-" + id, FeedbackId: id, OccurredAt: timestamppb.New(now),
 		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: fb, StatusToken: token}}}
 	cl := &feedloopv1.Event{Id: "classified-" + id, FeedbackId: id, OccurredAt: timestamppb.New(now),
 		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb,
 			Classification: &feedloopv1.Classification{Topics: []*feedloopv1.TopicScore{{Topic: "billing", Confidence: 0.9}}}}}}
-	for subj, ev := range map[string]*feedloopv1.Event{bus.SubjectReceived: rec, bus.SubjectClassified: cl} {
-		if _, err := e.bus.Publish(context.Background(), subj, ev); err != nil {
+	// Received first, as intake and the classifier publish them: the status
+	// token comes with it, so once billing reads the item its status page
+	// is there too (in a map's random order, a page could 404 for a moment).
+	for _, p := range []struct {
+		subj string
+		ev   *feedloopv1.Event
+	}{{bus.SubjectReceived, rec}, {bus.SubjectClassified, cl}} {
+		if _, err := e.bus.Publish(context.Background(), p.subj, p.ev); err != nil {
 			e.tb.Fatal(err)
 		}
 	}

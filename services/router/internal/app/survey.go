@@ -54,7 +54,27 @@ type SurveyError struct {
 	// Field names the answer's field at fault ("csat", "comment"), if any.
 	Field string
 	Msg   string
+	// Reason is why, for a page that says it in the customer's language
+	// (Msg is the API's English).
+	Reason SurveyReason
 }
+
+// SurveyReason is why a survey answer was refused.
+type SurveyReason int
+
+const (
+	// SurveyNotOpen: a team is still working on the item.
+	SurveyNotOpen SurveyReason = iota + 1
+	// SurveyAnswered: the item has its answer already.
+	SurveyAnswered
+	// SurveyCommentTooLong: the comment is over MaxCommentBytes.
+	SurveyCommentTooLong
+	// SurveyNoScore: no score from 1 to 5.
+	SurveyNoScore
+	// SurveyInvalid: intake's rules refuse the answer (e.g. control
+	// characters in the comment).
+	SurveyInvalid
+)
 
 func (e *SurveyError) Error() string { return e.Msg }
 
@@ -70,16 +90,16 @@ func (s *Survey) Submit(ctx context.Context, item *feedloopv1.Item, ans SurveyAn
 	case item.GetClosedAt() == nil && !answered:
 		// One answer per case counts: taken before the teams are done, it
 		// would stand for an outcome the customer has not seen yet.
-		return &SurveyError{Conflict: true, Msg: "the survey opens once every team has finished with your feedback"}
+		return &SurveyError{Conflict: true, Reason: SurveyNotOpen, Msg: "the survey opens once every team has finished with your feedback"}
 	case answered:
 		// The first answer counts (see SurveyFeedback): it is the one the teams
 		// acted on (a low score reopened the item), so a later one may not
 		// silently replace it.
-		return &SurveyError{Conflict: true, Field: "csat", Msg: fmt.Sprintf("csat: already answered (%d of 5); thank you", item.GetCsat())}
+		return &SurveyError{Conflict: true, Reason: SurveyAnswered, Field: "csat", Msg: fmt.Sprintf("csat: already answered (%d of 5); thank you", item.GetCsat())}
 	case ans.TooLong || len(ans.Comment) > MaxCommentBytes:
-		return &SurveyError{Field: "comment", Msg: fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)}
+		return &SurveyError{Field: "comment", Reason: SurveyCommentTooLong, Msg: fmt.Sprintf("comment: at most %d bytes", MaxCommentBytes)}
 	case ans.CSAT < 1 || ans.CSAT > 5:
-		return &SurveyError{Field: "csat", Msg: "csat: choose a score from 1 to 5"}
+		return &SurveyError{Field: "csat", Reason: SurveyNoScore, Msg: "csat: choose a score from 1 to 5"}
 	}
 	// Intake's own rules, before anything is published: an answer intake
 	// would dead-letter must be refused here, where the customer can still
@@ -87,7 +107,7 @@ func (s *Survey) Submit(ctx context.Context, item *feedloopv1.Item, ans SurveyAn
 	fb := SurveyFeedback(item, int32(ans.CSAT), ans.Comment, now())
 	if vs := validate.Feedback(fb, now()); len(vs) > 0 {
 		field := formField(vs[0].Field)
-		return &SurveyError{Field: field, Msg: field + ": " + vs[0].Description}
+		return &SurveyError{Field: field, Reason: SurveyInvalid, Msg: field + ": " + vs[0].Description}
 	}
 	tracelink.Item(ctx, s.Traces, item.GetFeedbackId())
 	data, err := proto.Marshal(fb)

@@ -45,15 +45,29 @@ func TestSurveySubmit(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.routed("fb-open", "billing")
-	if se := surveyErr(t, w.survey.Submit(ctx, w.item("fb-open"), app.SurveyAnswer{CSAT: 4})); !se.Conflict {
+	if se := surveyErr(t, w.survey.Submit(ctx, w.item("fb-open"), app.SurveyAnswer{CSAT: 4})); !se.Conflict || se.Reason != app.SurveyNotOpen {
 		t.Errorf("answer to an open item: %+v, want a conflict", se)
 	}
 	// Intake's rules want a feedback id for in_reply_to, as intake makes.
 	id := w.closedItem("123e4567-e89b-12d3-a456-426614174000")
 
 	long := app.SurveyAnswer{CSAT: 4, Comment: strings.Repeat("x", app.MaxCommentBytes+1)}
-	if se := surveyErr(t, w.survey.Submit(ctx, w.item(id), long)); se.Field != "comment" || se.Conflict {
+	if se := surveyErr(t, w.survey.Submit(ctx, w.item(id), long)); se.Field != "comment" || se.Conflict || se.Reason != app.SurveyCommentTooLong {
 		t.Errorf("too-long comment: %+v, want field comment", se)
+	}
+	// The status page words each refusal in the customer's language by
+	// its reason.
+	for _, c := range []struct {
+		ans  app.SurveyAnswer
+		want app.SurveyReason
+	}{
+		{app.SurveyAnswer{CSAT: 0}, app.SurveyNoScore},
+		{app.SurveyAnswer{CSAT: 6}, app.SurveyNoScore},
+		{app.SurveyAnswer{CSAT: 3, Comment: "bad\x00"}, app.SurveyInvalid},
+	} {
+		if se := surveyErr(t, w.survey.Submit(ctx, w.item(id), c.ans)); se.Reason != c.want {
+			t.Errorf("answer %+v: reason %d, want %d", c.ans, se.Reason, c.want)
+		}
 	}
 	if n := len(w.submitted()); n != 0 {
 		t.Fatalf("refused answers published %d messages", n)
@@ -75,7 +89,7 @@ func TestSurveySubmit(t *testing.T) {
 		t.Fatalf("Answer = %v, %v", done, err)
 	}
 	se := surveyErr(t, w.survey.Submit(ctx, w.item(id), app.SurveyAnswer{CSAT: 1}))
-	if !se.Conflict || se.Field != "csat" {
+	if !se.Conflict || se.Field != "csat" || se.Reason != app.SurveyAnswered {
 		t.Errorf("second answer: %+v, want a csat conflict", se)
 	}
 	if n := len(w.submitted()); n != 1 {

@@ -4,6 +4,9 @@
 // the survey use case (app.Survey) sends back through intake as feedback
 // with in_reply_to set, like any other answer.
 //
+// The HTML page is in the customer's language (i18n.go: en, de, fr, from
+// the customer's locale); the JSON form is for machines and stays English.
+//
 // The token is the only key: unknown tokens get 404, and nothing internal
 // (comments, escalations, reroute reasons, other customers) is ever shown.
 package httpport
@@ -36,8 +39,7 @@ type Store interface {
 var pages embed.FS
 
 var page = template.Must(template.New("page.html.tmpl").Funcs(template.FuncMap{
-	"date": func(t time.Time) string { return t.Format("2 January 2006") },
-	"seq":  func() []int { return []int{1, 2, 3, 4, 5} },
+	"seq": func() []int { return []int{1, 2, 3, 4, 5} },
 }).ParseFS(pages, "page.html.tmpl"))
 
 // Handler serves /status/{token} and /status/{token}/survey.
@@ -72,6 +74,12 @@ type View struct {
 	CSAT     int32       `json:"csat,omitempty"`
 	Token    string      `json:"-"`
 	Subject  string      `json:"subject,omitempty"`
+	// Language is the page's language (en, de, fr), from the customer's
+	// locale; T its words.
+	Language string `json:"language"`
+	T        *texts `json:"-"`
+	// Next is what happens next, in T's language.
+	Next string `json:"-"`
 }
 
 // TeamView is one team's share as the customer sees it.
@@ -80,6 +88,9 @@ type TeamView struct {
 	Status  string     `json:"status"`
 	Due     *time.Time `json:"planned_for,omitempty"`
 	Message string     `json:"message,omitempty"`
+	// Label and State are the team and its status as T words them.
+	Label string `json:"-"`
+	State string `json:"-"`
 }
 
 // EntryView is one customer-facing event.
@@ -89,6 +100,9 @@ type EntryView struct {
 	Team    string     `json:"team,omitempty"`
 	Message string     `json:"message,omitempty"`
 	Due     *time.Time `json:"due,omitempty"`
+	// Text is What in the page's language (What stays English for the
+	// JSON form's readers).
+	Text string `json:"-"`
 }
 
 // SurveyView is the survey form state.
@@ -98,13 +112,37 @@ type SurveyView struct {
 	Error  string
 	// Field names the input Error is about ("csat", "comment").
 	Field string
+	// Says is Error for the customer, in the page's language; Error stays
+	// the API's English.
+	Says string
+	// Comment is the comment sent with a refused answer.
+	Comment string
+	// Detail is the rule intake's check names (only in English), shown
+	// under Says: it points at what to remove from the comment.
+	Detail string
+}
+
+// surveyError is a refusal as the customer reads it.
+func surveyError(t *texts, e *app.SurveyError, score int32) string {
+	switch e.Reason {
+	case app.SurveyNotOpen:
+		return t.ErrNotOpen
+	case app.SurveyAnswered:
+		return t.ErrAnswered(score)
+	case app.SurveyCommentTooLong:
+		return t.ErrTooLong
+	case app.SurveyNoScore:
+		return t.ErrScore
+	default:
+		return t.ErrInvalid
+	}
 }
 
 func (h *Handler) item(w http.ResponseWriter, r *http.Request) (*feedloopv1.Item, bool) {
 	secure(w)
 	token := r.PathValue("token")
 	if !validToken(token) {
-		http.NotFound(w, r)
+		notFound(w)
 		return nil, false
 	}
 	item, err := h.store.ItemByToken(r.Context(), token)
@@ -112,7 +150,7 @@ func (h *Handler) item(w http.ResponseWriter, r *http.Request) (*feedloopv1.Item
 	case err == nil:
 		return item, true
 	case h.notFound(err):
-		http.NotFound(w, r)
+		notFound(w)
 	default:
 		h.log.ErrorContext(r.Context(), "httpport: read model unavailable", "err", err)
 		http.Error(w, "temporarily unavailable, please try again", http.StatusServiceUnavailable)
@@ -172,13 +210,19 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	}
 	v := Build(item)
 	v.Token = r.PathValue("token")
-	v.Survey = &SurveyView{Score: ans.CSAT}
+	// A refused answer's comment stays in the form, to correct rather
+	// than retype.
+	v.Survey = &SurveyView{Score: ans.CSAT, Comment: ans.Comment}
 	var refused *app.SurveyError
 	switch err := h.survey.Submit(r.Context(), item, sent); {
 	case err == nil:
 		v.Survey.Thanks = true
 	case errors.As(err, &refused):
 		v.Survey.Field, v.Survey.Error = refused.Field, refused.Msg
+		v.Survey.Says = surveyError(v.T, refused, item.GetCsat())
+		if refused.Reason == app.SurveyInvalid {
+			v.Survey.Detail = refused.Msg
+		}
 		code := http.StatusUnprocessableEntity
 		if refused.Conflict {
 			code = http.StatusConflict
@@ -218,7 +262,10 @@ func (h *Handler) render(w http.ResponseWriter, v View) {
 // Build turns an item into the customer's view: teams' statuses and the
 // customer-facing events only.
 func Build(item *feedloopv1.Item) View {
+	t := textsFor(item.GetFeedback().GetCustomer().GetLocale())
 	v := View{
+		T:        t,
+		Language: t.Lang,
 		Received: item.GetReceivedAt().AsTime(),
 		Closed:   item.GetClosedAt() != nil,
 		CSAT:     item.GetCsat(),
@@ -229,7 +276,11 @@ func Build(item *feedloopv1.Item) View {
 		if a.GetStatus() == feedloopv1.Status_STATUS_REROUTED {
 			continue // the team it went to is listed instead
 		}
-		tv := TeamView{Team: a.GetTeam(), Status: workflow.StatusName(a.GetStatus())}
+		tv := TeamView{Team: a.GetTeam(), Status: workflow.StatusName(a.GetStatus()),
+			Label: t.TeamName(a.GetTeam()), State: t.Status[a.GetStatus()]}
+		if tv.State == "" {
+			tv.State = tv.Status
+		}
 		switch a.GetStatus() {
 		case feedloopv1.Status_STATUS_PLANNED:
 			tv.Due = ts(a.GetPlannedDueAt())
@@ -242,45 +293,71 @@ func Build(item *feedloopv1.Item) View {
 		v.Teams = append(v.Teams, tv)
 	}
 	for _, e := range item.GetTimeline() {
-		if ev, ok := entry(e); ok {
+		if ev, ok := entry(e, t); ok {
 			v.Timeline = append(v.Timeline, ev)
 		}
 	}
+	v.Next = next(v)
 	return v
+}
+
+// next is the line under the header saying what happens next: the
+// earliest date a team promised, or that we write when there is news.
+func next(v View) string {
+	if v.Closed {
+		return v.T.NextDone
+	}
+	var soonest *TeamView
+	for i, tv := range v.Teams {
+		if tv.Due != nil && tv.Status == workflow.StatusName(feedloopv1.Status_STATUS_PLANNED) && (soonest == nil || tv.Due.Before(*soonest.Due)) {
+			soonest = &v.Teams[i]
+		}
+	}
+	if soonest != nil {
+		return v.T.NextPlanned(soonest.Team, v.T.Date(*soonest.Due))
+	}
+	return v.T.NextNews
 }
 
 // entry is e as the customer reads it, or false when the customer must not
 // see it (internal notes, escalations, reroute reasons, deliveries).
-func entry(e *feedloopv1.TimelineEntry) (EntryView, bool) {
+// Its What is English (the JSON form's, unchanged), its Text in t's
+// language.
+func entry(e *feedloopv1.TimelineEntry, t *texts) (EntryView, bool) {
 	if e.GetInternal() {
 		return EntryView{}, false
 	}
 	ev := EntryView{At: e.GetAt().AsTime(), Team: e.GetTeam()}
+	team := e.GetTeam()
 	switch e.GetKind() {
 	case feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED:
-		ev.What, ev.Team = "We received your feedback", ""
+		ev.What, ev.Text = english.GotIt(team), t.GotIt(team)
+		ev.Team = ""
 	case feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED:
-		ev.What = "Forwarded to the " + e.GetTeam() + " team"
+		ev.What, ev.Text = english.Forwarded(team), t.Forwarded(team)
 	case feedloopv1.TimelineKind_TIMELINE_KIND_STATUS_CHANGED:
 		switch e.GetTo() {
 		case feedloopv1.Status_STATUS_ACKNOWLEDGED:
-			ev.What = "The " + e.GetTeam() + " team is looking into it"
+			ev.What, ev.Text = english.Looking(team), t.Looking(team)
 		case feedloopv1.Status_STATUS_PLANNED:
-			ev.What, ev.Message, ev.Due = "The "+e.GetTeam()+" team has a plan", e.GetCustomerMessage(), ts(e.GetDueAt())
+			ev.What, ev.Text = english.Plan(team), t.Plan(team)
 			if e.GetFrom() == feedloopv1.Status_STATUS_PLANNED {
-				ev.What = "The " + e.GetTeam() + " team moved the date"
+				ev.What, ev.Text = english.Moved(team), t.Moved(team)
 			}
+			ev.Message, ev.Due = e.GetCustomerMessage(), ts(e.GetDueAt())
 		case feedloopv1.Status_STATUS_RESOLVED:
-			ev.What, ev.Message = "Resolved by the "+e.GetTeam()+" team", e.GetCustomerMessage()
+			ev.What, ev.Text = english.Resolved(team), t.Resolved(team)
+			ev.Message = e.GetCustomerMessage()
 		case feedloopv1.Status_STATUS_DECLINED:
-			ev.What, ev.Message = "The "+e.GetTeam()+" team will not act on it", e.GetReason()
+			ev.What, ev.Text = english.Declined(team), t.Declined(team)
+			ev.Message = e.GetReason()
 		case feedloopv1.Status_STATUS_REOPENED:
-			ev.What = "Reopened for the " + e.GetTeam() + " team"
+			ev.What, ev.Text = english.Reopened(team), t.Reopened(team)
 		default:
 			return EntryView{}, false // rerouted: the new team's "forwarded" says it
 		}
 	case feedloopv1.TimelineKind_TIMELINE_KIND_CLOSED:
-		ev.What, ev.Team = "Closed", ""
+		ev.What, ev.Text, ev.Team = english.ClosedEntry, t.ClosedEntry, ""
 	case feedloopv1.TimelineKind_TIMELINE_KIND_REPLIED:
 		// One answer is attributed to each team; show it once.
 		return EntryView{}, false
@@ -314,6 +391,16 @@ func validToken(s string) bool {
 func wantsJSON(r *http.Request) bool {
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// notFound is the page of an unknown or malformed token: whose it would
+// be is unknown, so it says so in every language the page speaks.
+func notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	if err := page.ExecuteTemplate(w, "notfound", all); err != nil {
+		_ = err // the status is written; a client gone away is not ours to log
+	}
 }
 
 // secure sets headers for a page reached by a secret link: no caching, no
