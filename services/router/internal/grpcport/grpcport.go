@@ -455,6 +455,16 @@ func (s *Server) stream(ctx context.Context, team string, cons jetstream.Consume
 			}
 			continue
 		}
+		// A client that hung up gets the item again next time. Its stream
+		// still takes a Send (gRPC buffers it, and it would be acked) until
+		// the iterator has stopped, so a message pulled after the hang-up
+		// goes back.
+		if ctx.Err() != nil {
+			if ack {
+				_ = m.Nak()
+			}
+			return nil
+		}
 		if err := stream.Send(resp); err != nil {
 			if ack {
 				_ = m.Nak()
