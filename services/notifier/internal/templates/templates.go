@@ -34,6 +34,8 @@ import (
 	"sync"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/feedloop/feedloop/pkg/locale"
 )
 
 // ErrNoTemplate is returned by Render for a step that has no templates.
@@ -100,34 +102,7 @@ var Funcs = map[string]any{
 	// 2025", en-US "March 28, 2025", de "28. März 2025", fr "28 mars 2025",
 	// any other language "2025-03-28"; "" for the zero time. A template
 	// passes its own language, so the date matches the words around it.
-	"localdate": LocalDate,
-}
-
-var monthNames = map[string][12]string{
-	"en": {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
-	"de": {"Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"},
-	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
-}
-
-// LocalDate is the template function localdate.
-func LocalDate(lang string, t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	t = t.UTC()
-	tag := Normalize(lang)
-	base, _, _ := strings.Cut(tag, "-")
-	month := monthNames[base][t.Month()-1]
-	switch {
-	case tag == "en-us":
-		return fmt.Sprintf("%s %d, %d", month, t.Day(), t.Year())
-	case base == "en" || base == "fr":
-		return fmt.Sprintf("%d %s %d", t.Day(), month, t.Year())
-	case base == "de":
-		return fmt.Sprintf("%d. %s %d", t.Day(), month, t.Year())
-	default:
-		return t.Format("2006-01-02")
-	}
+	"localdate": locale.Date,
 }
 
 // Load reads and validates the templates in dir for every step of samples
@@ -172,7 +147,7 @@ func Load(dir string, samples map[string]any) (*Set, error) {
 			errs = append(errs, fmt.Errorf("templates: %s: directory name is not a locale (want e.g. de or de-CH)", filepath.Join(dir, name)))
 			continue
 		}
-		norm := Normalize(name)
+		norm := locale.Normalize(name)
 		if prev, dup := seen[norm]; dup {
 			errs = append(errs, fmt.Errorf("templates: %s and %s: the same locale twice", filepath.Join(dir, prev), filepath.Join(dir, name)))
 			continue
@@ -365,31 +340,10 @@ func isOneLine(s string) bool {
 	return true
 }
 
-// Normalize lower-cases a locale tag and spells its separators "-".
-func Normalize(locale string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(locale), "_", "-"))
-}
-
-// Candidates lists the locales tried for locale, most specific first and
-// ending with "" (the default): "de-CH" → de-ch, de, "".
-func Candidates(locale string) []string {
-	l := Normalize(locale)
-	var out []string
-	for l != "" {
-		out = append(out, l)
-		i := strings.LastIndexByte(l, '-')
-		if i < 0 {
-			break
-		}
-		l = l[:i]
-	}
-	return append(out, "")
-}
-
-// Render renders step for locale with data, falling back from the locale to
-// its base language to the default templates.
-func (s *Set) Render(stepName, locale string, data any) (Rendered, error) {
-	for _, loc := range Candidates(locale) {
+// Render renders step for tag (a locale) with data, falling back from the
+// locale to its base language to the default templates.
+func (s *Set) Render(stepName, tag string, data any) (Rendered, error) {
+	for _, loc := range locale.Candidates(tag) {
 		st, ok := s.byLocale[loc][stepName]
 		if !ok {
 			continue

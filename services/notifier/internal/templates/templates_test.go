@@ -5,11 +5,10 @@ import (
 	htmltemplate "html/template"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/feedloop/feedloop/pkg/locale"
 	"github.com/feedloop/feedloop/services/notifier/internal/steps"
 	"github.com/feedloop/feedloop/services/notifier/internal/templates"
 )
@@ -76,14 +75,6 @@ func TestLocaleFallback(t *testing.T) {
 		if !strings.HasPrefix(r.Subject, want+" subject ") || !strings.HasPrefix(r.Text, want+" text ") || !strings.HasPrefix(r.HTML, "<p>"+want+" html ") {
 			t.Errorf("Render(%q) = %+v, want the %s templates", locale, r, want)
 		}
-	}
-}
-
-func TestCandidates(t *testing.T) {
-	got := templates.Candidates("zh-Hant-TW")
-	want := []string{"zh-hant-tw", "zh-hant", "zh", ""}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Candidates = %q, want %q", got, want)
 	}
 }
 
@@ -235,27 +226,6 @@ func TestFuncs(t *testing.T) {
 	}
 }
 
-func TestLocalDate(t *testing.T) {
-	day := time.Date(2025, 3, 28, 23, 30, 0, 0, time.FixedZone("X", -2*3600)) // 29 March in UTC
-	for lang, want := range map[string]string{
-		"en":    "29 March 2025",
-		"en-GB": "29 March 2025",
-		"en-US": "March 29, 2025",
-		"de":    "29. März 2025",
-		"de_CH": "29. März 2025",
-		"fr":    "29 mars 2025",
-		"ja":    "2025-03-29",
-		"":      "2025-03-29",
-	} {
-		if got := templates.LocalDate(lang, day); got != want {
-			t.Errorf("LocalDate(%q) = %q, want %q", lang, got, want)
-		}
-	}
-	if got := templates.LocalDate("de", time.Time{}); got != "" {
-		t.Errorf("LocalDate(zero) = %q", got)
-	}
-}
-
 func exampleSet(t *testing.T) *templates.Set {
 	t.Helper()
 	all := map[string]any{}
@@ -337,7 +307,7 @@ func TestExampleTemplatesSayEachStep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Locale != templates.Normalize(tc.locale) && tc.locale != "en" {
+			if r.Locale != locale.Normalize(tc.locale) && tc.locale != "en" {
 				t.Errorf("rendered from %q, want %q", r.Locale, tc.locale)
 			}
 			if r.Subject != tc.subject {

@@ -2,9 +2,9 @@ package httpport
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/feedloop/feedloop/pkg/locale"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
@@ -35,10 +35,8 @@ type texts struct {
 	// NotFound is the page of an unknown link.
 	NotFound, NotFoundHelp string
 
-	months [12]string
-	// day formats a date from day, month name and year; at adds the time.
-	day func(d int, m string, y int) string
-	at  func(date, clock string) string
+	// at joins a date (locale.Date, in Lang) and its time.
+	at func(date, clock string) string
 }
 
 var english = &texts{
@@ -77,8 +75,6 @@ var english = &texts{
 	ErrAnswered:  func(s int32) string { return fmt.Sprintf("You have already answered (%d of 5). Thank you!", s) },
 	NotFound:     "We cannot find this page",
 	NotFoundHelp: "The link may be incomplete. Please open it again from the email we sent you.",
-	months:       [12]string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
-	day:          func(d int, m string, y int) string { return fmt.Sprintf("%d %s %d", d, m, y) },
 	at:           func(date, clock string) string { return date + ", " + clock },
 }
 
@@ -118,8 +114,6 @@ var german = &texts{
 	ErrAnswered:  func(s int32) string { return fmt.Sprintf("Sie haben bereits geantwortet (%d von 5). Vielen Dank!", s) },
 	NotFound:     "Wir können diese Seite nicht finden",
 	NotFoundHelp: "Der Link ist vielleicht unvollständig. Bitte öffnen Sie ihn erneut aus der E-Mail, die wir Ihnen geschickt haben.",
-	months:       [12]string{"Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"},
-	day:          func(d int, m string, y int) string { return fmt.Sprintf("%d. %s %d", d, m, y) },
 	at:           func(date, clock string) string { return date + ", " + clock },
 }
 
@@ -161,17 +155,15 @@ var french = &texts{
 	ErrAnswered:  func(s int32) string { return fmt.Sprintf("Vous avez déjà répondu (%d sur 5). Merci !", s) },
 	NotFound:     "Nous ne trouvons pas cette page",
 	NotFoundHelp: "Le lien est peut-être incomplet. Veuillez l'ouvrir à nouveau depuis l'e-mail que nous vous avons envoyé.",
-	months:       [12]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
-	day:          func(d int, m string, y int) string { return fmt.Sprintf("%d %s %d", d, m, y) },
 	at:           func(date, clock string) string { return date + " à " + clock },
 }
 
 // americanEnglish is English with the date as the notifier's en-US
-// emails write it ("December 6, 2026"), so the page matches the email.
+// emails write it ("December 6, 2026", locale.Date), so the page matches
+// the email.
 var americanEnglish = func() *texts {
 	t := *english
 	t.Lang = "en-US"
-	t.day = func(d int, m string, y int) string { return fmt.Sprintf("%s %d, %d", m, d, y) }
 	return &t
 }()
 
@@ -184,25 +176,18 @@ var all = []*texts{english, german, french}
 // textsFor picks the page's language from the customer's locale as the
 // notifier picks its templates: the locale, then its base language
 // ("de-CH" → de), then English.
-func textsFor(locale string) *texts {
-	l := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(locale), "_", "-"))
-	for l != "" {
+func textsFor(tag string) *texts {
+	for _, l := range locale.Candidates(tag) {
 		if t, ok := languages[l]; ok {
 			return t
 		}
-		i := strings.LastIndexByte(l, '-')
-		if i < 0 {
-			break
-		}
-		l = l[:i]
 	}
 	return english
 }
 
 // Date is t's UTC day as the language writes it: "6. Dezember 2026".
 func (t *texts) Date(at time.Time) string {
-	at = at.UTC()
-	return t.day(at.Day(), t.months[at.Month()-1], at.Year())
+	return locale.Date(t.Lang, at)
 }
 
 // DateTime is Date with the UTC time: "6 décembre 2026 à 03:35 UTC".

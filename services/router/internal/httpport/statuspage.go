@@ -398,9 +398,8 @@ func wantsJSON(r *http.Request) bool {
 func notFound(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusNotFound)
-	if err := page.ExecuteTemplate(w, "notfound", all); err != nil {
-		_ = err // the status is written; a client gone away is not ours to log
-	}
+	// The status is written; a client gone away is not ours to log.
+	_ = page.ExecuteTemplate(w, "notfound", all)
 }
 
 // secure sets headers for a page reached by a secret link: no caching, no
