@@ -53,6 +53,49 @@ type foldModel struct {
 	post  map[int32][]posting
 	cent  [][]float64 // per class, dense over dim
 	cnorm []float64
+	// word and char are models of the word terms (with the vectors) and of
+	// the character terms alone (FEEDLOOP_EXP_AGREE), for their agreement.
+	word, char *foldModel
+	keep       []features.Block // the blocks this model sees (nil: all)
+}
+
+// onlyBlocks is terms of the given blocks.
+func onlyBlocks(ts []features.Term, keep []features.Block) []features.Term {
+	if keep == nil {
+		return ts
+	}
+	var out []features.Term
+	for _, t := range ts {
+		if slices.Contains(keep, t.Block) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// buildAgree adds fm's word and char models.
+func (fm *foldModel) buildAgree(t testing.TB, docs [][]features.Term, rows []int, y []int, classes []int, w Weighting, vb *vecBlock, c float64) {
+	sub := func(keep []features.Block, vb *vecBlock) *foldModel {
+		d := make([][]features.Term, len(docs))
+		for _, i := range rows {
+			d[i] = onlyBlocks(docs[i], keep)
+		}
+		m := buildFold(t, d, rows, y, classes, w, vb, c)
+		m.keep = keep
+		return m
+	}
+	fm.word = sub([]features.Block{features.Words, features.Vectors}, vb)
+	fm.char = sub([]features.Block{features.Chars}, nil)
+}
+
+// energyOf is T·ln Σ exp(s/T).
+func energyOf(s []float64, T float64) float64 {
+	m := slices.Max(s)
+	var z float64
+	for _, v := range s {
+		z += math.Exp((v - m) / T)
+	}
+	return m + T*math.Log(z)
 }
 
 type posting struct {
@@ -166,6 +209,62 @@ func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, ma
 			f[name] = 0
 		}
 	}
+	if fm.word != nil {
+		sw := make([]float64, fm.k)
+		sc := make([]float64, fm.k)
+		fm.word.lin.Scores(fm.word.v.vector(onlyBlocks(terms, fm.word.keep)), sw)
+		fm.char.lin.Scores(fm.char.v.vector(onlyBlocks(terms, fm.char.keep)), sc)
+		tw, tc := topN(nil, sw, 1)[0], topN(nil, sc, 1)[0]
+		f["agree"], f["agree3"] = 0, 0
+		if tw == tc {
+			f["agree"] = 1
+		}
+		if tw == top {
+			f["agree3"]++
+		}
+		if tc == top {
+			f["agree3"]++
+		}
+		f["e_word"], f["e_char"] = energyOf(sw, T), energyOf(sc, T)
+		f["s_word_top"], f["s_char_top"] = sw[top], sc[top]
+		f["s_min_top"] = min(sw[top], sc[top])
+		_, pw := topProb(sw, T)
+		_, pc := topProb(sc, T)
+		f["p_word"], f["p_char"] = pw, pc
+	}
+	if fm.v.vec != nil {
+		// The dense block alone: cosine to the predicted class's centroid
+		// and to the nearest training text (both over the word vectors).
+		base := int32(len(fm.v.keys))
+		dense := func(x linear.Vector) []float64 {
+			d := make([]float64, fm.v.vec.tab.Dim())
+			for _, e := range x {
+				if e.Index >= base {
+					d[e.Index-base] = float64(e.Value)
+				}
+			}
+			return d
+		}
+		cos := func(a, b []float64) float64 {
+			var ab, aa, bb float64
+			for i := range a {
+				ab += a[i] * b[i]
+				aa += a[i] * a[i]
+				bb += b[i] * b[i]
+			}
+			if aa == 0 || bb == 0 {
+				return 0
+			}
+			return ab / math.Sqrt(aa*bb)
+		}
+		xd := dense(x)
+		f["cent_v"] = cos(xd, fm.cent[top][base:])
+		best := -1.0
+		for _, tx := range fm.X {
+			best = max(best, cos(xd, dense(tx)))
+		}
+		f["nn_v"] = best
+	}
 	_ = truth
 	return top, f
 }
@@ -248,6 +347,9 @@ func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOpti
 			}
 		}
 		fm := buildFold(t, docs, tr, y, all, opt.Weighting, expVec(t, opt.Features), C)
+		if os.Getenv("FEEDLOOP_EXP_AGREE") != "" {
+			fm.buildAgree(t, docs, tr, y, all, opt.Weighting, expVec(t, opt.Features), C)
+		}
 		closed = append(closed, raw{fm: fm, test: te})
 		for _, i := range te {
 			sc := make([]float64, K)
@@ -295,6 +397,9 @@ func runExp(t *testing.T, s expSet, ds *Dataset, foreign []string, opt TrainOpti
 			}
 		}
 		fm := buildFold(t, docs, tr, y, cls, opt.Weighting, expVec(t, opt.Features), C)
+		if os.Getenv("FEEDLOOP_EXP_AGREE") != "" {
+			fm.buildAgree(t, docs, tr, y, cls, opt.Weighting, expVec(t, opt.Features), C)
+		}
 		for _, i := range te {
 			top, fe := fm.score(docs[i], T, y[i])
 			if held[y[i]] == g {
