@@ -121,8 +121,8 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	e.submit(fb{subject: "Invoice sent to the wrong address", text: "My invoice for March went to my old office.", topic: "billing", email: "lin@example.com", occurred: now.Add(-3 * time.Hour)})
-	e.submit(fb{subject: "Card declined twice", text: "The card was declined but I was charged.", topic: "billing", email: "sam@example.com", occurred: now.Add(-5 * time.Hour)})
+	e.submit(fb{subject: "Invoice sent to the wrong address", text: "My invoice for March went to my old office.", topic: "billing", email: "lin@example.com", name: "Lin Chen", occurred: now.Add(-3 * time.Hour)})
+	e.submit(fb{subject: "Card declined twice", text: "The card was declined but I was charged.", topic: "billing", email: "sam@example.com", name: "Sam Okafor", occurred: now.Add(-5 * time.Hour)})
 
 	run(t, tab, "dev sign-in as billing",
 		chromedp.Navigate(e.console.DevSignInURL("billing")),
@@ -147,10 +147,14 @@ func TestBrowserJourney(t *testing.T) {
 
 	run(t, tab, "open the item", chromedp.Click(css(row+` a.subject`)), chromedp.WaitVisible(css(`#feedback-text`)))
 	run(t, tab, "acknowledge", chromedp.Click(css(`#form-acknowledge button`)), chromedp.WaitVisible(css(`#form-plan`)))
+	// The customer reads German: the page says so where the clerk writes.
+	if lang := text(t, tab, `#plan-lang`); lang != "This email goes out in German: write your message in German." {
+		t.Errorf("plan form's language hint %q", lang)
+	}
 	due := now.UTC().AddDate(0, 0, 14).Format("2006-01-02")
 	run(t, tab, "preview the plan",
 		chromedp.SetValue(css(`#plan-due`), due),
-		chromedp.SendKeys(css(`#plan-message`), "We refund the second charge this week."),
+		chromedp.SendKeys(css(`#plan-message`), "Wir erstatten die zweite Abbuchung noch diese Woche."),
 		chromedp.Click(css(`#form-plan button[formaction]`)),
 		chromedp.WaitVisible(css(`#preview .pv-subject`)))
 	subject := text(t, tab, `#preview .pv-subject`)
@@ -164,7 +168,7 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("after plan: %q", notice)
 	}
 	run(t, tab, "resolve",
-		chromedp.SendKeys(css(`#resolve-message`), "Refunded 24.00 to your card."),
+		chromedp.SendKeys(css(`#resolve-message`), "Wir haben Ihnen 24,00 auf Ihre Karte zurückerstattet."),
 		chromedp.Click(css(`#form-resolve button.primary`)),
 		// The new page's notice, not the old one's.
 		chromedp.WaitVisible(`//p[@class="notice" and starts-with(., "Resolved.")]`))

@@ -292,6 +292,51 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 	}
 }
 
+// TestItemPageNamesTheEmailsLanguage: next to each box whose text goes into
+// an email, the page names the language that email goes out in, as the
+// notifier's templates will pick it (de-CH gets the German templates,
+// pt-BR the default English ones), and says nothing where no email goes.
+func TestItemPageNamesTheEmailsLanguage(t *testing.T) {
+	e := start(t)
+	swiss := e.submit(fb{subject: "Doppelte Abbuchung", text: "Zweimal abgebucht.", topic: "billing", email: "hans@example.ch", locale: "de-CH"})
+	brazil := e.submit(fb{subject: "Cobrança dupla", text: "Fui cobrado duas vezes.", topic: "billing", email: "joao@example.com", locale: "pt-BR"})
+	quiet := e.submit(fb{subject: "Quiet", text: "Do not write to me.", topic: "billing", email: "quiet@example.com", noConsent: true})
+	b := e.browser()
+	b.signIn("billing")
+	page := func(id string) string {
+		b.get("/items/" + id)
+		b.post("/items/"+id+"/acknowledge", url.Values{})
+		r := b.get("/items/" + id)
+		if !strings.Contains(r.body, `id="form-plan"`) {
+			t.Fatalf("item %s: no plan form after acknowledging:\n%s", id, r.body)
+		}
+		return r.body
+	}
+	for _, c := range []struct {
+		id, lang, locale string
+	}{
+		{swiss, "German", "Swiss High German (de-CH)"},
+		{brazil, "English", "Brazilian Portuguese (pt-BR)"},
+	} {
+		body := page(c.id)
+		for _, action := range []string{"plan", "resolve", "decline"} {
+			want := `id="` + action + `-lang">This email goes out in <strong>` + c.lang + `</strong>: write your message in ` + c.lang + `.</p>`
+			if !strings.Contains(body, want) {
+				t.Errorf("%s (%s): no %q", c.locale, action, want)
+			}
+			if !strings.Contains(body, `id="`+action+`-message" name="customer_message" rows="3" aria-describedby="`+action+`-lang"`) {
+				t.Errorf("%s: the %s message box does not point at its language", c.locale, action)
+			}
+		}
+		if !strings.Contains(body, "<dd>"+c.locale+"</dd>") {
+			t.Errorf("customer's language not in words: want %q", c.locale)
+		}
+	}
+	if body := page(quiet); strings.Contains(body, "This email goes out in") {
+		t.Error("a customer who gets no email: the page names an email language")
+	}
+}
+
 // TestPreviewIsWhatTheCustomerGets previews a plan, makes it, and compares
 // the preview with the email the real notifier sent.
 func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
@@ -307,7 +352,7 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 	r := b.post("/items/"+id+"/preview", form)
 	subject := textOf(t, r.body, `class="pv-subject">`)
 	text := textOf(t, r.body, `class="pv-text">`)
-	if !strings.Contains(r.body, `class="pv-locale">de<`) || !strings.HasPrefix(subject, "Wir haben einen Plan") {
+	if !strings.Contains(r.body, `class="pv-locale">German (de)<`) || !strings.HasPrefix(subject, "Wir haben einen Plan") {
 		t.Fatalf("preview not in the customer's locale: %q\n%s", subject, r.body)
 	}
 	if !strings.Contains(r.body, ">Wir erstatten den Betrag.</textarea>") {

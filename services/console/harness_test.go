@@ -149,6 +149,7 @@ func (m smtpMailbox) Messages() []console.Mail {
 // fb is a feedback item to submit.
 type fb struct {
 	id, subject, text, topic, email, locale string
+	name                                    string // the customer's; default Ada Lovelace
 	occurred                                time.Time
 	noConsent                               bool
 	nps                                     *int32
@@ -168,8 +169,11 @@ func (e *env) submit(f fb) string {
 	if f.email == "" {
 		f.email = "ada@example.com"
 	}
+	if f.name == "" {
+		f.name = "Ada Lovelace"
+	}
 	feedback := &feedloopv1.Feedback{Id: f.id, Source: "helpdesk", ExternalId: f.id, Channel: feedloopv1.Channel_CHANNEL_EMAIL, Subject: f.subject, Text: f.text,
-		Customer:   &feedloopv1.Customer{Id: "cust-" + f.email, Email: f.email, Name: "Ada Lovelace", Locale: f.locale, Consent: &feedloopv1.Consent{Contact: !f.noConsent, Survey: !f.noConsent}},
+		Customer:   &feedloopv1.Customer{Id: "cust-" + f.email, Email: f.email, Name: f.name, Locale: f.locale, Consent: &feedloopv1.Consent{Contact: !f.noConsent, Survey: !f.noConsent}},
 		ReceivedAt: timestamppb.New(f.occurred), Nps: f.nps}
 	ctx := context.Background()
 	if _, err := e.bus.Publish(ctx, bus.SubjectReceived, &feedloopv1.Event{Id: "received-" + f.id, FeedbackId: f.id, OccurredAt: timestamppb.New(f.occurred),

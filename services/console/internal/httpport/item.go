@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -73,6 +75,7 @@ type itemData struct {
 	Feedback    *feedloopv1.Feedback
 	Customer    string
 	Locale      string
+	LocaleName  string // Locale in words: "German (de)"
 	Consent     string
 	Channel     string
 	Received    time.Time
@@ -101,6 +104,11 @@ type itemData struct {
 	Preview     *Preview
 	Done        string
 	MinDue      string
+	// WriteIn names, per action (plan, resolve, decline), the language of
+	// the email it sends the customer ("German"), absent when it sends
+	// none: the team's message goes into that email, so it is the
+	// language to write it in.
+	WriteIn map[string]string
 }
 
 type assignmentView struct {
@@ -151,6 +159,7 @@ func (s *Server) showItem(w http.ResponseWriter, r *http.Request, sess session.S
 	}
 	d := s.itemView(g, sess.Team, me.GetTeams())
 	d.Form, d.Preview, d.Done = f, p, done
+	d.WriteIn = s.writeIn(g.GetItem(), d.Mine, sess, d.MinDue)
 	shown := map[string]bool{"acknowledge": d.CanAck, "plan": d.Open && !d.CanAck, "resolve": d.Open && !d.CanAck,
 		"decline": d.Open, "reroute": d.Open, "comment": true}
 	if f.Error != "" && !shown[f.Action] {
@@ -188,6 +197,9 @@ func (s *Server) itemView(g *feedloopv1.GetResponse, team string, teams []string
 	}
 	if d.Locale == "" {
 		d.Locale = "default"
+		d.LocaleName = "not given"
+	} else {
+		d.LocaleName = languageName(d.Locale) + " (" + d.Locale + ")"
 	}
 	switch cs := fb.GetCustomer().GetConsent(); {
 	case cs.GetContact() && cs.GetSurvey():
@@ -504,6 +516,46 @@ func previewEvent(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, team, a
 		Payload: &feedloopv1.Event_StatusChanged{StatusChanged: sc}}, nil
 }
 
+// writeIn is itemData.WriteIn: each action's email rendered as its preview
+// renders it (an empty message, the earliest date), so the language named
+// is the template the notifier will pick, fallbacks included, not a guess
+// from the customer's locale.
+func (s *Server) writeIn(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, sess session.Session, minDue string) map[string]string {
+	if s.Preview == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, action := range []string{"plan", "resolve", "decline"} {
+		ev, err := previewEvent(it, mine, sess.Team, sess.Team, Form{Action: action, Due: minDue}, s.Now())
+		if err != nil {
+			continue
+		}
+		res, err := s.Preview.Render(ev, s.StatusURL)
+		if err != nil || len(res.Messages) == 0 {
+			continue
+		}
+		out[action] = languageName(res.Messages[0].Locale)
+	}
+	return out
+}
+
+// languageName is a locale in English words, as CLDR names it: "de" →
+// "German", "pt-BR" → "Brazilian Portuguese"; "" (the default templates)
+// → "English"; an unknown tag stays as it is.
+func languageName(loc string) string {
+	if loc == "" {
+		return "English"
+	}
+	tag, err := language.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	if name := display.English.Tags().Name(tag); name != "" {
+		return name
+	}
+	return loc
+}
+
 // renderPreview renders f's customer messages for the item of r.
 func (s *Server) renderPreview(r *http.Request, sess session.Session, f Form) (preview.Result, error) {
 	ctx, cancel := s.call(r, sess)
@@ -542,9 +594,9 @@ func (s *Server) preview(w http.ResponseWriter, r *http.Request, sess session.Se
 	}
 	q := url.Values{"for": {f.Action}, "customer_message": {f.CustomerMessage}, "due": {f.Due}}
 	for i, m := range res.Messages {
-		name := m.Locale
-		if name == "" {
-			name = "default (English)"
+		name := "default (" + languageName("") + ")"
+		if m.Locale != "" {
+			name = languageName(m.Locale) + " (" + m.Locale + ")"
 		}
 		p.Messages = append(p.Messages, PreviewMessage{Message: m, LocaleName: name,
 			HTMLURL: "/items/" + url.PathEscape(r.PathValue("id")) + "/preview/" + strconv.Itoa(i) + "?" + q.Encode()})
