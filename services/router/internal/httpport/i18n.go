@@ -3,6 +3,8 @@ package httpport
 import (
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/feedloop/feedloop/pkg/locale"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -54,7 +56,8 @@ var english = &texts{
 		feedloopv1.Status_STATUS_PLANNED: "Planned", feedloopv1.Status_STATUS_RESOLVED: "Resolved",
 		feedloopv1.Status_STATUS_DECLINED: "Declined", feedloopv1.Status_STATUS_REOPENED: "Reopened",
 	},
-	TeamName:    func(team string) string { return team + " team" },
+	// A label starts a line: "Billing team".
+	TeamName:    func(team string) string { return capitalise(team) + " team" },
 	GotIt:       func(string) string { return "We received your feedback" },
 	Forwarded:   func(team string) string { return "Forwarded to the " + team + " team" },
 	Looking:     func(team string) string { return "The " + team + " team is looking into it" },
@@ -193,4 +196,13 @@ func (t *texts) Date(at time.Time) string {
 // DateTime is Date with the UTC time: "6 décembre 2026 à 03:35 UTC".
 func (t *texts) DateTime(at time.Time) string {
 	return t.at(t.Date(at), at.UTC().Format("15:04")+" UTC")
+}
+
+// capitalise upper-cases s's first letter.
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }

@@ -1,8 +1,13 @@
 package httpport
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 )
 
 // The page's language follows the customer's locale as the notifier's
@@ -45,6 +50,37 @@ func TestEveryLanguageIsComplete(t *testing.T) {
 			if s == "" {
 				t.Errorf("%s: a text is missing", tx.Lang)
 			}
+		}
+	}
+}
+
+// A team id is worded for the customer: "customer_success" reads
+// "Customer success team" as a label and "the customer success team" in a
+// sentence; the JSON form's English keeps the id.
+func TestTeamIDsInWords(t *testing.T) {
+	at := timestamppb.New(time.Date(2026, time.December, 6, 3, 35, 0, 0, time.UTC))
+	for _, c := range []struct{ locale, label, forwarded, next string }{
+		{"en", "Customer success team", "Forwarded to the customer success team", "Our customer success team plans"},
+		{"de", "Team customer success", "customer success", "customer success"},
+	} {
+		item := &feedloopv1.Item{
+			Feedback:    &feedloopv1.Feedback{Customer: &feedloopv1.Customer{Locale: c.locale}},
+			ReceivedAt:  at,
+			Assignments: []*feedloopv1.AssignmentState{{Team: "customer_success", Status: feedloopv1.Status_STATUS_PLANNED, PlannedDueAt: at}},
+			Timeline:    []*feedloopv1.TimelineEntry{{At: at, Kind: feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED, Team: "customer_success"}},
+		}
+		v := Build(item)
+		if len(v.Teams) != 1 || v.Teams[0].Label != c.label {
+			t.Errorf("%s: team label %+v, want %q", c.locale, v.Teams, c.label)
+		}
+		if len(v.Timeline) != 1 || !strings.Contains(v.Timeline[0].Text, c.forwarded) || strings.Contains(v.Timeline[0].Text, "_") {
+			t.Errorf("%s: timeline %+v, want %q", c.locale, v.Timeline, c.forwarded)
+		}
+		if len(v.Timeline) == 1 && v.Timeline[0].What != "Forwarded to the customer_success team" {
+			t.Errorf("%s: the JSON's what %q changed", c.locale, v.Timeline[0].What)
+		}
+		if !strings.Contains(v.Next, c.next) || strings.Contains(v.Next, "_") {
+			t.Errorf("%s: next %q, want %q", c.locale, v.Next, c.next)
 		}
 	}
 }

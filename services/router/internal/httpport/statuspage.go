@@ -277,7 +277,7 @@ func Build(item *feedloopv1.Item) View {
 			continue // the team it went to is listed instead
 		}
 		tv := TeamView{Team: a.GetTeam(), Status: workflow.StatusName(a.GetStatus()),
-			Label: t.TeamName(a.GetTeam()), State: t.Status[a.GetStatus()]}
+			Label: t.TeamName(teamWords(a.GetTeam())), State: t.Status[a.GetStatus()]}
 		if tv.State == "" {
 			tv.State = tv.Status
 		}
@@ -301,6 +301,12 @@ func Build(item *feedloopv1.Item) View {
 	return v
 }
 
+// teamWords is a team id as the customer reads it: "customer_success" →
+// "customer success" (ids are a-z, 0-9, '_' and '-').
+func teamWords(team string) string {
+	return strings.NewReplacer("_", " ", "-", " ").Replace(team)
+}
+
 // next is the line under the header saying what happens next: the
 // earliest date a team promised, or that we write when there is news.
 func next(v View) string {
@@ -314,7 +320,7 @@ func next(v View) string {
 		}
 	}
 	if soonest != nil {
-		return v.T.NextPlanned(soonest.Team, v.T.Date(*soonest.Due))
+		return v.T.NextPlanned(teamWords(soonest.Team), v.T.Date(*soonest.Due))
 	}
 	return v.T.NextNews
 }
@@ -328,31 +334,31 @@ func entry(e *feedloopv1.TimelineEntry, t *texts) (EntryView, bool) {
 		return EntryView{}, false
 	}
 	ev := EntryView{At: e.GetAt().AsTime(), Team: e.GetTeam()}
-	team := e.GetTeam()
+	team, words := e.GetTeam(), teamWords(e.GetTeam())
 	switch e.GetKind() {
 	case feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED:
-		ev.What, ev.Text = english.GotIt(team), t.GotIt(team)
+		ev.What, ev.Text = english.GotIt(team), t.GotIt(words)
 		ev.Team = ""
 	case feedloopv1.TimelineKind_TIMELINE_KIND_ROUTED:
-		ev.What, ev.Text = english.Forwarded(team), t.Forwarded(team)
+		ev.What, ev.Text = english.Forwarded(team), t.Forwarded(words)
 	case feedloopv1.TimelineKind_TIMELINE_KIND_STATUS_CHANGED:
 		switch e.GetTo() {
 		case feedloopv1.Status_STATUS_ACKNOWLEDGED:
-			ev.What, ev.Text = english.Looking(team), t.Looking(team)
+			ev.What, ev.Text = english.Looking(team), t.Looking(words)
 		case feedloopv1.Status_STATUS_PLANNED:
-			ev.What, ev.Text = english.Plan(team), t.Plan(team)
+			ev.What, ev.Text = english.Plan(team), t.Plan(words)
 			if e.GetFrom() == feedloopv1.Status_STATUS_PLANNED {
-				ev.What, ev.Text = english.Moved(team), t.Moved(team)
+				ev.What, ev.Text = english.Moved(team), t.Moved(words)
 			}
 			ev.Message, ev.Due = e.GetCustomerMessage(), ts(e.GetDueAt())
 		case feedloopv1.Status_STATUS_RESOLVED:
-			ev.What, ev.Text = english.Resolved(team), t.Resolved(team)
+			ev.What, ev.Text = english.Resolved(team), t.Resolved(words)
 			ev.Message = e.GetCustomerMessage()
 		case feedloopv1.Status_STATUS_DECLINED:
-			ev.What, ev.Text = english.Declined(team), t.Declined(team)
+			ev.What, ev.Text = english.Declined(team), t.Declined(words)
 			ev.Message = e.GetReason()
 		case feedloopv1.Status_STATUS_REOPENED:
-			ev.What, ev.Text = english.Reopened(team), t.Reopened(team)
+			ev.What, ev.Text = english.Reopened(team), t.Reopened(words)
 		default:
 			return EntryView{}, false // rerouted: the new team's "forwarded" says it
 		}
