@@ -74,8 +74,7 @@ type itemData struct {
 	ID          string
 	Feedback    *feedloopv1.Feedback
 	Customer    string
-	Locale      string
-	LocaleName  string // Locale in words: "German (de)"
+	LocaleName  string // the customer's locale in words: "German (de)"
 	Consent     string
 	Channel     string
 	Received    time.Time
@@ -185,7 +184,7 @@ func (s *Server) itemView(g *feedloopv1.GetResponse, team string, teams []string
 	now := s.Now()
 	d := itemData{
 		ID: it.GetFeedbackId(), Feedback: fb, Customer: customerName(fb.GetCustomer()),
-		Locale: fb.GetCustomer().GetLocale(), Channel: enumWord(fb.GetChannel().String(), "CHANNEL_"),
+		Channel:  enumWord(fb.GetChannel().String(), "CHANNEL_"),
 		Received: timeOf(it.GetReceivedAt()), Text: c.GetRedactedText(),
 		Sentiment: enumWord(c.GetSentiment().String(), "SENTIMENT_"), Urgency: enumWord(c.GetUrgency().String(), "URGENCY_"),
 		Bands: bands(c, fb), Source: enumWord(c.GetTopicSource().String(), "TOPIC_SOURCE_"),
@@ -195,11 +194,9 @@ func (s *Server) itemView(g *feedloopv1.GetResponse, team string, teams []string
 	if d.Text == "" {
 		d.Text = fb.GetText() // the router already gives teams redacted text
 	}
-	if d.Locale == "" {
-		d.Locale = "default"
-		d.LocaleName = "not given"
-	} else {
-		d.LocaleName = languageName(d.Locale) + " (" + d.Locale + ")"
+	d.LocaleName = "not given"
+	if loc := fb.GetCustomer().GetLocale(); loc != "" {
+		d.LocaleName = languageName(loc) + " (" + loc + ")"
 	}
 	switch cs := fb.GetCustomer().GetConsent(); {
 	case cs.GetContact() && cs.GetSurvey():
