@@ -296,6 +296,10 @@ func TestOOSExperiment(t *testing.T) {
 		all[s.name] = loadExp(t, s)
 	}
 	opt := DefaultTrainOptions()
+	if v := os.Getenv("FEEDLOOP_EXP_VECWEIGHT"); v != "" {
+		// The word vector block's weight (default 1), for its effect on the scores.
+		fmt.Sscan(v, &opt.Features.WordVectorWeight)
+	}
 	for _, s := range expSets {
 		if only != "" && !strings.Contains(only, s.name) {
 			continue
