@@ -57,6 +57,20 @@ type foldModel struct {
 	// the character terms alone (FEEDLOOP_EXP_AGREE), for their agreement.
 	word, char *foldModel
 	keep       []features.Block // the blocks this model sees (nil: all)
+	// denseX are the training rows' word-vector blocks (nil without).
+	denseX [][]float64
+}
+
+// dense is x's word-vector block, as a dense vector.
+func (fm *foldModel) dense(x linear.Vector) []float64 {
+	base := int32(len(fm.v.keys))
+	d := make([]float64, fm.v.vec.tab.Dim())
+	for _, e := range x {
+		if e.Index >= base {
+			d[e.Index-base] = float64(e.Value)
+		}
+	}
+	return d
 }
 
 // onlyBlocks is terms of the given blocks.
@@ -88,14 +102,11 @@ func (fm *foldModel) buildAgree(t testing.TB, docs [][]features.Term, rows []int
 	fm.char = sub([]features.Block{features.Chars}, nil)
 }
 
-// energyOf is T·ln Σ exp(s/T).
+// energyOf is the energy T·ln Σ exp(s/T) of scores s, as the model
+// computes it (oosScore).
 func energyOf(s []float64, T float64) float64 {
-	m := slices.Max(s)
-	var z float64
-	for _, v := range s {
-		z += math.Exp((v - m) / T)
-	}
-	return m + T*math.Log(z)
+	top, p := topProb(s, T)
+	return oosScore(ScoreEnergy, s[top], p, T)
 }
 
 type posting struct {
@@ -133,6 +144,12 @@ func buildFold(t testing.TB, docs [][]features.Term, rows []int, y []int, classe
 			fm.cent[fm.y[r]][e.Index] += float64(e.Value)
 		}
 	}
+	if fm.v.vec != nil {
+		fm.denseX = make([][]float64, len(fm.X))
+		for r, x := range fm.X {
+			fm.denseX[r] = fm.dense(x)
+		}
+	}
 	fm.cnorm = make([]float64, fm.k)
 	for k, cv := range fm.cent {
 		var s float64
@@ -154,12 +171,7 @@ func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, ma
 	_, f["pmax"] = topProb(s, T)
 	f["margin"] = s[order[0]] - s[order[1]]
 	f["smax"] = s[top]
-	m := s[top]
-	var z float64
-	for _, v := range s {
-		z += math.Exp((v - m) / T)
-	}
-	f["energy"] = m + T*math.Log(z)
+	f["energy"] = energyOf(s, T)
 	// nearest neighbours
 	dots := map[int32]float64{}
 	for _, e := range x {
@@ -235,16 +247,7 @@ func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, ma
 	if fm.v.vec != nil {
 		// The dense block alone: cosine to the predicted class's centroid
 		// and to the nearest training text (both over the word vectors).
-		base := int32(len(fm.v.keys))
-		dense := func(x linear.Vector) []float64 {
-			d := make([]float64, fm.v.vec.tab.Dim())
-			for _, e := range x {
-				if e.Index >= base {
-					d[e.Index-base] = float64(e.Value)
-				}
-			}
-			return d
-		}
+		base := len(fm.v.keys)
 		cos := func(a, b []float64) float64 {
 			var ab, aa, bb float64
 			for i := range a {
@@ -257,11 +260,11 @@ func (fm *foldModel) score(terms []features.Term, T float64, truth int) (int, ma
 			}
 			return ab / math.Sqrt(aa*bb)
 		}
-		xd := dense(x)
+		xd := fm.dense(x)
 		f["cent_v"] = cos(xd, fm.cent[top][base:])
 		best := -1.0
-		for _, tx := range fm.X {
-			best = max(best, cos(xd, dense(tx)))
+		for _, td := range fm.denseX {
+			best = max(best, cos(xd, td))
 		}
 		f["nn_v"] = best
 	}

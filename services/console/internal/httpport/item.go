@@ -158,7 +158,9 @@ func (s *Server) showItem(w http.ResponseWriter, r *http.Request, sess session.S
 	}
 	d := s.itemView(g, sess.Team, me.GetTeams())
 	d.Form, d.Preview, d.Done = f, p, done
-	d.WriteIn = s.writeIn(g.GetItem(), d.Mine, sess, d.MinDue)
+	if d.Open { // the message forms are shown only then
+		d.WriteIn = s.writeIn(g.GetItem(), d.Mine, sess, d.MinDue)
+	}
 	shown := map[string]bool{"acknowledge": d.CanAck, "plan": d.Open && !d.CanAck, "resolve": d.Open && !d.CanAck,
 		"decline": d.Open, "reroute": d.Open, "comment": true}
 	if f.Error != "" && !shown[f.Action] {
@@ -196,7 +198,7 @@ func (s *Server) itemView(g *feedloopv1.GetResponse, team string, teams []string
 	}
 	d.LocaleName = "not given"
 	if loc := fb.GetCustomer().GetLocale(); loc != "" {
-		d.LocaleName = languageName(loc) + " (" + loc + ")"
+		d.LocaleName = localeLabel(loc)
 	}
 	switch cs := fb.GetCustomer().GetConsent(); {
 	case cs.GetContact() && cs.GetSurvey():
@@ -553,6 +555,9 @@ func languageName(loc string) string {
 	return loc
 }
 
+// localeLabel is a locale tag with its language in words: "German (de)".
+func localeLabel(tag string) string { return languageName(tag) + " (" + tag + ")" }
+
 // renderPreview renders f's customer messages for the item of r.
 func (s *Server) renderPreview(r *http.Request, sess session.Session, f Form) (preview.Result, error) {
 	ctx, cancel := s.call(r, sess)
@@ -593,7 +598,7 @@ func (s *Server) preview(w http.ResponseWriter, r *http.Request, sess session.Se
 	for i, m := range res.Messages {
 		name := "default (" + languageName("") + ")"
 		if m.Locale != "" {
-			name = languageName(m.Locale) + " (" + m.Locale + ")"
+			name = localeLabel(m.Locale)
 		}
 		p.Messages = append(p.Messages, PreviewMessage{Message: m, LocaleName: name,
 			HTMLURL: "/items/" + url.PathEscape(r.PathValue("id")) + "/preview/" + strconv.Itoa(i) + "?" + q.Encode()})

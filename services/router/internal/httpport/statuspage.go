@@ -303,9 +303,9 @@ func Build(item *feedloopv1.Item) View {
 
 // teamWords is a team id as the customer reads it: "customer_success" →
 // "customer success" (ids are a-z, 0-9, '_' and '-').
-func teamWords(team string) string {
-	return strings.NewReplacer("_", " ", "-", " ").Replace(team)
-}
+func teamWords(team string) string { return idSeparators.Replace(team) }
+
+var idSeparators = strings.NewReplacer("_", " ", "-", " ")
 
 // next is the line under the header saying what happens next: the
 // earliest date a team promised, or that we write when there is news.
