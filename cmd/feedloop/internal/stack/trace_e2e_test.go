@@ -509,7 +509,9 @@ func TestStackFlushesEveryServiceOnExit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	resp, err := e.intake.Submit(ctx, &feedloopv1.SubmitRequest{Feedback: &feedloopv1.Feedback{
-		Source: "helpdesk", ExternalId: "flush-1", Text: "The invoice was charged twice.",
+		// An external id of its own each run: the feedback id derives from
+		// it, and the package's collector keeps an earlier run's spans.
+		Source: "helpdesk", ExternalId: fmt.Sprintf("flush-%d", time.Now().UnixNano()), Text: "The invoice was charged twice.",
 		Customer: &feedloopv1.Customer{Id: "c-flush", Email: "flush@example.com", Consent: &feedloopv1.Consent{Contact: true}},
 	}})
 	if err != nil {
