@@ -295,7 +295,8 @@ func TestItemPageActionsAndRefusals(t *testing.T) {
 // TestItemPageNamesTheEmailsLanguage: next to each box whose text goes into
 // an email, the page names the language that email goes out in, as the
 // notifier's templates will pick it (de-CH gets the German templates,
-// pt-BR the default English ones), and says nothing where no email goes.
+// pt-BR the default ones, whose HTML says they are English), and says
+// nothing where no email goes.
 func TestItemPageNamesTheEmailsLanguage(t *testing.T) {
 	e := start(t)
 	swiss := e.submit(fb{subject: "Doppelte Abbuchung", text: "Zweimal abgebucht.", topic: "billing", email: "hans@example.ch", locale: "de-CH"})
@@ -352,7 +353,7 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 	r := b.post("/items/"+id+"/preview", form)
 	subject := textOf(t, r.body, `class="pv-subject">`)
 	text := textOf(t, r.body, `class="pv-text">`)
-	if !strings.Contains(r.body, `class="pv-locale">German (de)<`) || !strings.HasPrefix(subject, "Wir haben einen Plan") {
+	if !strings.Contains(r.body, `class="pv-locale">German (de templates)<`) || !strings.HasPrefix(subject, "Wir haben einen Plan") {
 		t.Fatalf("preview not in the customer's locale: %q\n%s", subject, r.body)
 	}
 	if !strings.Contains(r.body, ">Wir erstatten den Betrag.</textarea>") {

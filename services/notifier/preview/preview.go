@@ -10,6 +10,10 @@ package preview
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/text/language"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -22,10 +26,15 @@ type Message struct {
 	// Step is the step's template name, e.g. "planned".
 	Step string
 	// Locale is the template locale used, "" for the default templates.
-	Locale  string
-	Subject string
-	Text    string
-	HTML    string
+	Locale string
+	// Language is the base language the message is written in ("de"), as
+	// its HTML's <html lang> declares it: the template says what language
+	// its words are, which its directory's name need not (the default
+	// templates have none). "" when the HTML declares none.
+	Language string
+	Subject  string
+	Text     string
+	HTML     string
 }
 
 // Result is what an event makes the notifier tell the customer.
@@ -78,7 +87,8 @@ func (r *Renderer) Render(ev *feedloopv1.Event, statusURL string) (Result, error
 		if err != nil {
 			return Result{}, fmt.Errorf("preview: %w", err)
 		}
-		res.Messages = append(res.Messages, Message{Step: n.Name, Locale: out.Locale, Subject: out.Subject, Text: out.Text, HTML: out.HTML})
+		res.Messages = append(res.Messages, Message{Step: n.Name, Locale: out.Locale, Language: htmlLanguage(out.HTML),
+			Subject: out.Subject, Text: out.Text, HTML: out.HTML})
 	}
 	for _, s := range dec.Skipped {
 		if s.Step.Audience == steps.AudienceCustomer {
@@ -86,4 +96,35 @@ func (r *Renderer) Render(ev *feedloopv1.Event, statusURL string) (Result, error
 		}
 	}
 	return res, nil
+}
+
+// htmlLanguage is the base language of doc's <html lang> ("de-CH" → "de"),
+// "" when there is none or it is not a language tag.
+func htmlLanguage(doc string) string {
+	z := html.NewTokenizer(strings.NewReader(doc))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return ""
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, more := z.TagName()
+			if string(name) != "html" {
+				return "" // <html> comes first when it is there at all
+			}
+			for more {
+				var k, v []byte
+				k, v, more = z.TagAttr()
+				if string(k) != "lang" {
+					continue
+				}
+				tag, err := language.Parse(strings.TrimSpace(string(v)))
+				if err != nil {
+					return ""
+				}
+				base, _ := tag.Base()
+				return base.String()
+			}
+			return ""
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package preview_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,9 +28,13 @@ func planEvent(locale string, consent bool) *feedloopv1.Event {
 	}
 }
 
-func load(t *testing.T) *preview.Renderer {
+var examples = filepath.Join("..", "..", "..", "deploy", "examples", "templates")
+
+func load(t *testing.T) *preview.Renderer { return loadDir(t, examples) }
+
+func loadDir(t *testing.T, dir string) *preview.Renderer {
 	t.Helper()
-	r, err := preview.Load(filepath.Join("..", "..", "..", "deploy", "examples", "templates"))
+	r, err := preview.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +76,49 @@ func TestAcknowledgeTellsTheCustomerNothing(t *testing.T) {
 	res, err := load(t).Render(ev, "")
 	if err != nil || len(res.Messages) != 0 {
 		t.Fatalf("got %+v, %v; want no message", res, err)
+	}
+}
+
+// The language a message is in is the one its HTML declares, so a clerk is
+// told the truth whatever the template directories are called: the
+// example default templates are English whatever the customer's locale
+// (they once declared the customer's), and a deployment whose default
+// templates are Spanish gets "es".
+func TestMessageLanguageIsWhatItsHTMLDeclares(t *testing.T) {
+	for _, c := range []struct{ locale, wantLocale, wantLanguage string }{
+		{"de-CH", "de", "de"},
+		{"fr", "fr", "fr"},
+		{"pt-BR", "", "en"}, // no Portuguese templates: the default ones
+		{"", "", "en"},
+	} {
+		res, err := load(t).Render(planEvent(c.locale, true), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := res.Messages[0]; m.Locale != c.wantLocale || m.Language != c.wantLanguage {
+			t.Errorf("customer locale %q: templates %q in %q, want %q in %q", c.locale, m.Locale, m.Language, c.wantLocale, c.wantLanguage)
+		}
+	}
+
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(examples)); err != nil {
+		t.Fatal(err)
+	}
+	planned := filepath.Join(dir, "planned.html.tmpl")
+	b, err := os.ReadFile(planned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, want := range map[string]string{`<html lang="es">`: "es", `<html lang=" es-MX ">`: "es", `<html>`: "", `<html lang="not a tag!">`: ""} {
+		if err := os.WriteFile(planned, []byte(strings.Replace(string(b), `<html lang="en">`, lang, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := loadDir(t, dir).Render(planEvent("es", true), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Messages[0].Language; got != want {
+			t.Errorf("default planned template with %s: language %q, want %q", lang, got, want)
+		}
 	}
 }

@@ -533,18 +533,19 @@ func (s *Server) writeIn(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, 
 		if err != nil || len(res.Messages) == 0 {
 			continue
 		}
-		out[action] = languageName(res.Messages[0].Locale)
+		// The language the template declares; none declared, no hint
+		// rather than a guess.
+		if lang := res.Messages[0].Language; lang != "" {
+			out[action] = languageName(lang)
+		}
 	}
 	return out
 }
 
 // languageName is a locale in English words, as CLDR names it: "de" →
-// "German", "pt-BR" → "Brazilian Portuguese"; "" (the default templates)
-// → "English"; an unknown tag stays as it is.
+// "German", "pt-BR" → "Brazilian Portuguese"; an unknown tag stays as it
+// is.
 func languageName(loc string) string {
-	if loc == "" {
-		return "English"
-	}
 	tag, err := language.Parse(loc)
 	if err != nil {
 		return loc
@@ -557,6 +558,20 @@ func languageName(loc string) string {
 
 // localeLabel is a locale tag with its language in words: "German (de)".
 func localeLabel(tag string) string { return languageName(tag) + " (" + tag + ")" }
+
+// templatesLabel names a previewed message's language and the notifier's
+// templates it came from: "German (de templates)", "English (default
+// templates)"; only the templates when their HTML declares no language.
+func templatesLabel(m preview.Message) string {
+	set := "default templates"
+	if m.Locale != "" {
+		set = m.Locale + " templates"
+	}
+	if m.Language == "" {
+		return set
+	}
+	return languageName(m.Language) + " (" + set + ")"
+}
 
 // renderPreview renders f's customer messages for the item of r.
 func (s *Server) renderPreview(r *http.Request, sess session.Session, f Form) (preview.Result, error) {
@@ -596,10 +611,7 @@ func (s *Server) preview(w http.ResponseWriter, r *http.Request, sess session.Se
 	}
 	q := url.Values{"for": {f.Action}, "customer_message": {f.CustomerMessage}, "due": {f.Due}}
 	for i, m := range res.Messages {
-		name := "default (" + languageName("") + ")"
-		if m.Locale != "" {
-			name = localeLabel(m.Locale)
-		}
+		name := templatesLabel(m)
 		p.Messages = append(p.Messages, PreviewMessage{Message: m, LocaleName: name,
 			HTMLURL: "/items/" + url.PathEscape(r.PathValue("id")) + "/preview/" + strconv.Itoa(i) + "?" + q.Encode()})
 	}
