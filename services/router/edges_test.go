@@ -316,9 +316,11 @@ func TestSurveyAnswerIsNeverLost(t *testing.T) {
 	if r := e.survey(surveyToken, nil, `{"csat":5,"comment":"a\u001bb"}`, false); r.code != http.StatusUnprocessableEntity || r.Field != "comment" {
 		t.Fatalf("JSON comment with ESC: %d %+v", r.code, r)
 	}
+	// The HTML form says why and offers the comment back without the
+	// characters the customer could not see.
 	if r := e.survey(surveyToken, url.Values{"csat": {"5"}, "comment": {"good\x00bad"}}, "", true); r.code != http.StatusUnprocessableEntity ||
-		!strings.Contains(r.body, "comment: must not contain control characters") {
-		t.Fatalf("HTML form: %d, want 422 showing the comment's error:\n%s", r.code, r.body)
+		!strings.Contains(r.body, "Your comment had characters we cannot accept") || !strings.Contains(r.body, ">goodbad</textarea>") {
+		t.Fatalf("HTML form: %d, want 422 showing the comment's error and the comment without them:\n%s", r.code, r.body)
 	}
 
 	// The customer corrects the answer, then changes their mind before the

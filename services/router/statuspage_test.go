@@ -186,9 +186,15 @@ func TestSurveyInTheCustomersLanguage(t *testing.T) {
 	}
 	contains(t, "the German refusal", r.body, "Bitte wählen Sie eine Bewertung von 1 bis 5.", `<html lang="de">`)
 	lacks(t, "the German refusal", r.body, "choose a score")
-	r = e.survey(token, url.Values{"csat": {"5"}, "comment": {"gut\x00schlecht"}}, "", true)
-	// The comment stays in the form, to correct rather than retype.
-	contains(t, "the German comment refusal", r.body, "Ihr Kommentar enthält Zeichen, die wir nicht annehmen können.", "schlecht</textarea>")
+	r = e.survey(token, url.Values{"csat": {"5"}, "comment": {"gut\x00\vschlecht"}}, "", true)
+	if r.code != http.StatusUnprocessableEntity {
+		t.Fatalf("comment with control characters: %d", r.code)
+	}
+	// The comment comes back without what the customer could not see, to
+	// check and send; the page says so in German, with no English rule.
+	contains(t, "the German comment refusal", r.body, "Ihr Kommentar enthielt Zeichen, die wir nicht annehmen können", "Wir haben sie entfernt",
+		">gutschlecht</textarea>")
+	lacks(t, "the German comment refusal", r.body, "control characters", "U+0000", `lang="en"`)
 	if dir := os.Getenv("STATUS_PAGE_DUMP"); dir != "" {
 		_ = os.WriteFile(dir+"/survey-de.html", []byte(r.body), 0o644)
 	}

@@ -71,3 +71,33 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripText: what StripText leaves passes Text, it changes nothing
+// Text accepts (a valid comment is offered back as it was), and it keeps
+// every character Text allows (only refused ones go).
+func FuzzStripText(f *testing.F) {
+	for _, s := range []string{"", "plain", "gut\x00schlecht", "tab\tCR\rLF\n ok", "vt\vff\fesc\x1b[31m", "bad\xffutf8\xc3", "del\u007fc1\u0085", "sep\u2028para\u2029", "Grüße 👋"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := validate.StripText(s)
+		if vs := validate.Text("comment", got, len(got)+1); len(vs) > 0 {
+			t.Fatalf("StripText(%q) = %q, which Text refuses: %v", s, got, vs)
+		}
+		if len(validate.Text("comment", s, len(s)+1)) == 0 && got != s {
+			t.Fatalf("StripText(%q) = %q: changed a text Text accepts", s, got)
+		}
+		if again := validate.StripText(got); again != got {
+			t.Fatalf("not idempotent: %q then %q", got, again)
+		}
+		// Every kept rune is in s, in order: nothing is replaced or added.
+		rest := s
+		for _, r := range got {
+			i := strings.IndexRune(rest, r)
+			if i < 0 {
+				t.Fatalf("StripText(%q) = %q: %q is not from the input", s, got, r)
+			}
+			rest = rest[i+utf8.RuneLen(r):]
+		}
+	})
+}

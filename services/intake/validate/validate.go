@@ -176,9 +176,30 @@ func (c *checker) add(field, format string, args ...any) {
 // control characters but tab, CR and LF (a NUL or an escape sequence means
 // nothing in feedback and corrupts terminals, logs and mail).
 func (c *checker) text(field, s string, maxBytes int) {
-	c.checkText(field, s, maxBytes, func(r rune) bool { return r == '\t' || r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029' },
-		"must not contain control characters other than tab, CR and LF")
+	c.checkText(field, s, maxBytes, textControl, "must not contain control characters other than tab, CR and LF")
 }
+
+// textControl reports whether free text may hold control rune r.
+func textControl(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029'
+}
+
+// StripText is s without the characters Text refuses in it: invalid UTF-8
+// and control characters other than tab, CR and LF. A web form offers the
+// result back to its writer, whose screen showed none of them (they come
+// with a paste); an API refuses them instead (Text).
+func StripText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isControl(r) && !textControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+}
+
+// isControl is what checkText treats as a control character: Unicode's,
+// and the line and paragraph separators.
+func isControl(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 // line checks an optional one-line field (subject, name, labels): as text,
 // and no control character or line break at all, since these end up in
@@ -196,7 +217,7 @@ func (c *checker) checkText(field, s string, maxBytes int, allowed func(rune) bo
 		c.add(field, "must be valid UTF-8")
 	default:
 		for i, r := range s {
-			if (unicode.IsControl(r) || r == '\u2028' || r == '\u2029') && !allowed(r) {
+			if isControl(r) && !allowed(r) {
 				c.add(field, "%s, got %U at byte %d", rule, r, i)
 				return
 			}

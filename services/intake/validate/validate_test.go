@@ -188,3 +188,17 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestStripText(t *testing.T) {
+	for in, want := range map[string]string{
+		"gut\x00schlecht":          "gutschlecht",
+		"a\vb\fc\x1b[31md":         "abc[31md",
+		"line\r\nnext\ttab":        "line\r\nnext\ttab",
+		"bad\xffbyte":              "badbyte",
+		"Grüße\u0085 \u2028Absatz": "Grüße \u2028Absatz",
+	} {
+		if got := validate.StripText(in); got != want {
+			t.Errorf("StripText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

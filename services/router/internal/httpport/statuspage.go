@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/intake/validate"
 	"github.com/feedloop/feedloop/services/router/internal/app"
 	"github.com/feedloop/feedloop/services/router/internal/workflow"
 )
@@ -115,11 +116,9 @@ type SurveyView struct {
 	// Says is Error for the customer, in the page's language; Error stays
 	// the API's English.
 	Says string
-	// Comment is the comment sent with a refused answer.
+	// Comment is the comment sent with a refused answer, to correct rather
+	// than retype.
 	Comment string
-	// Detail is the rule intake's check names (only in English), shown
-	// under Says: it points at what to remove from the comment.
-	Detail string
 }
 
 // surveyError is a refusal as the customer reads it.
@@ -220,8 +219,11 @@ func (h *Handler) surveyAnswer(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &refused):
 		v.Survey.Field, v.Survey.Error = refused.Field, refused.Msg
 		v.Survey.Says = surveyError(v.T, refused, item.GetCsat())
-		if refused.Reason == app.SurveyInvalid {
-			v.Survey.Detail = refused.Msg
+		if refused.Reason == app.SurveyInvalid && refused.Field == "comment" {
+			// Characters the customer's screen did not show (a paste's
+			// control characters): the form offers the comment back
+			// without them, for the customer to check and send.
+			v.Survey.Comment = validate.StripText(ans.Comment)
 		}
 		code := http.StatusUnprocessableEntity
 		if refused.Conflict {
