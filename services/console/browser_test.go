@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/feedloop/feedloop/pkg/testkit"
 )
 
 // One headless Chromium per test binary, started on first use.
@@ -175,6 +177,18 @@ func TestBrowserJourney(t *testing.T) {
 	notice = text(t, tab, `p.notice`)
 	if !strings.HasPrefix(notice, "Resolved.") {
 		t.Fatalf("after resolve: %q", notice)
+	}
+	// The timeline holds what the customer read: the plan email opens there
+	// once the notifier has sent it.
+	planMail := `//details[@class="sent"]/summary[starts-with(., "What the customer read: “Wir haben einen Plan")]`
+	testkit.Eventually(t, "the plan email in the item's timeline", func() bool {
+		run(t, tab, "reload the item", chromedp.Navigate(e.url+"/items/"+id), chromedp.WaitVisible(css(`#feedback-text`)))
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](fmt.Sprintf(`document.evaluate(%q, document, null, XPathResult.NUMBER_TYPE, null).numberValue`, "count("+planMail+")")))
+		return err == nil && n == 1
+	})
+	run(t, tab, "open the plan email", chromedp.Click(planMail), chromedp.WaitVisible(planMail+`/following-sibling::pre`))
+	if body, err := chromedp.Run(tab, chromedp.Text(planMail+`/following-sibling::pre`)); err != nil || !strings.Contains(body, "Wir erstatten die zweite Abbuchung noch diese Woche.") || !strings.Contains(body, "STATUS-TOKEN") {
+		t.Errorf("the plan email in the timeline (%v):\n%s", err, body)
 	}
 
 	// A form posted without its CSRF token (as another site's script would

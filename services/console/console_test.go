@@ -393,6 +393,23 @@ func TestPreviewIsWhatTheCustomerGets(t *testing.T) {
 	if want := strings.ReplaceAll(text, "STATUS-TOKEN", token); strings.TrimSpace(mail) != strings.TrimSpace(want) {
 		t.Errorf("email text differs from the preview:\n--- sent\n%s\n--- previewed\n%s", mail, want)
 	}
+	// The item's timeline shows what the customer read, as the notifier
+	// recorded it: the email's subject and text, the token masked.
+	var read string
+	testkit.Eventually(t, "the sent plan email in the item's timeline", func() bool {
+		page := b.get("/items/" + id).body
+		if !strings.Contains(page, "<summary>What the customer read: “"+html.EscapeString(subject)+"”</summary>") {
+			return false
+		}
+		read = textOf(t, page[strings.Index(page, "What the customer read: “"+html.EscapeString(subject)):], `<pre class="mailtext">`)
+		return true
+	})
+	if strings.TrimSpace(read) != strings.TrimSpace(strings.ReplaceAll(mail, token, "STATUS-TOKEN")) {
+		t.Errorf("the timeline's copy differs from the email sent (token masked):\n--- timeline\n%s\n--- sent\n%s", read, mail)
+	}
+	if strings.Contains(read, token) {
+		t.Error("the timeline shows the customer's status token")
+	}
 	// No consent: the preview says no message will go.
 	b.get("/items/" + noConsent)
 	r = b.post("/items/"+noConsent+"/preview", url.Values{"for": {"decline"}, "customer_message": {"Not something we change"}})

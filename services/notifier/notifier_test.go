@@ -32,6 +32,7 @@ import (
 	"github.com/feedloop/feedloop/services/notifier"
 	"github.com/feedloop/feedloop/services/notifier/internal/channel/webhook"
 	"github.com/feedloop/feedloop/services/notifier/internal/steps"
+	"github.com/feedloop/feedloop/services/notifier/preview"
 	"github.com/feedloop/feedloop/services/notifier/webhooksig"
 )
 
@@ -333,6 +334,9 @@ func TestCustomerAcknowledgedExactlyOnce(t *testing.T) {
 	if !strings.HasPrefix(subject, "Wir haben Ihr Feedback erhalten: Charged twice") {
 		t.Errorf("email subject = %q", subject)
 	}
+	if !strings.Contains(m.Text(), "4111 1111 1111 1111") {
+		t.Errorf("the customer's acknowledgement does not quote their own words:\n%s", m.Text())
+	}
 	if m.From != "support@acme.example" {
 		t.Errorf("envelope from = %q", m.From)
 	}
@@ -357,6 +361,23 @@ func TestCustomerAcknowledgedExactlyOnce(t *testing.T) {
 		}
 		if want := bus.DeriveID(ev.GetId(), "notified", "received", channel, recipient); n.GetId() != want {
 			t.Errorf("notified %s id = %s, want %s", channel, n.GetId(), want)
+		}
+		// What the customer read, for the teams: the email's subject and
+		// text, the status link's token masked.
+		if got.GetSubject() != subject {
+			t.Errorf("notified %s subject = %q, want the email's %q", channel, got.GetSubject(), subject)
+		}
+		masked := "https://status.acme.example/feedback/" + preview.MaskedToken
+		if !strings.Contains(got.GetText(), masked) || !strings.Contains(got.GetText(), "Charged twice") {
+			t.Errorf("notified %s text lacks the status link with its token masked (%s):\n%s", channel, masked, got.GetText())
+		}
+		if strings.Contains(got.GetText(), tokenOf(fid)) {
+			t.Errorf("notified %s text holds the customer's status token:\n%s", channel, got.GetText())
+		}
+		// The acknowledgement quotes the customer's words unredacted; teams
+		// read them only redacted, on the item.
+		if !strings.Contains(got.GetText(), steps.OwnWordsStandIn) || strings.Contains(got.GetText(), "4111") || strings.Contains(got.GetText(), "+41 79") {
+			t.Errorf("notified %s text does not stand in for the customer's unredacted words:\n%s", channel, got.GetText())
 		}
 	}
 
@@ -429,6 +450,9 @@ func TestTeamAlerts(t *testing.T) {
 			found = true
 			if got.GetStep() != feedloopv1.Step_STEP_ROUTED || got.GetAudience() != "team" || got.GetChannel() != "webhook" || got.GetRecipient() != "billing-alerts" || got.GetCauseEventId() != billing.GetId() {
 				t.Errorf("notified = %v", got)
+			}
+			if got.GetSubject() != "" || got.GetText() != "" {
+				t.Errorf("a team alert's record carries its message: %q %q", got.GetSubject(), got.GetText())
 			}
 		}
 	}

@@ -1136,7 +1136,16 @@ type Notified struct {
 	// The UTC day (YYYY-MM-DD) the notice counted for.
 	CapDay string `protobuf:"bytes,9,opt,name=cap_day,json=capDay,proto3" json:"cap_day,omitempty"`
 	// The customer the notice counted for, as the cap identifies customers.
-	CapCustomer   string `protobuf:"bytes,10,opt,name=cap_customer,json=capCustomer,proto3" json:"cap_customer,omitempty"`
+	CapCustomer string `protobuf:"bytes,10,opt,name=cap_customer,json=capCustomer,proto3" json:"cap_customer,omitempty"`
+	// Subject of a customer message, so that teams can read what the
+	// customer was told. Empty for team messages and digests (a digest
+	// speaks of other items too).
+	Subject string `protobuf:"bytes,11,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Plain text of a customer message, rendered for teams: the status
+	// link's token as STATUS-TOKEN (teams must not answer as the customer)
+	// and the customer's unredacted words, which an acknowledgement quotes,
+	// stood in for. Empty where subject is.
+	Text          string `protobuf:"bytes,12,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1241,6 +1250,20 @@ func (x *Notified) GetCapCustomer() string {
 	return ""
 }
 
+func (x *Notified) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Notified) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_feedloop_v1_event_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_event_proto_rawDesc = "" +
@@ -1316,7 +1339,7 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12/\n" +
 	"\x04kind\x18\x06 \x01(\x0e2\x1b.feedloop.v1.EscalationKindR\x04kind\x121\n" +
 	"\bfeedback\x18\a \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x121\n" +
-	"\bpriority\x18\b \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\"\xbd\x02\n" +
+	"\bpriority\x18\b \x01(\x0e2\x15.feedloop.v1.PriorityR\bpriority\"\xeb\x02\n" +
 	"\bNotified\x12%\n" +
 	"\x04step\x18\x01 \x01(\x0e2\x11.feedloop.v1.StepR\x04step\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x18\n" +
@@ -1329,7 +1352,9 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"cap_notice\x18\b \x01(\tR\tcapNotice\x12\x17\n" +
 	"\acap_day\x18\t \x01(\tR\x06capDay\x12!\n" +
 	"\fcap_customer\x18\n" +
-	" \x01(\tR\vcapCustomer*\xb4\x01\n" +
+	" \x01(\tR\vcapCustomer\x12\x18\n" +
+	"\asubject\x18\v \x01(\tR\asubject\x12\x12\n" +
+	"\x04text\x18\f \x01(\tR\x04text*\xb4\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ROUTED\x10\x01\x12\x17\n" +

@@ -442,14 +442,17 @@ type TimelineEntry struct {
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	// Target of a reroute or escalation.
 	Target string `protobuf:"bytes,11,opt,name=target,proto3" json:"target,omitempty"`
-	// Internal note or the customer's reply text.
+	// Internal note, the customer's reply text, or the plain text of a
+	// message the customer was sent (Notified.text).
 	Text string `protobuf:"bytes,12,opt,name=text,proto3" json:"text,omitempty"`
 	// Only for teams: never shown to the customer.
 	Internal bool `protobuf:"varint,13,opt,name=internal,proto3" json:"internal,omitempty"`
 	// Escalation level or CSAT score.
 	Level int32 `protobuf:"varint,14,opt,name=level,proto3" json:"level,omitempty"`
 	// Step, for notifications.
-	Step          Step `protobuf:"varint,15,opt,name=step,proto3,enum=feedloop.v1.Step" json:"step,omitempty"`
+	Step Step `protobuf:"varint,15,opt,name=step,proto3,enum=feedloop.v1.Step" json:"step,omitempty"`
+	// Subject of a message the customer was sent (Notified.subject).
+	Subject       string `protobuf:"bytes,16,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,6 +590,13 @@ func (x *TimelineEntry) GetStep() Step {
 		return x.Step
 	}
 	return Step_STEP_UNSPECIFIED
+}
+
+func (x *TimelineEntry) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
 }
 
 // ItemSummary is one line of a list: the item and the caller team's share.
@@ -2424,7 +2434,7 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\x06reason\x18\x0f \x01(\tR\x06reason\x12\x1f\n" +
 	"\vrerouted_to\x18\x10 \x01(\tR\n" +
 	"reroutedTo\x12#\n" +
-	"\rrerouted_from\x18\x11 \x01(\tR\freroutedFrom\"\xf8\x03\n" +
+	"\rrerouted_from\x18\x11 \x01(\tR\freroutedFrom\"\x92\x04\n" +
 	"\rTimelineEntry\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12-\n" +
@@ -2441,7 +2451,8 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\x04text\x18\f \x01(\tR\x04text\x12\x1a\n" +
 	"\binternal\x18\r \x01(\bR\binternal\x12\x14\n" +
 	"\x05level\x18\x0e \x01(\x05R\x05level\x12%\n" +
-	"\x04step\x18\x0f \x01(\x0e2\x11.feedloop.v1.StepR\x04step\"\xdb\x05\n" +
+	"\x04step\x18\x0f \x01(\x0e2\x11.feedloop.v1.StepR\x04step\x12\x18\n" +
+	"\asubject\x18\x10 \x01(\tR\asubject\"\xdb\x05\n" +
 	"\vItemSummary\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
 	"feedbackId\x12<\n" +

@@ -63,6 +63,11 @@ func Load(dir string) (*Renderer, error) {
 	return &Renderer{set: set}, nil
 }
 
+// MaskedToken stands for the customer's status token in what teams read of
+// a customer message: previews render with it, and the Notified record's
+// copy of a sent message has the real token replaced by it.
+const MaskedToken = steps.MaskedToken
+
 // ErrUnsupported is returned for an event the preview does not render.
 var ErrUnsupported = errors.New("preview: only StatusChanged events are previewed")
 

@@ -23,7 +23,7 @@ import (
 
 // previewToken stands in for the item's status token in previews: the
 // router never gives teams the real one.
-const previewToken = "STATUS-TOKEN"
+const previewToken = preview.MaskedToken
 
 // Form is what the user typed into the item page's forms, kept when an
 // action is refused or previewed.
@@ -62,8 +62,12 @@ type timelineEntry struct {
 	Summary  string
 	Customer string // what the customer was told
 	Internal string // what only teams see
+	Email    *sentEmail
 	Mine     bool
 }
+
+// sentEmail is a message the customer was sent, as the notifier recorded it.
+type sentEmail struct{ Subject, Text string }
 
 type topic struct {
 	Name       string
@@ -300,6 +304,9 @@ func timelineView(e *feedloopv1.TimelineEntry, team string) timelineEntry {
 		// The entry's actor is the audience ("customer", "team"), not a
 		// person: the summary names who was told what instead.
 		v.Kind, v.Summary, v.Actor = "notified", notifiedSummary(e.GetStep(), e.GetActor(), e.GetTeam()), ""
+		if e.GetActor() == "customer" && (e.GetSubject() != "" || e.GetText() != "") {
+			v.Email = &sentEmail{Subject: e.GetSubject(), Text: e.GetText()}
+		}
 	default:
 		v.Kind, v.Summary = "other", "Event"
 	}

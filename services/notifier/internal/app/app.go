@@ -155,7 +155,7 @@ func (h *Handler) deliver(ctx context.Context, n steps.Notice, t recipients.Targ
 		// send and publish, in which case this restores the record.
 		h.Log.DebugContext(ctx, "notification already sent", "key", d.Key(), "cause_event_id", claim.Cause)
 		h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultDuplicate, attribute.String("feedloop.cause_event_id", claim.Cause))
-		return h.publish(ctx, n, t, d, claim.Cause, counted)
+		return h.publish(ctx, n, t, d, claim.Cause, counted, r)
 	}
 
 	msg, err := h.message(n, t, d, r)
@@ -186,7 +186,7 @@ func (h *Handler) deliver(ctx context.Context, n steps.Notice, t recipients.Targ
 	h.Log.InfoContext(ctx, "notification sent", "feedback_id", n.FeedbackID, "step", n.Name,
 		"audience", n.Audience, "channel", t.Channel, "recipient", logged(t.Recipient), "team", n.Team)
 	h.Metrics.count(ctx, n.Name, n.Audience, t.Channel, ResultSent)
-	perr := h.publish(ctx, n, t, d, n.CauseEventID, counted)
+	perr := h.publish(ctx, n, t, d, n.CauseEventID, counted, r)
 	// Marked even when the record failed to publish: the retry then finds
 	// the mark and publishes the record again, instead of sending again
 	// when the claim expires. The claim is kept if marking fails:
@@ -204,14 +204,24 @@ type rendering struct {
 	done bool
 	r    templates.Rendered
 	err  error
+	// teams is a customer message as teams read it in its record
+	// (Notice.TeamsData), rendered once too.
+	teamsDone bool
+	teams     templates.Rendered
+	teamsErr  error
 }
 
-func (h *Handler) message(n steps.Notice, t recipients.Target, d steps.Delivery, rd *rendering) (channel.Message, error) {
+// render renders n, once for all its targets.
+func (h *Handler) render(n steps.Notice, rd *rendering) (templates.Rendered, error) {
 	if !rd.done {
 		rd.r, rd.err = h.Templates.Render(n.Name, n.Locale, n.Data)
 		rd.done = true
 	}
-	r, err := rd.r, rd.err
+	return rd.r, rd.err
+}
+
+func (h *Handler) message(n steps.Notice, t recipients.Target, d steps.Delivery, rd *rendering) (channel.Message, error) {
+	r, err := h.render(n, rd)
 	if err != nil {
 		// Templates were validated at start; data they cannot render now
 		// will not render on a retry either.
@@ -231,7 +241,19 @@ func (h *Handler) message(n steps.Notice, t recipients.Target, d steps.Delivery,
 // publish records the delivery of n to t, caused by event cause, as a
 // Notified event; a digest records one per message it stands for, each
 // under that message's feedback item and cause.
-func (h *Handler) publish(ctx context.Context, n steps.Notice, t recipients.Target, d steps.Delivery, cause string, counted *capRecord) error {
+func (h *Handler) publish(ctx context.Context, n steps.Notice, t recipients.Target, d steps.Delivery, cause string, counted *capRecord, rd *rendering) error {
+	// What a customer was told, for the teams to read; not a digest's,
+	// which speaks of other items too.
+	var subject, text string
+	if n.Audience == steps.AudienceCustomer && len(n.Covers) == 0 {
+		if !rd.teamsDone {
+			rd.teams, rd.teamsErr = h.Templates.Render(n.Name, n.Locale, n.TeamsData())
+			rd.teamsDone = true
+		}
+		if rd.teamsErr == nil {
+			subject, text = rd.teams.Subject, rd.teams.Text
+		}
+	}
 	covers := n.Covers
 	if len(covers) == 0 {
 		covers = []steps.Covered{{FeedbackID: n.FeedbackID, Team: n.Team, CauseEventID: cause}}
@@ -249,6 +271,8 @@ func (h *Handler) publish(ctx context.Context, n steps.Notice, t recipients.Targ
 				Team:         c.Team,
 				CauseEventId: c.CauseEventID,
 				DeliveryKey:  d.Key(),
+				Subject:      subject,
+				Text:         text,
 			}},
 		}
 		if counted != nil {

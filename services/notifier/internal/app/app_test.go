@@ -216,4 +216,9 @@ func TestDigestInFlightElsewhereIsLeftThenRetired(t *testing.T) {
 	if n := ev.GetNotified(); ev.GetFeedbackId() != second || n.GetStep() != feedloopv1.Step_STEP_DIGEST || n.GetCauseEventId() != "ev-2" {
 		t.Errorf("last notified = %v", ev)
 	}
+	// A digest speaks of the customer's other items too: its records do
+	// not carry it to each item's teams.
+	if n := ev.GetNotified(); n.GetSubject() != "" || n.GetText() != "" {
+		t.Errorf("a digest's record carries the digest: %q %q", n.GetSubject(), n.GetText())
+	}
 }

@@ -26,9 +26,10 @@ func planReceived(subject string, ev *feedloopv1.Event, r *feedloopv1.Received, 
 		return Decision{Skipped: []Skip{{Step: spec(StepReceived), Reason: "an answer to " + fb.GetInReplyTo()}}}, nil
 	}
 	return customerDecision(spec(StepReceived), ev, fb, consentContact, func(n *Notice) {
-		n.Data.StatusURL = StatusURL(o.StatusURL, r.GetStatusToken())
+		n.StatusToken = r.GetStatusToken()
+		n.Data.StatusURL = StatusURL(o.StatusURL, n.StatusToken)
 		// The customer sees their own words, unredacted.
-		n.Data.Text = fb.GetText()
+		n.Data.Text, n.OwnWords = fb.GetText(), true
 	}), nil
 }
 
@@ -134,7 +135,8 @@ func planStatus(subject string, ev *feedloopv1.Event, sc *feedloopv1.StatusChang
 	}
 	return customerDecision(spec(name), ev, fb, consentContact, func(n *Notice) {
 		n.Scope, n.Team = scope, team
-		n.Data.StatusURL = StatusURL(o.StatusURL, sc.GetStatusToken())
+		n.StatusToken = sc.GetStatusToken()
+		n.Data.StatusURL = StatusURL(o.StatusURL, n.StatusToken)
 		fill(&n.Data)
 	}), nil
 }
@@ -202,7 +204,8 @@ func planClosed(subject string, ev *feedloopv1.Event, c *feedloopv1.Closed, o Op
 	}
 	return customerDecision(s, ev, fb, consentSurvey, func(n *Notice) {
 		n.Data.Teams = append([]string(nil), c.GetTeams()...)
-		n.Data.StatusURL = StatusURL(o.StatusURL, c.GetStatusToken())
+		n.StatusToken = c.GetStatusToken()
+		n.Data.StatusURL = StatusURL(o.StatusURL, n.StatusToken)
 		n.Data.SurveyLinks = SurveyLinks(o.StatusURL, c.GetStatusToken())
 	}), nil
 }

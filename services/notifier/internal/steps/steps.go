@@ -12,6 +12,7 @@ package steps
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,6 +128,35 @@ type Notice struct {
 	// Covers lists the held messages a digest stands for: each gets its
 	// own Notified record. Empty for every other step.
 	Covers []Covered
+	// StatusToken is the customer's status token in Data's links, masked
+	// in what teams read (TeamsData).
+	StatusToken string
+	// OwnWords says Data.Text is the customer's text as they wrote it
+	// (they are shown their own words), which teams read only redacted.
+	OwnWords bool
+}
+
+// OwnWordsStandIn replaces the customer's own words in what teams read of
+// a customer message: the item shows teams its text, redacted.
+const OwnWordsStandIn = "[the customer's feedback, as the item shows it]"
+
+// TeamsData is n's data as teams may read the message it makes (the
+// Notified record's copy): the status links' token masked and the
+// customer's unredacted words stood in for, whatever the templates do
+// with them.
+func (n Notice) TeamsData() Data {
+	d := n.Data
+	if n.StatusToken != "" {
+		d.StatusURL = strings.ReplaceAll(d.StatusURL, n.StatusToken, MaskedToken)
+		d.SurveyLinks = slices.Clone(d.SurveyLinks)
+		for i := range d.SurveyLinks {
+			d.SurveyLinks[i].URL = strings.ReplaceAll(d.SurveyLinks[i].URL, n.StatusToken, MaskedToken)
+		}
+	}
+	if n.OwnWords {
+		d.Text = OwnWordsStandIn
+	}
+	return d
 }
 
 // Covered is a message held back by the daily cap and sent in a digest.
@@ -176,6 +206,11 @@ func Plan(subject string, ev *feedloopv1.Event, o Options) (Decision, error) {
 		return Decision{}, nil
 	}
 }
+
+// MaskedToken stands for the customer's status token where teams read a
+// customer message (a preview, the Notified record's copy): the link is
+// the customer's own, and a team holding it could answer as the customer.
+const MaskedToken = "STATUS-TOKEN"
 
 // StatusURL is the customer's status link: base + "/" + the escaped token,
 // or "" when no base is configured or the item has no token.

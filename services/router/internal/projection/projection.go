@@ -237,6 +237,7 @@ func closed(item *feedloopv1.Item, ev *feedloopv1.Event) bool {
 func notified(item *feedloopv1.Item, ev *feedloopv1.Event, n *feedloopv1.Notified) bool {
 	e := entry(ev, feedloopv1.TimelineKind_TIMELINE_KIND_NOTIFIED)
 	e.Step, e.Actor, e.Team = n.GetStep(), n.GetAudience(), n.GetTeam()
+	e.Subject, e.Text = n.GetSubject(), n.GetText() // what the customer read
 	e.Internal = n.GetAudience() != AudienceCustomer
 	addEntry(item, e)
 	return true

@@ -384,10 +384,15 @@ func TestApply(t *testing.T) {
 		{
 			name:  "notified to the customer is visible",
 			prior: base(),
-			ev:    ev("e-n", time.Hour, &feedloopv1.Notified{Step: feedloopv1.Step_STEP_RESOLVED, Audience: "customer", Team: "billing", Recipient: "ann@example.com"}),
+			ev: ev("e-n", time.Hour, &feedloopv1.Notified{Step: feedloopv1.Step_STEP_RESOLVED, Audience: "customer", Team: "billing", Recipient: "ann@example.com",
+				Subject: "Resolved: Charged twice", Text: "Hello Ann,\n\nbilling has resolved your feedback."}),
 			check: func(t *testing.T, item *feedloopv1.Item) {
 				if e := last(item); e.Kind != feedloopv1.TimelineKind_TIMELINE_KIND_NOTIFIED || e.Internal || e.Step != feedloopv1.Step_STEP_RESOLVED || e.Actor != "customer" || e.Team != "billing" {
 					t.Errorf("timeline = %v", e)
+				}
+				// What the customer read, for the teams.
+				if e := last(item); e.Subject != "Resolved: Charged twice" || e.Text != "Hello Ann,\n\nbilling has resolved your feedback." {
+					t.Errorf("message = %q %q", e.Subject, e.Text)
 				}
 			},
 		},
