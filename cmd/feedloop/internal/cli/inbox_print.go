@@ -322,6 +322,9 @@ func timelineLine(e *feedloopv1.TimelineEntry) string {
 			to = "team " + dash(e.GetTeam())
 		}
 		fmt.Fprintf(&b, "told the %s: %s", to, enumName(e.GetStep(), "STEP_"))
+		if s := e.GetSubject(); s != "" {
+			fmt.Fprintf(&b, " (email %q)", s) // its text: the console's item page
+		}
 		return b.String()
 	default:
 		b.WriteString(enumName(e.GetKind(), "TIMELINE_KIND_"))

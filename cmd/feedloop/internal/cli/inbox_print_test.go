@@ -27,3 +27,18 @@ func TestPrintableDefusesEscapes(t *testing.T) {
 		t.Fatalf("output = %q", got)
 	}
 }
+
+// A customer message in the timeline names the email's subject, as the
+// notifier recorded it; a team alert has none to name.
+func TestTimelineNamesTheCustomersEmail(t *testing.T) {
+	told := timelineLine(&feedloopv1.TimelineEntry{Kind: feedloopv1.TimelineKind_TIMELINE_KIND_NOTIFIED, Step: feedloopv1.Step_STEP_PLANNED,
+		Actor: "customer", Team: "billing", Subject: "Wir haben einen Plan: Charged twice", Text: "Guten Tag …"})
+	if !strings.Contains(told, `told the customer: planned (email "Wir haben einen Plan: Charged twice")`) {
+		t.Errorf("customer message line = %q", told)
+	}
+	alert := timelineLine(&feedloopv1.TimelineEntry{Kind: feedloopv1.TimelineKind_TIMELINE_KIND_NOTIFIED, Step: feedloopv1.Step_STEP_ROUTED,
+		Actor: "team", Team: "billing", Internal: true})
+	if strings.Contains(alert, "email") || !strings.Contains(alert, "told the team billing: routed") {
+		t.Errorf("team alert line = %q", alert)
+	}
+}
