@@ -21,10 +21,6 @@ import (
 	"github.com/feedloop/feedloop/services/notifier/preview"
 )
 
-// previewToken stands in for the item's status token in previews: the
-// router never gives teams the real one.
-const previewToken = preview.MaskedToken
-
 // Form is what the user typed into the item page's forms, kept when an
 // action is refused or previewed.
 type Form struct {
@@ -496,7 +492,7 @@ func fieldName(f string) string {
 // previewEvent is the StatusChanged the router would publish if sess's team
 // did action with f now: the preview renders it as the notifier will.
 func previewEvent(it *feedloopv1.Item, mine *feedloopv1.AssignmentState, team, actor string, f Form, now time.Time) (*feedloopv1.Event, error) {
-	sc := &feedloopv1.StatusChanged{Team: team, Actor: actor, Feedback: it.GetFeedback(), StatusToken: previewToken}
+	sc := &feedloopv1.StatusChanged{Team: team, Actor: actor, Feedback: it.GetFeedback(), StatusToken: preview.MaskedToken} // teams never get the real one
 	if mine != nil {
 		sc.From = mine.GetStatus()
 	}

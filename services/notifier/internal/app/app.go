@@ -200,28 +200,28 @@ func (h *Handler) deliver(ctx context.Context, n steps.Notice, t recipients.Targ
 
 // rendering is one notice rendered, once, when its first target is sent
 // (targets already sent need no rendering): the same for every target.
-type rendering struct {
+// Customer messages are also rendered for teams, for their record
+// (Notice.TeamsData), once too.
+type rendering struct{ sent, teams lazy }
+
+// lazy is one rendering, made at its first use.
+type lazy struct {
 	done bool
 	r    templates.Rendered
 	err  error
-	// teams is a customer message as teams read it in its record
-	// (Notice.TeamsData), rendered once too.
-	teamsDone bool
-	teams     templates.Rendered
-	teamsErr  error
 }
 
-// render renders n, once for all its targets.
-func (h *Handler) render(n steps.Notice, rd *rendering) (templates.Rendered, error) {
-	if !rd.done {
-		rd.r, rd.err = h.Templates.Render(n.Name, n.Locale, n.Data)
-		rd.done = true
+// get renders n with data() the first time.
+func (l *lazy) get(h *Handler, n steps.Notice, data func() steps.Data) (templates.Rendered, error) {
+	if !l.done {
+		l.r, l.err = h.Templates.Render(n.Name, n.Locale, data())
+		l.done = true
 	}
-	return rd.r, rd.err
+	return l.r, l.err
 }
 
 func (h *Handler) message(n steps.Notice, t recipients.Target, d steps.Delivery, rd *rendering) (channel.Message, error) {
-	r, err := h.render(n, rd)
+	r, err := rd.sent.get(h, n, func() steps.Data { return n.Data })
 	if err != nil {
 		// Templates were validated at start; data they cannot render now
 		// will not render on a retry either.
@@ -246,12 +246,8 @@ func (h *Handler) publish(ctx context.Context, n steps.Notice, t recipients.Targ
 	// which speaks of other items too.
 	var subject, text string
 	if n.Audience == steps.AudienceCustomer && len(n.Covers) == 0 {
-		if !rd.teamsDone {
-			rd.teams, rd.teamsErr = h.Templates.Render(n.Name, n.Locale, n.TeamsData())
-			rd.teamsDone = true
-		}
-		if rd.teamsErr == nil {
-			subject, text = rd.teams.Subject, rd.teams.Text
+		if r, err := rd.teams.get(h, n, n.TeamsData); err == nil {
+			subject, text = r.Subject, r.Text
 		}
 	}
 	covers := n.Covers
