@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -53,10 +54,12 @@ type Projector struct {
 	// committer takes them before the projector's own folds, and nobody
 	// waits for them (see applyNow).
 	nows chan *fold
-	// appliedNow holds the ids of routed events applyNow folded into the
-	// read model; the projector's own delivery of one then skips the read
-	// model (its reads would only find the event applied) and goes to the
-	// SLA index alone. The committer's alone; bounded by appliedNowMax.
+	// appliedNow holds the ids of the events applyNow folded into the read
+	// model; the projector's own delivery of one then skips the read model
+	// (its reads would only find the event applied): a routed event goes
+	// to the SLA index alone, a classified one is acked at once (Done).
+	// Bounded by appliedNowMax.
+	mu         sync.Mutex
 	appliedNow map[string]struct{}
 	done       chan struct{}
 }
@@ -118,6 +121,24 @@ func (p *Projector) Project(ctx context.Context, ev *feedloopv1.Event, tracepare
 		return ctx.Err()
 	}
 	return <-f.err
+}
+
+// Done reports whether the projector's own delivery of event id on subject
+// has nothing left to do, so its handler can ack it without decoding it or
+// taking a place in a batch: a classified event the committer has applied
+// at once, which the SLA index ignores. It is forgotten once asked for, as
+// in commit: a redelivery goes through the read model again.
+func (p *Projector) Done(subject, id string) bool {
+	if subject != bus.SubjectClassified || id == "" {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.appliedNow[id]; !ok {
+		return false
+	}
+	delete(p.appliedNow, id)
+	return true
 }
 
 // ApplyNow queues a routed event, or the classified event it was routed
@@ -210,6 +231,7 @@ func (p *Projector) commit(batch []*fold) {
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
+	p.mu.Lock()
 	for _, f := range batch {
 		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
 		if _, ok := p.appliedNow[f.ev.GetId()]; ok && !f.readModelOnly {
@@ -217,16 +239,21 @@ func (p *Projector) commit(batch []*fold) {
 			delete(p.appliedNow, f.ev.GetId())
 		}
 	}
+	p.mu.Unlock()
 	errs := p.foldSafely(ctx, batch)
+	p.mu.Lock()
+	for i, f := range batch {
+		if f.err == nil && errs[i] == nil && f.readModelOnly {
+			if len(p.appliedNow) >= appliedNowMax {
+				clear(p.appliedNow)
+			}
+			p.appliedNow[f.ev.GetId()] = struct{}{}
+		}
+	}
+	p.mu.Unlock()
 	for i, f := range batch {
 		if f.err == nil {
 			p.logNow(f, errs[i])
-			if errs[i] == nil && f.readModelOnly {
-				if len(p.appliedNow) >= appliedNowMax {
-					clear(p.appliedNow)
-				}
-				p.appliedNow[f.ev.GetId()] = struct{}{}
-			}
 			continue
 		}
 		f.err <- errs[i]

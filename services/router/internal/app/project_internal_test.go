@@ -13,9 +13,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
+	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
@@ -194,5 +196,47 @@ func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
 	}
 	if rt, cmds := trips.Take(); rt != 0 {
 		t.Errorf("%d round trips (%d commands) for a classified event applied at once, want none", rt, cmds)
+	}
+}
+
+// The projector's own delivery of a classified event applied at once has
+// nothing left to do: Done tells its handler to ack it before decoding it.
+// A routed event (the SLA index's) or an event not applied at once still
+// goes through, and so does a redelivery once the id was asked for.
+func TestDoneForAClassifiedEventAppliedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	p, _, _ := folder(t, true)
+	p.appliedNow = map[string]struct{}{}
+	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
+	fb := &feedloopv1.Feedback{Id: "fb-1", Text: "hi"}
+	classified := &feedloopv1.Event{Id: "classified-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb, Classification: &feedloopv1.Classification{RedactedText: "hi"}}}}
+	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: fb,
+			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
+	if p.Done(bus.SubjectClassified, "classified-1") {
+		t.Error("Done before the event was applied")
+	}
+	p.commit([]*fold{{ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
+	if p.Done(bus.RoutedSubject("billing"), "routed-1") {
+		t.Error("Done for a routed event: the SLA index still needs it")
+	}
+	if p.Done(bus.SubjectReceived, "classified-1") {
+		t.Error("Done for the id on another subject")
+	}
+	if !p.Done(bus.SubjectClassified, "classified-1") {
+		t.Error("not Done for the classified event applied at once")
+	}
+	if p.Done(bus.SubjectClassified, "classified-1") {
+		t.Error("Done again: a redelivery must go through the read model")
+	}
+	// An event whose fold failed (the read model being rebuilt: the
+	// guard's key is missing) is not Done.
+	p.Store = p.Store.Fenced(rebuild.Guard{Key: "router:rebuild:ready"})
+	classified2 := proto.Clone(classified).(*feedloopv1.Event)
+	classified2.Id, classified2.FeedbackId = "classified-2", "fb-2"
+	p.commit([]*fold{{ctx: ctx, ev: classified2, readModelOnly: true}})
+	if p.Done(bus.SubjectClassified, "classified-2") {
+		t.Error("Done for an event whose fold failed")
 	}
 }

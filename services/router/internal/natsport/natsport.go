@@ -59,9 +59,13 @@ func ProjectorConfig(durable string, workers int) bus.ConsumerConfig {
 }
 
 // ProjectorHandler hands each event to the projector with its trace
-// context header, kept with a received item.
+// context header, kept with a received item; one the projector has
+// nothing left to do for (Done) is acked without being decoded.
 func ProjectorHandler(p *app.Projector) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
+		if p.Done(m.Subject, m.MsgID()) {
+			return nil
+		}
 		ev, err := m.Event()
 		if err != nil {
 			return err // permanent already
