@@ -122,13 +122,9 @@ type Item struct {
 	// Times the item has closed.
 	CloseRounds int32 `protobuf:"varint,9,opt,name=close_rounds,json=closeRounds,proto3" json:"close_rounds,omitempty"`
 	// The latest survey answer (1-5), 0 if none.
-	Csat int32 `protobuf:"varint,10,opt,name=csat,proto3" json:"csat,omitempty"`
-	// Ids of the events folded into the item, sorted: the read model's
-	// record of what it applied, so a redelivery changes nothing (never
-	// returned by TeamService).
-	AppliedEventIds []string `protobuf:"bytes,11,rep,name=applied_event_ids,json=appliedEventIds,proto3" json:"applied_event_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Csat          int32 `protobuf:"varint,10,opt,name=csat,proto3" json:"csat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -229,13 +225,6 @@ func (x *Item) GetCsat() int32 {
 		return x.Csat
 	}
 	return 0
-}
-
-func (x *Item) GetAppliedEventIds() []string {
-	if x != nil {
-		return x.AppliedEventIds
-	}
-	return nil
 }
 
 // AssignmentState is one team's share of an item and where it stands.
@@ -2408,7 +2397,7 @@ var File_feedloop_v1_team_proto protoreflect.FileDescriptor
 
 const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\n" +
-	"\x16feedloop/v1/team.proto\x12\vfeedloop.v1\x1a\x1cfeedloop/v1/assignment.proto\x1a feedloop/v1/classification.proto\x1a\x17feedloop/v1/event.proto\x1a\x1afeedloop/v1/feedback.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n" +
+	"\x16feedloop/v1/team.proto\x12\vfeedloop.v1\x1a\x1cfeedloop/v1/assignment.proto\x1a feedloop/v1/classification.proto\x1a\x17feedloop/v1/event.proto\x1a\x1afeedloop/v1/feedback.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x03\n" +
 	"\x04Item\x12\x1f\n" +
 	"\vfeedback_id\x18\x01 \x01(\tR\n" +
 	"feedbackId\x121\n" +
@@ -2422,8 +2411,7 @@ const file_feedloop_v1_team_proto_rawDesc = "" +
 	"\fstatus_token\x18\b \x01(\tR\vstatusToken\x12!\n" +
 	"\fclose_rounds\x18\t \x01(\x05R\vcloseRounds\x12\x12\n" +
 	"\x04csat\x18\n" +
-	" \x01(\x05R\x04csat\x12*\n" +
-	"\x11applied_event_ids\x18\v \x03(\tR\x0fappliedEventIds\"\xb6\x06\n" +
+	" \x01(\x05R\x04csat\"\xb6\x06\n" +
 	"\x0fAssignmentState\x12\x12\n" +
 	"\x04team\x18\x01 \x01(\tR\x04team\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x121\n" +

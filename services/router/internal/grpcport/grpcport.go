@@ -501,12 +501,10 @@ func watchResponse(data []byte) (*feedloopv1.WatchResponse, error) {
 	return &feedloopv1.WatchResponse{EventId: ev.GetId(), Routed: r}, nil
 }
 
-// forTeams strips what teams must not see, the customer's status token,
-// and what is the read model's own, the ids of the events it applied.
+// forTeams strips what teams must not see: the customer's status token.
 func forTeams(item *feedloopv1.Item) *feedloopv1.Item {
 	out := proto.CloneOf(item)
 	out.StatusToken = ""
-	out.AppliedEventIds = nil
 	return out
 }
 

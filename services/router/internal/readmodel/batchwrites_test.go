@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/testkit"
@@ -39,8 +38,8 @@ func (k *keyCommands) hook() testkit.CommandHook {
 }
 
 // An item's several events in one batch (what the projector hands over
-// from a backlog) are folded into one read and one write of the item, which
-// records their ids, and leave what they leave one at a time.
+// from a backlog) are folded into one read, one write of the item and one
+// SADD of their ids, and leave what they leave one at a time.
 func TestBatchWritesAnItemOnce(t *testing.T) {
 	ctx := context.Background()
 	sc := realistic()
@@ -68,14 +67,9 @@ func TestBatchWritesAnItemOnce(t *testing.T) {
 			t.Errorf("event %d (%s) not applied", i, evs[i].GetId())
 		}
 	}
-	for _, c := range []string{"get item", "set item"} {
+	for _, c := range []string{"get item", "set item", "sadd applied"} {
 		if k.n[c] != 1 {
 			t.Errorf("%d × %s for one item's %d events, want 1 (all: %v)", k.n[c], c, len(evs), k.n)
-		}
-	}
-	for c, n := range k.n {
-		if strings.HasSuffix(c, " applied") {
-			t.Errorf("%d × %s: the item records its applied events itself (all: %v)", n, c, k.n)
 		}
 	}
 	if diff := diffDumps(dump(t, batched), dump(t, one)); diff != "" {
@@ -232,67 +226,4 @@ func otherWriterBeforeExec(t *testing.T, rdb *redis.Client, ev *feedloopv1.Event
 			t.Errorf("the other writer's apply = %v, %v", ok, err)
 		}
 	}}
-}
-
-// An item stored before items recorded their applied events (its ids in a
-// set of their own, rm:applied:<id>) keeps its history: a redelivery of an
-// event in that set changes nothing, and the item's next write takes the
-// ids in and deletes the set, leaving what the current code would have.
-func TestItemStoredWithAnAppliedSetIsMigratedOnItsNextWrite(t *testing.T) {
-	ctx := context.Background()
-	var evs []*feedloopv1.Event
-	for _, ev := range realistic().events {
-		if ev.GetFeedbackId() == "fb-a" {
-			evs = append(evs, ev)
-		}
-	}
-	want, _ := store(t)
-	applyAll(t, want, evs)
-
-	s, rdb := store(t)
-	const k = 4
-	applyAll(t, s, evs[:k])
-	// As the previous version stored it.
-	item, err := s.Item(ctx, "fb-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := item.GetAppliedEventIds()
-	if len(ids) != k {
-		t.Fatalf("item records %d applied events, want %d: %q", len(ids), k, ids)
-	}
-	raw, err := rdb.Get(ctx, "rm:item:fb-a").Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &feedloopv1.Item{}
-	if err := proto.Unmarshal(raw, old); err != nil {
-		t.Fatal(err)
-	}
-	old.AppliedEventIds = nil
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := make([]any, len(ids))
-	for i, id := range ids {
-		members[i] = id
-	}
-	if err := rdb.Set(ctx, "rm:item:fb-a", data, 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.SAdd(ctx, "rm:applied:fb-a", members...).Err(); err != nil {
-		t.Fatal(err)
-	}
-
-	if applied, err := s.Apply(ctx, evs[1]); err != nil || applied {
-		t.Errorf("redelivery of an event in the old set: applied %v, %v; want nothing changed", applied, err)
-	}
-	applyAll(t, s, evs[k:])
-	if n, err := rdb.Exists(ctx, "rm:applied:fb-a").Result(); err != nil || n != 0 {
-		t.Errorf("the old set is still there (%d, %v) after the item's write", n, err)
-	}
-	if diff := diffDumps(dump(t, s), dump(t, want)); diff != "" {
-		t.Errorf("migrated item differs from one stored by the current code:\n%s", diff)
-	}
 }

@@ -15,8 +15,8 @@
 //
 // # Keys
 //
-//	<p>item:<id>              string  the Item, protobuf (deterministic), with the ids of the events folded into it
-//	<p>applied:<id>           set     those ids, as versions before 2026-12-06 kept them: read once, deleted at the item's next write
+//	<p>item:<id>              string  the Item, protobuf (deterministic)
+//	<p>applied:<id>           set     ids of the events folded into the item
 //	<p>token:<token>          string  status token → feedback id
 //	<p>open:<team>            zset    the team's open items, score = due unix seconds (+inf when none)
 //	<p>status:<team>:<n>      zset    the team's items whose status number is n, same score
@@ -35,7 +35,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -316,15 +315,24 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 	// One round trip for the WATCH and the reads (before MULTI), the guard
 	// among them (redisx.QueueWatch): a flush or a rebuild starting before
 	// EXEC fails the transaction, so a write never lands on a missing or
-	// partial model. An item records the ids of the events applied to it
-	// (AppliedEventIds), so reading it tells which of the batch's events
-	// are new.
+	// partial model.
+	// One SMISMEMBER per item asks about all of its events in the batch.
+	asked := make(map[string][]any, len(ids)) // feedback id → event ids
+	at := make([]int, len(evs))               // evs[i]'s place in its item's question
+	for i, ev := range evs {
+		if id := ev.GetFeedbackId(); id != "" && ev.GetId() != "" {
+			at[i] = len(asked[id])
+			asked[id] = append(asked[id], ev.GetId())
+		}
+	}
+	memberCmds := make(map[string]*redis.BoolSliceCmd, len(ids))
 	getCmds := make(map[string]*redis.StringCmd, len(ids))
 	var guardCmd *redis.StringCmd
 	var watchCmd *redis.Cmd
 	_, err = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		watchCmd = redisx.QueueWatch(ctx, p, watch...)
 		for _, id := range ids {
+			memberCmds[id] = p.SMIsMember(ctx, s.appliedKey(id), asked[id]...)
 			getCmds[id] = p.Get(ctx, s.itemKey(id))
 		}
 		if s.guard != nil {
@@ -343,21 +351,6 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 			return nil, false, err
 		}
 	}
-	olds := make(map[string]*feedloopv1.Item, len(ids))
-	var legacy []string // items stored before they recorded their events
-	for _, id := range ids {
-		old, err := s.decodeItem(getCmds[id], id)
-		if err != nil {
-			return nil, false, err
-		}
-		olds[id] = old
-		if old.GetFeedbackId() != "" && len(old.GetAppliedEventIds()) == 0 {
-			legacy = append(legacy, id)
-		}
-	}
-	if err := s.readLegacyApplied(ctx, tx, legacy, olds); err != nil {
-		return nil, false, err
-	}
 	// seen[i]: evs[i] was applied before this batch (or names no item).
 	seen := make([]bool, len(evs))
 	for i, ev := range evs {
@@ -366,7 +359,11 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 			seen[i] = true
 			continue
 		}
-		_, seen[i] = slices.BinarySearch(olds[id].GetAppliedEventIds(), ev.GetId())
+		member, err := memberCmds[id].Result()
+		if err != nil {
+			return nil, false, err
+		}
+		seen[i] = member[at[i]]
 	}
 	// Fold in memory: an item's state as the previous events of the batch
 	// left it, and the ids applied meanwhile (a batch may hold an event
@@ -382,6 +379,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 		old, cur *feedloopv1.Item
 		todo     int // events of the item still to fold in this batch
 		changed  bool
+		applied  []any // ids of the events folded in
 		oldIdx   []zentry
 		oldDoc   string
 		oldToken string
@@ -407,7 +405,10 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 		id := ev.GetFeedbackId()
 		st := items[id]
 		if st.old == nil {
-			old := olds[id]
+			old, err := s.decodeItem(getCmds[id], id)
+			if err != nil {
+				return nil, false, err
+			}
 			st.old, st.cur = old, old
 			st.oldIdx, st.oldDoc, st.oldToken = s.indexEntries(old), searchDoc(old), old.GetStatusToken()
 		}
@@ -416,13 +417,13 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 		if !projection.Apply(st.cur, ev) {
 			continue
 		}
-		st.cur.AppliedEventIds = addSorted(st.cur.GetAppliedEventIds(), ev.GetId())
 		told := st.cur
 		if st.todo > 0 && s.readsItem(ev) {
 			told = proto.Clone(st.cur).(*feedloopv1.Item)
 		}
 		changes[i] = &change{item: told, kpi: kpi}
 		st.changed = true
+		st.applied = append(st.applied, ev.GetId())
 		done[ev.GetId()] = true
 	}
 	if len(done) == 0 {
@@ -443,10 +444,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 				return fmt.Errorf("encode item %s: %w", id, err)
 			}
 			p.Set(ctx, s.itemKey(id), data, 0)
-			if slices.Contains(legacy, id) {
-				// Its ids are in the item now.
-				p.Del(ctx, s.appliedKey(id))
-			}
+			p.SAdd(ctx, s.appliedKey(id), st.applied...)
 			s.updateIndexes(ctx, p, st.oldIdx, st.oldToken, st.cur)
 			if doc := searchDoc(st.cur); doc != st.oldDoc {
 				// Rewritten only when a searchable field changed: most
@@ -511,40 +509,6 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 		return nil, false, err
 	}
 	return changes, true, nil
-}
-
-// readLegacyApplied gives each of items (stored by a version that kept
-// the ids of an item's applied events in a set of their own, rm:applied:)
-// those ids, from that set, under the same WATCH: the set changed only in
-// a transaction that also wrote its item, which is watched. The item's
-// next write takes them in and deletes the set, so each is read once.
-func (s *Store) readLegacyApplied(ctx context.Context, tx *redis.Tx, items []string, olds map[string]*feedloopv1.Item) error {
-	if len(items) == 0 {
-		return nil
-	}
-	cmds := make([]*redis.StringSliceCmd, len(items))
-	if _, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range items {
-			cmds[i] = p.SMembers(ctx, s.appliedKey(id))
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for i, id := range items {
-		ids := cmds[i].Val()
-		slices.Sort(ids)
-		olds[id].AppliedEventIds = ids
-	}
-	return nil
-}
-
-// addSorted is the sorted ids with id among them.
-func addSorted(ids []string, id string) []string {
-	if i, ok := slices.BinarySearch(ids, id); !ok {
-		ids = slices.Insert(ids, i, id)
-	}
-	return ids
 }
 
 // decodeItem is the item a read returned; an empty one when there is none.
