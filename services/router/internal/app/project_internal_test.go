@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
@@ -159,14 +158,7 @@ func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
 	ctx := context.Background()
 	p, store, rdb := folder(t, true)
 	p.appliedNow = map[string]struct{}{}
-	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
-	fb := &feedloopv1.Feedback{Id: "fb-1", Text: "hi"}
-	classified := &feedloopv1.Event{Id: "classified-1", FeedbackId: "fb-1", OccurredAt: at,
-		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb,
-			Classification: &feedloopv1.Classification{RedactedText: "hi", Sentiment: feedloopv1.Sentiment_SENTIMENT_NEGATIVE}}}}
-	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
-		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: fb,
-			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
+	classified, routed := classifiedAndRouted("fb-1")
 	k := map[string]int{}
 	var mu sync.Mutex
 	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
@@ -207,36 +199,44 @@ func TestDoneForAClassifiedEventAppliedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	p, _, _ := folder(t, true)
 	p.appliedNow = map[string]struct{}{}
-	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
-	fb := &feedloopv1.Feedback{Id: "fb-1", Text: "hi"}
-	classified := &feedloopv1.Event{Id: "classified-1", FeedbackId: "fb-1", OccurredAt: at,
-		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb, Classification: &feedloopv1.Classification{RedactedText: "hi"}}}}
-	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
-		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: fb,
-			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
-	if p.Done(bus.SubjectClassified, "classified-1") {
+	classified, routed := classifiedAndRouted("fb-1")
+	if p.Done(bus.SubjectClassified, "classified-fb-1") {
 		t.Error("Done before the event was applied")
 	}
 	p.commit([]*fold{{ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
-	if p.Done(bus.RoutedSubject("billing"), "routed-1") {
+	if p.Done(bus.RoutedSubject("billing"), "routed-fb-1") {
 		t.Error("Done for a routed event: the SLA index still needs it")
 	}
-	if p.Done(bus.SubjectReceived, "classified-1") {
+	if p.Done(bus.SubjectReceived, "classified-fb-1") {
 		t.Error("Done for the id on another subject")
 	}
-	if !p.Done(bus.SubjectClassified, "classified-1") {
+	if !p.Done(bus.SubjectClassified, "classified-fb-1") {
 		t.Error("not Done for the classified event applied at once")
 	}
-	if p.Done(bus.SubjectClassified, "classified-1") {
+	if p.Done(bus.SubjectClassified, "classified-fb-1") {
 		t.Error("Done again: a redelivery must go through the read model")
 	}
 	// An event whose fold failed (the read model being rebuilt: the
 	// guard's key is missing) is not Done.
 	p.Store = p.Store.Fenced(rebuild.Guard{Key: "router:rebuild:ready"})
-	classified2 := proto.Clone(classified).(*feedloopv1.Event)
-	classified2.Id, classified2.FeedbackId = "classified-2", "fb-2"
+	classified2, _ := classifiedAndRouted("fb-2")
 	p.commit([]*fold{{ctx: ctx, ev: classified2, readModelOnly: true}})
-	if p.Done(bus.SubjectClassified, "classified-2") {
+	if p.Done(bus.SubjectClassified, "classified-fb-2") {
 		t.Error("Done for an event whose fold failed")
 	}
+}
+
+// classifiedAndRouted are an item's classified event (negative) and the
+// routed event it became (billing, acknowledge within the hour), with ids
+// "classified-<id>" and "routed-<id>".
+func classifiedAndRouted(id string) (classified, routed *feedloopv1.Event) {
+	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
+	fb := &feedloopv1.Feedback{Id: id, Text: "hi"}
+	classified = &feedloopv1.Event{Id: "classified-" + id, FeedbackId: id, OccurredAt: at,
+		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb,
+			Classification: &feedloopv1.Classification{RedactedText: "hi", Sentiment: feedloopv1.Sentiment_SENTIMENT_NEGATIVE}}}}
+	routed = &feedloopv1.Event{Id: "routed-" + id, FeedbackId: id, OccurredAt: at,
+		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: fb,
+			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
+	return classified, routed
 }
