@@ -173,6 +173,10 @@ type Result struct {
 	CeilingItemsPerS  float64 `json:"ceiling_items_per_s,omitempty"`
 	CeilingRatio      float64 `json:"ceiling_ratio,omitempty"`
 	PipelineOfCeiling float64 `json:"pipeline_of_ceiling,omitempty"`
+	// CPUOfCeiling is the pipeline's CPU per item, Redis's included, over
+	// the ceiling's: what the services cost per item in units of the bus's
+	// own cost. With rounds, each round's own pair, then the median.
+	CPUOfCeiling float64 `json:"cpu_of_ceiling,omitempty"`
 	// Latency at Rate items/s for DurationS seconds, from intake to the
 	// team webhook, over LatencyItems items.
 	Rate         int     `json:"rate"`
@@ -310,9 +314,10 @@ func run(ctx context.Context, o Options) (*Result, error) {
 			skip      bool
 			stages    func(*Payloads) []stage
 			itemsPerS *float64
+			cpu       *float64
 		}{
-			{PhaseBaseline, "b", o.SkipBaseline, baselineStages, &rd.BaselineItemsPerS},
-			{PhaseCeiling, "c", o.SkipCeiling, ceilingStages, &rd.CeilingItemsPerS},
+			{PhaseBaseline, "b", o.SkipBaseline, baselineStages, &rd.BaselineItemsPerS, nil},
+			{PhaseCeiling, "c", o.SkipCeiling, ceilingStages, &rd.CeilingItemsPerS, &rd.CeilingCPUMicros},
 		} {
 			if pass.skip {
 				continue
@@ -322,6 +327,9 @@ func run(ctx context.Context, o Options) (*Result, error) {
 				return nil, err
 			}
 			*pass.itemsPerS = out.perSecond()
+			if pass.cpu != nil {
+				*pass.cpu = fl.CPUMicros
+			}
 			flows[pass.phase] = append(flows[pass.phase], fl)
 			res.add(out)
 		}
@@ -378,6 +386,12 @@ type Round struct {
 	CeilingRatio      float64 `json:"ceiling_ratio,omitempty"`
 	PipelineOfCeiling float64 `json:"pipeline_of_ceiling,omitempty"`
 	PipelineCPUMicros float64 `json:"pipeline_cpu_us_per_item"`
+	// PipelineRedisCPUMicros and CeilingCPUMicros are the round's
+	// redis-server CPU per pipeline item and the ceiling's CPU per item;
+	// CPUOfCeiling = (PipelineCPUMicros + PipelineRedisCPUMicros) / CeilingCPUMicros.
+	PipelineRedisCPUMicros float64 `json:"pipeline_redis_cpu_us_per_item,omitempty"`
+	CeilingCPUMicros       float64 `json:"ceiling_cpu_us_per_item,omitempty"`
+	CPUOfCeiling           float64 `json:"cpu_of_ceiling,omitempty"`
 	// PipelineDeliveries is the round's deliveries per item: above the
 	// others', redeliveries made the round incomparable.
 	PipelineDeliveries float64 `json:"pipeline_deliveries_per_item"`
@@ -391,6 +405,9 @@ func (rd *Round) derive() {
 	}
 	if rd.CeilingItemsPerS > 0 {
 		rd.PipelineOfCeiling = rd.PipelineItemsPerS / rd.CeilingItemsPerS
+	}
+	if rd.CeilingCPUMicros > 0 {
+		rd.CPUOfCeiling = (rd.PipelineCPUMicros + rd.PipelineRedisCPUMicros) / rd.CeilingCPUMicros
 	}
 }
 
@@ -418,6 +435,7 @@ func (r *Result) summarise(rounds []Round, flows map[string][]Flow) {
 	r.Ratio = med(func(rd Round) float64 { return rd.Ratio })
 	r.CeilingRatio = med(func(rd Round) float64 { return rd.CeilingRatio })
 	r.PipelineOfCeiling = med(func(rd Round) float64 { return rd.PipelineOfCeiling })
+	r.CPUOfCeiling = med(func(rd Round) float64 { return rd.CPUOfCeiling })
 	if len(rounds) > 1 {
 		r.Rounds = rounds
 	}
@@ -474,7 +492,7 @@ func (r *Result) saturatePipeline(ctx context.Context, o Options, p *pipeline, t
 	if err := cpu.stop(ctx, &fl, o.Items); err != nil {
 		return phaseTracker{}, Flow{}, err
 	}
-	rd.PipelineCPUMicros, rd.PipelineDeliveries = fl.CPUMicros, fl.DeliveriesPerItem
+	rd.PipelineCPUMicros, rd.PipelineRedisCPUMicros, rd.PipelineDeliveries = fl.CPUMicros, fl.RedisCPUMicros, fl.DeliveriesPerItem
 	return phaseTracker{t, o.Items}, fl, nil
 }
 

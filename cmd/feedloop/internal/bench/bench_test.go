@@ -90,6 +90,10 @@ func TestRunTiny(t *testing.T) {
 	if res.CeilingRatio <= 0 || res.PipelineOfCeiling <= 0 {
 		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}
+	// One round: the CPU ratio is that of the two flows above.
+	if want := (p.CPUMicros + p.RedisCPUMicros) / c.CPUMicros; res.CPUOfCeiling != want || want <= 0 {
+		t.Errorf("cpu_of_ceiling %v, want (pipeline %v + Redis %v) / ceiling %v = %v", res.CPUOfCeiling, p.CPUMicros, p.RedisCPUMicros, c.CPUMicros, want)
+	}
 
 	// The latency splits into the path's hops; none can take longer than
 	// the whole path did.
@@ -109,7 +113,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"baseline_items_per_s", "pipeline_items_per_s", "ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis", "ceiling_items_per_s", "ceiling_ratio", "pipeline_of_ceiling", "flow", "hops"} {
+		"lost", "late", "rss_mb", "items", "go_version", "cpus", "redis", "ceiling_items_per_s", "ceiling_ratio", "pipeline_of_ceiling", "cpu_of_ceiling", "flow", "hops"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("JSON has no %q: %s", k, raw)
 		}
@@ -159,24 +163,30 @@ func TestRounds(t *testing.T) {
 	if res.Lost != 0 || len(res.Rounds) != 3 {
 		t.Fatalf("lost %d, %d rounds; want 0 and 3", res.Lost, len(res.Rounds))
 	}
-	var pipe, ratios []float64
+	var pipe, ratios, cpus []float64
 	for i, rd := range res.Rounds {
-		if rd.BaselineItemsPerS <= 0 || rd.CeilingItemsPerS <= 0 || rd.PipelineItemsPerS <= 0 || rd.PipelineCPUMicros <= 0 {
+		if rd.BaselineItemsPerS <= 0 || rd.CeilingItemsPerS <= 0 || rd.PipelineItemsPerS <= 0 || rd.PipelineCPUMicros <= 0 ||
+			rd.PipelineRedisCPUMicros <= 0 || rd.CeilingCPUMicros <= 0 {
 			t.Errorf("round %d: %+v, want every figure measured", i+1, rd)
 		}
 		if want := rd.PipelineItemsPerS / rd.BaselineItemsPerS; rd.Ratio != want {
 			t.Errorf("round %d: ratio %v, want its own pipeline / baseline %v", i+1, rd.Ratio, want)
 		}
+		if want := (rd.PipelineCPUMicros + rd.PipelineRedisCPUMicros) / rd.CeilingCPUMicros; rd.CPUOfCeiling != want {
+			t.Errorf("round %d: cpu_of_ceiling %v, want its own (pipeline + Redis) / ceiling %v", i+1, rd.CPUOfCeiling, want)
+		}
 		// Cumulative counters would give 16 and 24 in rounds 2 and 3.
 		if rd.PipelineDeliveries != 8 {
 			t.Errorf("round %d: %v deliveries per item, want the round's own 8", i+1, rd.PipelineDeliveries)
 		}
-		pipe, ratios = append(pipe, rd.PipelineItemsPerS), append(ratios, rd.Ratio)
+		pipe, ratios, cpus = append(pipe, rd.PipelineItemsPerS), append(ratios, rd.Ratio), append(cpus, rd.CPUOfCeiling)
 	}
 	slices.Sort(pipe)
 	slices.Sort(ratios)
-	if res.PipelineItemsPerS != pipe[1] || res.Ratio != ratios[1] {
-		t.Errorf("pipeline %v, ratio %v; want the medians %v and %v of %+v", res.PipelineItemsPerS, res.Ratio, pipe[1], ratios[1], res.Rounds)
+	slices.Sort(cpus)
+	if res.PipelineItemsPerS != pipe[1] || res.Ratio != ratios[1] || res.CPUOfCeiling != cpus[1] {
+		t.Errorf("pipeline %v, ratio %v, cpu of ceiling %v; want the medians %v, %v and %v of %+v",
+			res.PipelineItemsPerS, res.Ratio, res.CPUOfCeiling, pipe[1], ratios[1], cpus[1], res.Rounds)
 	}
 	if f := res.Flow[bench.PhasePipeline]; f.WritesPerItem != 4 || f.DeliveriesPerItem != 8 {
 		t.Errorf("pipeline flow %+v, want 4 writes and 8 deliveries per item", f)

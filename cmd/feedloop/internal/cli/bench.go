@@ -258,11 +258,12 @@ func printBench(w io.Writer, r *bench.Result) {
 	if r.CeilingItemsPerS > 0 {
 		line("ceiling ratio", "%.2f  (ceiling / baseline: the most the ratio can reach with this event flow)", r.CeilingRatio)
 		line("pipeline of ceiling", "%.2f  (pipeline / ceiling: what the handlers' work leaves)", r.PipelineOfCeiling)
+		line("CPU of ceiling", "%.2f  (pipeline CPU per item with Redis / the ceiling's: what the services cost, in units of the bus)", r.CPUOfCeiling)
 	}
 	if len(r.Rounds) > 1 {
-		line("rounds", "%d, medians above; per round pipeline items/s · ratio · ceiling ratio · CPU µs/item:", len(r.Rounds))
+		line("rounds", "%d, medians above; per round pipeline items/s · ratio · ceiling ratio · CPU µs/item · CPU of ceiling:", len(r.Rounds))
 		for i, rd := range r.Rounds {
-			line(fmt.Sprintf("  %d", i+1), "%.0f · %.2f · %.2f · %.0f", rd.PipelineItemsPerS, rd.Ratio, rd.CeilingRatio, rd.PipelineCPUMicros)
+			line(fmt.Sprintf("  %d", i+1), "%.0f · %.2f · %.2f · %.0f · %.2f", rd.PipelineItemsPerS, rd.Ratio, rd.CeilingRatio, rd.PipelineCPUMicros, rd.CPUOfCeiling)
 		}
 	}
 	if r.LatencyItems > 0 {
