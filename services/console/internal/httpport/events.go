@@ -33,6 +33,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.callFailed(w, r, err)
 		return
 	}
+	// The router sends headers once its watch is in place: saying "ready"
+	// before that would let an item routed in between pass the page by. A
+	// watch refused first has no headers, and Recv below reports why.
+	md, err := stream.Header()
+	ready := err == nil && md != nil
 	type msg struct {
 		ev  *feedloopv1.WatchResponse
 		err error
@@ -57,7 +62,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	// The stream tells the page it is live (the page shows so).
-	fmt.Fprint(w, "retry: 3000\nevent: ready\ndata: {}\n\n")
+	fmt.Fprint(w, "retry: 3000\n\n")
+	if ready {
+		fmt.Fprint(w, "event: ready\ndata: {}\n\n")
+	}
 	_ = rc.Flush()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
