@@ -45,10 +45,24 @@ func TestGoroutinesAreLabelledByPart(t *testing.T) {
 			t.Errorf("goroutines labelled %s=%q: not a part of the stack", PartLabel, p)
 		}
 	}
+	// The gRPC servers' stream workers run intake's and the router's calls;
+	// they start when the service is built, not when it runs.
+	workers := goroutinePartsIn(t, "google.golang.org/grpc.(*Server).serverWorker")
+	if !slices.Equal(workers, []string{"intake", "router"}) {
+		t.Errorf("gRPC stream workers labelled %q, want intake and router only", workers)
+	}
 }
 
 // goroutineParts lists the PartLabel values of this process's goroutines.
 func goroutineParts(t *testing.T) []string {
+	t.Helper()
+	return goroutinePartsIn(t, "")
+}
+
+// goroutinePartsIn lists the PartLabel values of the goroutines running
+// function fn (fn empty: of every goroutine that has one); a goroutine of
+// fn without one counts as "".
+func goroutinePartsIn(t *testing.T, fn string) []string {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
@@ -60,7 +74,16 @@ func goroutineParts(t *testing.T) []string {
 	}
 	var parts []string
 	for _, s := range p.Sample {
-		for _, v := range s.Label[PartLabel] {
+		vals := s.Label[PartLabel]
+		if fn != "" {
+			if !runs(s, fn) {
+				continue
+			}
+			if len(vals) == 0 {
+				vals = []string{""}
+			}
+		}
+		for _, v := range vals {
 			if !slices.Contains(parts, v) {
 				parts = append(parts, v)
 			}
@@ -68,4 +91,16 @@ func goroutineParts(t *testing.T) []string {
 	}
 	slices.Sort(parts)
 	return parts
+}
+
+// runs reports whether fn is on the goroutine's stack.
+func runs(s *profile.Sample, fn string) bool {
+	for _, loc := range s.Location {
+		for _, l := range loc.Line {
+			if l.Function != nil && l.Function.Name == fn {
+				return true
+			}
+		}
+	}
+	return false
 }

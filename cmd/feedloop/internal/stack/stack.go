@@ -293,13 +293,18 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	cfg.Classifier.Common = withSeed(natsauth.Classifier, cfg.Classifier.Common)
 	cfg.Router.Common = withSeed(natsauth.Router, cfg.Router.Common)
 	cfg.Notifier.Common = withSeed(natsauth.Notifier, cfg.Notifier.Common)
-	if s.Intake, err = intake.New(cfg.Intake, infra[natsauth.Intake]); err != nil {
+	// Each service is built under its label too: building may start
+	// goroutines (the gRPC servers' stream workers) that work for it.
+	as(ctx, "intake", func(context.Context) { s.Intake, err = intake.New(cfg.Intake, infra[natsauth.Intake]) })
+	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	if s.Classifier, err = classifier.New(cfg.Classifier, infra[natsauth.Classifier]); err != nil {
+	as(ctx, "classifier", func(context.Context) { s.Classifier, err = classifier.New(cfg.Classifier, infra[natsauth.Classifier]) })
+	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
-	if s.Router, err = router.New(cfg.Router, infra[natsauth.Router]); err != nil {
+	as(ctx, "router", func(context.Context) { s.Router, err = router.New(cfg.Router, infra[natsauth.Router]) })
+	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	if cfg.Notifier.StatusURL == "" {
@@ -318,7 +323,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.cleanups.Add(func() { _ = s.Mailbox.Close() })
 		cfg.Notifier.SMTPAddr = s.Mailbox.Addr()
 	}
-	if s.Notifier, err = notifier.New(cfg.Notifier, infra[natsauth.Notifier]); err != nil {
+	as(ctx, "notifier", func(context.Context) { s.Notifier, err = notifier.New(cfg.Notifier, infra[natsauth.Notifier]) })
+	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
 	if cfg.Console != nil {
@@ -333,7 +339,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			c.Dev = &dev
 		}
 		c.TracerProvider = s.tracers.Provider(ConsoleService)
-		if s.Console, err = console.New(c, cfg.Log.With("service", ConsoleService)); err != nil {
+		as(ctx, ConsoleService, func(context.Context) { s.Console, err = console.New(c, cfg.Log.With("service", ConsoleService)) })
+		if err != nil {
 			return nil, err
 		}
 	}
