@@ -31,6 +31,8 @@ const DefaultMaxRecvBytes = 4 << 20
 // the pipeline's CPU in issue 18's profile); a worker keeps its grown stack.
 // A call that finds every worker busy (a long Watch stream holds one) gets
 // a goroutine of its own, as without workers, so the number bounds nothing.
+// (The option is marked experimental in grpc-go; without it calls only
+// cost more.)
 const StreamWorkers = 64
 
 // Server is a gRPC server with its health service.
