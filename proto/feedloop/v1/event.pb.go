@@ -530,8 +530,14 @@ type Classified struct {
 	Feedback *Feedback `protobuf:"bytes,1,opt,name=feedback,proto3" json:"feedback,omitempty"`
 	// The classification.
 	Classification *Classification `protobuf:"bytes,2,opt,name=classification,proto3" json:"classification,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What else the received event it came from carried, so a reader of
+	// this event can fold that one in too (the router's read model, when its
+	// projector lags behind routing); unset in events from classifiers
+	// before it was added. The status token is no wider known for it: every
+	// reader of this subject reads feedback.received too.
+	Received      *ReceivedRef `protobuf:"bytes,3,opt,name=received,proto3" json:"received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Classified) Reset() {
@@ -578,6 +584,78 @@ func (x *Classified) GetClassification() *Classification {
 	return nil
 }
 
+func (x *Classified) GetReceived() *ReceivedRef {
+	if x != nil {
+		return x.Received
+	}
+	return nil
+}
+
+// ReceivedRef is a received event less its feedback: with the feedback of
+// the event it is in, the received event whole.
+type ReceivedRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The received event's id.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The received event's occurred_at.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The received event's status token.
+	StatusToken   string `protobuf:"bytes,3,opt,name=status_token,json=statusToken,proto3" json:"status_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceivedRef) Reset() {
+	*x = ReceivedRef{}
+	mi := &file_feedloop_v1_event_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceivedRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceivedRef) ProtoMessage() {}
+
+func (x *ReceivedRef) ProtoReflect() protoreflect.Message {
+	mi := &file_feedloop_v1_event_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceivedRef.ProtoReflect.Descriptor instead.
+func (*ReceivedRef) Descriptor() ([]byte, []int) {
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReceivedRef) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReceivedRef) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ReceivedRef) GetStatusToken() string {
+	if x != nil {
+		return x.StatusToken
+	}
+	return ""
+}
+
 // Routed gives one team its share of a feedback item; one event per team.
 type Routed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -593,7 +671,7 @@ type Routed struct {
 
 func (x *Routed) Reset() {
 	*x = Routed{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[3]
+	mi := &file_feedloop_v1_event_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +683,7 @@ func (x *Routed) String() string {
 func (*Routed) ProtoMessage() {}
 
 func (x *Routed) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[3]
+	mi := &file_feedloop_v1_event_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +696,7 @@ func (x *Routed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routed.ProtoReflect.Descriptor instead.
 func (*Routed) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{3}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Routed) GetFeedback() *Feedback {
@@ -676,7 +754,7 @@ type StatusChanged struct {
 
 func (x *StatusChanged) Reset() {
 	*x = StatusChanged{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[4]
+	mi := &file_feedloop_v1_event_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +766,7 @@ func (x *StatusChanged) String() string {
 func (*StatusChanged) ProtoMessage() {}
 
 func (x *StatusChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[4]
+	mi := &file_feedloop_v1_event_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +779,7 @@ func (x *StatusChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusChanged.ProtoReflect.Descriptor instead.
 func (*StatusChanged) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{4}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusChanged) GetTeam() string {
@@ -796,7 +874,7 @@ type Commented struct {
 
 func (x *Commented) Reset() {
 	*x = Commented{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	mi := &file_feedloop_v1_event_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +886,7 @@ func (x *Commented) String() string {
 func (*Commented) ProtoMessage() {}
 
 func (x *Commented) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[5]
+	mi := &file_feedloop_v1_event_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +899,7 @@ func (x *Commented) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commented.ProtoReflect.Descriptor instead.
 func (*Commented) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{5}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Commented) GetTeam() string {
@@ -864,7 +942,7 @@ type Replied struct {
 
 func (x *Replied) Reset() {
 	*x = Replied{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	mi := &file_feedloop_v1_event_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +954,7 @@ func (x *Replied) String() string {
 func (*Replied) ProtoMessage() {}
 
 func (x *Replied) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[6]
+	mi := &file_feedloop_v1_event_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +967,7 @@ func (x *Replied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replied.ProtoReflect.Descriptor instead.
 func (*Replied) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{6}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Replied) GetTeam() string {
@@ -944,7 +1022,7 @@ type Closed struct {
 
 func (x *Closed) Reset() {
 	*x = Closed{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[7]
+	mi := &file_feedloop_v1_event_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1034,7 @@ func (x *Closed) String() string {
 func (*Closed) ProtoMessage() {}
 
 func (x *Closed) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[7]
+	mi := &file_feedloop_v1_event_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1047,7 @@ func (x *Closed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Closed.ProtoReflect.Descriptor instead.
 func (*Closed) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{7}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Closed) GetTeams() []string {
@@ -1026,7 +1104,7 @@ type Escalated struct {
 
 func (x *Escalated) Reset() {
 	*x = Escalated{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[8]
+	mi := &file_feedloop_v1_event_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1116,7 @@ func (x *Escalated) String() string {
 func (*Escalated) ProtoMessage() {}
 
 func (x *Escalated) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[8]
+	mi := &file_feedloop_v1_event_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1129,7 @@ func (x *Escalated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Escalated.ProtoReflect.Descriptor instead.
 func (*Escalated) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{8}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Escalated) GetTeam() string {
@@ -1152,7 +1230,7 @@ type Notified struct {
 
 func (x *Notified) Reset() {
 	*x = Notified{}
-	mi := &file_feedloop_v1_event_proto_msgTypes[9]
+	mi := &file_feedloop_v1_event_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1242,7 @@ func (x *Notified) String() string {
 func (*Notified) ProtoMessage() {}
 
 func (x *Notified) ProtoReflect() protoreflect.Message {
-	mi := &file_feedloop_v1_event_proto_msgTypes[9]
+	mi := &file_feedloop_v1_event_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1255,7 @@ func (x *Notified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notified.ProtoReflect.Descriptor instead.
 func (*Notified) Descriptor() ([]byte, []int) {
-	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{9}
+	return file_feedloop_v1_event_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Notified) GetStep() Step {
@@ -1290,11 +1368,17 @@ const file_feedloop_v1_event_proto_rawDesc = "" +
 	"\apayload\"`\n" +
 	"\bReceived\x121\n" +
 	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12!\n" +
-	"\fstatus_token\x18\x02 \x01(\tR\vstatusToken\"\x84\x01\n" +
+	"\fstatus_token\x18\x02 \x01(\tR\vstatusToken\"\xba\x01\n" +
 	"\n" +
 	"Classified\x121\n" +
 	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12C\n" +
-	"\x0eclassification\x18\x02 \x01(\v2\x1b.feedloop.v1.ClassificationR\x0eclassification\"\xb9\x01\n" +
+	"\x0eclassification\x18\x02 \x01(\v2\x1b.feedloop.v1.ClassificationR\x0eclassification\x124\n" +
+	"\breceived\x18\x03 \x01(\v2\x18.feedloop.v1.ReceivedRefR\breceived\"\x88\x01\n" +
+	"\vReceivedRef\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12!\n" +
+	"\fstatus_token\x18\x03 \x01(\tR\vstatusToken\"\xb9\x01\n" +
 	"\x06Routed\x121\n" +
 	"\bfeedback\x18\x01 \x01(\v2\x15.feedloop.v1.FeedbackR\bfeedback\x12C\n" +
 	"\x0eclassification\x18\x02 \x01(\v2\x1b.feedloop.v1.ClassificationR\x0eclassification\x127\n" +
@@ -1395,7 +1479,7 @@ func file_feedloop_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_feedloop_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_feedloop_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_feedloop_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_feedloop_v1_event_proto_goTypes = []any{
 	(Status)(0),                   // 0: feedloop.v1.Status
 	(EscalationKind)(0),           // 1: feedloop.v1.EscalationKind
@@ -1403,52 +1487,55 @@ var file_feedloop_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                 // 3: feedloop.v1.Event
 	(*Received)(nil),              // 4: feedloop.v1.Received
 	(*Classified)(nil),            // 5: feedloop.v1.Classified
-	(*Routed)(nil),                // 6: feedloop.v1.Routed
-	(*StatusChanged)(nil),         // 7: feedloop.v1.StatusChanged
-	(*Commented)(nil),             // 8: feedloop.v1.Commented
-	(*Replied)(nil),               // 9: feedloop.v1.Replied
-	(*Closed)(nil),                // 10: feedloop.v1.Closed
-	(*Escalated)(nil),             // 11: feedloop.v1.Escalated
-	(*Notified)(nil),              // 12: feedloop.v1.Notified
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*Feedback)(nil),              // 14: feedloop.v1.Feedback
-	(*Classification)(nil),        // 15: feedloop.v1.Classification
-	(*Assignment)(nil),            // 16: feedloop.v1.Assignment
-	(Priority)(0),                 // 17: feedloop.v1.Priority
+	(*ReceivedRef)(nil),           // 6: feedloop.v1.ReceivedRef
+	(*Routed)(nil),                // 7: feedloop.v1.Routed
+	(*StatusChanged)(nil),         // 8: feedloop.v1.StatusChanged
+	(*Commented)(nil),             // 9: feedloop.v1.Commented
+	(*Replied)(nil),               // 10: feedloop.v1.Replied
+	(*Closed)(nil),                // 11: feedloop.v1.Closed
+	(*Escalated)(nil),             // 12: feedloop.v1.Escalated
+	(*Notified)(nil),              // 13: feedloop.v1.Notified
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Feedback)(nil),              // 15: feedloop.v1.Feedback
+	(*Classification)(nil),        // 16: feedloop.v1.Classification
+	(*Assignment)(nil),            // 17: feedloop.v1.Assignment
+	(Priority)(0),                 // 18: feedloop.v1.Priority
 }
 var file_feedloop_v1_event_proto_depIdxs = []int32{
-	13, // 0: feedloop.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	14, // 0: feedloop.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: feedloop.v1.Event.received:type_name -> feedloop.v1.Received
 	5,  // 2: feedloop.v1.Event.classified:type_name -> feedloop.v1.Classified
-	6,  // 3: feedloop.v1.Event.routed:type_name -> feedloop.v1.Routed
-	7,  // 4: feedloop.v1.Event.status_changed:type_name -> feedloop.v1.StatusChanged
-	11, // 5: feedloop.v1.Event.escalated:type_name -> feedloop.v1.Escalated
-	12, // 6: feedloop.v1.Event.notified:type_name -> feedloop.v1.Notified
-	8,  // 7: feedloop.v1.Event.commented:type_name -> feedloop.v1.Commented
-	9,  // 8: feedloop.v1.Event.replied:type_name -> feedloop.v1.Replied
-	10, // 9: feedloop.v1.Event.closed:type_name -> feedloop.v1.Closed
-	14, // 10: feedloop.v1.Received.feedback:type_name -> feedloop.v1.Feedback
-	14, // 11: feedloop.v1.Classified.feedback:type_name -> feedloop.v1.Feedback
-	15, // 12: feedloop.v1.Classified.classification:type_name -> feedloop.v1.Classification
-	14, // 13: feedloop.v1.Routed.feedback:type_name -> feedloop.v1.Feedback
-	15, // 14: feedloop.v1.Routed.classification:type_name -> feedloop.v1.Classification
-	16, // 15: feedloop.v1.Routed.assignment:type_name -> feedloop.v1.Assignment
-	0,  // 16: feedloop.v1.StatusChanged.from:type_name -> feedloop.v1.Status
-	0,  // 17: feedloop.v1.StatusChanged.to:type_name -> feedloop.v1.Status
-	13, // 18: feedloop.v1.StatusChanged.due_at:type_name -> google.protobuf.Timestamp
-	14, // 19: feedloop.v1.StatusChanged.feedback:type_name -> feedloop.v1.Feedback
-	13, // 20: feedloop.v1.StatusChanged.previous_due_at:type_name -> google.protobuf.Timestamp
-	14, // 21: feedloop.v1.Closed.feedback:type_name -> feedloop.v1.Feedback
-	13, // 22: feedloop.v1.Escalated.due_at:type_name -> google.protobuf.Timestamp
-	1,  // 23: feedloop.v1.Escalated.kind:type_name -> feedloop.v1.EscalationKind
-	14, // 24: feedloop.v1.Escalated.feedback:type_name -> feedloop.v1.Feedback
-	17, // 25: feedloop.v1.Escalated.priority:type_name -> feedloop.v1.Priority
-	2,  // 26: feedloop.v1.Notified.step:type_name -> feedloop.v1.Step
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	7,  // 3: feedloop.v1.Event.routed:type_name -> feedloop.v1.Routed
+	8,  // 4: feedloop.v1.Event.status_changed:type_name -> feedloop.v1.StatusChanged
+	12, // 5: feedloop.v1.Event.escalated:type_name -> feedloop.v1.Escalated
+	13, // 6: feedloop.v1.Event.notified:type_name -> feedloop.v1.Notified
+	9,  // 7: feedloop.v1.Event.commented:type_name -> feedloop.v1.Commented
+	10, // 8: feedloop.v1.Event.replied:type_name -> feedloop.v1.Replied
+	11, // 9: feedloop.v1.Event.closed:type_name -> feedloop.v1.Closed
+	15, // 10: feedloop.v1.Received.feedback:type_name -> feedloop.v1.Feedback
+	15, // 11: feedloop.v1.Classified.feedback:type_name -> feedloop.v1.Feedback
+	16, // 12: feedloop.v1.Classified.classification:type_name -> feedloop.v1.Classification
+	6,  // 13: feedloop.v1.Classified.received:type_name -> feedloop.v1.ReceivedRef
+	14, // 14: feedloop.v1.ReceivedRef.occurred_at:type_name -> google.protobuf.Timestamp
+	15, // 15: feedloop.v1.Routed.feedback:type_name -> feedloop.v1.Feedback
+	16, // 16: feedloop.v1.Routed.classification:type_name -> feedloop.v1.Classification
+	17, // 17: feedloop.v1.Routed.assignment:type_name -> feedloop.v1.Assignment
+	0,  // 18: feedloop.v1.StatusChanged.from:type_name -> feedloop.v1.Status
+	0,  // 19: feedloop.v1.StatusChanged.to:type_name -> feedloop.v1.Status
+	14, // 20: feedloop.v1.StatusChanged.due_at:type_name -> google.protobuf.Timestamp
+	15, // 21: feedloop.v1.StatusChanged.feedback:type_name -> feedloop.v1.Feedback
+	14, // 22: feedloop.v1.StatusChanged.previous_due_at:type_name -> google.protobuf.Timestamp
+	15, // 23: feedloop.v1.Closed.feedback:type_name -> feedloop.v1.Feedback
+	14, // 24: feedloop.v1.Escalated.due_at:type_name -> google.protobuf.Timestamp
+	1,  // 25: feedloop.v1.Escalated.kind:type_name -> feedloop.v1.EscalationKind
+	15, // 26: feedloop.v1.Escalated.feedback:type_name -> feedloop.v1.Feedback
+	18, // 27: feedloop.v1.Escalated.priority:type_name -> feedloop.v1.Priority
+	2,  // 28: feedloop.v1.Notified.step:type_name -> feedloop.v1.Step
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_feedloop_v1_event_proto_init() }
@@ -1476,7 +1563,7 @@ func file_feedloop_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_feedloop_v1_event_proto_rawDesc), len(file_feedloop_v1_event_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

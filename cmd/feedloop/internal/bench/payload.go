@@ -90,7 +90,9 @@ func BuildPayloads(ctx context.Context, examples string) (*Payloads, error) {
 	}
 	routed := RoutedFor(fb, cls, matches[0], now)
 	return &Payloads{
-		Classified: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb, Classification: cls}},
+		Classified: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb, Classification: cls,
+			// What the classifier carries over from the received event.
+			Received: &feedloopv1.ReceivedRef{EventId: bus.DeriveID(fb.GetId(), "received"), OccurredAt: fb.GetReceivedAt(), StatusToken: bus.NewID()}}},
 		Routed:     &feedloopv1.Event_Routed{Routed: routed},
 		Notified: &feedloopv1.Event_Notified{Notified: &feedloopv1.Notified{
 			Step:         feedloopv1.Step_STEP_ROUTED,

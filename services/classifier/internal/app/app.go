@@ -59,6 +59,9 @@ func Classify(ctx context.Context, c Classifier, in *feedloopv1.Event, now time.
 		Payload: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{
 			Feedback:       fb,
 			Classification: cls,
+			// The rest of the received event, for the router's read model
+			// to fold both at once.
+			Received: &feedloopv1.ReceivedRef{EventId: in.GetId(), OccurredAt: in.GetOccurredAt(), StatusToken: rc.GetStatusToken()},
 		}},
 	}, nil
 }

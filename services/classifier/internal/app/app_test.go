@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -48,6 +49,23 @@ func TestClassifyBuildsTheClassifiedEvent(t *testing.T) {
 	other, _ := Classify(context.Background(), byText, received("ev-2", fb), now)
 	if again.GetId() != out.GetId() || other.GetId() == out.GetId() {
 		t.Errorf("ids: first %s, redelivered %s, other input %s", out.GetId(), again.GetId(), other.GetId())
+	}
+}
+
+// The classified event carries the rest of the received event, so that a
+// reader can rebuild that event whole from it.
+func TestClassifiedCarriesTheReceivedEvent(t *testing.T) {
+	fb := &feedloopv1.Feedback{Id: "fb-1", Text: "billing"}
+	at := timestamppb.New(time.Date(2025, 6, 1, 11, 59, 0, 0, time.UTC))
+	in := &feedloopv1.Event{Id: "ev-1", FeedbackId: "fb-1", OccurredAt: at,
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: fb, StatusToken: "tok-1"}}}
+	out, err := Classify(context.Background(), byText, in, at.AsTime().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &feedloopv1.ReceivedRef{EventId: "ev-1", OccurredAt: at, StatusToken: "tok-1"}
+	if got := out.GetClassified().GetReceived(); !proto.Equal(got, want) {
+		t.Errorf("received = %v, want %v", got, want)
 	}
 }
 
