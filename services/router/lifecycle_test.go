@@ -113,6 +113,9 @@ func (h *harness) submit(id, token string, it item) {
 	ev.Id, ev.FeedbackId, ev.OccurredAt = "classified-"+id, id, timestamppb.New(now)
 	ev.GetClassified().Feedback = fb
 	ev.GetClassified().Classification.RedactedText = "call me at [PHONE], the refund is late"
+	if !it.olderClassifier {
+		ev.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: rec.GetId(), OccurredAt: rec.GetOccurredAt(), StatusToken: token}
+	}
 	h.publish(ev)
 }
 

@@ -138,6 +138,10 @@ type item struct {
 	nps     feedloopv1.NpsBand
 	channel feedloopv1.Channel
 	attrs   map[string]string
+	// olderClassifier: submit's classified event does not carry the rest
+	// of the received event (Classified.received), as a classifier from
+	// before that field sent it.
+	olderClassifier bool
 }
 
 func (it item) event() *feedloopv1.Event {

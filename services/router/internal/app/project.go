@@ -55,12 +55,13 @@ type Projector struct {
 	// waits for them (see applyNow).
 	nows chan *fold
 	// appliedNow holds the ids of the events applyNow folded into the read
-	// model; the projector's own delivery of one then skips the read model
-	// (its reads would only find the event applied): a routed event goes
-	// to the SLA index alone, a classified one is acked at once (Done).
-	// Bounded by appliedNowMax.
+	// model, each with its feedback id; the projector's own delivery of one
+	// then skips the read model (its reads would only find the event
+	// applied): a routed event goes to the SLA index alone, a classified
+	// one is acked at once, a received one keeps its trace only
+	// (AppliedAtOnce). Bounded by appliedNowMax.
 	mu         sync.Mutex
-	appliedNow map[string]struct{}
+	appliedNow map[string]string
 	done       chan struct{}
 }
 
@@ -70,7 +71,9 @@ type Projector struct {
 // lags the routing consumer (two per item): at saturation the projector
 // ran 16,000 events (4,000 items) behind, and a bound of 8,192 was reached
 // and cleared about once per 10,000 items, which forgot half the ids
-// before their deliveries came. About 80 bytes an id: at most ≈ 2.6 MB.
+// before their deliveries came. Three ids per item since the received
+// event is applied at once too. About 120 bytes an id with its feedback
+// id: at most ≈ 4 MB.
 const appliedNowMax = 64 * nowQueue
 
 // nowQueue bounds the events waiting to be applied at once: a full queue
@@ -90,6 +93,10 @@ type fold struct {
 	// slaOnly is the projector's delivery of an event applyNow already
 	// folded into the read model.
 	slaOnly bool
+	// traceOf is set, and ev nil, for the projector's delivery of a
+	// received event applyNow already folded: only its traceparent is left
+	// to keep, as the trace of item traceOf (KeepTrace).
+	traceOf string
 	// err gets the outcome; nil for an event applied at once, whose
 	// failure is only logged.
 	err chan error
@@ -100,7 +107,7 @@ func (p *Projector) Start() {
 	p.folds = make(chan *fold)
 	p.nows = make(chan *fold, nowQueue)
 	p.done = make(chan struct{})
-	p.appliedNow = map[string]struct{}{}
+	p.appliedNow = map[string]string{}
 	go p.run()
 }
 
@@ -127,26 +134,44 @@ func (p *Projector) Project(ctx context.Context, ev *feedloopv1.Event, tracepare
 	return <-f.err
 }
 
-// Done reports whether the projector's own delivery of event id on subject
-// has nothing left to do, so its handler can ack it without decoding it or
-// taking a place in a batch: a classified event the committer has applied
-// at once, which the SLA index ignores. It is forgotten once asked for, as
-// in commit: a redelivery goes through the read model again.
-func (p *Projector) Done(subject, id string) bool {
-	if subject != bus.SubjectClassified || id == "" {
-		return false
+// AppliedAtOnce reports whether the projector's own delivery of event id
+// on subject was applied to the read model at once, so that its handler
+// need not decode it: a classified event (which the SLA index ignores) has
+// nothing left to do; a received event only its trace, to be kept as
+// feedbackID's (KeepTrace). A routed event is never reported: the SLA index
+// needs it. It is forgotten once asked for, as in commit: a redelivery goes
+// through the read model again.
+func (p *Projector) AppliedAtOnce(subject, id string) (feedbackID string, ok bool) {
+	if (subject != bus.SubjectClassified && subject != bus.SubjectReceived) || id == "" {
+		return "", false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.appliedNow[id]; !ok {
-		return false
+	if feedbackID, ok = p.appliedNow[id]; ok {
+		delete(p.appliedNow, id)
 	}
-	delete(p.appliedNow, id)
-	return true
+	return feedbackID, ok
+}
+
+// KeepTrace keeps traceparent, the header of a received event's message,
+// as the trace of item feedbackID, as Project does for a received event
+// it folds: in the committer's next batch. Nothing to keep, nothing done.
+func (p *Projector) KeepTrace(ctx context.Context, feedbackID, traceparent string) error {
+	if feedbackID == "" || traceparent == "" {
+		return nil
+	}
+	f := &fold{ctx: ctx, traceOf: feedbackID, traceparent: traceparent, err: make(chan error, 1)}
+	select {
+	case p.folds <- f:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-f.err
 }
 
 // ApplyNow queues a routed event, or the classified event it was routed
-// from, once stored, to be folded into the read model ahead of the
+// from, or the received event that came from (projection.ReceivedOf),
+// once stored, to be folded into the read model ahead of the
 // projector's backlog, so its team can act on it at once; the projector's
 // own delivery of it then skips the read model (see appliedNow), or
 // applies it again, harmlessly. The routing consumer
@@ -238,7 +263,7 @@ func (p *Projector) commit(batch []*fold) {
 	p.mu.Lock()
 	for _, f := range batch {
 		trace.SpanFromContext(f.ctx).AddLink(trace.Link{SpanContext: span.SpanContext()})
-		if _, ok := p.appliedNow[f.ev.GetId()]; ok && !f.readModelOnly {
+		if _, ok := p.appliedNow[f.ev.GetId()]; ok && f.ev != nil && !f.readModelOnly {
 			f.slaOnly = true
 			delete(p.appliedNow, f.ev.GetId())
 		}
@@ -251,7 +276,7 @@ func (p *Projector) commit(batch []*fold) {
 			if len(p.appliedNow) >= appliedNowMax {
 				clear(p.appliedNow)
 			}
-			p.appliedNow[f.ev.GetId()] = struct{}{}
+			p.appliedNow[f.ev.GetId()] = f.ev.GetFeedbackId()
 		}
 	}
 	p.mu.Unlock()
@@ -295,12 +320,22 @@ func (p *Projector) foldBatch(ctx context.Context, batch []*fold) []error {
 	errs := make([]error, len(batch))
 	evs := make([]*feedloopv1.Event, len(batch))
 	tps := make([]string, len(batch))
+	var traces map[string]string // of received events applied at once
 	for i, f := range batch {
-		if !f.slaOnly {
+		switch {
+		case f.traceOf != "":
+			if traces == nil {
+				traces = map[string]string{}
+			}
+			traces[f.traceOf] = f.traceparent
+		case !f.slaOnly:
 			evs[i], tps[i] = f.ev, f.traceparent // nil: nothing to apply
 		}
 	}
 	applied, err := p.Store.ApplyTraced(ctx, evs, tps)
+	if err == nil && traces != nil {
+		err = p.Store.KeepTraces(ctx, traces)
+	}
 	if err != nil {
 		if len(batch) == 1 {
 			errs[0] = fmt.Errorf("read model: %w", err)
@@ -323,7 +358,7 @@ func (p *Projector) foldBatch(ctx context.Context, batch []*fold) []error {
 	var idx []int
 	var projected []*feedloopv1.Event
 	for i, f := range batch {
-		if !f.readModelOnly {
+		if !f.readModelOnly && f.ev != nil {
 			idx, projected = append(idx, i), append(projected, f.ev)
 		}
 	}

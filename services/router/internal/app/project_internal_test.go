@@ -19,6 +19,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/rebuild"
 	"github.com/feedloop/feedloop/pkg/testkit"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
+	"github.com/feedloop/feedloop/services/router/internal/projection"
 	"github.com/feedloop/feedloop/services/router/internal/readmodel"
 	"github.com/feedloop/feedloop/services/router/internal/sla"
 )
@@ -117,7 +118,7 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	s, store, rdb := folder(t, true)
 	p := s
-	p.appliedNow = map[string]struct{}{}
+	p.appliedNow = map[string]string{}
 	at := timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC))
 	routed := &feedloopv1.Event{Id: "routed-1", FeedbackId: "fb-1", OccurredAt: at,
 		Payload: &feedloopv1.Event_Routed{Routed: &feedloopv1.Routed{Feedback: &feedloopv1.Feedback{Id: "fb-1", Text: "hi"},
@@ -157,7 +158,7 @@ func TestProjectorSkipsTheReadModelForAnEventAppliedAtOnce(t *testing.T) {
 func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
 	ctx := context.Background()
 	p, store, rdb := folder(t, true)
-	p.appliedNow = map[string]struct{}{}
+	p.appliedNow = map[string]string{}
 	classified, routed := classifiedAndRouted("fb-1")
 	k := map[string]int{}
 	var mu sync.Mutex
@@ -192,37 +193,109 @@ func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
 }
 
 // The projector's own delivery of a classified event applied at once has
-// nothing left to do: Done tells its handler to ack it before decoding it.
-// A routed event (the SLA index's) or an event not applied at once still
-// goes through, and so does a redelivery once the id was asked for.
-func TestDoneForAClassifiedEventAppliedAtOnce(t *testing.T) {
+// nothing left to do: AppliedAtOnce tells its handler to ack it before
+// decoding it. A routed event (the SLA index's) or an event not applied at
+// once still goes through, and so does a redelivery once the id was asked
+// for.
+func TestAppliedAtOnceForAClassifiedEvent(t *testing.T) {
 	ctx := context.Background()
 	p, _, _ := folder(t, true)
-	p.appliedNow = map[string]struct{}{}
+	p.appliedNow = map[string]string{}
 	classified, routed := classifiedAndRouted("fb-1")
-	if p.Done(bus.SubjectClassified, "classified-fb-1") {
-		t.Error("Done before the event was applied")
+	done := func(subject, id string) bool {
+		_, ok := p.AppliedAtOnce(subject, id)
+		return ok
+	}
+	if done(bus.SubjectClassified, "classified-fb-1") {
+		t.Error("applied at once before the event was applied")
 	}
 	p.commit([]*fold{{ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
-	if p.Done(bus.RoutedSubject("billing"), "routed-fb-1") {
-		t.Error("Done for a routed event: the SLA index still needs it")
+	if done(bus.RoutedSubject("billing"), "routed-fb-1") {
+		t.Error("reported for a routed event: the SLA index still needs it")
 	}
-	if p.Done(bus.SubjectReceived, "classified-fb-1") {
-		t.Error("Done for the id on another subject")
+	if done(bus.SubjectNotified, "classified-fb-1") {
+		t.Error("reported for the id on another subject")
 	}
-	if !p.Done(bus.SubjectClassified, "classified-fb-1") {
-		t.Error("not Done for the classified event applied at once")
+	if fid, ok := p.AppliedAtOnce(bus.SubjectClassified, "classified-fb-1"); !ok || fid != "fb-1" {
+		t.Errorf("classified event applied at once: %q, %v; want fb-1, true", fid, ok)
 	}
-	if p.Done(bus.SubjectClassified, "classified-fb-1") {
-		t.Error("Done again: a redelivery must go through the read model")
+	if done(bus.SubjectClassified, "classified-fb-1") {
+		t.Error("reported again: a redelivery must go through the read model")
 	}
 	// An event whose fold failed (the read model being rebuilt: the
-	// guard's key is missing) is not Done.
+	// guard's key is missing) is not reported.
 	p.Store = p.Store.Fenced(rebuild.Guard{Key: "router:rebuild:ready"})
 	classified2, _ := classifiedAndRouted("fb-2")
 	p.commit([]*fold{{ctx: ctx, ev: classified2, readModelOnly: true}})
-	if p.Done(bus.SubjectClassified, "classified-fb-2") {
-		t.Error("Done for an event whose fold failed")
+	if done(bus.SubjectClassified, "classified-fb-2") {
+		t.Error("reported for an event whose fold failed")
+	}
+}
+
+// The routing consumer applies the received event too, rebuilt from the
+// classified one: the item gets its status token and received entry in the
+// same read and write, and the projector's own delivery of the received
+// event, later, only keeps its message's trace, without touching the item.
+func TestReceivedAppliedAtOnceLeavesOnlyItsTrace(t *testing.T) {
+	ctx := context.Background()
+	p, store, rdb := folder(t, true)
+	p.appliedNow = map[string]string{}
+	p.folds = make(chan *fold)
+	go func() {
+		for f := range p.folds {
+			p.commit([]*fold{f})
+		}
+	}()
+	t.Cleanup(func() { close(p.folds) })
+	classified, routed := classifiedAndRouted("fb-1")
+	at := classified.GetOccurredAt()
+	classified.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: "received-fb-1", OccurredAt: at, StatusToken: "tok-1"}
+	received := projection.ReceivedOf(classified)
+	k := map[string]int{}
+	var mu sync.Mutex
+	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
+		if a := cmd.Args(); len(a) > 1 && fmt.Sprint(a[1]) == readmodel.DefaultPrefix+"item:fb-1" {
+			mu.Lock()
+			k[cmd.Name()]++
+			mu.Unlock()
+		}
+	}))
+	p.commit([]*fold{{ctx: ctx, ev: received, readModelOnly: true}, {ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
+	if k["get"] != 1 || k["set"] != 1 {
+		t.Errorf("item read %d and written %d times for its three events, want once each", k["get"], k["set"])
+	}
+	item, err := store.Item(ctx, "fb-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if item.GetStatusToken() != "tok-1" || item.GetTimeline()[0].GetKind() != feedloopv1.TimelineKind_TIMELINE_KIND_RECEIVED {
+		t.Errorf("item %v, want the received event's token and entry", item)
+	}
+
+	mu.Lock()
+	clear(k)
+	mu.Unlock()
+
+	// The projector's delivery of the received event, as its handler
+	// (natsport) takes it.
+	fid, ok := p.AppliedAtOnce(bus.SubjectReceived, "received-fb-1")
+	if !ok || fid != "fb-1" {
+		t.Fatalf("received event applied at once: %q, %v; want fb-1, true", fid, ok)
+	}
+	var rm atomic.Int64
+	rdb.AddHook(readModelCommands(&rm))
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	if err := p.KeepTrace(ctx, fid, tp); err != nil {
+		t.Fatal(err)
+	}
+	if n := rm.Load(); n != 1 {
+		t.Errorf("%d read-model commands to keep the trace, want 1 (its SETNX)", n)
+	}
+	if got, err := store.Trace(ctx, "fb-1"); err != nil || got != tp {
+		t.Errorf("trace %q, %v; want the received message's %q", got, err, tp)
+	}
+	if len(k) != 0 {
+		t.Errorf("the item was read or written again (%v) for the received event's own delivery", k)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/feedloop/feedloop/pkg/bus"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
 	"github.com/feedloop/feedloop/services/router/internal/assign"
+	"github.com/feedloop/feedloop/services/router/internal/projection"
 	"github.com/feedloop/feedloop/services/router/routing"
 )
 
@@ -36,10 +37,11 @@ type Routing struct {
 	Answers *Answers
 	// Applied is told of every routed event once it is stored, so the read
 	// model shows the item to its teams at once, and first of the
-	// classified event routed (stored too: it came off the stream), so
-	// both are folded into the item in one read and one write, and the
-	// projector's own delivery of it finds nothing left to do; nil skips
-	// that.
+	// classified event routed (stored too: it came off the stream) and of
+	// the received event it came from (projection.ReceivedOf), so all are
+	// folded into the item in one read and one write, and the projector's
+	// own deliveries of those two find nothing left to do but the received
+	// event's trace; nil skips that.
 	Applied func(ctx context.Context, ev *feedloopv1.Event)
 	Log     *slog.Logger
 }
@@ -78,6 +80,9 @@ func (r *Routing) Route(ctx context.Context, in *feedloopv1.Event) error {
 		return fmt.Errorf("route %s: %w", in.GetFeedbackId(), err)
 	}
 	if r.Applied != nil {
+		if rc := projection.ReceivedOf(in); rc != nil {
+			r.Applied(ctx, rc)
+		}
 		r.Applied(ctx, in)
 		for _, o := range outs {
 			r.Applied(ctx, o.Event)

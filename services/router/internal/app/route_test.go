@@ -109,3 +109,35 @@ func TestRouteTellsAppliedOfTheClassifiedEventAndItsRoutedEvents(t *testing.T) {
 		t.Errorf("unroutable: err %v, Applied told of %v; want ErrUnroutable and nothing told", err, told)
 	}
 }
+
+// A classified event carrying the rest of its received event (from a
+// current classifier) has Applied told of that received event first, so
+// the read model gets the item whole (status token, received entry) in the
+// same fold; one without it (an older classifier's) only of itself.
+func TestRouteTellsAppliedOfTheReceivedEventFirst(t *testing.T) {
+	w := newWorld(t)
+	var told []string
+	apply := w.routing.Applied
+	w.routing.Applied = func(ctx context.Context, ev *feedloopv1.Event) {
+		told = append(told, ev.GetId())
+		apply(ctx, ev)
+	}
+	in := classified("fb-1", "billing")
+	in.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: "received-fb-1", OccurredAt: in.GetOccurredAt(), StatusToken: "tok-1"}
+	if err := w.routing.Route(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 3 || told[0] != "received-fb-1" || told[1] != in.GetId() {
+		t.Errorf("Applied told of %v, want received-fb-1, %s, then the routed event", told, in.GetId())
+	}
+	if it := w.item("fb-1"); it.GetStatusToken() != "tok-1" || it.GetReceivedAt() == nil {
+		t.Errorf("read model item %v, want the received event's token and time", it)
+	}
+	told = nil
+	if err := w.routing.Route(context.Background(), classified("fb-2", "billing")); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 2 || told[0] != "classified-fb-2" {
+		t.Errorf("without the received event's rest: Applied told of %v, want classified-fb-2 then the routed event", told)
+	}
+}

@@ -59,11 +59,15 @@ func ProjectorConfig(durable string, workers int) bus.ConsumerConfig {
 }
 
 // ProjectorHandler hands each event to the projector with its trace
-// context header, kept with a received item; one the projector has
-// nothing left to do for (Done) is acked without being decoded.
+// context header, kept with a received item; one the routing consumer
+// applied at once (AppliedAtOnce) is acked without being decoded, a
+// received one once its trace is kept.
 func ProjectorHandler(p *app.Projector) bus.Handler {
 	return func(ctx context.Context, m *bus.Msg) error {
-		if p.Done(m.Subject, m.MsgID()) {
+		if fid, ok := p.AppliedAtOnce(m.Subject, m.MsgID()); ok {
+			if m.Subject == bus.SubjectReceived {
+				return p.KeepTrace(ctx, fid, m.Header.Get("traceparent"))
+			}
 			return nil
 		}
 		ev, err := m.Event()

@@ -74,6 +74,28 @@ func Apply(item *feedloopv1.Item, ev *feedloopv1.Event) bool {
 	return true
 }
 
+// ReceivedOf is the received event a classified event came from, rebuilt
+// from the feedback and the rest of it that the classified event carries
+// (Classified.received): same id, same effect when folded. Nil for any
+// other event, or a classified event carrying no such rest (from a
+// classifier older than the field).
+func ReceivedOf(ev *feedloopv1.Event) *feedloopv1.Event {
+	c := ev.GetClassified()
+	r := c.GetReceived()
+	if r.GetEventId() == "" || c.GetFeedback() == nil {
+		return nil
+	}
+	return &feedloopv1.Event{
+		Id:         r.GetEventId(),
+		FeedbackId: ev.GetFeedbackId(),
+		OccurredAt: r.GetOccurredAt(),
+		Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{
+			Feedback:    c.GetFeedback(),
+			StatusToken: r.GetStatusToken(),
+		}},
+	}
+}
+
 func received(item *feedloopv1.Item, ev *feedloopv1.Event, r *feedloopv1.Received) bool {
 	if r.GetFeedback() == nil {
 		return false

@@ -422,6 +422,28 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// A classified event carrying the rest of its received event gives that
+// event back: folded with the classified and routed events, the item is
+// the one the stream's own received event gives.
+func TestReceivedOfGivesTheReceivedEventBack(t *testing.T) {
+	rcv := receivedEv()
+	cls := classifiedEv()
+	cls.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: rcv.GetId(), OccurredAt: rcv.GetOccurredAt(), StatusToken: rcv.GetReceived().GetStatusToken()}
+	got := projection.ReceivedOf(cls)
+	if !proto.Equal(got, rcv) {
+		t.Fatalf("ReceivedOf = %v, want %v", got, rcv)
+	}
+	want := fold(t, rcv, cls, routedEv("billing"))
+	if item := fold(t, got, cls, routedEv("billing")); !proto.Equal(item, want) {
+		t.Errorf("item from the rebuilt received event:\n%v\nwant\n%v", item, want)
+	}
+	for _, e := range []*feedloopv1.Event{classifiedEv(), rcv, routedEv("billing")} {
+		if r := projection.ReceivedOf(e); r != nil {
+			t.Errorf("ReceivedOf(%s) = %v, want nil (nothing to rebuild it from)", e.GetId(), r)
+		}
+	}
+}
+
 func TestApplyIgnores(t *testing.T) {
 	other := routedEv("billing")
 	other.FeedbackId = "fb-2"

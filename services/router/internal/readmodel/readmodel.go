@@ -227,7 +227,7 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 	}
 	if len(ids) == 0 {
 		if len(traces) > 0 {
-			return out, s.setTraces(ctx, traces)
+			return out, s.KeepTraces(ctx, traces)
 		}
 		return out, nil
 	}
@@ -428,7 +428,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 	}
 	if len(done) == 0 {
 		if len(traces) > 0 {
-			return changes, false, s.setTraces(ctx, traces)
+			return changes, false, s.KeepTraces(ctx, traces)
 		}
 		return changes, false, nil
 	}

@@ -35,11 +35,13 @@ func (s *Store) DumpRebuilt(ctx context.Context) (map[string]string, error) {
 	return d, nil
 }
 
-// setTraces remembers each traceparent (W3C) as the trace of its item
+// KeepTraces remembers each traceparent (W3C) as the trace of its item
 // (feedback id → traceparent), the trace intake started for it, in one
 // round trip. The first one set stays, as the stream keeps the first
-// feedback.received of an item.
-func (s *Store) setTraces(ctx context.Context, traces map[string]string) error {
+// feedback.received of an item. ApplyTraced does it for the received
+// events it folds; the projector for those folded before without their
+// message's header (applied at once from a classified event).
+func (s *Store) KeepTraces(ctx context.Context, traces map[string]string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		s.queueTraces(ctx, p, traces)
 		return nil
@@ -50,7 +52,7 @@ func (s *Store) setTraces(ctx context.Context, traces map[string]string) error {
 	return nil
 }
 
-// queueTraces queues setTraces' commands on p.
+// queueTraces queues KeepTraces' commands on p.
 func (s *Store) queueTraces(ctx context.Context, p redis.Pipeliner, traces map[string]string) {
 	for id, tp := range traces {
 		if id != "" && tp != "" {
