@@ -89,10 +89,11 @@ func BuildPayloads(ctx context.Context, examples string) (*Payloads, error) {
 		return nil, fmt.Errorf("bench: the bench item must reach exactly one team with %s, it reaches %d", examples, len(matches))
 	}
 	routed := RoutedFor(fb, cls, matches[0], now)
+	classified := &feedloopv1.Classified{Feedback: fb, Classification: cls,
+		// What the classifier carries over from the received event.
+		Received: &feedloopv1.ReceivedRef{EventId: bus.DeriveID(fb.GetId(), "received"), OccurredAt: fb.GetReceivedAt(), StatusToken: bus.NewID()}}
 	return &Payloads{
-		Classified: &feedloopv1.Event_Classified{Classified: &feedloopv1.Classified{Feedback: fb, Classification: cls,
-			// What the classifier carries over from the received event.
-			Received: &feedloopv1.ReceivedRef{EventId: bus.DeriveID(fb.GetId(), "received"), OccurredAt: fb.GetReceivedAt(), StatusToken: bus.NewID()}}},
+		Classified: &feedloopv1.Event_Classified{Classified: classified},
 		Routed:     &feedloopv1.Event_Routed{Routed: routed},
 		Notified: &feedloopv1.Event_Notified{Notified: &feedloopv1.Notified{
 			Step:         feedloopv1.Step_STEP_ROUTED,
