@@ -87,6 +87,11 @@ func TestRunTiny(t *testing.T) {
 	if p.RedisCPUMicros <= 0 {
 		t.Errorf("pipeline: redis_cpu_us_per_item = %v, want the redis-server's CPU per item", p.RedisCPUMicros)
 	}
+	// Every item costs Redis commands (intake's idempotency key, the
+	// notifier's claim, the read model's writes), each a few bytes at least.
+	if p.RedisCommands < 3 || p.RedisBytesIn < 10*p.RedisCommands {
+		t.Errorf("pipeline: redis_commands_per_item %v, redis_bytes_in_per_item %v: want what the redis-server counted", p.RedisCommands, p.RedisBytesIn)
+	}
 	if res.CeilingRatio <= 0 || res.PipelineOfCeiling <= 0 {
 		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}

@@ -32,6 +32,12 @@ type Flow struct {
 	EventBytes        float64 `json:"event_bytes"`
 	CPUMicros         float64 `json:"cpu_us_per_item"`
 	RedisCPUMicros    float64 `json:"redis_cpu_us_per_item,omitempty"`
+	// RedisCommands and RedisBytesIn are the commands the redis-server
+	// processed and the bytes it read per item (INFO stats): counts, which
+	// do not drift as CPU time does, so a change in what the services ask
+	// of Redis shows exactly.
+	RedisCommands float64 `json:"redis_commands_per_item,omitempty"`
+	RedisBytesIn  float64 `json:"redis_bytes_in_per_item,omitempty"`
 	// CPUByPart splits CPUMicros (pipeline phase) by the part that spent
 	// it, from a CPU profile of the same span: a service, "nats-server",
 	// "nats-client" (the connection the services share), "bench" (the load
@@ -52,7 +58,7 @@ const (
 type cpuMeter struct {
 	rdb       redis.UniversalClient
 	proc      time.Duration
-	redis     time.Duration
+	redis     redisStats
 	redisSeen bool
 	// prof receives the CPU profile that splits the phase by part; nil
 	// when not asked for or when another profile runs.
@@ -70,7 +76,7 @@ func startCPU(ctx context.Context, rdb redis.UniversalClient, byPart bool) *cpuM
 		}
 	}
 	m.proc = processCPU()
-	m.redis, m.redisSeen = redisCPU(ctx, rdb)
+	m.redis, m.redisSeen = readRedisStats(ctx, rdb)
 	return m
 }
 
@@ -83,8 +89,10 @@ func (m *cpuMeter) stop(ctx context.Context, f *Flow, items int) (err error) {
 		return nil
 	}
 	f.CPUMicros = float64((processCPU() - m.proc).Microseconds()) / float64(items)
-	if r, ok := redisCPU(ctx, m.rdb); ok && m.redisSeen {
-		f.RedisCPUMicros = float64((r - m.redis).Microseconds()) / float64(items)
+	if r, ok := readRedisStats(ctx, m.rdb); ok && m.redisSeen {
+		f.RedisCPUMicros = float64((r.cpu - m.redis.cpu).Microseconds()) / float64(items)
+		f.RedisCommands = float64(r.commands-m.redis.commands) / float64(items)
+		f.RedisBytesIn = float64(r.bytesIn-m.redis.bytesIn) / float64(items)
 	}
 	if m.prof != nil {
 		pprof.StopCPUProfile()
@@ -124,31 +132,54 @@ func cpuByPart(data []byte, items int) (map[string]float64, error) {
 	return out, nil
 }
 
-// redisCPU is the CPU time the Redis server reports in INFO cpu; false for
-// no Redis or one that does not tell (the in-process stand-in).
-func redisCPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, bool) {
+// redisStats is what a Redis server has spent so far.
+type redisStats struct {
+	cpu               time.Duration // INFO cpu: used_cpu_sys + used_cpu_user
+	commands, bytesIn uint64        // INFO stats: total_commands_processed, total_net_input_bytes
+}
+
+// readRedisStats reads redisStats from INFO; false for no Redis or one that
+// does not tell them all (the in-process stand-in).
+func readRedisStats(ctx context.Context, rdb redis.UniversalClient) (redisStats, bool) {
+	var st redisStats
 	if rdb == nil {
-		return 0, false
+		return st, false
 	}
-	info, err := rdb.Info(ctx, "cpu").Result()
+	info, err := rdb.Info(ctx).Result() // the default sections: cpu and stats among them, on every version
 	if err != nil {
-		return 0, false
+		return st, false
 	}
-	var total float64
+	var cpu float64
 	found := 0
 	for line := range strings.Lines(info) {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+		if !ok {
 			continue
 		}
-		s, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, false
+		switch k {
+		case "used_cpu_sys", "used_cpu_user":
+			s, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return st, false
+			}
+			cpu += s
+		case "total_commands_processed", "total_net_input_bytes":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return st, false
+			}
+			if k == "total_commands_processed" {
+				st.commands = n
+			} else {
+				st.bytesIn = n
+			}
+		default:
+			continue
 		}
-		total += s
 		found++
 	}
-	return time.Duration(total * float64(time.Second)), found == 2
+	st.cpu = time.Duration(cpu * float64(time.Second))
+	return st, found == 4
 }
 
 // flowMark is where a phase starts on the stream and the durables'

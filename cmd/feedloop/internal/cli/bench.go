@@ -238,6 +238,9 @@ func printBench(w io.Writer, r *bench.Result) {
 		if f.RedisCPUMicros > 0 {
 			cpu += fmt.Sprintf(" + %.0f in Redis", f.RedisCPUMicros)
 		}
+		if f.RedisCommands > 0 {
+			cpu += fmt.Sprintf(" (%.1f commands, %.0f bytes in)", f.RedisCommands, f.RedisBytesIn)
+		}
 		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events, %s", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes, cpu)
 	}
 	if r.BaselineItemsPerS > 0 {

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/bench"
 	"github.com/feedloop/feedloop/pkg/testkit"
 )
 
@@ -57,5 +59,17 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		if code, _, stderr := run(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
 		}
+	}
+}
+
+// The text output's pipeline line gives Redis's CPU and what it counted
+// per item.
+func TestBenchTextShowsRedisCounts(t *testing.T) {
+	var out bytes.Buffer
+	printBench(&out, &bench.Result{PipelineItemsPerS: 2000, Settled: true, Flow: map[string]bench.Flow{
+		bench.PhasePipeline: {WritesPerItem: 4, DeliveriesPerItem: 8, EventBytes: 860, CPUMicros: 900, RedisCPUMicros: 130, RedisCommands: 26.8, RedisBytesIn: 5923},
+	}})
+	if want := "900 µs CPU/item + 130 in Redis (26.8 commands, 5923 bytes in)"; !strings.Contains(out.String(), want) {
+		t.Errorf("text output lacks %q:\n%s", want, out.String())
 	}
 }
