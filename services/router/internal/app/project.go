@@ -77,9 +77,10 @@ type Projector struct {
 const appliedNowMax = 64 * nowQueue
 
 // nowQueue bounds the events waiting to be applied at once: a full queue
-// holds the routing consumer back. Each routed event comes with its
-// classified event: room for as many items as when routed events came
-// alone in half of it.
+// holds the routing consumer back. It was sized for 256 items when each
+// routed event came with its classified event alone; with the received
+// event too it holds about 170 (one team each), and the bench's items per
+// second did not fall (issue 18, docs/bench.md).
 const nowQueue = 8 * ProjectorBatch
 
 // fold is one event waiting for its batch.
