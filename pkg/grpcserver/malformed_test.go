@@ -4,14 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -106,20 +104,7 @@ func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
 	s := grpcserver.New(slog.New(slog.NewTextHandler(io.Discard, nil)), grpc.ChainUnaryInterceptor(auth))
 	svc := &counting{}
 	feedloopv1.RegisterIntakeServiceServer(s, svc)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(raw{})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := serve(t, s, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(raw{})))
 
 	for name, c := range malformedFrames(t) {
 		t.Run(name, func(t *testing.T) {

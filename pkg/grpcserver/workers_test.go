@@ -36,8 +36,9 @@ func (g *goroutines) Submit(context.Context, *feedloopv1.SubmitRequest) (*feedlo
 	return &feedloopv1.SubmitResponse{}, nil
 }
 
-// serve starts s on loopback and returns a client connection to it.
-func serve(t *testing.T, s *grpcserver.Server) *grpc.ClientConn {
+// serve starts s on loopback and returns a client connection to it, dialled
+// with opts too; both stop when the test ends.
+func serve(t *testing.T, s *grpcserver.Server, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +47,7 @@ func serve(t *testing.T, s *grpcserver.Server) *grpc.ClientConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

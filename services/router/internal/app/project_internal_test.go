@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,43 @@ func readModelCommands(n *atomic.Int64) testkit.CommandHook {
 	}
 }
 
+// itemCounts counts, by command name, the Redis commands on one item's key.
+type itemCounts struct {
+	mu sync.Mutex
+	k  map[string]int
+}
+
+// itemCommands counts from now on the commands rdb sends on item id's key.
+func itemCommands(rdb *redis.Client, id string) *itemCounts {
+	c := &itemCounts{k: map[string]int{}}
+	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
+		if a := cmd.Args(); len(a) > 1 && fmt.Sprint(a[1]) == readmodel.DefaultPrefix+"item:"+id {
+			c.mu.Lock()
+			c.k[cmd.Name()]++
+			c.mu.Unlock()
+		}
+	}))
+	return c
+}
+
+func (c *itemCounts) n(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.k[name]
+}
+
+func (c *itemCounts) all() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.k)
+}
+
+func (c *itemCounts) reset() {
+	c.mu.Lock()
+	clear(c.k)
+	c.mu.Unlock()
+}
+
 // A routed event the routing consumer had applied at once reaches the
 // projector's own delivery with nothing left to do in the read model: that
 // delivery costs no read-model command, only the SLA index's.
@@ -160,18 +198,10 @@ func TestClassifiedAppliedAtOnceWithItsRoutedEvent(t *testing.T) {
 	p, store, rdb := folder(t, true)
 	p.appliedNow = map[string]string{}
 	classified, routed := classifiedAndRouted("fb-1")
-	k := map[string]int{}
-	var mu sync.Mutex
-	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
-		if a := cmd.Args(); len(a) > 1 && fmt.Sprint(a[1]) == readmodel.DefaultPrefix+"item:fb-1" {
-			mu.Lock()
-			k[cmd.Name()]++
-			mu.Unlock()
-		}
-	}))
+	k := itemCommands(rdb, "fb-1")
 	p.commit([]*fold{{ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
-	if k["get"] != 1 || k["set"] != 1 {
-		t.Errorf("item read %d and written %d times for its classified and routed events, want once each", k["get"], k["set"])
+	if k.n("get") != 1 || k.n("set") != 1 {
+		t.Errorf("item read %d and written %d times for its classified and routed events, want once each", k.n("get"), k.n("set"))
 	}
 	item, err := store.Item(ctx, "fb-1")
 	if err != nil {
@@ -239,30 +269,16 @@ func TestAppliedAtOnceForAClassifiedEvent(t *testing.T) {
 func TestReceivedAppliedAtOnceLeavesOnlyItsTrace(t *testing.T) {
 	ctx := context.Background()
 	p, store, rdb := folder(t, true)
-	p.appliedNow = map[string]string{}
-	p.folds = make(chan *fold)
-	go func() {
-		for f := range p.folds {
-			p.commit([]*fold{f})
-		}
-	}()
-	t.Cleanup(func() { close(p.folds) })
+	p.Start() // the committer KeepTrace hands its fold to
+	t.Cleanup(p.Close)
 	classified, routed := classifiedAndRouted("fb-1")
 	at := classified.GetOccurredAt()
 	classified.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: "received-fb-1", OccurredAt: at, StatusToken: "tok-1"}
 	received := projection.ReceivedOf(classified)
-	k := map[string]int{}
-	var mu sync.Mutex
-	rdb.AddHook(testkit.CommandHook(func(cmd redis.Cmder) {
-		if a := cmd.Args(); len(a) > 1 && fmt.Sprint(a[1]) == readmodel.DefaultPrefix+"item:fb-1" {
-			mu.Lock()
-			k[cmd.Name()]++
-			mu.Unlock()
-		}
-	}))
+	k := itemCommands(rdb, "fb-1")
 	p.commit([]*fold{{ctx: ctx, ev: received, readModelOnly: true}, {ctx: ctx, ev: classified, readModelOnly: true}, {ctx: ctx, ev: routed, readModelOnly: true}})
-	if k["get"] != 1 || k["set"] != 1 {
-		t.Errorf("item read %d and written %d times for its three events, want once each", k["get"], k["set"])
+	if k.n("get") != 1 || k.n("set") != 1 {
+		t.Errorf("item read %d and written %d times for its three events, want once each", k.n("get"), k.n("set"))
 	}
 	item, err := store.Item(ctx, "fb-1")
 	if err != nil {
@@ -272,9 +288,7 @@ func TestReceivedAppliedAtOnceLeavesOnlyItsTrace(t *testing.T) {
 		t.Errorf("item %v, want the received event's token and entry", item)
 	}
 
-	mu.Lock()
-	clear(k)
-	mu.Unlock()
+	k.reset()
 
 	// The projector's delivery of the received event, as its handler
 	// (natsport) takes it.
@@ -294,8 +308,8 @@ func TestReceivedAppliedAtOnceLeavesOnlyItsTrace(t *testing.T) {
 	if got, err := store.Trace(ctx, "fb-1"); err != nil || got != tp {
 		t.Errorf("trace %q, %v; want the received message's %q", got, err, tp)
 	}
-	if len(k) != 0 {
-		t.Errorf("the item was read or written again (%v) for the received event's own delivery", k)
+	if got := k.all(); len(got) != 0 {
+		t.Errorf("the item was read or written again (%v) for the received event's own delivery", got)
 	}
 }
 

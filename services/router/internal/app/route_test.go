@@ -82,12 +82,7 @@ func TestRouteMalformedIsUnroutable(t *testing.T) {
 // the item together), and of nothing for an event that cannot be routed.
 func TestRouteTellsAppliedOfTheClassifiedEventAndItsRoutedEvents(t *testing.T) {
 	w := newWorld(t)
-	var told []string
-	apply := w.routing.Applied
-	w.routing.Applied = func(ctx context.Context, ev *feedloopv1.Event) {
-		told = append(told, ev.GetId())
-		apply(ctx, ev)
-	}
+	told := w.recordApplied()
 	in := classified("fb-1", "billing", "delivery")
 	if err := w.routing.Route(context.Background(), in); err != nil {
 		t.Fatal(err)
@@ -96,17 +91,17 @@ func TestRouteTellsAppliedOfTheClassifiedEventAndItsRoutedEvents(t *testing.T) {
 	for _, m := range w.events(bus.StreamFeedback, bus.AllRouted) {
 		routed = append(routed, m.ev.GetId())
 	}
-	if len(told) != 3 || told[0] != in.GetId() || !slices.Equal(slices.Sorted(slices.Values(told[1:])), slices.Sorted(slices.Values(routed))) {
-		t.Errorf("Applied told of %v, want %s then the routed events %v", told, in.GetId(), routed)
+	if len(*told) != 3 || (*told)[0] != in.GetId() || !slices.Equal(slices.Sorted(slices.Values((*told)[1:])), slices.Sorted(slices.Values(routed))) {
+		t.Errorf("Applied told of %v, want %s then the routed events %v", *told, in.GetId(), routed)
 	}
 	if c := w.item("fb-1").GetClassification(); c.GetRedactedText() != "text of fb-1" {
 		t.Errorf("read model classification %v, want the classified event's", c)
 	}
-	told = nil
+	*told = nil
 	bad := classified("fb-2", "billing")
 	bad.GetClassified().Feedback = nil
-	if err := w.routing.Route(context.Background(), bad); !errors.Is(err, app.ErrUnroutable) || len(told) != 0 {
-		t.Errorf("unroutable: err %v, Applied told of %v; want ErrUnroutable and nothing told", err, told)
+	if err := w.routing.Route(context.Background(), bad); !errors.Is(err, app.ErrUnroutable) || len(*told) != 0 {
+		t.Errorf("unroutable: err %v, Applied told of %v; want ErrUnroutable and nothing told", err, *told)
 	}
 }
 
@@ -116,28 +111,35 @@ func TestRouteTellsAppliedOfTheClassifiedEventAndItsRoutedEvents(t *testing.T) {
 // same fold; one without it (an older classifier's) only of itself.
 func TestRouteTellsAppliedOfTheReceivedEventFirst(t *testing.T) {
 	w := newWorld(t)
-	var told []string
-	apply := w.routing.Applied
-	w.routing.Applied = func(ctx context.Context, ev *feedloopv1.Event) {
-		told = append(told, ev.GetId())
-		apply(ctx, ev)
-	}
+	told := w.recordApplied()
 	in := classified("fb-1", "billing")
 	in.GetClassified().Received = &feedloopv1.ReceivedRef{EventId: "received-fb-1", OccurredAt: in.GetOccurredAt(), StatusToken: "tok-1"}
 	if err := w.routing.Route(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	if len(told) != 3 || told[0] != "received-fb-1" || told[1] != in.GetId() {
-		t.Errorf("Applied told of %v, want received-fb-1, %s, then the routed event", told, in.GetId())
+	if len(*told) != 3 || (*told)[0] != "received-fb-1" || (*told)[1] != in.GetId() {
+		t.Errorf("Applied told of %v, want received-fb-1, %s, then the routed event", *told, in.GetId())
 	}
 	if it := w.item("fb-1"); it.GetStatusToken() != "tok-1" || it.GetReceivedAt() == nil {
 		t.Errorf("read model item %v, want the received event's token and time", it)
 	}
-	told = nil
+	*told = nil
 	if err := w.routing.Route(context.Background(), classified("fb-2", "billing")); err != nil {
 		t.Fatal(err)
 	}
-	if len(told) != 2 || told[0] != "classified-fb-2" {
-		t.Errorf("without the received event's rest: Applied told of %v, want classified-fb-2 then the routed event", told)
+	if len(*told) != 2 || (*told)[0] != "classified-fb-2" {
+		t.Errorf("without the received event's rest: Applied told of %v, want classified-fb-2 then the routed event", *told)
 	}
+}
+
+// recordApplied makes the routing use case record the ids of the events it
+// tells Applied of, in order, and still apply them.
+func (w *world) recordApplied() *[]string {
+	told := &[]string{}
+	apply := w.routing.Applied
+	w.routing.Applied = func(ctx context.Context, ev *feedloopv1.Event) {
+		*told = append(*told, ev.GetId())
+		apply(ctx, ev)
+	}
+	return told
 }
