@@ -217,9 +217,11 @@ type Result struct {
 	// Items is how many items each saturation phase sent.
 	Items       int `json:"items"`
 	Concurrency int `json:"concurrency"`
-	// Flow is, per saturation phase, what one item cost the bus, measured
-	// on the stream and the consumers: events stored, deliveries and mean
-	// event size (the baseline's and the pipeline's sizes must match).
+	// Flow is, per saturation phase and for the latency phase, what one
+	// item cost, measured on the stream and the consumers: events stored,
+	// deliveries and mean event size (the baseline's and the pipeline's
+	// sizes must match), and CPU. The latency phase's is the cost at the
+	// rate, where batches are small: above the saturated pipeline's.
 	Flow map[string]Flow `json:"flow"`
 	// BaselineEventBytes and PipelineEventBytes repeat Flow's sizes.
 	BaselineEventBytes float64 `json:"baseline_event_bytes"`
@@ -503,14 +505,28 @@ func (r *Result) latency(ctx context.Context, o Options, p *pipeline, run string
 	if err != nil {
 		return phaseTracker{}, err
 	}
+	mark, err := markFlow(ctx, p.s.Bus, consumers)
+	if err != nil {
+		return phaseTracker{}, err
+	}
 	lt := newTracker(true, o.progress(PhaseLatency))
 	p.sink.track(lt)
+	// What an item costs at the rate, not at saturation, where every
+	// batch is full. Not split by part: the profile's writer, symbolising
+	// the new stacks it meets, stalled items for up to half a second (p99
+	// 59 → 498 ms).
+	cpu := startCPU(ctx, p.s.Redis, false)
 	fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
 	lt.wait(ctx, total, o.DrainTimeout)
 	lt.close()
 	r.LatencyItems = total
 	// What is still on its way arrives now, late: a stall, not a loss.
 	r.Settled = settle(ctx, p.s.Bus, consumers, settleTimeout) == nil && r.Settled
+	fl := measureFlow(ctx, p.s.Bus, consumers, total, mark)
+	if err := cpu.stop(ctx, &fl, total); err != nil {
+		return phaseTracker{}, err
+	}
+	r.Flow[PhaseLatency] = fl
 	r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = lt.quantiles()
 	if r.Hops, err = hopLatencies(ctx, p.s.Bus, from+1, lt); err != nil {
 		return phaseTracker{}, err

@@ -92,6 +92,15 @@ func TestRunTiny(t *testing.T) {
 	if p.RedisCommands < 3 || p.RedisBytesIn < 10*p.RedisCommands {
 		t.Errorf("pipeline: redis_commands_per_item %v, redis_bytes_in_per_item %v: want what the redis-server counted", p.RedisCommands, p.RedisBytesIn)
 	}
+	// The latency phase reports what an item costs at the rate: the same
+	// event flow as the pipeline's, its own CPU and Redis counts.
+	l, ok := res.Flow[bench.PhaseLatency]
+	if !ok || l.WritesPerItem != p.WritesPerItem || l.DeliveriesPerItem != p.DeliveriesPerItem {
+		t.Errorf("latency flow %+v (found %v), pipeline flow %+v: want the pipeline's event flow at the rate", l, ok, p)
+	}
+	if l.RedisCPUMicros <= 0 || l.RedisCommands < 3 {
+		t.Errorf("latency flow %+v: want Redis's CPU and commands per item", l)
+	}
 	if res.CeilingRatio <= 0 || res.PipelineOfCeiling <= 0 {
 		t.Errorf("ceiling ratio %v, pipeline of ceiling %v: want measured figures", res.CeilingRatio, res.PipelineOfCeiling)
 	}

@@ -232,16 +232,19 @@ func printBench(w io.Writer, r *bench.Result) {
 		fmt.Fprintf(w, "  %-22s "+format+"\n", append([]any{k}, args...)...)
 	}
 	fmt.Fprintln(w, "feedloop bench")
-	flow := func(phase string) string {
-		f := r.Flow[phase]
-		cpu := fmt.Sprintf("%.0f µs CPU/item", f.CPUMicros)
+	cpu := func(f bench.Flow) string {
+		s := fmt.Sprintf("%.0f µs CPU/item", f.CPUMicros)
 		if f.RedisCPUMicros > 0 {
-			cpu += fmt.Sprintf(" + %.0f in Redis", f.RedisCPUMicros)
+			s += fmt.Sprintf(" + %.0f in Redis", f.RedisCPUMicros)
 		}
 		if f.RedisCommands > 0 {
-			cpu += fmt.Sprintf(" (%.1f commands, %.0f bytes in)", f.RedisCommands, f.RedisBytesIn)
+			s += fmt.Sprintf(" (%.1f commands, %.0f bytes in)", f.RedisCommands, f.RedisBytesIn)
 		}
-		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events, %s", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes, cpu)
+		return s
+	}
+	flow := func(phase string) string {
+		f := r.Flow[phase]
+		return fmt.Sprintf("%.1f writes + %.1f deliveries/item, %.0f-byte events, %s", f.WritesPerItem, f.DeliveriesPerItem, f.EventBytes, cpu(f))
 	}
 	if r.BaselineItemsPerS > 0 {
 		line("baseline", "%.0f items/s  (four chained JetStream stages: %s)", r.BaselineItemsPerS, flow(bench.PhaseBaseline))
@@ -275,6 +278,9 @@ func printBench(w io.Writer, r *bench.Result) {
 			if h, ok := r.Hops[hop]; ok {
 				line("  "+hop, "p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms", h.P50Ms, h.P90Ms, h.P99Ms, h.MaxMs)
 			}
+		}
+		if f, ok := r.Flow[bench.PhaseLatency]; ok && f.CPUMicros > 0 {
+			line("  at that rate", "%s  (smaller batches than at saturation)", cpu(f))
 		}
 	}
 	line("lost", "%d  (duplicates %d, submit errors %d)", r.Lost, r.Duplicates, r.SubmitFails)

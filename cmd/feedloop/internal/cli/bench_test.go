@@ -63,13 +63,19 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 }
 
 // The text output's pipeline line gives Redis's CPU and what it counted
-// per item.
+// per item, and the latency phase the same at its rate.
 func TestBenchTextShowsRedisCounts(t *testing.T) {
 	var out bytes.Buffer
-	printBench(&out, &bench.Result{PipelineItemsPerS: 2000, Settled: true, Flow: map[string]bench.Flow{
+	printBench(&out, &bench.Result{PipelineItemsPerS: 2000, Settled: true, Rate: 1000, DurationS: 10, LatencyItems: 10000, Flow: map[string]bench.Flow{
 		bench.PhasePipeline: {WritesPerItem: 4, DeliveriesPerItem: 8, EventBytes: 860, CPUMicros: 900, RedisCPUMicros: 130, RedisCommands: 26.8, RedisBytesIn: 5923},
+		bench.PhaseLatency:  {WritesPerItem: 4, DeliveriesPerItem: 8, EventBytes: 860, CPUMicros: 1300, RedisCPUMicros: 180, RedisCommands: 31.5, RedisBytesIn: 6600},
 	}})
-	if want := "900 µs CPU/item + 130 in Redis (26.8 commands, 5923 bytes in)"; !strings.Contains(out.String(), want) {
-		t.Errorf("text output lacks %q:\n%s", want, out.String())
+	for _, want := range []string{
+		"900 µs CPU/item + 130 in Redis (26.8 commands, 5923 bytes in)",
+		"  at that rate         1300 µs CPU/item + 180 in Redis (31.5 commands, 6600 bytes in)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
