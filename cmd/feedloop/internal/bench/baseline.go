@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
+	"github.com/feedloop/feedloop/cmd/feedloop/internal/stack"
 	"github.com/feedloop/feedloop/pkg/bus"
 	"github.com/feedloop/feedloop/pkg/natsembed"
 	feedloopv1 "github.com/feedloop/feedloop/proto/feedloop/v1"
@@ -24,6 +27,9 @@ import (
 // derived id, waiting for the stream's ack as the services do, and does
 // nothing else. Events on its other filters it decodes and acknowledges.
 type stage struct {
+	// service is the part of the pipeline the stage stands for (its CPU's
+	// label, see Flow.CPUByPart).
+	service     string
 	durable     string
 	filters     []string
 	concurrency int
@@ -43,15 +49,15 @@ type stage struct {
 func baselineStages(p *Payloads) []stage {
 	return []stage{
 		{
-			durable: "bench-classifier", filters: []string{bus.SubjectReceived}, concurrency: classifier.DefaultConfig().Concurrency,
+			service: "classifier", durable: "bench-classifier", filters: []string{bus.SubjectReceived}, concurrency: classifier.DefaultConfig().Concurrency,
 			from: bus.SubjectReceived, subject: bus.SubjectClassified, part: "classified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Classified },
 		},
 		{
-			durable: "bench-router", filters: []string{bus.SubjectClassified}, concurrency: router.DefaultConfig().Concurrency,
+			service: "router", durable: "bench-router", filters: []string{bus.SubjectClassified}, concurrency: router.DefaultConfig().Concurrency,
 			from: bus.SubjectClassified, subject: bus.RoutedSubject(p.Team), part: "routed", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Routed },
 		},
 		{
-			durable: "bench-notifier", filters: []string{bus.AllRouted}, concurrency: notifier.DefaultConfig().Concurrency,
+			service: "notifier", durable: "bench-notifier", filters: []string{bus.AllRouted}, concurrency: notifier.DefaultConfig().Concurrency,
 			from: bus.AllRouted, subject: bus.SubjectNotified, part: "notified", fill: func(ev *feedloopv1.Event) { ev.Payload = p.Notified }, last: true,
 		},
 	}
@@ -66,7 +72,7 @@ func ceilingStages(p *Payloads) []stage {
 	st := baselineStages(p)
 	st[2].filters = []string{bus.SubjectReceived, bus.AllRouted}
 	return append(st, stage{
-		durable: "bench-projector", filters: []string{bus.AllFeedback}, concurrency: router.ProjectorWorkers, perItem: true,
+		service: "router", durable: "bench-projector", filters: []string{bus.AllFeedback}, concurrency: router.ProjectorWorkers, perItem: true,
 	})
 }
 
@@ -78,12 +84,20 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 		return outcome{}, Flow{}, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir, ServerName: "feedloop-bench", SyncAlways: o.SyncAlways})
+	// Labelled as the pipeline's stack labels its server, connection and
+	// services, so that both phases' CPU splits into the same parts.
+	var ns *server.Server
+	pprof.Do(ctx, pprof.Labels(stack.PartLabel, stack.PartNATSServer), func(context.Context) {
+		ns, err = natsembed.Start(natsembed.Options{StoreDir: dir, ServerName: "feedloop-bench", SyncAlways: o.SyncAlways})
+	})
 	if err != nil {
 		return outcome{}, Flow{}, err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := bus.Connect(ns.ClientURL(), "feedloop-bench-baseline")
+	var nc *nats.Conn
+	pprof.Do(ctx, pprof.Labels(stack.PartLabel, stack.PartNATSClient), func(context.Context) {
+		nc, err = bus.Connect(ns.ClientURL(), "feedloop-bench-baseline")
+	})
 	if err != nil {
 		return outcome{}, Flow{}, err
 	}
@@ -103,9 +117,11 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 	for _, s := range stages {
 		wg.Go(func() {
 			cfg := bus.ConsumerConfig{Stream: bus.StreamFeedback, Durable: s.durable, FilterSubjects: s.filters, Concurrency: s.concurrency, PerItemOrder: s.perItem}
-			if err := b.Consume(cctx, cfg, s.handler(b, t)); err != nil {
-				errs <- fmt.Errorf("bench: baseline %s: %w", s.durable, err)
-			}
+			pprof.Do(cctx, pprof.Labels(stack.PartLabel, s.service), func(ctx context.Context) {
+				if err := b.Consume(ctx, cfg, s.handler(b, t)); err != nil {
+					errs <- fmt.Errorf("bench: baseline %s: %w", s.durable, err)
+				}
+			})
 		})
 	}
 	send := func(ctx context.Context, n int) (string, error) {
@@ -115,7 +131,9 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 		}
 		return ev.GetFeedbackId(), nil
 	}
-	cpu := startCPU(ctx, nil, false)
+	// Profiled as the pipeline phase is: the profiler's own cost, in
+	// every phase, leaves the ratios between phases alone.
+	cpu := startCPU(ctx, nil, true)
 	saturate(cctx, o.Items, o.Concurrency, send, t)
 	t.wait(cctx, o.Items, o.DrainTimeout)
 	durables := make([]string, len(stages))

@@ -38,11 +38,13 @@ type Flow struct {
 	// of Redis shows exactly.
 	RedisCommands float64 `json:"redis_commands_per_item,omitempty"`
 	RedisBytesIn  float64 `json:"redis_bytes_in_per_item,omitempty"`
-	// CPUByPart splits CPUMicros (pipeline phase) by the part that spent
-	// it, from a CPU profile of the same span: a service, "nats-server",
+	// CPUByPart splits CPUMicros (saturation phases) by the part that
+	// spent it, from a CPU profile of the same span: a service (in the
+	// pass-through phases, the stage standing for it), "nats-server",
 	// "nats-client" (the connection the services share), "bench" (the load
 	// generator, the webhook receiver) or "other" (the GC's workers, the
-	// trace exporter). Empty while another CPU profile (--cpuprofile) runs:
+	// trace exporter). Every saturation phase is profiled alike, so the
+	// profiler's cost leaves the ratios between them alone. Empty while another CPU profile (--cpuprofile) runs:
 	// that profile carries the same labels (stack.PartLabel).
 	CPUByPart map[string]float64 `json:"cpu_us_by_part,omitempty"`
 }

@@ -251,6 +251,9 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.CeilingItemsPerS > 0 {
 		line("ceiling", "%.0f items/s  (the pipeline's event flow, pass-through: %s)", r.CeilingItemsPerS, flow(bench.PhaseCeiling))
+		if parts := r.Flow[bench.PhaseCeiling].CPUByPart; len(parts) > 0 {
+			line("  CPU by part", "%s  (µs/item)", byPart(parts))
+		}
 	}
 	settled := "settled"
 	if !r.Settled {

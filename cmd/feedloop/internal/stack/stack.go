@@ -169,6 +169,10 @@ const PartLabel = "feedloop.part"
 // this label: count those in too.
 const PartNATSServer = "nats-server"
 
+// PartNATSClient is the part of the connection the services share (its
+// reading and flushing goroutines).
+const PartNATSClient = "nats-client"
+
 // as runs f labelled part (see PartLabel).
 func as(ctx context.Context, part string, f func(context.Context)) {
 	pprof.Do(ctx, pprof.Labels(PartLabel, part), f)
@@ -359,7 +363,7 @@ func (s *Stack) connect(ctx context.Context, user string, log *slog.Logger, busO
 	}
 	var nc *nats.Conn
 	var err error
-	as(ctx, "nats-client", func(context.Context) { nc, err = bus.Connect(s.NATS.ClientURL(), "feedloop-dev-"+user, opts...) })
+	as(ctx, PartNATSClient, func(context.Context) { nc, err = bus.Connect(s.NATS.ClientURL(), "feedloop-dev-"+user, opts...) })
 	if err != nil {
 		return nil, err
 	}
