@@ -76,6 +76,10 @@ func ceilingStages(p *Payloads) []stage {
 	})
 }
 
+// connected, when set (by a test), is called with a pass-through phase's
+// server once its stages have connected.
+var connected func(*server.Server)
+
 // passThrough runs stages on their own embedded NATS and saturates them
 // with o.Items items, published as intake does.
 func passThrough(ctx context.Context, o Options, phase string, stages []stage, run string) (outcome, Flow, error) {
@@ -94,31 +98,55 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 		return outcome{}, Flow{}, err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	var nc *nats.Conn
-	pprof.Do(ctx, pprof.Labels(stack.PartLabel, stack.PartNATSClient), func(context.Context) {
-		nc, err = bus.Connect(ns.ClientURL(), "feedloop-bench-baseline")
-	})
-	if err != nil {
-		return outcome{}, Flow{}, err
+	// A connection per service, as each of the pipeline's has its own: the
+	// load's stands for intake's. The server then writes to as many.
+	var conns []*nats.Conn
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	buses := map[string]*bus.Bus{}
+	connect := func(service string) (*bus.Bus, error) {
+		if b, ok := buses[service]; ok {
+			return b, nil
+		}
+		var nc *nats.Conn
+		pprof.Do(ctx, pprof.Labels(stack.PartLabel, stack.PartNATSClient), func(context.Context) {
+			nc, err = bus.Connect(ns.ClientURL(), "feedloop-bench-"+service)
+		})
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, nc)
+		b, err := bus.New(nc, bus.WithLogger(o.Log))
+		buses[service] = b
+		return b, err
 	}
-	defer nc.Close()
-	b, err := bus.New(nc, bus.WithLogger(o.Log))
+	b, err := connect("intake")
 	if err != nil {
 		return outcome{}, Flow{}, err
 	}
 	if err := b.EnsureStreams(ctx, bus.StreamsConfig{}); err != nil {
 		return outcome{}, Flow{}, err
 	}
+	stageBus := make([]*bus.Bus, len(stages))
+	for i, s := range stages {
+		if stageBus[i], err = connect(s.service); err != nil {
+			return outcome{}, Flow{}, err
+		}
+	}
 
 	t := newTracker(false, o.progress(phase))
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(stages))
-	for _, s := range stages {
+	for i, s := range stages {
+		sb := stageBus[i]
 		wg.Go(func() {
 			cfg := bus.ConsumerConfig{Stream: bus.StreamFeedback, Durable: s.durable, FilterSubjects: s.filters, Concurrency: s.concurrency, PerItemOrder: s.perItem}
 			pprof.Do(cctx, pprof.Labels(stack.PartLabel, s.service), func(ctx context.Context) {
-				if err := b.Consume(ctx, cfg, s.handler(b, t)); err != nil {
+				if err := sb.Consume(ctx, cfg, s.handler(sb, t)); err != nil {
 					errs <- fmt.Errorf("bench: baseline %s: %w", s.durable, err)
 				}
 			})
@@ -130,6 +158,9 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 			return "", err
 		}
 		return ev.GetFeedbackId(), nil
+	}
+	if connected != nil {
+		connected(ns)
 	}
 	// Profiled as the pipeline phase is: the profiler's own cost, in
 	// every phase, leaves the ratios between phases alone.
