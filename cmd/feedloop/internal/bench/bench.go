@@ -512,9 +512,8 @@ func (r *Result) latency(ctx context.Context, o Options, p *pipeline, run string
 	lt := newTracker(true, o.progress(PhaseLatency))
 	p.sink.track(lt)
 	// What an item costs at the rate, not at saturation, where every
-	// batch is full. Not split by part: the profile's writer, symbolising
-	// the new stacks it meets, stalled items for up to half a second (p99
-	// 59 → 498 ms).
+	// batch is full. Not split by part: under the CPU profile the phase's
+	// p99 went from 59 to 498 ms (why was not tracked down).
 	cpu := startCPU(ctx, p.s.Redis, false)
 	fixedRate(ctx, total, o.Rate, p.sender(run+"-l"), lt)
 	lt.wait(ctx, total, o.DrainTimeout)

@@ -40,12 +40,13 @@ type Flow struct {
 	RedisBytesIn  float64 `json:"redis_bytes_in_per_item,omitempty"`
 	// CPUByPart splits CPUMicros (saturation phases) by the part that
 	// spent it, from a CPU profile of the same span: a service (in the
-	// pass-through phases, the stage standing for it), "nats-server",
-	// "nats-client" (the connection the services share), "bench" (the load
+	// pass-through phases, the stages standing for it), "nats-server",
+	// "nats-client" (the services' connections), "bench" (the load
 	// generator, the webhook receiver) or "other" (the GC's workers, the
 	// trace exporter). Every saturation phase is profiled alike, so the
-	// profiler's cost leaves the ratios between them alone. Empty while another CPU profile (--cpuprofile) runs:
-	// that profile carries the same labels (stack.PartLabel).
+	// profiler's cost leaves the ratios between them alone. Empty while
+	// another CPU profile (--cpuprofile) runs: that profile carries the
+	// same labels (stack.PartLabel).
 	CPUByPart map[string]float64 `json:"cpu_us_by_part,omitempty"`
 }
 

@@ -158,7 +158,7 @@ const ConsoleService = "console"
 
 // PartLabel is the pprof label that names the part of a stack a goroutine
 // works for: "intake", "classifier", "router", "notifier", "console",
-// "nats-server", "nats-client" (the connection the services share),
+// "nats-server", "nats-client" (the services' NATS connections),
 // "redis" (the in-process stand-in) or "mailbox" (the dev mailbox).
 // Goroutines inherit it from the goroutine that started them, so a CPU
 // profile of a stack splits by part (go tool pprof -tagroot feedloop.part).
@@ -169,7 +169,7 @@ const PartLabel = "feedloop.part"
 // this label: count those in too.
 const PartNATSServer = "nats-server"
 
-// PartNATSClient is the part of the connection the services share (its
+// PartNATSClient is the part of the services' NATS connections (their
 // reading and flushing goroutines).
 const PartNATSClient = "nats-client"
 
