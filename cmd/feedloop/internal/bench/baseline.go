@@ -112,6 +112,7 @@ func passThrough(ctx context.Context, o Options, phase string, stages []stage, r
 			return b, nil
 		}
 		var nc *nats.Conn
+		var err error
 		pprof.Do(ctx, pprof.Labels(stack.PartLabel, stack.PartNATSClient), func(context.Context) {
 			nc, err = bus.Connect(ns.ClientURL(), "feedloop-bench-"+service)
 		})

@@ -333,10 +333,7 @@ func (p *Projector) foldBatch(ctx context.Context, batch []*fold) []error {
 			evs[i], tps[i] = f.ev, f.traceparent // nil: nothing to apply
 		}
 	}
-	applied, err := p.Store.ApplyTraced(ctx, evs, tps)
-	if err == nil && traces != nil {
-		err = p.Store.KeepTraces(ctx, traces)
-	}
+	applied, err := p.Store.ApplyTraced(ctx, evs, tps, traces)
 	if err != nil {
 		if len(batch) == 1 {
 			errs[0] = fmt.Errorf("read model: %w", err)

@@ -327,3 +327,38 @@ func classifiedAndRouted(id string) (classified, routed *feedloopv1.Event) {
 			Assignment: &feedloopv1.Assignment{Team: "billing", AcknowledgeBy: timestamppb.New(at.AsTime().Add(time.Hour))}}}}
 	return classified, routed
 }
+
+// The trace left to keep for a received event applied at once rides in
+// the transaction of the batch it lands in: no round trip of its own.
+func TestTraceToKeepTakesNoRoundTripOfItsOwn(t *testing.T) {
+	ctx := context.Background()
+	p, store, rdb := folder(t, true)
+	p.appliedNow = map[string]string{}
+	received := func(id string) *fold {
+		return &fold{ctx: ctx, err: make(chan error, 1), ev: &feedloopv1.Event{
+			Id: "received-" + id, FeedbackId: id, OccurredAt: timestamppb.New(time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)),
+			Payload: &feedloopv1.Event_Received{Received: &feedloopv1.Received{Feedback: &feedloopv1.Feedback{Id: id, Source: "helpdesk", Text: "text of " + id}}},
+		}}
+	}
+	commit := func(batch ...*fold) int64 {
+		trips := &testkit.RedisTrips{}
+		rdb.AddHook(trips)
+		p.commit(batch)
+		for _, f := range batch {
+			if err := <-f.err; err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, _ := trips.Take()
+		return n
+	}
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	alone := commit(received("fb-a"))
+	with := commit(received("fb-b"), &fold{ctx: ctx, traceOf: "fb-1", traceparent: tp, err: make(chan error, 1)})
+	if with != alone {
+		t.Errorf("%d round trips with a trace to keep, %d without: want the same", with, alone)
+	}
+	if got, err := store.Trace(ctx, "fb-1"); err != nil || got != tp {
+		t.Errorf("trace %q, %v; want %q", got, err, tp)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -227,7 +228,7 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 	}
 	if len(ids) == 0 {
 		if len(traces) > 0 {
-			return out, s.KeepTraces(ctx, traces)
+			return out, s.keepTraces(ctx, traces)
 		}
 		return out, nil
 	}
@@ -267,16 +268,21 @@ func (s *Store) applyBatch(ctx context.Context, evs []*feedloopv1.Event, traces 
 		case !errors.Is(err, redis.TxFailedErr):
 			return nil, fmt.Errorf("readmodel: apply %s: %w", describe(evs), err)
 		case len(evs) > 1 && attempt == splitAfter:
+			rest := maps.Clone(traces) // those of items no event here names
 			for i, ev := range evs {
 				var one map[string]string
 				if tp, ok := traces[ev.GetFeedbackId()]; ok {
 					one = map[string]string{ev.GetFeedbackId(): tp}
+					delete(rest, ev.GetFeedbackId())
 				}
 				applied, err := s.applyBatch(ctx, evs[i:i+1], one)
 				if err != nil {
 					return nil, err
 				}
 				out[i] = applied[0]
+			}
+			if len(rest) > 0 {
+				return out, s.keepTraces(ctx, rest)
 			}
 			return out, nil
 		case attempt == maxAttempts:
@@ -428,7 +434,7 @@ func (s *Store) applyTx(ctx context.Context, tx *redis.Tx, watch []string, evs [
 	}
 	if len(done) == 0 {
 		if len(traces) > 0 {
-			return changes, false, s.KeepTraces(ctx, traces)
+			return changes, false, s.keepTraces(ctx, traces)
 		}
 		return changes, false, nil
 	}

@@ -67,7 +67,7 @@ func (a storeApplier) ApplyEvents(ctx context.Context, evs []*feedloopv1.Event, 
 	for i, h := range hs {
 		tps[i] = h.Get("traceparent")
 	}
-	_, err := a.s.ApplyTraced(ctx, evs, tps)
+	_, err := a.s.ApplyTraced(ctx, evs, tps, nil)
 	return err
 }
 

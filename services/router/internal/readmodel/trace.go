@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -35,13 +36,11 @@ func (s *Store) DumpRebuilt(ctx context.Context) (map[string]string, error) {
 	return d, nil
 }
 
-// KeepTraces remembers each traceparent (W3C) as the trace of its item
+// keepTraces remembers each traceparent (W3C) as the trace of its item
 // (feedback id → traceparent), the trace intake started for it, in one
-// round trip. The first one set stays, as the stream keeps the first
-// feedback.received of an item. ApplyTraced does it for the received
-// events it folds; the projector for those folded before without their
-// message's header (applied at once from a classified event).
-func (s *Store) KeepTraces(ctx context.Context, traces map[string]string) error {
+// round trip, for a batch that has nothing else to write. The first one
+// set stays, as the stream keeps the first feedback.received of an item.
+func (s *Store) keepTraces(ctx context.Context, traces map[string]string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		s.queueTraces(ctx, p, traces)
 		return nil
@@ -52,7 +51,7 @@ func (s *Store) KeepTraces(ctx context.Context, traces map[string]string) error 
 	return nil
 }
 
-// queueTraces queues KeepTraces' commands on p.
+// queueTraces queues keepTraces' commands on p.
 func (s *Store) queueTraces(ctx context.Context, p redis.Pipeliner, traces map[string]string) {
 	for id, tp := range traces {
 		if id != "" && tp != "" {
@@ -66,8 +65,14 @@ func (s *Store) queueTraces(ctx context.Context, p redis.Pipeliner, traces map[s
 // Received event's is remembered as its item's trace, which team actions
 // and answers link to: in the batch's transaction (no round trip of its
 // own), or on its own when the batch changes nothing (a redelivery).
-func (s *Store) ApplyTraced(ctx context.Context, evs []*feedloopv1.Event, traceparents []string) ([]bool, error) {
-	traces := map[string]string{}
+// more are further traces to remember so (feedback id → traceparent): of
+// items whose received event was folded before without its message's
+// header (applied at once, rebuilt from the classified event).
+func (s *Store) ApplyTraced(ctx context.Context, evs []*feedloopv1.Event, traceparents []string, more map[string]string) ([]bool, error) {
+	traces := maps.Clone(more)
+	if traces == nil {
+		traces = map[string]string{}
+	}
 	for i, ev := range evs {
 		if ev.GetReceived() == nil || traceparents[i] == "" {
 			continue
